@@ -1,0 +1,44 @@
+"""interlock: a safety interlock controller for hardware test benches.
+
+It sits between test scripts and bench instruments, checks every commanded
+voltage, current or relay change against the DUT's limit profile before
+anything is sent, and reads back what the instruments report before any
+output goes live.
+"""
+
+from interlock.errors import (
+    ConfigError,
+    ConnectionLost,
+    FaultLatched,
+    IdentityMismatch,
+    InstrumentError,
+    InstrumentTimeout,
+    InterlockError,
+    JournalCorrupt,
+    JournalError,
+    LimitViolation,
+    ProtocolError,
+    ReadbackMismatch,
+    SimulatorError,
+    StateError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "ConnectionLost",
+    "FaultLatched",
+    "IdentityMismatch",
+    "InstrumentError",
+    "InstrumentTimeout",
+    "InterlockError",
+    "JournalCorrupt",
+    "JournalError",
+    "LimitViolation",
+    "ProtocolError",
+    "ReadbackMismatch",
+    "SimulatorError",
+    "StateError",
+    "__version__",
+]

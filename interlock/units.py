@@ -1,0 +1,108 @@
+"""Physical quantities: parsing with explicit units, and SI floats inside.
+
+Configuration files and sequences carry quantities as strings with their
+unit (``"28 V"``, ``"500 mA"``, ``"2 V/s"``). They are parsed with pint and
+checked for dimension here, once. Everything past the configuration layer
+works in plain floats of the SI base unit of that dimension (volts, amperes,
+ohms, seconds, watts, V/s), so the limit engine stays fast and pure; the
+dimension names below are the only vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import pint
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A kind of quantity and the SI unit its floats are expressed in."""
+
+    name: str  # "voltage": used in messages ("expected a voltage")
+    si_unit: str  # pint unit the float is converted to
+    symbol: str  # how the float is shown to people
+
+
+VOLTAGE = Dimension("voltage", "volt", "V")
+CURRENT = Dimension("current", "ampere", "A")
+RESISTANCE = Dimension("resistance", "ohm", "Ω")
+POWER = Dimension("power", "watt", "W")
+DURATION = Dimension("duration", "second", "s")
+SLEW_RATE = Dimension("slew rate", "volt / second", "V/s")
+RATIO = Dimension("ratio", "dimensionless", "")
+
+DIMENSIONS = {d.name: d for d in (VOLTAGE, CURRENT, RESISTANCE, POWER, DURATION, SLEW_RATE, RATIO)}
+
+
+_STARTS_WITH_NUMBER = re.compile(r"^[-+]?(\d|\.\d|nan\b|inf)", re.IGNORECASE)
+
+
+class QuantityError(ValueError):
+    """A string is not a quantity of the expected dimension (message says why)."""
+
+
+@cache
+def registry() -> pint.UnitRegistry:
+    # pint's default registry already knows "%" and "ppm" (readback tolerances).
+    return pint.UnitRegistry()
+
+
+def _article(name: str) -> str:
+    return "an" if name[0] in "aeiou" else "a"
+
+
+def parse_quantity(text: object, dimension: Dimension) -> float:
+    """Parse ``text`` as a quantity of ``dimension`` and return it in SI units.
+
+    Raises :class:`QuantityError` for a bare number (a unit is mandatory,
+    ``"%"`` or ``"ppm"`` for ratios), an unknown unit, a wrong dimension, or a value that is
+    not finite.
+    """
+    expected = f"expected {_article(dimension.name)} {dimension.name}"
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise QuantityError(f'{expected} with its unit, got {text!r}')
+    if not isinstance(text, str):
+        raise QuantityError(f'{expected}, got "{text}" (a bare number: add its unit)')
+    stripped = text.strip()
+    if not _STARTS_WITH_NUMBER.match(stripped):
+        # pint would read "V" as 1 V; a quantity must spell out its number.
+        raise QuantityError(f'{expected}, got "{text}" (not a number with a unit)')
+    ureg = registry()
+    try:
+        quantity = ureg.Quantity(stripped)
+    except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError) as exc:
+        raise QuantityError(f'{expected}, got "{text}" (unknown unit)') from exc
+    except Exception as exc:  # pint raises a zoo of parser errors for garbage
+        raise QuantityError(f'{expected}, got "{text}" (not a quantity)') from exc
+    if not isinstance(quantity, pint.Quantity):
+        # ureg.Quantity("12") gives a dimensionless quantity; catch it below.
+        quantity = ureg.Quantity(quantity)
+    if quantity.units == ureg.dimensionless:
+        raise QuantityError(f'{expected}, got "{text}" (a bare number: add its unit)')
+    try:
+        value = float(quantity.to(dimension.si_unit).magnitude)
+    except pint.errors.DimensionalityError as exc:
+        raise QuantityError(
+            f'{expected}, got "{text}" ({quantity.units:~} is not {_article(dimension.name)} '
+            f"{dimension.name})"
+        ) from exc
+    if not math.isfinite(value):
+        raise QuantityError(f'{expected}, got "{text}" (not a finite value)')
+    return value
+
+
+def format_quantity(value: float, dimension: Dimension) -> str:
+    """Show an SI float with an engineering prefix: 0.5 A -> ``"500 mA"``."""
+    if dimension is RATIO:
+        return f"{value * 100:g} %"
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g} {dimension.symbol}"
+    magnitude = abs(value)
+    for factor, prefix in ((1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ")):
+        if magnitude >= factor:
+            return f"{value / factor:.6g} {prefix}{dimension.symbol}"
+    return f"{value / 1e-9:.6g} n{dimension.symbol}"
