@@ -75,6 +75,7 @@ METERS: dict[str, MeterModel] = {
 
 RELAY_BOARDS: dict[str, RelayBoardModel] = {
     # The interlock relay board of firmware/: 8 relays rated 30 V DC / 2 A.
-    "RB8": RelayBoardModel("interlock", "RB8", relays=8, contact_max_voltage=30.0,
-                           contact_max_current=2.0),
+    "RB8": RelayBoardModel(
+        "interlock", "RB8", relays=8, contact_max_voltage=30.0, contact_max_current=2.0
+    ),
 }

@@ -64,7 +64,7 @@ def parse_quantity(text: object, dimension: Dimension) -> float:
     """
     expected = f"expected {_article(dimension.name)} {dimension.name}"
     if isinstance(text, bool) or not isinstance(text, str | int | float):
-        raise QuantityError(f'{expected} with its unit, got {text!r}')
+        raise QuantityError(f"{expected} with its unit, got {text!r}")
     if not isinstance(text, str):
         raise QuantityError(f'{expected}, got "{text}" (a bare number: add its unit)')
     stripped = text.strip()

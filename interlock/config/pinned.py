@@ -1,0 +1,206 @@
+"""A bench and its profile put together, cross-checked, and pinned for the limit engine.
+
+This is where a profile is held against the bench it runs on: every net it
+limits must be wired, every relay it names must exist, and no limit may
+exceed what the wired instrument (or relay contact) can deliver: a profile
+may only tighten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from interlock.catalog import RELAY_BOARDS, SUPPLIES
+from interlock.config.bench import Bench, load_bench
+from interlock.config.profile import Profile, load_profile
+from interlock.errors import ConfigError
+from interlock.limits import OpenBeforeChangeRule, PinnedLimits, RelayGroupRule
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What is in force on a bench: its description, its DUT profile, the pinned limits."""
+
+    bench: Bench
+    profile: Profile
+    limits: PinnedLimits
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        return {
+            str(self.bench.path): self.bench.sha256,
+            str(self.profile.path): self.profile.sha256,
+        }
+
+
+def load_configuration(
+    bench_path: str | Path = "bench.toml", profile_path: str | Path | None = None
+) -> Configuration:
+    """Load bench.toml and its profile (or ``profile_path`` instead), cross-check and pin them."""
+    bench = load_bench(bench_path)
+    profile = load_profile(profile_path if profile_path is not None else bench.profile_path)
+    return Configuration(bench, profile, pin_limits(bench, profile))
+
+
+def resolve_relay(bench: Bench, profile: Profile, key: str, reference: str) -> str:
+    """A profile names relays by role (``VBUS.power``, ``ID.sense``); find the bench's relay."""
+    net, dot, role = reference.partition(".")
+    if dot:
+        wiring = bench.wiring.get(net)
+        if wiring is None:
+            raise ConfigError(
+                profile.shown_path,
+                key,
+                f'"{reference}": net {net} is not wired on bench {bench.name} ({bench.shown_path})',
+            )
+        relay = {"power": wiring.power_relay, "sense": wiring.sense_relay}.get(role, "")
+        if relay == "":
+            raise ConfigError(
+                profile.shown_path, key, f'"{reference}": expected NET.power or NET.sense'
+            )
+        if relay is None:
+            raise ConfigError(
+                profile.shown_path,
+                key,
+                f'"{reference}": net {net} has no {role} relay on bench {bench.name}',
+            )
+        return relay
+    if reference not in bench.relays:
+        raise ConfigError(
+            profile.shown_path,
+            key,
+            f'unknown relay "{reference}" on bench {bench.name} ({bench.shown_path})',
+        )
+    return reference
+
+
+def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
+    _check_capabilities(bench, profile)
+    if profile.identity is not None:
+        _check_identity_wiring(bench, profile)
+
+    never_together = []
+    for group in profile.never_together:
+        relays = frozenset(
+            resolve_relay(bench, profile, f"{group.key}.relays", r) for r in group.relays
+        )
+        never_together.append(
+            RelayGroupRule(group.key, profile.where(group.key), relays, group.reason)
+        )
+    open_before = []
+    for rule in profile.open_before_change:
+        relays = frozenset(
+            resolve_relay(bench, profile, f"{rule.key}.relays", r) for r in rule.relays
+        )
+        open_before.append(
+            OpenBeforeChangeRule(rule.key, profile.where(rule.key), rule.net, relays, rule.reason)
+        )
+
+    return PinnedLimits(
+        nets=dict(profile.nets),
+        relays=frozenset(bench.relays),
+        power_relays={net: bench.wiring[net].power_relay for net in profile.nets},
+        never_together=tuple(never_together),
+        open_before_change=tuple(open_before),
+        power_on=profile.power_on,
+        power_off=profile.power_off,
+        max_total_power=profile.max_total_power,
+        profile_file=profile.shown_path,
+        bench_file=bench.shown_path,
+    )
+
+
+def _check_identity_wiring(bench: Bench, profile: Profile) -> None:
+    net = profile.identity.net
+    wiring = bench.wiring.get(net)
+    if wiring is None or wiring.sense_relay is None:
+        raise ConfigError(
+            profile.shown_path,
+            "identity.net",
+            f"net {net} has no sense relay on bench {bench.name} ({bench.shown_path})",
+        )
+    if bench.meter is None:
+        raise ConfigError(
+            bench.shown_path,
+            "meter",
+            f"missing: profile {profile.shown_path} checks the DUT identity with a meter",
+        )
+
+
+def _check_capabilities(bench: Bench, profile: Profile) -> None:
+    """Every limit must be within what the wired supply channel and relay contact can deliver."""
+    for net, limits in profile.nets.items():
+        key = f"nets.{net}"
+        wiring = bench.wiring.get(net)
+        if wiring is None or wiring.supply is None:
+            raise ConfigError(
+                profile.shown_path,
+                key,
+                f"net {net} has no supply on bench {bench.name} ({bench.shown_path} [wiring])",
+            )
+        instrument = bench.instruments[wiring.supply.instrument]
+        model = SUPPLIES.get(instrument.identity.model)
+        if model is None:
+            raise ConfigError(
+                bench.shown_path,
+                f"instruments.{instrument.name}.identity.model",
+                f'unknown power supply model "{instrument.identity.model}" '
+                f"(known: {', '.join(sorted(SUPPLIES))})",
+            )
+        channel = model.channels.get(wiring.supply.channel)
+        if channel is None:
+            raise ConfigError(
+                bench.shown_path,
+                f"wiring.{net}.supply.channel",
+                f"the {model.model} has no channel {wiring.supply.channel}",
+            )
+        ceilings = [
+            (
+                "max_voltage",
+                limits.max_voltage,
+                channel.max_voltage,
+                "V",
+                f"{model.model} CH{wiring.supply.channel}",
+            ),
+            (
+                "max_current",
+                limits.max_current,
+                channel.max_current,
+                "A",
+                f"{model.model} CH{wiring.supply.channel}",
+            ),
+        ]
+        relay = bench.relays[wiring.power_relay]
+        board = RELAY_BOARDS.get(bench.instruments[relay.board].identity.model)
+        if board is None:
+            raise ConfigError(
+                bench.shown_path,
+                f"instruments.{relay.board}.identity.model",
+                f'unknown relay board model "{bench.instruments[relay.board].identity.model}" '
+                f"(known: {', '.join(sorted(RELAY_BOARDS))})",
+            )
+        ceilings += [
+            (
+                "max_voltage",
+                limits.max_voltage,
+                board.contact_max_voltage,
+                "V",
+                f"relay {relay.name} contact rating",
+            ),
+            (
+                "max_current",
+                limits.max_current,
+                board.contact_max_current,
+                "A",
+                f"relay {relay.name} contact rating",
+            ),
+        ]
+        for field, value, ceiling, unit, what in ceilings:
+            if value > ceiling:
+                raise ConfigError(
+                    profile.shown_path,
+                    f"{key}.{field}",
+                    f"{value:g} {unit} is beyond what the {what} can deliver ({ceiling:g} {unit}); "
+                    "a profile may only tighten",
+                )

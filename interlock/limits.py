@@ -1,0 +1,436 @@
+"""The limit engine: pure functions, no I/O.
+
+Given the limits pinned at arming (:class:`PinnedLimits`), the commanded state
+of the whole bench (:class:`BenchState`) and one requested change, it answers
+allowed (with the state that results) or refused, naming the rule that
+refused it and where that rule is defined. It rejects, never clamps: an
+allowed request always results in exactly the value that was asked for.
+
+Cross-device rules (relays never closed together, relays open before a net
+changes, total power, power-on and power-off order) are checked against the
+whole state the change would produce, not only the value that changes.
+
+All values are SI floats (V, A, s); ``now`` is the caller's monotonic clock,
+passed in so the engine stays pure and tests can drive time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from interlock.errors import LimitViolation
+
+if TYPE_CHECKING:  # the engine only reads NetLimits' fields; no import cycle with config
+    from interlock.config.profile import NetLimits
+
+BUILT_IN = "interlock built-in rule"
+
+
+# --- the pinned limits ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RelayGroupRule:
+    """No two of ``relays`` may be closed at once."""
+
+    rule: str
+    where: str
+    relays: frozenset[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class OpenBeforeChangeRule:
+    """All of ``relays`` must be open before ``net`` changes."""
+
+    rule: str
+    where: str
+    net: str
+    relays: frozenset[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class PinnedLimits:
+    """Everything the engine needs, resolved from bench.toml and the profile."""
+
+    nets: Mapping[str, NetLimits]
+    relays: frozenset[str]
+    power_relays: Mapping[str, str]  # net -> relay feeding it
+    never_together: tuple[RelayGroupRule, ...]
+    open_before_change: tuple[OpenBeforeChangeRule, ...]
+    power_on: tuple[str, ...]
+    power_off: tuple[str, ...]
+    max_total_power: float
+    profile_file: str  # as shown in refusals, e.g. "profiles/mdb24.toml"
+    bench_file: str
+
+    def where(self, key: str) -> str:
+        return f"{self.profile_file}: {key}"
+
+
+# --- the commanded state -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetState:
+    voltage: float = 0.0  # programmed setpoint, V
+    current_limit: float = 0.0  # programmed current limit, A
+    output: bool = False
+    changed_at: float = -math.inf  # monotonic time of the last live voltage change
+
+
+@dataclass(frozen=True)
+class BenchState:
+    nets: Mapping[str, NetState] = field(default_factory=dict)
+    closed_relays: frozenset[str] = frozenset()
+
+    def net(self, name: str) -> NetState:
+        return self.nets.get(name, NetState())
+
+    def with_net(self, name: str, net_state: NetState) -> BenchState:
+        return replace(self, nets={**self.nets, name: net_state})
+
+    @property
+    def live_nets(self) -> list[str]:
+        return [name for name, net in self.nets.items() if net.output]
+
+
+SAFE_STATE = BenchState()
+
+
+# --- requests ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetVoltage:
+    net: str
+    volts: float
+
+
+@dataclass(frozen=True)
+class SetCurrentLimit:
+    net: str
+    amps: float
+
+
+@dataclass(frozen=True)
+class SetOutput:
+    net: str
+    on: bool
+
+
+@dataclass(frozen=True)
+class SetRelay:
+    relay: str
+    closed: bool
+
+
+Request = SetVoltage | SetCurrentLimit | SetOutput | SetRelay
+
+
+def describe(request: Request) -> str:
+    match request:
+        case SetVoltage(net, volts):
+            return f"set {net} to {volts:g} V"
+        case SetCurrentLimit(net, amps):
+            return f"set {net} current limit to {amps:g} A"
+        case SetOutput(net, on):
+            return f"turn {net} output {'on' if on else 'off'}"
+        case SetRelay(relay, closed):
+            return f"{'close' if closed else 'open'} relay {relay}"
+    return repr(request)
+
+
+# --- verdicts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    rule: str | None = None
+    where: str | None = None
+    reason: str = ""
+
+    def raise_if_refused(self) -> None:
+        if not self.allowed:
+            raise LimitViolation(self.reason, self.rule or "", self.where or "")
+
+
+ALLOWED = Verdict(True)
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    state: BenchState  # the resulting state if allowed, else the state unchanged
+
+
+def _refuse(rule: str, where: str, reason: str) -> Verdict:
+    return Verdict(False, rule, where, reason)
+
+
+# --- the engine -------------------------------------------------------------------
+
+
+def check(limits: PinnedLimits, state: BenchState, request: Request, now: float) -> Verdict:
+    return evaluate(limits, state, request, now).verdict
+
+
+def evaluate(limits: PinnedLimits, state: BenchState, request: Request, now: float) -> Decision:
+    """Decide one request against the pinned limits and the whole commanded state."""
+    verdict = _check_request(limits, state, request, now)
+    if not verdict.allowed:
+        return Decision(verdict, state)
+    new_state = apply(state, request, now)
+    verdict = check_state(limits, new_state)
+    if not verdict.allowed:
+        return Decision(verdict, state)
+    return Decision(ALLOWED, new_state)
+
+
+def apply(state: BenchState, request: Request, now: float) -> BenchState:
+    """The state after ``request``, unchecked (the engine calls it only once allowed)."""
+    match request:
+        case SetVoltage(net, volts):
+            old = state.net(net)
+            changed_at = now if old.output else old.changed_at
+            return state.with_net(net, replace(old, voltage=float(volts), changed_at=changed_at))
+        case SetCurrentLimit(net, amps):
+            return state.with_net(net, replace(state.net(net), current_limit=float(amps)))
+        case SetOutput(net, on):
+            old = state.net(net)
+            changed_at = now if on and not old.output else old.changed_at
+            return state.with_net(net, replace(old, output=bool(on), changed_at=changed_at))
+        case SetRelay(relay, closed):
+            relays = state.closed_relays | {relay} if closed else state.closed_relays - {relay}
+            return replace(state, closed_relays=frozenset(relays))
+    raise TypeError(f"not a request: {request!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_request(
+    limits: PinnedLimits, state: BenchState, request: Request, now: float
+) -> Verdict:
+    match request:
+        case SetRelay(relay, closed):
+            return _check_relay(limits, state, relay, closed)
+        case SetVoltage(net, _) | SetCurrentLimit(net, _) | SetOutput(net, _):
+            if net not in limits.nets:
+                known = ", ".join(sorted(limits.nets))
+                return _refuse(
+                    "nets", limits.where("nets"), f'unknown net "{net}" (this profile has {known})'
+                )
+        case _:
+            return _refuse("request", BUILT_IN, f"not a request: {request!r}")
+
+    net_limits = limits.nets[request.net]
+    current = state.net(request.net)
+    match request:
+        case SetVoltage(net, volts):
+            verdict = _check_voltage(limits, net_limits, current, volts, now)
+        case SetCurrentLimit(net, amps):
+            verdict = _check_current_limit(limits, net_limits, amps)
+        case SetOutput(net, on):
+            verdict = _check_output(limits, state, net_limits, current, on)
+    if not verdict.allowed:
+        return verdict
+    return _check_open_before_change(limits, state, request.net)
+
+
+def _check_voltage(
+    limits: PinnedLimits, net: NetLimits, current: NetState, volts: float, now: float
+) -> Verdict:
+    key = f"nets.{net.net}"
+    if not _is_number(volts):
+        return _refuse(
+            "finite-value", BUILT_IN, f"{net.net} voltage must be a finite number, got {volts!r}"
+        )
+    if volts < net.min_voltage:
+        return _refuse(
+            f"{key}.min_voltage",
+            limits.where(f"{key}.min_voltage"),
+            f"{volts:g} V is below the minimum of {net.min_voltage:g} V",
+        )
+    if volts > net.max_voltage:
+        return _refuse(
+            f"{key}.max_voltage",
+            limits.where(f"{key}.max_voltage"),
+            f"{volts:g} V is above the maximum of {net.max_voltage:g} V",
+        )
+    if current.output:
+        step = abs(volts - current.voltage)
+        if step > net.max_step:
+            return _refuse(
+                f"{key}.max_step",
+                limits.where(f"{key}.max_step"),
+                f"a step of {step:g} V on a live net exceeds {net.max_step:g} V: ramp it",
+            )
+        elapsed = now - current.changed_at
+        if step > net.max_slew * elapsed:
+            return _refuse(
+                f"{key}.max_slew",
+                limits.where(f"{key}.max_slew"),
+                f"{step:g} V in {elapsed:g} s exceeds {net.max_slew:g} V/s",
+            )
+    return ALLOWED
+
+
+def _check_current_limit(limits: PinnedLimits, net: NetLimits, amps: float) -> Verdict:
+    key = f"nets.{net.net}.max_current"
+    if not _is_number(amps):
+        return _refuse(
+            "finite-value",
+            BUILT_IN,
+            f"{net.net} current limit must be a finite number, got {amps!r}",
+        )
+    if amps <= 0:
+        return _refuse(key, limits.where(key), f"a current limit must be above 0 A, got {amps:g} A")
+    if amps > net.max_current:
+        return _refuse(
+            key,
+            limits.where(key),
+            f"{amps:g} A is above the maximum current limit of {net.max_current:g} A",
+        )
+    return ALLOWED
+
+
+def _check_output(
+    limits: PinnedLimits, state: BenchState, net: NetLimits, current: NetState, on: object
+) -> Verdict:
+    if not isinstance(on, bool):
+        return _refuse("request", BUILT_IN, f"output must be on or off, got {on!r}")
+    if on == current.output:
+        return ALLOWED
+    key = f"nets.{net.net}"
+    if on:
+        if current.voltage > net.max_step:
+            return _refuse(
+                f"{key}.max_step",
+                limits.where(f"{key}.max_step"),
+                f"turning on at {current.voltage:g} V is a step of more than "
+                f"{net.max_step:g} V from 0 V: turn on lower and ramp",
+            )
+        if current.current_limit <= 0:
+            return _refuse(
+                f"{key}.max_current",
+                limits.where(f"{key}.max_current"),
+                "no current limit programmed: set one before turning the output on",
+            )
+        before = limits.power_on[: limits.power_on.index(net.net)]
+        missing = [n for n in before if not state.net(n).output]
+        if missing:
+            return _refuse(
+                "sequencing.power_on",
+                limits.where("sequencing.power_on"),
+                f"{net.net} powers on after {', '.join(missing)}, which are off",
+            )
+    else:
+        before = limits.power_off[: limits.power_off.index(net.net)]
+        still_on = [n for n in before if state.net(n).output]
+        if still_on:
+            return _refuse(
+                "sequencing.power_off",
+                limits.where("sequencing.power_off"),
+                f"{net.net} powers off after {', '.join(still_on)}, which are on",
+            )
+    return ALLOWED
+
+
+def _check_open_before_change(limits: PinnedLimits, state: BenchState, net: str) -> Verdict:
+    for rule in limits.open_before_change:
+        closed = sorted(rule.relays & state.closed_relays)
+        if rule.net == net and closed:
+            return _refuse(
+                rule.rule,
+                rule.where,
+                f"{', '.join(closed)} must be open before {net} changes: {rule.reason}",
+            )
+    return ALLOWED
+
+
+def _check_relay(limits: PinnedLimits, state: BenchState, relay: str, closed: object) -> Verdict:
+    if relay not in limits.relays:
+        return _refuse("relays", f"{limits.bench_file}: relays", f'unknown relay "{relay}"')
+    if not isinstance(closed, bool):
+        return _refuse("request", BUILT_IN, f"a relay is open or closed, got {closed!r}")
+    if closed == (relay in state.closed_relays):
+        return ALLOWED
+    for net, power_relay in limits.power_relays.items():
+        if power_relay == relay and state.net(net).output:
+            key = f"wiring.{net}.power_relay"
+            return _refuse(
+                "hot-switch",
+                f"{limits.bench_file}: {key}",
+                f"{relay} feeds {net}, whose output is on: turn it off first",
+            )
+    return ALLOWED
+
+
+def total_power(state: BenchState) -> float:
+    """The most the commanded state can deliver: setpoint x current limit over live nets."""
+    return sum(net.voltage * net.current_limit for net in state.nets.values() if net.output)
+
+
+def check_state(limits: PinnedLimits, state: BenchState) -> Verdict:
+    """Check rules that concern the whole commanded state at once."""
+    for rule in limits.never_together:
+        closed = sorted(rule.relays & state.closed_relays)
+        if len(closed) > 1:
+            return _refuse(
+                rule.rule,
+                rule.where,
+                f"{' and '.join(closed)} would be closed together: {rule.reason}",
+            )
+    for name, net in state.nets.items():
+        if not net.output:
+            continue
+        net_limits = limits.nets.get(name)
+        if net_limits is None:
+            return _refuse("nets", limits.where("nets"), f'net "{name}" is live but has no limits')
+        if not net_limits.min_voltage <= net.voltage <= net_limits.max_voltage:
+            key = f"nets.{name}.max_voltage"
+            return _refuse(key, limits.where(key), f"{name} would be live at {net.voltage:g} V")
+        if not 0 < net.current_limit <= net_limits.max_current:
+            key = f"nets.{name}.max_current"
+            return _refuse(
+                key,
+                limits.where(key),
+                f"{name} would be live with a {net.current_limit:g} A current limit",
+            )
+    power = total_power(state)
+    if power > limits.max_total_power:
+        return _refuse(
+            "rules.max_total_power",
+            limits.where("rules.max_total_power"),
+            f"the live nets could draw {power:g} W, above {limits.max_total_power:g} W",
+        )
+    return ALLOWED
+
+
+# --- ramps ------------------------------------------------------------------------
+
+
+def ramp_steps(net: NetLimits, start: float, target: float) -> list[float]:
+    """Setpoints from ``start`` to ``target`` in equal steps no larger than ``max_step``.
+
+    The caller waits ``step_interval`` between them, so the average slew stays
+    within ``max_slew``; each step is still checked by the engine on its own.
+    """
+    distance = target - start
+    if distance == 0:
+        return []
+    count = max(1, math.ceil(abs(distance) / net.max_step))
+    steps = [start + distance * (i / count) for i in range(1, count)]
+    return [*steps, target]
+
+
+def step_interval(net: NetLimits, step: float) -> float:
+    """The shortest wait before a step of ``step`` volts on a live net."""
+    return abs(step) / net.max_slew
