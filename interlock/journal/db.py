@@ -1,0 +1,127 @@
+"""The SQLite file under the journal: schema, connection settings, row mapping.
+
+Tables:
+
+``entries``  one row per entry, ``seq`` the primary key (assigned by the
+             writer as last + 1 inside a ``BEGIN IMMEDIATE`` transaction, so
+             several processes can append to one file and still form a chain).
+``head``     one row: the seq and hash of the newest entry, updated in the
+             same transaction as each append. Without it, deleting the last
+             entries would leave a chain that still verifies.
+``pruned``   one row per gap left by retention: the retained entries on
+             either side and the hash of the last removed entry. A gap in
+             ``seq`` without such a row is a removed entry.
+``meta``     schema version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from interlock.errors import JournalError
+from interlock.journal.entries import Entry
+
+SCHEMA_VERSION = "1"
+
+# A writer waits this long for another writer's transaction (another process
+# appending, or a prune) before giving up with JournalError.
+BUSY_TIMEOUT_S = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq       INTEGER PRIMARY KEY,
+    wall_time TEXT    NOT NULL,
+    mono_time REAL    NOT NULL,
+    bench     TEXT    NOT NULL,
+    run_id    TEXT    NOT NULL,
+    kind      TEXT    NOT NULL,
+    actor     TEXT    NOT NULL,
+    payload   TEXT    NOT NULL,
+    prev_hash TEXT    NOT NULL,
+    hash      TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_run ON entries (run_id, seq);
+CREATE INDEX IF NOT EXISTS entries_wall ON entries (wall_time);
+CREATE TABLE IF NOT EXISTS head (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pruned (
+    after_seq   INTEGER NOT NULL,
+    before_seq  INTEGER PRIMARY KEY,
+    last_hash   TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+ENTRY_COLUMNS = "seq, wall_time, mono_time, bench, run_id, kind, actor, payload, prev_hash, hash"
+
+
+def connect(path: str | Path, *, create: bool) -> sqlite3.Connection:
+    """Open the journal file with the settings every user of it needs.
+
+    ``create=False`` refuses a missing file instead of silently making an
+    empty journal (a typo in ``--journal`` must not "verify" fine).
+    """
+    path = Path(path)
+    if not create and not path.exists():
+        raise JournalError(f"no journal at {path}")
+    try:
+        # isolation_level=None: transactions are begun explicitly, so a
+        # writer can take the write lock (BEGIN IMMEDIATE) before it reads
+        # the head it chains to.
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        if create:
+            # Must precede the first table: lets retention give space back.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise JournalError(f"{path}: cannot use WAL mode (got {mode})")
+        # FULL: a commit is on disk (WAL fsynced) before append() returns;
+        # NORMAL would survive a process kill but not a power cut.
+        conn.execute("PRAGMA synchronous = FULL")
+        if create:
+            # One transaction, so a second process creating the same file at
+            # the same moment sees either nothing or the whole schema.
+            conn.executescript(
+                "BEGIN IMMEDIATE;"
+                + _SCHEMA
+                + f"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}');"
+                + "COMMIT;"
+            )
+        _check_schema(conn, path)
+        return conn
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot open journal: {exc}") from exc
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path}: not a journal: {exc}") from exc
+    if row is None or row[0] != SCHEMA_VERSION:
+        raise JournalError(f"{path}: unknown journal schema {row[0] if row else None!r}")
+
+
+def row_to_entry(row: tuple) -> Entry:
+    seq, wall_time, mono_time, bench, run_id, kind, actor, payload, prev_hash, hash_ = row
+    return Entry(
+        seq=seq,
+        wall_time=wall_time,
+        mono_time=mono_time,
+        bench=bench,
+        run_id=run_id,
+        kind=kind,
+        actor=actor,
+        payload_json=payload,
+        prev_hash=prev_hash,
+        hash=hash_,
+    )

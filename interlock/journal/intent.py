@@ -1,0 +1,116 @@
+"""Write-ahead for instrument commands: nothing is sent that is not journaled.
+
+The rule (DESIGN.md, "Journal before acting") is enforced by types rather
+than by discipline:
+
+1. The controller asks the journal for an intent::
+
+       intent = journal.command_intent("psu", b"VOLT 5,(@1)\\n", net="VBUS",
+                                       quantity="voltage", value=5.0)
+
+   :meth:`~interlock.journal.store.Journal.command_intent` returns only after
+   the ``command`` entry is committed (``synchronous=FULL``), and it is the
+   only way to make a :class:`DurableIntent`: the constructor demands a token
+   private to this package.
+
+2. A driver sends through a :class:`JournaledWriter` (or
+   :func:`send_journaled`), which accepts nothing but a :class:`DurableIntent`
+   and writes exactly the bytes that were journaled::
+
+       port = JournaledWriter("psu", transport.write)
+       port.send(intent)
+
+   Drivers never hand raw bytes to the transport, so a command without a
+   durable intent cannot be written. Each intent is good for one write: a
+   retry is a new command and gets a new entry.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from interlock.errors import JournalError
+
+# Only the journal holds this; DurableIntent refuses to be built without it.
+_JOURNAL_TOKEN = object()
+
+
+class DurableIntent:
+    """A command whose ``command`` entry is already on disk.
+
+    ``seq`` is the entry's sequence number, ``data`` the exact bytes to send.
+    Immutable, and single-use (see :func:`send_journaled`).
+    """
+
+    __slots__ = ("_lock", "_sent", "data", "entry_hash", "instrument", "seq")
+
+    seq: int
+    instrument: str
+    data: bytes
+    entry_hash: str
+
+    def __init__(
+        self, token: object, *, seq: int, instrument: str, data: bytes, entry_hash: str
+    ) -> None:
+        if token is not _JOURNAL_TOKEN:
+            raise TypeError("a DurableIntent is only made by Journal.command_intent()")
+        for name, value in (
+            ("seq", seq),
+            ("instrument", instrument),
+            ("data", bytes(data)),
+            ("entry_hash", entry_hash),
+        ):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_sent", False)
+        object.__setattr__(self, "_lock", threading.Lock())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a DurableIntent cannot be changed")
+
+    def __repr__(self) -> str:
+        return f"DurableIntent(seq={self.seq}, instrument={self.instrument!r}, data={self.data!r})"
+
+    @property
+    def sent(self) -> bool:
+        return self._sent
+
+    def _claim(self) -> None:
+        # Under a lock: two threads sending the same intent must not both win.
+        with self._lock:
+            if self._sent:
+                raise JournalError(
+                    f"intent #{self.seq} for {self.instrument} was already sent; "
+                    "journal a new command to send again"
+                )
+            object.__setattr__(self, "_sent", True)
+
+
+def send_journaled(intent: DurableIntent, write: Callable[[bytes], object]) -> None:
+    """Write the intent's exact bytes with ``write``; refuse anything else.
+
+    The intent is marked sent before writing: if the write fails half way,
+    the bytes may have gone out, and a resend must be journaled anew.
+    """
+    if not isinstance(intent, DurableIntent):
+        raise JournalError(
+            f"refusing to send {type(intent).__name__}: only a DurableIntent from "
+            "Journal.command_intent() may be sent"
+        )
+    intent._claim()
+    write(intent.data)
+
+
+class JournaledWriter:
+    """The write side of one instrument's transport, open only to intents."""
+
+    def __init__(self, instrument: str, write: Callable[[bytes], object]) -> None:
+        self.instrument = instrument
+        self._write = write
+
+    def send(self, intent: DurableIntent) -> None:
+        if isinstance(intent, DurableIntent) and intent.instrument != self.instrument:
+            raise JournalError(
+                f"intent #{intent.seq} is for {intent.instrument!r}, not {self.instrument!r}"
+            )
+        send_journaled(intent, self._write)

@@ -1,0 +1,302 @@
+"""The journal writer: durable, hash-chained, append-only.
+
+:class:`Journal` is what the controller holds. Every ``append`` (and every
+kind-specific helper built on it) returns only once the entry is committed
+to disk, so "journal, then act" is simply "call, then act". Commands go
+through :meth:`Journal.command_intent`, which hands back the only thing a
+driver may send (:mod:`interlock.journal.intent`).
+
+Appends are serialised twice: a lock for the threads of this process (the
+monitor loop and the API threads share one connection) and ``BEGIN
+IMMEDIATE`` for other processes on the same file. The newest hash is read
+inside that transaction, so the chain stays linear however many writers
+there are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from interlock.errors import JournalError
+from interlock.journal.db import ENTRY_COLUMNS, connect, row_to_entry
+from interlock.journal.entries import (
+    GENESIS_HASH,
+    KINDS,
+    Entry,
+    Kind,
+    canonical_payload,
+    data_fields,
+    entry_hash,
+    file_digest,
+)
+from interlock.journal.intent import _JOURNAL_TOKEN, DurableIntent
+
+WALL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class Clock(Protocol):
+    def wall(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def wall(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+def format_wall(moment: datetime) -> str:
+    """UTC, fixed width, so wall times sort and compare as text."""
+    if moment.tzinfo is None:
+        raise JournalError(f"wall time must be timezone-aware, got {moment!r}")
+    return moment.astimezone(UTC).strftime(WALL_FORMAT)
+
+
+def new_run_id(moment: datetime) -> str:
+    # Time first so run ids sort by start; random tail so two benches (or two
+    # arms in one second) never collide.
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class _Head:
+    seq: int
+    hash: str
+
+
+class Journal:
+    """The bench's durable, hash-chained journal.
+
+    ``bench`` is written into every entry. ``actor`` is the default actor
+    (the controller itself); helpers that record what a person or client did
+    take theirs explicitly. ``run_id`` is set by :meth:`begin_run` (at arming)
+    and cleared by :meth:`end_run`; entries outside a run carry ``""``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        bench: str,
+        actor: str = "controller",
+        clock: Clock | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.bench = bench
+        self.actor = actor
+        self.clock: Clock = clock or SystemClock()
+        self.run_id = ""
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = connect(self.path, create=True)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def begin_run(self, run_id: str | None = None) -> str:
+        self.run_id = run_id or new_run_id(self.clock.wall())
+        return self.run_id
+
+    def end_run(self) -> None:
+        self.run_id = ""
+
+    # -- writing -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the write lock (threads and processes) for one transaction."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise JournalError(f"{self.path}: journal is closed")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise JournalError(f"{self.path}: cannot start a write: {exc}") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise JournalError(f"{self.path}: write failed: {exc}") from exc
+                raise
+
+    def _head(self, conn: sqlite3.Connection) -> _Head:
+        row = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
+        return _Head(0, GENESIS_HASH) if row is None else _Head(row[0], row[1])
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        kind: str,
+        payload: Mapping[str, Any] | None,
+        actor: str | None,
+        run_id: str | None,
+    ) -> Entry:
+        if kind not in KINDS:
+            raise JournalError(f"unknown entry kind {kind!r} (known: {', '.join(sorted(KINDS))})")
+        head = self._head(conn)
+        fields = {
+            "seq": head.seq + 1,
+            "wall_time": format_wall(self.clock.wall()),
+            "mono_time": float(self.clock.monotonic()),
+            "bench": self.bench,
+            "run_id": self.run_id if run_id is None else run_id,
+            "kind": str(kind),
+            "actor": self.actor if actor is None else actor,
+            "payload_json": canonical_payload(payload),
+            "prev_hash": head.hash,
+        }
+        entry = Entry(**fields, hash=entry_hash(**fields))
+        conn.execute(
+            f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.seq,
+                entry.wall_time,
+                entry.mono_time,
+                entry.bench,
+                entry.run_id,
+                entry.kind,
+                entry.actor,
+                entry.payload_json,
+                entry.prev_hash,
+                entry.hash,
+            ),
+        )
+        conn.execute(
+            "INSERT INTO head (id, seq, hash) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (entry.seq, entry.hash),
+        )
+        return entry
+
+    def append(
+        self,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        actor: str | None = None,
+        run_id: str | None = None,
+    ) -> Entry:
+        """Append one entry; returns once it is durable on disk."""
+        with self._write_transaction() as conn:
+            return self._insert(conn, kind, payload, actor, run_id)
+
+    def command_intent(
+        self, instrument: str, data: bytes | str, *, actor: str | None = None, **context: Any
+    ) -> DurableIntent:
+        """Journal the bytes about to go to ``instrument``; the result may be sent.
+
+        ``context`` adds the setpoint (``net``, ``quantity``, ``value``) or
+        anything else worth keeping next to the bytes.
+        """
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        payload = {**context, "instrument": instrument, **data_fields(raw)}
+        entry = self.append(Kind.COMMAND, payload, actor=actor)
+        return DurableIntent(
+            _JOURNAL_TOKEN, seq=entry.seq, instrument=instrument, data=raw, entry_hash=entry.hash
+        )
+
+    # -- kind-specific helpers (payload conventions: interlock.journal.entries) --
+
+    def request(self, who: str, client: str, action: str, **details: Any) -> Entry:
+        return self.append(Kind.REQUEST, {**details, "client": client, "action": action}, actor=who)
+
+    def verdict(
+        self,
+        allowed: bool,
+        *,
+        request: int | None = None,
+        rule: str | None = None,
+        where: str | None = None,
+        reason: str | None = None,
+        **details: Any,
+    ) -> Entry:
+        payload = {**details, "allowed": bool(allowed)}
+        for key, value in (("request", request), ("rule", rule), ("where", where)):
+            if value is not None:
+                payload[key] = value
+        if reason is not None:
+            payload["reason"] = reason
+        return self.append(Kind.VERDICT, payload)
+
+    def readback(self, instrument: str, query: str, reply: str, **details: Any) -> Entry:
+        return self.append(
+            Kind.READBACK, {**details, "instrument": instrument, "query": query, "reply": reply}
+        )
+
+    def measurement(self, net: str, **values: Any) -> Entry:
+        return self.append(Kind.MEASUREMENT, {**values, "net": net})
+
+    def state(self, source: str, dest: str, trigger: str, **details: Any) -> Entry:
+        return self.append(Kind.STATE, {**details, "from": source, "to": dest, "trigger": trigger})
+
+    def fault(self, cause: str, detail: str, **details: Any) -> Entry:
+        return self.append(Kind.FAULT, {**details, "cause": cause, "detail": detail})
+
+    def operator(self, operator: str, action: str, **details: Any) -> Entry:
+        return self.append(Kind.OPERATOR, {**details, "action": action}, actor=operator)
+
+    def identity(
+        self, instrument: str, *, expected: str, seen: str, ok: bool, **details: Any
+    ) -> Entry:
+        payload = {**details, "instrument": instrument, "expected": expected, "seen": seen}
+        return self.append(Kind.IDENTITY, {**payload, "ok": bool(ok)})
+
+    def config(
+        self,
+        files: Mapping[str, str | Path],
+        *,
+        limits: Mapping[str, Mapping[str, Any]] | None = None,
+        **details: Any,
+    ) -> Entry:
+        """Pin the configuration in force: each file's path and SHA-256.
+
+        ``files`` maps a role (``"bench"``, ``"profile"``) to a path; the
+        files are hashed now, so the entry says what was read, not what the
+        file holds later. ``limits`` (net -> limit name -> SI value) lets the
+        post-mortem show the limits without the files.
+        """
+        pinned = {
+            role: {"path": str(path), "sha256": file_digest(path)} for role, path in files.items()
+        }
+        payload: dict[str, Any] = {**details, "files": pinned}
+        if limits is not None:
+            payload["limits"] = {net: dict(values) for net, values in limits.items()}
+        return self.append(Kind.CONFIG, payload)
+
+    # -- reading back what this journal holds --------------------------------
+
+    def last(self) -> Entry | None:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise JournalError(f"{self.path}: journal is closed")
+            row = conn.execute(
+                f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else row_to_entry(row)

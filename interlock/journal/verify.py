@@ -1,0 +1,121 @@
+"""Checking the hash chain: is this the journal as it was written?
+
+Checks, in seq order, stopping at the first problem:
+
+- each entry's stored hash matches its content (an edited entry fails here);
+- each entry's ``prev_hash`` is the hash of the entry before it (a removed,
+  inserted or reordered entry fails here), or, across a gap in ``seq``, the
+  gap is one that retention recorded in ``pruned`` with the same hash;
+- the chain starts at seq 1 on the genesis hash, or after a recorded gap;
+- the last entry is the recorded head (removing the newest entries fails here).
+
+What it cannot see: someone who rewrites the chain from the edit onwards,
+recomputing every hash and the head. The hashes are unkeyed; exporting the
+head hash elsewhere (``interlock journal verify`` prints it) is what pins a
+journal against that.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from interlock.errors import JournalCorrupt, JournalError
+from interlock.journal.db import ENTRY_COLUMNS, connect, row_to_entry
+from interlock.journal.entries import GENESIS_HASH, computed_hash
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    entries: int
+    first_seq: int | None
+    last_seq: int | None
+    pruned_gaps: int  # gaps retention left, each checked against its record
+    head_hash: str
+
+
+def verify_journal(path: str | Path) -> VerifyReport:
+    """Verify the journal file at ``path``; raise JournalCorrupt at the first bad entry."""
+    conn = connect(path, create=False)
+    try:
+        # One read transaction: a consistent snapshot even while a writer appends.
+        conn.execute("BEGIN")
+        try:
+            return verify_connection(conn)
+        finally:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot read journal: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _gap_text(first: int, last: int) -> str:
+    return f"entry {first} is" if first == last else f"entries {first}..{last} are"
+
+
+def verify_connection(conn: sqlite3.Connection) -> VerifyReport:
+    gaps = {
+        before: (after, last_hash)
+        for after, before, last_hash in conn.execute(
+            "SELECT after_seq, before_seq, last_hash FROM pruned"
+        )
+    }
+    head_row = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
+
+    prev_seq, prev_hash = 0, GENESIS_HASH
+    first_seq: int | None = None
+    count = 0
+    gaps_seen = 0
+    for row in conn.execute(f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq"):
+        entry = row_to_entry(row)
+        try:
+            recomputed = computed_hash(entry)
+        except (TypeError, ValueError, JournalError) as exc:
+            raise JournalCorrupt(entry.seq, f"entry {entry.seq}: unreadable fields: {exc}") from exc
+        if recomputed != entry.hash:
+            raise JournalCorrupt(
+                entry.seq, f"entry {entry.seq}: content does not match its hash (edited)"
+            )
+        if entry.seq == prev_seq + 1:
+            if entry.prev_hash != prev_hash:
+                what = "the chain start" if prev_seq == 0 else f"entry {prev_seq}"
+                raise JournalCorrupt(
+                    entry.seq,
+                    f"entry {entry.seq}: does not chain to {what} (replaced or reordered)",
+                )
+        else:
+            gap = gaps.get(entry.seq)
+            if gap is None or gap[0] != prev_seq:
+                raise JournalCorrupt(
+                    prev_seq + 1,
+                    f"{_gap_text(prev_seq + 1, entry.seq - 1)} missing "
+                    f"(removed without a retention record)",
+                )
+            if gap[1] != entry.prev_hash:
+                raise JournalCorrupt(
+                    entry.seq,
+                    f"entry {entry.seq}: does not chain to the pruned range recorded before it",
+                )
+            gaps_seen += 1
+        if first_seq is None:
+            first_seq = entry.seq
+        prev_seq, prev_hash = entry.seq, entry.hash
+        count += 1
+
+    if head_row is None:
+        if count:
+            raise JournalCorrupt(first_seq, "the journal's head record is missing")
+        return VerifyReport(0, None, None, 0, GENESIS_HASH)
+    head_seq, head_hash = head_row
+    if prev_seq < head_seq:
+        raise JournalCorrupt(
+            prev_seq + 1, f"{_gap_text(prev_seq + 1, head_seq)} missing at the end (truncated)"
+        )
+    if prev_seq > head_seq or prev_hash != head_hash:
+        raise JournalCorrupt(
+            min(prev_seq, head_seq + 1),
+            f"entry {prev_seq}: the newest entries differ from the recorded head (seq {head_seq})",
+        )
+    return VerifyReport(count, first_seq, prev_seq, gaps_seen, head_hash)

@@ -1,0 +1,56 @@
+"""A journal writer to be killed: run as a script by the crash tests.
+
+Usage: crash_writer.py JOURNAL WIRE_FILE NAME [THREADS]
+
+Appends command intents as fast as it can, from THREADS threads. For each
+one it prints ``durable <seq>`` once the intent is committed, then "sends"
+the bytes by appending them to WIRE_FILE (the stand-in for a serial port),
+then prints ``sent <seq>``. The test kills it with SIGKILL at a random
+moment and checks that everything on the wire is in the journal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from interlock.journal import Journal, JournaledWriter
+
+
+def main() -> None:
+    journal_path, wire_path, name = sys.argv[1:4]
+    threads = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    journal = Journal(journal_path, bench="crash-bench", actor=name)
+    journal.begin_run(f"run-{name}")
+    wire_fd = os.open(wire_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    wire = JournaledWriter("psu", lambda data: os.write(wire_fd, data))
+    print_lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with print_lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def burst(worker: int) -> None:
+        n = 0
+        while True:
+            n += 1
+            # Unique bytes per command, so each line on the wire names its entry.
+            data = f"VOLT {n % 30}.{worker},(@1);*OPC {name}/{worker}/{n}\n".encode()
+            intent = journal.command_intent("psu", data, net="VBUS", quantity="voltage")
+            say(f"durable {intent.seq}")
+            wire.send(intent)
+            say(f"sent {intent.seq}")
+            journal.measurement("VBUS", voltage=float(n % 30), current=0.1)
+
+    workers = [threading.Thread(target=burst, args=(w,), daemon=True) for w in range(threads)]
+    for worker in workers:
+        worker.start()
+    say("ready")
+    for worker in workers:
+        worker.join()
+
+
+if __name__ == "__main__":
+    main()

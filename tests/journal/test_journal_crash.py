@@ -1,0 +1,125 @@
+"""SIGKILL a real writer process mid-burst: the journal opens, verifies, and
+holds every command that went out on the wire."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from interlock.journal import Journal, JournalReader, verify_journal
+from interlock.journal.entries import payload_data
+
+WRITER = Path(__file__).with_name("crash_writer.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_writer(journal: Path, wire: Path, name: str, threads: int = 1) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(WRITER), str(journal), str(wire), name, str(threads)],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    return proc
+
+
+def run_until(proc: subprocess.Popen, durable_lines: int) -> list[str]:
+    """Read the writer's report until it has said ``durable`` that many times."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    durable = 0
+    deadline = time.monotonic() + 20
+    while durable < durable_lines:
+        line = proc.stdout.readline()
+        assert line, f"writer ended early (rc={proc.poll()})"
+        lines.append(line.strip())
+        durable += line.startswith("durable ")
+        assert time.monotonic() < deadline, "writer too slow"
+    return lines
+
+
+def kill(proc: subprocess.Popen, lines: list[str]) -> list[str]:
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.stdout is not None
+    # Whatever it managed to report before dying counts too.
+    lines.extend(line.strip() for line in proc.stdout.read().splitlines())
+    proc.stdout.close()
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    return lines
+
+
+def check_after_crash(journal: Path, wire: Path, reported: list[str]) -> int:
+    report = verify_journal(journal)  # opens and verifies, or raises JournalCorrupt
+    with JournalReader(journal) as reader:
+        entries = {e.seq: e for e in reader.entries()}
+    assert report.entries == len(entries)
+
+    durable = {int(line.split()[1]) for line in reported if line.startswith("durable ")}
+    missing = durable - entries.keys()
+    assert not missing, f"entries reported durable but lost: {sorted(missing)}"
+
+    journaled = {payload_data(e.payload) for e in entries.values() if e.kind == "command"}
+    sent = wire.read_bytes() if wire.exists() else b""
+    *whole, partial = sent.split(b"\n")
+    for line in whole:
+        assert line + b"\n" in journaled, f"sent but not journaled: {line!r}"
+    # A write cut short by the kill: its bytes (a prefix) went out, so it must be journaled.
+    if partial:
+        assert any(data.startswith(partial) for data in journaled)
+    return len(whole)
+
+
+@pytest.mark.parametrize("round_", range(6))
+def test_sigkill_during_a_burst_loses_nothing_that_was_sent(tmp_path, round_):
+    rng = random.Random(round_)
+    journal, wire = tmp_path / "journal.sqlite", tmp_path / "wire.bin"
+    proc = start_writer(journal, wire, "w", threads=1 + round_ % 3)
+    lines = run_until(proc, rng.randint(5, 120))
+    # Land the kill at an arbitrary point of a commit, not just between lines.
+    time.sleep(rng.random() * 0.005)
+    lines = kill(proc, lines)
+    assert check_after_crash(journal, wire, lines) >= 1
+
+
+def test_the_check_catches_a_command_sent_before_it_was_journaled(tmp_path):
+    # A writer that sends first and journals second would leave this behind.
+    journal, wire = tmp_path / "journal.sqlite", tmp_path / "wire.bin"
+    with Journal(journal, bench="b") as j:
+        j.command_intent("psu", b"VOLT 1\n")
+    wire.write_bytes(b"VOLT 1\nOUTP ON\n")
+    with pytest.raises(AssertionError, match="sent but not journaled"):
+        check_after_crash(journal, wire, [])
+    with pytest.raises(AssertionError, match="reported durable but lost"):
+        check_after_crash(journal, tmp_path / "empty.bin", ["durable 2"])
+
+
+def test_journal_is_writable_after_a_crash(tmp_path):
+    journal, wire = tmp_path / "journal.sqlite", tmp_path / "wire.bin"
+    proc = start_writer(journal, wire, "w")
+    kill(proc, run_until(proc, 30))
+    with Journal(journal, bench="crash-bench") as j:
+        entry = j.fault("crash", "controller restarted after SIGKILL")
+    report = verify_journal(journal)
+    assert report.last_seq == entry.seq
+
+
+def test_sigkill_one_of_two_concurrent_writer_processes(tmp_path):
+    journal, wire = tmp_path / "journal.sqlite", tmp_path / "wire.bin"
+    # Create the file first, so the two writers do not race to make the schema.
+    Journal(journal, bench="crash-bench").close()
+    victim = start_writer(journal, wire, "victim")
+    survivor = start_writer(journal, wire, "survivor")
+    victim_lines = kill(victim, run_until(victim, 40))
+    survivor_lines = kill(survivor, run_until(survivor, 20))
+    check_after_crash(journal, wire, victim_lines + survivor_lines)
+    with JournalReader(journal) as reader:
+        actors = {e.actor for e in reader.entries()}
+    assert actors == {"victim", "survivor"}

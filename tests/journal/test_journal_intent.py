@@ -1,0 +1,79 @@
+"""Write-ahead: only a durable intent can be sent, exactly once, to its instrument."""
+
+from __future__ import annotations
+
+import pytest
+
+from interlock.errors import JournalError
+from interlock.journal import DurableIntent, JournaledWriter, JournalReader, send_journaled
+from interlock.journal.entries import payload_data
+
+
+def test_intent_is_durable_before_it_is_returned(journal, journal_path):
+    intent = journal.command_intent(
+        "psu", b"VOLT 5,(@1)\n", net="VBUS", quantity="voltage", value=5.0
+    )
+    # A second, independent connection sees it: it is committed, not buffered.
+    with JournalReader(journal_path) as reader:
+        (entry,) = reader.entries()
+    assert entry.seq == intent.seq and entry.hash == intent.entry_hash
+    assert entry.kind == "command"
+    assert entry.payload == {
+        "instrument": "psu",
+        "data": "VOLT 5,(@1)\n",
+        "net": "VBUS",
+        "quantity": "voltage",
+        "value": 5.0,
+    }
+    assert payload_data(entry.payload) == intent.data
+
+
+def test_binary_bytes_are_kept_exactly(journal):
+    frame = b"\x02SET K3 1\xff\x9a\x03"
+    intent = journal.command_intent("relay", frame)
+    entry = journal.last()
+    assert "data" not in entry.payload
+    assert payload_data(entry.payload) == frame == intent.data
+
+
+def test_send_writes_exactly_the_journaled_bytes_once(journal):
+    intent = journal.command_intent("psu", "OUTP ON,(@1)\n")
+    wire: list[bytes] = []
+    port = JournaledWriter("psu", wire.append)
+    port.send(intent)
+    assert wire == [b"OUTP ON,(@1)\n"] and intent.sent
+    with pytest.raises(JournalError, match="already sent"):
+        port.send(intent)
+    assert wire == [b"OUTP ON,(@1)\n"]
+
+
+def test_raw_bytes_are_refused(journal):
+    wire: list[bytes] = []
+    with pytest.raises(JournalError, match="only a DurableIntent"):
+        send_journaled(b"OUTP ON\n", wire.append)  # type: ignore[arg-type]
+    with pytest.raises(JournalError, match="only a DurableIntent"):
+        JournaledWriter("psu", wire.append).send("OUTP ON\n")  # type: ignore[arg-type]
+    assert wire == []
+
+
+def test_intent_cannot_be_forged_or_changed(journal):
+    with pytest.raises(TypeError, match=r"only made by Journal\.command_intent"):
+        DurableIntent(object(), seq=1, instrument="psu", data=b"OUTP ON\n", entry_hash="0" * 64)
+    intent = journal.command_intent("psu", b"VOLT 1\n")
+    with pytest.raises(AttributeError):
+        intent.data = b"VOLT 100\n"
+    assert intent.data == b"VOLT 1\n"
+
+
+def test_intent_goes_only_to_its_instrument(journal):
+    intent = journal.command_intent("psu", b"OUTP ON\n")
+    wire: list[bytes] = []
+    with pytest.raises(JournalError, match="is for 'psu', not 'dmm'"):
+        JournaledWriter("dmm", wire.append).send(intent)
+    assert wire == [] and not intent.sent
+
+
+def test_failed_journal_write_yields_no_intent(journal):
+    journal.close()
+    with pytest.raises(JournalError):
+        journal.command_intent("psu", b"OUTP ON\n")
