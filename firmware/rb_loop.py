@@ -1,0 +1,59 @@
+"""Relay board main loop: the only place that moves data between HAL and logic.
+
+``run(hal)`` is the firmware. It polls the inputs, lets the core decide,
+drives the relay outputs, answers the host and feeds the MCU's hardware
+watchdog, in that order, forever (or until ``hal.running()`` says stop, which
+only the simulator does). The hardware watchdog is fed here and nowhere else,
+so a hung or crashed loop resets the MCU, and a reset opens every relay.
+
+The HAL object must provide: ``config()`` (dict with relays, watchdog_ms,
+serial, model), ``ticks_ms()``, ``ticks_diff(a, b)``, ``estop_open()``,
+``read_contacts()`` (mask), ``write_relays(mask)``, ``read()`` (bytes, never
+blocks), ``write(data)``, ``feed_wdt()``, ``idle()`` and ``running()``.
+
+This file must stay valid MicroPython.
+"""
+
+import rb_core
+import rb_protocol
+
+
+def run(hal):
+    cfg = hal.config()
+    # Open first, before the core exists and before anything can fail.
+    hal.write_relays(0)
+    core = rb_core.Interlock(cfg["relays"], cfg["watchdog_ms"], hal.ticks_diff)
+    proto = rb_protocol.Protocol(core, cfg["serial"], cfg["model"])
+    reader = rb_protocol.LineReader()
+    written = 0
+    while hal.running():
+        core.poll(hal.ticks_ms(), hal.estop_open(), hal.read_contacts())
+        written = _drive(hal, core, written)
+        _send_events(hal, proto)
+        data = hal.read()
+        if data:
+            for line in reader.feed(data):
+                # Inputs again before every frame: a set must never act on
+                # an E-stop state older than the frame itself.
+                now = hal.ticks_ms()
+                core.poll(now, hal.estop_open(), hal.read_contacts())
+                written = _drive(hal, core, written)
+                reply = proto.handle(line, now)
+                written = _drive(hal, core, written)
+                if reply is not None:
+                    hal.write(reply)
+            _send_events(hal, proto)
+        hal.feed_wdt()
+        hal.idle()
+
+
+def _drive(hal, core, written):
+    # Outputs follow the core before anything is said about them.
+    if core.commanded != written:
+        hal.write_relays(core.commanded)
+    return core.commanded
+
+
+def _send_events(hal, proto):
+    for line in proto.event_lines():
+        hal.write(line)
