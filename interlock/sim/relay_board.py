@@ -1,0 +1,390 @@
+"""The relay board of the simulated bench: the real firmware on a pseudo-terminal.
+
+:class:`SimulatedRelayBoard` runs the unchanged files of ``firmware/`` under
+CPython, in a thread, through a HAL shim that stands in for ``rb_hal``: the
+relay outputs drive simulated relays, the contact-sense inputs read them back,
+the E-stop loop is a flag, and the host link is a pty, so a host opens the
+board with pyserial exactly as it would open ``/dev/ttyACM0``.
+
+Each board gets its own copies of the firmware modules (loaded through a
+private import hook, never through ``sys.modules``), so several boards in one
+process share nothing, just like real ones.
+
+Fault injection: :meth:`~SimulatedRelayBoard.press_estop` opens the E-stop
+loop, :meth:`~SimulatedRelayBoard.weld` sticks a contact closed (or open)
+whatever its coil does. :meth:`~SimulatedRelayBoard.contacts` is the ground
+truth: what the contacts physically are.
+
+A crash of the firmware loop is treated like one on the board: ``main.py``
+opens the relays, and after the hardware watchdog timeout the board boots
+again (a fresh ``BOOT`` event, the forbidden table gone).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import logging
+import math
+import os
+import select
+import threading
+import time
+import tty
+import types
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+from interlock.errors import SimulatorError
+from interlock.units import DURATION, QuantityError, parse_quantity
+
+log = logging.getLogger(__name__)
+
+FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+# Loaded in dependency order; main.py is run last, as the board does.
+_FIRMWARE_MODULES = ("rb_core", "rb_protocol", "rb_loop")
+
+# Longest the firmware loop sleeps when nothing happens. Inputs changed by
+# this class wake it at once; this only bounds the watchdog's resolution.
+_IDLE_S = 0.002
+# The MCU watchdog of rb_hal.HARDWARE_WDT_MS: time from a crash to the reboot.
+_HARDWARE_WDT_S = 2.0
+
+Listener = Callable[[list[bool], float], None]
+
+
+@cache
+def _firmware_code(firmware_dir: Path) -> dict[str, types.CodeType]:
+    code = {}
+    for name in (*_FIRMWARE_MODULES, "main"):
+        path = firmware_dir / f"{name}.py"
+        code[name] = compile(path.read_text(encoding="utf-8"), str(path), "exec")
+    return code
+
+
+def _watchdog_ms(watchdog: str | float) -> int:
+    if isinstance(watchdog, bool) or not isinstance(watchdog, str | int | float):
+        raise ValueError(f"watchdog: expected a duration like '500 ms', got {watchdog!r}")
+    if isinstance(watchdog, str):
+        try:
+            seconds = parse_quantity(watchdog, DURATION)
+        except QuantityError as exc:
+            raise ValueError(f"watchdog: {exc}") from exc
+    else:
+        seconds = float(watchdog)
+    if not math.isfinite(seconds):
+        raise ValueError(f"watchdog: not a finite duration: {watchdog!r}")
+    ms = seconds * 1000
+    if abs(ms - round(ms)) > 1e-6:
+        raise ValueError(f"watchdog: the firmware counts whole milliseconds, got {watchdog!r}")
+    return round(ms)
+
+
+class _Hal:
+    """The shim the firmware sees instead of rb_hal.Board (same methods)."""
+
+    def __init__(self, board: SimulatedRelayBoard) -> None:
+        self._board = board
+
+    def config(self) -> dict:
+        b = self._board
+        return {
+            "relays": b.relays,
+            "watchdog_ms": b.watchdog_ms,
+            "serial": b.serial,
+            "model": f"RB{b.relays}",
+        }
+
+    def ticks_ms(self) -> int:
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(self, a: int, b: int) -> int:
+        return a - b
+
+    def estop_open(self) -> bool:
+        return self._board._estop
+
+    def read_contacts(self) -> int:
+        return self._board._contact_mask()
+
+    def write_relays(self, mask: int) -> None:
+        self._board._drive_coils(mask)
+
+    def read(self) -> bytes:
+        try:
+            return os.read(self._board._master, 4096)
+        except (BlockingIOError, InterruptedError):
+            return b""
+        except OSError:
+            # EIO: no host side open; a board with an unplugged cable hears nothing.
+            return b""
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                sent = os.write(self._board._master, view)
+            except BlockingIOError:
+                # Nobody reads the port and its buffer is full: like USB CDC
+                # without a host, the bytes are lost.
+                log.debug("relay board %s: output dropped", self._board.serial)
+                return
+            except OSError:
+                return
+            view = view[sent:]
+
+    def feed_wdt(self) -> None:
+        self._board._last_wdt_feed = time.monotonic()
+
+    def idle(self) -> None:
+        b = self._board
+        with contextlib.suppress(OSError, ValueError):
+            ready, _, _ = select.select([b._master, b._wake_r], [], [], _IDLE_S)
+            if b._wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(b._wake_r, 64)
+
+    def running(self) -> bool:
+        return not self._board._stopping
+
+
+class SimulatedRelayBoard:
+    """The bench relay board, its firmware running on a pty.
+
+    Channels are 1-based, as on the board's connector.
+    """
+
+    def __init__(
+        self,
+        serial: str = "RB8-000117",
+        relays: int = 8,
+        watchdog: str | float = "500 ms",
+        *,
+        firmware_dir: str | Path | None = None,
+    ) -> None:
+        if (
+            not isinstance(serial, str)
+            or not serial
+            or len(serial) > 32
+            or not all("!" <= ch <= "~" for ch in serial)
+        ):
+            raise ValueError(f"serial: expected up to 32 printable characters, got {serial!r}")
+        if isinstance(relays, bool) or not isinstance(relays, int) or not 1 <= relays <= 16:
+            raise ValueError(f"relays: expected 1..16, got {relays!r}")
+        self.serial = serial
+        self.relays = relays
+        self.watchdog_ms = _watchdog_ms(watchdog)
+        if not 50 <= self.watchdog_ms <= 5000:
+            raise ValueError(f"watchdog: the firmware accepts 50 ms..5 s, got {watchdog!r}")
+        self.firmware_dir = Path(firmware_dir) if firmware_dir else FIRMWARE_DIR
+        self._lock = threading.Lock()
+        self._notify_lock = threading.RLock()
+        self._coils = 0
+        self._welds: dict[int, bool] = {}
+        self._estop = False
+        self._listeners: list[Listener] = []
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._master = -1
+        self._slave = -1
+        self._wake_r = -1
+        self._wake_w = -1
+        self._port: str | None = None
+        self._last_wdt_feed = 0.0
+        self._notified: int | None = None
+        self.boots = 0
+
+    # -- life cycle ------------------------------------------------------------
+
+    def start(self) -> str:
+        """Power the board up; return the path of the port a host opens."""
+        if self._thread is not None:
+            raise SimulatorError(f"relay board {self.serial} is already running")
+        code = _firmware_code(self.firmware_dir)
+        self._master, self._slave = os.openpty()
+        # Raw from the start: no echo or line editing before the host opens it.
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._port = os.ttyname(self._slave)
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._power, args=(code,), name=f"relay-board-{self.serial}", daemon=True
+        )
+        self._thread.start()
+        return self._port
+
+    def stop(self) -> None:
+        """Power the board down: the firmware stops, the relays open, the port goes."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping = True
+        self._wake()
+        thread.join(timeout=5)
+        if thread.is_alive():
+            raise SimulatorError(f"relay board {self.serial}: firmware thread did not stop")
+        self._thread = None
+        self._drive_coils(0)
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._master = self._slave = self._wake_r = self._wake_w = -1
+        self._port = None
+
+    def __enter__(self) -> SimulatedRelayBoard:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> str | None:
+        """The pty path while running, else None."""
+        return self._port
+
+    # -- fault injection -------------------------------------------------------
+
+    def press_estop(self) -> None:
+        """Open the E-stop loop (the button is pressed or a wire broke)."""
+        self._estop = True
+        self._wake()
+
+    def release_estop(self) -> None:
+        self._estop = False
+        self._wake()
+
+    @property
+    def estop_pressed(self) -> bool:
+        return self._estop
+
+    def weld(self, channel: int, closed: bool = True) -> None:
+        """Stick a contact: closed (welded) or open (burnt), whatever its coil does."""
+        self._check_channel(channel)
+        with self._notify_lock:
+            with self._lock:
+                self._welds[channel] = bool(closed)
+            self._notify()
+        self._wake()
+
+    def unweld(self, channel: int) -> None:
+        self._check_channel(channel)
+        with self._notify_lock:
+            with self._lock:
+                self._welds.pop(channel, None)
+            self._notify()
+        self._wake()
+
+    # -- ground truth ----------------------------------------------------------
+
+    def contacts(self) -> list[bool]:
+        """What each contact physically is (index 0 = channel 1)."""
+        mask = self._contact_mask()
+        return [bool(mask >> i & 1) for i in range(self.relays)]
+
+    def commanded(self) -> list[bool]:
+        """What the firmware drives each coil to (index 0 = channel 1)."""
+        with self._lock:
+            coils = self._coils
+        return [bool(coils >> i & 1) for i in range(self.relays)]
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(contacts, time.monotonic())`` on every contact change.
+
+        It runs in the firmware's thread: it must be quick and must not block.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.remove(listener)
+
+    # -- internals -------------------------------------------------------------
+
+    def _check_channel(self, channel: int) -> None:
+        if isinstance(channel, bool) or not isinstance(channel, int):
+            raise ValueError(f"channel: expected an int, got {channel!r}")
+        if not 1 <= channel <= self.relays:
+            raise ValueError(f"channel: expected 1..{self.relays}, got {channel}")
+
+    def _contact_mask(self) -> int:
+        with self._lock:
+            mask = self._coils
+            for channel, closed in self._welds.items():
+                bit = 1 << (channel - 1)
+                mask = mask | bit if closed else mask & ~bit
+        return mask
+
+    def _drive_coils(self, mask: int) -> None:
+        with self._notify_lock:
+            with self._lock:
+                self._coils = mask
+            self._notify()
+
+    def _notify(self) -> None:
+        # Called with _notify_lock held, so listeners see changes in order.
+        mask = self._contact_mask()
+        if mask == self._notified:
+            return
+        self._notified = mask
+        now = time.monotonic()
+        states = [bool(mask >> i & 1) for i in range(self.relays)]
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(list(states), now)
+            except Exception:
+                log.exception("relay board %s: listener %r failed", self.serial, listener)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def _power(self, code: dict[str, types.CodeType]) -> None:
+        while not self._stopping:
+            self.boots += 1
+            try:
+                self._boot(code)
+            except Exception:
+                log.exception("relay board %s: firmware crashed", self.serial)
+                # main.py has opened the relays; the unfed hardware watchdog
+                # resets the MCU after its timeout, and the board boots again.
+                deadline = time.monotonic() + _HARDWARE_WDT_S
+                while not self._stopping and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            else:
+                return
+
+    def _boot(self, code: dict[str, types.CodeType]) -> None:
+        hal = _Hal(self)
+        shim = types.ModuleType("rb_hal")
+        shim.Board = lambda: hal  # type: ignore[attr-defined]
+        modules: dict[str, types.ModuleType] = {"rb_hal": shim}
+
+        def firmware_import(name, globals=None, locals=None, fromlist=(), level=0):
+            if level == 0 and name in modules:
+                return modules[name]
+            return builtins.__import__(name, globals, locals, fromlist, level)
+
+        board_builtins = dict(vars(builtins))
+        board_builtins["__import__"] = firmware_import
+        for name in _FIRMWARE_MODULES:
+            module = types.ModuleType(name)
+            module.__dict__["__builtins__"] = board_builtins
+            module.__file__ = code[name].co_filename
+            exec(code[name], module.__dict__)
+            modules[name] = module
+        exec(
+            code["main"],
+            {
+                "__name__": "__main__",
+                "__file__": code["main"].co_filename,
+                "__builtins__": board_builtins,
+            },
+        )
