@@ -1,0 +1,1 @@
+"""The simulated bench: instruments, relay board and DUT behind real transports."""
