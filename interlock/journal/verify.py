@@ -56,8 +56,9 @@ def _gap_text(first: int, last: int) -> str:
 
 
 def verify_connection(conn: sqlite3.Connection) -> VerifyReport:
+    # Keyed by the entry before the gap: the gap must end exactly at the next entry.
     gaps = {
-        before: (after, last_hash)
+        after: (before, last_hash)
         for after, before, last_hash in conn.execute(
             "SELECT after_seq, before_seq, last_hash FROM pruned"
         )
@@ -86,11 +87,17 @@ def verify_connection(conn: sqlite3.Connection) -> VerifyReport:
                     f"entry {entry.seq}: does not chain to {what} (replaced or reordered)",
                 )
         else:
-            gap = gaps.get(entry.seq)
-            if gap is None or gap[0] != prev_seq:
+            gap = gaps.get(prev_seq)
+            if gap is not None and gap[0] > entry.seq:
                 raise JournalCorrupt(
-                    prev_seq + 1,
-                    f"{_gap_text(prev_seq + 1, entry.seq - 1)} missing "
+                    entry.seq, f"entry {entry.seq}: lies inside a pruned range (inserted)"
+                )
+            if gap is None or gap[0] != entry.seq:
+                # A recorded gap that ends early: the entries after it are the missing ones.
+                first_missing = gap[0] if gap is not None and gap[0] < entry.seq else prev_seq + 1
+                raise JournalCorrupt(
+                    first_missing,
+                    f"{_gap_text(first_missing, entry.seq - 1)} missing "
                     f"(removed without a retention record)",
                 )
             if gap[1] != entry.prev_hash:

@@ -1,0 +1,184 @@
+"""Bounded growth: pruning old entries without breaking the chain.
+
+A :class:`RetentionPolicy` bounds the journal by age, by entry count and/or
+by bytes of entry data (field and payload bytes, not the file size). Entries
+beyond any bound are removed, with two exceptions:
+
+- a run is removed whole or not at all: a post-mortem of half a run would
+  mislead, so a run that straddles a bound is kept entire;
+- a run that holds a fault entry is kept unless ``include_faulted`` is set:
+  those are the runs someone will want to look at.
+
+Entries outside any run (``run_id == ""``) are removed one by one.
+
+How the chain survives: before deleting anything the whole chain is verified
+(evidence of tampering must not be pruned away); then, in the same
+transaction, every gap in ``seq`` left behind is recorded in the ``pruned``
+table with the hash the next retained entry chains to, and the prune itself
+is journaled as a ``journal`` entry naming the removed ranges and the policy.
+:mod:`interlock.journal.verify` accepts a gap only if it is so recorded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from interlock.errors import JournalError
+from interlock.journal.entries import Entry, Kind
+from interlock.journal.store import Journal, format_wall
+from interlock.journal.verify import verify_connection
+
+# Bytes an entry takes, as counted against ``max_bytes``: its text fields
+# (UTF-8) plus the two 8-byte numbers.
+_ENTRY_BYTES = (
+    "16 + length(CAST(wall_time AS BLOB)) + length(CAST(bench AS BLOB))"
+    " + length(CAST(run_id AS BLOB)) + length(CAST(kind AS BLOB))"
+    " + length(CAST(actor AS BLOB)) + length(CAST(payload AS BLOB))"
+    " + length(prev_hash) + length(hash)"
+)
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    max_age: timedelta | None = None
+    max_entries: int | None = None
+    max_bytes: int | None = None
+    include_faulted: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_age is None and self.max_entries is None and self.max_bytes is None:
+            raise JournalError("a retention policy needs a maximum age, entry count or size")
+        for name in ("max_entries", "max_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise JournalError(f"{name} must not be negative, got {value}")
+        if self.max_age is not None and self.max_age < timedelta(0):
+            raise JournalError(f"max_age must not be negative, got {self.max_age}")
+
+    def describe(self) -> dict[str, Any]:
+        policy: dict[str, Any] = {"include_faulted": self.include_faulted}
+        if self.max_age is not None:
+            policy["max_age_s"] = self.max_age.total_seconds()
+        if self.max_entries is not None:
+            policy["max_entries"] = self.max_entries
+        if self.max_bytes is not None:
+            policy["max_bytes"] = self.max_bytes
+        return policy
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    removed: int
+    ranges: list[tuple[int, int]]  # removed seqs, as inclusive ranges
+    spared_faulted: int  # entries beyond a bound kept because their run faulted
+    spared_runs: int  # entries beyond a bound kept because their run straddles it
+    entry: Entry | None  # the journal entry recording the prune; None if nothing went
+
+
+def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    ranges: list[tuple[int, int]] = []
+    for seq in sorted(seqs):
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
+
+
+def select_prunable(
+    conn: sqlite3.Connection, policy: RetentionPolicy, now: datetime
+) -> tuple[list[int], int, int]:
+    """(seqs to remove, entries spared for a faulted run, spared for a straddling run)."""
+    cutoff = format_wall(now - policy.max_age) if policy.max_age is not None else None
+    faulted = {
+        run
+        for (run,) in conn.execute(
+            "SELECT DISTINCT run_id FROM entries WHERE kind = ? AND run_id != ''",
+            (Kind.FAULT.value,),
+        )
+    }
+    beyond: list[tuple[int, str]] = []  # (seq, run_id) of entries past a bound
+    within_runs: set[str] = set()  # runs with at least one entry inside every bound
+    total_bytes = 0
+    rows = conn.execute(
+        f"SELECT seq, wall_time, run_id, {_ENTRY_BYTES} FROM entries ORDER BY seq DESC"
+    )
+    for count, (seq, wall_time, run_id, size) in enumerate(rows, start=1):
+        total_bytes += size
+        over = (
+            (cutoff is not None and wall_time < cutoff)
+            or (policy.max_entries is not None and count > policy.max_entries)
+            or (policy.max_bytes is not None and total_bytes > policy.max_bytes)
+        )
+        if over:
+            beyond.append((seq, run_id))
+        elif run_id:
+            within_runs.add(run_id)
+
+    doomed: list[int] = []
+    spared_faulted = spared_runs = 0
+    for seq, run_id in beyond:
+        if run_id in faulted and not policy.include_faulted:
+            spared_faulted += 1
+        elif run_id in within_runs:
+            spared_runs += 1
+        else:
+            doomed.append(seq)
+    return doomed, spared_faulted, spared_runs
+
+
+def _record_gaps(conn: sqlite3.Connection) -> None:
+    """Rewrite ``pruned`` to declare every gap among the retained entries."""
+    conn.execute("DELETE FROM pruned")
+    previous = 0
+    gaps = []
+    for seq, prev_hash in conn.execute("SELECT seq, prev_hash FROM entries ORDER BY seq"):
+        if seq != previous + 1:
+            gaps.append((previous, seq, prev_hash))
+        previous = seq
+    conn.executemany("INSERT INTO pruned (after_seq, before_seq, last_hash) VALUES (?, ?, ?)", gaps)
+
+
+def prune(
+    journal: Journal,
+    policy: RetentionPolicy,
+    *,
+    now: datetime | None = None,
+    actor: str | None = None,
+    dry_run: bool = False,
+) -> PruneReport:
+    """Remove what ``policy`` allows, in one transaction, and journal that it was done.
+
+    Raises JournalCorrupt (and removes nothing) if the chain does not verify.
+    """
+    now = now or journal.clock.wall()
+    with journal._write_transaction() as conn:
+        verify_connection(conn)
+        doomed, spared_faulted, spared_runs = select_prunable(conn, policy, now)
+        ranges = _ranges(doomed)
+        if dry_run or not doomed:
+            return PruneReport(len(doomed), ranges, spared_faulted, spared_runs, None)
+        conn.executemany(
+            "DELETE FROM entries WHERE seq BETWEEN ? AND ?", [(a, b) for a, b in ranges]
+        )
+        entry = journal._insert(
+            conn,
+            Kind.JOURNAL,
+            {
+                "action": "prune",
+                "removed": len(doomed),
+                "ranges": [list(r) for r in ranges],
+                "policy": policy.describe(),
+                "spared_faulted": spared_faulted,
+                "spared_runs": spared_runs,
+            },
+            actor,
+            "",
+        )
+        _record_gaps(conn)
+        # Give the freed pages back to the file system (auto_vacuum=INCREMENTAL).
+        conn.execute("PRAGMA incremental_vacuum").fetchall()
+    return PruneReport(len(doomed), ranges, spared_faulted, spared_runs, entry)
