@@ -32,6 +32,7 @@ EXIT_FAULT = 4
 # One module per sub-command family, in the order shown by --help.
 COMMAND_MODULES = [
     "interlock.commands.check",
+    "interlock.commands.journal",
 ]
 
 
