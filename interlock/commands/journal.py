@@ -1,0 +1,221 @@
+"""``interlock journal ...`` and ``interlock postmortem``: reading and keeping the journal.
+
+    interlock journal show [--run ID] [--since TIME] [--follow]
+    interlock journal verify
+    interlock journal export --format jsonl [--out FILE]
+    interlock journal prune [--max-age AGE] [--max-entries N] [--max-bytes SIZE]
+                            [--include-faulted] [--dry-run]
+    interlock postmortem [RUN] --out DIR
+
+Every one takes ``--journal PATH``, or finds the journal through the bench
+(``--bench FILE``, default ``bench.toml``: its ``service.journal``). A broken
+chain is a :class:`~interlock.errors.JournalCorrupt`, exit code 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from interlock.cli import EXIT_FAULT, EXIT_USAGE
+from interlock.commands.common import add_bench_argument, banner
+from interlock.config import load_bench
+from interlock.errors import JournalError
+from interlock.journal import Journal, JournalReader, verify_journal
+from interlock.journal.export import export_jsonl
+from interlock.journal.postmortem import write_postmortem
+from interlock.journal.render import format_line
+from interlock.journal.retention import RetentionPolicy, prune
+from interlock.journal.specs import parse_duration, parse_since, parse_size
+from interlock.journal.store import format_wall
+
+FOLLOW_POLL_S = 0.25
+
+
+def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _since(text: str) -> datetime:
+    return parse_since(text, datetime.now(UTC))
+
+
+def _location_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--journal", metavar="PATH", help="journal file (default: the bench's service.journal)"
+    )
+    add_bench_argument(parent)
+    return parent
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    where = _location_parent()
+    journal = subparsers.add_parser(
+        "journal",
+        help="show, verify, export or prune the bench journal",
+        description="Read and keep the bench's durable, hash-chained journal.",
+    )
+    actions = journal.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
+
+    show = actions.add_parser("show", parents=[where], help="print entries, one per line")
+    show.add_argument("--run", metavar="ID", help="only this run")
+    show.add_argument(
+        "--since", metavar="TIME", type=_argtype(_since), help="ISO time (UTC) or age: 10m, 2h"
+    )
+    show.add_argument("--follow", action="store_true", help="keep printing new entries (Ctrl-C)")
+    show.set_defaults(handler=run_show)
+
+    verify = actions.add_parser("verify", parents=[where], help="check the hash chain")
+    verify.set_defaults(handler=run_verify)
+
+    export = actions.add_parser("export", parents=[where], help="write entries as JSON lines")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    export.add_argument("--run", metavar="ID", help="only this run")
+    export.add_argument("--since", metavar="TIME", type=_argtype(_since))
+    export.set_defaults(handler=run_export)
+
+    prune_ = actions.add_parser(
+        "prune",
+        parents=[where],
+        help="remove old entries (whole runs; faulted runs kept)",
+        description="Remove entries beyond any of the given bounds. Runs go whole or not at "
+        "all; runs that ended in a fault are kept unless --include-faulted.",
+    )
+    prune_.add_argument("--max-age", metavar="AGE", type=_argtype(parse_duration), help="e.g. 30d")
+    prune_.add_argument("--max-entries", metavar="N", type=int)
+    prune_.add_argument(
+        "--max-bytes", metavar="SIZE", type=_argtype(parse_size), help="entry data, e.g. 50M"
+    )
+    prune_.add_argument(
+        "--include-faulted", action="store_true", help="prune runs that faulted too"
+    )
+    prune_.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
+    prune_.set_defaults(handler=run_prune)
+
+    postmortem = subparsers.add_parser(
+        "postmortem",
+        parents=[where],
+        help="write a run's timeline and plot",
+        description="Write timeline.txt and nets.png for a run (default: the latest).",
+    )
+    postmortem.add_argument("run", nargs="?", metavar="RUN", help="run id (default: latest)")
+    postmortem.add_argument("--out", metavar="DIR", required=True, help="output directory")
+    postmortem.set_defaults(handler=run_postmortem)
+
+
+def _locate(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """The journal path and, when known from the bench, the banner line."""
+    if args.journal:
+        return Path(args.journal), None
+    bench = load_bench(args.bench)
+    return bench.service.journal, banner(bench)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    path, heading = _locate(args)
+    since = format_wall(args.since) if args.since else None
+    with JournalReader(path) as reader:
+        if heading:
+            print(heading)
+        last = 0
+        for entry in reader.entries(run=args.run, since=since):
+            print(format_line(entry))
+            last = entry.seq
+        if not args.follow:
+            return 0
+        last = max(last, reader.last_seq())
+        sys.stdout.flush()
+        try:
+            while True:
+                time.sleep(FOLLOW_POLL_S)
+                for entry in reader.entries(run=args.run, since=since, after_seq=last):
+                    print(format_line(entry), flush=True)
+                    last = entry.seq
+        except KeyboardInterrupt:
+            return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    path, heading = _locate(args)
+    if heading:
+        print(heading)
+    report = verify_journal(path)
+    span = f"seq {report.first_seq}..{report.last_seq}" if report.entries else "empty"
+    gaps = f", {report.pruned_gaps} pruned gap(s) as recorded" if report.pruned_gaps else ""
+    print(f"journal {path}: {report.entries} entries ({span}){gaps}: chain OK")
+    print(f"head sha256 {report.head_hash}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    path, _ = _locate(args)
+    since = format_wall(args.since) if args.since else None
+    with JournalReader(path) as reader:
+        if args.out is None:
+            export_jsonl(reader, sys.stdout, run=args.run, since=since)
+            return 0
+        try:
+            with open(args.out, "w", encoding="utf-8") as out:
+                count = export_jsonl(reader, out, run=args.run, since=since)
+        except OSError as exc:
+            raise JournalError(f"cannot write {args.out}: {exc}") from exc
+    print(f"exported {count} entries to {args.out}")
+    return 0
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    if args.max_age is None and args.max_entries is None and args.max_bytes is None:
+        print("journal prune: give --max-age, --max-entries or --max-bytes", file=sys.stderr)
+        return EXIT_USAGE
+    path, heading = _locate(args)
+    if heading:
+        print(heading)
+    policy = RetentionPolicy(
+        max_age=args.max_age,
+        max_entries=args.max_entries,
+        max_bytes=args.max_bytes,
+        include_faulted=args.include_faulted,
+    )
+    with JournalReader(path) as reader:
+        bench = reader.bench() or ""
+    with Journal(path, bench=bench, actor=f"cli:{getpass.getuser()}") as journal:
+        report = prune(journal, policy, dry_run=args.dry_run)
+    ranges = ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in report.ranges) or "none"
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {report.removed} entries (seq {ranges})")
+    if report.spared_faulted:
+        print(f"kept {report.spared_faulted} entries of runs that ended in a fault")
+    if report.spared_runs:
+        print(f"kept {report.spared_runs} entries of runs that straddle the limit")
+    if report.entry is not None:
+        print(f"recorded as entry #{report.entry.seq}")
+    return 0
+
+
+def run_postmortem(args: argparse.Namespace) -> int:
+    path, heading = _locate(args)
+    if heading:
+        print(heading)
+    result = write_postmortem(path, args.run, args.out)
+    print(f"run {result.run_id}: {result.entries} entries")
+    print(f"wrote {result.timeline}")
+    print(f"wrote {result.plot}")
+    if result.chain_error is not None:
+        print(f"JournalCorrupt: {result.chain_error}", file=sys.stderr)
+        return EXIT_FAULT
+    return 0
