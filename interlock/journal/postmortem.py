@@ -14,6 +14,7 @@ run's first entry, on the writer's monotonic clock (wall time can step).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,22 +81,44 @@ def _outcome(entries: list[Entry], t0: float) -> str:
 
 def _summary(entries: list[Entry]) -> str:
     kinds = Counter(e.kind for e in entries)
+
+    def count(n: int, noun: str) -> str:
+        return f"{n} {noun}" + ("" if n == 1 else "s")
+
     refused = sum(1 for e in entries if e.kind == Kind.VERDICT and not e.payload.get("allowed"))
     parts = [
-        f"{kinds[Kind.REQUEST]} requests ({refused} refused)",
-        f"{kinds[Kind.COMMAND]} commands",
-        f"{kinds[Kind.READBACK]} readbacks",
-        f"{kinds[Kind.MEASUREMENT]} measurements",
-        f"{kinds[Kind.FAULT]} faults",
-        f"{kinds[Kind.OPERATOR]} operator actions",
+        f"{count(kinds[Kind.REQUEST], 'request')} ({refused} refused)",
+        count(kinds[Kind.COMMAND], "command"),
+        count(kinds[Kind.READBACK], "readback"),
+        count(kinds[Kind.MEASUREMENT], "measurement"),
+        count(kinds[Kind.FAULT], "fault"),
+        count(kinds[Kind.OPERATOR], "operator action"),
     ]
     return "Summary: " + ", ".join(parts)
 
 
+def _identity_lines(before: Sequence[Entry]) -> list[str]:
+    checks = [e for e in before if e.kind == Kind.IDENTITY]
+    if not checks:
+        return ["Identity checks before the run: none journaled"]
+    return ["Identity checks before the run:"] + [
+        f"  #{e.seq:<5} {e.wall_time}  {describe(e)}" for e in checks
+    ]
+
+
 def timeline_text(
-    entries: list[Entry], run_id: str, *, report: VerifyReport | None, chain_error: str | None
+    entries: list[Entry],
+    run_id: str,
+    *,
+    report: VerifyReport | None,
+    chain_error: str | None,
+    before: Sequence[Entry] = (),
 ) -> str:
-    """The text post-mortem of ``entries`` (those of one run, in seq order)."""
+    """The text post-mortem of ``entries`` (those of one run, in seq order).
+
+    ``before`` are the identity checks journaled between the previous run and
+    this one (right target first: they belong in the story of the run).
+    """
     if not entries:
         raise JournalError(f"run {run_id!r} has no entries")
     first, last = entries[0], entries[-1]
@@ -114,6 +137,7 @@ def timeline_text(
         _outcome(entries, t0),
         "",
         *_config_lines(entries),
+        *_identity_lines(before),
         "",
         _summary(entries),
         "",
@@ -223,7 +247,15 @@ def plot_nets(entries: list[Entry], path: Path, *, title: str) -> None:
             for start, stop in _output_spans(series.output, end):
                 ax.axvspan(start, stop, color="tab:green", alpha=0.08)
     if not names:
-        axes[0][0].text(0.5, 0.5, "no net data in this run", ha="center", va="center")
+        for ax in axes[0]:
+            ax.text(
+                0.5,
+                0.5,
+                "no net data in this run",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
 
     for ax in axes.flat:
         for t, what, _ in marks:
@@ -234,16 +266,20 @@ def plot_nets(entries: list[Entry], path: Path, *, title: str) -> None:
                 linewidth=1.2,
             )
         ax.grid(True, alpha=0.3)
+        # Room on both sides for the labels of marks at the very start and end.
+        ax.set_xlim(-0.03 * max(end, 1e-3), 1.1 * max(end, 1e-3))
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper left", fontsize="small")
+            ax.legend(loc="best", fontsize="small")
     for t, what, label in marks:
         axes[0][0].annotate(
             label,
             xy=(t, 1.0),
             xycoords=("data", "axes fraction"),
+            xytext=(2, -2),
+            textcoords="offset points",
             rotation=90,
             va="top",
-            ha="right",
+            ha="left",
             fontsize="x-small",
             color="tab:red" if what == "fault" else "dimgrey",
         )
@@ -261,8 +297,9 @@ def write_postmortem(
         if run_id is None:
             raise JournalError(f"{journal_path}: no run in this journal")
         entries = list(reader.entries(run=run_id))
-    if not entries:
-        raise JournalError(f"{journal_path}: no entries for run {run_id!r}")
+        if not entries:
+            raise JournalError(f"{journal_path}: no entries for run {run_id!r}")
+        before = reader.identity_checks_before(entries[0].seq)
     report: VerifyReport | None = None
     chain_error: str | None = None
     try:
@@ -275,7 +312,7 @@ def write_postmortem(
         out.mkdir(parents=True, exist_ok=True)
         timeline = out / TIMELINE_FILE
         timeline.write_text(
-            timeline_text(entries, run_id, report=report, chain_error=chain_error),
+            timeline_text(entries, run_id, report=report, chain_error=chain_error, before=before),
             encoding="utf-8",
         )
         plot = out / PLOT_FILE

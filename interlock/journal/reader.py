@@ -96,6 +96,21 @@ class JournalReader:
         row = self._query("SELECT run_id FROM entries WHERE run_id != '' ORDER BY seq DESC LIMIT 1")
         return row[0][0] if row else None
 
+    def identity_checks_before(self, seq: int) -> list[Entry]:
+        """Identity entries outside any run, after the previous run and before ``seq``."""
+        row = self._query(
+            "SELECT MAX(seq) FROM entries WHERE run_id != '' AND seq < ? "
+            "AND run_id != (SELECT run_id FROM entries WHERE seq = ?)",
+            (seq, seq),
+        )
+        start = row[0][0] or 0
+        rows = self._query(
+            f"SELECT {ENTRY_COLUMNS} FROM entries WHERE run_id = '' AND kind = ? "
+            "AND seq > ? AND seq < ? ORDER BY seq",
+            (Kind.IDENTITY.value, start, seq),
+        )
+        return [row_to_entry(r) for r in rows]
+
     def last_seq(self) -> int:
         row = self._query("SELECT MAX(seq) FROM entries")
         return row[0][0] or 0
