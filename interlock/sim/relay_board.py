@@ -81,6 +81,53 @@ def _watchdog_ms(watchdog: str | float) -> int:
     return round(ms)
 
 
+class FirmwareImage:
+    """One board's copy of the firmware modules, imported from each other only.
+
+    ``import rb_core`` inside the firmware resolves to this image's module;
+    ``import rb_hal`` to a shim whose ``Board()`` returns ``hal``. Nothing is
+    put in ``sys.modules``, so images (boards) share no state.
+    """
+
+    def __init__(
+        self, code: dict[str, types.CodeType] | None = None, hal: object | None = None
+    ) -> None:
+        code = code if code is not None else _firmware_code(FIRMWARE_DIR)
+        shim = types.ModuleType("rb_hal")
+        shim.Board = lambda: hal  # type: ignore[attr-defined]
+        self.modules: dict[str, types.ModuleType] = {"rb_hal": shim}
+        modules = self.modules
+
+        def firmware_import(name, globals=None, locals=None, fromlist=(), level=0):
+            if level == 0 and name in modules:
+                return modules[name]
+            return builtins.__import__(name, globals, locals, fromlist, level)
+
+        self.builtins = dict(vars(builtins))
+        self.builtins["__import__"] = firmware_import
+        for name in _FIRMWARE_MODULES:
+            module = types.ModuleType(name)
+            module.__dict__["__builtins__"] = self.builtins
+            module.__file__ = code[name].co_filename
+            exec(code[name], module.__dict__)
+            modules[name] = module
+
+    def __getitem__(self, name: str) -> types.ModuleType:
+        return self.modules[name]
+
+    def run(self, code: types.CodeType | str, filename: str = "<firmware>") -> dict:
+        """Execute ``code`` as ``__main__`` with this image importable; return its globals."""
+        if isinstance(code, str):
+            code = compile(code, filename, "exec")
+        namespace = {
+            "__name__": "__main__",
+            "__file__": code.co_filename,
+            "__builtins__": self.builtins,
+        }
+        exec(code, namespace)
+        return namespace
+
+
 class _Hal:
     """The shim the firmware sees instead of rb_hal.Board (same methods)."""
 
@@ -363,28 +410,5 @@ class SimulatedRelayBoard:
 
     def _boot(self, code: dict[str, types.CodeType]) -> None:
         hal = _Hal(self)
-        shim = types.ModuleType("rb_hal")
-        shim.Board = lambda: hal  # type: ignore[attr-defined]
-        modules: dict[str, types.ModuleType] = {"rb_hal": shim}
-
-        def firmware_import(name, globals=None, locals=None, fromlist=(), level=0):
-            if level == 0 and name in modules:
-                return modules[name]
-            return builtins.__import__(name, globals, locals, fromlist, level)
-
-        board_builtins = dict(vars(builtins))
-        board_builtins["__import__"] = firmware_import
-        for name in _FIRMWARE_MODULES:
-            module = types.ModuleType(name)
-            module.__dict__["__builtins__"] = board_builtins
-            module.__file__ = code[name].co_filename
-            exec(code[name], module.__dict__)
-            modules[name] = module
-        exec(
-            code["main"],
-            {
-                "__name__": "__main__",
-                "__file__": code["main"].co_filename,
-                "__builtins__": board_builtins,
-            },
-        )
+        image = FirmwareImage(code, hal)
+        image.run(code["main"])
