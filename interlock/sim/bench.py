@@ -1,0 +1,396 @@
+"""Assembly of a simulated bench from a ``bench.toml``.
+
+:class:`SimulatedBench` builds, from a :class:`~interlock.config.Bench`, the
+DUT model (``[simulation.loads]``), one SCPI server per ``scpi-psu`` /
+``scpi-dmm`` instrument, one :class:`~interlock.sim.relay_board.SimulatedRelayBoard`
+per ``relay-board``, and ties the relay contacts to the DUT model through
+``[relays]`` and ``[wiring]``::
+
+    with SimulatedBench(load_bench("bench.toml"), faults=["short:VBUS"]) as sim:
+        psu = rm.open_resource(sim.resources["psu"])   # TCPIP::127.0.0.1::PORT::SOCKET
+        port = sim.resources["relays"]                 # /dev/pts/N
+        sim.inject("weld:K3"); sim.clear("weld:K3")
+        sim.truth()["nets"]["VBUS"]["max_voltage"]
+
+``ports="free"`` lets the OS choose every TCP port (tests, several benches at
+once); ``ports="bench"`` uses the ports of the resource strings in bench.toml,
+so the controller finds the instruments where the file says they are. A relay
+board always gets a fresh pseudo-terminal; ``resources`` names it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from interlock.catalog import RELAY_BOARDS, SUPPLIES
+from interlock.errors import SimulatorError
+from interlock.sim import dut
+from interlock.sim.control import ControlServer
+from interlock.sim.dmm import SimulatedMeter
+from interlock.sim.electrical import ElectricalBench, Route
+from interlock.sim.faults import (
+    DEFAULT_WRONG_DUT_OHMS,
+    Fault,
+    parse_fault,
+    parse_noise,
+    parse_ohms,
+)
+from interlock.sim.instrument import IdentityString, Noise, ScpiInstrument
+from interlock.sim.loopthread import EventLoopThread
+from interlock.sim.psu import SimulatedSupply
+from interlock.sim.relay_board import SimulatedRelayBoard
+from interlock.sim.server import InstrumentServer
+from interlock.sim.truth import GroundTruth, Stamp
+
+_SOCKET_RESOURCE = re.compile(r"TCPIP\d*::([^:]+)::(\d+)::SOCKET", re.IGNORECASE)
+FIRMWARE_VERSIONS = {"scpi-psu": "2.1.0-1.0.4-1.12", "scpi-dmm": "A.02.14-02.40-02.14-00.49-01-01"}
+
+
+def _dut_load(load: Any) -> dut.Load:
+    # config.Load: a resistance and/or an active load's current window; the
+    # active part is modelled as a constant sink at the middle of its window.
+    resistance = load.resistance if load.resistance is not None else math.inf
+    window = [c for c in (load.min_current, load.max_current) if c is not None]
+    sink = sum(window) / len(window) if window else 0.0
+    return dut.Load(resistance=resistance, sink=sink)
+
+
+class SimulatedBench:
+    """A running simulated bench (a context manager; or ``start()`` / ``stop()``)."""
+
+    def __init__(
+        self,
+        bench: Any,
+        faults: Iterable[str] = (),
+        ports: str = "free",
+        *,
+        latency: float | None = None,
+        seed: int | None = None,
+        control: bool = False,
+        relay_watchdog: str | float = "500 ms",
+    ) -> None:
+        if isinstance(bench, str | Path):
+            from interlock.config import load_bench
+
+            bench = load_bench(bench)
+        if ports not in ("free", "bench"):
+            raise SimulatorError(f'ports: expected "free" or "bench", got {ports!r}')
+        if bench.simulation is None:
+            raise SimulatorError(
+                f'{bench.shown_path}: bench "{bench.name}" is a {bench.environment} bench; '
+                "only a simulation bench (with a [simulation] section) can be simulated"
+            )
+        self.bench = bench
+        self._initial_faults = [parse_fault(spec) for spec in faults]
+        self._ports = ports
+        self._latency = bench.simulation.latency if latency is None else latency
+        self._rng = random.Random(seed)
+        self._want_control = control
+        self._relay_watchdog = relay_watchdog
+        self._lock = threading.RLock()  # the bench's one physical lock
+        self._faults: dict[tuple[str, str], Fault] = {}
+        self._running = False
+        self._build()
+
+    # --- assembly --------------------------------------------------------------
+
+    def _build(self) -> None:
+        bench = self.bench
+        loads = {net: _dut_load(load) for net, load in bench.simulation.loads.items()}
+        self.base_loads = dict(loads)
+        self.ground_truth = GroundTruth(sorted(set(loads) | set(bench.wiring)))
+        routes = [
+            Route(
+                net=w.net,
+                supply=(w.supply.instrument, w.supply.channel) if w.supply else None,
+                power_relay=w.power_relay,
+                sense_relay=w.sense_relay,
+            )
+            for w in bench.wiring.values()
+        ]
+        self.electrical = ElectricalBench(routes, loads, self.ground_truth, self._lock)
+        self.instruments: dict[str, ScpiInstrument] = {}
+        self.servers: dict[str, InstrumentServer] = {}
+        self.relay_boards: dict[str, SimulatedRelayBoard] = {}
+        for name, spec in bench.instruments.items():
+            identity = IdentityString(spec.identity.maker, spec.identity.model,
+                                      spec.identity.serial,
+                                      FIRMWARE_VERSIONS.get(spec.driver, "1.0.0"))
+            rng = random.Random(self._rng.random())
+            if spec.driver == "scpi-psu":
+                if spec.identity.model not in SUPPLIES:
+                    raise SimulatorError(
+                        f'{bench.shown_path}: instruments.{name}: no simulation of supply model '
+                        f'"{spec.identity.model}" (known: {", ".join(SUPPLIES)})'
+                    )
+                instrument: ScpiInstrument = SimulatedSupply(
+                    name, identity, self.electrical, self.ground_truth,
+                    model=spec.identity.model, rng=rng)
+            elif spec.driver == "scpi-dmm":
+                instrument = SimulatedMeter(name, identity, self.electrical, self.ground_truth,
+                                            rng=rng)
+            elif spec.driver == "relay-board":
+                model = RELAY_BOARDS.get(spec.identity.model)
+                self.relay_boards[name] = SimulatedRelayBoard(
+                    serial=spec.identity.serial,
+                    relays=model.relays if model else 8,
+                    watchdog=self._relay_watchdog,
+                )
+                continue
+            else:  # pragma: no cover - config validates drivers
+                raise SimulatorError(f"instruments.{name}: cannot simulate driver {spec.driver}")
+            self.instruments[name] = instrument
+            host, port = "127.0.0.1", 0
+            if self._ports == "bench":
+                host, port = self._socket_address(name, spec.resource)
+            self.servers[name] = InstrumentServer(instrument, self.ground_truth,
+                                                  self._latency, host, port)
+
+    def _socket_address(self, name: str, resource: str | None) -> tuple[str, int]:
+        match = _SOCKET_RESOURCE.fullmatch(resource or "")
+        if not match or match.group(1) not in ("127.0.0.1", "localhost"):
+            raise SimulatorError(
+                f"{self.bench.shown_path}: instruments.{name}.resource: the simulator serves "
+                f'TCPIP::127.0.0.1::PORT::SOCKET resources, not "{resource}"'
+            )
+        return "127.0.0.1", int(match.group(2))
+
+    def _relay_listener(self, board: str):  # type: ignore[no-untyped-def]
+        channels = {
+            relay.channel: name for name, relay in self.bench.relays.items() if relay.board == board
+        }
+
+        def listener(contacts: list[bool], monotonic: float) -> None:
+            stamp = Stamp(monotonic, time.time() - (time.monotonic() - monotonic))
+            for channel, name in sorted(channels.items()):
+                if channel <= len(contacts):
+                    self.electrical.set_relay(name, contacts[channel - 1], channel, at=stamp)
+
+        return listener
+
+    # --- life cycle ------------------------------------------------------------
+
+    def start(self) -> SimulatedBench:
+        if self._running:
+            raise SimulatorError("the simulated bench is already running")
+        self._loop = EventLoopThread(f"sim-bench-{self.bench.name}")
+        self._loop.start()
+        self._running = True
+        self.control: ControlServer | None = None
+        self.resources: dict[str, str] = {}
+        try:
+            for name, server in self.servers.items():
+                try:
+                    self._loop.run(server.start())
+                except OSError as exc:
+                    raise SimulatorError(
+                        f"instrument {name}: cannot listen on {server.host}:{server.port}: {exc}"
+                    ) from exc
+                self.resources[name] = server.resource
+            for name, board in self.relay_boards.items():
+                board.add_listener(self._relay_listener(name))
+                self.resources[name] = board.start()
+            if self._want_control:
+                self.control = ControlServer(self.handle_control)
+                self._loop.run(self.control.start())
+            self.ground_truth.event("bench-started", self.bench.name,
+                                    resources=dict(self.resources))
+            for fault in self._initial_faults:
+                self._inject(fault)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        errors = []
+        for board in self.relay_boards.values():
+            try:
+                board.stop()
+            except SimulatorError as exc:
+                errors.append(exc)
+        if self.control is not None:
+            self._loop.run(self.control.close())
+        for server in self.servers.values():
+            self._loop.run(server.close())
+        self._loop.stop()
+        self.ground_truth.event("bench-stopped", self.bench.name)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> SimulatedBench:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def control_address(self) -> str | None:
+        return self.control.address if self._running and self.control else None
+
+    # --- faults ------------------------------------------------------------------
+
+    def inject(self, spec: str) -> None:
+        """Inject a fault (see :mod:`interlock.sim.faults` for the SPEC syntax)."""
+        self._require_running()
+        self._inject(parse_fault(spec))
+
+    def clear(self, spec: str | None = None) -> None:
+        """Remove the fault matching ``spec`` (kind and target), or all of them."""
+        self._require_running()
+        if spec is None:
+            for fault in reversed(list(self._faults.values())):
+                self._remove(fault)
+            return
+        wanted = parse_fault(spec, for_clear=True)
+        fault = self._faults.get(wanted.key)
+        if fault is None:
+            active = ", ".join(f.spec for f in self._faults.values()) or "none"
+            raise SimulatorError(f'fault "{spec}" is not active (active: {active})')
+        self._remove(fault)
+
+    def faults(self) -> list[str]:
+        return [fault.spec for fault in self._faults.values()]
+
+    def _inject(self, fault: Fault) -> None:
+        previous = self._faults.get(fault.key)
+        if previous is not None:
+            self._remove(previous)
+        self._apply(fault, True)
+        self._faults[fault.key] = fault
+        self.ground_truth.event("fault-injected", fault.spec, fault=fault.spec)
+
+    def _remove(self, fault: Fault) -> None:
+        self._apply(fault, False)
+        self._faults.pop(fault.key, None)
+        self.ground_truth.event("fault-cleared", fault.spec, fault=fault.spec)
+
+    def _apply(self, fault: Fault, on: bool) -> None:
+        kind = fault.kind
+        if kind in ("short", "open"):
+            load = dut.Load(dut.SHORT_RESISTANCE) if kind == "short" else dut.OPEN
+            self.electrical.override_load(fault.target, load if on else None)
+        elif kind == "swap":
+            a, b = fault.nets
+            self.electrical.swap(a, b, on)
+        elif kind == "wrong-dut":
+            ohms = parse_ohms(fault.value) if fault.value else DEFAULT_WRONG_DUT_OHMS
+            self.electrical.override_load(self.id_net, dut.Load(ohms) if on else None)
+        elif kind in ("identity", "ignore-setpoint", "noise"):
+            instrument = self._scpi_instrument(fault)
+            with self._lock:
+                if kind == "identity":
+                    parts = [p.strip() for p in fault.value.split(",")]
+                    instrument.identity_override = IdentityString(*parts) if on else None
+                elif kind == "ignore-setpoint":
+                    instrument.ignore_setpoints = on
+                else:
+                    absolute, relative = parse_noise(fault.value)
+                    instrument.extra_noise = Noise(absolute, relative) if on else None
+        elif kind in ("hang", "drop"):
+            server = self.servers.get(fault.target)
+            if server is None:
+                raise self._unknown_instrument(fault)
+            if kind == "hang":
+                server.hung = on
+                self.ground_truth.event("hang" if on else "unhang", fault.target,
+                                        instrument=fault.target)
+            elif on:
+                self._loop.run(server.drop())
+            else:
+                self._loop.run(server.undrop())
+                self.resources[fault.target] = server.resource
+        elif kind == "weld":
+            board, channel = self._relay(fault.target)
+            # never call the board with the bench lock held: its listener takes it
+            board.weld(channel) if on else board.unweld(channel)
+        elif kind == "estop":
+            if not self.relay_boards:
+                raise SimulatorError("estop: this bench has no relay board")
+            for board in self.relay_boards.values():
+                board.press_estop() if on else board.release_estop()
+
+    @property
+    def id_net(self) -> str:
+        """The net of the DUT's ID resistor: "ID", or the one net no supply feeds."""
+        if "ID" in self.bench.wiring:
+            return "ID"
+        unpowered = [w.net for w in self.bench.wiring.values() if w.supply is None]
+        if len(unpowered) != 1:
+            raise SimulatorError("wrong-dut: cannot tell which net carries the DUT's ID resistor")
+        return unpowered[0]
+
+    def _scpi_instrument(self, fault: Fault) -> ScpiInstrument:
+        instrument = self.instruments.get(fault.target)
+        if instrument is None:
+            raise self._unknown_instrument(fault)
+        return instrument
+
+    def _unknown_instrument(self, fault: Fault) -> SimulatorError:
+        known = ", ".join(self.instruments) or "none"
+        return SimulatorError(
+            f'fault "{fault.spec}": "{fault.target}" is not a simulated SCPI instrument '
+            f"of this bench (SCPI instruments: {known})"
+        )
+
+    def _relay(self, target: str) -> tuple[SimulatedRelayBoard, int]:
+        relay = self.bench.relays.get(target)
+        if relay is not None:
+            return self.relay_boards[relay.board], relay.channel
+        if target.isdigit() and len(self.relay_boards) == 1:
+            return next(iter(self.relay_boards.values())), int(target)
+        known = ", ".join(self.bench.relays) or "none"
+        raise SimulatorError(f'weld: no relay "{target}" on this bench (relays: {known})')
+
+    def _require_running(self) -> None:
+        if not self._running:
+            raise SimulatorError("the simulated bench is not running")
+
+    # --- truth and control ---------------------------------------------------
+
+    def truth(self) -> dict[str, Any]:
+        """The ground truth as JSON-ready data (see :mod:`interlock.sim.truth`)."""
+        snapshot = self.ground_truth.snapshot()
+        snapshot["faults"] = self.faults()
+        snapshot["contacts"] = sorted(self.electrical.closed_relays())
+        return snapshot
+
+    def describe(self) -> dict[str, Any]:
+        """What ``interlock sim start --json`` prints first."""
+        return {
+            "bench": self.bench.name,
+            "resources": dict(self.resources),
+            "control": self.control_address,
+            "faults": self.faults(),
+        }
+
+    def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "inject":
+            self.inject(str(request.get("spec", "")))
+            return {"faults": self.faults()}
+        if op == "clear":
+            spec = request.get("spec")
+            self.clear(None if spec is None else str(spec))
+            return {"faults": self.faults()}
+        if op == "truth":
+            return {"truth": self.truth()}
+        if op == "faults":
+            return {"faults": self.faults()}
+        if op == "resources":
+            return self.describe()
+        raise SimulatorError(f'unknown op "{op}" (ops: inject, clear, truth, faults, resources)')
