@@ -1,0 +1,1 @@
+"""Benchmark scripts (run by hand, not by the test suite): python -m benchmarks.NAME."""
