@@ -7,6 +7,7 @@ line protocol.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import time
@@ -17,6 +18,7 @@ import pytest
 import pyvisa
 import serial
 
+Resource = pyvisa.resources.MessageBasedResource
 ROOT_BENCH = Path(__file__).resolve().parents[2] / "bench.toml"
 
 
@@ -60,19 +62,19 @@ class RelayLink:
         self.port.close()
 
 
-def nodelay(resource: pyvisa.resources.MessageBasedResource) -> None:
+def nodelay(resource: Resource) -> None:
     """TCP_NODELAY on pyvisa-py's socket: without it, write-then-query stalls ~40 ms."""
     session = resource.visalib.sessions[resource.session]
     session.interface.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @pytest.fixture
-def visa() -> Iterator[Callable[..., pyvisa.resources.MessageBasedResource]]:
+def visa() -> Iterator[Callable[..., Resource]]:
     """Open a resource with the pyvisa-py backend; everything is closed afterwards."""
     rm = pyvisa.ResourceManager("@py")
     opened = []
 
-    def open_resource(resource: str, timeout_ms: int = 2000) -> pyvisa.resources.MessageBasedResource:
+    def open_resource(resource: str, timeout_ms: int = 2000) -> Resource:
         inst = rm.open_resource(resource, read_termination="\n", write_termination="\n",
                                 timeout=timeout_ms)
         nodelay(inst)
@@ -81,10 +83,8 @@ def visa() -> Iterator[Callable[..., pyvisa.resources.MessageBasedResource]]:
 
     yield open_resource
     for inst in opened:
-        try:
+        with contextlib.suppress(pyvisa.errors.Error):  # already gone (a dropped connection)
             inst.close()
-        except pyvisa.errors.Error:
-            pass  # already gone (a dropped connection)
     rm.close()
 
 
