@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from synthetic import RUN_ID, write_config_files, write_synthetic_run
+from journal_synthetic import RUN_ID, write_config_files, write_synthetic_run
 
 from interlock.cli import main
 from interlock.journal import Journal, verify_journal

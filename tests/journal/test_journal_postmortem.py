@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from journal_synthetic import RUN_ID, write_config_files, write_synthetic_run
 from PIL import Image
-from synthetic import RUN_ID, write_config_files, write_synthetic_run
 
 from interlock.errors import JournalError
 from interlock.journal import Journal
