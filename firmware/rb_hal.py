@@ -44,6 +44,7 @@ class Board:
         self._relays = [machine.Pin(n, machine.Pin.OUT, value=0) for n in RELAY_PINS]
         self._sense = [machine.Pin(n, machine.Pin.IN, machine.Pin.PULL_UP) for n in SENSE_PINS]
         self._estop = machine.Pin(ESTOP_PIN, machine.Pin.IN, machine.Pin.PULL_UP)
+        self._estop_edge = False
         self._estop.irq(trigger=machine.Pin.IRQ_RISING, handler=self._estop_irq)
         if UART is None:
             # Raw bytes from the host must never reach the REPL as Ctrl-C.
@@ -74,7 +75,11 @@ class Board:
         return time.ticks_diff(a, b)
 
     def estop_open(self):
-        return self._estop.value() == 1
+        # A pulse shorter than one loop pass (a bouncing contact, a wire that
+        # breaks for a moment) must still latch: the interrupt remembers it.
+        edge = self._estop_edge
+        self._estop_edge = False
+        return edge or self._estop.value() == 1
 
     def read_contacts(self):
         mask = 0
@@ -118,6 +123,7 @@ class Board:
         return True
 
     def _estop_irq(self, pin):
+        self._estop_edge = True
         for relay in self._relays:
             relay.value(0)
 

@@ -7,7 +7,8 @@ only the simulator does). The hardware watchdog is fed here and nowhere else,
 so a hung or crashed loop resets the MCU, and a reset opens every relay.
 
 The HAL object must provide: ``config()`` (dict with relays, watchdog_ms,
-serial, model), ``ticks_ms()``, ``ticks_diff(a, b)``, ``estop_open()``,
+serial, model), ``ticks_ms()``, ``ticks_diff(a, b)``, ``estop_open()`` (true
+if the loop is open now or was at any moment since the previous call),
 ``read_contacts()`` (mask), ``write_relays(mask)``, ``read()`` (bytes, never
 blocks), ``write(data)``, ``feed_wdt()``, ``idle()`` and ``running()``.
 

@@ -12,8 +12,10 @@ process share nothing, just like real ones.
 
 Fault injection: :meth:`~SimulatedRelayBoard.press_estop` opens the E-stop
 loop, :meth:`~SimulatedRelayBoard.weld` sticks a contact closed (or open)
-whatever its coil does. :meth:`~SimulatedRelayBoard.contacts` is the ground
-truth: what the contacts physically are.
+whatever its coil does, :meth:`~SimulatedRelayBoard.drop_replies` and
+:meth:`~SimulatedRelayBoard.garble_replies` add noise on the line.
+:meth:`~SimulatedRelayBoard.contacts` is the ground truth: what the contacts
+physically are.
 
 A crash of the firmware loop is treated like one on the board: ``main.py``
 opens the relays, and after the hardware watchdog timeout the board boots
@@ -150,7 +152,10 @@ class _Hal:
         return a - b
 
     def estop_open(self) -> bool:
-        return self._board._estop
+        # Like rb_hal: open now, or open at any moment since the last call.
+        b = self._board
+        edge, b._estop_edge = b._estop_edge, False
+        return b._estop or edge
 
     def read_contacts(self) -> int:
         return self._board._contact_mask()
@@ -168,6 +173,7 @@ class _Hal:
             return b""
 
     def write(self, data: bytes) -> None:
+        data = self._board._line_noise(data)
         view = memoryview(data)
         while view:
             try:
@@ -230,6 +236,7 @@ class SimulatedRelayBoard:
         self._coils = 0
         self._welds: dict[int, bool] = {}
         self._estop = False
+        self._estop_edge = False
         self._listeners: list[Listener] = []
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -240,6 +247,8 @@ class SimulatedRelayBoard:
         self._port: str | None = None
         self._last_wdt_feed = 0.0
         self._notified: int | None = None
+        self._drop_replies = 0
+        self._garble_replies = 0
         self.boots = 0
 
     # -- life cycle ------------------------------------------------------------
@@ -298,6 +307,7 @@ class SimulatedRelayBoard:
 
     def press_estop(self) -> None:
         """Open the E-stop loop (the button is pressed or a wire broke)."""
+        self._estop_edge = True
         self._estop = True
         self._wake()
 
@@ -325,6 +335,16 @@ class SimulatedRelayBoard:
                 self._welds.pop(channel, None)
             self._notify()
         self._wake()
+
+    def drop_replies(self, count: int = 1) -> None:
+        """Lose the board's next ``count`` reply lines on the wire (events pass)."""
+        with self._lock:
+            self._drop_replies += count
+
+    def garble_replies(self, count: int = 1) -> None:
+        """Flip one bit in each of the board's next ``count`` reply lines."""
+        with self._lock:
+            self._garble_replies += count
 
     # -- ground truth ----------------------------------------------------------
 
@@ -388,6 +408,19 @@ class SimulatedRelayBoard:
                 listener(list(states), now)
             except Exception:
                 log.exception("relay board %s: listener %r failed", self.serial, listener)
+
+    def _line_noise(self, data: bytes) -> bytes:
+        if data[:1] == b"!":
+            return data
+        with self._lock:
+            if self._drop_replies:
+                self._drop_replies -= 1
+                return b""
+            if self._garble_replies:
+                self._garble_replies -= 1
+                middle = len(data) // 2
+                return data[:middle] + bytes([data[middle] ^ 0x04]) + data[middle + 1 :]
+        return data
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
