@@ -1,0 +1,91 @@
+"""``interlock sim start|inject|clear|truth`` and the control channel."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from interlock.cli import main
+from interlock.errors import SimulatorError
+from interlock.sim import control
+from tests.sim.conftest import write_bench
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def running_sim(tmp_path):
+    bench = write_bench(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "interlock", "sim", "start", "--bench", str(bench),
+         "--ports", "free", "--json", "--fault", "wrong-dut"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        first = process.stdout.readline()
+        assert first, process.stderr.read()
+        yield bench, json.loads(first), process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def test_start_json_inject_clear_truth_and_sigint(running_sim, visa, capsys):
+    bench, description, process = running_sim
+    assert set(description["resources"]) == {"psu", "dmm", "relays"}
+    assert description["resources"]["relays"].startswith("/dev/")
+    assert description["faults"] == ["wrong-dut"]
+    state = Path(description["state_file"])
+    assert state == bench.parent / "run" / "sim.json"
+    assert json.loads(state.read_text())["control"] == description["control"]
+
+    psu = visa(description["resources"]["psu"])
+    assert "E36312A" in psu.query("*IDN?")
+
+    assert main(["sim", "inject", "short:VBUS", "--bench", str(bench)]) == 0
+    assert "active faults: wrong-dut, short:VBUS" in capsys.readouterr().out
+    assert main(["sim", "clear", "wrong-dut", "--bench", str(bench)]) == 0
+    assert "active faults: short:VBUS" in capsys.readouterr().out
+    assert main(["sim", "truth", "--control", description["control"]]) == 0
+    truth = json.loads(capsys.readouterr().out)
+    assert truth["faults"] == ["short:VBUS"]
+    assert truth["instruments"]["psu"]["commands"][0]["line"] == "*IDN?"
+    assert set(truth["nets"]) == {"VLOGIC", "VBUS", "MOTOR", "ID"}
+
+    # a refused request is an error of the CLI, not a crash
+    assert main(["sim", "inject", "melt:VBUS", "--bench", str(bench)]) == 4
+    assert "unknown kind" in capsys.readouterr().err
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=10) == 0
+    assert not state.exists()
+
+
+def test_commands_without_a_running_simulator_say_so(tmp_path, capsys):
+    bench = write_bench(tmp_path)
+    assert main(["sim", "truth", "--bench", str(bench)]) == 4
+    assert "no running simulator" in capsys.readouterr().err
+
+
+def test_control_channel_replies(sim_bench_factory):
+    sim = sim_bench_factory(control=True)
+    address = sim.control_address
+    assert control.request(address, {"op": "inject", "spec": "hang:dmm"})["faults"] == ["hang:dmm"]
+    assert control.request(address, {"op": "resources"})["resources"] == sim.resources
+    with pytest.raises(SimulatorError, match="unknown op"):
+        control.request(address, {"op": "explode"})
+    with pytest.raises(SimulatorError, match="not active"):
+        control.request(address, {"op": "clear", "spec": "drop:psu"})
+    assert control.request(address, {"op": "clear"})["faults"] == []
