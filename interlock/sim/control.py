@@ -27,6 +27,8 @@ from interlock.errors import SimulatorError
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_REQUEST = 64 * 1024
+# Longest a request being handled may delay shutting the channel down.
+CLOSE_TIMEOUT = 10.0
 
 
 class ControlServer:
@@ -37,7 +39,7 @@ class ControlServer:
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     @property
     def address(self) -> str:
@@ -53,12 +55,16 @@ class ControlServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-            for writer in list(self._writers):
+            for writer in list(self._connections.values()):
                 writer.transport.abort()
+            if self._connections:
+                await asyncio.wait(list(self._connections), timeout=CLOSE_TIMEOUT)
             await server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = writer
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -82,7 +88,7 @@ class ControlServer:
         except (ConnectionError, OSError):
             pass
         finally:
-            self._writers.discard(writer)
+            self._connections.pop(task, None)
             writer.transport.abort()
 
     def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ Faults live here because they are about the link, not the model:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 
@@ -87,12 +86,13 @@ class InstrumentServer:
             await server.wait_closed()
 
     async def _abort_connections(self) -> None:
-        for task, writer in list(self._connections.items()):
+        # Abort, don't cancel: the handler sees the connection gone and ends by
+        # itself (a cancelled client_connected_cb task makes asyncio log an error).
+        for writer in list(self._connections.values()):
             writer.transport.abort()
-            task.cancel()
-        for task in list(self._connections):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = list(self._connections)
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
