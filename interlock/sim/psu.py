@@ -19,7 +19,7 @@ into CC.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from interlock.catalog import SUPPLIES, SupplyChannel
 from interlock.sim.dut import Operating
@@ -55,7 +55,6 @@ class OutputChannel:
     output: bool = False
     ovp_tripped: bool = False
     ocp_tripped: bool = False
-    last: Operating = field(default_factory=lambda: Operating(0.0, 0.0))
 
     def reset(self) -> None:
         self.voltage = 0.0
@@ -107,7 +106,6 @@ class SimulatedSupply(ScpiInstrument):
 
     def protect(self, channel: int, point: Operating) -> Trip | None:
         out = self.channels[channel]
-        out.last = point
         if not out.output:
             return None
         if out.ovp_enabled and point.voltage > out.ovp:

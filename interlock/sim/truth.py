@@ -9,6 +9,24 @@ Time stamps are ``time.monotonic()`` (comparable with the controller's
 journal, which runs on the same clock) plus wall-clock time for people.
 Everything is thread-safe: instruments, the relay board's thread and the
 control channel all write here.
+
+:meth:`GroundTruth.snapshot` (``interlock sim truth``) is JSON-ready; every
+``at`` / stamp is ``{"monotonic": s, "wall": s}``::
+
+    {"clock": {"monotonic": ..., "wall": ...},        # when the snapshot was taken
+     "nets": {"VBUS": {"voltage": V, "current": A,    # now
+                       "max_voltage": V, "max_voltage_at": stamp | null,
+                       "max_current": A, "max_current_at": stamp | null}},
+     "instruments": {"psu": {"commands": [{"monotonic", "wall", "line", "note"?}],
+                             "dropped": n}},          # beyond MAX_COMMANDS
+     "relays": [{"monotonic", "wall", "relay": "K3", "channel": 3, "closed": true}],
+     "events": [{"monotonic", "wall", "kind", "detail", ...}]}
+
+Event kinds: bench-started, bench-stopped, connected, disconnected,
+fault-injected, fault-cleared, protection-trip (instrument, channel, reason
+OVP/OCP), setpoint-ignored, hang, unhang, connection-dropped, meter-ties-nets
+(nets). :meth:`SimulatedBench.truth` adds ``faults`` (active SPECs) and
+``contacts`` (relays closed now).
 """
 
 from __future__ import annotations
