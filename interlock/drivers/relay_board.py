@@ -299,6 +299,7 @@ class RelayBoard:
                 raise ConnectionLost(self.name, f"cannot open {self.port}: {exc}") from exc
             self._serial = port
             self._lost = None
+            self._last_event = None
             self._closing.clear()
             try:
                 port.reset_input_buffer()
@@ -603,8 +604,12 @@ class RelayBoard:
             log.warning("%s: malformed event %r: %s", self.name, text, exc)
             return
         if kind == "BOOT":
-            log.warning(
-                "%s: the board has (re)booted: all relays open, forbidden table empty", self.name
+            # Expected once after power-up; in the middle of a session it
+            # means the board reset behind the host's back.
+            log.log(
+                logging.INFO if self._last_event is None else logging.WARNING,
+                "%s: the board has (re)booted: all relays open, forbidden table empty",
+                self.name,
             )
         elif self._last_event is not None and number != (self._last_event + 1) & 0xFFFF:
             log.warning("%s: events lost between #%d and #%d", self.name, self._last_event, number)
