@@ -1,0 +1,851 @@
+"""The controller: the part that says *no* before the damage.
+
+Every commanded change goes: limit engine -> journal (request, verdict,
+command intent) -> send -> read back -> compare. Going live on a net is
+preceded by safe-to-mate (measure what is connected, supply disconnected),
+setpoint programmed and read back with the output off, then output on,
+settle, and the measured current inside its window. Any doubt trips to a
+latched fault: outputs off in power-off order, relays open, verified.
+
+Threads: API calls are serialised by ``_operation``; the monitor and the
+relay-board supervisor run in their own threads and may trip at any time.
+Every actuating exchange passes the *gate*: once a trip has begun, no
+operation can send another command, so an operation racing an emergency
+stop cannot re-energise what the stop just turned off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from interlock.config import Configuration, load_configuration
+from interlock.controller.instruments import BenchInstruments, NetPort
+from interlock.controller.machine import SAFE_STATES, ControllerState
+from interlock.controller.safe_state import SafeStateReport, drive_safe
+from interlock.controller.supervision import BoardSupervisor, Monitor
+from interlock.errors import (
+    ConfigError,
+    FaultLatched,
+    IdentityMismatch,
+    InstrumentError,
+    InterlockError,
+    JournalError,
+    LimitViolation,
+    ReadbackMismatch,
+    StateError,
+)
+from interlock.journal import Journal
+from interlock.limits import (
+    SAFE_STATE,
+    BenchState,
+    NetState,
+    Request,
+    SetCurrentLimit,
+    SetOutput,
+    SetRelay,
+    SetVoltage,
+    Verdict,
+    describe,
+    evaluate,
+    ramp_steps,
+    step_interval,
+)
+
+log = logging.getLogger(__name__)
+
+# How long a relay's auxiliary contact may take to follow its coil.
+CONTACT_SETTLE_TIMEOUT = 0.25
+# Margin over the slew-limited interval between ramp steps (clock granularity).
+RAMP_MARGIN = 1.02
+
+
+class Controller:
+    """Owns the bench's instruments; the only way anything gets energised."""
+
+    def __init__(
+        self,
+        configuration: Configuration,
+        journal: Journal,
+        *,
+        resources: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        monitor_period: float | None = None,
+    ) -> None:
+        self.configuration = configuration
+        self.bench = configuration.bench
+        self.limits = configuration.limits
+        self.journal = journal
+        self.clock = clock
+        self.instruments = BenchInstruments(self.bench, journal, resources)
+        self.machine = ControllerState()
+        self.commanded: BenchState = SAFE_STATE
+        self.fault_cause: str | None = None
+        self.last_measured: dict[str, dict[str, float]] = {}
+        self.last_safe_state: SafeStateReport | None = None
+        # Per live net: the setpoints the output may be between (old and new during a step).
+        self._setpoint_window: dict[str, tuple[float, float]] = {}
+        self._operation = threading.RLock()
+        # Re-entrant: a procedure holding the gate may itself trip.
+        self._gate = threading.RLock()
+        self._safe_lock = threading.Lock()
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.monitor = Monitor(self, monitor_period or self.bench.service.monitor_period)
+        self.supervisor = BoardSupervisor(self, self.bench.service.heartbeat_period)
+
+    # -- observation ---------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self.machine.state
+
+    @property
+    def ports(self) -> dict[str, NetPort]:
+        return self.instruments.ports
+
+    def add_listener(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        """``listener(event, details)`` is told of state changes, faults and refusals."""
+        self._listeners.append(listener)
+
+    def _notify(self, event: str, **details: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event, details)
+            except Exception:  # a broken listener must never stop the controller
+                log.exception("listener failed on %s", event)
+
+    def status(self) -> dict[str, Any]:
+        nets = {}
+        for net, port in self.ports.items():
+            limits = self.limits.nets.get(net)
+            commanded = self.commanded.net(net)
+            nets[net] = {
+                "supply": f"{port.supply} CH{port.channel}" if port.supply else None,
+                "setpoint": commanded.voltage,
+                "current_limit": commanded.current_limit,
+                "output": commanded.output,
+                "max_voltage": limits.max_voltage if limits else None,
+                "max_current": limits.max_current if limits else None,
+                "measured": self.last_measured.get(net),
+            }
+        return {
+            "bench": self.bench.name,
+            "environment": self.bench.environment,
+            "state": self.state,
+            "fault": self.fault_cause,
+            "profile": {
+                "name": self.configuration.profile.name,
+                "path": self.configuration.profile.shown_path,
+                "sha256": self.configuration.profile.sha256,
+            },
+            "run": self.journal.run_id,
+            "nets": nets,
+            "relays": {r: r in self.commanded.closed_relays for r in sorted(self.bench.relays)},
+        }
+
+    # -- state machine -------------------------------------------------------
+
+    def _transition(self, trigger: str, **details: Any) -> None:
+        source = self.state
+        dest = self.machine.destination(trigger)
+        self.journal.state(source, dest, trigger, **details)
+        self.machine.fire(trigger)
+        self._notify("state", source=source, dest=dest, trigger=trigger)
+
+    def _require(self, *states: str) -> None:
+        if self.fault_cause is not None:
+            raise FaultLatched(f"bench {self.bench.name} is in a latched fault: {self.fault_cause}")
+        if self.state not in states:
+            raise StateError(f"not allowed while {self.state} (needs {' or '.join(states)})")
+
+    # -- the gate and the trip -------------------------------------------------
+
+    @contextlib.contextmanager
+    def _actuating(self) -> Iterator[None]:
+        """Hold the gate for one actuating exchange; refuse once a trip has begun."""
+        with self._gate:
+            if self.fault_cause is not None:
+                raise FaultLatched(f"tripped: {self.fault_cause}")
+            yield
+
+    def trip(self, cause: str, detail: str, *, who: str | None = None) -> SafeStateReport:
+        """Latch a fault and drive the bench safe. Safe to call from any thread, any time."""
+        with self._gate:
+            first = self.fault_cause is None
+            if first:
+                self.fault_cause = f"{cause}: {detail}"
+        try:
+            self.journal.fault(cause, detail, first=first, **({"who": who} if who else {}))
+        except JournalError:
+            log.exception("cannot journal fault %s: %s", cause, detail)
+        report = self.safe_state(f"{cause}: {detail}")
+        if self.state != "fault":
+            with contextlib.suppress(JournalError, StateError):
+                self._transition("trip", cause=cause)
+        self._notify("fault", cause=cause, detail=detail, first=first)
+        return report
+
+    def safe_state(self, reason: str) -> SafeStateReport:
+        """Outputs off in power-off order, relays open, verified; carries on past errors."""
+        with self._safe_lock:
+            report = drive_safe(self, reason)
+            self.last_safe_state = report
+            # What was commanded is gone: the instruments now hold (at most) the safe state.
+            self.commanded = BenchState(
+                nets={n: replace(s, output=False) for n, s in self.commanded.nets.items()},
+                closed_relays=frozenset(),
+            )
+            self._setpoint_window.clear()
+            return report
+
+    def emergency_stop(self, who: str, client: str = "") -> SafeStateReport:
+        """Anyone may stop. Journaled, then the trip."""
+        with contextlib.suppress(JournalError):
+            self.journal.operator(who, "estop", client=client)
+        return self.trip("estop", f"emergency stop by {who}", who=who)
+
+    # -- connect / close ---------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open every instrument, check identities, read what is really there.
+
+        Start-up never assumes: anything found energised is driven safe,
+        journaled, and left latched for an operator.
+        """
+        with self._operation:
+            if self.state != "disconnected":
+                raise StateError(f"already connected ({self.state})")
+            self.instruments.open()
+            failures = self.instruments.verify_identities()
+            if failures:
+                detail = "; ".join(str(f) for f in failures)
+                self.supervisor.start()  # keep the board's watchdog fed only if it is ours
+                self.trip("identity", detail)
+                raise failures[0]
+            energised = self._read_actual_state()
+            board = self.instruments.board
+            board.set_watchdog(0.5)
+            board.load_forbidden(self._forbidden_masks())
+            self.supervisor.start()
+            self.monitor.start()
+            if energised:
+                self.trip("found-energised", "; ".join(energised))
+                return
+            self._transition("connect")
+
+    def _read_actual_state(self) -> list[str]:
+        """What is energised right now, whatever anyone believes."""
+        found = []
+        for name, channels in self.instruments.supply_channels().items():
+            for channel, settings in zip(
+                channels, self.instruments.supplies[name].settings(channels), strict=True
+            ):
+                if settings.output:
+                    found.append(f"{name} CH{channel} output on at {settings.voltage:g} V")
+        state = self.instruments.board.get_state()
+        if state.commanded or state.contacts:
+            closed = sorted(self.instruments.relays_of(state.commanded | state.contacts))
+            found.append(f"relays closed: {', '.join(closed)}")
+        return found
+
+    def _forbidden_masks(self) -> list[int]:
+        """The profile's never-together groups as the board's pairwise masks (defence in depth)."""
+        masks = set()
+        for group in self.limits.never_together:
+            relays = sorted(group.relays)
+            for i, a in enumerate(relays):
+                for b in relays[i + 1 :]:
+                    masks.add(self.instruments.mask({a, b}))
+        return sorted(masks)
+
+    def close(self) -> None:
+        """Drive safe, stop supervising, close every instrument."""
+        with self._operation:
+            if self.state != "disconnected":
+                self.safe_state("controller closing")
+            self.monitor.stop()
+            self.supervisor.stop()
+            if self.state != "disconnected":
+                with contextlib.suppress(JournalError, StateError):
+                    self._transition("disconnect")
+            self.instruments.close()
+
+    # -- operator actions ----------------------------------------------------------
+
+    def arm(self, operator: str, *, confirm: str | None = None, client: str = "") -> None:
+        """Pin the limits, check the DUT and that all is off, program the protections."""
+        with self._operation:
+            self.journal.operator(operator, "arm", client=client)
+            self._require("safe")
+            if self.bench.environment == "flight" and confirm != self.bench.name:
+                raise StateError(
+                    f"bench {self.bench.name} is a flight bench: arming needs the bench name "
+                    "typed as confirmation"
+                )
+            self._pin_configuration()
+            self.journal.begin_run()
+            self.journal.config(
+                {"bench": self.bench.path, "profile": self.configuration.profile.path},
+                limits=self._limits_summary(),
+                operator=operator,
+            )
+            try:
+                self._check_dut_identity()
+                self._verify_all_off()
+                self._program_protection()
+            except (InstrumentError, FaultLatched) as error:
+                if not isinstance(error, IdentityMismatch) and self.fault_cause is None:
+                    self.trip("arming", str(error))
+                self.journal.end_run()
+                raise
+            self._transition("arm", operator=operator)
+
+    def _pin_configuration(self) -> None:
+        """Re-read the files at arming: edits take effect now, never while armed."""
+        fresh = load_configuration(self.bench.path, self.configuration.profile.path)
+        if fresh.bench.sha256 != self.bench.sha256:
+            raise ConfigError(
+                self.bench.shown_path,
+                "",
+                "changed since the controller connected: restart it to use the new bench",
+            )
+        self.configuration = fresh
+        self.limits = fresh.limits
+
+    def _limits_summary(self) -> dict[str, dict[str, float]]:
+        return {
+            net: {
+                "min_voltage": n.min_voltage,
+                "max_voltage": n.max_voltage,
+                "max_current": n.max_current,
+                "max_step": n.max_step,
+                "max_slew": n.max_slew,
+                "live_min_current": n.live_min_current,
+                "live_max_current": n.live_max_current,
+            }
+            for net, n in self.limits.nets.items()
+        }
+
+    def _check_dut_identity(self) -> None:
+        identity = self.configuration.profile.identity
+        if identity is None:
+            return
+        measured = self._measure_routed(identity.net, purpose="dut-identity")
+        resistance = measured["resistance"]
+        expected = (
+            f"{identity.min_resistance:g} .. {identity.max_resistance:g} ohm on {identity.net}"
+        )
+        seen = f"{resistance:g} ohm"
+        ok = identity.min_resistance <= resistance <= identity.max_resistance
+        self.journal.identity(
+            "dut", expected=expected, seen=seen, ok=ok, profile=self.configuration.profile.name
+        )
+        if not ok:
+            raise IdentityMismatch("dut", f"{self.configuration.profile.name} ({expected})", seen)
+
+    def _verify_all_off(self) -> None:
+        problems = self._read_actual_state()
+        for name, channels in self.instruments.supply_channels().items():
+            readings = self.instruments.supplies[name].measure(channels)
+            for channel, (volts, _amps) in zip(channels, readings, strict=True):
+                net = self._net_of(name, channel)
+                limit = (
+                    self.limits.nets[net].safe_to_mate.max_stray_voltage
+                    if net in self.limits.nets
+                    else 0.5
+                )
+                if abs(volts) > limit:
+                    problems.append(f"{name} CH{channel} measures {volts:g} V with its output off")
+        if problems:
+            raise InstrumentError("bench", "not everything is off: " + "; ".join(problems))
+
+    def _program_protection(self) -> None:
+        """Each channel: 0 V, current limit and OVP at the profile, all read back."""
+        nets = {}
+        for net, limits in self.limits.nets.items():
+            port = self.ports[net]
+            psu = self.instruments.supplies[port.supply]
+            ovp = min(limits.max_voltage * 1.1 + 0.1, self._channel_rating(port).max_ovp)
+            settings = [
+                ("voltage", 0.0, psu.program_voltage, limits.readback_tolerance(0.0)),
+                (
+                    "current_limit",
+                    limits.max_current,
+                    psu.program_current_limit,
+                    max(1e-3, limits.readback_relative * limits.max_current),
+                ),
+                ("ovp", ovp, psu.program_ovp, limits.readback_tolerance(ovp)),
+            ]
+            for quantity, value, program, tolerance in settings:
+                with self._actuating():
+                    readback = program(port.channel, value, net=net)
+                self._expect(net, quantity, value, readback, tolerance)
+            nets[net] = NetState(voltage=0.0, current_limit=limits.max_current)
+        self.commanded = BenchState(nets=nets)
+
+    def _channel_rating(self, port: NetPort):
+        from interlock.catalog import SUPPLIES
+
+        model = self.bench.instruments[port.supply].identity.model
+        return SUPPLIES[model].channels[port.channel]
+
+    def disarm(self, operator: str, client: str = "") -> None:
+        with self._operation:
+            self.journal.operator(operator, "disarm", client=client)
+            self._require("armed")
+            self._transition("disarm", operator=operator)
+            self.journal.end_run()
+
+    def reset(self, operator: str, client: str = "") -> None:
+        """Clear a latched fault after verifying the safe state. Never energises."""
+        with self._operation:
+            self.journal.operator(operator, "reset", client=client, fault=self.fault_cause)
+            if self.state != "fault":
+                raise StateError(f"nothing to reset ({self.state})")
+            board = self.instruments.board
+            if not board.is_open:
+                board.open()
+            if board.get_state().estop_active:
+                raise StateError("the E-stop is still pressed: release it before reset")
+            # A broken session may have been a different instrument on reconnect: identify again.
+            for instrument in self.instruments.all:
+                transport = getattr(instrument, "transport", None)
+                if transport is not None and not transport.is_open:
+                    transport.open()
+            failures = self.instruments.verify_identities()
+            if failures:
+                raise failures[0]
+            board.reset_trip()
+            energised = self._read_actual_state()
+            if energised:
+                self.safe_state("reset found energised: " + "; ".join(energised))
+                raise StateError("reset refused, found energised: " + "; ".join(energised))
+            with self._gate:
+                self.fault_cause = None
+            self.commanded = SAFE_STATE
+            self.supervisor.clear_seen()
+            self.monitor.ensure_running()
+            self.supervisor.ensure_running()
+            self._transition("reset", operator=operator)
+            self.journal.end_run()
+
+    # -- script actions ------------------------------------------------------------
+
+    def _request(self, who: str, client: str, action: str, **details: Any) -> int:
+        return self.journal.request(who, client, action, **details).seq
+
+    def _refuse(self, request_seq: int, verdict: Verdict) -> None:
+        self.journal.verdict(
+            False,
+            request=request_seq,
+            rule=verdict.rule,
+            where=verdict.where,
+            reason=verdict.reason,
+        )
+        self._notify("refused", rule=verdict.rule, where=verdict.where, reason=verdict.reason)
+        verdict.raise_if_refused()
+
+    def _guarded(self, request_seq: int, action: Callable[[], Any]) -> Any:
+        """Run an operation; a state error is journaled as a refusal; instrument trouble trips."""
+        try:
+            self._require("armed", "live")
+        except (StateError, FaultLatched) as error:
+            self.journal.verdict(
+                False, request=request_seq, rule="state", where="controller", reason=str(error)
+            )
+            raise
+        try:
+            return action()
+        except (LimitViolation, FaultLatched, StateError):
+            raise
+        except InstrumentError as error:
+            self.trip("instrument", str(error))
+            raise
+        except JournalError as error:
+            self.trip("journal", str(error))
+            raise
+
+    def set_voltage(self, net: str, volts: float, *, who: str = "script", client: str = "") -> None:
+        """Program a setpoint; on a live net, ramp at the allowed slew, each step read back."""
+        with self._operation:
+            seq = self._request(who, client, "set", net=net, quantity="voltage", value=volts)
+            self._guarded(seq, lambda: self._set_voltage(seq, net, volts))
+
+    def _set_voltage(self, seq: int, net: str, volts: float) -> None:
+        steps = self._plan(net, volts)
+        # Every step is checked before the first is sent: a ramp is refused whole or not at all.
+        planned, at = self.commanded, self.clock()
+        for i, (delay, request) in enumerate(steps):
+            at += delay
+            decision = evaluate(self.limits, planned, request, at)
+            if not decision.verdict.allowed:
+                if len(steps) > 1:
+                    decision = replace(
+                        decision,
+                        verdict=replace(
+                            decision.verdict,
+                            reason=f"{decision.verdict.reason} (ramp step {i + 1} of {len(steps)})",
+                        ),
+                    )
+                self._refuse(seq, decision.verdict)
+            planned = decision.state
+        self.journal.verdict(True, request=seq, steps=len(steps))
+        limits = self.limits.nets[net]
+        port = self.ports[net]
+        psu = self.instruments.supplies[port.supply]
+        for delay, request in steps:
+            self._wait(delay)
+            decision = evaluate(self.limits, self.commanded, request, self.clock())
+            if not decision.verdict.allowed:  # time or state moved under us: stop here
+                self._refuse(seq, decision.verdict)
+            old = self.commanded.net(net).voltage
+            if self.commanded.net(net).output:
+                self._setpoint_window[net] = (min(old, request.volts), max(old, request.volts))
+            with self._actuating():
+                readback = psu.program_voltage(port.channel, request.volts, net=net)
+            self.commanded = decision.state
+            self._expect(
+                net, "voltage", request.volts, readback, limits.readback_tolerance(request.volts)
+            )
+            if self.commanded.net(net).output:
+                self._setpoint_window[net] = (request.volts, request.volts)
+
+    def _plan(self, net: str, volts: float) -> list[tuple[float, SetVoltage]]:
+        """The steps to reach ``volts``: one, or a ramp on a live net; each with its delay."""
+        limits = self.limits.nets.get(net)
+        current = self.commanded.net(net)
+        if limits is None or not current.output or not _finite(volts):
+            return [(0.0, SetVoltage(net, volts))]
+        steps, previous, plan = ramp_steps(limits, current.voltage, volts), current.voltage, []
+        first_delay = (
+            max(
+                0.0,
+                current.changed_at
+                + step_interval(limits, abs(steps[0] - previous)) * RAMP_MARGIN
+                - self.clock(),
+            )
+            if steps
+            else 0.0
+        )
+        for i, step in enumerate(steps):
+            delay = first_delay if i == 0 else step_interval(limits, step - previous) * RAMP_MARGIN
+            plan.append((delay, SetVoltage(net, step)))
+            previous = step
+        return plan or [(0.0, SetVoltage(net, volts))]
+
+    def set_current_limit(
+        self, net: str, amps: float, *, who: str = "script", client: str = ""
+    ) -> None:
+        with self._operation:
+            seq = self._request(who, client, "set", net=net, quantity="current_limit", value=amps)
+            self._guarded(seq, lambda: self._set_current_limit(seq, net, amps))
+
+    def _set_current_limit(self, seq: int, net: str, amps: float) -> None:
+        decision = self._decide(seq, SetCurrentLimit(net, amps))
+        port = self.ports[net]
+        with self._actuating():
+            readback = self.instruments.supplies[port.supply].program_current_limit(
+                port.channel, amps, net=net
+            )
+        self.commanded = decision.state
+        self._expect(
+            net,
+            "current_limit",
+            amps,
+            readback,
+            max(1e-3, self.limits.nets[net].readback_relative * amps),
+        )
+
+    def set_relay(self, relay: str, closed: bool, *, who: str = "script", client: str = "") -> None:
+        with self._operation:
+            seq = self._request(who, client, "set", relay=relay, quantity="relay", value=closed)
+            self._guarded(seq, lambda: self._switch_relay(relay, closed, request_seq=seq))
+
+    def _decide(self, seq: int | None, request: Request):
+        decision = evaluate(self.limits, self.commanded, request, self.clock())
+        if not decision.verdict.allowed:
+            if seq is None:
+                self.journal.verdict(
+                    False,
+                    rule=decision.verdict.rule,
+                    where=decision.verdict.where,
+                    reason=decision.verdict.reason,
+                    internal=describe(request),
+                )
+                decision.verdict.raise_if_refused()
+            self._refuse(seq, decision.verdict)
+        self.journal.verdict(True, request=seq, **({} if seq else {"internal": describe(request)}))
+        return decision
+
+    def _switch_relay(self, relay: str, closed: bool, *, request_seq: int | None = None) -> None:
+        decision = self._decide(request_seq, SetRelay(relay, closed))
+        if decision.state.closed_relays == self.commanded.closed_relays:
+            return
+        board = self.instruments.board
+        mask = self.instruments.mask(decision.state.closed_relays)
+        with self._actuating():
+            # The board's frames carry their own sequence and CRC; the journal holds what they mean.
+            self.journal.command_intent(
+                board.name, f"SET {mask:X}\n", relay=relay, quantity="relay", value=closed
+            )
+            board.set_relays(mask)
+        self.commanded = decision.state
+        self._await_contacts(mask)
+
+    def _await_contacts(self, mask: int) -> None:
+        """The auxiliary contacts must follow the coils, or the relay is not where we think."""
+        board = self.instruments.board
+        deadline = self.clock() + CONTACT_SETTLE_TIMEOUT
+        while True:
+            state = board.get_state()
+            if state.contacts_mask == mask and state.commanded_mask == mask:
+                self.journal.readback(
+                    board.name,
+                    "GET",
+                    f"C={state.contacts_mask:X}",
+                    quantity="relay",
+                    expected=mask,
+                    ok=True,
+                )
+                return
+            if self.clock() > deadline:
+                differ = self.instruments.relays_of(
+                    {c for c in range(1, 9) if (state.contacts_mask ^ mask) >> (c - 1) & 1}
+                )
+                self.journal.readback(
+                    board.name,
+                    "GET",
+                    f"C={state.contacts_mask:X}",
+                    quantity="relay",
+                    expected=mask,
+                    ok=False,
+                )
+                self.trip(
+                    "contact-sense",
+                    f"relay contacts disagree with their coils: {', '.join(sorted(differ))}",
+                )
+                raise ReadbackMismatch(
+                    board.name, f"contacts {state.contacts_mask:X}, commanded {mask:X}"
+                )
+            time.sleep(0.002)
+
+    def output_on(self, net: str, *, who: str = "script", client: str = "") -> None:
+        """Go live: safe-to-mate, setpoint read back with the output off, on, settle, check."""
+        with self._operation:
+            seq = self._request(who, client, "output", net=net, quantity="output", value=True)
+            self._guarded(seq, lambda: self._go_live(seq, net))
+
+    def _go_live(self, seq: int, net: str) -> None:
+        request = SetOutput(net, True)
+        verdict = evaluate(self.limits, self.commanded, request, self.clock()).verdict
+        if not verdict.allowed:
+            self._refuse(seq, verdict)
+        if self.commanded.net(net).output:
+            self.journal.verdict(True, request=seq, note="already live")
+            return
+        port, limits = self.ports[net], self.limits.nets[net]
+        psu = self.instruments.supplies[port.supply]
+        if port.power_relay in self.commanded.closed_relays:
+            self._switch_relay(port.power_relay, False)
+        self._safe_to_mate(net)
+        self._switch_relay(port.power_relay, True)
+        # The setpoint the supply really holds, with the output still off.
+        held = psu.settings([port.channel])[0]
+        commanded = self.commanded.net(net)
+        self._expect(
+            net,
+            "voltage",
+            commanded.voltage,
+            held.voltage,
+            limits.readback_tolerance(commanded.voltage),
+        )
+        self._expect(
+            net,
+            "current_limit",
+            commanded.current_limit,
+            held.current_limit,
+            max(1e-3, limits.readback_relative * commanded.current_limit),
+        )
+        if held.output or held.tripped:
+            self.trip(
+                "readback",
+                f"{net}: supply output {'on' if held.output else 'tripped'} "
+                "before it was turned on",
+            )
+            raise ReadbackMismatch(port.supply, f"{net} not off before going live")
+        decision = self._decide(seq, request)
+        self._setpoint_window[net] = (commanded.voltage, commanded.voltage)
+        with self._actuating():
+            on = psu.set_output(port.channel, True, net=net)
+        self.commanded = decision.state
+        if not on:
+            self.trip("readback", f"{net}: output reads off after OUTP ON")
+            raise ReadbackMismatch(port.supply, f"{net} output did not turn on")
+        if self.state == "armed":
+            self._transition("energise", net=net)
+        self._wait(limits.settle_time)
+        volts, amps, tripped = psu.poll([port.channel])[0]
+        self.journal.measurement(net, voltage=volts, current=amps, phase="settled")
+        problem = self._envelope_problem(net, volts, amps, tripped)
+        if problem:
+            self.trip("live-window", f"{net}: {problem}")
+            raise FaultLatched(f"{net} did not come up inside its window: {problem}")
+
+    def output_off(self, net: str, *, who: str = "script", client: str = "") -> None:
+        with self._operation:
+            seq = self._request(who, client, "output", net=net, quantity="output", value=False)
+            self._guarded(seq, lambda: self._output_off(seq, net))
+
+    def _output_off(self, seq: int, net: str) -> None:
+        decision = self._decide(seq, SetOutput(net, False))
+        if not self.commanded.net(net).output:
+            return
+        port = self.ports[net]
+        with self._actuating():
+            off = not self.instruments.supplies[port.supply].set_output(
+                port.channel, False, net=net
+            )
+        self.commanded = decision.state
+        self._setpoint_window.pop(net, None)
+        if not off:
+            self.trip("readback", f"{net}: output reads on after OUTP OFF")
+            raise ReadbackMismatch(port.supply, f"{net} output did not turn off")
+        if self.state == "live" and not self.commanded.live_nets:
+            self._transition("deenergise", net=net)
+
+    def measure(self, net: str) -> dict[str, float]:
+        """Measured voltage and current of a net's supply channel."""
+        with self._operation:
+            port = self.ports.get(net)
+            if port is None or port.supply is None:
+                raise LimitViolation(f'unknown net "{net}"', "nets", self.limits.where("nets"))
+            volts, amps = self.instruments.supplies[port.supply].measure([port.channel])[0]
+            self.journal.measurement(net, voltage=volts, current=amps)
+            return {"voltage": volts, "current": amps}
+
+    # -- procedures ------------------------------------------------------------------
+
+    def _safe_to_mate(self, net: str) -> None:
+        """Measure the net with its supply disconnected: stray voltage, then resistance."""
+        mate = self.limits.nets[net].safe_to_mate
+        measured = self._measure_routed(
+            net, purpose="safe-to-mate", max_stray=mate.max_stray_voltage
+        )
+        resistance = measured["resistance"]
+        if not mate.min_resistance <= resistance <= mate.max_resistance:
+            where = self.limits.where(f"nets.{net}.safe_to_mate")
+            detail = (
+                f"{net} measures {resistance:g} ohm, expected {mate.min_resistance:g} .. "
+                f"{mate.max_resistance:g} ohm ({where}): miswired or wrong DUT"
+            )
+            self.trip("safe-to-mate", detail)
+            raise FaultLatched(f"safe-to-mate failed: {detail}")
+
+    def _measure_routed(
+        self, net: str, *, purpose: str, max_stray: float = 0.5
+    ) -> dict[str, float]:
+        """Route the DMM to ``net``, measure stray voltage then resistance, un-route."""
+        port = self.ports.get(net)
+        meter = self.instruments.meter
+        if port is None or port.sense_relay is None or meter is None:
+            raise ConfigError(
+                self.bench.shown_path,
+                f"wiring.{net}.sense_relay",
+                f"{net} cannot be measured: no DMM route",
+            )
+        self._switch_relay(port.sense_relay, True)
+        try:
+            stray = meter.measure_voltage(net=net, purpose=purpose)
+            self.journal.measurement(net, voltage=stray, purpose=purpose)
+            if abs(stray) > max_stray:
+                detail = f"{net} carries {stray:g} V before it is energised (max {max_stray:g} V)"
+                self.trip(purpose, detail)
+                raise FaultLatched(f"{purpose} failed: {detail}")
+            resistance = meter.measure_resistance(net=net, purpose=purpose)
+            self.journal.measurement(net, resistance=resistance, purpose=purpose)
+        finally:
+            if self.fault_cause is None:
+                self._switch_relay(port.sense_relay, False)
+        return {"voltage": stray, "resistance": resistance}
+
+    def _expect(
+        self, net: str, quantity: str, commanded: float, readback: float, tolerance: float
+    ) -> None:
+        ok = _finite(readback) and abs(readback - commanded) <= tolerance
+        if not ok:
+            detail = (
+                f"{net} {quantity} reads back {readback:g}, commanded {commanded:g} "
+                f"(tolerance {tolerance:g})"
+            )
+            self.trip("readback", detail)
+            raise ReadbackMismatch(self.ports[net].supply or "bench", detail)
+
+    def _envelope_problem(self, net: str, volts: float, amps: float, tripped: bool) -> str | None:
+        """Why a live net's measurement is outside its envelope, or None."""
+        limits = self.limits.nets[net]
+        if tripped:
+            return "the supply's protection tripped"
+        low, high = self._setpoint_window.get(net, (self.commanded.net(net).voltage,) * 2)
+        tolerance = limits.readback_tolerance(high)
+        if volts > limits.max_voltage + tolerance:
+            return f"{volts:g} V above the limit of {limits.max_voltage:g} V"
+        if not low - tolerance <= volts <= high + tolerance:
+            return f"{volts:g} V, commanded {high:g} V (regulation lost: short or overload?)"
+        if amps > limits.live_max_current:
+            return f"{amps:g} A above the live window ({limits.live_max_current:g} A)"
+        if amps < limits.live_min_current:
+            return f"{amps:g} A below the live window ({limits.live_min_current:g} A): open?"
+        return None
+
+    def poll_live_nets(self) -> None:
+        """One monitor pass: every live net measured in one exchange per supply."""
+        live = [n for n in self.commanded.live_nets if n in self.limits.nets]
+        by_supply: dict[str, list[str]] = {}
+        for net in live:
+            by_supply.setdefault(self.ports[net].supply, []).append(net)
+        for supply, nets in by_supply.items():
+            channels = [self.ports[n].channel for n in nets]
+            readings = self.instruments.supplies[supply].poll(channels)
+            for net, (volts, amps, tripped) in zip(nets, readings, strict=True):
+                self.last_measured[net] = {"voltage": volts, "current": amps, "at": self.clock()}
+                self.journal.measurement(net, voltage=volts, current=amps)
+                if not self.commanded.net(net).output:
+                    continue  # turned off while we were measuring
+                problem = self._envelope_problem(net, volts, amps, tripped)
+                if problem:
+                    self.trip("monitor", f"{net}: {problem}")
+                    return
+
+    def _net_of(self, supply: str, channel: int) -> str | None:
+        for port in self.ports.values():
+            if port.supply == supply and port.channel == channel:
+                return port.net
+        return None
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, but give up at once if a trip begins."""
+        deadline = self.clock() + seconds
+        while True:
+            if self.fault_cause is not None:
+                raise FaultLatched(f"tripped: {self.fault_cause}")
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, 0.005))
+
+    @property
+    def is_safe(self) -> bool:
+        return self.state in SAFE_STATES
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+__all__ = ["Controller", "InterlockError"]

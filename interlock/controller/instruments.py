@@ -1,0 +1,138 @@
+"""The bench's instruments as the controller sees them: built from bench.toml,
+identified, and addressed by DUT net rather than by channel number."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from interlock.config import Bench, Identity
+from interlock.drivers.relay_board import RelayBoard
+from interlock.drivers.scpi_dmm import ScpiMultimeter
+from interlock.drivers.scpi_psu import ScpiPowerSupply
+from interlock.drivers.visa import VisaTransport
+from interlock.errors import ConfigError, IdentityMismatch, InstrumentError
+from interlock.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NetPort:
+    """Where one DUT net is reached."""
+
+    net: str
+    supply: str | None  # instrument name
+    channel: int | None
+    power_relay: str | None
+    sense_relay: str | None
+
+
+def _same(expected: Identity, seen: Identity) -> bool:
+    # Makers write their names in various cases; serials and models are exact.
+    return (
+        expected.maker.casefold() == seen.maker.casefold()
+        and expected.model == seen.model
+        and expected.serial == seen.serial
+    )
+
+
+class BenchInstruments:
+    """Builds one driver per instrument of bench.toml; ``resources`` overrides where they are."""
+
+    def __init__(self, bench: Bench, journal: Journal, resources: dict[str, str] | None = None):
+        resources = resources or {}
+        self.bench = bench
+        self.journal = journal
+        timeout = bench.service.io_timeout
+        self.supplies: dict[str, ScpiPowerSupply] = {}
+        self.meter: ScpiMultimeter | None = None
+        self.board: RelayBoard | None = None
+        for inst in bench.instruments.values():
+            where = resources.get(inst.name) or inst.resource or inst.port
+            if inst.driver == "scpi-psu":
+                transport = VisaTransport(inst.name, where, timeout=timeout)
+                self.supplies[inst.name] = ScpiPowerSupply(inst.name, transport, journal)
+            elif inst.driver == "scpi-dmm" and inst.name == bench.meter:
+                self.meter = ScpiMultimeter(
+                    inst.name, VisaTransport(inst.name, where, timeout=timeout), journal
+                )
+            elif inst.driver == "relay-board":
+                if self.board is not None:
+                    raise ConfigError(
+                        bench.shown_path,
+                        f"instruments.{inst.name}",
+                        "only one relay board per bench is supported",
+                    )
+                self.board = RelayBoard(where, name=inst.name, timeout=min(timeout, 0.5))
+        if self.board is None:
+            raise ConfigError(bench.shown_path, "instruments", "a bench needs its relay board")
+        self.relay_channels = {r.name: r.channel for r in bench.relays.values()}
+        self.ports = {
+            net: NetPort(
+                net,
+                w.supply.instrument if w.supply else None,
+                w.supply.channel if w.supply else None,
+                w.power_relay,
+                w.sense_relay,
+            )
+            for net, w in bench.wiring.items()
+        }
+
+    @property
+    def all(self) -> list:
+        return [*self.supplies.values(), *([self.meter] if self.meter else []), self.board]
+
+    def open(self) -> None:
+        for instrument in self.all:
+            instrument.open()
+
+    def close(self) -> None:
+        for instrument in self.all:
+            try:
+                instrument.close()
+            except Exception:  # closing must go on for the others
+                log.warning("closing %s failed", instrument.name, exc_info=True)
+
+    def mask(self, relays: frozenset[str] | set[str]) -> int:
+        mask = 0
+        for relay in relays:
+            mask |= 1 << (self.relay_channels[relay] - 1)
+        return mask
+
+    def relays_of(self, channels) -> frozenset[str]:
+        by_channel = {c: r for r, c in self.relay_channels.items()}
+        return frozenset(by_channel.get(c, f"channel {c}") for c in channels)
+
+    def supply_channels(self) -> dict[str, list[int]]:
+        """Every wired channel of every supply (also those the profile does not use)."""
+        channels: dict[str, list[int]] = {name: [] for name in self.supplies}
+        for port in self.ports.values():
+            if port.supply is not None:
+                channels[port.supply].append(port.channel)
+        return {name: sorted(chs) for name, chs in channels.items() if chs}
+
+    def verify_identity(self, instrument) -> None:
+        """Check one instrument against bench.toml; journal the check either way."""
+        expected = self.bench.instruments[instrument.name].identity
+        if instrument is self.board:
+            ident = instrument.identify()
+            seen, firmware = Identity(ident.maker, ident.model, ident.serial), ident.firmware
+        else:
+            seen, firmware = instrument.identify()
+        ok = _same(expected, seen)
+        self.journal.identity(
+            instrument.name, expected=str(expected), seen=str(seen), ok=ok, firmware=firmware
+        )
+        if not ok:
+            raise IdentityMismatch(instrument.name, str(expected), str(seen))
+
+    def verify_identities(self) -> list[InstrumentError]:
+        """Check every instrument; return the failures (mismatch or no answer)."""
+        failures = []
+        for instrument in self.all:
+            try:
+                self.verify_identity(instrument)
+            except InstrumentError as error:
+                failures.append(error)
+        return failures

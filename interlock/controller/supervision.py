@@ -1,0 +1,152 @@
+"""The controller's two watchers, each in its own thread.
+
+- :class:`Monitor` polls every live net at the configured rate (one exchange
+  per supply, channel lists) and trips on anything outside its envelope.
+- :class:`BoardSupervisor` heartbeats the relay board, so that if this
+  process dies the board's own watchdog opens every relay, and turns the
+  board's reports (E-stop, its own trips, contact-sense mismatches) into
+  faults.
+
+Neither holds the controller's operation lock: they must be able to trip
+while a long operation (a ramp, a settle) is in progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from interlock.errors import FaultLatched, InstrumentError, InstrumentTimeout, InterlockError
+
+if TYPE_CHECKING:
+    from interlock.controller.controller import Controller
+
+log = logging.getLogger(__name__)
+
+
+class _Worker:
+    name = "worker"
+
+    def __init__(self, controller: Controller, period: float) -> None:
+        self.controller = controller
+        self.period = period
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"interlock-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    ensure_running = start
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.once()
+            except FaultLatched:
+                pass  # already tripped by whoever latched it
+            except InterlockError as error:
+                self.controller.trip(self.name, str(error))
+            except Exception as error:  # never die silently: a dead watcher is no watcher
+                log.exception("%s pass failed", self.name)
+                self.controller.trip(self.name, f"internal error: {error!r}")
+            next_at += self.period
+            delay = next_at - time.monotonic()
+            if delay < 0:  # overran: start again from now rather than bursting
+                next_at, delay = time.monotonic(), 0
+            self._stop.wait(delay)
+
+    def once(self) -> None:
+        raise NotImplementedError
+
+
+class Monitor(_Worker):
+    name = "monitor"
+
+    def __init__(self, controller: Controller, period: float) -> None:
+        super().__init__(controller, period)
+        self.passes = 0
+
+    def once(self) -> None:
+        if self.controller.fault_cause is None and self.controller.commanded.live_nets:
+            self.controller.poll_live_nets()
+            self.passes += 1
+
+
+class BoardSupervisor(_Worker):
+    name = "relay-board"
+
+    def __init__(self, controller: Controller, period: float) -> None:
+        super().__init__(controller, period)
+        self._seen: set[str] = set()
+        self._starved: str | None = None
+
+    def clear_seen(self) -> None:
+        self._seen.clear()
+
+    def stop_heartbeat(self, why: str) -> None:
+        """Stop feeding the board's watchdog (it will open every relay)."""
+        log.error("relay board heartbeat stopped: %s", why)
+        self._starved = why
+
+    def _report(self, cause: str, detail: str) -> None:
+        if cause in self._seen:
+            return
+        self._seen.add(cause)
+        self.controller.trip(cause, detail)
+
+    def once(self) -> None:
+        board = self.controller.instruments.board
+        self._drain_events(board)
+        if self._starved is not None:
+            return
+        try:
+            state = board.heartbeat()
+        except InstrumentError as error:
+            self._report("relay-board", f"heartbeat failed: {error}")
+            return
+        if state.estop_active:
+            self._report("estop", "E-stop loop open (relay board)")
+        elif state.trip_cause is not None:
+            self._report("relay-board", f"board tripped: {state.trip_cause}")
+        if state.mismatches:
+            relays = ", ".join(sorted(self.controller.instruments.relays_of(state.mismatches)))
+            self._report("contact-sense", f"contacts disagree with coils: {relays}")
+
+    def _drain_events(self, board) -> None:
+        while True:
+            try:
+                event = board.next_event(timeout=0)
+            except InstrumentTimeout:
+                return
+            if event.kind == "TRIP":
+                cause = "estop" if event.detail.startswith("ESTOP") else "relay-board"
+                self._report(cause, f"board event: TRIP {event.detail}")
+            elif event.kind == "MISMATCH":
+                self._report("contact-sense", f"board event: MISMATCH {event.detail}")
+            elif event.kind == "BOOT":
+                self._report("relay-board", "board restarted: its relays were reset")
+
+    def start(self) -> None:
+        self._starved = None
+        super().start()
+
+    ensure_running = start

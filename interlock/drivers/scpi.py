@@ -1,0 +1,78 @@
+"""What every SCPI instrument driver shares: journaled commands and queries, strict replies."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from interlock.config import Identity
+from interlock.drivers.visa import VisaTransport
+from interlock.errors import ProtocolError
+from interlock.journal import Journal
+
+# What a DMM answers for an overload (an open circuit on a resistance range).
+SCPI_OVERLOAD = 9.9e37
+
+
+class ScpiDevice:
+    """One SCPI instrument: every line out is journaled first; every reply is parsed strictly."""
+
+    def __init__(self, name: str, transport: VisaTransport, journal: Journal) -> None:
+        self.name = name
+        self.transport = transport
+        self.journal = journal
+
+    def open(self) -> None:
+        self.transport.open()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def command(self, text: str, **context: Any) -> None:
+        intent = self.journal.command_intent(self.name, f"{text}\n", **context)
+        self.transport.send(intent)
+
+    def query(self, text: str, **context: Any) -> str:
+        intent = self.journal.command_intent(self.name, f"{text}\n", **context)
+        reply = self.transport.exchange(intent)
+        self.journal.readback(self.name, text, reply, **context)
+        return reply
+
+    def identify(self) -> tuple[Identity, str]:
+        """``*IDN?`` as (maker, model, serial) and the firmware string."""
+        reply = self.query("*IDN?")
+        fields = [f.strip() for f in reply.split(",")]
+        if len(fields) != 4 or not all(fields[:3]):
+            raise ProtocolError(
+                self.name, f"*IDN? reply is not maker,model,serial,firmware: {reply!r}"
+            )
+        return Identity(fields[0], fields[1], fields[2]), fields[3]
+
+    def numbers(self, reply: str, count: int, what: str) -> list[float]:
+        """Parse ``count`` comma-separated numbers; anything else is garbage."""
+        fields = reply.split(",")
+        if len(fields) != count:
+            raise ProtocolError(self.name, f"{what}: expected {count} values, got {reply!r}")
+        values = []
+        for field in fields:
+            try:
+                value = float(field)
+            except ValueError:
+                raise ProtocolError(self.name, f"{what}: not a number: {reply!r}") from None
+            if math.isnan(value):
+                raise ProtocolError(self.name, f"{what}: not a number: {reply!r}")
+            values.append(value)
+        return values
+
+    def flags(self, reply: str, count: int, what: str) -> list[bool]:
+        fields = [f.strip() for f in reply.split(",")]
+        if len(fields) != count or any(f not in ("0", "1") for f in fields):
+            raise ProtocolError(self.name, f"{what}: expected {count} flags (0/1), got {reply!r}")
+        return [f == "1" for f in fields]
+
+    def split_compound(self, reply: str, count: int, what: str) -> list[str]:
+        """Replies to ``;``-joined queries come back ``;``-joined in one line."""
+        parts = reply.split(";")
+        if len(parts) != count:
+            raise ProtocolError(self.name, f"{what}: expected {count} replies, got {reply!r}")
+        return parts

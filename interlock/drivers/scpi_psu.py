@@ -1,0 +1,139 @@
+"""A multi-output SCPI power supply (Keysight E36300 family dialect) over VISA.
+
+Settings are programmed and read back in one exchange (``VOLT 5,(@2);:VOLT?
+(@2)``): the readback is what the instrument holds right after the command,
+and the pair costs one round trip. Several channels are measured in one
+exchange with a channel list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from interlock.drivers.scpi import ScpiDevice
+
+
+def channel_list(channels: Sequence[int]) -> str:
+    return "(@" + ",".join(str(c) for c in channels) + ")"
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    voltage: float
+    current_limit: float
+    output: bool
+    ovp: float
+    tripped: bool
+
+
+class ScpiPowerSupply(ScpiDevice):
+    def program_voltage(self, channel: int, volts: float, **context) -> float:
+        """Set the voltage setpoint and return what the supply then holds."""
+        ch = channel_list([channel])
+        reply = self.query(
+            f"VOLT {volts:.6g},{ch};:VOLT? {ch}", quantity="voltage", value=volts, **context
+        )
+        return self.numbers(reply, 1, "VOLT?")[0]
+
+    def program_current_limit(self, channel: int, amps: float, **context) -> float:
+        ch = channel_list([channel])
+        reply = self.query(
+            f"CURR {amps:.6g},{ch};:CURR? {ch}", quantity="current_limit", value=amps, **context
+        )
+        return self.numbers(reply, 1, "CURR?")[0]
+
+    def program_ovp(self, channel: int, volts: float, **context) -> float:
+        ch = channel_list([channel])
+        reply = self.query(
+            f"VOLT:PROT {volts:.6g},{ch};:VOLT:PROT? {ch}", quantity="ovp", value=volts, **context
+        )
+        return self.numbers(reply, 1, "VOLT:PROT?")[0]
+
+    def set_output(self, channel: int, on: bool, **context) -> bool:
+        ch = channel_list([channel])
+        reply = self.query(
+            f"OUTP {'ON' if on else 'OFF'},{ch};:OUTP? {ch}", quantity="output", value=on, **context
+        )
+        return self.flags(reply, 1, "OUTP?")[0]
+
+    def outputs_off(self, channels: Sequence[int], **context) -> list[bool]:
+        """Turn several outputs off in one exchange; return their states read back."""
+        ch = channel_list(channels)
+        reply = self.query(f"OUTP OFF,{ch};:OUTP? {ch}", quantity="output", value=False, **context)
+        return self.flags(reply, len(channels), "OUTP?")
+
+    def clear_protection(self, channel: int, **context) -> None:
+        self.command(f"OUTP:PROT:CLE {channel_list([channel])}", **context)
+
+    def measure(self, channels: Sequence[int]) -> list[tuple[float, float]]:
+        """Measured (volts, amps) of each channel, in one exchange."""
+        ch = channel_list(channels)
+        reply = self.query(f"MEAS:VOLT? {ch};:MEAS:CURR? {ch}")
+        volts, amps = self.split_compound(reply, 2, "MEAS?")
+        n = len(channels)
+        return list(
+            zip(
+                self.numbers(volts, n, "MEAS:VOLT?"),
+                self.numbers(amps, n, "MEAS:CURR?"),
+                strict=True,
+            )
+        )
+
+    def settings(self, channels: Sequence[int]) -> list[ChannelSettings]:
+        """Everything the supply holds for these channels, in one exchange."""
+        ch = channel_list(channels)
+        reply = self.query(
+            f"VOLT? {ch};:CURR? {ch};:OUTP? {ch};:VOLT:PROT? {ch};:VOLT:PROT:TRIP? {ch}"
+        )
+        volts, amps, outputs, ovps, trips = self.split_compound(reply, 5, "settings")
+        n = len(channels)
+        return [
+            ChannelSettings(*row)
+            for row in zip(
+                self.numbers(volts, n, "VOLT?"),
+                self.numbers(amps, n, "CURR?"),
+                self.flags(outputs, n, "OUTP?"),
+                self.numbers(ovps, n, "VOLT:PROT?"),
+                self.flags(trips, n, "VOLT:PROT:TRIP?"),
+                strict=True,
+            )
+        ]
+
+    def tripped(self, channels: Sequence[int]) -> list[bool]:
+        ch = channel_list(channels)
+        reply = self.query(f"VOLT:PROT:TRIP? {ch};:CURR:PROT:TRIP? {ch}")
+        ovp, ocp = self.split_compound(reply, 2, "PROT:TRIP?")
+        n = len(channels)
+        return [
+            a or b
+            for a, b in zip(
+                self.flags(ovp, n, "VOLT:PROT:TRIP?"),
+                self.flags(ocp, n, "CURR:PROT:TRIP?"),
+                strict=True,
+            )
+        ]
+
+    def poll(self, channels: Sequence[int]) -> list[tuple[float, float, bool]]:
+        """Measured volts, amps and protection trip of each channel, in one exchange."""
+        ch = channel_list(channels)
+        reply = self.query(
+            f"MEAS:VOLT? {ch};:MEAS:CURR? {ch};:VOLT:PROT:TRIP? {ch};:CURR:PROT:TRIP? {ch}"
+        )
+        volts, amps, ovp, ocp = self.split_compound(reply, 4, "poll")
+        n = len(channels)
+        return list(
+            zip(
+                self.numbers(volts, n, "MEAS:VOLT?"),
+                self.numbers(amps, n, "MEAS:CURR?"),
+                [
+                    a or b
+                    for a, b in zip(
+                        self.flags(ovp, n, "VOLT:PROT:TRIP?"),
+                        self.flags(ocp, n, "CURR:PROT:TRIP?"),
+                        strict=True,
+                    )
+                ],
+                strict=True,
+            )
+        )

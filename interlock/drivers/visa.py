@@ -1,0 +1,144 @@
+"""A VISA session that writes only journaled commands.
+
+One :class:`VisaTransport` per instrument resource. It is opened through
+pyvisa (the pyvisa-py backend by default, so ``TCPIP::host::port::SOCKET``
+works without a vendor library; any VISA resource string is accepted), and
+its write side is a :class:`~interlock.journal.JournaledWriter`: the bytes on
+the wire are always those of a :class:`~interlock.journal.DurableIntent`.
+
+A timeout or a lost connection poisons the session: a late reply could
+otherwise be read as the answer to the next query, so every later call
+raises :class:`ConnectionLost` until the session is reopened (and the
+instrument's identity checked again by the controller).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+import pyvisa
+import pyvisa.constants
+import pyvisa.errors
+
+from interlock.errors import ConnectionLost, InstrumentError, InstrumentTimeout, ProtocolError
+from interlock.journal import DurableIntent, JournaledWriter
+
+log = logging.getLogger(__name__)
+
+_resource_managers: dict[str, pyvisa.ResourceManager] = {}
+_rm_lock = threading.Lock()
+
+
+def resource_manager(backend: str = "@py") -> pyvisa.ResourceManager:
+    """One resource manager per backend for the whole process (opening one is slow)."""
+    with _rm_lock:
+        if backend not in _resource_managers:
+            _resource_managers[backend] = pyvisa.ResourceManager(backend)
+        return _resource_managers[backend]
+
+
+class VisaTransport:
+    def __init__(self, name: str, resource: str, *, timeout: float, backend: str = "@py") -> None:
+        self.name = name
+        self.resource = resource
+        self.timeout = timeout
+        self.backend = backend
+        self._session = None
+        self._writer: JournaledWriter | None = None
+        self._broken: str | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def open(self) -> None:
+        self.close()
+        try:
+            session = resource_manager(self.backend).open_resource(
+                self.resource,
+                read_termination="\n",  # without it every read waits for the timeout
+                write_termination="",  # the journaled bytes carry their own terminator
+                timeout=int(self.timeout * 1000),
+            )
+        except (pyvisa.errors.VisaIOError, OSError, ValueError) as exc:
+            raise ConnectionLost(self.name, f"cannot open {self.resource}: {exc}") from exc
+        _disable_nagle(session)
+        self._session = session
+        self._writer = JournaledWriter(self.name, session.write_raw)
+        self._broken = None
+
+    def close(self) -> None:
+        session, self._session, self._writer = self._session, None, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception:  # closing a dead session must not hide why it died
+                log.debug("%s: error closing session", self.name, exc_info=True)
+
+    @property
+    def is_open(self) -> bool:
+        return self._session is not None and self._broken is None
+
+    # -- I/O --------------------------------------------------------------------
+
+    def send(self, intent: DurableIntent) -> None:
+        with self._lock:
+            self._usable()
+            self._guard(lambda: self._writer.send(intent))
+
+    def exchange(self, intent: DurableIntent) -> str:
+        """Send a query and return its reply line (without the terminator)."""
+        with self._lock:
+            self._usable()
+            self._guard(lambda: self._writer.send(intent))
+            raw = self._guard(self._session.read_raw)
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            self._broken = "garbage reply"
+            raise ProtocolError(self.name, f"reply is not ASCII: {raw[:40]!r}") from exc
+        return text.rstrip("\r\n")
+
+    def _usable(self) -> None:
+        if self._session is None:
+            raise ConnectionLost(self.name, "not connected")
+        if self._broken is not None:
+            raise ConnectionLost(self.name, f"session unusable after {self._broken}; reconnect")
+
+    def _guard(self, action):
+        try:
+            return action()
+        except pyvisa.errors.VisaIOError as exc:
+            if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
+                # pyvisa-py also reports a peer that closed the socket as a timeout.
+                self._broken = "a timeout"
+                raise InstrumentTimeout(
+                    self.name, f"no reply within {self.timeout:g} s ({self.resource})"
+                ) from exc
+            self._broken = "an I/O error"
+            raise ConnectionLost(self.name, f"I/O error: {exc}") from exc
+        except OSError as exc:  # a refused or reset TCP connection surfaces as a plain OSError
+            self._broken = "a lost connection"
+            raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
+        except InstrumentError:
+            raise
+        except Exception as exc:
+            self._broken = "an unexpected transport error"
+            raise ConnectionLost(self.name, f"transport error: {exc!r}") from exc
+
+
+def _disable_nagle(session) -> None:
+    """Set TCP_NODELAY on a pyvisa-py socket session.
+
+    Without it every write followed by another write or a query stalls about
+    40 ms (Nagle against delayed ACK). pyvisa-py does not take the VISA
+    attribute, but its session object holds the socket.
+    """
+    try:
+        backend_session = session.visalib.sessions[session.session]
+    except (AttributeError, KeyError):
+        return
+    sock = getattr(backend_session, "interface", None)
+    if isinstance(sock, socket.socket) and sock.type == socket.SOCK_STREAM:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
