@@ -224,18 +224,28 @@ class Controller:
             self.instruments.open()
             failures = self.instruments.verify_identities()
             if failures:
-                detail = "; ".join(str(f) for f in failures)
-                self.supervisor.start()  # keep the board's watchdog fed only if it is ours
-                self.trip("identity", detail)
+                # Instruments that are not who bench.toml says get no command at all,
+                # not even "off": they may belong to another bench.
+                if self.instruments.board.name not in self.instruments.untrusted:
+                    self.supervisor.start()
+                self.trip("identity", "; ".join(str(f) for f in failures))
                 raise failures[0]
             energised = self._read_actual_state()
             board = self.instruments.board
+            board_state = board.get_state()
             board.set_watchdog(0.5)
             board.load_forbidden(self._forbidden_masks())
-            self.supervisor.start()
-            self.monitor.start()
             if energised:
                 self.trip("found-energised", "; ".join(energised))
+            elif board_state.trip_cause is not None or board_state.estop_active:
+                cause = "E-stop open" if board_state.estop_active else board_state.trip_cause
+                self.trip("found-tripped", f"relay board latched {cause} before we connected")
+            # Started after the start-up findings, so they are reported first and once.
+            if self.fault_cause is not None:
+                self.supervisor.mark_seen("relay-board", "estop")
+            self.supervisor.start()
+            self.monitor.start()
+            if self.fault_cause is not None:
                 return
             self._transition("connect")
 
@@ -786,12 +796,26 @@ class Controller:
             self.trip("readback", detail)
             raise ReadbackMismatch(self.ports[net].supply or "bench", detail)
 
-    def _envelope_problem(self, net: str, volts: float, amps: float, tripped: bool) -> str | None:
-        """Why a live net's measurement is outside its envelope, or None."""
+    def _window(self, net: str) -> tuple[float, float]:
+        return self._setpoint_window.get(net, (self.commanded.net(net).voltage,) * 2)
+
+    def _envelope_problem(
+        self,
+        net: str,
+        volts: float,
+        amps: float,
+        tripped: bool,
+        window: tuple[float, float] | None = None,
+    ) -> str | None:
+        """Why a live net's measurement is outside its envelope, or None.
+
+        ``window`` is the range of setpoints the output may have been at while
+        it was measured (a ramp step may have happened meanwhile).
+        """
         limits = self.limits.nets[net]
         if tripped:
             return "the supply's protection tripped"
-        low, high = self._setpoint_window.get(net, (self.commanded.net(net).voltage,) * 2)
+        low, high = window or self._window(net)
         tolerance = limits.readback_tolerance(high)
         if volts > limits.max_voltage + tolerance:
             return f"{volts:g} V above the limit of {limits.max_voltage:g} V"
@@ -811,13 +835,16 @@ class Controller:
             by_supply.setdefault(self.ports[net].supply, []).append(net)
         for supply, nets in by_supply.items():
             channels = [self.ports[n].channel for n in nets]
+            before = {n: self._window(n) for n in nets}
             readings = self.instruments.supplies[supply].poll(channels)
             for net, (volts, amps, tripped) in zip(nets, readings, strict=True):
+                after = self._window(net)
+                window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
                 self.last_measured[net] = {"voltage": volts, "current": amps, "at": self.clock()}
                 self.journal.measurement(net, voltage=volts, current=amps)
                 if not self.commanded.net(net).output:
                     continue  # turned off while we were measuring
-                problem = self._envelope_problem(net, volts, amps, tripped)
+                problem = self._envelope_problem(net, volts, amps, tripped, window)
                 if problem:
                     self.trip("monitor", f"{net}: {problem}")
                     return

@@ -67,6 +67,8 @@ class BenchInstruments:
                 self.board = RelayBoard(where, name=inst.name, timeout=min(timeout, 0.5))
         if self.board is None:
             raise ConfigError(bench.shown_path, "instruments", "a bench needs its relay board")
+        # Instruments whose identity did not match (or did not answer): never commanded.
+        self.untrusted: set[str] = set()
         self.relay_channels = {r.name: r.channel for r in bench.relays.values()}
         self.ports = {
             net: NetPort(
@@ -134,5 +136,6 @@ class BenchInstruments:
             try:
                 self.verify_identity(instrument)
             except InstrumentError as error:
+                self.untrusted.add(instrument.name)
                 failures.append(error)
         return failures

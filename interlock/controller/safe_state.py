@@ -54,8 +54,11 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
     journal_failed = False
     unreachable: dict[str, str] = {}  # supply -> why it did not answer
 
+    untrusted = ctl.instruments.untrusted
+    for supply in sorted(untrusted & set(ctl.instruments.supplies)):
+        report.unverified.append(f"{supply}: not the instrument bench.toml names; not commanded")
     for supply, channel, net in _channels_in_power_off_order(ctl):
-        if supply in unreachable:
+        if supply in unreachable or supply in untrusted:
             continue
         try:
             on = ctl.instruments.supplies[supply].set_output(
@@ -73,6 +76,8 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
 
     board = ctl.instruments.board
     try:
+        if board.name in untrusted:
+            raise InstrumentError(board.name, "not the board bench.toml names; not commanded")
         if not journal_failed:
             ctl.journal.command_intent(board.name, "SET 0\n", purpose="safe-state")
         state = board.open_all()
@@ -117,6 +122,8 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
     if not journal_failed:
         outputs_ok = True
         for supply, channels in ctl.instruments.supply_channels().items():
+            if supply in untrusted:
+                continue
             try:
                 for channel, settings in zip(
                     channels, ctl.instruments.supplies[supply].settings(channels), strict=True
@@ -130,6 +137,8 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
         if outputs_ok:
             report.outputs_off_at = time.monotonic()
     with contextlib.suppress(InstrumentError):
+        if board.name in untrusted:
+            raise InstrumentError(board.name, "untrusted")
         state = board.get_state()
         if state.contacts:
             welded = ", ".join(sorted(ctl.instruments.relays_of(state.contacts)))

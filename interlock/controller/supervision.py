@@ -102,6 +102,10 @@ class BoardSupervisor(_Worker):
     def clear_seen(self) -> None:
         self._seen.clear()
 
+    def mark_seen(self, *causes: str) -> None:
+        """Causes already reported elsewhere (at start-up): don't trip on them again."""
+        self._seen.update(causes)
+
     def stop_heartbeat(self, why: str) -> None:
         """Stop feeding the board's watchdog (it will open every relay)."""
         log.error("relay board heartbeat stopped: %s", why)

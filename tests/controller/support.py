@@ -1,0 +1,125 @@
+"""A controller on a simulated bench, and the ground-truth checks the tests share."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from interlock.config import Configuration, load_configuration
+from interlock.controller import Controller
+from interlock.journal import Journal, JournalReader
+from interlock.journal.entries import payload_data
+from interlock.sim.bench import SimulatedBench
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Rig:
+    sim: SimulatedBench
+    controller: Controller
+    journal: Journal
+    configuration: Configuration
+
+    @property
+    def limits(self):
+        return self.configuration.limits
+
+    def truth(self) -> dict:
+        return self.sim.truth()
+
+    def power_up_logic(self, volts: float = 5.0) -> None:
+        self.controller.set_voltage("VLOGIC", volts)
+        self.controller.output_on("VLOGIC")
+
+    def power_up_bus(self, volts: float = 24.0) -> None:
+        self.controller.set_voltage("VBUS", 4.0)
+        self.controller.output_on("VBUS")
+        if volts != 4.0:
+            self.controller.set_voltage("VBUS", volts)
+
+
+def make_rig(sim_factory, tmp_path: Path, *, faults=(), connect=True, arm=True, bench=None) -> Rig:
+    configuration = load_configuration(bench or ROOT / "bench.toml")
+    sim = sim_factory(bench=configuration.bench, faults=faults)
+    journal = Journal(tmp_path / "journal.sqlite", bench=configuration.bench.name)
+    controller = Controller(configuration, journal, resources=sim.resources)
+    rig = Rig(sim, controller, journal, configuration)
+    if connect:
+        controller.connect()
+        if arm:
+            controller.arm("operator")
+    return rig
+
+
+def close_rig(rig: Rig) -> None:
+    with contextlib.suppress(Exception):
+        rig.controller.close()
+    rig.journal.close()
+
+
+# -- ground truth checks -----------------------------------------------------------
+
+
+def net_tolerance(limits, net: str) -> float:
+    return limits.nets[net].readback_tolerance(limits.nets[net].max_voltage)
+
+
+def assert_truth_within_limits(rig: Rig) -> None:
+    """No DUT net ever saw more than its profile allows (plus the readback tolerance)."""
+    truth = rig.truth()
+    for net, record in truth["nets"].items():
+        limits = rig.limits.nets.get(net)
+        if limits is None:
+            continue
+        assert record["max_voltage"] <= limits.max_voltage + net_tolerance(rig.limits, net), (
+            f"{net} saw {record['max_voltage']} V (limit {limits.max_voltage} V)"
+        )
+        assert record["max_current"] <= limits.max_current * 1.01 + 1e-3, (
+            f"{net} carried {record['max_current']} A (limit {limits.max_current} A)"
+        )
+
+
+def assert_no_forbidden_relays(rig: Rig) -> None:
+    """Replay every contact change the board made: no never-together group ever had two closed."""
+    closed: set[str] = set()
+    for change in rig.truth()["relays"]:
+        (closed.add if change["closed"] else closed.discard)(change["relay"])
+        for group in rig.limits.never_together:
+            both = group.relays & closed
+            assert len(both) <= 1, f"{sorted(both)} closed together at {change['monotonic']}"
+
+
+def assert_intents_before_commands(rig: Rig) -> None:
+    """Every line an instrument received was journaled, durably, before it arrived."""
+    with JournalReader(rig.journal.path) as reader:
+        commands: dict[str, list] = {}
+        for entry in reader.entries():
+            if entry.kind == "command":
+                commands.setdefault(entry.payload["instrument"], []).append(entry)
+    for instrument, record in rig.truth()["instruments"].items():
+        journaled = iter(commands.get(instrument, []))
+        for received in record["commands"]:
+            for entry in journaled:
+                if payload_data(entry.payload).decode().rstrip("\n") == received["line"]:
+                    assert entry.mono_time <= received["monotonic"], (
+                        f"{instrument} got {received['line']!r} before its intent #{entry.seq}"
+                    )
+                    break
+            else:
+                raise AssertionError(f"{instrument} got {received['line']!r} with no intent")
+
+
+def assert_all_outputs_off(rig: Rig, settle: float = 0.0) -> None:
+    """The DUT sees nothing: every net at (about) 0 V."""
+    time.sleep(settle)
+    for net, record in rig.truth()["nets"].items():
+        assert abs(record["voltage"]) < 0.05, f"{net} still at {record['voltage']} V"
+
+
+def assert_safety_invariants(rig: Rig) -> None:
+    assert_truth_within_limits(rig)
+    assert_no_forbidden_relays(rig)
+    assert_intents_before_commands(rig)

@@ -1,0 +1,148 @@
+"""The controller on the simulated bench: normal operation, refusals, states."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from interlock.controller import mermaid_diagram
+from interlock.errors import FaultLatched, LimitViolation, StateError
+
+from .support import (
+    ROOT,
+    assert_all_outputs_off,
+    assert_safety_invariants,
+)
+
+
+def test_power_up_ramp_and_power_down(rig):
+    ctl = rig.controller
+    rig.power_up_logic()
+    assert ctl.state == "live"
+    rig.power_up_bus(24.0)
+    reading = ctl.measure("VBUS")
+    assert reading["voltage"] == pytest.approx(24.0, abs=0.05)
+    assert reading["current"] == pytest.approx(0.2, rel=0.05)  # 24 V into 120 ohm
+    truth = rig.truth()["nets"]
+    assert truth["VBUS"]["max_voltage"] == pytest.approx(24.0, abs=0.05)
+    # The ramp went in steps of at most max_step: the bus never jumped.
+    lines = [c["line"] for c in rig.truth()["instruments"]["psu"]["commands"]]
+    steps = [
+        float(line.split()[1].split(",")[0])
+        for line in lines
+        if line.startswith("VOLT ") and "(@2)" in line
+    ]
+    assert steps[-6:] == pytest.approx([4.0, 8.0, 12.0, 16.0, 20.0, 24.0])
+    ctl.output_off("VBUS")
+    ctl.output_off("VLOGIC")
+    assert ctl.state == "armed"
+    assert_all_outputs_off(rig)
+    assert_safety_invariants(rig)
+
+
+def test_refusal_names_rule_and_sends_nothing(rig):
+    ctl = rig.controller
+    before = len(rig.truth()["instruments"]["psu"]["commands"])
+    with pytest.raises(LimitViolation) as info:
+        ctl.set_voltage("VBUS", 26.0)
+    assert info.value.rule == "nets.VBUS.max_voltage"
+    assert info.value.where == "profiles/mdb24.toml: nets.VBUS.max_voltage"
+    assert len(rig.truth()["instruments"]["psu"]["commands"]) == before
+    assert ctl.state == "armed" and ctl.fault_cause is None
+
+
+def test_ramp_refused_whole_if_any_step_breaks_a_rule(rig):
+    ctl = rig.controller
+    rig.power_up_logic()
+    rig.power_up_bus(4.0)
+    ctl.set_voltage("MOTOR", 3.0)
+    ctl.set_current_limit("MOTOR", 0.6)
+    ctl.output_on("MOTOR")
+    before = len(rig.truth()["instruments"]["psu"]["commands"])
+    # 2 W + 4 V x 0.5 A + 12 V x 0.6 A fits, but the bus at 24 V on top of it does not (18 W).
+    with pytest.raises(LimitViolation) as info:
+        ctl.set_relay("K3", False)  # hot-switching the winding's relay
+    assert info.value.rule == "hot-switch"
+    with pytest.raises(LimitViolation):
+        ctl.set_voltage("VBUS", 24.0)
+    assert len(rig.truth()["instruments"]["psu"]["commands"]) == before
+    assert_safety_invariants(rig)
+
+
+def test_illegal_triggers_are_errors(rig_factory):
+    rig = rig_factory(arm=False)
+    ctl = rig.controller
+    with pytest.raises(StateError):
+        ctl.set_voltage("VBUS", 1.0)  # not armed
+    with pytest.raises(StateError):
+        ctl.disarm("operator")
+    with pytest.raises(StateError):
+        ctl.reset("operator")  # nothing to reset
+    ctl.arm("operator")
+    with pytest.raises(StateError):
+        ctl.arm("operator")
+
+
+def test_emergency_stop_latches_and_reset_never_energises(rig):
+    ctl = rig.controller
+    rig.power_up_logic()
+    rig.power_up_bus(8.0)
+    report = ctl.emergency_stop("bob")
+    assert report.verified, report.unverified
+    assert ctl.state == "fault" and ctl.fault_cause.startswith("estop")
+    assert_all_outputs_off(rig)
+    assert rig.truth()["contacts"] == []
+    with pytest.raises(FaultLatched):
+        ctl.set_voltage("VLOGIC", 1.0)
+    ctl.reset("operator")
+    assert ctl.state == "safe"
+    time.sleep(0.2)
+    assert_all_outputs_off(rig)
+    assert rig.truth()["contacts"] == []
+    with pytest.raises(StateError):
+        ctl.output_on("VLOGIC")  # must arm again
+    assert_safety_invariants(rig)
+
+
+def test_power_on_order_enforced(rig):
+    ctl = rig.controller
+    ctl.set_voltage("VBUS", 4.0)
+    with pytest.raises(LimitViolation) as info:
+        ctl.output_on("VBUS")
+    assert info.value.rule == "sequencing.power_on"
+    assert rig.truth()["nets"]["VBUS"]["max_voltage"] == 0.0
+
+
+def test_start_up_finds_energised_bench_and_latches(rig_factory):
+    first = rig_factory()
+    first.power_up_logic()
+    # The first controller dies without a word: no safe state, no more heartbeats.
+    first.controller.monitor.stop()
+    first.controller.supervisor.stop()
+    first.controller.instruments.close()
+    time.sleep(0.7)  # the board's watchdog (500 ms) opens the relays by itself
+    assert first.truth()["contacts"] == []
+    from interlock.controller import Controller
+
+    second = Controller(first.configuration, first.journal, resources=first.sim.resources)
+    second.connect()
+    try:
+        assert second.state == "fault"
+        assert second.fault_cause.startswith("found-energised")
+        assert "psu CH1 output on" in second.fault_cause
+        psu_state = rig_settings(second)
+        assert not any(s.output for s in psu_state)
+        second.reset("operator")
+        assert second.state == "safe"
+    finally:
+        second.close()
+
+
+def rig_settings(controller):
+    return controller.instruments.supplies["psu"].settings([1, 2, 3])
+
+
+def test_readme_shows_the_generated_state_diagram():
+    readme = (ROOT / "README.md").read_text()
+    assert mermaid_diagram() in readme
