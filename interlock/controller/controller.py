@@ -778,7 +778,11 @@ class Controller:
                 self.trip(purpose, detail)
                 raise FaultLatched(f"{purpose} failed: {detail}")
             resistance = meter.measure_resistance(net=net, purpose=purpose)
-            self.journal.measurement(net, resistance=resistance, purpose=purpose)
+            # An open circuit is an overload (inf), which JSON cannot hold.
+            finite = math.isfinite(resistance)
+            self.journal.measurement(
+                net, resistance=resistance if finite else None, overload=not finite, purpose=purpose
+            )
         finally:
             if self.fault_cause is None:
                 self._switch_relay(port.sense_relay, False)

@@ -135,6 +135,14 @@ class BoardSupervisor(_Worker):
             relays = ", ".join(sorted(self.controller.instruments.relays_of(state.mismatches)))
             self._report("contact-sense", f"contacts disagree with coils: {relays}")
 
+    def _relay_names(self, mask_text: str) -> str:
+        try:
+            mask = int(mask_text.split()[0], 16)
+        except (ValueError, IndexError):
+            return mask_text
+        channels = {c for c in range(1, 33) if mask >> (c - 1) & 1}
+        return ", ".join(sorted(self.controller.instruments.relays_of(channels)))
+
     def _drain_events(self, board) -> None:
         while True:
             try:
@@ -145,7 +153,11 @@ class BoardSupervisor(_Worker):
                 cause = "estop" if event.detail.startswith("ESTOP") else "relay-board"
                 self._report(cause, f"board event: TRIP {event.detail}")
             elif event.kind == "MISMATCH":
-                self._report("contact-sense", f"board event: MISMATCH {event.detail}")
+                self._report(
+                    "contact-sense",
+                    f"contacts disagree with coils: "
+                    f"{self._relay_names(event.detail)} (board event)",
+                )
             elif event.kind == "BOOT":
                 self._report("relay-board", "board restarted: its relays were reset")
 

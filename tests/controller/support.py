@@ -41,6 +41,28 @@ class Rig:
             self.controller.set_voltage("VBUS", volts)
 
 
+def edited_bench(directory: Path, edits: dict[str, list[tuple[str, str]]]) -> Path:
+    """A copy of the root bench and profiles in ``directory``, with text replaced per file."""
+    import shutil
+
+    shutil.copy(ROOT / "bench.toml", directory / "bench.toml")
+    shutil.copytree(ROOT / "profiles", directory / "profiles", dirs_exist_ok=True)
+    for name, replacements in edits.items():
+        path = directory / name
+        text = path.read_text()
+        for old, new in replacements:
+            assert old in text, f"{old!r} not in {name}"
+            text = text.replace(old, new, 1)
+        path.write_text(text)
+    return directory / "bench.toml"
+
+
+def setting_commands(rig: Rig) -> list[str]:
+    """The setting lines the supply received (not the monitor's queries)."""
+    lines = [c["line"] for c in rig.truth()["instruments"]["psu"]["commands"]]
+    return [line for line in lines if line.startswith(("VOLT ", "CURR ", "OUTP ", "VOLT:PROT "))]
+
+
 def make_rig(sim_factory, tmp_path: Path, *, faults=(), connect=True, arm=True, bench=None) -> Rig:
     configuration = load_configuration(bench or ROOT / "bench.toml")
     sim = sim_factory(bench=configuration.bench, faults=faults)

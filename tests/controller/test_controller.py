@@ -13,6 +13,8 @@ from .support import (
     ROOT,
     assert_all_outputs_off,
     assert_safety_invariants,
+    edited_bench,
+    setting_commands,
 )
 
 
@@ -48,26 +50,36 @@ def test_refusal_names_rule_and_sends_nothing(rig):
         ctl.set_voltage("VBUS", 26.0)
     assert info.value.rule == "nets.VBUS.max_voltage"
     assert info.value.where == "profiles/mdb24.toml: nets.VBUS.max_voltage"
-    assert len(rig.truth()["instruments"]["psu"]["commands"]) == before
+    assert len(rig.truth()["instruments"]["psu"]["commands"]) == before  # nothing live: no polls
     assert ctl.state == "armed" and ctl.fault_cause is None
 
 
-def test_ramp_refused_whole_if_any_step_breaks_a_rule(rig):
+def test_ramp_refused_whole_if_any_step_breaks_a_rule(rig_factory, tmp_path):
+    bench = edited_bench(
+        tmp_path,
+        {"profiles/mdb24.toml": [('max_total_power = "18 W"', 'max_total_power = "10 W"')]},
+    )
+    rig = rig_factory(bench=bench)
     ctl = rig.controller
-    rig.power_up_logic()
-    rig.power_up_bus(4.0)
-    ctl.set_voltage("MOTOR", 3.0)
-    ctl.set_current_limit("MOTOR", 0.6)
-    ctl.output_on("MOTOR")
-    before = len(rig.truth()["instruments"]["psu"]["commands"])
-    # 2 W + 4 V x 0.5 A + 12 V x 0.6 A fits, but the bus at 24 V on top of it does not (18 W).
+    rig.power_up_logic()  # 5 V x 400 mA = 2 W
+    rig.power_up_bus(4.0)  # 4 V x 500 mA = 2 W
+    before = setting_commands(rig)
+    # 4 -> 24 V in 4 V steps: 16 V makes 10 W, the step to 20 V would make 12 W.
     with pytest.raises(LimitViolation) as info:
-        ctl.set_relay("K3", False)  # hot-switching the winding's relay
-    assert info.value.rule == "hot-switch"
-    with pytest.raises(LimitViolation):
         ctl.set_voltage("VBUS", 24.0)
-    assert len(rig.truth()["instruments"]["psu"]["commands"]) == before
+    assert info.value.rule == "rules.max_total_power"
+    assert "ramp step 4 of 5" in info.value.reason
+    assert setting_commands(rig) == before  # not even the first step went out
+    assert ctl.state == "live" and ctl.fault_cause is None
     assert_safety_invariants(rig)
+
+
+def test_hot_switching_refused(rig):
+    rig.power_up_logic()
+    with pytest.raises(LimitViolation) as info:
+        rig.controller.set_relay("K1", False)
+    assert info.value.rule == "hot-switch"
+    assert rig.truth()["contacts"] == ["K1"]
 
 
 def test_illegal_triggers_are_errors(rig_factory):

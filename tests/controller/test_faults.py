@@ -1,0 +1,175 @@
+"""One test per simulator fault: the controller's reaction, and what the DUT really saw."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from interlock.errors import (
+    ConnectionLost,
+    FaultLatched,
+    IdentityMismatch,
+    InstrumentError,
+    ReadbackMismatch,
+    StateError,
+)
+
+from .support import assert_all_outputs_off, assert_safety_invariants
+
+
+def wait_for(predicate, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_short_before_going_live_is_caught_by_safe_to_mate(rig_factory):
+    rig = rig_factory(faults=["short:VLOGIC"])
+    with pytest.raises(FaultLatched, match="VLOGIC measures .* ohm"):
+        rig.power_up_logic()
+    assert rig.controller.fault_cause.startswith("safe-to-mate")
+    assert rig.truth()["nets"]["VLOGIC"]["max_voltage"] < 0.5  # never energised
+    assert_safety_invariants(rig)
+
+
+def test_short_while_live_trips_the_monitor(rig):
+    rig.power_up_logic()
+    rig.power_up_bus(8.0)
+    rig.sim.inject("short:VBUS")
+    assert wait_for(lambda: rig.controller.state == "fault")
+    assert rig.controller.fault_cause.startswith("monitor: VBUS")
+    assert_all_outputs_off(rig)
+    truth = rig.truth()["nets"]["VBUS"]
+    assert truth["max_current"] <= 0.5 * 1.01  # the current limit held while it lasted
+    assert_safety_invariants(rig)
+
+
+def test_open_net_is_caught_by_safe_to_mate(rig_factory):
+    rig = rig_factory(faults=["open:MOTOR"])
+    rig.power_up_logic()
+    rig.power_up_bus(4.0)
+    rig.controller.set_voltage("MOTOR", 3.0)
+    with pytest.raises(FaultLatched, match="MOTOR measures inf ohm"):
+        rig.controller.output_on("MOTOR")
+    assert rig.truth()["nets"]["MOTOR"]["max_voltage"] < 0.5
+    assert_all_outputs_off(rig)
+
+
+def test_open_net_while_live_trips_on_the_current_window(rig):
+    rig.power_up_logic()
+    rig.sim.inject("open:VLOGIC")
+    assert wait_for(lambda: rig.controller.state == "fault")
+    assert "below the live window" in rig.controller.fault_cause
+    assert_all_outputs_off(rig)
+
+
+def test_miswired_breakout_box_never_powers_the_wrong_net(rig_factory):
+    """VBUS and MOTOR swapped in the break-out box: the bus's 24 V would reach the winding."""
+    rig = rig_factory(faults=["swap:VBUS,MOTOR"])
+    ctl = rig.controller
+    rig.power_up_logic()
+    with pytest.raises(FaultLatched, match="miswired"):
+        rig.power_up_bus(24.0)  # the sequence that powers the motor path
+    with pytest.raises(FaultLatched):
+        ctl.set_voltage("MOTOR", 3.0)
+    stray = rig.limits.nets["MOTOR"].safe_to_mate.max_stray_voltage
+    truth = rig.truth()["nets"]
+    assert truth["MOTOR"]["max_voltage"] <= stray
+    assert truth["VBUS"]["max_voltage"] <= rig.limits.nets["VBUS"].safe_to_mate.max_stray_voltage
+    assert ctl.fault_cause.startswith("safe-to-mate: VBUS measures 2")  # ~24 ohm: the winding
+    assert_safety_invariants(rig)
+
+
+def test_wrong_dut_refuses_to_arm(rig_factory):
+    rig = rig_factory(faults=["wrong-dut"], arm=False)
+    with pytest.raises(IdentityMismatch) as info:
+        rig.controller.arm("operator")
+    assert "MDB-24" in info.value.expected and "4" in info.value.seen
+    assert rig.controller.state == "safe"
+    assert max(n["max_voltage"] for n in rig.truth()["nets"].values()) < 0.5
+
+
+def test_instrument_with_another_identity_is_never_commanded(rig_factory):
+    rig = rig_factory(faults=["identity:psu=Rigol Technologies,DP832,DP8A0001"], connect=False)
+    with pytest.raises(IdentityMismatch) as info:
+        rig.controller.connect()
+    assert info.value.expected == "Keysight Technologies, E36312A, serial MY59001234"
+    assert info.value.seen == "Rigol Technologies, DP832, serial DP8A0001"
+    assert rig.controller.state == "fault"
+    with pytest.raises(FaultLatched):
+        rig.controller.arm("operator")
+    lines = [c["line"] for c in rig.truth()["instruments"]["psu"]["commands"]]
+    assert lines == ["*IDN?"]  # asked who it is, then left alone
+
+
+def test_instrument_ignoring_a_setpoint_is_caught_by_readback(rig):
+    rig.power_up_logic()
+    rig.sim.inject("ignore-setpoint:psu")
+    with pytest.raises(ReadbackMismatch, match="VLOGIC voltage reads back 5"):
+        rig.controller.set_voltage("VLOGIC", 4.0)
+    assert rig.controller.fault_cause.startswith("readback")
+    assert_all_outputs_off(rig)
+
+
+def test_hung_supply_trips_and_relays_disconnect_the_dut(rig):
+    rig.power_up_logic()
+    rig.sim.inject("hang:psu")
+    assert wait_for(lambda: rig.controller.state == "fault", timeout=5)
+    assert "no reply" in rig.controller.fault_cause
+    assert wait_for(lambda: rig.truth()["contacts"] == [], timeout=3)
+    assert_all_outputs_off(rig)  # the relays cut the DUT off the hung supply
+    assert any("psu" in u for u in rig.controller.last_safe_state.unverified)
+
+
+def test_dropped_connection_trips(rig):
+    rig.power_up_logic()
+    rig.sim.inject("drop:psu")
+    assert wait_for(lambda: rig.controller.state == "fault", timeout=5)
+    assert rig.truth()["contacts"] == []
+    assert_all_outputs_off(rig)
+    with pytest.raises((FaultLatched, ConnectionLost)):
+        rig.controller.set_voltage("VLOGIC", 1.0)
+
+
+def test_welded_relay_is_reported_by_contact_sense(rig):
+    rig.sim.inject("weld:K2")
+    assert wait_for(lambda: rig.controller.state == "fault")
+    assert "K2" in rig.controller.fault_cause
+    assert any("K2" in u for u in rig.controller.last_safe_state.unverified)
+
+
+def test_estop_opens_relays_and_latches_until_released_and_reset(rig):
+    rig.power_up_logic()
+    rig.sim.inject("estop")
+    assert wait_for(lambda: rig.controller.state == "fault")
+    assert rig.controller.fault_cause.startswith("estop")
+    assert rig.truth()["contacts"] == []
+    assert_all_outputs_off(rig)
+    with pytest.raises(StateError, match="E-stop"):
+        rig.controller.reset("operator")
+    rig.sim.clear("estop")
+    rig.controller.reset("operator")
+    assert rig.controller.state == "safe"
+    assert_all_outputs_off(rig)
+
+
+def test_noisy_readings_trip_the_monitor(rig):
+    rig.power_up_logic()
+    rig.sim.inject("noise:psu=0.5")
+    assert wait_for(lambda: rig.controller.state == "fault")
+    assert rig.controller.fault_cause.startswith("monitor: VLOGIC")
+    assert_all_outputs_off(rig)
+
+
+def test_noisy_meter_refuses_to_arm_rather_than_guess(rig_factory):
+    rig = rig_factory(faults=["noise:dmm=50%"], arm=False)
+    with pytest.raises(IdentityMismatch):
+        for _ in range(5):  # a reading may land inside the window by chance; five won't
+            rig.controller.arm("operator")
+            rig.controller.disarm("operator")
+    assert rig.controller.state == "safe"
+    assert max(n["max_voltage"] for n in rig.truth()["nets"].values()) < 0.5
