@@ -10,7 +10,6 @@ from interlock.errors import (
     ConnectionLost,
     FaultLatched,
     IdentityMismatch,
-    InstrumentError,
     ReadbackMismatch,
     StateError,
 )
@@ -29,7 +28,7 @@ def wait_for(predicate, timeout=2.0):
 
 def test_short_before_going_live_is_caught_by_safe_to_mate(rig_factory):
     rig = rig_factory(faults=["short:VLOGIC"])
-    with pytest.raises(FaultLatched, match="VLOGIC measures .* ohm"):
+    with pytest.raises(FaultLatched, match=r"VLOGIC measures .* ohm"):
         rig.power_up_logic()
     assert rig.controller.fault_cause.startswith("safe-to-mate")
     assert rig.truth()["nets"]["VLOGIC"]["max_voltage"] < 0.5  # never energised
