@@ -499,14 +499,18 @@ class RelayBoard:
         # Replies still queued belong to exchanges already given up on.
         while True:
             try:
-                self._replies.get_nowait()
+                kind, item = self._replies.get_nowait()
             except queue.Empty:
                 break
+            if kind == "lost":
+                raise ConnectionLost(self.name, f"{method}: {item}")
         data = frame(self._seq, command)
         log.debug("%s >> %r", self.name, data)
+        port = self._serial
+        if port is None:
+            raise ConnectionLost(self.name, f"{method}(): port {self.port} is not open")
         try:
-            assert self._serial is not None
-            self._serial.write(data)
+            port.write(data)
         except serial.SerialTimeoutException as exc:
             raise InstrumentTimeout(self.name, f"{method}: write timed out") from exc
         except (serial.SerialException, OSError) as exc:

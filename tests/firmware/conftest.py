@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from interlock.drivers.relay_board import RelayBoard
 from interlock.sim.relay_board import SimulatedRelayBoard
-
-
-class AllOpenWatch:
-    """Records, from the board's ground truth, when all contacts were last seen open."""
-
-    def __init__(self, sim: SimulatedRelayBoard) -> None:
-        self._opened = threading.Event()
-        self.opened_at: float | None = None
-        self.changes: list[tuple[list[bool], float]] = []
-        sim.add_listener(self._on_change)
-
-    def _on_change(self, contacts: list[bool], at: float) -> None:
-        self.changes.append((contacts, at))
-        if not any(contacts):
-            self.opened_at = at
-            self._opened.set()
-        else:
-            self.opened_at = None
-            self._opened.clear()
-
-    def wait(self, timeout: float) -> float:
-        """Wait until all contacts are open; return the time it happened."""
-        assert self._opened.wait(timeout), f"relays still closed after {timeout} s"
-        assert self.opened_at is not None
-        return self.opened_at
 
 
 @pytest.fixture
@@ -52,8 +26,3 @@ def board(sim: SimulatedRelayBoard) -> Iterator[RelayBoard]:
     driver.identify()
     yield driver
     driver.close()
-
-
-@pytest.fixture
-def watch(sim: SimulatedRelayBoard) -> AllOpenWatch:
-    return AllOpenWatch(sim)
