@@ -33,6 +33,7 @@ EXIT_FAULT = 4
 COMMAND_MODULES = [
     "interlock.commands.check",
     "interlock.commands.journal",
+    "interlock.commands.run",
     "interlock.commands.sim",
 ]
 

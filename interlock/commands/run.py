@@ -1,0 +1,230 @@
+"""``interlock run SEQ``: run a sequence on the bench, or check it with ``--dry-run``.
+
+The dry run checks every step against the pinned limits and sends nothing.
+A real run is always preceded by the same check and starts only if it is
+clean. Operator prompts are asked at a terminal; ``--yes`` answers them all
+(printed as such); with no terminal and no ``--yes`` nobody could answer, so
+the run is not started (exit 2) rather than stopped halfway with the board
+live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from interlock.cli import EXIT_PASS, EXIT_REFUSED, EXIT_USAGE
+from interlock.commands.common import add_bench_argument, banner
+from interlock.config import Configuration, load_configuration
+from interlock.config.reader import display_path
+from interlock.limits import Verdict
+from interlock.sequence import (
+    DryRunReport,
+    SequenceRunner,
+    Step,
+    StepResult,
+    bind,
+    dry_run,
+    load_sequence,
+    simulated_controller,
+)
+from interlock.sequence.dryrun import ALLOWED_UNEXPECTEDLY, REFUSED, REFUSED_AS_EXPECTED
+from interlock.sequence.runner import DECLINED, FAIL, FAULT, PASS, RunReport
+from interlock.units import CURRENT, DURATION, VOLTAGE, format_quantity
+
+OUTCOME_WORDS = {ALLOWED_UNEXPECTEDLY: "ALLOWED, but the sequence expects a refusal"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a sequence on the bench (or check it with --dry-run)",
+        description="Run a sequence of steps through the interlock, or dry run it.",
+    )
+    parser.add_argument("sequence", metavar="SEQ", help="sequence file (TOML)")
+    add_bench_argument(parser)
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every step against the pinned limits; send nothing",
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="answer yes to every operator prompt (unattended runs)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    configuration = load_configuration(args.bench)
+    print(banner(configuration.bench), flush=True)
+    sequence = load_sequence(args.sequence)
+    profile = configuration.profile
+    print(f"sequence  {sequence.name} ({sequence.shown_path}), written for {sequence.profile}")
+    print(f"profile   {profile.name} ({profile.shown_path})")
+    sequence = bind(sequence, configuration)  # a sequence for another DUT is refused here
+
+    report = dry_run(sequence, configuration)
+    if args.dry_run:
+        _print_dry_run(report, every_step=True)
+        return EXIT_PASS if report.ok else EXIT_REFUSED
+    if not report.ok:
+        _print_dry_run(report, every_step=False)
+        print("not run: the dry run finds violations; nothing was sent")
+        return EXIT_REFUSED
+    print(
+        f"dry run   {len(sequence.steps)} steps clean"
+        f"{_expected_note(len(report.expected_refusals))}, at least "
+        f"{format_quantity(round(report.duration, 2), DURATION)}"
+    )
+    if sequence.prompts and not args.yes and not sys.stdin.isatty():
+        print(
+            f"not run: {len(sequence.prompts)} operator prompt(s) and no terminal to answer them; "
+            "run it at a terminal, or pass --yes to answer them all",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return _run_for_real(sequence, configuration, yes=args.yes)
+
+
+def _run_for_real(sequence, configuration: Configuration, *, yes: bool) -> int:
+    bench = configuration.bench
+    print(f"target    in-process controller on the simulated bench {bench.name}")
+    print(f"journal   {display_path(bench.service.journal)}", flush=True)
+    console = _Console(yes=yes)
+    with simulated_controller(configuration) as target:
+        runner = SequenceRunner(
+            sequence,
+            configuration,
+            target,
+            operator=getpass.getuser(),
+            confirm=console.confirm,
+            observer=console,
+        )
+        result = runner.run()
+    _print_summary(result)
+    return result.exit_code
+
+
+# --- output --------------------------------------------------------------------------
+
+
+def _expected_note(count: int) -> str:
+    return f" ({count} refusal{'s' if count != 1 else ''} expected)" if count else ""
+
+
+def _verdict_line(verdict: Verdict) -> str:
+    return f"{verdict.rule} ({verdict.where}): {verdict.reason}"
+
+
+def _step_title(step: Step, total: int) -> str:
+    width = len(str(total))
+    title = f"step {step.number:>{width}}/{total}  {step.describe()}"
+    return f"{title}  [{step.label}]" if step.label else title
+
+
+def _print_dry_run(report: DryRunReport, *, every_step: bool) -> None:
+    total = len(report.sequence.steps)
+    print(f"dry run   {total} steps checked against the pinned limits; nothing sent")
+    for check in report.checks:
+        if not every_step and not check.is_violation:
+            continue
+        at = format_quantity(round(check.at, 3), DURATION)
+        outcome = OUTCOME_WORDS.get(check.outcome, check.outcome)
+        print(f"  {_step_title(check.step, total)}  @{at}: {outcome}")
+        if not check.verdict.allowed:
+            print(f"      by {_verdict_line(check.verdict)}")
+    violations = report.violations
+    print(
+        f"dry run: {len(violations)} violation{'s' if len(violations) != 1 else ''}"
+        f"{_expected_note(len(report.expected_refusals))}; the steps take at least "
+        f"{format_quantity(round(report.duration, 2), DURATION)}"
+    )
+    for check in violations:
+        print(f"  step {check.step.number}: {_verdict_line(check.verdict)}")
+
+
+def _live_text(live: dict[str, dict[str, float]]) -> str:
+    parts = []
+    for net, measured in live.items():
+        if "voltage" in measured and "current" in measured:
+            volts, amps = measured["voltage"], measured["current"]
+            parts.append(f"{net} {_short(volts, VOLTAGE)} {_short(amps, CURRENT)}")
+        else:
+            parts.append(f"{net} live")
+    return ", ".join(parts)
+
+
+def _short(value: float, dimension: Any) -> str:
+    return format_quantity(float(f"{value:.4g}"), dimension)
+
+
+class _Console:
+    """Progress on stdout; operator prompts on the terminal (or answered by --yes)."""
+
+    def __init__(self, *, yes: bool) -> None:
+        self.yes = yes
+
+    def confirm(self, step: Step) -> bool:
+        if self.yes:
+            print(f"      operator: {step.message}: yes (--yes)")
+            return True
+        try:
+            answer = input(f"      operator: {step.message}. Continue? [y/N] ")
+        except EOFError:
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    def step_started(self, step: Step, total: int) -> None:
+        print(_step_title(step, total), flush=True)
+
+    def step_finished(self, result: StepResult, total: int) -> None:
+        step, words = result.step, OUTCOME_WORDS.get(result.outcome, result.outcome)
+        if result.outcome in (PASS, FAIL):
+            dimension = CURRENT if step.quantity == "current" else VOLTAGE
+            words = (
+                f"{_short(result.value, dimension)}: {result.outcome.upper()} "
+                f"(window {step.window()})"
+            )
+        line = f"      {words}"
+        if result.live:
+            line += f"   live: {_live_text(result.live)}"
+        print(line)
+        if not result.verdict.allowed:
+            print(f"      by {_verdict_line(result.verdict)}")
+        if result.detail:
+            print(f"      {result.detail}")
+        sys.stdout.flush()
+
+
+def _print_summary(report: RunReport) -> None:
+    total = len(report.sequence.steps)
+    measured = report.count(PASS, FAIL)
+    verdict = {0: "PASS", 1: "FAIL", 3: "REFUSED", 4: "FAULT"}.get(report.exit_code, "?")
+    print()
+    print(f"summary   {verdict}: {report.sequence.name}")
+    print(
+        f"  steps         {len(report.results)} of {total} run"
+        + ("" if report.completed else ", stopped")
+    )
+    print(f"  measurements  {report.count(PASS)} of {measured} passed")
+    for result in report.results:
+        if result.outcome == FAIL:
+            print(f"    FAIL step {result.step.number}: {result.step.describe()}")
+    expected = report.count(REFUSED_AS_EXPECTED)
+    if expected:
+        print(f"  refusals      {expected} expected and seen")
+    for result in report.results:
+        if result.outcome in (REFUSED, ALLOWED_UNEXPECTEDLY):
+            print(f"  stopped at step {result.step.number}: {_verdict_line(result.verdict)}")
+        elif result.outcome == FAULT:
+            print(f"  fault at step {result.step.number}: {result.detail}")
+        elif result.outcome == DECLINED:
+            print(f"  stopped at step {result.step.number}: the operator declined")
+    if report.safe_state_forced:
+        print(f"  safe state forced: {report.safe_state_forced}")
+    elif report.fault:
+        print(f"  bench fault: {report.fault}")
+    print(f"  time          {format_quantity(round(report.elapsed, 2), DURATION)}")
+    print(f"exit {report.exit_code}")

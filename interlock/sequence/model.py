@@ -1,0 +1,202 @@
+"""Sequence files: the model and the TOML loader.
+
+A sequence names the DUT type it was written for and lists its steps in
+order. Every quantity carries its unit; every error names the file and the
+key (``sequences/x.toml: steps[3].voltage: expected a voltage, got "5"``).
+The loader knows nothing of any bench: nets and relays are checked against
+a bench and its profile when the sequence is bound (:mod:`.binding`).
+
+::
+
+    [sequence]
+    name = "MDB-24 power-up"
+    profile = "MDB-24"              # the [device] name of the profile
+
+    [[steps]]
+    action = "set"
+    net = "VLOGIC"
+    voltage = "5 V"                 # or current_limit = "250 mA"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from interlock.config.reader import Table, display_path, read_toml
+from interlock.units import CURRENT, DURATION, VOLTAGE, Dimension, format_quantity
+
+ACTIONS = ("set", "ramp", "relay", "output", "measure", "wait", "prompt")
+# Only steps that ask the interlock for a change can be refused by it.
+ACTUATING = ("set", "ramp", "relay", "output")
+QUANTITIES = {"voltage": VOLTAGE, "current": CURRENT}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step. Which fields are set depends on ``action``; the loader checks that."""
+
+    index: int  # 0-based, as in the key path steps[index]
+    action: str
+    label: str = ""
+    expect_refused: bool = False
+    net: str | None = None
+    voltage: float | None = None  # set / ramp target, V
+    current_limit: float | None = None  # set, A
+    relay: str | None = None  # the bench's relay name once bound (K3)
+    relay_ref: str | None = None  # as written: a role ("MOTOR.power") or a bench relay name
+    closed: bool | None = None  # relay
+    on: bool | None = None  # output
+    quantity: str | None = None  # measure: "voltage" or "current"
+    minimum: float | None = None  # measure window, SI
+    maximum: float | None = None
+    duration: float | None = None  # wait, s
+    message: str | None = None  # prompt
+
+    @property
+    def number(self) -> int:
+        """1-based, as shown to people."""
+        return self.index + 1
+
+    @property
+    def key(self) -> str:
+        return f"steps[{self.index}]"
+
+    def describe(self) -> str:
+        """What the step does, in a few words (units shown, never bare numbers)."""
+        q = format_quantity
+        match self.action:
+            case "set" if self.voltage is not None:
+                text = f"set {self.net} to {q(self.voltage, VOLTAGE)}"
+            case "set":
+                text = f"set {self.net} current limit to {q(self.current_limit, CURRENT)}"
+            case "ramp":
+                text = f"ramp {self.net} to {q(self.voltage, VOLTAGE)}"
+            case "relay":
+                shown = (
+                    self.relay
+                    if self.relay == self.relay_ref
+                    else f"{self.relay} ({self.relay_ref})"
+                )
+                text = f"{'close' if self.closed else 'open'} relay {shown}"
+            case "output":
+                text = f"turn {self.net} output {'on' if self.on else 'off'}"
+            case "measure":
+                text = f"measure {self.net} {self.quantity} {self.window()}"
+            case "wait":
+                text = f"wait {q(self.duration, DURATION)}"
+            case "prompt":
+                text = f"operator: {self.message}"
+            case _:
+                text = self.action
+        return text
+
+    def window(self) -> str:
+        dimension = QUANTITIES.get(self.quantity or "", VOLTAGE)
+        low = format_quantity(self.minimum, dimension) if self.minimum is not None else ""
+        high = format_quantity(self.maximum, dimension) if self.maximum is not None else ""
+        if low and high:
+            return f"{low} .. {high}"
+        return f">= {low}" if low else f"<= {high}"
+
+    def passes(self, value: float) -> bool:
+        """A measured value inside the window (both ends included)."""
+        if self.minimum is not None and value < self.minimum:
+            return False
+        return not (self.maximum is not None and value > self.maximum)
+
+
+@dataclass(frozen=True)
+class Sequence:
+    name: str
+    description: str
+    profile: str  # the device name of the profile it was written for, e.g. "MDB-24"
+    path: Path
+    steps: tuple[Step, ...]
+
+    @property
+    def shown_path(self) -> str:
+        return display_path(self.path)
+
+    def where(self, key: str) -> str:
+        return f"{self.shown_path}: {key}"
+
+    @property
+    def prompts(self) -> list[Step]:
+        return [step for step in self.steps if step.action == "prompt"]
+
+
+def load_sequence(path: str | Path) -> Sequence:
+    """Load and validate a sequence file. Raises ConfigError naming file and key."""
+    path = Path(path).resolve()
+    data, _raw = read_toml(path)
+    root = Table(data, display_path(path))
+    header = root.table("sequence")
+    name = header.string("name")
+    # The device name, not a path: a sequence is written for a DUT type, and the
+    # profile file of that type may live anywhere on another bench.
+    profile = header.string("profile")
+    description = header.string("description", required=False) or ""
+    header.finish()
+    tables = root.array_of_tables("steps")
+    if not tables:
+        raise root.error("steps", "a sequence needs at least one [[steps]]")
+    steps = tuple(_step(i, table) for i, table in enumerate(tables))
+    root.finish()
+    return Sequence(name, description, profile, path, steps)
+
+
+def _step(index: int, table: Table) -> Step:
+    action = table.string("action", choices=ACTIONS)
+    label = table.string("label", required=False) or ""
+    expect = table.string("expect", required=False, choices=("allowed", "refused"))
+    if expect is not None and action not in ACTUATING:
+        raise table.error(
+            "expect", f"only a step that asks for a change ({', '.join(ACTUATING)}) can be refused"
+        )
+    fields: dict[str, object] = {}
+    match action:
+        case "set":
+            fields["net"] = table.string("net")
+            voltage = table.quantity("voltage", VOLTAGE, required=False)
+            current = table.quantity("current_limit", CURRENT, required=False)
+            if (voltage is None) == (current is None):
+                raise table.error("", "a set step takes exactly one of voltage, current_limit")
+            fields.update(voltage=voltage, current_limit=current)
+        case "ramp":
+            fields.update(net=table.string("net"), voltage=table.quantity("to", VOLTAGE))
+        case "relay":
+            fields["relay"] = fields["relay_ref"] = table.string("relay")
+            state = table.string("state", choices=("open", "closed"))
+            fields["closed"] = state == "closed"
+        case "output":
+            fields["net"] = table.string("net")
+            fields["on"] = table.string("state", choices=("on", "off")) == "on"
+        case "measure":
+            fields.update(_measure(table))
+        case "wait":
+            fields["duration"] = table.quantity("duration", DURATION)
+        case "prompt":
+            fields["message"] = table.string("message")
+    table.finish()
+    return Step(
+        index=index,
+        action=action,
+        label=label,
+        expect_refused=expect == "refused",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _measure(table: Table) -> dict[str, object]:
+    net = table.string("net")
+    quantity = table.string("quantity", choices=tuple(QUANTITIES))
+    dimension: Dimension = QUANTITIES[quantity]
+    # A window may be negative (a reverse current): no sign check on the limits.
+    minimum = table.quantity("min", dimension, required=False, non_negative=False)
+    maximum = table.quantity("max", dimension, required=False, non_negative=False)
+    if minimum is None and maximum is None:
+        raise table.error("", "a measure step needs min, max or both")
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise table.error("min", "is greater than max")
+    return {"net": net, "quantity": quantity, "minimum": minimum, "maximum": maximum}

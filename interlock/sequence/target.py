@@ -1,0 +1,103 @@
+"""What a sequence runs against: a small interface, and its in-process implementation.
+
+The runner speaks only to a :class:`Target`, so the same run drives the
+controller service through its Python client or, for a simulation bench, a
+:class:`~interlock.controller.Controller` in this process on a
+:class:`~interlock.sim.bench.SimulatedBench` (:func:`simulated_controller`).
+Every method is a request to the interlock: it checks, journals and refuses
+(``LimitViolation``) exactly as for any other client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from interlock.config import Configuration
+from interlock.errors import ConfigError
+
+if TYPE_CHECKING:  # the dry run imports this module and must not load drivers
+    from interlock.controller import Controller
+
+
+class Target(Protocol):
+    def arm(self, operator: str) -> None: ...
+    def disarm(self, operator: str) -> None: ...
+    def set_voltage(self, net: str, volts: float) -> None: ...
+    def set_current_limit(self, net: str, amps: float) -> None: ...
+    def set_relay(self, relay: str, closed: bool) -> None: ...
+    def output_on(self, net: str) -> None: ...
+    def output_off(self, net: str) -> None: ...
+    def measure(self, net: str) -> dict[str, float]: ...
+    def status(self) -> dict[str, Any]: ...
+    def safe_state(self, reason: str) -> None: ...
+
+
+class ControllerTarget:
+    """A :class:`Target` on a controller in this process."""
+
+    def __init__(self, controller: Controller, who: str = "sequence") -> None:
+        self.controller = controller
+        self.who = who
+
+    def arm(self, operator: str) -> None:
+        self.controller.arm(operator, client=self.who)
+
+    def disarm(self, operator: str) -> None:
+        self.controller.disarm(operator, client=self.who)
+
+    def set_voltage(self, net: str, volts: float) -> None:
+        self.controller.set_voltage(net, volts, who=self.who)
+
+    def set_current_limit(self, net: str, amps: float) -> None:
+        self.controller.set_current_limit(net, amps, who=self.who)
+
+    def set_relay(self, relay: str, closed: bool) -> None:
+        self.controller.set_relay(relay, closed, who=self.who)
+
+    def output_on(self, net: str) -> None:
+        self.controller.output_on(net, who=self.who)
+
+    def output_off(self, net: str) -> None:
+        self.controller.output_off(net, who=self.who)
+
+    def measure(self, net: str) -> dict[str, float]:
+        return self.controller.measure(net)
+
+    def status(self) -> dict[str, Any]:
+        return self.controller.status()
+
+    def safe_state(self, reason: str) -> None:
+        self.controller.safe_state(reason)
+
+
+@contextlib.contextmanager
+def simulated_controller(
+    configuration: Configuration, *, monitor_period: float | None = None
+) -> Iterator[ControllerTarget]:
+    """A simulated bench and a connected controller on it; both gone (driven safe) on exit."""
+    from interlock.controller import Controller  # the dry run never needs these
+    from interlock.journal import Journal
+    from interlock.sim.bench import SimulatedBench
+
+    bench = configuration.bench
+    if bench.environment != "simulation" or bench.simulation is None:
+        raise ConfigError(
+            bench.shown_path,
+            "bench.environment",
+            f"bench {bench.name} is a {bench.environment} bench: a sequence runs in-process "
+            "only on a simulation bench; run it through the controller service",
+        )
+    # Free ports: a simulator or service already running for this bench is left alone.
+    with SimulatedBench(bench, ports="free") as sim:
+        bench.service.journal.parent.mkdir(parents=True, exist_ok=True)
+        with Journal(bench.service.journal, bench=bench.name) as journal:
+            controller = Controller(
+                configuration, journal, resources=sim.resources, monitor_period=monitor_period
+            )
+            try:
+                controller.connect()
+                yield ControllerTarget(controller)
+            finally:
+                controller.close()
