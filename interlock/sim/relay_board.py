@@ -51,7 +51,7 @@ _FIRMWARE_MODULES = ("rb_core", "rb_protocol", "rb_loop")
 # this class wake it at once; this only bounds the watchdog's resolution.
 _IDLE_S = 0.002
 # The MCU watchdog of rb_hal.HARDWARE_WDT_MS: time from a crash to the reboot.
-_HARDWARE_WDT_S = 2.0
+HARDWARE_WDT_S = 2.0
 
 Listener = Callable[[list[bool], float], None]
 
@@ -164,6 +164,9 @@ class _Hal:
         self._board._drive_coils(mask)
 
     def read(self) -> bytes:
+        if self._board._crash:
+            self._board._crash = False
+            raise RuntimeError("injected firmware crash")
         try:
             return os.read(self._board._master, 4096)
         except (BlockingIOError, InterruptedError):
@@ -215,6 +218,7 @@ class SimulatedRelayBoard:
         watchdog: str | float = "500 ms",
         *,
         firmware_dir: str | Path | None = None,
+        hardware_watchdog: float = HARDWARE_WDT_S,
     ) -> None:
         if (
             not isinstance(serial, str)
@@ -231,6 +235,10 @@ class SimulatedRelayBoard:
         if not 50 <= self.watchdog_ms <= 5000:
             raise ValueError(f"watchdog: the firmware accepts 50 ms..5 s, got {watchdog!r}")
         self.firmware_dir = Path(firmware_dir) if firmware_dir else FIRMWARE_DIR
+        if not isinstance(hardware_watchdog, int | float) or not 0 < hardware_watchdog <= 10:
+            raise ValueError(f"hardware_watchdog: expected 0..10 s, got {hardware_watchdog!r}")
+        self.hardware_watchdog = float(hardware_watchdog)
+        self._crash = False
         self._lock = threading.Lock()
         self._notify_lock = threading.RLock()
         self._coils = 0
@@ -266,15 +274,18 @@ class SimulatedRelayBoard:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._port = os.ttyname(self._slave)
+        self._power_on(code)
+        return self._port
+
+    def _power_on(self, code: dict[str, types.CodeType]) -> None:
         self._stopping = False
+        self._crash = False
         self._thread = threading.Thread(
             target=self._power, args=(code,), name=f"relay-board-{self.serial}", daemon=True
         )
         self._thread.start()
-        return self._port
 
-    def stop(self) -> None:
-        """Power the board down: the firmware stops, the relays open, the port goes."""
+    def _power_off(self) -> None:
         thread = self._thread
         if thread is None:
             return
@@ -284,7 +295,33 @@ class SimulatedRelayBoard:
         if thread.is_alive():
             raise SimulatorError(f"relay board {self.serial}: firmware thread did not stop")
         self._thread = None
+        # Without power no coil holds: every relay drops open.
         self._drive_coils(0)
+
+    def power_cycle(self, off_time: float = 0.0) -> None:
+        """Switch the board off and on again; the port stays (a UART-attached board).
+
+        The firmware boots afresh: relays open, no trip latched, forbidden table
+        empty, default watchdog period, a ``BOOT`` event.
+        """
+        if self._thread is None:
+            raise SimulatorError(f"relay board {self.serial} is not running")
+        self._power_off()
+        if off_time > 0:
+            time.sleep(off_time)
+        self._power_on(_firmware_code(self.firmware_dir))
+
+    def crash_firmware(self) -> None:
+        """Make the firmware loop raise: main.py opens the relays, the MCU
+        watchdog reboots the board ``hardware_watchdog`` seconds later."""
+        self._crash = True
+        self._wake()
+
+    def stop(self) -> None:
+        """Power the board down: the firmware stops, the relays open, the port goes."""
+        if self._thread is None:
+            return
+        self._power_off()
         for fd in (self._master, self._slave, self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -435,7 +472,7 @@ class SimulatedRelayBoard:
                 log.exception("relay board %s: firmware crashed", self.serial)
                 # main.py has opened the relays; the unfed hardware watchdog
                 # resets the MCU after its timeout, and the board boots again.
-                deadline = time.monotonic() + _HARDWARE_WDT_S
+                deadline = time.monotonic() + self.hardware_watchdog
                 while not self._stopping and time.monotonic() < deadline:
                     time.sleep(0.01)
             else:

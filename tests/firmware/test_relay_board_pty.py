@@ -307,3 +307,33 @@ def test_a_second_host_cannot_open_the_port(sim: SimulatedRelayBoard, board: Rel
     assert sim.port is not None
     with pytest.raises(ConnectionLost):
         RelayBoard(sim.port).open()
+
+
+def test_power_cycle_comes_back_safe(sim: SimulatedRelayBoard, board: RelayBoard) -> None:
+    board.load_forbidden([{1, 2}])
+    board.set_watchdog(0.2)
+    board.set_relays({1, 3})
+    sim.power_cycle()
+    boot = events_of(board, "BOOT")[-1]
+    assert boot.number == 0 and boot.state.all_open
+    state = board.get_state()
+    assert state.all_open and state.trip_cause is None
+    assert state.forbidden_count == 0 and state.watchdog == 0.5
+    assert sim.contacts() == [False] * 8 and sim.boots == 2
+
+
+def test_firmware_crash_opens_relays_and_reboots() -> None:
+    with SimulatedRelayBoard(hardware_watchdog=0.5) as sim:
+        assert sim.port is not None
+        watch = AllOpenWatch(sim)
+        with RelayBoard(sim.port, timeout=0.1, retries=0) as driver:
+            driver.set_relays({2, 4})
+            crashed = time.monotonic()
+            sim.crash_firmware()
+            # main.py's finally opens the relays before the exception goes on.
+            assert watch.wait(timeout=1.0) - crashed < ESTOP_BOUND_S
+            with pytest.raises(InstrumentTimeout):
+                driver.get_state()  # the board is down until the MCU watchdog fires
+            events_of(driver, "BOOT", timeout=2.0)
+            assert driver.get_state().all_open
+            assert sim.boots == 2
