@@ -25,6 +25,16 @@ from interlock.errors import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # Lazy, so that ``import interlock`` (every tool, every subprocess) stays free of HTTP.
+    if name == "connect":
+        from interlock.client import connect
+
+        return connect
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ConfigError",
     "ConnectionLost",
@@ -41,4 +51,5 @@ __all__ = [
     "SimulatorError",
     "StateError",
     "__version__",
+    "connect",
 ]

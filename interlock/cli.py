@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "interlock.commands.journal",
     "interlock.commands.run",
     "interlock.commands.sim",
+    "interlock.commands.service",
 ]
 
 

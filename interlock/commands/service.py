@@ -1,0 +1,245 @@
+"""``interlock serve`` and the operator CLI: ``status``, ``arm``, ``disarm``, ``estop``, ``reset``.
+
+``serve`` runs the controller service of a bench (for a simulation bench,
+the simulated instruments too) on the bench's Unix socket, and on TCP only
+with ``--tcp HOST:PORT``. The other commands talk to that service through
+:mod:`interlock.client`, each with the token of its role (``--role``), and
+head their output with the bench's name and environment class.
+
+Exit codes: 0 done, 2 usage or configuration, 3 refused (access, state,
+limit), 4 fault or no service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from interlock.commands.common import add_bench_argument, banner
+from interlock.config import load_bench
+from interlock.errors import FaultLatched, InterlockError, LimitViolation, StateError
+from interlock.units import CURRENT, VOLTAGE, format_quantity
+
+if TYPE_CHECKING:
+    from interlock.client import Client
+
+EXIT_REFUSED = 3
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the controller service of a bench (local API on its Unix socket)",
+        description="Run the controller service: it owns the bench's instruments; clients "
+        "talk to it over the bench's Unix socket. A simulation bench's instruments are "
+        "simulated by the service itself.",
+    )
+    add_bench_argument(serve)
+    serve.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        type=_tcp,
+        help="also listen on TCP (tokens are required there too)",
+    )
+    serve.add_argument(
+        "--background",
+        action="store_true",
+        help="start the service detached and return once it answers",
+    )
+    serve.set_defaults(handler=run_serve)
+
+    status = subparsers.add_parser(
+        "status",
+        help="show the bench's state, nets, relays and lease holder",
+        description="Show the state of the bench, as its controller service sees it.",
+    )
+    add_bench_argument(status)
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    _add_role(status, "viewer")
+    status.set_defaults(handler=run_status)
+
+    arm = subparsers.add_parser(
+        "arm",
+        help="arm the bench (operator)",
+        description="Arm the bench: pin the limits, check the DUT's identity and that all "
+        "is off, program the protections. A flight bench needs its name typed.",
+    )
+    add_bench_argument(arm)
+    arm.add_argument(
+        "--confirm", metavar="NAME", help="the bench's name: the confirmation a flight bench needs"
+    )
+    _add_role(arm, "operator")
+    arm.set_defaults(handler=run_arm)
+
+    for name, role, helptext in (
+        ("disarm", "operator", "disarm the bench (operator)"),
+        ("estop", "viewer", "emergency stop: outputs off, relays open, fault latched (anyone)"),
+        ("reset", "operator", "acknowledge a latched fault after the safe state is verified"),
+    ):
+        sub = subparsers.add_parser(name, help=helptext, description=helptext)
+        add_bench_argument(sub)
+        _add_role(sub, role)
+        sub.set_defaults(handler=run_action, action=name)
+
+
+def _add_role(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--role",
+        choices=("viewer", "script", "operator"),
+        default=default,
+        help=f"whose token to use (default: {default})",
+    )
+
+
+def _tcp(text: str) -> tuple[str, int]:
+    from interlock.service.server import parse_tcp
+
+    try:
+        return parse_tcp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+# -- serve ---------------------------------------------------------------------------
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    bench = load_bench(args.bench)
+    print(banner(bench), flush=True)
+    settings = bench.service
+    if args.background:
+        from interlock.service.background import log_path, start_background
+
+        tcp = f"{args.tcp[0]}:{args.tcp[1]}" if args.tcp else None
+        pid = start_background(bench.path, settings.socket, tcp=tcp)
+        print(f"service started in the background: pid {pid}, socket {settings.socket}")
+        print(f"log {log_path(settings.socket)}")
+        return 0
+
+    from interlock.service.runtime import Service
+    from interlock.service.server import serve
+
+    service = Service(args.bench)
+    where = f"unix:{settings.socket}"
+    if args.tcp:
+        where += f" and tcp:{args.tcp[0]}:{args.tcp[1]}"
+    print(f"serving on {where}; tokens in {settings.tokens}; SIGINT or SIGTERM stops", flush=True)
+    serve(service, tcp=args.tcp)
+    print("service stopped; the bench was driven to the safe state", flush=True)
+    return 0
+
+
+# -- the operator CLI ----------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace, start: bool) -> Client:
+    # Imported here: the other commands need no HTTP client.
+    from interlock.client import connect
+
+    return connect(args.bench, role=args.role, start=start)
+
+
+def _refused(error: InterlockError) -> int:
+    """Refusals (access, state, limits) exit 3; a fault or a missing service, 4."""
+    from interlock.service.wire import AccessDenied
+
+    print(f"{type(error).__name__}: {error}", file=sys.stderr)
+    refused = isinstance(error, AccessDenied | StateError | LimitViolation)
+    return EXIT_REFUSED if refused and not isinstance(error, FaultLatched) else 4
+
+
+def run_status(args: argparse.Namespace) -> int:
+    bench = load_bench(args.bench)
+    if not args.json:
+        print(banner(bench))
+    try:
+        with _client(args, start=True) as client:
+            status = client.status()
+    except InterlockError as error:
+        return _refused(error)
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(render_status(status))
+    return 0
+
+
+def run_arm(args: argparse.Namespace) -> int:
+    bench = load_bench(args.bench)
+    print(banner(bench))
+    confirm = args.confirm
+    if bench.environment == "flight" and confirm is None and sys.stdin.isatty():
+        confirm = input(f"type the bench name ({bench.name}) to arm this FLIGHT bench: ").strip()
+    try:
+        with _client(args, start=True) as client:
+            client.arm(confirm=confirm)
+            status = client.status()
+    except InterlockError as error:
+        return _refused(error)
+    print(f"armed by {status['you']['who']}; run {status['run']}")
+    return 0
+
+
+def run_action(args: argparse.Namespace) -> int:
+    bench = load_bench(args.bench)
+    print(banner(bench))
+    try:
+        with _client(args, start=False) as client:
+            getattr(client, args.action)()
+            status = client.status()
+    except InterlockError as error:
+        return _refused(error)
+    done = {"disarm": "disarmed", "estop": "emergency stop done", "reset": "fault reset"}
+    print(f"{done[args.action]}: state {status['state']}" + _fault_suffix(status))
+    return 0
+
+
+def _fault_suffix(status: dict[str, Any]) -> str:
+    return f" ({status['fault']})" if status.get("fault") else ""
+
+
+def render_status(status: dict[str, Any]) -> str:
+    lease = status.get("lease")
+    service = status.get("service") or {}
+    lines = [
+        f"state     {status['state']}" + _fault_suffix(status),
+        f"profile   {status['profile']['name']} ({status['profile']['path']})",
+        f"run       {status.get('run') or '-'}",
+        "lease     "
+        + (
+            f"{lease['who']} ({lease['client']}), held {lease['held_for']:g} s, "
+            f"expires in {lease['expires_in']:g} s"
+            if lease
+            else "none"
+        ),
+    ]
+    if service.get("connect_error"):
+        lines.append(f"connect   {service['connect_error']}")
+    rows = [["net", "supply", "setpoint", "current limit", "output", "measured"]]
+    for net, info in status["nets"].items():
+        if info["supply"] is None:
+            continue
+        measured = info.get("measured")
+        rows.append(
+            [
+                net,
+                info["supply"],
+                format_quantity(info["setpoint"], VOLTAGE),
+                format_quantity(info["current_limit"], CURRENT),
+                "on" if info["output"] else "off",
+                f"{format_quantity(measured['voltage'], VOLTAGE)} "
+                f"{format_quantity(measured['current'], CURRENT)}"
+                if measured
+                else "-",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines.append("")
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    closed = [relay for relay, is_closed in status["relays"].items() if is_closed]
+    lines += ["", f"relays closed: {', '.join(closed)}" if closed else "relays: all open"]
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""pytest plugin: a ``bench`` fixture that drives the bench through its controller service.
+
+Registered through the ``pytest11`` entry point, so installing interlock is
+enough::
+
+    def test_logic_rail(bench):                  # an interlock.client.Client
+        bench.set_current_limit("VLOGIC", 0.3)
+        bench.set_voltage("VLOGIC", 5.0)
+        bench.output_on("VLOGIC")
+        assert 4.9 < bench.measure("VLOGIC")["voltage"] < 5.1
+
+During the test the fixture holds the bench's lease (if the test process
+dies, the service drives the bench safe). Before the test it arms the bench
+if it is disarmed and the role may (the default role is ``operator``: a test
+run on one's own bench; a flight bench also needs ``--interlock-confirm``).
+At teardown, whatever the test did, it returns the bench to the safe state:
+outputs off in the profile's power-off order, relays open, disarmed; if that
+cannot be done in order, an emergency stop. A bench found in a latched fault
+is never reset by the fixture: the test errors and an operator looks.
+
+Options: ``--interlock-bench FILE`` (ini ``interlock_bench``, default
+``bench.toml``), ``--interlock-role`` (ini ``interlock_role``),
+``--interlock-confirm NAME``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from interlock.client import Client
+
+log = logging.getLogger(__name__)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("interlock", "interlock bench (the bench fixture)")
+    group.addoption("--interlock-bench", metavar="FILE", help="bench.toml of the bench to test on")
+    group.addoption(
+        "--interlock-role",
+        choices=("script", "operator"),
+        help="role of the fixture's client (operator: it may arm and disarm)",
+    )
+    group.addoption(
+        "--interlock-confirm", metavar="NAME", help="the bench name: needed to arm a flight bench"
+    )
+    parser.addini("interlock_bench", "bench.toml of the bench to test on", default="bench.toml")
+    parser.addini("interlock_role", "role of the bench fixture's client", default="operator")
+
+
+@pytest.fixture
+def bench(request: pytest.FixtureRequest) -> Iterator[Client]:
+    """A client of the bench's service, holding the lease; the bench is safe after the test."""
+    from interlock.client import connect
+
+    config = request.config
+    path = config.getoption("interlock_bench") or config.getini("interlock_bench")
+    role = config.getoption("interlock_role") or config.getini("interlock_role")
+    client = connect(path, role=role)
+    try:
+        lease = client.lease().acquire()
+        try:
+            if role == "operator" and client.status()["state"] == "safe":
+                client.arm(confirm=config.getoption("interlock_confirm"))
+            yield client
+        finally:
+            return_to_safe(client, disarm=role == "operator")
+            lease.release()
+    finally:
+        client.close()
+
+
+def return_to_safe(client: Client, *, disarm: bool = True) -> None:
+    """Outputs off in power-off order, relays open, disarmed; else an emergency stop."""
+    from interlock.config import load_configuration
+    from interlock.errors import InterlockError
+
+    try:
+        power_off = load_configuration(client.bench.path).limits.power_off
+        status = client.status()
+        if status["state"] in ("armed", "live"):
+            for net in power_off:
+                if status["nets"].get(net, {}).get("output"):
+                    client.output_off(net)
+                status = _open_relays(client)
+            if status["state"] == "armed" and disarm:
+                client.disarm()
+    except (InterlockError, RuntimeError) as error:  # RuntimeError: the test closed the client
+        log.error(
+            "bench %s: orderly return to safe failed (%s): emergency stop", client.name, error
+        )
+        _estop(client)
+
+
+def _open_relays(client: Client) -> dict:
+    """Open every closed relay that may be opened now (not feeding a live net)."""
+    from interlock.errors import LimitViolation
+
+    status = client.status()
+    for relay, closed in status["relays"].items():
+        if closed:
+            # Refused while it still feeds a live net: opened once that net is off.
+            with contextlib.suppress(LimitViolation):
+                client.set_relay(relay, False)
+    return client.status()
+
+
+def _estop(client: Client) -> None:
+    from interlock.client import connect
+
+    # A fresh client: the test may have closed or broken its own.
+    with connect(client.bench.path, role="viewer", start=False) as fresh:
+        fresh.estop()

@@ -1,0 +1,41 @@
+"""The controller service: the controller behind a local HTTP/JSON API.
+
+The service owns the bench's instruments; clients (scripts, the pytest
+plugin, the operator CLI, sequences) talk to it, never to an instrument, so
+none of them can bypass the interlock. Pieces, one module each:
+
+- :mod:`.tokens`: one secret token per role, in owner-only files.
+- :mod:`.access`: who is calling (role from the token) and what each role may do.
+- :mod:`.leases`: the dead man's switch of a client that makes a net live.
+- :mod:`.events`: state changes, faults, refusals and lease news, fanned out to streams.
+- :mod:`.runtime`: the running parts (simulated bench, journal, controller, leases).
+- :mod:`.app`: the FastAPI application (routes, error mapping, OpenAPI schema).
+- :mod:`.server`: uvicorn on a Unix socket (and TCP only when asked).
+- :mod:`.wire`: the error format shared by the service and :mod:`interlock.client`.
+
+This package's ``__init__`` imports nothing heavy: :mod:`interlock.client`
+needs only :mod:`.wire` and :mod:`.tokens`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ROLES", "Service", "ServiceThread", "create_app", "serve"]
+
+_LAZY = {
+    "ROLES": "interlock.service.tokens",
+    "Service": "interlock.service.runtime",
+    "create_app": "interlock.service.app",
+    "ServiceThread": "interlock.service.server",
+    "serve": "interlock.service.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,311 @@
+"""The HTTP/JSON API of the controller service (FastAPI).
+
+Routes and the role each needs (roles include the weaker ones):
+
+========================================  ========  =========================================
+``GET /status``                            viewer    state, fault, nets, relays, lease holder
+``GET /events``                            viewer    NDJSON stream: status, then events
+``GET /nets/{net}/measurement``            viewer    measured voltage and current
+``POST /estop``                            viewer    anyone authenticated may stop the bench
+``PUT /nets/{net}/voltage``                script    ``{"volts": 5.0}``
+``PUT /nets/{net}/current-limit``          script    ``{"amps": 0.2}``
+``PUT /nets/{net}/output``                 script    ``{"on": true}`` (on needs the lease)
+``PUT /relays/{relay}``                    script    ``{"closed": true}``
+``POST /leases``                           script    take the bench's lease
+``POST /leases/{id}/heartbeat``            script    keep it
+``GET /leases/{id}/watch``                 script    NDJSON stream; its drop loses the lease
+``DELETE /leases/{id}``                    script    give it back
+``POST /arm``                              operator  ``{"confirm": "<bench name>"}`` on flight
+``POST /disarm``, ``POST /reset``          operator
+``GET /openapi.json``                      viewer    this API's schema
+========================================  ========  =========================================
+
+Quantities are SI numbers in fields named after their unit (``volts``,
+``amps``). Errors come back as ``{"error": <class>, "message": ...}`` (see
+:mod:`.wire`): 401/403 access, 409 state or lease, 422 refused by a limit
+(``rule``, ``where``, ``reason``) or malformed, 502 instrument, 503 journal.
+While a client holds the lease, setpoint and relay changes from anyone else
+are refused; turning outputs off and stopping are never refused for that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from interlock.controller import Controller
+from interlock.errors import InterlockError
+from interlock.service.access import LEASE_HEADER, Access, Identity
+from interlock.service.leases import LeaseError
+from interlock.service.runtime import Service
+from interlock.service.wire import AccessDenied, error_to_wire, status_of
+
+log = logging.getLogger(__name__)
+
+NDJSON = "application/x-ndjson"
+
+Viewer = Annotated[Identity, Depends(Access("viewer"))]
+Script = Annotated[Identity, Depends(Access("script"))]
+Operator = Annotated[Identity, Depends(Access("operator"))]
+
+_ERROR = {"content": {"application/json": {"schema": {"type": "object"}}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no valid token", **_ERROR},
+    403: {"description": "the role may not do this", **_ERROR},
+    409: {"description": "not allowed in this state, or the bench is leased", **_ERROR},
+    422: {"description": "refused by a limit, or a malformed request", **_ERROR},
+    502: {"description": "an instrument failed (the bench was driven safe)", **_ERROR},
+    503: {"description": "the journal cannot be written (nothing was done)", **_ERROR},
+}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArmBody(_Body):
+    confirm: str | None = Field(
+        None, description="the bench name, typed: required to arm a flight bench"
+    )
+
+
+class VoltageBody(_Body):
+    volts: float = Field(strict=True, description="setpoint in volts")
+
+
+class CurrentLimitBody(_Body):
+    amps: float = Field(strict=True, description="current limit in amperes")
+
+
+class OutputBody(_Body):
+    on: bool = Field(strict=True)
+
+
+class RelayBody(_Body):
+    closed: bool = Field(strict=True)
+
+
+def _line(item: dict[str, Any]) -> bytes:
+    return (json.dumps(item, separators=(",", ":"), default=str) + "\n").encode()
+
+
+def create_app(service: Service) -> FastAPI:
+    """The API of ``service`` (opened and closed by its owner, not by the app)."""
+    app = FastAPI(
+        title=f"interlock controller: bench {service.bench.name} [{service.bench.environment}]",
+        version="1",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        responses=ERRORS,
+    )
+    app.state.service = service
+
+    def controller() -> Controller:  # InterlockError while the service is down
+        return service.require_controller()
+
+    def refuse_for_lease(who: Identity, action: str, error: LeaseError, **details: Any) -> None:
+        journal = service.journal
+        entry = journal.request(who.who, who.client, action, **details)
+        journal.verdict(False, request=entry.seq, rule="lease", where="service", reason=str(error))
+        raise error
+
+    def holder_only(request: Request, who: Identity, action: str, **details: Any) -> None:
+        try:
+            service.leases.require_not_leased_by_other(request.headers.get(LEASE_HEADER))
+        except LeaseError as error:
+            refuse_for_lease(who, action, error, **details)
+
+    # -- errors ------------------------------------------------------------------
+
+    @app.exception_handler(InterlockError)
+    async def interlock_error(request: Request, error: InterlockError) -> JSONResponse:
+        status = status_of(error)
+        headers = None
+        if isinstance(error, AccessDenied) and error.role is None:
+            status, headers = 401, {"WWW-Authenticate": "Bearer"}
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, error)
+        return JSONResponse(error_to_wire(error), status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = jsonable_encoder(error.errors(), exclude={"input", "ctx"})
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in problems
+        )
+        body = {"error": "InvalidRequest", "message": summary[:1000], "detail": problems}
+        return JSONResponse(body, status_code=422)
+
+    # -- reading -----------------------------------------------------------------
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(_: Viewer) -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/status", summary="the bench's state")
+    def status(who: Viewer) -> dict[str, Any]:
+        return {**service.status(), "you": who.public()}
+
+    @app.get("/nets/{net}/measurement", summary="measure a net's voltage and current")
+    def measure(net: str, _: Viewer) -> dict[str, float]:
+        return controller().measure(net)
+
+    @app.get(
+        "/events",
+        summary="live state and events (newline-delimited JSON)",
+        response_class=StreamingResponse,
+        responses={200: {"content": {NDJSON: {}}}},
+    )
+    async def events(
+        _: Viewer,
+        period: Annotated[float, Query(ge=0.05, le=60, description="seconds between status")] = 1.0,
+    ) -> StreamingResponse:
+        return StreamingResponse(_event_lines(service, period), media_type=NDJSON)
+
+    # -- operator ----------------------------------------------------------------
+
+    @app.post("/arm", summary="arm the bench (operator; flight benches need confirm)")
+    def arm(who: Operator, body: ArmBody | None = None) -> dict[str, Any]:
+        controller().arm(who.who, confirm=body.confirm if body else None, client=who.client)
+        return service.status()
+
+    @app.post("/disarm", summary="disarm the bench (operator)")
+    def disarm(who: Operator) -> dict[str, Any]:
+        controller().disarm(who.who, client=who.client)
+        return service.status()
+
+    @app.post("/reset", summary="clear a latched fault after verifying the safe state (operator)")
+    def reset(who: Operator) -> dict[str, Any]:
+        controller().reset(who.who, client=who.client)
+        return service.status()
+
+    @app.post("/estop", summary="emergency stop: anyone authenticated may")
+    def estop(who: Viewer) -> dict[str, Any]:
+        controller().emergency_stop(who.who, client=who.client)
+        return service.status()
+
+    # -- script --------------------------------------------------------------------
+
+    @app.put("/nets/{net}/voltage", summary="program a net's voltage (ramped if live)")
+    def set_voltage(net: str, body: VoltageBody, who: Script, request: Request) -> dict[str, Any]:
+        holder_only(request, who, "set", net=net, quantity="voltage", value=body.volts)
+        controller().set_voltage(net, body.volts, who=who.who, client=who.client)
+        return service.status()
+
+    @app.put("/nets/{net}/current-limit", summary="program a net's current limit")
+    def set_current_limit(
+        net: str, body: CurrentLimitBody, who: Script, request: Request
+    ) -> dict[str, Any]:
+        holder_only(request, who, "set", net=net, quantity="current_limit", value=body.amps)
+        controller().set_current_limit(net, body.amps, who=who.who, client=who.client)
+        return service.status()
+
+    @app.put(
+        "/nets/{net}/output",
+        summary="turn a net's output on (lease holder only) or off (anyone with script)",
+        description=f"Turning on needs the bench's lease: send its id in {LEASE_HEADER}.",
+    )
+    def set_output(net: str, body: OutputBody, who: Script, request: Request) -> dict[str, Any]:
+        ctl = controller()
+        if not body.on:
+            ctl.output_off(net, who=who.who, client=who.client)
+            return service.status()
+        lease_id = request.headers.get(LEASE_HEADER)
+        try:
+            service.leases.check(lease_id)
+        except LeaseError as error:
+            refuse_for_lease(who, "output", error, net=net, quantity="output", value=True)
+        ctl.output_on(net, who=who.who, client=who.client)
+        try:
+            service.leases.check(lease_id)
+        except LeaseError:
+            # Lost while the net came up: nobody would be watching it.
+            ctl.trip(
+                "lease", f"lease of {who.who} ({who.client}) lost while {net} came up", who=who.who
+            )
+            raise
+        return service.status()
+
+    @app.put("/relays/{relay}", summary="close or open a relay")
+    def set_relay(relay: str, body: RelayBody, who: Script, request: Request) -> dict[str, Any]:
+        holder_only(request, who, "set", relay=relay, quantity="relay", value=body.closed)
+        controller().set_relay(relay, body.closed, who=who.who, client=who.client)
+        return service.status()
+
+    # -- leases ----------------------------------------------------------------------
+
+    @app.post("/leases", status_code=201, summary="take the bench's lease (dead man's switch)")
+    def acquire(who: Script) -> dict[str, Any]:
+        leases = service.leases
+        lease = leases.acquire(who.who, who.client, who.role)
+        return {
+            "id": lease.id,
+            "timeout": lease.timeout,
+            "heartbeat": lease.timeout / 4,
+            "holder": lease.public(leases.clock()),
+        }
+
+    @app.post("/leases/{lease_id}/heartbeat", summary="keep the lease")
+    def heartbeat(lease_id: str, _: Script) -> dict[str, Any]:
+        lease = service.leases.heartbeat(lease_id)
+        return {"expires_in": lease.timeout}
+
+    @app.delete("/leases/{lease_id}", summary="give the lease back (trips if a net is live)")
+    def release(lease_id: str, _: Script) -> dict[str, Any]:
+        service.leases.release(lease_id)
+        return service.status()
+
+    @app.get(
+        "/leases/{lease_id}/watch",
+        summary="hold this open while holding the lease: if it drops, the lease is lost",
+        response_class=StreamingResponse,
+        responses={200: {"content": {NDJSON: {}}}},
+    )
+    async def watch(lease_id: str, _: Script) -> StreamingResponse:
+        lease = service.leases.watch_opened(lease_id)
+        return StreamingResponse(_watch_lines(service, lease), media_type=NDJSON)
+
+    return app
+
+
+async def _event_lines(service: Service, period: float) -> AsyncIterator[bytes]:
+    queue = service.events.subscribe()
+    loop = asyncio.get_running_loop()
+    try:
+        yield _line({"event": "status", **service.status()})
+        next_status = loop.time() + period
+        while not service.stopping.is_set():
+            # Wake at least every 0.25 s, so a stopping service is never held up by a stream.
+            wait = min(0.25, max(0.0, next_status - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                yield _line(await asyncio.wait_for(queue.get(), wait))
+            if loop.time() >= next_status:
+                next_status += period
+                yield _line({"event": "status", **service.status()})
+    finally:
+        service.events.unsubscribe(queue)
+
+
+async def _watch_lines(service: Service, lease: Any) -> AsyncIterator[bytes]:
+    leases = service.leases
+    try:
+        while not service.stopping.is_set() and leases.holder() is lease:
+            yield _line(
+                {"event": "lease", "expires_in": round(lease.expires_in(leases.clock()), 3)}
+            )
+            await asyncio.sleep(min(0.25, lease.timeout / 4))
+        yield _line({"event": "lease", "ended": True})
+    finally:
+        # Reached on a normal end and when the client's connection drops (cancellation).
+        leases.watch_closed(lease)

@@ -1,0 +1,132 @@
+"""The running parts of a service: simulated bench (if any), journal, controller, leases.
+
+:class:`Service` is opened once (by the app's lifespan) and closed once.
+For a ``simulation`` bench it starts the :class:`~interlock.sim.bench.SimulatedBench`
+itself, on ports the OS chooses, and hands its resources to the controller:
+nothing else has to be started first. ``resources`` lets a caller point the
+controller at instruments of its own choosing (the tests use it to put a
+non-simulation bench file in front of simulated instruments).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from interlock.config import Configuration, load_configuration
+from interlock.controller import Controller
+from interlock.errors import InterlockError
+from interlock.journal import Journal
+from interlock.service.events import EventHub
+from interlock.service.leases import LeaseManager
+from interlock.service.tokens import TokenStore
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(
+        self,
+        bench: str | Path | Configuration,
+        *,
+        resources: dict[str, str] | None = None,
+    ) -> None:
+        self.configuration = (
+            bench if isinstance(bench, Configuration) else load_configuration(bench)
+        )
+        self.bench = self.configuration.bench
+        self.settings = self.bench.service
+        self.tokens = TokenStore(self.settings.tokens)
+        self.events = EventHub()
+        self.stopping = threading.Event()
+        self._resources = resources
+        self.simulator: Any = None
+        self.journal: Journal | None = None
+        self.controller: Controller | None = None
+        self.leases: LeaseManager | None = None
+        self.connect_error: str | None = None
+
+    # -- life cycle ------------------------------------------------------------
+
+    def open(self) -> None:
+        """Tokens, journal, instruments (simulated or not), controller, lease watchdog."""
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        self.tokens.ensure()
+        self.settings.journal.parent.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(self.settings.journal, bench=self.bench.name)
+        resources = self._resources
+        if resources is None and self.bench.environment == "simulation":
+            from interlock.sim.bench import SimulatedBench
+
+            self.simulator = SimulatedBench(self.bench, ports="free").start()
+            resources = self.simulator.resources
+        self.controller = Controller(self.configuration, self.journal, resources=resources)
+        self.controller.add_listener(self._on_controller_event)
+        try:
+            self.controller.connect()
+        except InterlockError as error:
+            # Serve on: an operator must be able to see why, and anyone to stop the bench.
+            self.connect_error = f"{type(error).__name__}: {error}"
+            log.error("controller did not connect: %s", self.connect_error)
+        self.leases = LeaseManager(
+            self.controller,
+            self.settings.lease_timeout,
+            publish=self.events.publish,
+            stopping=self.stopping,
+        ).start()
+        log.info(
+            "service for bench %s [%s] up, controller %s",
+            self.bench.name,
+            self.bench.environment,
+            self.controller.state,
+        )
+
+    def close(self) -> None:
+        """Stop watching leases, drive the bench safe, close everything; never raises."""
+        self.stopping.set()
+        if self.leases is not None:
+            self.leases.stop()
+        if self.controller is not None:
+            try:
+                self.controller.close()
+            except InterlockError:
+                log.exception("closing the controller")
+        if self.journal is not None:
+            self.journal.close()
+        if self.simulator is not None:
+            with contextlib.suppress(InterlockError):
+                self.simulator.stop()
+        self.leases = self.controller = self.journal = self.simulator = None
+
+    def _on_controller_event(self, event: str, details: dict[str, Any]) -> None:
+        self.events.publish(event, **details)
+
+    # -- what the API shows -------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        controller = self.require_controller()
+        status = controller.status()
+        holder = self.leases.holder() if self.leases else None
+        status["lease"] = holder.public(self.leases.clock()) if holder else None
+        status["service"] = {
+            "pid": os.getpid(),
+            "lease_timeout": self.settings.lease_timeout,
+            "connect_error": self.connect_error,
+            "simulated": self.simulator is not None,
+        }
+        return status
+
+    def require_controller(self) -> Controller:
+        if self.controller is None:
+            raise InterlockError("the service is not running")
+        return self.controller

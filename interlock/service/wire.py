@@ -1,0 +1,105 @@
+"""The error format on the wire, shared by the service and the client.
+
+An error response carries ``{"error": <class name>, "message": str(error), ...}``
+plus the attributes of the error (``rule``, ``where``, ``reason`` of a
+:class:`~interlock.errors.LimitViolation`; ``instrument`` of an
+:class:`~interlock.errors.InstrumentError`...). The client rebuilds the same
+exception class, so a script catches ``LimitViolation`` whether the
+controller runs in its process or behind the service.
+
+Two errors exist only here, because only a client of the service meets them:
+:class:`AccessDenied` (no valid token, or a role that may not do this) and
+:class:`ServiceUnavailable` (no service answers). Both derive from
+:class:`~interlock.errors.InterlockError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from interlock import errors
+from interlock.errors import InterlockError
+
+
+class AccessDenied(InterlockError):
+    """The service refused the request: no valid token, or the role may not do this."""
+
+    def __init__(self, message: str, *, role: str | None = None, needs: str | None = None) -> None:
+        self.role = role
+        self.needs = needs
+        super().__init__(message)
+
+
+class ServiceUnavailable(InterlockError):
+    """No controller service answers where the bench says it listens."""
+
+
+class InvalidRequest(InterlockError):
+    """The request was malformed (a missing field, a string where a number belongs)."""
+
+
+# The attributes each error carries besides its message (see interlock.errors).
+_FIELDS = (
+    "rule",
+    "where",
+    "reason",
+    "instrument",
+    "expected",
+    "seen",
+    "file",
+    "key",
+    "problem",
+    "seq",
+    "role",
+    "needs",
+)
+
+# HTTP status of each error family; the body's "error" tells the exact class.
+_STATUS: list[tuple[type[InterlockError], int]] = [
+    (AccessDenied, 403),
+    (InvalidRequest, 422),
+    (errors.LimitViolation, 422),
+    (errors.StateError, 409),
+    (errors.FaultLatched, 409),
+    (errors.ConfigError, 400),
+    (errors.InstrumentError, 502),
+    (errors.JournalError, 503),
+]
+
+_KNOWN: dict[str, type[InterlockError]] = {
+    name: getattr(errors, name) for name in errors.__all__ if name != "InterlockError"
+}
+_KNOWN.update(
+    {cls.__name__: cls for cls in (AccessDenied, ServiceUnavailable, InvalidRequest)},
+    InterlockError=InterlockError,
+)
+
+
+def status_of(error: InterlockError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(error, cls):
+            return status
+    return 500
+
+
+def error_to_wire(error: InterlockError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": type(error).__name__, "message": str(error)}
+    for name in _FIELDS:
+        value = getattr(error, name, None)
+        if isinstance(value, str | int | float | bool):
+            body[name] = value
+    return body
+
+
+def error_from_wire(body: Any, status: int) -> InterlockError:
+    """The exception an error response stands for (same class, message and attributes)."""
+    if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+        return InterlockError(f"service answered HTTP {status}: {body!r}"[:500])
+    cls = _KNOWN.get(body["error"], InterlockError)
+    error = cls.__new__(cls)
+    # Not cls(...): constructors format their message; the service already did.
+    Exception.__init__(error, str(body.get("message", "")))
+    for name in _FIELDS:
+        if name in body:
+            setattr(error, name, body[name])
+    return error
