@@ -41,6 +41,7 @@ from interlock.sim.faults import (
     parse_fault,
     parse_noise,
     parse_ohms,
+    parse_volts,
 )
 from interlock.sim.instrument import IdentityString, Noise, ScpiInstrument
 from interlock.sim.loopthread import EventLoopThread
@@ -287,6 +288,8 @@ class SimulatedBench:
         elif kind == "swap":
             a, b = fault.nets
             self.electrical.swap(a, b, on)
+        elif kind == "stray":
+            self.electrical.set_stray(fault.target, parse_volts(fault.value) if on else None)
         elif kind == "wrong-dut":
             ohms = parse_ohms(fault.value) if fault.value else DEFAULT_WRONG_DUT_OHMS
             self.electrical.override_load(self.id_net, dut.Load(ohms) if on else None)

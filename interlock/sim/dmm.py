@@ -25,6 +25,7 @@ from interlock.sim.scpi import (
     Parameters,
     ScpiError,
     format_number,
+    parse_bool,
     parse_number,
     parse_string,
 )
@@ -71,6 +72,7 @@ class SimulatedMeter(ScpiInstrument):
         self.range = AUTO
         self.resolution = 0.0
         self.samples = 1
+        self.nplc = 10.0
         self.fetched: list[float] | None = None
         self.reset()
         self._register()
@@ -80,6 +82,7 @@ class SimulatedMeter(ScpiInstrument):
         self.range = AUTO
         self.resolution = 0.0
         self.samples = 1
+        self.nplc = 10.0
         self.fetched = None
 
     def _register(self) -> None:
@@ -98,6 +101,16 @@ class SimulatedMeter(ScpiInstrument):
         c.command("[SENSe:]FUNCtion[:ON]", self._set_function)
         c.query("[SENSe:]FUNCtion[:ON]", lambda p: (p.at_most(0), f'"{self.function.name}"')[1])
         c.command("TRIGger:SOURce", lambda p: p.at_most(1))
+        for node, key in (("VOLTage[:DC]", "VOLT"), ("CURRent[:DC]", "CURR"),
+                          ("RESistance", "RES"), ("FRESistance", "FRES")):
+            c.command(f"[SENSe:]{node}:RANGe[:UPPer]", lambda p, k=key: self._set_range(p, k))
+            c.query(f"[SENSe:]{node}:RANGe[:UPPer]", lambda p, k=key: self._range_of(p, k))
+            c.command(f"[SENSe:]{node}:RANGe:AUTO", lambda p, k=key: self._set_auto(p, k))
+            c.query(f"[SENSe:]{node}:RANGe:AUTO", lambda p, k=key: self._auto_of(p, k))
+            # integration time: accepted and shown, it changes nothing here
+            c.command(f"[SENSe:]{node}:NPLCycles", self._set_nplc)
+            c.query(f"[SENSe:]{node}:NPLCycles", lambda p: (p.at_most(0),
+                                                            format_number(self.nplc))[1])
 
     # --- configuration ---------------------------------------------------------
 
@@ -145,6 +158,42 @@ class SimulatedMeter(ScpiInstrument):
             raise ScpiError(-224)
         self.function = FUNCTIONS[aliases[text]]
         self.range = AUTO
+
+    # The SENSe settings below belong to the function being configured; like
+    # the real meter, setting a range of another function does not switch to it.
+    def _set_range(self, params: Parameters, key: str) -> None:
+        if len(params) == 0:
+            raise ScpiError(-109)
+        span, _ = self._parse_setup(params, FUNCTIONS[key])
+        if self.function.name == key:
+            self.range = span
+
+    def _range_of(self, params: Parameters, key: str) -> str:
+        params.at_most(0)
+        if self.function.name != key:
+            return format_number(FUNCTIONS[key].ranges[2])  # that function's power-on range
+        return format_number(self._effective_range(self._true_value()))
+
+    def _set_auto(self, params: Parameters, key: str) -> None:
+        if len(params) == 0:
+            raise ScpiError(-109)
+        params.at_most(1)
+        auto = parse_bool(params.items[0])
+        if self.function.name == key:
+            self.range = AUTO if auto else self._effective_range(self._true_value())
+
+    def _auto_of(self, params: Parameters, key: str) -> str:
+        params.at_most(0)
+        return "1" if self.function.name != key or self.range == AUTO else "0"
+
+    def _set_nplc(self, params: Parameters) -> None:
+        if len(params) == 0:
+            raise ScpiError(-109)
+        params.at_most(1)
+        value = parse_number(params.items[0], "", {"MIN": 0.02, "MAX": 100.0, "DEF": 10.0})
+        if not 0.02 <= value <= 100.0:
+            raise ScpiError(-222)
+        self.nplc = value
 
     def _sample_count(self, params: Parameters) -> None:
         if len(params) == 0:

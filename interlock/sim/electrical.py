@@ -24,6 +24,9 @@ from interlock.errors import SimulatorError
 from interlock.sim.dut import OPEN, Load, Operating, Solution, Source, node_load, solve
 from interlock.sim.truth import GroundTruth, Stamp
 
+# A stray voltage (a rail back-fed from elsewhere on the DUT) holds against
+# the net's own load, up to this current.
+STRAY_CURRENT_LIMIT = 0.1
 # Test current of the meter's resistance function (the 34461A uses 1 mA on 1 kohm).
 OHMMETER_TEST_CURRENT = 1e-3
 
@@ -88,6 +91,7 @@ class ElectricalBench:
             self._loads.setdefault(label, OPEN)
         self._overrides: dict[str, Load] = {}
         self._swaps: list[tuple[str, str]] = []
+        self._strays: dict[str, float] = {}
         self._closed: set[str] = set()
         self._supplies: dict[str, Supply] = {}
         self._solution = Solution({}, {})
@@ -163,6 +167,16 @@ class ElectricalBench:
                 self._swaps = [p for p in self._swaps if p not in (pair, (b, a))]
             self.update()
 
+    def set_stray(self, net: str, voltage: float | None) -> None:
+        """A stray voltage on a DUT net (what safe-to-mate looks for); None removes it."""
+        with self.lock:
+            self._check_net(net)
+            if voltage is None:
+                self._strays.pop(net, None)
+            else:
+                self._strays[net] = voltage
+            self.update()
+
     def load(self, net: str) -> Load:
         with self.lock:
             return self._overrides.get(net, self._loads[net])
@@ -201,6 +215,10 @@ class ElectricalBench:
             Source(key, connected[key], voltage, limit)
             for key, (voltage, limit) in outputs.items()
             if key in connected
+        ]
+        sources += [
+            Source(("stray", net), net, voltage, STRAY_CURRENT_LIMIT)
+            for net, voltage in self._strays.items()
         ]
         sense = self._sense_nets()
         ties = [sense] if len(sense) > 1 else []

@@ -7,6 +7,8 @@ are the ones of ``bench.toml``::
     open:NET                  the net is open: nothing is connected behind it
     swap:NET1,NET2            miswired break-out box: whatever the bench wires
                               to NET1 (supply and meter) reaches NET2 and back
+    stray:NET=VOLTS           a stray voltage sits on the net (a rail back-fed
+                              from elsewhere; it sources at most 100 mA)
     wrong-dut[:OHMS]          another board is mounted: its ID resistor reads
                               OHMS (default 4.7 kohm; "4700", "4.7k", "4.7 kohm")
     identity:INSTR=MAKER,MODEL,SERIAL[,FIRMWARE]
@@ -38,11 +40,11 @@ from dataclasses import dataclass
 from interlock.errors import SimulatorError
 
 KINDS = (
-    "short", "open", "swap", "wrong-dut", "identity", "ignore-setpoint",
+    "short", "open", "swap", "stray", "wrong-dut", "identity", "ignore-setpoint",
     "hang", "drop", "weld", "estop", "noise",
 )
 # Kinds whose argument is TARGET=VALUE, and those with no target at all.
-_VALUED = ("identity", "noise")
+_VALUED = ("identity", "noise", "stray")
 _BARE = ("estop",)
 DEFAULT_WRONG_DUT_OHMS = 4700.0
 
@@ -109,6 +111,8 @@ def parse_fault(spec: str, *, for_clear: bool = False) -> Fault:
             raise SimulatorError(f'fault "{spec}": expected {_usage(kind)}')
         if value and kind == "noise":
             parse_noise(value, spec)
+        if value and kind == "stray":
+            parse_volts(value, spec)
         if value and kind == "identity" and len([p for p in value.split(",") if p]) not in (3, 4):
             raise SimulatorError(f'fault "{spec}": expected {_usage(kind)}')
         return Fault(kind, target, value)
@@ -131,6 +135,19 @@ def parse_ohms(text: str, spec: str = "") -> float:
     value = float(match.group(1)) * _MULTIPLIERS[match.group(2)]
     if value <= 0:
         raise SimulatorError(f'fault "{spec or text}": a resistance must be above zero')
+    return value
+
+
+def parse_volts(text: str, spec: str = "") -> float:
+    """``"3.3"`` or ``"3.3 V"`` -> 3.3."""
+    raw = text.strip().removesuffix("V").removesuffix("v").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SimulatorError(f'fault "{spec or text}": expected a voltage like 3.3, got "{text}"') \
+            from None
+    if not 0 <= value < 1e3:
+        raise SimulatorError(f'fault "{spec or text}": a stray voltage is from 0 V to 1 kV')
     return value
 
 
@@ -159,4 +176,5 @@ def _usage(kind: str) -> str:
         "drop": "drop:INSTR",
         "weld": "weld:RELAY",
         "noise": "noise:INSTR=SIGMA or noise:INSTR=SIGMA%",
+        "stray": "stray:NET=VOLTS",
     }.get(kind, kind)

@@ -82,6 +82,18 @@ def test_two_sense_relays_tie_their_nets_together(sim_bench, visa, relay_link):
     assert [e["nets"] for e in events(sim_bench, "meter-ties-nets")] == [["MOTOR", "VBUS"]]
 
 
+def test_stray_voltage_shows_on_the_meter_before_anything_is_powered(sim_bench, visa,
+                                                                     relay_link):
+    dmm = visa(sim_bench.resources["dmm"])
+    relay_link(sim_bench.resources["relays"]).set(5)
+    assert abs(float(dmm.query("MEAS:VOLT:DC?"))) < 1e-3
+    sim_bench.inject("stray:VBUS=3.3")
+    assert float(dmm.query("MEAS:VOLT:DC?")) == pytest.approx(3.3, abs=1e-3)
+    assert sim_bench.truth()["nets"]["VBUS"]["max_voltage"] == pytest.approx(3.3)
+    sim_bench.clear("stray:VBUS")
+    assert abs(float(dmm.query("MEAS:VOLT:DC?"))) < 1e-3
+
+
 @pytest.mark.parametrize("spec, ohms", [("wrong-dut", 4700.0), ("wrong-dut:22k", 22e3)])
 def test_wrong_dut_has_another_id_resistor(sim_bench, visa, relay_link, spec, ohms):
     dmm = visa(sim_bench.resources["dmm"])
@@ -196,6 +208,7 @@ def test_noisy_readings(sim_bench, visa, relay_link):
     ("wrong-dut:4.7 kohm", Fault("wrong-dut", "", "4.7 kohm")),
     ("identity:psu=Rigol,DP832,XYZ", Fault("identity", "psu", "Rigol,DP832,XYZ")),
     ("noise:dmm=2%", Fault("noise", "dmm", "2%")),
+    ("stray:VBUS=0.4 V", Fault("stray", "VBUS", "0.4 V")),
     ("estop", Fault("estop")),
     (" HANG:dmm ", Fault("hang", "dmm")),
 ])
@@ -207,6 +220,7 @@ def test_fault_specs(spec, fault):
 @pytest.mark.parametrize("spec", [
     "", "melt:VBUS", "short", "short:A,B", "swap:VBUS", "swap:VBUS,VBUS", "estop:now",
     "identity:psu", "identity:psu=Rigol", "noise:dmm=loud", "noise:dmm=-1", "wrong-dut:zero",
+    "stray:VBUS", "stray:VBUS=-3", "stray:VBUS=high",
 ])
 def test_bad_fault_specs_are_refused(spec):
     with pytest.raises(SimulatorError):

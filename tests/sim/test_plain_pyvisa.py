@@ -148,6 +148,21 @@ def test_meter_configure_then_read(sim_bench, visa, relay_link):
     assert dmm.query("SYST:ERR?").startswith("-222,")
 
 
+def test_meter_sense_settings(sim_bench, visa):
+    dmm = visa(sim_bench.resources["dmm"])
+    assert dmm.query("VOLT:RANG:AUTO?") == "1"
+    dmm.write("SENS:VOLT:DC:RANG 100;:VOLT:NPLC 1")
+    assert float(dmm.query("VOLT:RANG?")) == 100.0
+    assert dmm.query("VOLT:RANG:AUTO?") == "0"
+    assert float(dmm.query("VOLT:NPLC?")) == 1.0
+    assert dmm.query("CONF?").startswith('"VOLT +1.00000000E+02')
+    dmm.write("VOLT:RANG:AUTO ON")
+    assert dmm.query("VOLT:RANG:AUTO?") == "1"
+    dmm.write('FUNC "RES"')
+    assert dmm.query("FUNC?") == '"RES"'
+    assert dmm.query("SYST:ERR?") == '+0,"No error"'
+
+
 def test_many_exchanges_are_fast(sim_bench, visa):
     """With TCP_NODELAY on both sides an exchange costs about the 1 ms latency."""
     psu = visa(sim_bench.resources["psu"])
