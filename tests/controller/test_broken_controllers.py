@@ -1,0 +1,71 @@
+"""Deliberately broken controllers: the ground-truth checks must catch each one.
+
+If one of these passed, the checks the other tests rely on would be blind to
+exactly the kind of mistake they exist for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from interlock.controller import controller as controller_module
+from interlock.errors import InterlockError
+from interlock.limits import ALLOWED, Decision, apply
+
+from .support import assert_intents_before_commands, assert_truth_within_limits
+
+
+def without_safe_to_mate(ctl, net):
+    """Skips looking before energising."""
+
+
+def trusting_readback(ctl, net, quantity, commanded, readback, tolerance):
+    """Believes every instrument."""
+
+
+def allow_everything(limits, state, request, now):
+    """A limit engine that never says no."""
+    return Decision(ALLOWED, apply(state, request, now))
+
+
+def test_checks_catch_a_controller_without_safe_to_mate(rig_factory, monkeypatch):
+    monkeypatch.setattr(controller_module.Controller, "_safe_to_mate", without_safe_to_mate)
+    rig = rig_factory(faults=["swap:VBUS,MOTOR"])
+    rig.power_up_logic()
+    with contextlib.suppress(InterlockError):
+        rig.power_up_bus(4.0)
+    stray = rig.limits.nets["MOTOR"].safe_to_mate.max_stray_voltage
+    # The winding got the bus's voltage: exactly what the break-out-box test forbids.
+    assert rig.truth()["nets"]["MOTOR"]["max_voltage"] > stray
+
+
+def test_checks_catch_a_controller_without_limits(rig_factory, monkeypatch):
+    monkeypatch.setattr(controller_module, "evaluate", allow_everything)
+    rig = rig_factory()
+    rig.controller.set_voltage("VLOGIC", 5.9)
+    # The monitor notices, but only once the DUT already saw 5.9 V.
+    with contextlib.suppress(InterlockError):
+        rig.controller.output_on("VLOGIC")
+    with pytest.raises(AssertionError, match="VLOGIC saw"):
+        assert_truth_within_limits(rig)
+
+
+def test_checks_catch_a_controller_that_trusts_every_readback(rig_factory, monkeypatch):
+    monkeypatch.setattr(controller_module.Controller, "_expect", trusting_readback)
+    rig = rig_factory()
+    rig.power_up_logic()
+    rig.sim.inject("ignore-setpoint:psu")
+    rig.controller.set_voltage("VLOGIC", 4.0)  # no ReadbackMismatch: the fault goes unseen
+    assert rig.controller.fault_cause is None
+    assert rig.controller.measure("VLOGIC")["voltage"] == pytest.approx(5.0, abs=0.05)
+
+
+def test_checks_catch_commands_sent_without_intent(rig_factory):
+    rig = rig_factory()
+    psu = rig.controller.instruments.supplies["psu"]
+    # Bypass the journal: write straight to the socket session, as a careless driver would.
+    psu.transport._session.write_raw(b"VOLT 1,(@1)\n")
+    with pytest.raises(AssertionError, match="with no intent"):
+        assert_intents_before_commands(rig)
