@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from interlock.config import Configuration
 from interlock.errors import ConfigError
 
-if TYPE_CHECKING:  # the dry run imports this module and must not load drivers
+if TYPE_CHECKING:
     from interlock.controller import Controller
+    from interlock.sim.bench import SimulatedBench
 
 
 class Target(Protocol):
@@ -74,30 +76,38 @@ class ControllerTarget:
 
 @contextlib.contextmanager
 def simulated_controller(
-    configuration: Configuration, *, monitor_period: float | None = None
+    configuration: Configuration,
+    *,
+    simulator: SimulatedBench | None = None,
+    journal_path: str | Path | None = None,
 ) -> Iterator[ControllerTarget]:
-    """A simulated bench and a connected controller on it; both gone (driven safe) on exit."""
-    from interlock.controller import Controller  # the dry run never needs these
-    from interlock.journal import Journal
-    from interlock.sim.bench import SimulatedBench
+    """A connected controller on a simulated bench; driven safe and closed on exit.
 
+    The simulated bench is started here (on free ports, so a simulator or
+    service already running for this bench is left alone) unless a running
+    ``simulator`` is given, e.g. by a test that reads its ground truth.
+    The journal is the bench's own unless ``journal_path`` says otherwise.
+    """
     bench = configuration.bench
     if bench.environment != "simulation" or bench.simulation is None:
         raise ConfigError(
             bench.shown_path,
             "bench.environment",
-            f"bench {bench.name} is a {bench.environment} bench: a sequence runs in-process "
-            "only on a simulation bench; run it through the controller service",
+            f"bench {bench.name} is not a simulation bench ({bench.environment}): a sequence "
+            "runs in-process only on a simulation bench; run it through the controller service",
         )
-    # Free ports: a simulator or service already running for this bench is left alone.
-    with SimulatedBench(bench, ports="free") as sim:
-        bench.service.journal.parent.mkdir(parents=True, exist_ok=True)
-        with Journal(bench.service.journal, bench=bench.name) as journal:
-            controller = Controller(
-                configuration, journal, resources=sim.resources, monitor_period=monitor_period
-            )
-            try:
-                controller.connect()
-                yield ControllerTarget(controller)
-            finally:
-                controller.close()
+    # Imported here: the dry run imports this module and must load no driver.
+    from interlock.controller import Controller
+    from interlock.journal import Journal
+    from interlock.sim.bench import SimulatedBench
+
+    with contextlib.ExitStack() as stack:
+        if simulator is None:
+            simulator = stack.enter_context(SimulatedBench(bench, ports="free"))
+        path = Path(journal_path) if journal_path is not None else bench.service.journal
+        path.parent.mkdir(parents=True, exist_ok=True)
+        journal = stack.enter_context(Journal(path, bench=bench.name))
+        controller = Controller(configuration, journal, resources=simulator.resources)
+        stack.callback(controller.close)
+        controller.connect()
+        yield ControllerTarget(controller)

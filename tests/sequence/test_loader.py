@@ -1,0 +1,205 @@
+"""Sequence files: the examples load; every error names the file and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from interlock.config import load_configuration
+from interlock.errors import ConfigError, LimitViolation
+from interlock.sequence import bind, check_profile, load_sequence
+from tests.sequence.conftest import EXAMPLE, HEADER, ROOT_BENCH, WRONG_PROFILE
+
+
+def test_the_example_loads_with_its_units_converted():
+    sequence = load_sequence(EXAMPLE)
+    assert sequence.profile == "MDB-24"
+    assert len(sequence.steps) == 28
+    first_set = sequence.steps[1]
+    assert (first_set.action, first_set.net, first_set.current_limit) == ("set", "VLOGIC", 0.25)
+    refused = [step for step in sequence.steps if step.expect_refused]
+    assert [(s.number, s.action, s.net, s.voltage) for s in refused] == [(10, "ramp", "VBUS", 26.0)]
+    wait = next(step for step in sequence.steps if step.action == "wait")
+    assert wait.duration == pytest.approx(0.2)
+    assert sequence.prompts and sequence.prompts[0].message
+
+
+def test_the_wrong_profile_example_loads():
+    assert load_sequence(WRONG_PROFILE).profile == "SNB-5"
+
+
+STEP_ERRORS = [
+    ('action = "set"\nnet = "VBUS"\nvoltage = "24"', "steps[0].voltage", "bare number"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = 24', "steps[0].voltage", "bare number"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = "24 A"', "steps[0].voltage", "not a voltage"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = "nan V"', "steps[0].voltage", "finite"),
+    ('action = "set"\nnet = "VBUS"\ncurrent_limit = "300 mV"', "steps[0].current_limit", "current"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = "-1 V"', "steps[0].voltage", "non-negative"),
+    ('action = "set"\nnet = "VBUS"', "steps[0]", "exactly one of voltage, current_limit"),
+    (
+        'action = "set"\nnet = "VBUS"\nvoltage = "1 V"\ncurrent_limit = "1 A"',
+        "steps[0]",
+        "exactly one",
+    ),
+    ('action = "set"\nnet = "VBUS"\nvolts = "1 V"', "steps[0]", "exactly one"),
+    ('action = "ramp"\nnet = "VBUS"\nto = "1 V"\nrate = "2 V/s"', "steps[0].rate", "unknown key"),
+    ('action = "jump"', "steps[0].action", "expected one of"),
+    ('net = "VBUS"', "steps[0].action", "missing"),
+    ('action = "ramp"\nnet = "VBUS"', "steps[0].to", "missing"),
+    ('action = "relay"\nrelay = "K3"\nstate = "shut"', "steps[0].state", "open, closed"),
+    ('action = "output"\nnet = "VBUS"\nstate = true', "steps[0].state", "string"),
+    ('action = "wait"\nduration = "2"', "steps[0].duration", "bare number"),
+    ('action = "wait"\nduration = "2 V"', "steps[0].duration", "not a duration"),
+    ('action = "prompt"\nmessage = ""', "steps[0].message", "non-empty"),
+    (
+        'action = "measure"\nnet = "VBUS"\nquantity = "voltage"\nmin = "25 V"\nmax = "23 V"',
+        "steps[0].min",
+        "greater than max",
+    ),
+    ('action = "measure"\nnet = "VBUS"\nquantity = "voltage"', "steps[0]", "min, max or both"),
+    (
+        'action = "measure"\nnet = "VBUS"\nquantity = "power"\nmax = "1 W"',
+        "steps[0].quantity",
+        "voltage, current",
+    ),
+    (
+        'action = "measure"\nnet = "VBUS"\nquantity = "current"\nmax = "1 V"',
+        "steps[0].max",
+        "not a current",
+    ),
+    ('action = "wait"\nduration = "1 s"\nexpect = "refused"', "steps[0].expect", "can be refused"),
+    ('action = "relay"\nrelay = "K3"\nstate = "open"\nexpect = "no"', "steps[0].expect", "one of"),
+]
+
+
+@pytest.mark.parametrize(("step", "key", "problem"), STEP_ERRORS)
+def test_step_errors_name_file_and_key(write_sequence, step, key, problem):
+    path = write_sequence(f"[[steps]]\n{step}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_sequence(path)
+    error = caught.value
+    assert error.file.endswith(path.name)
+    assert error.key == key
+    assert problem in error.problem
+    assert str(error).startswith(f"{error.file}: {key}: ")
+
+
+def test_a_later_step_is_named_by_its_index(write_sequence):
+    steps = '[[steps]]\naction = "wait"\nduration = "1 s"\n\n'
+    steps += '[[steps]]\naction = "set"\nnet = "VBUS"\nvoltage = "12"\n'
+    with pytest.raises(ConfigError) as caught:
+        load_sequence(write_sequence(steps))
+    assert caught.value.key == "steps[1].voltage"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        (
+            '[sequence]\nname = "x"\n\n[[steps]]\naction = "wait"\nduration = "1 s"\n',
+            "sequence.profile",
+            "missing",
+        ),
+        (HEADER, "steps", "at least one"),
+        (
+            HEADER + 'colour = "red"\n[[steps]]\naction = "wait"\nduration = "1 s"\n',
+            "sequence.colour",
+            "unknown key",
+        ),
+        ('steps = "all of them"\n' + HEADER, "steps", "array of tables"),
+        ('[[steps]]\naction = "wait"\nduration = "1 s"\n', "sequence", "missing"),
+    ],
+)
+def test_file_errors_name_file_and_key(tmp_path, text, key, problem):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_sequence(path)
+    assert caught.value.key == key
+    assert problem in caught.value.problem
+    assert caught.value.file.endswith("bad.toml")
+
+
+def test_unreadable_files_name_the_file(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[sequence\n")
+    with pytest.raises(ConfigError, match=r"broken\.toml: invalid TOML"):
+        load_sequence(broken)
+    with pytest.raises(ConfigError, match=r"missing\.toml: file not found"):
+        load_sequence(tmp_path / "missing.toml")
+
+
+# --- binding: the sequence held against a bench and its profile -----------------------
+
+
+@pytest.fixture(scope="module")
+def configuration():
+    return load_configuration(ROOT_BENCH)
+
+
+@pytest.mark.parametrize(
+    ("step", "key", "problem"),
+    [
+        ('action = "set"\nnet = "VMAIN"\nvoltage = "1 V"', "steps[0].net", 'unknown net "VMAIN"'),
+        (
+            'action = "measure"\nnet = "ID"\nquantity = "voltage"\nmax = "1 V"',
+            "steps[0].net",
+            'unknown net "ID"',
+        ),
+        (
+            'action = "relay"\nrelay = "K9"\nstate = "closed"',
+            "steps[0].relay",
+            'unknown relay "K9"',
+        ),
+        (
+            'action = "relay"\nrelay = "VBUS.ground"\nstate = "closed"',
+            "steps[0].relay",
+            "NET.power or NET.sense",
+        ),
+        (
+            'action = "relay"\nrelay = "ID.power"\nstate = "closed"',
+            "steps[0].relay",
+            "no power relay",
+        ),
+        (
+            'action = "relay"\nrelay = "VMAIN.power"\nstate = "closed"',
+            "steps[0].relay",
+            "not wired",
+        ),
+    ],
+)
+def test_binding_errors_name_file_and_key(write_sequence, configuration, step, key, problem):
+    path = write_sequence(f"[[steps]]\n{step}\n")
+    with pytest.raises(ConfigError) as caught:
+        bind(load_sequence(path), configuration)
+    assert caught.value.key == key
+    assert caught.value.file.endswith(path.name)
+    assert problem in caught.value.problem
+
+
+def test_relays_are_resolved_by_role_or_by_name(write_sequence, configuration):
+    steps = '[[steps]]\naction = "relay"\nrelay = "MOTOR.power"\nstate = "open"\n\n'
+    steps += '[[steps]]\naction = "relay"\nrelay = "K5"\nstate = "closed"\n'
+    bound = bind(load_sequence(write_sequence(steps)), configuration)
+    assert [(s.relay, s.relay_ref, s.closed) for s in bound.steps] == [
+        ("K3", "MOTOR.power", False),
+        ("K5", "K5", True),
+    ]
+    assert bound.steps[0].describe() == "open relay K3 (MOTOR.power)"
+
+
+def test_a_sequence_for_another_profile_is_refused(configuration):
+    sequence = load_sequence(WRONG_PROFILE)
+    with pytest.raises(LimitViolation) as caught:
+        check_profile(sequence, configuration)
+    refusal = caught.value
+    assert refusal.rule == "sequence.profile"
+    assert refusal.where.endswith("snb5_power_up.toml: sequence.profile")
+    assert '"SNB-5"' in refusal.reason and '"MDB-24"' in refusal.reason
+    with pytest.raises(LimitViolation):
+        bind(sequence, configuration)  # refused before any name is looked at
+
+
+def test_the_wrong_profile_example_binds_to_its_own_profile():
+    snb5 = load_configuration(ROOT_BENCH, ROOT_BENCH.parent / "profiles" / "snb5.toml")
+    bound = bind(load_sequence(WRONG_PROFILE), snb5)
+    assert bound.profile == "SNB-5"
