@@ -57,22 +57,27 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
     untrusted = ctl.instruments.untrusted
     for supply in sorted(untrusted & set(ctl.instruments.supplies)):
         report.unverified.append(f"{supply}: not the instrument bench.toml names; not commanded")
+    # One exchange per supply: its channels in power-off order in one channel
+    # list (the supply executes the list in order), read back in the same line.
+    by_supply: dict[str, list[tuple[int, str]]] = {}
     for supply, channel, net in _channels_in_power_off_order(ctl):
-        if supply in unreachable or supply in untrusted:
-            continue
+        if supply not in untrusted:
+            by_supply.setdefault(supply, []).append((channel, net))
+    for supply, wired in by_supply.items():
+        channels = [channel for channel, _ in wired]
         try:
-            on = ctl.instruments.supplies[supply].set_output(
-                channel, False, net=net, purpose="safe-state"
-            )
-            (report.unverified if on else report.done).append(
-                f"{net} ({supply} CH{channel}) output {'still on' if on else 'off'}"
-            )
+            still_on = ctl.instruments.supplies[supply].outputs_off(channels, purpose="safe-state")
         except JournalError as error:
             journal_failed = True
-            report.unverified.append(f"{net}: cannot journal the off command: {error}")
+            report.unverified.append(f"{supply}: cannot journal the off command: {error}")
             break
         except InstrumentError as error:
             unreachable[supply] = str(error)
+            continue
+        for (channel, net), on in zip(wired, still_on, strict=True):
+            (report.unverified if on else report.done).append(
+                f"{net} ({supply} CH{channel}) output {'still on' if on else 'off'}"
+            )
 
     board = ctl.instruments.board
     try:
