@@ -32,6 +32,7 @@ from interlock.sequence import (
 )
 from interlock.sequence.dryrun import ALLOWED_UNEXPECTEDLY, REFUSED, REFUSED_AS_EXPECTED
 from interlock.sequence.runner import DECLINED, FAIL, FAULT, PASS, RunReport
+from interlock.sequence.target import service_client
 from interlock.units import CURRENT, DURATION, VOLTAGE, format_quantity
 
 OUTCOME_WORDS = {ALLOWED_UNEXPECTEDLY: "ALLOWED, but the sequence expects a refusal"}
@@ -52,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--yes", action="store_true", help="answer yes to every operator prompt (unattended runs)"
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="simulation benches only: run on a controller and a fresh simulated bench in this "
+        "process instead of through the bench's service",
     )
     parser.set_defaults(handler=run)
 
@@ -85,15 +92,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    return _run_for_real(sequence, configuration, yes=args.yes)
-
-
-def _run_for_real(sequence, configuration: Configuration, *, yes: bool) -> int:
-    bench = configuration.bench
-    print(f"target    in-process controller on the simulated bench {bench.name}")
-    print(f"journal   {display_path(bench.service.journal)}", flush=True)
-    console = _Console(yes=yes)
-    with simulated_controller(configuration) as target:
+    with _target(args, configuration) as target:
+        console = _Console(yes=args.yes)
         runner = SequenceRunner(
             sequence,
             configuration,
@@ -105,6 +105,27 @@ def _run_for_real(sequence, configuration: Configuration, *, yes: bool) -> int:
         result = runner.run()
     _print_summary(result)
     return result.exit_code
+
+
+def _target(args: argparse.Namespace, configuration: Configuration):
+    """The bench's service (started in the background for a simulation bench if none
+    answers), or with --in-process a controller and simulated bench of our own."""
+    bench = configuration.bench
+    if args.in_process:
+        print(f"target    a controller in this process, on a fresh simulated bench {bench.name}")
+        print(f"journal   {display_path(bench.service.journal)}", flush=True)
+        return simulated_controller(configuration)
+    from interlock.service.background import answers, log_path
+
+    socket = bench.service.socket
+    print(f"target    the controller service of {bench.name} on {display_path(socket)}")
+    if not answers(socket) and bench.environment == "simulation":
+        print(
+            f"service   none answered: starting one in the background "
+            f"(log {display_path(log_path(socket))}; it keeps running)"
+        )
+    sys.stdout.flush()
+    return service_client(args.bench)
 
 
 # --- output --------------------------------------------------------------------------

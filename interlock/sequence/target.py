@@ -1,9 +1,13 @@
-"""What a sequence runs against: a small interface, and its in-process implementation.
+"""What a sequence runs against: a small interface, and its two implementations.
 
-The runner speaks only to a :class:`Target`, so the same run drives the
-controller service through its Python client or, for a simulation bench, a
-:class:`~interlock.controller.Controller` in this process on a
-:class:`~interlock.sim.bench.SimulatedBench` (:func:`simulated_controller`).
+The runner speaks only to a :class:`Target`, so the same run drives either
+
+- the controller service, through its Python client (:func:`service_client`):
+  the normal way, the service owning the instruments; or
+- for a simulation bench, a :class:`~interlock.controller.Controller` in this
+  process on a fresh :class:`~interlock.sim.bench.SimulatedBench`
+  (:func:`simulated_controller`): no service needed, the ground truth at hand.
+
 Every method is a request to the interlock: it checks, journals and refuses
 (``LimitViolation``) exactly as for any other client.
 """
@@ -19,6 +23,7 @@ from interlock.config import Configuration
 from interlock.errors import ConfigError
 
 if TYPE_CHECKING:
+    from interlock.client import Client
     from interlock.controller import Controller
     from interlock.sim.bench import SimulatedBench
 
@@ -34,6 +39,60 @@ class Target(Protocol):
     def measure(self, net: str) -> dict[str, float]: ...
     def status(self) -> dict[str, Any]: ...
     def safe_state(self, reason: str) -> None: ...
+
+
+class ClientTarget:
+    """A :class:`Target` on the controller service, through :mod:`interlock.client`."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def arm(self, operator: str) -> None:
+        # The client's user header names the operator in the service's journal.
+        self.client.arm()
+
+    def disarm(self, operator: str) -> None:
+        self.client.disarm()
+
+    def set_voltage(self, net: str, volts: float) -> None:
+        self.client.set_voltage(net, volts)
+
+    def set_current_limit(self, net: str, amps: float) -> None:
+        self.client.set_current_limit(net, amps)
+
+    def set_relay(self, relay: str, closed: bool) -> None:
+        self.client.set_relay(relay, closed)
+
+    def output_on(self, net: str) -> None:
+        self.client.output_on(net)
+
+    def output_off(self, net: str) -> None:
+        self.client.output_off(net)
+
+    def measure(self, net: str) -> dict[str, float]:
+        return dict(self.client.measure(net))
+
+    def status(self) -> dict[str, Any]:
+        return self.client.status()
+
+    def safe_state(self, reason: str) -> None:
+        # A client cannot command the safe state without a fault: the stop latches
+        # one, which an operator acknowledges; that is the price of an unordered stop.
+        self.client.estop()
+
+
+@contextlib.contextmanager
+def service_client(bench_file: str | Path, *, start: bool = True) -> Iterator[ClientTarget]:
+    """The bench's service as an operator, holding the lease for the whole run.
+
+    Operator, because a run arms the bench it finds disarmed. The lease makes
+    the run a dead man's switch: if this process dies or hangs, the service
+    drives the bench safe. ``start``: as :func:`interlock.client.connect`.
+    """
+    from interlock.client import connect
+
+    with connect(bench_file, role="operator", start=start, who=None) as client, client.lease():
+        yield ClientTarget(client)
 
 
 class ControllerTarget:

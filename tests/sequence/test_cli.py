@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
 import interlock.commands.run as run_command
 from interlock.cli import main
+from interlock.service.runtime import Service
+from interlock.service.server import ServiceThread
 from tests.sequence.conftest import EXAMPLE, ROOT, WRONG_PROFILE, bench_copy
 
 
@@ -25,15 +30,25 @@ def bench(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def short_bench(monkeypatch):
+    """A bench copy in a short directory: a Unix socket path holds at most 107 bytes."""
+    monkeypatch.chdir(ROOT)
+    directory = Path(tempfile.mkdtemp(prefix="ilk-seq-", dir="/tmp"))
+    yield bench_copy(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
 def nothing_started(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a bench was started")
 
     monkeypatch.setattr(run_command, "simulated_controller", refuse)
+    monkeypatch.setattr(run_command, "service_client", refuse)
 
 
-def test_the_example_runs_end_to_end(bench, capsys):
-    assert main(["run", str(EXAMPLE), "--bench", bench, "--yes"]) == 0
+def test_the_example_runs_end_to_end_in_process(bench, capsys):
+    assert main(["run", str(EXAMPLE), "--bench", bench, "--yes", "--in-process"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == "bench sim-bench-01 [simulation]"
@@ -88,7 +103,7 @@ def test_prompts_without_a_terminal_need_yes(bench, capsys, monkeypatch, nothing
 
 def test_an_operator_who_declines_stops_the_run(bench, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", Terminal("n\n"))
-    assert main(["run", str(EXAMPLE), "--bench", bench]) == 1
+    assert main(["run", str(EXAMPLE), "--bench", bench, "--in-process"]) == 1
     out = capsys.readouterr().out
     assert "Continue? [y/N]" in out
     assert "stopped at step 1: the operator declined" in out
@@ -100,6 +115,22 @@ def test_a_bench_that_is_not_simulated_is_not_run_in_process(tmp_path, monkeypat
     path = bench_copy(tmp_path)
     text = path.read_text().replace('"simulation"', '"engineering"', 1)
     path.write_text(text[: text.index("[simulation]")])
-    assert main(["run", str(EXAMPLE), "--bench", str(path), "--yes"]) == 2
+    assert main(["run", str(EXAMPLE), "--bench", str(path), "--yes", "--in-process"]) == 2
     err = capsys.readouterr().err
     assert "bench.environment: bench sim-bench-01 is not a simulation bench (engineering)" in err
+
+
+def test_the_example_runs_through_the_service(short_bench, capsys):
+    """The default target: the bench's service (here in a thread, to read its ground truth)."""
+    with ServiceThread(Service(short_bench)) as served:
+        assert main(["run", str(EXAMPLE), "--bench", str(short_bench), "--yes"]) == 0
+        truth = served.service.simulator.truth()
+        state = served.service.controller.state
+    out = capsys.readouterr().out
+    assert f"target    the controller service of sim-bench-01 on {short_bench.parent}" in out
+    assert "starting one in the background" not in out
+    assert "refused as expected" in out and out.endswith("exit 0\n")
+    assert state == "safe"
+    assert truth["nets"]["VBUS"]["max_voltage"] == pytest.approx(24.0, abs=0.2)
+    assert truth["nets"]["VBUS"]["max_voltage"] < 25.0
+    assert truth["contacts"] == []
