@@ -41,6 +41,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from interlock.controller import Controller
@@ -62,6 +63,7 @@ _ERROR = {"content": {"application/json": {"schema": {"type": "object"}}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no valid token", **_ERROR},
     403: {"description": "the role may not do this", **_ERROR},
+    404: {"description": "no such route (a name with a '/' in it)", **_ERROR},
     409: {"description": "not allowed in this state, or the bench is leased", **_ERROR},
     422: {"description": "refused by a limit, or a malformed request", **_ERROR},
     502: {"description": "an instrument failed (the bench was driven safe)", **_ERROR},
@@ -157,7 +159,10 @@ def create_app(service: Service) -> FastAPI:
     def status(who: Viewer) -> dict[str, Any]:
         return {**service.status(), "you": who.public()}
 
-    @app.get("/nets/{net}/measurement", summary="measure a net's voltage and current")
+    @app.get(
+        "/nets/{net}/measurement",
+        summary="measure a net's voltage and current",
+    )
     def measure(net: str, _: Viewer) -> dict[str, float]:
         return controller().measure(net)
 
@@ -175,7 +180,10 @@ def create_app(service: Service) -> FastAPI:
 
     # -- operator ----------------------------------------------------------------
 
-    @app.post("/arm", summary="arm the bench (operator; flight benches need confirm)")
+    @app.post(
+        "/arm",
+        summary="arm the bench (operator; flight benches need confirm)",
+    )
     def arm(who: Operator, body: ArmBody | None = None) -> dict[str, Any]:
         controller().arm(who.who, confirm=body.confirm if body else None, client=who.client)
         return service.status()
@@ -185,7 +193,10 @@ def create_app(service: Service) -> FastAPI:
         controller().disarm(who.who, client=who.client)
         return service.status()
 
-    @app.post("/reset", summary="clear a latched fault after verifying the safe state (operator)")
+    @app.post(
+        "/reset",
+        summary="clear a latched fault after verifying the safe state (operator)",
+    )
     def reset(who: Operator) -> dict[str, Any]:
         controller().reset(who.who, client=who.client)
         return service.status()
@@ -197,13 +208,19 @@ def create_app(service: Service) -> FastAPI:
 
     # -- script --------------------------------------------------------------------
 
-    @app.put("/nets/{net}/voltage", summary="program a net's voltage (ramped if live)")
+    @app.put(
+        "/nets/{net}/voltage",
+        summary="program a net's voltage (ramped if live)",
+    )
     def set_voltage(net: str, body: VoltageBody, who: Script, request: Request) -> dict[str, Any]:
         holder_only(request, who, "set", net=net, quantity="voltage", value=body.volts)
         controller().set_voltage(net, body.volts, who=who.who, client=who.client)
         return service.status()
 
-    @app.put("/nets/{net}/current-limit", summary="program a net's current limit")
+    @app.put(
+        "/nets/{net}/current-limit",
+        summary="program a net's current limit",
+    )
     def set_current_limit(
         net: str, body: CurrentLimitBody, who: Script, request: Request
     ) -> dict[str, Any]:
@@ -245,7 +262,11 @@ def create_app(service: Service) -> FastAPI:
 
     # -- leases ----------------------------------------------------------------------
 
-    @app.post("/leases", status_code=201, summary="take the bench's lease (dead man's switch)")
+    @app.post(
+        "/leases",
+        status_code=201,
+        summary="take the bench's lease (dead man's switch)",
+    )
     def acquire(who: Script) -> dict[str, Any]:
         leases = service.leases
         lease = leases.acquire(who.who, who.client, who.role)
@@ -261,7 +282,10 @@ def create_app(service: Service) -> FastAPI:
         lease = service.leases.heartbeat(lease_id)
         return {"expires_in": lease.timeout}
 
-    @app.delete("/leases/{lease_id}", summary="give the lease back (trips if a net is live)")
+    @app.delete(
+        "/leases/{lease_id}",
+        summary="give the lease back (trips if a net is live)",
+    )
     def release(lease_id: str, _: Script) -> dict[str, Any]:
         service.leases.release(lease_id)
         return service.status()
@@ -276,7 +300,20 @@ def create_app(service: Service) -> FastAPI:
         lease = service.leases.watch_opened(lease_id)
         return StreamingResponse(_watch_lines(service, lease), media_type=NDJSON)
 
+    _document_roles(app)
     return app
+
+
+def _document_roles(app: FastAPI) -> None:
+    """Put the least role each route needs into its OpenAPI operation (``x-interlock-role``).
+
+    Read from the route's own :class:`Access` dependency: one source of truth.
+    """
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            for dependency in route.dependant.dependencies:
+                if isinstance(dependency.call, Access):
+                    route.openapi_extra = {"x-interlock-role": dependency.call.needs}
 
 
 async def _event_lines(service: Service, period: float) -> AsyncIterator[bytes]:

@@ -83,7 +83,9 @@ def status_of(error: InterlockError) -> int:
 
 
 def error_to_wire(error: InterlockError) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": type(error).__name__, "message": str(error)}
+    # The nearest class a client knows (a service-only subclass travels as its parent).
+    name = next(c.__name__ for c in type(error).__mro__ if c.__name__ in _KNOWN)
+    body: dict[str, Any] = {"error": name, "message": str(error)}
     for name in _FIELDS:
         value = getattr(error, name, None)
         if isinstance(value, str | int | float | bool):

@@ -1,0 +1,154 @@
+"""Leases: a client that vanishes or falls silent while a net is live leaves a safe bench."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from interlock.errors import FaultLatched, StateError
+from interlock.journal import JournalReader
+from tests.service.conftest import (
+    LEASE_TIMEOUT,
+    OFF_VOLTS,
+    ROOT,
+    Served,
+    assert_bench_safe,
+    bring_up,
+)
+
+HOLDER = Path(__file__).with_name("lease_holder.py")
+# Time for the service to notice and for the safe-state procedure to finish.
+MARGIN = 1.0
+
+
+def _vlogic(served: Served) -> float:
+    return served.truth()["nets"]["VLOGIC"]["voltage"]
+
+
+def _wait_until_safe(served: Served, deadline: float) -> float:
+    """Poll the ground truth until outputs are off and relays open; return when (monotonic)."""
+    while time.monotonic() < deadline:
+        truth = served.truth()
+        if truth["nets"]["VLOGIC"]["voltage"] < OFF_VOLTS and not truth["contacts"]:
+            return time.monotonic()
+        time.sleep(0.01)
+    pytest.fail(f"bench not safe {MARGIN:g} s past the lease timeout: {served.truth()['contacts']}")
+
+
+def _start_holder(served: Served) -> subprocess.Popen:
+    served.client("operator").arm()
+    holder = subprocess.Popen(
+        [sys.executable, str(HOLDER), str(served.bench_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = holder.stdout.readline().strip()
+    if line != "live":
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+        pytest.fail(f"lease holder did not come up: {line!r}")
+    assert _vlogic(served) == pytest.approx(5.0, abs=0.05)
+    assert served.controller.state == "live"
+    return holder
+
+
+def _lease_fault(served: Served) -> dict:
+    with JournalReader(served.service.settings.journal) as reader:
+        faults = [e for e in reader.entries() if e.kind == "fault"]
+    assert faults, "no fault journaled"
+    return faults[0].payload
+
+
+@pytest.mark.parametrize("how", ["kill", "silence"])
+def test_a_client_lost_while_live_leaves_the_bench_safe(served, how):
+    holder = _start_holder(served)
+    try:
+        if how == "kill":
+            holder.send_signal(signal.SIGKILL)  # its connections drop at once
+        else:
+            holder.send_signal(signal.SIGSTOP)  # connected, but no more heartbeats
+        lost_at = time.monotonic()
+        off_at = _wait_until_safe(served, lost_at + LEASE_TIMEOUT + MARGIN)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    if how == "silence":
+        assert off_at - lost_at > LEASE_TIMEOUT * 0.5  # it waited for the heartbeats to stop
+    assert_bench_safe(served.truth())
+    # The trip latches the fault once the safe state is done: just after the truth shows it.
+    latched_by = time.monotonic() + 1.0
+    while served.controller.state != "fault" and time.monotonic() < latched_by:
+        time.sleep(0.01)
+    assert served.controller.state == "fault"
+    fault = _lease_fault(served)
+    assert fault["cause"] == "lease"
+    assert fault["who"] == "lease-holder"
+    assert "lease_holder.py pid" in fault["detail"]
+    assert ("dropped" if how == "kill" else "no heartbeat") in fault["detail"]
+
+
+def test_output_on_needs_the_lease(served):
+    served.client("operator").arm()
+    script = served.client("script")
+    script.set_current_limit("VLOGIC", 0.3)
+    script.set_voltage("VLOGIC", 5.0)
+    with pytest.raises(StateError, match="needs the bench's lease"):
+        script.output_on("VLOGIC")
+    assert served.controller.state == "armed"
+    assert _vlogic(served) < OFF_VOLTS
+
+
+def test_the_lease_is_exclusive_but_anyone_may_turn_off_or_stop(served):
+    served.client("operator").arm()
+    holder, other = served.client("script", who="holder"), served.client("script", who="other")
+    with holder.lease():
+        bring_up(holder)
+        with pytest.raises(StateError, match="leased by holder"):
+            other.lease().acquire()
+        with pytest.raises(StateError, match="leased by holder"):
+            other.set_voltage("VLOGIC", 4.0)
+        with pytest.raises(StateError, match="leased by holder"):
+            other.set_relay("K8", True)
+        other.output_off("VLOGIC")  # turning off is never refused for the lease
+        assert _vlogic(served) < OFF_VOLTS
+        bring_up(holder)
+        other.estop()
+        with pytest.raises(FaultLatched):
+            holder.output_on("VLOGIC")
+    assert_bench_safe(served.truth())
+
+
+def test_heartbeats_keep_the_lease_and_an_orderly_release_keeps_the_bench_armed(served):
+    served.client("operator").arm()
+    script = served.client("script")
+    with script.lease():
+        bring_up(script)
+        time.sleep(LEASE_TIMEOUT * 1.8)
+        status = script.status()
+        assert status["state"] == "live"
+        assert status["lease"]["who"] == script._headers["X-Interlock-User"]
+        assert status["lease"]["watched"]
+        script.output_off("VLOGIC")
+        script.set_relay("K1", False)  # output off leaves the power relay closed
+    status = script.status()
+    assert (status["state"], status["fault"], status["lease"]) == ("armed", None, None)
+    assert_bench_safe(served.truth())
+
+
+def test_releasing_the_lease_with_a_net_live_trips(served):
+    served.client("operator").arm()
+    script = served.client("script")
+    with script.lease():
+        bring_up(script)
+    status = script.status()
+    assert status["state"] == "fault"
+    assert "released with VLOGIC still live" in status["fault"]
+    assert_bench_safe(served.truth())
