@@ -189,10 +189,10 @@ class _Console:
 
     def confirm(self, step: Step) -> bool:
         if self.yes:
-            print(f"      operator: {step.message}: yes (--yes)")
+            print("      answered yes by --yes")
             return True
         try:
-            answer = input(f"      operator: {step.message}. Continue? [y/N] ")
+            answer = input("      Confirm and continue? [y/N] ")
         except EOFError:
             return False
         return answer.strip().lower() in ("y", "yes")

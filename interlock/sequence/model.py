@@ -20,6 +20,7 @@ a bench and its profile when the sequence is bound (:mod:`.binding`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,9 @@ class Step:
         return f">= {low}" if low else f"<= {high}"
 
     def passes(self, value: float) -> bool:
-        """A measured value inside the window (both ends included)."""
+        """A measured value inside the window (both ends included); NaN is never inside."""
+        if not math.isfinite(value):
+            return False
         if self.minimum is not None and value < self.minimum:
             return False
         return not (self.maximum is not None and value > self.maximum)

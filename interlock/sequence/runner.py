@@ -281,10 +281,17 @@ class SequenceRunner:
             report.fault = status.get("fault")
             if armed_here and status["state"] == "armed":
                 self.target.disarm(self.operator)
+            return
         except InterlockError as error:
             report.safe_state_forced = f"{type(error).__name__}: {error}"
-            self.target.safe_state(f"sequence {self.sequence.name}: power-down failed: {error}")
+        try:
+            self.target.safe_state(f"sequence {self.sequence.name}: power-down failed")
             report.fault = self.target.status().get("fault")
+        except InterlockError as error:
+            # Out of reach: the lease (service) or closing the controller (in-process)
+            # drives the bench safe; say so rather than hide the run's own report.
+            report.safe_state_forced += f"; the stop failed too: {type(error).__name__}: {error}"
+            report.fault = report.fault or "unknown: the bench could not be reached"
 
     def _power_down(self) -> None:
         """Live nets off in power-off order, then every relay open: all through the interlock."""

@@ -53,7 +53,7 @@ def test_the_example_runs_end_to_end_in_process(bench, capsys):
     lines = out.splitlines()
     assert lines[0] == "bench sim-bench-01 [simulation]"
     assert "step  1/28  operator: The MDB-24 is seated in the fixture and the lid is closed" in out
-    assert "yes (--yes)" in out
+    assert "answered yes by --yes" in out
     assert "step 10/28  ramp VBUS to 26 V" in out
     assert "refused as expected" in out
     assert (
@@ -105,7 +105,7 @@ def test_an_operator_who_declines_stops_the_run(bench, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", Terminal("n\n"))
     assert main(["run", str(EXAMPLE), "--bench", bench, "--in-process"]) == 1
     out = capsys.readouterr().out
-    assert "Continue? [y/N]" in out
+    assert "Confirm and continue? [y/N]" in out
     assert "stopped at step 1: the operator declined" in out
     assert "  steps         1 of 28 run, stopped" in out
 
