@@ -13,6 +13,10 @@ is turned into exactly the requests the controller would make for it:
   output on and waits the settle time;
 - a wait advances the clock.
 
+One check is not the engine's: a live net at 0 V draws no current, so the
+controller's monitor would certainly trip on its current window; the dry run
+refuses it under ``nets.NET.live_min_current``.
+
 The clock is simulated, so slew checks see the time the real run would
 take, and the dry run itself takes none. No instrument, simulator or
 service is touched: this module imports nothing that does I/O.
@@ -149,8 +153,28 @@ class CommandedBench:
                     )
                 return verdict
             planned = decision.state
+        verdict = self._dead_live_net(planned, net)
+        if not verdict.allowed:
+            return verdict
         self.state, self.now = planned, at
         return ALLOWED
+
+    def _dead_live_net(self, state: BenchState, net: str) -> Verdict:
+        """A live net at 0 V draws nothing: the controller's monitor would trip on its
+        current window (live_min_current) for certain. Not an engine rule, so the
+        dry run says it, before a real run finds out the hard way."""
+        limits = self.limits.nets.get(net)
+        held = state.net(net)
+        if limits is None or not held.output or held.voltage != 0 or limits.live_min_current <= 0:
+            return ALLOWED
+        key = f"nets.{net}.live_min_current"
+        return Verdict(
+            False,
+            key,
+            self.limits.where(key),
+            f"{net} live at 0 V draws no current, below its live window: the monitor would "
+            "trip the bench; turn the output off instead",
+        )
 
     def voltage_plan(self, net: str, volts: float) -> list[tuple[float, SetVoltage]]:
         """The controller's plan: one setpoint, or a slew-limited ramp on a live net."""
@@ -192,6 +216,9 @@ class CommandedBench:
                     reason=f"{decision.verdict.reason} (going live: {describe(request)})",
                 )
             planned = decision.state
+        verdict = self._dead_live_net(planned, net)
+        if not verdict.allowed:
+            return verdict
         self.state = planned
         self.now += self.limits.nets[net].settle_time
         return ALLOWED

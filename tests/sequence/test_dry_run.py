@@ -229,3 +229,31 @@ def test_the_dry_run_sends_nothing_to_any_instrument(tmp_path, sim_bench, write_
         finally:
             controller.close()
     assert sim_bench.truth()["instruments"]["psu"]["commands"]
+
+
+def test_a_live_net_at_zero_volts_is_a_violation(write_sequence, configuration):
+    steps = """
+[[steps]]
+action = "set"
+net = "VLOGIC"
+voltage = "5 V"
+[[steps]]
+action = "output"
+net = "VLOGIC"
+state = "on"
+[[steps]]
+label = "all the way down while live: the monitor would see no current"
+action = "ramp"
+net = "VLOGIC"
+to = "0 V"
+[[steps]]
+action = "output"
+net = "VBUS"
+state = "on"
+"""
+    report = dry_run(bind(load_sequence(write_sequence(steps)), configuration), configuration)
+    assert [(c.step.number, c.verdict.rule) for c in report.violations] == [
+        (3, "nets.VLOGIC.live_min_current"),
+        (4, "nets.VBUS.live_min_current"),
+    ]
+    assert "turn the output off instead" in report.violations[0].verdict.reason
