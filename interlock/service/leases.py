@@ -162,7 +162,7 @@ class LeaseManager:
         """Refuse a change from anyone but the holder while the bench is leased."""
         with self._lock:
             held = self._lease
-            if held is not None and not secrets.compare_digest(held.id, lease_id or ""):
+            if held is not None and not _same(held.id, lease_id or ""):
                 raise LeaseError(
                     f"the bench is leased by {held.who} ({held.client}): only the lease holder "
                     "may change it (anyone may turn outputs off or stop it)"
@@ -170,7 +170,7 @@ class LeaseManager:
 
     def _current(self, lease_id: str) -> Lease:
         held = self._lease
-        if held is None or not secrets.compare_digest(held.id, lease_id):
+        if held is None or not _same(held.id, lease_id):
             raise LeaseError("no such lease (expired, lost or released)")
         return held
 
@@ -230,3 +230,8 @@ class LeaseManager:
 
     def _trip(self, lease: Lease, detail: str) -> None:
         self.controller.trip("lease", detail, who=lease.who)
+
+
+def _same(known: str, given: str) -> bool:
+    """Constant-time comparison of a lease id with whatever a client sent (any characters)."""
+    return secrets.compare_digest(known.encode(), given.encode("utf-8", "surrogatepass"))

@@ -90,6 +90,6 @@ class TokenStore:
             return None
         found = None
         for role, known in self._tokens.items():
-            if hmac.compare_digest(token.encode("utf-8", "replace"), known.encode("ascii")):
+            if hmac.compare_digest(token.encode("utf-8", "surrogatepass"), known.encode("ascii")):
                 found = role
         return found
