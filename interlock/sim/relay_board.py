@@ -192,6 +192,8 @@ class _Hal:
 
     def feed_wdt(self) -> None:
         self._board._last_wdt_feed = time.monotonic()
+        # The end of the first loop pass: the board is up and has said BOOT.
+        self._board._booted.set()
 
     def idle(self) -> None:
         b = self._board
@@ -239,6 +241,7 @@ class SimulatedRelayBoard:
             raise ValueError(f"hardware_watchdog: expected 0..10 s, got {hardware_watchdog!r}")
         self.hardware_watchdog = float(hardware_watchdog)
         self._crash = False
+        self._booted = threading.Event()
         self._lock = threading.Lock()
         self._notify_lock = threading.RLock()
         self._coils = 0
@@ -274,16 +277,26 @@ class SimulatedRelayBoard:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._port = os.ttyname(self._slave)
-        self._power_on(code)
+        try:
+            self._power_on(code)
+        except SimulatorError:
+            self.stop()
+            raise
         return self._port
 
     def _power_on(self, code: dict[str, types.CodeType]) -> None:
         self._stopping = False
         self._crash = False
+        self._booted.clear()
         self._thread = threading.Thread(
             target=self._power, args=(code,), name=f"relay-board-{self.serial}", daemon=True
         )
         self._thread.start()
+        # Like a USB board that enumerates once it runs: the port is handed
+        # out only after the first loop pass, so the power-up BOOT event is
+        # already in the port's buffer and a host opening it later flushes it.
+        if not self._booted.wait(timeout=5):
+            raise SimulatorError(f"relay board {self.serial}: firmware did not boot")
 
     def _power_off(self) -> None:
         thread = self._thread

@@ -75,6 +75,9 @@ def test_identify_and_power_up_state(sim: SimulatedRelayBoard, board: RelayBoard
     assert state.all_open and state.trip_cause is None and not state.estop_active
     assert state.watchdog == 0.5
     assert sim.contacts() == [False] * 8
+    # The power-up BOOT was said before the host opened the port: flushed, not news.
+    with pytest.raises(InstrumentTimeout):
+        board.next_event(timeout=0.05)
 
 
 def test_custom_serial_and_relay_count() -> None:
