@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -45,7 +46,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from interlock.controller import Controller
-from interlock.errors import InterlockError
+from interlock.errors import InterlockError, LimitViolation
+from interlock.limits import BUILT_IN
 from interlock.service.access import LEASE_HEADER, Access, Identity
 from interlock.service.leases import LeaseError
 from interlock.service.runtime import Service
@@ -121,6 +123,24 @@ def create_app(service: Service) -> FastAPI:
         entry = journal.request(who.who, who.client, action, **details)
         journal.verdict(False, request=entry.seq, rule="lease", where="service", reason=str(error))
         raise error
+
+    def finite(who: Identity, net: str, quantity: str, value: float) -> None:
+        """Refuse NaN and infinities here, as the limit engine would, but journaled.
+
+        Controller.set_voltage() journals the request with the raw value first, and the
+        journal cannot hold a non-finite number: the request would fail as a journal
+        error, unrecorded, instead of being refused by its rule.
+        """
+        if math.isfinite(value):
+            return
+        entry = service.journal.request(
+            who.who, who.client, "set", net=net, quantity=quantity, value=repr(value)
+        )
+        reason = f"{net} {quantity.replace('_', ' ')} must be a finite number, got {value!r}"
+        service.journal.verdict(
+            False, request=entry.seq, rule="finite-value", where=BUILT_IN, reason=reason
+        )
+        raise LimitViolation(reason, "finite-value", BUILT_IN)
 
     def holder_only(request: Request, who: Identity, action: str, **details: Any) -> None:
         try:
@@ -219,6 +239,7 @@ def create_app(service: Service) -> FastAPI:
         summary="program a net's voltage (ramped if live)",
     )
     def set_voltage(net: str, body: VoltageBody, who: Script, request: Request) -> dict[str, Any]:
+        finite(who, net, "voltage", body.volts)
         holder_only(request, who, "set", net=net, quantity="voltage", value=body.volts)
         controller().set_voltage(net, body.volts, who=who.who, client=who.client)
         return service.status()
@@ -230,6 +251,7 @@ def create_app(service: Service) -> FastAPI:
     def set_current_limit(
         net: str, body: CurrentLimitBody, who: Script, request: Request
     ) -> dict[str, Any]:
+        finite(who, net, "current_limit", body.amps)
         holder_only(request, who, "set", net=net, quantity="current_limit", value=body.amps)
         controller().set_current_limit(net, body.amps, who=who.who, client=who.client)
         return service.status()

@@ -1,0 +1,126 @@
+"""The operator CLI against a real service: banner first, exit codes, what each command says."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from interlock.cli import main
+from interlock.service.background import answers
+from tests.service.conftest import ROOT, write_bench
+
+BANNER = "bench sim-bench-01 [simulation]"
+USER = getpass.getuser()
+
+
+def run(capsys, *argv: str) -> tuple[int, list[str], str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def test_status_heads_with_the_bench_and_shows_the_state(served, capsys):
+    bench = str(served.bench_path)
+    code, out, _ = run(capsys, "status", "--bench", bench)
+    assert code == 0
+    assert out[0] == BANNER
+    assert out[1] == "state     safe"
+    assert "lease     none" in out
+    assert any(line.startswith("VLOGIC  psu CH1") for line in out)
+    assert out[-1] == "relays: all open"
+    code, out, _ = run(capsys, "status", "--bench", bench, "--json")
+    status = json.loads("\n".join(out))
+    assert code == 0
+    assert list(status)[:2] == ["bench", "environment"]  # the JSON's head, too
+    assert (status["bench"], status["environment"], status["state"]) == (
+        "sim-bench-01",
+        "simulation",
+        "safe",
+    )
+    assert status["you"]["role"] == "viewer"
+
+
+def test_arm_estop_reset_disarm_and_their_exit_codes(served, capsys):
+    bench = str(served.bench_path)
+    code, out, err = run(capsys, "arm", "--bench", bench, "--role", "script")
+    assert (code, out[0]) == (3, BANNER)
+    assert err.startswith("AccessDenied: the script role may not do this")
+    code, out, _ = run(capsys, "arm", "--bench", bench)
+    assert (code, out[0]) == (0, BANNER)
+    assert out[1].startswith("armed by ")
+    assert served.controller.state == "armed"
+    code, out, _ = run(capsys, "estop", "--bench", bench)  # as a viewer: anyone may
+    assert code == 0
+    assert out == [BANNER, f"emergency stop done: state fault (estop: emergency stop by {USER})"]
+    code, out, err = run(capsys, "disarm", "--bench", bench)
+    assert (code, out) == (4, [BANNER])
+    assert err.startswith("FaultLatched: ")
+    code, out, _ = run(capsys, "reset", "--bench", bench)
+    assert (code, out) == (0, [BANNER, "fault reset: state safe"])
+    code, out, err = run(capsys, "disarm", "--bench", bench)
+    assert (code, out) == (3, [BANNER])
+    assert err.startswith("StateError: ")
+
+
+def test_a_flight_bench_is_marked_and_wants_its_name(serve_bench, sim_bench_factory, capsys):
+    sim = sim_bench_factory()
+    served = serve_bench(environment="flight", name="fm-bench-02", resources=sim.resources)
+    bench = str(served.bench_path)
+    code, out, err = run(capsys, "arm", "--bench", bench)
+    assert out[0] == "bench fm-bench-02 [flight]  *** FLIGHT HARDWARE ***"
+    assert code == 3
+    assert "needs the bench name typed as confirmation" in err
+    code, out, _ = run(capsys, "arm", "--bench", bench, "--confirm", "fm-bench-02")
+    assert code == 0
+    assert served.controller.state == "armed"
+
+
+def test_no_service_is_a_fault_exit(short_dir, capsys):
+    bench = str(write_bench(short_dir))
+    code, out, err = run(capsys, "estop", "--bench", bench)
+    assert (code, out) == (4, [BANNER])
+    assert err.startswith("ServiceUnavailable: no service answers")
+
+
+def test_serve_runs_until_sigterm_and_leaves_the_bench_safe(short_dir):
+    bench = write_bench(short_dir)
+    socket_path = short_dir / "interlock.sock"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "interlock", "serve", "--bench", str(bench)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not answers(socket_path):
+            assert server.poll() is None, server.communicate()
+            assert time.monotonic() < deadline, "service did not answer"
+            time.sleep(0.05)
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=20)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[0] == BANNER
+    assert lines[1].startswith(f"serving on unix:{socket_path}; tokens in ")
+    assert lines[-1] == "service stopped; the bench was driven to the safe state"
+    assert not socket_path.exists()
+
+
+@pytest.mark.parametrize("tcp", ["nohost", "host:port", "h:70000"])
+def test_serve_refuses_a_bad_tcp_address(tcp, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--tcp", tcp])
+    assert exited.value.code == 2
+    assert "expected HOST:PORT" in capsys.readouterr().err
