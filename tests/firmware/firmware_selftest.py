@@ -10,6 +10,7 @@ f-strings, dataclasses, typing or pytest.
 # ruff: noqa: UP031
 
 import rb_core
+import rb_loop
 import rb_protocol
 
 
@@ -430,6 +431,109 @@ def test_fewer_relays_limit_the_mask():
     rig = Rig(relays=4)
     assert rig.payload("SET 10") == "NAK BADARG mask"
     assert state(rig.payload("SET F"))["R"] == "F"
+
+
+# -- the main loop, with a scripted HAL ------------------------------------------------
+
+
+class ScriptHal:
+    """A HAL that plays a script: {pass number: (bytes in, estop open)}; stops after ``passes``."""
+
+    def __init__(self, script, passes, watchdog_ms=500):
+        self.script = script
+        self.passes = passes
+        self.watchdog_ms = watchdog_ms
+        self.now = 0
+        self.count = 0
+        self.estop = False
+        self.calls = []  # ("relays", mask) / ("feed",) in order
+        self.out = []
+
+    def config(self):
+        return {"relays": 8, "watchdog_ms": self.watchdog_ms, "serial": "RB8-LOOP", "model": "RB8"}
+
+    def ticks_ms(self):
+        return self.now
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def estop_open(self):
+        return self.estop
+
+    def read_contacts(self):
+        mask = 0
+        for call in self.calls:
+            if call[0] == "relays":
+                mask = call[1]
+        return mask
+
+    def write_relays(self, mask):
+        self.calls.append(("relays", mask))
+
+    def read(self):
+        step = self.script.get(self.count)
+        if step is None:
+            return b""
+        data, estop = step
+        self.estop = estop
+        return data
+
+    def write(self, data):
+        self.out.append(data.decode())
+
+    def feed_wdt(self):
+        self.calls.append(("feed",))
+
+    def idle(self):
+        self.count += 1
+        self.now += 10
+
+    def running(self):
+        return self.count < self.passes
+
+    def relay_writes(self):
+        return [call[1] for call in self.calls if call[0] == "relays"]
+
+    def replies(self):
+        return [line for line in self.out if not line.startswith("!")]
+
+
+def test_loop_opens_relays_before_anything_else():
+    hal = ScriptHal({}, passes=1)
+    rb_loop.run(hal)
+    assert hal.calls[0] == ("relays", 0), hal.calls
+    assert hal.out[0].startswith("!0000|EVT BOOT "), hal.out
+
+
+def test_loop_answers_frames_and_drives_relays():
+    hal = ScriptHal({1: (rb_protocol.seal("0001|SET 3") + rb_protocol.seal("0002|GET"), False)}, 3)
+    rb_loop.run(hal)
+    assert hal.relay_writes() == [0, 3], hal.calls
+    replies = hal.replies()
+    assert len(replies) == 2, replies
+    assert replies[0].startswith("0001|ACK R=3 ") and replies[1].startswith("0002|ACK R=3 C=3 ")
+
+
+def test_loop_feeds_the_hardware_watchdog_once_per_pass():
+    hal = ScriptHal({}, passes=5)
+    rb_loop.run(hal)
+    assert hal.calls.count(("feed",)) == 5
+
+
+def test_loop_reads_estop_before_every_frame():
+    # The E-stop opens in the same pass as the SET arrives: the SET must lose.
+    hal = ScriptHal({1: (rb_protocol.seal("0001|SET 1"), True)}, 3)
+    rb_loop.run(hal)
+    assert hal.relay_writes() == [0], hal.calls
+    assert hal.replies()[0].startswith("0001|NAK ESTOP_ACTIVE"), hal.out
+
+
+def test_loop_opens_relays_when_the_host_goes_silent():
+    hal = ScriptHal({1: (rb_protocol.seal("0001|SET FF"), False)}, passes=20, watchdog_ms=50)
+    rb_loop.run(hal)
+    assert hal.relay_writes() == [0, 0xFF, 0], hal.calls
+    assert any("EVT TRIP WDT" in line for line in hal.out), hal.out
 
 
 def run_all():

@@ -69,6 +69,24 @@ MUTANTS = {
         "        self.core.host_frame(now)\n        if line is None:\n",
     ),
     "watchdog never armed": ("rb_protocol", "        core.host_frame(now)\n", ""),
+    "loop does not open relays at start": (
+        "rb_loop",
+        "    # Open first, before the core exists and before anything can fail.\n"
+        "    hal.write_relays(0)\n",
+        "",
+    ),
+    "loop handles frames on stale inputs": (
+        "rb_loop",
+        "                now = hal.ticks_ms()\n"
+        "                core.poll(now, hal.estop_open(), hal.read_contacts())\n",
+        "                now = hal.ticks_ms()\n",
+    ),
+    "loop skips the hardware watchdog": ("rb_loop", "        hal.feed_wdt()\n", ""),
+    "loop never drives the outputs": (
+        "rb_loop",
+        "    if core.commanded != written:\n        hal.write_relays(core.commanded)\n",
+        "    pass\n",
+    ),
     "lowercase hex accepted": ("rb_protocol", '_HEX = "0123456789ABCDEF"',
                                '_HEX = "0123456789ABCDEFabcdef"'),
 }
