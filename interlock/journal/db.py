@@ -71,6 +71,9 @@ def connect(path: str | Path, *, create: bool) -> sqlite3.Connection:
     path = Path(path)
     if not create and not path.exists():
         raise JournalError(f"no journal at {path}")
+    # Only on a new file: on an existing one the pragma would contend for
+    # the write lock with the writers already running, for nothing.
+    new_file = create and (not path.exists() or path.stat().st_size == 0)
     try:
         # isolation_level=None: transactions are begun explicitly, so a
         # writer can take the write lock (BEGIN IMMEDIATE) before it reads
@@ -78,7 +81,7 @@ def connect(path: str | Path, *, create: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
-        if create:
+        if new_file:
             # Must precede the first table: lets retention give space back.
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

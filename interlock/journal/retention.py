@@ -12,7 +12,7 @@ beyond any bound are removed, with two exceptions:
 Entries outside any run (``run_id == ""``) are removed one by one.
 
 How the chain survives: before deleting anything the whole chain is verified
-(evidence of tampering must not be pruned away); then, in the same
+(evidence of tampering must not be pruned away); then, in one
 transaction, every gap in ``seq`` left behind is recorded in the ``pruned``
 table with the hash the next retained entry chains to, and the prune itself
 is journaled as a ``journal`` entry naming the removed ranges and the policy.
@@ -29,7 +29,7 @@ from typing import Any
 from interlock.errors import JournalError
 from interlock.journal.entries import Entry, Kind
 from interlock.journal.store import Journal, format_wall
-from interlock.journal.verify import verify_connection
+from interlock.journal.verify import verify_connection, verify_journal
 
 # Bytes an entry takes, as counted against ``max_bytes``: its text fields
 # (UTF-8) plus the two 8-byte numbers.
@@ -155,8 +155,22 @@ def prune(
     Raises JournalCorrupt (and removes nothing) if the chain does not verify.
     """
     now = now or journal.clock.wall()
+    # The full check runs on a read snapshot, so the controller's appends are
+    # not held up behind it; under the write lock only what was appended
+    # since is checked, chained onto the snapshot's head.
+    checked = verify_journal(journal.path)
     with journal._write_transaction() as conn:
-        verify_connection(conn)
+        if checked.last_seq is not None:
+            row = conn.execute(
+                "SELECT hash FROM entries WHERE seq = ?", (checked.last_seq,)
+            ).fetchone()
+            if row is None or row[0] != checked.head_hash:
+                raise JournalError(
+                    f"{journal.path}: entry {checked.last_seq} changed while pruning; try again"
+                )
+            verify_connection(conn, after_seq=checked.last_seq, after_hash=checked.head_hash)
+        else:
+            verify_connection(conn)
         doomed, spared_faulted, spared_runs = select_prunable(conn, policy, now)
         ranges = _ranges(doomed)
         if dry_run or not doomed:

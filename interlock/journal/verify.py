@@ -55,7 +55,15 @@ def _gap_text(first: int, last: int) -> str:
     return f"entry {first} is" if first == last else f"entries {first}..{last} are"
 
 
-def verify_connection(conn: sqlite3.Connection) -> VerifyReport:
+def verify_connection(
+    conn: sqlite3.Connection, *, after_seq: int = 0, after_hash: str = GENESIS_HASH
+) -> VerifyReport:
+    """Verify the chain as seen by ``conn``.
+
+    ``after_seq``/``after_hash`` start the check past an entry already
+    verified (only what follows it is read); the report then counts only
+    the entries checked.
+    """
     # Keyed by the entry before the gap: the gap must end exactly at the next entry.
     gaps = {
         after: (before, last_hash)
@@ -65,11 +73,14 @@ def verify_connection(conn: sqlite3.Connection) -> VerifyReport:
     }
     head_row = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
 
-    prev_seq, prev_hash = 0, GENESIS_HASH
+    prev_seq, prev_hash = after_seq, after_hash
     first_seq: int | None = None
     count = 0
     gaps_seen = 0
-    for row in conn.execute(f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq"):
+    rows = conn.execute(
+        f"SELECT {ENTRY_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq", (after_seq,)
+    )
+    for row in rows:
         entry = row_to_entry(row)
         try:
             recomputed = computed_hash(entry)
@@ -112,7 +123,7 @@ def verify_connection(conn: sqlite3.Connection) -> VerifyReport:
         count += 1
 
     if head_row is None:
-        if count:
+        if count or after_seq:
             raise JournalCorrupt(first_seq, "the journal's head record is missing")
         return VerifyReport(0, None, None, 0, GENESIS_HASH)
     head_seq, head_hash = head_row

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from journal_synthetic import write_config_files, write_synthetic_run
 
 from interlock.journal import Journal
 
@@ -42,3 +45,29 @@ def journal_path(tmp_path: Path) -> Path:
 def journal(journal_path: Path, clock: FakeClock):
     with Journal(journal_path, bench="sim-bench", clock=clock) as j:
         yield j
+
+
+@pytest.fixture(scope="session")
+def synthetic_template(tmp_path_factory) -> Path:
+    """A directory with config files and a journal holding the synthetic run.
+
+    Written once: every entry is an fsync, and tests that only read it can
+    share one copy of the result.
+    """
+    directory = tmp_path_factory.mktemp("synthetic")
+    clock = FakeClock()
+    # Relative config paths keep the golden text free of the tmp dir.
+    with contextlib.chdir(directory):
+        files = write_config_files(directory)
+        with Journal("journal.sqlite", bench="sim-bench", clock=clock) as journal:
+            write_synthetic_run(journal, clock, files)
+    return directory
+
+
+@pytest.fixture
+def run_journal(synthetic_template, tmp_path, monkeypatch) -> Path:
+    """A private copy of the synthetic run's journal; the cwd is its directory."""
+    directory = tmp_path / "bench"
+    shutil.copytree(synthetic_template, directory)
+    monkeypatch.chdir(directory)
+    return directory / "journal.sqlite"

@@ -1,12 +1,15 @@
 """A journal writer to be killed: run as a script by the crash tests.
 
-Usage: crash_writer.py JOURNAL WIRE_FILE NAME [THREADS]
+Usage: crash_writer.py JOURNAL WIRE_FILE NAME [THREADS] [PAUSE_S]
 
 Appends command intents as fast as it can, from THREADS threads. For each
 one it prints ``durable <seq>`` once the intent is committed, then "sends"
 the bytes by appending them to WIRE_FILE (the stand-in for a serial port),
 then prints ``sent <seq>``. The test kills it with SIGKILL at a random
-moment and checks that everything on the wire is in the journal.
+moment and checks that everything on the wire is in the journal. PAUSE_S
+between commands leaves the write lock free now and then, as a controller
+does; back to back, it would hold off other processes (SQLite's write lock is
+not fair).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 from interlock.journal import Journal, JournaledWriter
 
@@ -21,8 +25,8 @@ from interlock.journal import Journal, JournaledWriter
 def main() -> None:
     journal_path, wire_path, name = sys.argv[1:4]
     threads = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
     journal = Journal(journal_path, bench="crash-bench", actor=name)
-    journal.begin_run(f"run-{name}")
     wire_fd = os.open(wire_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     wire = JournaledWriter("psu", lambda data: os.write(wire_fd, data))
     print_lock = threading.Lock()
@@ -36,6 +40,9 @@ def main() -> None:
         n = 0
         while True:
             n += 1
+            if worker == 0 and n % 10 == 1:
+                # Short runs, so retention (see crash_pruner.py) has whole runs to remove.
+                journal.begin_run(f"run-{name}-{n // 10}")
             # Unique bytes per command, so each line on the wire names its entry.
             data = f"VOLT {n % 30}.{worker},(@1);*OPC {name}/{worker}/{n}\n".encode()
             intent = journal.command_intent("psu", data, net="VBUS", quantity="voltage")
@@ -43,6 +50,8 @@ def main() -> None:
             wire.send(intent)
             say(f"sent {intent.seq}")
             journal.measurement("VBUS", voltage=float(n % 30), current=0.1)
+            if pause:
+                time.sleep(pause)
 
     workers = [threading.Thread(target=burst, args=(w,), daemon=True) for w in range(threads)]
     for worker in workers:

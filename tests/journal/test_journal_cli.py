@@ -14,22 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from journal_synthetic import RUN_ID, write_config_files, write_synthetic_run
+from journal_synthetic import RUN_ID
 
 from interlock.cli import main
 from interlock.journal import Journal, verify_journal
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def run_journal(tmp_path, monkeypatch, clock) -> Path:
-    monkeypatch.chdir(tmp_path)
-    files = write_config_files(tmp_path)
-    path = tmp_path / "journal.sqlite"
-    with Journal(path, bench="sim-bench", clock=clock) as journal:
-        write_synthetic_run(journal, clock, files)
-    return path
 
 
 def cli(capsys, *argv: str) -> tuple[int, list[str], list[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,13 +18,16 @@ from interlock.journal import Journal, JournalReader, verify_journal
 from interlock.journal.entries import payload_data
 
 WRITER = Path(__file__).with_name("crash_writer.py")
+PRUNER = Path(__file__).with_name("crash_pruner.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_writer(journal: Path, wire: Path, name: str, threads: int = 1) -> subprocess.Popen:
+def start_writer(
+    journal: Path, wire: Path, name: str, threads: int = 1, pause: float = 0.0
+) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, str(WRITER), str(journal), str(wire), name, str(threads)],
+        [sys.executable, str(WRITER), str(journal), str(wire), name, str(threads), str(pause)],
         stdout=subprocess.PIPE,
         env=env,
         text=True,
@@ -56,20 +60,39 @@ def kill(proc: subprocess.Popen, lines: list[str]) -> list[str]:
     return lines
 
 
+def pruned_ranges(journal: Path) -> list[tuple[int, int]]:
+    """Seq ranges (exclusive bounds) that retention recorded as removed."""
+    conn = sqlite3.connect(journal)
+    try:
+        return conn.execute("SELECT after_seq, before_seq FROM pruned").fetchall()
+    finally:
+        conn.close()
+
+
 def check_after_crash(journal: Path, wire: Path, reported: list[str]) -> int:
     report = verify_journal(journal)  # opens and verifies, or raises JournalCorrupt
     with JournalReader(journal) as reader:
         entries = {e.seq: e for e in reader.entries()}
     assert report.entries == len(entries)
+    gaps = pruned_ranges(journal)
 
-    durable = {int(line.split()[1]) for line in reported if line.startswith("durable ")}
-    missing = durable - entries.keys()
-    assert not missing, f"entries reported durable but lost: {sorted(missing)}"
+    def pruned(seq: int) -> bool:
+        return any(after < seq < before for after, before in gaps)
+
+    durable = [int(line.split()[1]) for line in reported if line.startswith("durable ")]
+    missing = [seq for seq in durable if seq not in entries and not pruned(seq)]
+    assert not missing, f"entries reported durable but lost: {missing}"
 
     journaled = {payload_data(e.payload) for e in entries.values() if e.kind == "command"}
     sent = wire.read_bytes() if wire.exists() else b""
     *whole, partial = sent.split(b"\n")
-    for line in whole:
+    # Without retention every line on the wire must be journaled. With it (one
+    # writer thread), the i-th line on the wire is the i-th durable intent, so
+    # a line may be absent only if retention removed that very entry.
+    by_order = durable if gaps else [None] * len(whole)
+    for line, seq in zip(whole, by_order, strict=False):
+        if seq is not None and pruned(seq):
+            continue
         assert line + b"\n" in journaled, f"sent but not journaled: {line!r}"
     # A write cut short by the kill: its bytes (a prefix) went out, so it must be journaled.
     if partial:
@@ -123,3 +146,29 @@ def test_sigkill_one_of_two_concurrent_writer_processes(tmp_path):
     with JournalReader(journal) as reader:
         actors = {e.actor for e in reader.entries()}
     assert actors == {"victim", "survivor"}
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_sigkill_while_pruning_beside_a_writer(tmp_path, round_):
+    rng = random.Random(100 + round_)
+    journal, wire = tmp_path / "journal.sqlite", tmp_path / "wire.bin"
+    Journal(journal, bench="crash-bench").close()
+    writer = start_writer(journal, wire, "w", pause=0.002)
+    lines = run_until(writer, 30)
+    pruner = subprocess.Popen(
+        [sys.executable, str(PRUNER), str(journal)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+    )
+    assert pruner.stdout is not None
+    for _ in range(rng.randint(1, 5)):
+        assert pruner.stdout.readline().startswith("pruned ")
+    lines += run_until(writer, rng.randint(5, 40))
+    time.sleep(rng.random() * 0.005)
+    os.kill(pruner.pid, signal.SIGKILL)
+    lines = kill(writer, lines)
+    assert pruner.wait(timeout=10) == -signal.SIGKILL
+    pruner.stdout.close()
+    check_after_crash(journal, wire, lines)
+    assert verify_journal(journal).pruned_gaps >= 1

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from journal_synthetic import RUN_ID, write_config_files, write_synthetic_run
+from journal_synthetic import RUN_ID
 from PIL import Image
 
 from interlock.errors import JournalError
@@ -18,18 +18,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def run_journal(tmp_path, monkeypatch, clock) -> Path:
-    # Relative config paths keep the golden text free of the tmp dir.
-    monkeypatch.chdir(tmp_path)
-    files = write_config_files(tmp_path)
-    path = tmp_path / "journal.sqlite"
-    with Journal(path, bench="sim-bench", clock=clock) as journal:
-        write_synthetic_run(journal, clock, files)
-        # A later, clean run: the post-mortem must pick the requested one.
-        clock.advance(60)
+def later_run(run_journal, clock) -> Path:
+    """The synthetic run followed by a short clean one."""
+    clock.advance(60)
+    with Journal(run_journal, bench="sim-bench", clock=clock) as journal:
         journal.begin_run("20260314T093200Z-d4e5f6")
         journal.operator("olga", "arm")
-    return path
+    return run_journal
 
 
 def test_timeline_matches_the_golden_file(run_journal, tmp_path):
@@ -54,8 +49,8 @@ def test_plot_is_a_readable_png(run_journal, tmp_path):
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 16) or []) > 10
 
 
-def test_default_is_the_latest_run(run_journal, tmp_path):
-    result = write_postmortem(run_journal, None, tmp_path / "pm")
+def test_default_is_the_latest_run(later_run, tmp_path):
+    result = write_postmortem(later_run, None, tmp_path / "pm")
     assert result.run_id == "20260314T093200Z-d4e5f6"
     text = result.timeline.read_text()
     assert "Outcome: no fault" in text
