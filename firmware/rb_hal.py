@@ -16,6 +16,11 @@ An E-stop edge also opens every relay from an interrupt, without waiting for
 the main loop; the main loop then trips and latches as usual. A hardware
 interlock that cuts relay coil power from the E-stop loop directly is still
 recommended: firmware is the second line, not the first.
+
+Over USB, a host that stops reading can make stdout writes wait for the
+CDC buffer; the loop then stalls (and the host watchdog fires late) until
+the hardware watchdog resets the MCU. The E-stop interrupt is not affected.
+A UART link (``UART`` below) drops bytes instead of waiting.
 """
 
 import select

@@ -154,8 +154,9 @@ class _Hal:
     def estop_open(self) -> bool:
         # Like rb_hal: open now, or open at any moment since the last call.
         b = self._board
-        edge, b._estop_edge = b._estop_edge, False
-        return b._estop or edge
+        with b._lock:
+            edge, b._estop_edge = b._estop_edge, False
+            return b._estop or edge
 
     def read_contacts(self) -> int:
         return self._board._contact_mask()
@@ -357,12 +358,14 @@ class SimulatedRelayBoard:
 
     def press_estop(self) -> None:
         """Open the E-stop loop (the button is pressed or a wire broke)."""
-        self._estop_edge = True
-        self._estop = True
+        with self._lock:
+            self._estop_edge = True
+            self._estop = True
         self._wake()
 
     def release_estop(self) -> None:
-        self._estop = False
+        with self._lock:
+            self._estop = False
         self._wake()
 
     @property
