@@ -11,9 +11,16 @@ from interlock.sequence.binding import bind, check_profile
 from interlock.sequence.dryrun import DryRunReport, StepCheck, armed_state, dry_run
 from interlock.sequence.model import Sequence, Step, load_sequence
 from interlock.sequence.runner import RunObserver, RunReport, SequenceRunner, StepResult
-from interlock.sequence.target import ControllerTarget, Target, simulated_controller
+from interlock.sequence.target import (
+    ClientTarget,
+    ControllerTarget,
+    Target,
+    service_client,
+    simulated_controller,
+)
 
 __all__ = [
+    "ClientTarget",
     "ControllerTarget",
     "DryRunReport",
     "RunObserver",
@@ -29,5 +36,6 @@ __all__ = [
     "check_profile",
     "dry_run",
     "load_sequence",
+    "service_client",
     "simulated_controller",
 ]
