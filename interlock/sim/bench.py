@@ -301,6 +301,9 @@ class SimulatedBench:
                     instrument.identity_override = IdentityString(*parts) if on else None
                 elif kind == "ignore-setpoint":
                     instrument.ignore_setpoints = on
+                    instrument.lie_about_setpoints = on and fault.value == "lie"
+                    if not on:
+                        instrument.forget_lies()
                 else:
                     absolute, relative = parse_noise(fault.value)
                     instrument.extra_noise = Noise(absolute, relative) if on else None

@@ -17,6 +17,8 @@ are the ones of ``bench.toml``::
                               VOLT:PROT, APPL) without error and keeps its old
                               values; its queries tell the truth, so only a
                               read-back shows it
+    ignore-setpoint:INSTR=lie the same, but its queries echo what was commanded:
+                              only a measurement (MEAS:VOLT? once live) shows it
     hang:INSTR                the instrument stops answering (and acting)
     drop:INSTR                its connections are aborted and it refuses new ones
     weld:RELAY                the relay's contact is welded closed (K3 or 3)
@@ -71,6 +73,8 @@ class Fault:
             return self.kind
         if self.kind in _VALUED:
             return f"{self.kind}:{self.target}={self.value}"
+        if self.kind == "ignore-setpoint" and self.value:
+            return f"{self.kind}:{self.target}={self.value}"
         if self.value:
             return f"{self.kind}:{self.value}"
         return f"{self.kind}:{self.target}"
@@ -104,6 +108,12 @@ def parse_fault(spec: str, *, for_clear: bool = False) -> Fault:
         return Fault(kind, "", argument)
     if not argument:
         raise SimulatorError(f'fault "{spec}": {kind} needs a target ({_usage(kind)})')
+    if kind == "ignore-setpoint":
+        target, _, value = argument.partition("=")
+        target, value = target.strip(), value.strip().lower()
+        if not target or value not in ("", "lie"):
+            raise SimulatorError(f'fault "{spec}": expected {_usage(kind)}')
+        return Fault(kind, target, value)
     if kind in _VALUED:
         target, equals, value = argument.partition("=")
         target, value = target.strip(), value.strip()
@@ -171,7 +181,7 @@ def _usage(kind: str) -> str:
         "open": "open:NET",
         "swap": "swap:NET1,NET2",
         "identity": "identity:INSTR=MAKER,MODEL,SERIAL[,FIRMWARE]",
-        "ignore-setpoint": "ignore-setpoint:INSTR",
+        "ignore-setpoint": "ignore-setpoint:INSTR or ignore-setpoint:INSTR=lie",
         "hang": "hang:INSTR",
         "drop": "drop:INSTR",
         "weld": "weld:RELAY",

@@ -67,6 +67,7 @@ class ScpiInstrument:
         self.identity_override: IdentityString | None = None
         self.extra_noise: Noise | None = None
         self.ignore_setpoints = False
+        self.lie_about_setpoints = False
         self._register_common()
 
     # --- the server's entry point ------------------------------------------
@@ -88,6 +89,9 @@ class ScpiInstrument:
         if self.extra_noise is not None:
             sigma += self.extra_noise.sigma(value)
         return value + self.rng.gauss(0.0, sigma) if sigma > 0 else value
+
+    def forget_lies(self) -> None:
+        """The fault is cleared: queries tell the truth again (models override)."""
 
     def accept_setpoint(self, what: str) -> bool:
         """False if a setpoint fault makes the instrument silently keep its old value."""

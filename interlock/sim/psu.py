@@ -86,6 +86,8 @@ class SimulatedSupply(ScpiInstrument):
             for number, rating in self.model.channels.items()
         }
         self.selected = min(self.channels)
+        # ignore-setpoint=lie: what queries answer instead of the held value
+        self.lies: dict[tuple[int, str], float] = {}
         self.reset()
         self._register()
         electrical.attach_supply(name, self)
@@ -94,6 +96,10 @@ class SimulatedSupply(ScpiInstrument):
         for channel in self.channels.values():
             channel.reset()
         self.selected = min(self.channels)
+        self.forget_lies()
+
+    def forget_lies(self) -> None:
+        self.lies = {}
 
     # --- what the electrical facade asks -------------------------------------
 
@@ -141,6 +147,9 @@ class SimulatedSupply(ScpiInstrument):
             value = parse_number(values.items[0], unit, {"MIN": low, "MAX": high, "DEF": low})
             if self.accept_setpoint(f"{what} {value:g} CH{out.number}"):
                 setattr(out, attribute, value)
+                self.lies.pop((out.number, attribute), None)
+            elif self.lie_about_setpoints:
+                self.lies[(out.number, attribute)] = value
         self.electrical.update()
 
     def _query_value(self, params: Parameters, attribute: str) -> str:
@@ -153,7 +162,7 @@ class SimulatedSupply(ScpiInstrument):
                 low, high = self._range(out, attribute)
                 answers.append(parse_number(values.items[0], "", {"MIN": low, "MAX": high}))
             else:
-                answers.append(getattr(out, attribute))
+                answers.append(self.lies.get((out.number, attribute), getattr(out, attribute)))
         return ",".join(format_number(v) for v in answers)
 
     @staticmethod
@@ -259,6 +268,11 @@ class SimulatedSupply(ScpiInstrument):
         self.selected = out.number
         if self.accept_setpoint(f"APPL {voltage:g},{current:g} CH{out.number}"):
             out.voltage, out.current = voltage, current
+            self.lies.pop((out.number, "voltage"), None)
+            self.lies.pop((out.number, "current"), None)
+        elif self.lie_about_setpoints:
+            self.lies[(out.number, "voltage")] = voltage
+            self.lies[(out.number, "current")] = current
         self.electrical.update()
 
     def _applied(self, params: Parameters) -> str:
@@ -267,7 +281,9 @@ class SimulatedSupply(ScpiInstrument):
         if len(params):
             names = [f"CH{n}" for n in self.channels]
             out = self.channels[int(parse_choice(params.items[0], names)[-1])]
-        return f'"{format_number(out.voltage)},{format_number(out.current)}"'
+        voltage = self.lies.get((out.number, "voltage"), out.voltage)
+        current = self.lies.get((out.number, "current"), out.current)
+        return f'"{format_number(voltage)},{format_number(current)}"'
 
     def _output(self, params: Parameters) -> None:
         values, channel_list = params.split_channels()

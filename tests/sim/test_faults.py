@@ -131,6 +131,21 @@ def test_ignored_setpoint_shows_only_on_readback(sim_bench, visa, relay_link):
     assert ignored == ["psu: VOLTage 3.3 CH1", "psu: CURRent 0.1 CH1"]
 
 
+def test_lying_setpoint_shows_only_in_a_measurement(sim_bench, visa, relay_link):
+    psu = visa(sim_bench.resources["psu"])
+    psu.write("VOLT 12,(@3);CURR 0.6,(@3)")
+    assert psu.query("*OPC?") == "1"
+    sim_bench.inject("ignore-setpoint:psu=lie")
+    psu.write("VOLT 6,(@3)")
+    assert float(psu.query("VOLT? (@3)")) == 6.0  # the read-back agrees...
+    relay_link(sim_bench.resources["relays"]).set(3)
+    psu.write("OUTP ON,(@3)")
+    assert float(psu.query("MEAS:VOLT? (@3)")) == pytest.approx(12.0, abs=5e-3)  # ...it is not
+    assert sim_bench.truth()["nets"]["MOTOR"]["max_voltage"] == pytest.approx(12.0)
+    sim_bench.clear("ignore-setpoint:psu")
+    assert float(psu.query("VOLT? (@3)")) == 12.0
+
+
 def test_hung_instrument_times_out_and_recovers(sim_bench, visa):
     dmm = visa(sim_bench.resources["dmm"], timeout_ms=200)
     sim_bench.inject("hang:dmm")
@@ -209,6 +224,8 @@ def test_noisy_readings(sim_bench, visa, relay_link):
     ("identity:psu=Rigol,DP832,XYZ", Fault("identity", "psu", "Rigol,DP832,XYZ")),
     ("noise:dmm=2%", Fault("noise", "dmm", "2%")),
     ("stray:VBUS=0.4 V", Fault("stray", "VBUS", "0.4 V")),
+    ("ignore-setpoint:psu", Fault("ignore-setpoint", "psu")),
+    ("ignore-setpoint:psu=LIE", Fault("ignore-setpoint", "psu", "lie")),
     ("estop", Fault("estop")),
     (" HANG:dmm ", Fault("hang", "dmm")),
 ])
@@ -220,7 +237,7 @@ def test_fault_specs(spec, fault):
 @pytest.mark.parametrize("spec", [
     "", "melt:VBUS", "short", "short:A,B", "swap:VBUS", "swap:VBUS,VBUS", "estop:now",
     "identity:psu", "identity:psu=Rigol", "noise:dmm=loud", "noise:dmm=-1", "wrong-dut:zero",
-    "stray:VBUS", "stray:VBUS=-3", "stray:VBUS=high",
+    "stray:VBUS", "stray:VBUS=-3", "stray:VBUS=high", "ignore-setpoint:psu=maybe",
 ])
 def test_bad_fault_specs_are_refused(spec):
     with pytest.raises(SimulatorError):
