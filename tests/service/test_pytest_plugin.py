@@ -1,0 +1,69 @@
+"""The pytest plugin: the example suite in examples/pytest_bench, and tests that misbehave."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from interlock.journal import JournalReader
+from tests.service.conftest import ROOT, assert_bench_safe
+
+EXAMPLE = ROOT / "examples" / "pytest_bench"
+ROGUE = Path(__file__).with_name("rogue_bench_tests.py")
+
+
+def test_the_example_suite_passes_and_misbehaving_tests_leave_the_bench_safe(served):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(EXAMPLE),
+            str(ROGUE),
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:schemathesis",  # not needed there, and slow to import
+            "--interlock-bench",
+            str(served.bench_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    outcomes = {
+        line.split("::")[-1].split()[0]: line.split()[0]
+        for line in result.stdout.splitlines()
+        if line.startswith(("PASSED ", "FAILED ", "ERROR ")) and "::" in line
+    }
+    examples = {name: "PASSED" for name in _test_names(EXAMPLE / "test_mdb24_power.py")}
+    assert outcomes == {
+        **examples,
+        "test_breaks_while_live": "FAILED",
+        "test_closes_its_client_while_live": "PASSED",
+    }, result.stdout + result.stderr
+    assert result.returncode == 1
+
+    assert_bench_safe(served.truth())
+    status = served.service.status()
+    assert status["lease"] is None
+    # The last test gave the lease back with a net live: the service tripped the bench.
+    assert status["state"] == "fault"
+    assert "lease released with VLOGIC still live" in status["fault"]
+    with JournalReader(served.service.settings.journal) as reader:
+        entries = list(reader.entries())
+    leases = [e.payload["event"] for e in entries if e.payload.get("action") == "lease"]
+    assert leases.count("granted") == leases.count("released") == len(examples) + 2
+    faults = [e.payload["cause"] for e in entries if e.kind == "fault"]
+    assert faults[0] == "lease"  # the only fault is the one the rogue test asked for
+
+
+def _test_names(path: Path) -> list[str]:
+    return [
+        line.split("(")[0].removeprefix("def ")
+        for line in path.read_text().splitlines()
+        if line.startswith("def test_")
+    ]
