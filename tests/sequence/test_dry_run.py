@@ -257,3 +257,15 @@ state = "on"
         (4, "nets.VBUS.live_min_current"),
     ]
     assert "turn the output off instead" in report.violations[0].verdict.reason
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT_BENCH.parent / "sequences").glob("*.toml")), ids=lambda p: p.name
+)
+def test_every_example_is_clean_on_the_profile_it_was_written_for(path):
+    from interlock.config import load_profile
+
+    profiles = {load_profile(p).name: p for p in (ROOT_BENCH.parent / "profiles").glob("*.toml")}
+    sequence = load_sequence(path)
+    configuration = load_configuration(ROOT_BENCH, profiles[sequence.profile])
+    assert dry_run(bind(sequence, configuration), configuration).ok
