@@ -243,6 +243,12 @@ class _Unanswered(Exception):
         super().__init__(str(error))
         self.error = error
 
+    def unresolved(self, instrument: str, message: str) -> InstrumentError:
+        """The error to raise when reading the state did not settle the outcome."""
+        if isinstance(self.error, InstrumentTimeout):
+            return InstrumentTimeout(instrument, message)
+        return ProtocolError(instrument, message)
+
 
 # -- the driver ----------------------------------------------------------------
 
@@ -368,7 +374,7 @@ class RelayBoard:
                         mask,
                     )
                     return state
-                raise type(lost.error)(
+                raise lost.unresolved(
                     self.name,
                     f"set_relays: {lost}; the board's state shows it not applied "
                     f"(commanded {sorted(state.commanded)}, trip {state.trip_cause})",
@@ -394,7 +400,7 @@ class RelayBoard:
                 state = self.get_state()
                 if state.trip_cause is None:
                     return state
-                raise type(lost.error)(
+                raise lost.unresolved(
                     self.name,
                     f"reset_trip: {lost}; the board still reports trip {state.trip_cause}",
                 ) from lost.error

@@ -13,7 +13,8 @@ process share nothing, just like real ones.
 Fault injection: :meth:`~SimulatedRelayBoard.press_estop` opens the E-stop
 loop, :meth:`~SimulatedRelayBoard.weld` sticks a contact closed (or open)
 whatever its coil does, :meth:`~SimulatedRelayBoard.drop_replies` and
-:meth:`~SimulatedRelayBoard.garble_replies` add noise on the line.
+:meth:`~SimulatedRelayBoard.garble_replies` and
+:meth:`~SimulatedRelayBoard.garble_requests` add noise on the line.
 :meth:`~SimulatedRelayBoard.contacts` is the ground truth: what the contacts
 physically are.
 
@@ -169,7 +170,7 @@ class _Hal:
             self._board._crash = False
             raise RuntimeError("injected firmware crash")
         try:
-            return os.read(self._board._master, 4096)
+            return self._board._request_noise(os.read(self._board._master, 4096))
         except (BlockingIOError, InterruptedError):
             return b""
         except OSError:
@@ -261,6 +262,7 @@ class SimulatedRelayBoard:
         self._notified: int | None = None
         self._drop_replies = 0
         self._garble_replies = 0
+        self._garble_requests = 0
         self.boots = 0
 
     # -- life cycle ------------------------------------------------------------
@@ -399,6 +401,11 @@ class SimulatedRelayBoard:
         with self._lock:
             self._garble_replies += count
 
+    def garble_requests(self, count: int = 1) -> None:
+        """Flip one bit in each of the host's next ``count`` frames to the board."""
+        with self._lock:
+            self._garble_requests += count
+
     # -- ground truth ----------------------------------------------------------
 
     def contacts(self) -> list[bool]:
@@ -474,6 +481,18 @@ class SimulatedRelayBoard:
                 middle = len(data) // 2
                 return data[:middle] + bytes([data[middle] ^ 0x04]) + data[middle + 1 :]
         return data
+
+    def _request_noise(self, data: bytes) -> bytes:
+        # Flips a bit inside the first line of the chunk (never its newline).
+        if not data or data[:1] == b"\n":
+            return data
+        with self._lock:
+            if not self._garble_requests:
+                return data
+            self._garble_requests -= 1
+        end = data.find(b"\n")
+        middle = (end if end > 0 else len(data)) // 2
+        return data[:middle] + bytes([data[middle] ^ 0x04]) + data[middle + 1 :]
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):

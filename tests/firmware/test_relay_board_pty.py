@@ -242,6 +242,19 @@ def test_lost_reply_to_a_refused_set_is_an_error_not_a_resend(
         assert sim.commanded() == [False] * 8
 
 
+def test_damaged_set_is_not_resent(sim: SimulatedRelayBoard) -> None:
+    assert sim.port is not None
+    with RelayBoard(sim.port, timeout=0.1) as driver:
+        changes: list[list[bool]] = []
+        sim.add_listener(lambda contacts, at: changes.append(contacts))
+        sim.garble_requests(1)
+        with pytest.raises(ProtocolError, match=r"NAK CRC.*not applied"):
+            driver.set_relays({7})
+        assert changes == [] and sim.commanded() == [False] * 8
+        sim.garble_requests(1)
+        assert driver.get_state().all_open  # read-only: asked again, answered
+
+
 def test_lost_reply_to_reset_is_resolved_by_reading_state(sim: SimulatedRelayBoard) -> None:
     assert sim.port is not None
     with RelayBoard(sim.port, timeout=0.1) as driver:
