@@ -113,8 +113,11 @@ def test_script_cannot_arm_or_reset(served):
 
 
 @pytest.fixture
-def flight(serve_bench, sim_bench_factory) -> Served:
-    """A flight bench file in front of simulated instruments (a flight bench has no DUT model)."""
+def flight(sim_bench_factory, serve_bench) -> Served:
+    """A flight bench file in front of simulated instruments (a flight bench has no DUT model).
+
+    The simulator is set up first so that it is stopped last, after the service.
+    """
     sim = sim_bench_factory()
     served = serve_bench(environment="flight", name="fm-bench-02", resources=sim.resources)
     served.simulator = sim

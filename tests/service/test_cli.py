@@ -68,7 +68,7 @@ def test_arm_estop_reset_disarm_and_their_exit_codes(served, capsys):
     assert err.startswith("StateError: ")
 
 
-def test_a_flight_bench_is_marked_and_wants_its_name(serve_bench, sim_bench_factory, capsys):
+def test_a_flight_bench_is_marked_and_wants_its_name(sim_bench_factory, serve_bench, capsys):
     sim = sim_bench_factory()
     served = serve_bench(environment="flight", name="fm-bench-02", resources=sim.resources)
     bench = str(served.bench_path)
