@@ -25,7 +25,9 @@ from interlock.journal.entries import Entry
 SCHEMA_VERSION = "1"
 
 # A writer waits this long for another writer's transaction (another process
-# appending, or a prune) before giving up with JournalError.
+# appending, or a prune) before giving up with JournalError. The controller
+# may ask for less (Journal(busy_timeout=...)): a journal that cannot be
+# written is a fault, and a fault should not wait half a minute.
 BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = """
@@ -62,7 +64,9 @@ CREATE TABLE IF NOT EXISTS meta (
 ENTRY_COLUMNS = "seq, wall_time, mono_time, bench, run_id, kind, actor, payload, prev_hash, hash"
 
 
-def connect(path: str | Path, *, create: bool) -> sqlite3.Connection:
+def connect(
+    path: str | Path, *, create: bool, busy_timeout: float = BUSY_TIMEOUT_S
+) -> sqlite3.Connection:
     """Open the journal file with the settings every user of it needs.
 
     ``create=False`` refuses a missing file instead of silently making an
@@ -79,7 +83,7 @@ def connect(path: str | Path, *, create: bool) -> sqlite3.Connection:
         # writer can take the write lock (BEGIN IMMEDIATE) before it reads
         # the head it chains to.
         conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         if new_file:
             # Must precede the first table: lets retention give space back.

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from interlock.errors import JournalError
-from interlock.journal.db import ENTRY_COLUMNS, connect, row_to_entry
+from interlock.journal.db import BUSY_TIMEOUT_S, ENTRY_COLUMNS, connect, row_to_entry
 from interlock.journal.entries import (
     GENESIS_HASH,
     KINDS,
@@ -83,6 +83,8 @@ class Journal:
     (the controller itself); helpers that record what a person or client did
     take theirs explicitly. ``run_id`` is set by :meth:`begin_run` (at arming)
     and cleared by :meth:`end_run`; entries outside a run carry ``""``.
+    ``busy_timeout`` bounds how long an append waits for another process's
+    write (a prune, another writer) before it fails with JournalError.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class Journal:
         bench: str,
         actor: str = "controller",
         clock: Clock | None = None,
+        busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> None:
         self.path = Path(path)
         self.bench = bench
@@ -99,7 +102,9 @@ class Journal:
         self.clock: Clock = clock or SystemClock()
         self.run_id = ""
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = connect(self.path, create=True)
+        self._conn: sqlite3.Connection | None = connect(
+            self.path, create=True, busy_timeout=busy_timeout
+        )
 
     # -- lifecycle ---------------------------------------------------------
 

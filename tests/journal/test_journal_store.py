@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -171,3 +172,18 @@ def test_reader_pages_through_many_entries(journal_path, journal):
     with JournalReader(journal_path) as reader:
         seqs = [e.seq for e in reader.entries()]
     assert seqs == list(range(1, 4501))
+
+
+def test_a_held_write_lock_fails_an_append_after_the_busy_timeout(journal_path):
+    holder = sqlite3.connect(journal_path, isolation_level=None)
+    try:
+        with Journal(journal_path, bench="b", busy_timeout=0.2) as j:
+            holder.execute("BEGIN IMMEDIATE")
+            start = time.monotonic()
+            with pytest.raises(JournalError, match="cannot start a write: database is locked"):
+                j.fault("x", "y")
+            assert time.monotonic() - start < 5
+            holder.execute("ROLLBACK")
+            assert j.fault("x", "y").seq == 1
+    finally:
+        holder.close()
