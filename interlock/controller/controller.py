@@ -98,6 +98,8 @@ class Controller:
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.monitor = Monitor(self, monitor_period or self.bench.service.monitor_period)
         self.supervisor = BoardSupervisor(self, self.bench.service.heartbeat_period)
+        # A board event (E-stop, trip, mismatch) is handled at once, not at the next heartbeat.
+        self.instruments.board.on_event = self.supervisor.wake
 
     # -- observation ---------------------------------------------------------
 
@@ -202,7 +204,11 @@ class Controller:
                 closed_relays=frozenset(),
             )
             self._setpoint_window.clear()
-            return report
+        if self.state == "live" and self.fault_cause is None:
+            # Driven safe without a fault (e.g. on request): nothing is live any more.
+            with contextlib.suppress(JournalError, StateError):
+                self._transition("deenergise", reason=reason)
+        return report
 
     def emergency_stop(self, who: str, client: str = "") -> SafeStateReport:
         """Anyone may stop. Journaled, then the trip."""

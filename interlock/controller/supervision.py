@@ -33,12 +33,14 @@ class _Worker:
         self.controller = controller
         self.period = period
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        self._wake.clear()
         self._thread = threading.Thread(
             target=self._run, name=f"interlock-{self.name}", daemon=True
         )
@@ -48,6 +50,7 @@ class _Worker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
@@ -72,7 +75,12 @@ class _Worker:
             delay = next_at - time.monotonic()
             if delay < 0:  # overran: start again from now rather than bursting
                 next_at, delay = time.monotonic(), 0
-            self._stop.wait(delay)
+            if self._wake.wait(delay):
+                self._wake.clear()
+
+    def wake(self, *_: object) -> None:
+        """Run the next pass now (e.g. the board just reported an event)."""
+        self._wake.set()
 
     def once(self) -> None:
         raise NotImplementedError

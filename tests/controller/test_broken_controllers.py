@@ -7,6 +7,7 @@ exactly the kind of mistake they exist for.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pytest
 
@@ -67,5 +68,10 @@ def test_checks_catch_commands_sent_without_intent(rig_factory):
     psu = rig.controller.instruments.supplies["psu"]
     # Bypass the journal: write straight to the socket session, as a careless driver would.
     psu.transport._session.write_raw(b"VOLT 1,(@1)\n")
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not any(
+        c["line"] == "VOLT 1,(@1)" for c in rig.truth()["instruments"]["psu"]["commands"]
+    ):
+        time.sleep(0.005)
     with pytest.raises(AssertionError, match="with no intent"):
         assert_intents_before_commands(rig)
