@@ -12,10 +12,13 @@ beyond any bound are removed, with two exceptions:
 Entries outside any run (``run_id == ""``) are removed one by one.
 
 How the chain survives: before deleting anything the whole chain is verified
-(evidence of tampering must not be pruned away); then, in one
-transaction, every gap in ``seq`` left behind is recorded in the ``pruned``
-table with the hash the next retained entry chains to, and the prune itself
-is journaled as a ``journal`` entry naming the removed ranges and the policy.
+(evidence of tampering must not be pruned away). That check and the choice
+of what goes run on a read snapshot, so the controller's appends are not
+held up behind them; under the write lock only entries appended since are
+checked, and the runs they belong to are kept. Then, in one transaction,
+every gap in ``seq`` left behind is recorded in the ``pruned`` table with
+the hash the next retained entry chains to, and the prune itself is
+journaled as a ``journal`` entry naming the removed ranges and the policy.
 :mod:`interlock.journal.verify` accepts a gap only if it is so recorded.
 """
 
@@ -27,9 +30,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from interlock.errors import JournalError
+from interlock.journal.db import connect
 from interlock.journal.entries import Entry, Kind
 from interlock.journal.store import Journal, format_wall
-from interlock.journal.verify import verify_connection, verify_journal
+from interlock.journal.verify import VerifyReport, verify_connection
 
 # Bytes an entry takes, as counted against ``max_bytes``: its text fields
 # (UTF-8) plus the two 8-byte numbers.
@@ -90,8 +94,8 @@ def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
 
 def select_prunable(
     conn: sqlite3.Connection, policy: RetentionPolicy, now: datetime
-) -> tuple[list[int], int, int]:
-    """(seqs to remove, entries spared for a faulted run, spared for a straddling run)."""
+) -> tuple[list[tuple[int, str]], int, int]:
+    """((seq, run) to remove, entries spared for a faulted run, spared for a straddling run)."""
     cutoff = format_wall(now - policy.max_age) if policy.max_age is not None else None
     faulted = {
         run
@@ -118,7 +122,7 @@ def select_prunable(
         elif run_id:
             within_runs.add(run_id)
 
-    doomed: list[int] = []
+    doomed: list[tuple[int, str]] = []
     spared_faulted = spared_runs = 0
     for seq, run_id in beyond:
         if run_id in faulted and not policy.include_faulted:
@@ -126,20 +130,43 @@ def select_prunable(
         elif run_id in within_runs:
             spared_runs += 1
         else:
-            doomed.append(seq)
+            doomed.append((seq, run_id))
     return doomed, spared_faulted, spared_runs
 
 
 def _record_gaps(conn: sqlite3.Connection) -> None:
     """Rewrite ``pruned`` to declare every gap among the retained entries."""
     conn.execute("DELETE FROM pruned")
-    previous = 0
-    gaps = []
-    for seq, prev_hash in conn.execute("SELECT seq, prev_hash FROM entries ORDER BY seq"):
-        if seq != previous + 1:
-            gaps.append((previous, seq, prev_hash))
-        previous = seq
-    conn.executemany("INSERT INTO pruned (after_seq, before_seq, last_hash) VALUES (?, ?, ?)", gaps)
+    conn.execute(
+        "INSERT INTO pruned (after_seq, before_seq, last_hash) "
+        "SELECT previous, seq, prev_hash FROM ("
+        "  SELECT seq, prev_hash, COALESCE(LAG(seq) OVER (ORDER BY seq), 0) AS previous"
+        "  FROM entries"
+        ") WHERE seq != previous + 1"
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    checked: VerifyReport
+    doomed: list[tuple[int, str]]
+    spared_faulted: int
+    spared_runs: int
+
+
+def _plan(journal: Journal, policy: RetentionPolicy, now: datetime) -> _Plan:
+    """Verify and choose on a read snapshot: the slow part, without the write lock."""
+    conn = connect(journal.path, create=False)
+    try:
+        conn.execute("BEGIN")
+        checked = verify_connection(conn)
+        doomed, spared_faulted, spared_runs = select_prunable(conn, policy, now)
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise JournalError(f"{journal.path}: cannot read journal: {exc}") from exc
+    finally:
+        conn.close()
+    return _Plan(checked, doomed, spared_faulted, spared_runs)
 
 
 def prune(
@@ -155,26 +182,34 @@ def prune(
     Raises JournalCorrupt (and removes nothing) if the chain does not verify.
     """
     now = now or journal.clock.wall()
-    # The full check runs on a read snapshot, so the controller's appends are
-    # not held up behind it; under the write lock only what was appended
-    # since is checked, chained onto the snapshot's head.
-    checked = verify_journal(journal.path)
+    plan = _plan(journal, policy, now)
+    checked = plan.checked
+    if dry_run or not plan.doomed:
+        doomed = [seq for seq, _ in plan.doomed]
+        return PruneReport(
+            len(doomed), _ranges(doomed), plan.spared_faulted, plan.spared_runs, None
+        )
     with journal._write_transaction() as conn:
-        if checked.last_seq is not None:
-            row = conn.execute(
-                "SELECT hash FROM entries WHERE seq = ?", (checked.last_seq,)
-            ).fetchone()
-            if row is None or row[0] != checked.head_hash:
-                raise JournalError(
-                    f"{journal.path}: entry {checked.last_seq} changed while pruning; try again"
-                )
-            verify_connection(conn, after_seq=checked.last_seq, after_hash=checked.head_hash)
-        else:
-            verify_connection(conn)
-        doomed, spared_faulted, spared_runs = select_prunable(conn, policy, now)
+        # Appends since the snapshot: check they chain onto it, and keep any
+        # run they belong to (it is still going on, or just faulted).
+        row = conn.execute("SELECT hash FROM entries WHERE seq = ?", (checked.last_seq,)).fetchone()
+        if row is None or row[0] != checked.head_hash:
+            raise JournalError(
+                f"{journal.path}: entry {checked.last_seq} changed while pruning; try again"
+            )
+        verify_connection(conn, after_seq=checked.last_seq or 0, after_hash=checked.head_hash)
+        late_runs = {
+            run
+            for (run,) in conn.execute(
+                "SELECT DISTINCT run_id FROM entries WHERE seq > ? AND run_id != ''",
+                (checked.last_seq,),
+            )
+        }
+        doomed = [seq for seq, run in plan.doomed if run not in late_runs]
+        spared_runs = plan.spared_runs + len(plan.doomed) - len(doomed)
         ranges = _ranges(doomed)
-        if dry_run or not doomed:
-            return PruneReport(len(doomed), ranges, spared_faulted, spared_runs, None)
+        if not doomed:
+            return PruneReport(0, [], plan.spared_faulted, spared_runs, None)
         conn.executemany(
             "DELETE FROM entries WHERE seq BETWEEN ? AND ?", [(a, b) for a, b in ranges]
         )
@@ -186,7 +221,7 @@ def prune(
                 "removed": len(doomed),
                 "ranges": [list(r) for r in ranges],
                 "policy": policy.describe(),
-                "spared_faulted": spared_faulted,
+                "spared_faulted": plan.spared_faulted,
                 "spared_runs": spared_runs,
             },
             actor,
@@ -195,4 +230,4 @@ def prune(
         _record_gaps(conn)
         # Give the freed pages back to the file system (auto_vacuum=INCREMENTAL).
         conn.execute("PRAGMA incremental_vacuum").fetchall()
-    return PruneReport(len(doomed), ranges, spared_faulted, spared_runs, entry)
+    return PruneReport(len(doomed), ranges, plan.spared_faulted, spared_runs, entry)

@@ -137,3 +137,24 @@ def test_policy_needs_a_bound():
         RetentionPolicy()
     with pytest.raises(JournalError, match="must not be negative"):
         RetentionPolicy(max_entries=-1)
+
+
+def test_a_run_appended_to_while_pruning_is_kept(journal, journal_path, clock, monkeypatch):
+    from interlock.journal import retention
+
+    fill(journal, clock, 4, run="r1")  # 1..4
+    fill(journal, clock, 4)  # 5..8
+    real_plan = retention._plan
+
+    def plan_then_append(*args, **kwargs):
+        plan = real_plan(*args, **kwargs)
+        # Another thread appends to r1 (say, it faults) after the snapshot.
+        journal.append("fault", {"cause": "late", "detail": ""}, run_id="r1")
+        return plan
+
+    monkeypatch.setattr(retention, "_plan", plan_then_append)
+    report = prune(journal, RetentionPolicy(max_entries=2))
+    assert report.ranges == [(5, 6)]
+    assert report.spared_runs == 4
+    assert seqs(journal_path)[:4] == [1, 2, 3, 4]
+    verify_journal(journal_path)
