@@ -483,15 +483,17 @@ class SimulatedRelayBoard:
         return data
 
     def _request_noise(self, data: bytes) -> bytes:
-        # Flips a bit inside the first line of the chunk (never its newline).
-        if not data or data[:1] == b"\n":
+        # Flips a bit inside the first non-empty line of the chunk, never a newline.
+        start = len(data) - len(data.lstrip(b"\r\n"))
+        if start == len(data):
             return data
         with self._lock:
             if not self._garble_requests:
                 return data
             self._garble_requests -= 1
-        end = data.find(b"\n")
-        middle = (end if end > 0 else len(data)) // 2
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        middle = (start + end) // 2
         return data[:middle] + bytes([data[middle] ^ 0x04]) + data[middle + 1 :]
 
     def _wake(self) -> None:
