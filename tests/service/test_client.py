@@ -149,3 +149,11 @@ def test_a_stale_socket_is_replaced(short_dir):
         interlock.connect(bench, role="viewer", start=False) as viewer,
     ):
         assert viewer.status()["state"] == "safe"
+
+
+def test_connect_is_part_of_the_public_api():
+    import interlock.client
+
+    assert "connect" in interlock.__all__
+    assert interlock.connect is interlock.client.connect
+    assert set(interlock.client.__all__) == {"Client", "Lease", "Measurement", "connect"}
