@@ -18,7 +18,10 @@ held up behind them; under the write lock only entries appended since are
 checked, and the runs they belong to are kept. Then, in one transaction,
 every gap in ``seq`` left behind is recorded in the ``pruned`` table with
 the hash the next retained entry chains to, and the prune itself is
-journaled as a ``journal`` entry naming the removed ranges and the policy.
+journaled as a ``journal`` entry naming the removed ranges, the policy and
+every gap in the journal after it; verify checks the ``pruned`` table
+against that list in the newest prune entry, so a gap cannot be declared by
+hand without editing a hashed entry.
 :mod:`interlock.journal.verify` accepts a gap only if it is so recorded.
 """
 
@@ -146,6 +149,27 @@ def _record_gaps(conn: sqlite3.Connection) -> None:
     )
 
 
+def _gaps_after_prune(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+    """Every gap once the prune entry about to be appended is in place.
+
+    The prune entry carries this list, so a gap declared later by hand in
+    ``pruned`` (to hide a removed entry) does not match it.
+    """
+    gaps = [
+        (previous, seq)
+        for previous, seq in conn.execute(
+            "SELECT previous, seq FROM ("
+            "  SELECT seq, COALESCE(LAG(seq) OVER (ORDER BY seq), 0) AS previous FROM entries"
+            ") WHERE seq != previous + 1"
+        )
+    ]
+    head = conn.execute("SELECT seq FROM head WHERE id = 1").fetchone()[0]
+    last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()[0]
+    if last != head:  # the newest entries went too: the prune entry follows a gap
+        gaps.append((last, head + 1))
+    return gaps
+
+
 @dataclass(frozen=True)
 class _Plan:
     checked: VerifyReport
@@ -223,6 +247,7 @@ def prune(
                 "policy": policy.describe(),
                 "spared_faulted": plan.spared_faulted,
                 "spared_runs": spared_runs,
+                "gaps": [list(gap) for gap in _gaps_after_prune(conn)],
             },
             actor,
             "",

@@ -7,7 +7,9 @@ Checks, in seq order, stopping at the first problem:
   inserted or reordered entry fails here), or, across a gap in ``seq``, the
   gap is one that retention recorded in ``pruned`` with the same hash;
 - the chain starts at seq 1 on the genesis hash, or after a recorded gap;
-- the last entry is the recorded head (removing the newest entries fails here).
+- the last entry is the recorded head (removing the newest entries fails here);
+- every gap recorded in ``pruned`` is listed by the newest prune entry
+  (declaring a gap by hand to hide a removal fails here).
 
 What it cannot see: someone who rewrites the chain from the edit onwards,
 recomputing every hash and the head. The hashes are unkeyed; exporting the
@@ -17,13 +19,14 @@ journal against that.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from interlock.errors import JournalCorrupt, JournalError
 from interlock.journal.db import ENTRY_COLUMNS, connect, row_to_entry
-from interlock.journal.entries import GENESIS_HASH, computed_hash
+from interlock.journal.entries import GENESIS_HASH, Kind, computed_hash
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,25 @@ def _gap_text(first: int, last: int) -> str:
     return f"entry {first} is" if first == last else f"entries {first}..{last} are"
 
 
+def _gaps_listed_by_last_prune(conn: sqlite3.Connection) -> set[tuple[int, int]]:
+    """The gaps the newest prune entry lists (see retention); empty if none.
+
+    Read before that entry's own hash is checked: if it was edited to cover
+    a forged gap, the chain check still fails at that entry.
+    """
+    rows = conn.execute(
+        "SELECT payload FROM entries WHERE kind = ? ORDER BY seq DESC", (Kind.JOURNAL.value,)
+    )
+    for (payload,) in rows:
+        try:
+            data = json.loads(payload)
+            if data.get("action") == "prune":
+                return {(int(a), int(b)) for a, b in data.get("gaps", [])}
+        except (ValueError, TypeError, AttributeError):
+            continue  # an unreadable entry fails the chain check below
+    return set()
+
+
 def verify_connection(
     conn: sqlite3.Connection, *, after_seq: int = 0, after_hash: str = GENESIS_HASH
 ) -> VerifyReport:
@@ -73,6 +95,7 @@ def verify_connection(
     }
     head_row = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
 
+    listed = _gaps_listed_by_last_prune(conn)
     prev_seq, prev_hash = after_seq, after_hash
     first_seq: int | None = None
     count = 0
@@ -110,6 +133,12 @@ def verify_connection(
                     first_missing,
                     f"{_gap_text(first_missing, entry.seq - 1)} missing "
                     f"(removed without a retention record)",
+                )
+            if (prev_seq, entry.seq) not in listed:
+                raise JournalCorrupt(
+                    prev_seq + 1,
+                    f"{_gap_text(prev_seq + 1, entry.seq - 1)} missing "
+                    f"(gap not listed by the last prune entry)",
                 )
             if gap[1] != entry.prev_hash:
                 raise JournalCorrupt(

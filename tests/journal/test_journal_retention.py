@@ -158,3 +158,29 @@ def test_a_run_appended_to_while_pruning_is_kept(journal, journal_path, clock, m
     assert report.spared_runs == 4
     assert seqs(journal_path)[:4] == [1, 2, 3, 4]
     verify_journal(journal_path)
+
+
+def test_a_gap_declared_by_hand_is_detected(journal, journal_path, clock):
+    fill(journal, clock, 30)
+    prune(journal, RetentionPolicy(max_entries=10))  # keeps 21..31
+    conn = sqlite3.connect(journal_path)
+    prev_hash = conn.execute("SELECT prev_hash FROM entries WHERE seq = 26").fetchone()[0]
+    conn.execute("DELETE FROM entries WHERE seq = 25")
+    conn.execute("INSERT INTO pruned VALUES (24, 26, ?)", (prev_hash,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalCorrupt) as caught:
+        verify_journal(journal_path)
+    assert caught.value.seq == 25
+    assert "gap not listed by the last prune entry" in str(caught.value)
+
+
+def test_the_prune_entry_lists_every_gap(journal, journal_path, clock):
+    fill(journal, clock, 3, run="old-ok")  # 1..3
+    journal.begin_run("old-fault")
+    journal.fault("overcurrent", "VBUS 2.1 A")  # 4
+    journal.end_run()
+    fill(journal, clock, 3)  # 5..7
+    report = prune(journal, RetentionPolicy(max_entries=0))
+    assert report.entry.payload["gaps"] == [[0, 4], [4, 8]]
+    assert verify_journal(journal_path).pruned_gaps == 2
