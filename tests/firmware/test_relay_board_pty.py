@@ -22,9 +22,13 @@ from interlock.drivers.relay_board import (
 from interlock.errors import ConnectionLost, InstrumentTimeout, ProtocolError
 from interlock.sim.relay_board import SimulatedRelayBoard
 
-# Generous bounds for loaded CI machines; the benchmark reports real figures.
-ESTOP_BOUND_S = 0.05
-WATCHDOG_SLACK_S = 0.06
+# Generous bounds: the simulated board is a CPython thread, and a loaded CI
+# machine can starve it for tens of ms. benchmarks/firmware_watchdog.py
+# reports the real figures (typically well under 1 ms and 3 ms).
+ESTOP_BOUND_S = 0.1
+WATCHDOG_SLACK_S = 0.15
+# Exchanges the tests expect to fail (dropped replies) wait this long.
+SHORT_TIMEOUT_S = 0.25
 
 
 def events_of(driver: RelayBoard, kind: str, timeout: float = 1.0) -> list:
@@ -141,7 +145,7 @@ def test_default_watchdog_is_500_ms(board: RelayBoard, watch: AllOpenWatch) -> N
 
 
 def test_heartbeats_keep_the_relays_closed(sim: SimulatedRelayBoard, board: RelayBoard) -> None:
-    board.set_watchdog(0.15)
+    board.set_watchdog(0.3)
     board.set_relays({1})
     deadline = time.monotonic() + 0.6
     while time.monotonic() < deadline:
@@ -216,7 +220,7 @@ def test_lost_reply_to_set_is_resolved_by_reading_state(
     sim: SimulatedRelayBoard,
 ) -> None:
     assert sim.port is not None
-    with RelayBoard(sim.port, timeout=0.1) as driver:
+    with RelayBoard(sim.port, timeout=SHORT_TIMEOUT_S) as driver:
         changes: list[list[bool]] = []
         sim.add_listener(lambda contacts, at: changes.append(contacts))
         sim.drop_replies(1)
@@ -231,7 +235,7 @@ def test_lost_reply_to_a_refused_set_is_an_error_not_a_resend(
     sim: SimulatedRelayBoard,
 ) -> None:
     assert sim.port is not None
-    with RelayBoard(sim.port, timeout=0.1) as driver:
+    with RelayBoard(sim.port, timeout=SHORT_TIMEOUT_S) as driver:
         driver.load_forbidden([{1}])
         sim.drop_replies(1)
         with pytest.raises(InstrumentTimeout, match="not applied"):
@@ -244,7 +248,7 @@ def test_lost_reply_to_a_refused_set_is_an_error_not_a_resend(
 
 def test_damaged_set_is_not_resent(sim: SimulatedRelayBoard) -> None:
     assert sim.port is not None
-    with RelayBoard(sim.port, timeout=0.1) as driver:
+    with RelayBoard(sim.port, timeout=SHORT_TIMEOUT_S) as driver:
         changes: list[list[bool]] = []
         sim.add_listener(lambda contacts, at: changes.append(contacts))
         sim.garble_requests(1)
@@ -257,7 +261,7 @@ def test_damaged_set_is_not_resent(sim: SimulatedRelayBoard) -> None:
 
 def test_lost_reply_to_reset_is_resolved_by_reading_state(sim: SimulatedRelayBoard) -> None:
     assert sim.port is not None
-    with RelayBoard(sim.port, timeout=0.1) as driver:
+    with RelayBoard(sim.port, timeout=SHORT_TIMEOUT_S) as driver:
         sim.press_estop()
         sim.release_estop()
         events_of(driver, "ESTOP_CLEAR")
@@ -267,7 +271,7 @@ def test_lost_reply_to_reset_is_resolved_by_reading_state(sim: SimulatedRelayBoa
 
 def test_read_only_commands_are_retried(sim: SimulatedRelayBoard) -> None:
     assert sim.port is not None
-    with RelayBoard(sim.port, timeout=0.1, retries=2) as driver:
+    with RelayBoard(sim.port, timeout=SHORT_TIMEOUT_S, retries=2) as driver:
         sim.drop_replies(1)
         sim.garble_replies(1)
         assert driver.get_state().all_open
@@ -351,5 +355,6 @@ def test_firmware_crash_opens_relays_and_reboots() -> None:
             with pytest.raises(InstrumentTimeout):
                 driver.get_state()  # the board is down until the MCU watchdog fires
             events_of(driver, "BOOT", timeout=2.0)
+            driver.timeout, driver.retries = 0.5, 2
             assert driver.get_state().all_open
             assert sim.boots == 2
