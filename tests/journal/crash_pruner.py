@@ -8,11 +8,14 @@ from __future__ import annotations
 import sys
 import time
 
+from crash_writer import exit_with_parent  # the script's own directory is on sys.path
+
 from interlock.journal import Journal
 from interlock.journal.retention import RetentionPolicy, prune
 
 
 def main() -> None:
+    exit_with_parent()
     with Journal(sys.argv[1], bench="crash-bench", actor="pruner") as journal:
         policy = RetentionPolicy(max_entries=25, include_faulted=True)
         while True:

@@ -22,7 +22,20 @@ import time
 from interlock.journal import Journal, JournaledWriter
 
 
+def exit_with_parent() -> None:
+    """Stop when the test that started this process is gone (no orphan loops)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> None:
+    exit_with_parent()
     journal_path, wire_path, name = sys.argv[1:4]
     threads = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0

@@ -22,17 +22,37 @@ PRUNER = Path(__file__).with_name("crash_pruner.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_spawned: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap_children():
+    """Whatever a failing test leaves running is killed, never left looping."""
+    yield
+    while _spawned:
+        proc = _spawned.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def spawn(script: Path, *args: object) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *map(str, args)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+    )
+    _spawned.append(proc)
+    return proc
+
+
 def start_writer(
     journal: Path, wire: Path, name: str, threads: int = 1, pause: float = 0.0
 ) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, str(WRITER), str(journal), str(wire), name, str(threads), str(pause)],
-        stdout=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    return proc
+    return spawn(WRITER, journal, wire, name, threads, pause)
 
 
 def run_until(proc: subprocess.Popen, durable_lines: int) -> list[str]:
@@ -155,12 +175,7 @@ def test_sigkill_while_pruning_beside_a_writer(tmp_path, round_):
     Journal(journal, bench="crash-bench").close()
     writer = start_writer(journal, wire, "w", pause=0.002)
     lines = run_until(writer, 30)
-    pruner = subprocess.Popen(
-        [sys.executable, str(PRUNER), str(journal)],
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        text=True,
-    )
+    pruner = spawn(PRUNER, journal)
     assert pruner.stdout is not None
     for _ in range(rng.randint(1, 5)):
         assert pruner.stdout.readline().startswith("pruned ")
@@ -169,6 +184,5 @@ def test_sigkill_while_pruning_beside_a_writer(tmp_path, round_):
     os.kill(pruner.pid, signal.SIGKILL)
     lines = kill(writer, lines)
     assert pruner.wait(timeout=10) == -signal.SIGKILL
-    pruner.stdout.close()
     check_after_crash(journal, wire, lines)
     assert verify_journal(journal).pruned_gaps >= 1
