@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "interlock.commands.run",
     "interlock.commands.sim",
     "interlock.commands.service",
+    "interlock.commands.console",
 ]
 
 

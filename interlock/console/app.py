@@ -1,0 +1,256 @@
+"""The operator console: a Textual app over a :class:`~interlock.console.source.Source`.
+
+Keys: ``space`` emergency stop (everywhere, also over a dialog), ``a`` arm,
+``d`` disarm, ``r`` acknowledge and reset a latched fault, ``q`` quit.
+
+The console shows and asks; the service decides. An action the console's
+role may not take, or that makes no sense in the bench's state, is not
+sent: its reason is shown instead. The emergency stop is always sent, in
+every state, connected or not (a stale connection is not a dead service);
+if it cannot be delivered the console says so, loudly.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Footer, Static
+
+from interlock.config import Bench
+from interlock.errors import InterlockError
+
+from .model import History, JournalLine, availability
+from .screens import AcknowledgeFaultScreen, ArmFlightScreen
+from .source import Disconnected, Event, Source, Status
+from .widgets import Banner, ConnectionLine, JournalPanel, NetsPanel, RelaysPanel, Summary
+
+log = logging.getLogger(__name__)
+
+#: Seconds between journal tail reads (the status itself is pushed by the service).
+JOURNAL_PERIOD = 0.5
+JOURNAL_LINES = 10
+
+ACTIONS = ("arm", "disarm", "reset")
+LABELS = {"arm": "Arm (a)", "disarm": "Disarm (d)", "reset": "Ack + reset fault (r)"}
+
+
+class ConsoleApp(App[None]):
+    CSS_PATH = "console.tcss"
+    TITLE = "interlock console"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # priority: reaches the app before any focused widget or dialog can take the key.
+        Binding("space", "estop", "EMERGENCY STOP", priority=True),
+        Binding("a", "arm", "Arm"),
+        Binding("d", "disarm", "Disarm"),
+        Binding("r", "reset", "Ack + reset fault"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, source: Source, *, journal_period: float | None = JOURNAL_PERIOD) -> None:
+        super().__init__()
+        self.source = source
+        self.bench = source.bench
+        self.role = source.role
+        self.status: dict[str, Any] | None = None
+        self.problem: str | None = "connecting"  # None while connected
+        self.history = History()
+        self.journal: list[JournalLine] = []
+        self.message = ""
+        self.events: list[dict[str, Any]] = []  # the stream's events, newest last (bounded)
+        self._journal_period = journal_period
+        self._journal_busy = False
+
+    # -- layout ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Banner(id="banner")
+        yield ConnectionLine(id="connection")
+        with Horizontal(id="top"):
+            yield Summary(id="summary")
+            with Vertical(id="estop-box"):
+                yield Button("EMERGENCY STOP\n(space)", id="estop", variant="error")
+        yield NetsPanel(id="nets")
+        with Horizontal(id="middle"):
+            yield RelaysPanel(id="relays")
+            with VerticalScroll(id="journal-box"):
+                yield JournalPanel(id="journal")
+        with Horizontal(id="actions"):
+            for action in ACTIONS:
+                with Vertical(classes="action"):
+                    yield Button(LABELS[action], id=action, disabled=True)
+                    yield Static("", id=f"{action}-why", classes="why")
+        yield Static("", id="message")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#relays").border_title = "relays"
+        self.query_one("#journal-box").border_title = "journal (newest last)"
+        self.query_one("#nets").border_title = "nets"
+        self._render_all()
+        self.follow()
+        if self._journal_period is not None:
+            self.set_interval(self._journal_period, self.refresh_journal)
+        self.call_later(self.refresh_journal)
+
+    # -- data --------------------------------------------------------------------------
+
+    @work(group="follow", exit_on_error=False)
+    async def follow(self) -> None:
+        async for update in self.source.follow():
+            self.apply(update)
+
+    def apply(self, update: Status | Event | Disconnected) -> None:
+        if isinstance(update, Status):
+            self.status = {**(self.status or {}), **update.status}
+            self.problem = None
+            self.history.add(update.status)
+        elif isinstance(update, Event):
+            self.events = [*self.events[-99:], update.event]
+            if update.event.get("event") in ("fault", "refused"):
+                self.call_later(self.refresh_journal)
+        else:
+            self.problem = update.reason
+        self._render_all()
+
+    async def refresh_journal(self) -> None:
+        if self._journal_busy:
+            return
+        self._journal_busy = True
+        try:
+            lines = await self.source.journal_tail(JOURNAL_LINES)
+        except InterlockError as error:
+            self.query_one(JournalPanel).show(self.journal, f"{type(error).__name__}: {error}")
+        else:
+            self.journal = lines
+            self.query_one(JournalPanel).show(lines)
+            self.query_one("#journal-box", VerticalScroll).scroll_end(animate=False)
+        finally:
+            self._journal_busy = False
+
+    # -- rendering ----------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.problem is None
+
+    @property
+    def state(self) -> str | None:
+        return self.status.get("state") if self.status and self.connected else None
+
+    def _render_all(self) -> None:
+        status = self.status
+        connected = self.connected
+        self.query_one(Banner).show(self.bench, self.state, connected)
+        self.set_class(self.bench.environment == "flight", "-flight")
+        you = (status or {}).get("you") or {}
+        self.query_one(ConnectionLine).show(
+            _shown_socket(self.bench), you.get("role", self.role), you.get("who"), self.problem
+        )
+        self.query_one(Summary).show(status)
+        self.query_one(Summary).set_class(bool(status and status.get("fault")), "-fault")
+        if status is not None:
+            self.query_one(NetsPanel).show(status, self.history)
+            self.query_one(RelaysPanel).show(self.bench, status)
+        for action in ACTIONS:
+            allowed = availability(action, self.role, self.state, connected)
+            self.query_one(f"#{action}", Button).disabled = not allowed.allowed
+            self.query_one(f"#{action}-why", Static).update(allowed.reason)
+
+    def say(self, text: str, style: str = "") -> None:
+        self.message = text
+        self.query_one("#message", Static).update(Text(text, style=style))
+
+    # -- actions ------------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "estop":
+            self.action_estop()
+        elif event.button.id in ACTIONS:
+            getattr(self, f"action_{event.button.id}")()
+
+    def action_estop(self) -> None:
+        self.say("EMERGENCY STOP sent...", "bold red")
+        self.send_estop()
+
+    @work(group="estop", exit_on_error=False)
+    async def send_estop(self) -> None:
+        try:
+            status = await self.source.estop()
+        except InterlockError as error:
+            log.error("emergency stop not delivered: %s", error)
+            self.say(
+                f"EMERGENCY STOP NOT DELIVERED ({type(error).__name__}: {error}). "
+                "Use the bench's hardware E-stop.",
+                "bold white on red",
+            )
+            return
+        self.apply(Status(status))
+        self.say(f"emergency stop done: state {status.get('state')}", "bold red")
+
+    def _refused_here(self, action: str) -> bool:
+        allowed = availability(action, self.role, self.state, self.connected)
+        if not allowed.allowed:
+            self.say(f"{action}: not sent: {allowed.reason}", "bold yellow")
+        return not allowed.allowed
+
+    def action_arm(self) -> None:
+        if self._refused_here("arm"):
+            return
+        if self.bench.environment == "flight":
+            self.push_screen(ArmFlightScreen(self.bench.name), self._arm_confirmed)
+        else:
+            self.send("arm", None)
+
+    def _arm_confirmed(self, name: str | None) -> None:
+        if name is None:
+            self.say("arm cancelled")
+        else:
+            self.send("arm", name)
+
+    def action_disarm(self) -> None:
+        if not self._refused_here("disarm"):
+            self.send("disarm")
+
+    def action_reset(self) -> None:
+        if self._refused_here("reset"):
+            return
+        cause = (self.status or {}).get("fault") or "(cause unknown)"
+        self.push_screen(AcknowledgeFaultScreen(cause), self._reset_confirmed)
+
+    def _reset_confirmed(self, acknowledged: bool | None) -> None:
+        if acknowledged:
+            self.send("reset")
+        else:
+            self.say("reset cancelled: the fault stays latched")
+
+    @work(group="actions", exclusive=True, exit_on_error=False)
+    async def send(self, action: str, *args: Any) -> None:
+        self.say(f"{action}...")
+        try:
+            status = await getattr(self.source, action)(*args)
+        except InterlockError as error:
+            self.say(f"{action} refused: {type(error).__name__}: {error}", "bold yellow")
+            return
+        self.apply(Status(status))
+        self.say(f"{action}: done, state {status.get('state')}")
+
+    async def on_unmount(self) -> None:
+        self.workers.cancel_all()
+        await self.source.close()
+
+
+def _shown_socket(bench: Bench) -> str:
+    """The socket as bench.toml names it (relative to the bench file, when it is beside it)."""
+    socket = Path(bench.service.socket)
+    try:
+        return str(socket.relative_to(Path(bench.path).parent))
+    except ValueError:
+        return str(socket)

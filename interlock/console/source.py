@@ -1,0 +1,282 @@
+"""Where the console's data comes from: the bench's service, and its journal file.
+
+:class:`ServiceSource` follows the service's event stream (``GET /events``)
+over the bench's Unix socket and yields :class:`Status`, :class:`Event` and
+:class:`Disconnected` updates. When the stream cannot be opened, breaks, or
+goes quiet for longer than a few status periods (a service that hangs),
+it yields :class:`Disconnected` and tries again, for ever: a console is
+started before, and outlives, any one run of the service. Nothing here is
+needed for the bench to be safe; the service is safe without a console.
+
+The journal tail is read from the journal file, read-only (the service has
+no route for it): the console runs on the bench's own machine, where the
+file is. Measurements, commands and readbacks are left out of the tail;
+they are many per second while a net is live and say nothing to an
+operator that a fault entry would not.
+
+Actions (:meth:`ServiceSource.estop` and the operator's ones) are plain
+requests; the service journals and decides them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from interlock.config import Bench
+from interlock.errors import InterlockError, JournalError
+from interlock.journal.db import ENTRY_COLUMNS, connect, row_to_entry
+from interlock.journal.render import describe
+from interlock.service.tokens import read_token
+from interlock.service.wire import ServiceUnavailable, error_from_wire
+
+from .model import JournalLine
+
+log = logging.getLogger(__name__)
+
+#: Seconds between the status lines the service sends on the stream.
+STATUS_PERIOD = 0.25
+#: First and longest wait between connection attempts.
+RETRY_FIRST, RETRY_MAX = 0.25, 2.0
+#: Journal kinds left out of the tail (see the module docstring).
+QUIET_KINDS = ("measurement", "command", "readback")
+#: Room for the slowest action: arming identifies every instrument and the DUT.
+ACTION_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Status:
+    """The service's whole status (``GET /status``), connected."""
+
+    status: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of the stream: state, fault, refused, lease, overflow."""
+
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    reason: str
+
+
+Update = Status | Event | Disconnected
+
+
+class Source(Protocol):
+    """What the console needs of a bench; the tests of the screen give it a fixed one."""
+
+    bench: Bench
+    role: str
+
+    def follow(self) -> AsyncIterator[Update]: ...
+
+    async def journal_tail(self, limit: int) -> list[JournalLine]: ...
+
+    async def estop(self) -> dict[str, Any]: ...
+
+    async def arm(self, confirm: str | None) -> dict[str, Any]: ...
+
+    async def disarm(self) -> dict[str, Any]: ...
+
+    async def reset(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class ServiceSource:
+    """The bench's service, reached over its Unix socket with the token of ``role``."""
+
+    def __init__(
+        self,
+        bench: Bench,
+        role: str,
+        *,
+        token: str | None = None,
+        who: str | None = None,
+        period: float = STATUS_PERIOD,
+    ) -> None:
+        self.bench = bench
+        self.role = role
+        self.period = period
+        self._token = token
+        self._who = who or _user()
+        self._actions: httpx.AsyncClient | None = None
+        self._journal = JournalTail(bench.service.journal)
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        # Read each time: a service starting for the first time creates the tokens.
+        token = self._token or read_token(self.bench.service.tokens, self.role)
+        return {
+            "Authorization": f"Bearer {token}",
+            "X-Interlock-User": self._who,
+            "X-Interlock-Client": f"console pid {os.getpid()}",
+        }
+
+    def _http(self, read_timeout: float | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=str(self.bench.service.socket)),
+            base_url="http://interlock",
+            headers=self._headers(),
+            timeout=httpx.Timeout(ACTION_TIMEOUT, connect=2.0, read=read_timeout),
+        )
+
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            if self._actions is None:
+                self._actions = self._http(ACTION_TIMEOUT)
+            response = await self._actions.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            # A client broken by a service restart is not reused.
+            await self._drop_actions()
+            raise ServiceUnavailable(
+                f"service of bench {self.bench.name} on {self.bench.service.socket}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        return _result(response)
+
+    async def _drop_actions(self) -> None:
+        actions, self._actions = self._actions, None
+        if actions is not None:
+            await actions.aclose()
+
+    # -- following --------------------------------------------------------------------
+
+    async def follow(self) -> AsyncIterator[Update]:
+        """Status and events for as long as the caller reads, reconnecting as needed."""
+        wait = RETRY_FIRST
+        while True:
+            try:
+                async for update in self._follow_once():
+                    wait = RETRY_FIRST
+                    yield update
+                reason = "the service closed the event stream (stopping?)"
+            except (httpx.HTTPError, InterlockError, ValueError, OSError) as exc:
+                reason = _reason(exc)
+            log.info("console disconnected from %s: %s", self.bench.name, reason)
+            await self._drop_actions()
+            yield Disconnected(reason)
+            await asyncio.sleep(wait)
+            wait = min(RETRY_MAX, wait * 2)
+
+    async def _follow_once(self) -> AsyncIterator[Update]:
+        # Silence this long means a service that hangs: the stream says something every period.
+        quiet = max(2.0, 4 * self.period)
+        async with self._http(quiet) as http:
+            # GET /status first: it says which role the service gave our token ("you").
+            yield Status(_result(await http.get("/status")))
+            async with http.stream("GET", "/events", params={"period": self.period}) as response:
+                if not response.is_success:
+                    await response.aread()
+                    _result(response)
+                async for line in response.aiter_lines():
+                    if not line:
+                        continue
+                    item = json.loads(line)
+                    if item.get("event") == "status":
+                        item.pop("event")
+                        yield Status(item)
+                        continue
+                    yield Event(item)
+                    if item.get("event") in ("state", "fault", "lease"):
+                        # Shown at once, not at the next periodic status.
+                        yield Status(_result(await http.get("/status")))
+
+    # -- actions ------------------------------------------------------------------------
+
+    async def estop(self) -> dict[str, Any]:
+        return await self._request("POST", "/estop")
+
+    async def arm(self, confirm: str | None) -> dict[str, Any]:
+        return await self._request("POST", "/arm", {"confirm": confirm})
+
+    async def disarm(self) -> dict[str, Any]:
+        return await self._request("POST", "/disarm")
+
+    async def reset(self) -> dict[str, Any]:
+        return await self._request("POST", "/reset")
+
+    async def journal_tail(self, limit: int) -> list[JournalLine]:
+        return await asyncio.to_thread(self._journal.tail, limit)
+
+    async def close(self) -> None:
+        await self._drop_actions()
+        self._journal.close()
+
+
+class JournalTail:
+    """The newest entries of the journal file, read-only, leaving out the chatty kinds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._conn = None
+
+    def tail(self, limit: int) -> list[JournalLine]:
+        """Oldest first; empty while there is no journal yet."""
+        if self._conn is None:
+            if not self.path.exists():
+                return []
+            # Short busy timeout: a tail is redrawn at the next refresh anyway.
+            self._conn = connect(self.path, create=False, busy_timeout=0.5)
+        marks = ", ".join("?" for _ in QUIET_KINDS)
+        try:
+            rows = self._conn.execute(
+                f"SELECT {ENTRY_COLUMNS} FROM entries WHERE kind NOT IN ({marks}) "
+                "ORDER BY seq DESC LIMIT ?",
+                (*QUIET_KINDS, int(limit)),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self.close()  # opened again at the next read (a pruned or replaced file)
+            raise JournalError(f"{self.path}: cannot read the journal: {exc}") from exc
+        lines = []
+        for row in reversed(rows):
+            entry = row_to_entry(row)
+            lines.append(
+                JournalLine(entry.seq, entry.wall_time, entry.kind, entry.actor, describe(entry))
+            )
+        return lines
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _result(response: httpx.Response) -> Any:
+    if response.is_success:
+        return response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text[:500]
+    raise error_from_wire(body, response.status_code)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, httpx.ConnectError | FileNotFoundError | ConnectionRefusedError):
+        return "no service answers on the socket"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "the service stopped answering"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
