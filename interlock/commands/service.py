@@ -121,12 +121,13 @@ def run_serve(args: argparse.Namespace) -> int:
     from interlock.service.runtime import Service
     from interlock.service.server import serve
 
-    service = Service(args.bench)
-    where = f"unix:{settings.socket}"
-    if args.tcp:
-        where += f" and tcp:{args.tcp[0]}:{args.tcp[1]}"
-    print(f"serving on {where}; tokens in {settings.tokens}; SIGINT or SIGTERM stops", flush=True)
-    serve(service, tcp=args.tcp)
+    def ready(addresses: list[str]) -> None:
+        where = " and ".join(addresses)
+        print(
+            f"serving on {where}; tokens in {settings.tokens}; SIGINT or SIGTERM stops", flush=True
+        )
+
+    serve(Service(args.bench), tcp=args.tcp, ready=ready)
     print("service stopped; the bench was driven to the safe state", flush=True)
     return 0
 

@@ -20,7 +20,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -159,6 +159,11 @@ class _Listening:
             return sock.getsockname()[:2]
         return None
 
+    @property
+    def addresses(self) -> list[str]:
+        tcp = self.tcp_address
+        return [f"unix:{self.path}"] + ([f"tcp:{tcp[0]}:{tcp[1]}"] if tcp else [])
+
     def write_pid(self) -> None:
         self.pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
 
@@ -169,13 +174,24 @@ class _Listening:
         self.pid_file.unlink(missing_ok=True)
 
 
-def serve(service: Service, *, tcp: tuple[str, int] | None = None) -> None:
-    """Bind, open the service, serve until SIGINT/SIGTERM, drive safe and close."""
+def serve(
+    service: Service,
+    *,
+    tcp: tuple[str, int] | None = None,
+    ready: Callable[[list[str]], None] | None = None,
+) -> None:
+    """Bind, open the service, serve until SIGINT/SIGTERM, drive safe and close.
+
+    ``ready`` is told where the service listens (``unix:PATH``, ``tcp:HOST:PORT``,
+    the port the OS chose for port 0) once the bench is open, before serving.
+    """
     listening = _Listening(service, tcp)
     try:
         service.open()
         try:
             listening.write_pid()
+            if ready is not None:
+                ready(listening.addresses)
             _uvicorn(service).run(sockets=listening.sockets)
         finally:
             service.close()

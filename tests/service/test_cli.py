@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def test_serve_runs_until_sigterm_and_leaves_the_bench_safe(short_dir):
     bench = write_bench(short_dir)
     socket_path = short_dir / "interlock.sock"
     server = subprocess.Popen(
-        [sys.executable, "-m", "interlock", "serve", "--bench", str(bench)],
+        [sys.executable, "-m", "interlock", "serve", "--bench", str(bench), "--tcp", "127.0.0.1:0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -113,7 +114,13 @@ def test_serve_runs_until_sigterm_and_leaves_the_bench_safe(short_dir):
     assert server.returncode == 0, err
     lines = out.splitlines()
     assert lines[0] == BANNER
-    assert lines[1].startswith(f"serving on unix:{socket_path}; tokens in ")
+    serving = re.fullmatch(
+        rf"serving on unix:{socket_path} and tcp:127\.0\.0\.1:(\d+); tokens in {short_dir}/tokens; "
+        "SIGINT or SIGTERM stops",
+        lines[1],
+    )
+    assert serving, lines[1]
+    assert int(serving.group(1)) > 0  # the port the OS chose, not the 0 asked for
     assert lines[-1] == "service stopped; the bench was driven to the safe state"
     assert not socket_path.exists()
 
