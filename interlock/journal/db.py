@@ -85,6 +85,15 @@ def connect(
         conn = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot open journal: {exc}") from exc
+    try:
+        # Checked before anything is changed: a mistyped path must not turn
+        # someone else's database into WAL mode or add tables to it.
+        if create:
+            _refuse_foreign_database(conn, path)
+        else:
+            _check_schema(conn, path)
         if new_file:
             # Must precede the first table: lets retention give space back.
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
@@ -103,10 +112,23 @@ def connect(
                 + f"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}');"
                 + "COMMIT;"
             )
-        _check_schema(conn, path)
+            _check_schema(conn, path)
         return conn
-    except sqlite3.Error as exc:
-        raise JournalError(f"{path}: cannot open journal: {exc}") from exc
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise JournalError(f"{path}: cannot open journal: {exc}") from exc
+        raise
+
+
+def _refuse_foreign_database(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path}: not a journal: {exc}") from exc
+    names = {row[0] for row in rows}
+    if names and "meta" not in names:
+        raise JournalError(f"{path}: not a journal (a database with other tables)")
 
 
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:

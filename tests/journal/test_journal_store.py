@@ -187,3 +187,28 @@ def test_a_held_write_lock_fails_an_append_after_the_busy_timeout(journal_path):
             assert j.fault("x", "y").seq == 1
     finally:
         holder.close()
+
+
+def test_a_foreign_database_is_not_turned_into_a_journal(tmp_path):
+    other = tmp_path / "inventory.sqlite"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE parts (name TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalError, match="not a journal"):
+        Journal(other, bench="b")
+    conn = sqlite3.connect(other)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+    assert tables == {"parts"}
+
+
+def test_a_file_that_is_not_sqlite_is_refused(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database at all, just some text that is long enough " * 20)
+    for opener in (JournalReader, lambda p: Journal(p, bench="b")):
+        with pytest.raises(JournalError, match="not a journal"):
+            opener(notes)
+    assert notes.read_text().startswith("not a database")
