@@ -105,7 +105,10 @@ class ConsoleApp(App[None]):
     @work(group="follow", exit_on_error=False)
     async def follow(self) -> None:
         async for update in self.source.follow():
-            self.apply(update)
+            try:
+                self.apply(update)
+            except Exception:  # a status this console cannot show must not end the following
+                log.exception("cannot show %r", update)
 
     def apply(self, update: Status | Event | Disconnected) -> None:
         if isinstance(update, Status):
@@ -149,12 +152,13 @@ class ConsoleApp(App[None]):
         status = self.status
         connected = self.connected
         self.query_one(Banner).show(self.bench, self.state, connected)
-        self.set_class(self.bench.environment == "flight", "-flight")
+        # What was last seen stays on screen while disconnected, dimmed: it may be stale.
+        self.set_class(not connected and status is not None, "-stale")
         you = (status or {}).get("you") or {}
         self.query_one(ConnectionLine).show(
             _shown_socket(self.bench), you.get("role", self.role), you.get("who"), self.problem
         )
-        self.query_one(Summary).show(status)
+        self.query_one(Summary).show(status, stale=not connected)
         self.query_one(Summary).set_class(bool(status and status.get("fault")), "-fault")
         if status is not None:
             self.query_one(NetsPanel).show(status, self.history)

@@ -166,7 +166,9 @@ class ServiceSource:
                     wait = RETRY_FIRST
                     yield update
                 reason = "the service closed the event stream (stopping?)"
-            except (httpx.HTTPError, InterlockError, ValueError, OSError) as exc:
+            except Exception as exc:  # whatever broke the stream, the console follows on
+                if not isinstance(exc, httpx.HTTPError | InterlockError | OSError | ValueError):
+                    log.warning("console event stream failed", exc_info=True)
                 reason = _reason(exc)
             log.info("console disconnected from %s: %s", self.bench.name, reason)
             await self._drop_actions()
@@ -200,7 +202,11 @@ class ServiceSource:
     # -- actions ------------------------------------------------------------------------
 
     async def estop(self) -> dict[str, Any]:
-        return await self._request("POST", "/estop")
+        try:
+            return await self._request("POST", "/estop")
+        except ServiceUnavailable:
+            # Once more on a fresh connection: the pooled one may be a restarted service's.
+            return await self._request("POST", "/estop")
 
     async def arm(self, confirm: str | None) -> dict[str, Any]:
         return await self._request("POST", "/arm", {"confirm": confirm})

@@ -55,7 +55,8 @@ class ConnectionLine(Static):
             self.update(
                 Text(
                     f"DISCONNECTED from {socket}: {problem}. Reconnecting... "
-                    "(the service keeps the bench safe without this console)",
+                    "What is shown below is the last status seen. The service keeps the bench "
+                    "safe without this console.",
                     style="bold",
                 )
             )
@@ -66,13 +67,15 @@ class ConnectionLine(Static):
 class Summary(Static):
     """State, latched fault and its cause, lease holder, pinned profile and run."""
 
-    def show(self, status: dict[str, Any] | None) -> None:
+    def show(self, status: dict[str, Any] | None, stale: bool = False) -> None:
         if status is None:
             self.update(Text("no status yet", style="dim"))
             return
         text = Text()
         text.append("state   ", style="dim")
         text.append(str(status.get("state")), style="bold")
+        if stale:
+            text.append(" (last seen: not connected now)", style="bold red")
         fault = status.get("fault")
         if fault:
             text.append("   FAULT LATCHED: ", style="bold red")

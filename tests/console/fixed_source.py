@@ -17,7 +17,7 @@ from typing import Any
 
 from interlock.config import load_bench
 from interlock.console.model import JournalLine
-from interlock.console.source import Status, Update
+from interlock.console.source import Disconnected, Status, Update
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "5f1c0a3e9b7d2c4f8e6a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e"
@@ -172,3 +172,13 @@ class FixedSource:
 
     async def close(self) -> None:
         pass
+
+
+class LostSource(FixedSource):
+    """Shows the given statuses, then loses the service."""
+
+    async def follow(self) -> AsyncIterator[Update]:
+        for status in self.statuses:
+            yield Status(status)
+        yield Disconnected("no service answers on the socket")
+        await asyncio.Event().wait()

@@ -10,6 +10,7 @@ import pytest
 
 from interlock.config import load_bench
 from interlock.console import ConsoleApp, ServiceSource
+from interlock.console.screens import AcknowledgeFaultScreen, ArmFlightScreen
 from interlock.console.source import STATUS_PERIOD
 from tests.service.conftest import Served, assert_bench_safe, bring_up
 
@@ -69,7 +70,7 @@ def test_estop_key_works_over_a_dialog(served):
             await until(pilot, lambda: app.state == "fault", 3, "the fault")
             served.service.simulator.clear("estop")
             await pilot.press("r")  # the acknowledgement dialog is open
-            assert app.screen.__class__.__name__ == "AcknowledgeFaultScreen"
+            assert isinstance(app.screen, AcknowledgeFaultScreen)
             await pilot.press("space")
             await until(pilot, lambda: "emergency stop done" in app.message, 3, "stopped")
 
@@ -172,3 +173,24 @@ def test_the_console_shows_a_lost_service_and_reconnects(serve_bench):
             assert again.controller.state == "safe"
 
     asyncio.run(scenario())
+
+
+def test_arming_a_flight_bench_takes_its_name_typed(flight):
+    async def scenario() -> None:
+        app = console(flight, "operator")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state == "safe", 2, "connected")
+            assert "FLIGHT HARDWARE" in text_of(app, "#banner")
+            await pilot.press("a")
+            assert isinstance(app.screen, ArmFlightScreen)
+            await pilot.press(*"fm-bench-2")  # a typo: the arm button stays off
+            assert app.screen.query_one("#confirm-arm").disabled
+            await pilot.press("enter")
+            assert isinstance(app.screen, ArmFlightScreen)
+            assert flight.controller.state == "safe"
+            await pilot.press("backspace", "0", "2", "enter")
+            await until(pilot, lambda: app.state == "armed", 10, "armed")
+
+    asyncio.run(scenario())
+    assert flight.controller.state == "armed"
+    assert_bench_safe(flight.truth())

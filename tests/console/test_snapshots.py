@@ -58,3 +58,19 @@ def test_flight_bench_viewer(snap_compare, tmp_path):
     source = fixed_source.FixedSource(statuses, fixed_source.JOURNAL[:1], "viewer", bench=bench)
     app = ConsoleApp(source, journal_period=None)
     assert snap_compare(app, terminal_size=SIZE, run_before=_settled("safe"))
+
+
+def test_disconnected(snap_compare):
+    """The service went away: said so, the last status dimmed, the stop still offered."""
+    source = fixed_source.LostSource(fixed_source.live(), fixed_source.JOURNAL)
+    app = ConsoleApp(source, journal_period=None)
+
+    async def run_before(pilot) -> None:
+        for _ in range(100):
+            if app.status and not app.connected and app.journal:
+                break
+            await pilot.pause(0.01)
+        assert not app.connected
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
