@@ -7,6 +7,7 @@ output goes live.
 """
 
 from interlock.errors import (
+    AccessDenied,
     ConfigError,
     ConnectionLost,
     FaultLatched,
@@ -14,11 +15,13 @@ from interlock.errors import (
     InstrumentError,
     InstrumentTimeout,
     InterlockError,
+    InvalidRequest,
     JournalCorrupt,
     JournalError,
     LimitViolation,
     ProtocolError,
     ReadbackMismatch,
+    ServiceUnavailable,
     SimulatorError,
     StateError,
 )
@@ -36,6 +39,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "AccessDenied",
     "ConfigError",
     "ConnectionLost",
     "FaultLatched",
@@ -43,11 +47,13 @@ __all__ = [
     "InstrumentError",
     "InstrumentTimeout",
     "InterlockError",
+    "InvalidRequest",
     "JournalCorrupt",
     "JournalError",
     "LimitViolation",
     "ProtocolError",
     "ReadbackMismatch",
+    "ServiceUnavailable",
     "SimulatorError",
     "StateError",
     "__version__",

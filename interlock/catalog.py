@@ -18,6 +18,7 @@ class SupplyChannel:
     max_voltage: float
     max_current: float
     max_ovp: float  # highest over-voltage protection setting
+    min_current: float = 0.002  # lowest current limit it regulates at
 
 
 @dataclass(frozen=True)

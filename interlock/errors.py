@@ -17,7 +17,10 @@ tell the kinds apart::
     ├── StateError             an operation not allowed in the current state
     ├── JournalError           the journal cannot be written or read
     │   └── JournalCorrupt         the hash chain is broken (edited, removed, reordered)
-    └── SimulatorError         the simulated bench could not do what was asked
+    ├── SimulatorError         the simulated bench could not do what was asked
+    ├── AccessDenied           the service refused: no valid token, or the role may not
+    ├── ServiceUnavailable     no controller service answers where the bench says
+    └── InvalidRequest         a malformed request to the service
 
 Lower-layer errors (pyvisa, pyserial, sqlite3, OSError) are translated with
 ``raise ... from exc`` at the layer that owns the resource, never let through.
@@ -117,7 +120,25 @@ class SimulatorError(InterlockError):
     """The simulated bench could not do what was asked."""
 
 
+class AccessDenied(InterlockError):
+    """The service refused the request: no valid token, or the role may not do this."""
+
+    def __init__(self, message: str, *, role: str | None = None, needs: str | None = None) -> None:
+        self.role = role
+        self.needs = needs
+        super().__init__(message)
+
+
+class ServiceUnavailable(InterlockError):
+    """No controller service answers where the bench says it listens."""
+
+
+class InvalidRequest(InterlockError):
+    """The request was malformed (a missing field, a string where a number belongs)."""
+
+
 __all__ = [
+    "AccessDenied",
     "ConfigError",
     "ConnectionLost",
     "FaultLatched",
@@ -125,11 +146,13 @@ __all__ = [
     "InstrumentError",
     "InstrumentTimeout",
     "InterlockError",
+    "InvalidRequest",
     "JournalCorrupt",
     "JournalError",
     "LimitViolation",
     "ProtocolError",
     "ReadbackMismatch",
+    "ServiceUnavailable",
     "SimulatorError",
     "StateError",
 ]

@@ -67,6 +67,9 @@ class PinnedLimits:
     max_total_power: float
     profile_file: str  # as shown in refusals, e.g. "profiles/mdb24.toml"
     bench_file: str
+    # Per net: the lowest current limit its supply channel can regulate at, and what
+    # that channel is ("E36312A CH1"). A supply refuses less and keeps its old value.
+    supply_floors: Mapping[str, tuple[float, str]] = field(default_factory=dict)
 
     def where(self, key: str) -> str:
         return f"{self.profile_file}: {key}"
@@ -292,6 +295,13 @@ def _check_current_limit(limits: PinnedLimits, net: NetLimits, amps: float) -> V
         )
     if amps <= 0:
         return _refuse(key, limits.where(key), f"a current limit must be above 0 A, got {amps:g} A")
+    floor, channel = limits.supply_floors.get(net.net, (0.0, ""))
+    if amps < floor:
+        return _refuse(
+            "supply.min_current",
+            f"{limits.bench_file}: wiring.{net.net}.supply",
+            f"the {channel} cannot regulate below {floor:g} A, got {amps:g} A",
+        )
     if amps > net.max_current:
         return _refuse(
             key,

@@ -108,7 +108,20 @@ def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
         max_total_power=profile.max_total_power,
         profile_file=profile.shown_path,
         bench_file=bench.shown_path,
+        supply_floors=_supply_floors(bench, profile),
     )
+
+
+def _supply_floors(bench: Bench, profile: Profile) -> dict[str, tuple[float, str]]:
+    floors = {}
+    for net in profile.nets:
+        supply = bench.wiring[net].supply
+        model = SUPPLIES[bench.instruments[supply.instrument].identity.model]
+        floors[net] = (
+            model.channels[supply.channel].min_current,
+            f"{model.model} CH{supply.channel}",
+        )
+    return floors
 
 
 def _check_identity_wiring(bench: Bench, profile: Profile) -> None:

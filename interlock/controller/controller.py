@@ -415,6 +415,11 @@ class Controller:
         with self._operation:
             self.journal.operator(operator, "disarm", client=client)
             self._require("armed")
+            # Safe means safe: relays a script left closed are opened and verified.
+            report = self.safe_state("disarm")
+            if not report.verified:
+                self.trip("disarm", "safe state not verified: " + "; ".join(report.unverified))
+                raise FaultLatched(f"disarm could not verify the safe state: {report.unverified}")
             self._transition("disarm", operator=operator)
             self.journal.end_run()
 
@@ -454,7 +459,13 @@ class Controller:
     # -- script actions ------------------------------------------------------------
 
     def _request(self, who: str, client: str, action: str, **details: Any) -> int:
-        return self.journal.request(who, client, action, **details).seq
+        # Journal what was asked even when it is not a number JSON can hold (NaN, inf):
+        # the limit engine then refuses it under its rule, on the record.
+        shown = {
+            k: repr(v) if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in details.items()
+        }
+        return self.journal.request(who, client, action, **shown).seq
 
     def _refuse(self, request_seq: int, verdict: Verdict) -> None:
         self.journal.verdict(

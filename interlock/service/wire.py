@@ -7,10 +7,10 @@ plus the attributes of the error (``rule``, ``where``, ``reason`` of a
 exception class, so a script catches ``LimitViolation`` whether the
 controller runs in its process or behind the service.
 
-Two errors exist only here, because only a client of the service meets them:
-:class:`AccessDenied` (no valid token, or a role that may not do this) and
-:class:`ServiceUnavailable` (no service answers). Both derive from
-:class:`~interlock.errors.InterlockError`.
+:class:`~interlock.errors.AccessDenied`, :class:`~interlock.errors.ServiceUnavailable`
+and :class:`~interlock.errors.InvalidRequest` are met only by clients of the
+service; they live in the one hierarchy with the others and are re-exported
+here for the service's modules.
 """
 
 from __future__ import annotations
@@ -18,24 +18,15 @@ from __future__ import annotations
 from typing import Any
 
 from interlock import errors
-from interlock.errors import InterlockError
+from interlock.errors import AccessDenied, InterlockError, InvalidRequest, ServiceUnavailable
 
-
-class AccessDenied(InterlockError):
-    """The service refused the request: no valid token, or the role may not do this."""
-
-    def __init__(self, message: str, *, role: str | None = None, needs: str | None = None) -> None:
-        self.role = role
-        self.needs = needs
-        super().__init__(message)
-
-
-class ServiceUnavailable(InterlockError):
-    """No controller service answers where the bench says it listens."""
-
-
-class InvalidRequest(InterlockError):
-    """The request was malformed (a missing field, a string where a number belongs)."""
+__all__ = [
+    "AccessDenied",
+    "InvalidRequest",
+    "ServiceUnavailable",
+    "error_from_wire",
+    "error_to_wire",
+]
 
 
 # The attributes each error carries besides its message (see interlock.errors).
@@ -66,13 +57,7 @@ _STATUS: list[tuple[type[InterlockError], int]] = [
     (errors.JournalError, 503),
 ]
 
-_KNOWN: dict[str, type[InterlockError]] = {
-    name: getattr(errors, name) for name in errors.__all__ if name != "InterlockError"
-}
-_KNOWN.update(
-    {cls.__name__: cls for cls in (AccessDenied, ServiceUnavailable, InvalidRequest)},
-    InterlockError=InterlockError,
-)
+_KNOWN: dict[str, type[InterlockError]] = {name: getattr(errors, name) for name in errors.__all__}
 
 
 def status_of(error: InterlockError) -> int:

@@ -158,3 +158,32 @@ def rig_settings(controller):
 def test_readme_shows_the_generated_state_diagram():
     readme = (ROOT / "README.md").read_text()
     assert mermaid_diagram() in readme
+
+
+def test_non_finite_requests_are_refused_on_the_record(rig):
+    from interlock.journal import JournalReader
+
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(LimitViolation) as info:
+            rig.controller.set_voltage("VBUS", value)
+        assert info.value.rule == "finite-value"
+    with JournalReader(rig.journal.path) as reader:
+        verdicts = [e.payload for e in reader.entries() if e.kind == "verdict"]
+    assert [v["rule"] for v in verdicts[-2:]] == ["finite-value", "finite-value"]
+
+
+def test_current_limit_below_what_the_supply_regulates_is_refused(rig):
+    with pytest.raises(LimitViolation) as info:
+        rig.controller.set_current_limit("VLOGIC", 1e-6)
+    assert info.value.rule == "supply.min_current"
+    assert "E36312A CH1 cannot regulate below 0.002 A" in info.value.reason
+    assert rig.controller.fault_cause is None
+
+
+def test_disarm_opens_what_a_script_left_closed(rig):
+    rig.controller.set_relay("K8", True)
+    rig.controller.disarm("operator")
+    assert rig.controller.state == "safe"
+    assert rig.truth()["contacts"] == []
+    rig.controller.arm("operator")  # and arming again finds everything off
+    assert rig.controller.state == "armed"

@@ -86,6 +86,7 @@ def pinned_limits(draw) -> PinnedLimits:
         max_total_power=draw(st.floats(0.1, 150.0)),
         profile_file="p.toml",
         bench_file="b.toml",
+        supply_floors={net: (draw(st.sampled_from([0.0, 0.002, 0.01])), "PSU CH1") for net in nets},
     )
 
 
@@ -114,6 +115,7 @@ def values(limit: float) -> st.SearchStrategy[float]:
         st.floats(-1.0, limit * 1.5),
         near(limit),
         near(0.0),
+        near(0.002),
         st.sampled_from([math.nan, math.inf, -math.inf]),
     )
 
@@ -230,6 +232,8 @@ def transition_violations(
                 found.append(f"asked {amps} A, got {new.current_limit} A (clamped?)")
             if not 0 < amps <= lim.max_current:
                 found.append(f"{amps} A outside (0, {lim.max_current}]")
+            if amps < limits.supply_floors.get(net, (0.0, ""))[0]:
+                found.append(f"{amps} A below what the supply can regulate")
         case SetOutput(_, on):
             if new.output != on:
                 found.append("output not in the requested state")
