@@ -97,12 +97,15 @@ def _summary(entries: list[Entry]) -> str:
     return "Summary: " + ", ".join(parts)
 
 
-def _identity_lines(before: Sequence[Entry]) -> list[str]:
-    checks = [e for e in before if e.kind == Kind.IDENTITY]
-    if not checks:
-        return ["Identity checks before the run: none journaled"]
-    return ["Identity checks before the run:"] + [
-        f"  #{e.seq:<5} {e.wall_time}  {describe(e)}" for e in checks
+# Outside the run but part of its story: the right target, who armed it.
+LEAD_IN_KINDS = (Kind.IDENTITY.value, Kind.OPERATOR.value)
+
+
+def _lead_in_lines(before: Sequence[Entry]) -> list[str]:
+    if not before:
+        return ["Before the run: no identity check or operator action since the previous run"]
+    return ["Before the run (identity checks and operator actions since the previous run):"] + [
+        f"  #{e.seq:<5} {e.wall_time}  {e.kind:<9} {e.actor:<12} {describe(e)}" for e in before
     ]
 
 
@@ -116,8 +119,8 @@ def timeline_text(
 ) -> str:
     """The text post-mortem of ``entries`` (those of one run, in seq order).
 
-    ``before`` are the identity checks journaled between the previous run and
-    this one (right target first: they belong in the story of the run).
+    ``before`` are the identity checks and operator actions journaled between
+    the previous run and this one: they belong in the story of the run.
     """
     if not entries:
         raise JournalError(f"run {run_id!r} has no entries")
@@ -137,7 +140,7 @@ def timeline_text(
         _outcome(entries, t0),
         "",
         *_config_lines(entries),
-        *_identity_lines(before),
+        *_lead_in_lines(before),
         "",
         _summary(entries),
         "",
@@ -299,7 +302,7 @@ def write_postmortem(
         entries = list(reader.entries(run=run_id))
         if not entries:
             raise JournalError(f"{journal_path}: no entries for run {run_id!r}")
-        before = reader.identity_checks_before(entries[0].seq)
+        before = reader.lead_in(entries[0].seq, LEAD_IN_KINDS)
     report: VerifyReport | None = None
     chain_error: str | None = None
     try:

@@ -96,20 +96,23 @@ class JournalReader:
         row = self._query("SELECT run_id FROM entries WHERE run_id != '' ORDER BY seq DESC LIMIT 1")
         return row[0][0] if row else None
 
-    def identity_checks_before(self, seq: int) -> list[Entry]:
-        """Identity entries outside any run, after the previous run and before ``seq``."""
+    def lead_in(self, seq: int, kinds: tuple[str, ...], *, limit: int = 20) -> list[Entry]:
+        """The last ``limit`` entries of ``kinds`` outside any run, between the
+        previous run and ``seq`` (e.g. the identity checks and the operator's
+        arm that came just before a run began)."""
         row = self._query(
             "SELECT MAX(seq) FROM entries WHERE run_id != '' AND seq < ? "
             "AND run_id != (SELECT run_id FROM entries WHERE seq = ?)",
             (seq, seq),
         )
         start = row[0][0] or 0
+        marks = ", ".join("?" for _ in kinds)
         rows = self._query(
-            f"SELECT {ENTRY_COLUMNS} FROM entries WHERE run_id = '' AND kind = ? "
-            "AND seq > ? AND seq < ? ORDER BY seq",
-            (Kind.IDENTITY.value, start, seq),
+            f"SELECT {ENTRY_COLUMNS} FROM entries WHERE run_id = '' AND kind IN ({marks}) "
+            "AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (*kinds, start, seq, limit),
         )
-        return [row_to_entry(r) for r in rows]
+        return [row_to_entry(r) for r in reversed(rows)]
 
     def last_seq(self) -> int:
         row = self._query("SELECT MAX(seq) FROM entries")

@@ -39,8 +39,9 @@ def write_synthetic_run(journal: Journal, clock, files: dict[str, str]) -> None:
         ok=True,
     )
 
-    journal.begin_run(RUN_ID)
+    # The operator's arm comes before the run id is set, as the controller does it.
     later(1.0).operator("olga", "arm", detail="typed confirmation")
+    journal.begin_run(RUN_ID)
     later(0.01).config(
         files,
         limits={

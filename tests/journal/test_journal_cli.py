@@ -45,7 +45,7 @@ def test_show_prints_one_line_per_entry(run_journal, capsys):
 
 def test_show_filters_by_run_and_time(run_journal, capsys):
     code, out, _ = cli(capsys, "journal", "show", "--journal", str(run_journal), "--run", RUN_ID)
-    assert code == 0 and len(out) == 33 and out[0].startswith("#3 ")
+    assert code == 0 and len(out) == 32 and out[0].startswith("#4 ")
     code, out, _ = cli(
         capsys,
         "journal",
@@ -104,7 +104,7 @@ def test_export_jsonl_to_stdout_and_file(run_journal, tmp_path, capsys):
         "--run",
         RUN_ID,
     )
-    assert code == 0 and len(out) == 33
+    assert code == 0 and len(out) == 32
     first = json.loads(out[0])
     assert set(first) == {
         "seq",
@@ -118,7 +118,7 @@ def test_export_jsonl_to_stdout_and_file(run_journal, tmp_path, capsys):
         "prev_hash",
         "hash",
     }
-    assert first["payload"] == {"action": "arm", "detail": "typed confirmation"}
+    assert (first["seq"], first["kind"]) == (4, "config")
     target = tmp_path / "out.jsonl"
     code, out, _ = cli(
         capsys, "journal", "export", "--journal", str(run_journal), "--out", str(target)
@@ -144,12 +144,12 @@ def test_prune_then_verify(run_journal, capsys, clock):
     )
     assert code == 0
     assert out == [
-        "removed 5 entries (seq 1..2, 36..38)",
-        "kept 33 entries of runs that ended in a fault",
+        "removed 6 entries (seq 1..3, 36..38)",
+        "kept 32 entries of runs that ended in a fault",
         "recorded as entry #42",
     ]
     code, out, _ = cli(capsys, "journal", "verify", "--journal", str(run_journal))
-    assert code == 0 and out[0].endswith("(seq 3..42), 2 pruned gap(s) as recorded: chain OK")
+    assert code == 0 and out[0].endswith("(seq 4..42), 2 pruned gap(s) as recorded: chain OK")
     code, out, _ = cli(
         capsys,
         "journal",
@@ -161,7 +161,7 @@ def test_prune_then_verify(run_journal, capsys, clock):
         "--include-faulted",
         "--dry-run",
     )
-    assert code == 0 and out == ["would remove 34 entries (seq 3..35, 39)"]
+    assert code == 0 and out == ["would remove 33 entries (seq 4..35, 39)"]
 
 
 def test_prune_needs_a_bound(run_journal, capsys):
@@ -175,7 +175,7 @@ def test_postmortem_writes_timeline_and_plot(run_journal, tmp_path, capsys):
     code, out, _ = cli(capsys, "postmortem", "--journal", str(run_journal), "--out", str(out_dir))
     assert code == 0
     assert out == [
-        f"run {RUN_ID}: 33 entries",
+        f"run {RUN_ID}: 32 entries",
         f"wrote {out_dir / 'timeline.txt'}",
         f"wrote {out_dir / 'nets.png'}",
     ]

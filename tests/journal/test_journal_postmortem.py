@@ -33,7 +33,7 @@ def test_timeline_matches_the_golden_file(run_journal, tmp_path):
     if os.environ.get("INTERLOCK_UPDATE_GOLDEN"):
         GOLDEN.write_text(text, encoding="utf-8")
     assert text == GOLDEN.read_text(encoding="utf-8")
-    assert result.chain_error is None and result.entries == 33
+    assert result.chain_error is None and result.entries == 32
 
 
 def test_plot_is_a_readable_png(run_journal, tmp_path):
