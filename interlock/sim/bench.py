@@ -64,7 +64,20 @@ def _dut_load(load: Any) -> dut.Load:
 
 
 class SimulatedBench:
-    """A running simulated bench (a context manager; or ``start()`` / ``stop()``)."""
+    """A running simulated bench (a context manager; or ``start()`` / ``stop()``).
+
+    While running: ``resources`` (instrument name -> VISA resource string or
+    pty path), ``inject(spec)`` / ``clear(spec=None)`` / ``faults()``,
+    ``truth()`` (JSON-ready ground truth) and ``control_address`` (if started
+    with ``control=True``). For tests that look deeper: ``ground_truth``
+    (:class:`~interlock.sim.truth.GroundTruth`), ``electrical`` (the physical
+    state), ``instruments`` (the SCPI models), ``servers``, ``relay_boards``.
+
+    ``inject`` acts at once, on the caller's thread; lines a client wrote just
+    before may still wait in the server's queue (a write returns when the
+    bytes are in the socket). Query the instrument first (``*OPC?``) when
+    the order matters.
+    """
 
     def __init__(
         self,
