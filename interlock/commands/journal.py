@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -126,6 +127,22 @@ def _locate(args: argparse.Namespace) -> tuple[Path, str | None]:
     return bench.service.journal, banner(bench)
 
 
+def _quiet_on_broken_pipe(handler: Callable[[argparse.Namespace], int]):
+    """``interlock journal show | head`` ends quietly, not with a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except BrokenPipeError:
+            # Later flushes (at exit) would fail again: send them nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+
+    run.__doc__ = handler.__doc__
+    return run
+
+
+@_quiet_on_broken_pipe
 def run_show(args: argparse.Namespace) -> int:
     path, heading = _locate(args)
     since = format_wall(args.since) if args.since else None
@@ -162,6 +179,7 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+@_quiet_on_broken_pipe
 def run_export(args: argparse.Namespace) -> int:
     path, _ = _locate(args)
     since = format_wall(args.since) if args.since else None

@@ -212,7 +212,13 @@ def plot_nets(entries: list[Entry], path: Path, *, title: str) -> None:
     t0 = entries[0].mono_time
     end = entries[-1].mono_time - t0
     nets = _series(entries, t0)
-    names = sorted(nets)
+    # Power nets only: a sense net (say, the DUT's ID resistor) only ever
+    # measured for a check has no commanded value and no current to show.
+    names = sorted(
+        name
+        for name, series in nets.items()
+        if series.commanded_v or series.commanded_i or series.measured_i or series.output
+    )
     rows = max(1, len(names))
     fig = Figure(figsize=(11, 2.6 * rows + 0.8), layout="constrained")
     axes = fig.subplots(rows, 2, squeeze=False, sharex=True)

@@ -8,11 +8,14 @@ from typing import Any
 
 from interlock.journal.entries import Entry, Kind, payload_data
 
-# Units of the SI floats a payload or a limit name may carry, found by name.
-_UNIT_BY_WORD = (
+# Units of the SI floats a payload key or a limit name carries, by its ending
+# ("max_voltage", "live_min_current"). A name that says nothing gets no unit:
+# a bare number is better than a wrong unit.
+_UNIT_BY_ENDING = (
     ("voltage", "V"),
     ("volts", "V"),
     ("current", "A"),
+    ("current_limit", "A"),
     ("amps", "A"),
     ("resistance", "Ohm"),
     ("power", "W"),
@@ -23,8 +26,8 @@ _UNIT_BY_WORD = (
 
 
 def unit_for(name: str) -> str:
-    for word, unit in _UNIT_BY_WORD:
-        if word in name:
+    for ending, unit in _UNIT_BY_ENDING:
+        if name == ending or name.endswith(ending):
             return unit
     return ""
 
@@ -52,8 +55,9 @@ def _setpoint(payload: dict[str, Any]) -> str:
     quantity = payload.get("quantity")
     if quantity is None:
         return str(target)
-    shown = value_text(payload.get("value"), str(quantity)) if "value" in payload else "?"
-    return f"{target} {quantity}={shown}".strip()
+    if "value" not in payload:
+        return f"{target} {quantity}".strip()
+    return f"{target} {quantity}={value_text(payload['value'], str(quantity))}".strip()
 
 
 _SETPOINT_KEYS = {"net", "relay", "quantity", "value"}

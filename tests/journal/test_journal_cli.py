@@ -247,3 +247,21 @@ def test_follow_prints_new_entries_until_interrupted(journal_path, tmp_path):
                 proc.wait()
             proc.stdout.close()
     assert verify_journal(journal_path).entries == 2
+
+
+def test_show_into_a_closed_pipe_ends_quietly(journal_path):
+    with Journal(journal_path, bench="b") as journal, journal._write_transaction() as conn:
+        for i in range(3000):
+            journal._insert(conn, "measurement", {"net": "VBUS", "voltage": i}, None, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "interlock", "journal", "show", "--journal", str(journal_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"#1 ")
+    proc.stdout.close()  # like `| head -1`
+    assert proc.wait(timeout=30) == 0
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
