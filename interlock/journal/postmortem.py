@@ -206,7 +206,9 @@ def _output_spans(output: list[tuple[float, bool]], end: float) -> list[tuple[fl
 
 def plot_nets(entries: list[Entry], path: Path, *, title: str) -> None:
     """Write the PNG: one row per net, voltage left, current right."""
-    # Figure without pyplot: no global state, no GUI backend, safe in threads.
+    # Figure on an Agg canvas, without pyplot: no global state, no display
+    # needed, whatever MPLBACKEND says; safe in a service thread.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     t0 = entries[0].mono_time
@@ -221,6 +223,7 @@ def plot_nets(entries: list[Entry], path: Path, *, title: str) -> None:
     )
     rows = max(1, len(names))
     fig = Figure(figsize=(11, 2.6 * rows + 0.8), layout="constrained")
+    FigureCanvasAgg(fig)
     axes = fig.subplots(rows, 2, squeeze=False, sharex=True)
     fig.suptitle(title)
     marks = [
