@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -181,3 +182,14 @@ def test_noisy_meter_refuses_to_arm_rather_than_guess(rig_factory):
             rig.controller.disarm("operator")
     assert rig.controller.state == "safe"
     assert max(n["max_voltage"] for n in rig.truth()["nets"].values()) < 0.5
+
+
+def test_instrument_lying_about_a_setpoint_is_caught_by_measurement(rig):
+    """It ignores the setpoint but echoes it back: only measuring what it delivers tells."""
+    rig.power_up_logic()
+    rig.sim.inject("ignore-setpoint:psu=lie")
+    with contextlib.suppress(FaultLatched):
+        rig.controller.set_voltage("VLOGIC", 4.0)  # the readback says 4 V
+    assert wait_for(lambda: rig.controller.state == "fault")
+    assert "commanded 4 V (regulation lost" in rig.controller.fault_cause
+    assert_all_outputs_off(rig)
