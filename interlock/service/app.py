@@ -210,13 +210,8 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post("/disarm", summary="disarm the bench (operator)")
     def disarm(who: Operator) -> dict[str, Any]:
-        ctl = controller()
-        if ctl.state == "armed":
-            # Controller.disarm() leaves closed relays closed, and the next arm() then finds
-            # them and trips: open them first (nothing is live when armed, so this is allowed).
-            for relay in sorted(ctl.commanded.closed_relays):
-                ctl.set_relay(relay, False, who=who.who, client=who.client)
-        ctl.disarm(who.who, client=who.client)
+        # The controller opens every relay and verifies the safe state before disarming.
+        controller().disarm(who.who, client=who.client)
         return service.status()
 
     @app.post(
