@@ -32,7 +32,7 @@ their own connection and never block the writer; use one per thread.
 from interlock.journal.entries import GENESIS_HASH, KINDS, Entry, Kind
 from interlock.journal.intent import DurableIntent, JournaledWriter, send_journaled
 from interlock.journal.reader import JournalReader, RunSummary
-from interlock.journal.store import Clock, Journal, SystemClock
+from interlock.journal.store import Clock, Journal, Pending, SystemClock
 from interlock.journal.verify import VerifyReport, verify_journal
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "JournalReader",
     "JournaledWriter",
     "Kind",
+    "Pending",
     "RunSummary",
     "SystemClock",
     "VerifyReport",

@@ -6,6 +6,14 @@ to disk, so "journal, then act" is simply "call, then act". Commands go
 through :meth:`Journal.command_intent`, which hands back the only thing a
 driver may send (:mod:`interlock.journal.intent`).
 
+Not every entry needs a commit of its own. :meth:`Journal.stage` records an
+entry that is written with the *next* commit, whichever it is: a request and
+its verdict go to disk in the same transaction as the command intent they
+lead to, and a readback is on disk before the next command is sent (that is,
+before anything acts on it). :meth:`Journal.flush` writes what is staged on
+its own; the controller flushes at least once per monitor period, so a
+staged entry is never older than that. Command intents are never staged.
+
 Appends are serialised twice: a lock for the threads of this process (the
 monitor loop and the API threads share one connection) and ``BEGIN
 IMMEDIATE`` for other processes on the same file. The newest hash is read
@@ -41,6 +49,25 @@ from interlock.journal.entries import (
 from interlock.journal.intent import _JOURNAL_TOKEN, DurableIntent
 
 WALL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class Pending:
+    """An entry staged for the next commit. ``seq`` is set once it is written.
+
+    A staged entry may refer to another by putting its :class:`Pending` in its
+    payload (a verdict naming its request): it is replaced by that entry's seq.
+    """
+
+    __slots__ = ("actor", "kind", "mono", "payload", "run_id", "seq", "wall")
+
+    def __init__(self, kind, payload, actor, run_id, wall, mono) -> None:  # type: ignore[no-untyped-def]
+        self.kind = kind
+        self.payload = payload
+        self.actor = actor
+        self.run_id = run_id
+        self.wall = wall
+        self.mono = mono
+        self.seq: int | None = None
 
 
 class Clock(Protocol):
@@ -102,6 +129,8 @@ class Journal:
         self.clock: Clock = clock or SystemClock()
         self.run_id = ""
         self._lock = threading.Lock()
+        self._staged: list[Pending] = []
+        self._staged_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = connect(
             self.path, create=True, busy_timeout=busy_timeout
         )
@@ -109,6 +138,8 @@ class Journal:
     # -- lifecycle ---------------------------------------------------------
 
     def close(self) -> None:
+        with contextlib.suppress(JournalError):
+            self.flush()
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
@@ -140,10 +171,27 @@ class Journal:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise JournalError(f"{self.path}: cannot start a write: {exc}") from exc
+            with self._staged_lock:
+                staged = list(self._staged)
             try:
+                # What was staged goes first: it happened before what is written now.
+                for pending in staged:
+                    pending.seq = self._insert(
+                        conn,
+                        pending.kind,
+                        pending.payload,
+                        pending.actor,
+                        pending.run_id,
+                        wall=pending.wall,
+                        mono=pending.mono,
+                    ).seq
                 yield conn
                 conn.execute("COMMIT")
+                with self._staged_lock:
+                    del self._staged[: len(staged)]
             except BaseException as exc:
+                for pending in staged:
+                    pending.seq = None
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
@@ -161,14 +209,19 @@ class Journal:
         payload: Mapping[str, Any] | None,
         actor: str | None,
         run_id: str | None,
+        *,
+        wall: datetime | None = None,
+        mono: float | None = None,
     ) -> Entry:
         if kind not in KINDS:
             raise JournalError(f"unknown entry kind {kind!r} (known: {', '.join(sorted(KINDS))})")
+        if payload is not None and any(isinstance(v, Pending) for v in payload.values()):
+            payload = {k: v.seq if isinstance(v, Pending) else v for k, v in payload.items()}
         head = self._head(conn)
         fields = {
             "seq": head.seq + 1,
-            "wall_time": format_wall(self.clock.wall()),
-            "mono_time": float(self.clock.monotonic()),
+            "wall_time": format_wall(wall if wall is not None else self.clock.wall()),
+            "mono_time": float(mono if mono is not None else self.clock.monotonic()),
             "bench": self.bench,
             "run_id": self.run_id if run_id is None else run_id,
             "kind": str(kind),
@@ -211,6 +264,35 @@ class Journal:
         with self._write_transaction() as conn:
             return self._insert(conn, kind, payload, actor, run_id)
 
+    def stage(
+        self, kind: str, payload: Mapping[str, Any] | None = None, *, actor: str | None = None
+    ) -> Pending:
+        """Record an entry to be written with the next commit (see the module doc).
+
+        Its times are those of now, when the event happened, not of the write.
+        """
+        if kind not in KINDS:
+            raise JournalError(f"unknown entry kind {kind!r} (known: {', '.join(sorted(KINDS))})")
+        if kind == Kind.COMMAND:
+            raise JournalError("a command intent is never staged: use command_intent()")
+        pending = Pending(
+            kind, payload, actor, self.run_id, self.clock.wall(), self.clock.monotonic()
+        )
+        with self._staged_lock:
+            self._staged.append(pending)
+        return pending
+
+    @property
+    def staged(self) -> int:
+        """How many entries wait for the next commit."""
+        return len(self._staged)
+
+    def flush(self) -> None:
+        """Write what is staged, durably, now."""
+        if self._staged:
+            with self._write_transaction():
+                pass
+
     def command_intent(
         self, instrument: str, data: bytes | str, *, actor: str | None = None, **context: Any
     ) -> DurableIntent:
@@ -228,43 +310,61 @@ class Journal:
 
     # -- kind-specific helpers (payload conventions: interlock.journal.entries) --
 
-    def request(self, who: str, client: str, action: str, **details: Any) -> Entry:
-        return self.append(Kind.REQUEST, {**details, "client": client, "action": action}, actor=who)
+    def _record(
+        self, kind: str, payload: Mapping[str, Any], actor: str | None, durable: bool
+    ) -> Entry | Pending:
+        if durable:
+            return self.append(kind, payload, actor=actor)
+        return self.stage(kind, payload, actor=actor)
+
+    def request(
+        self, who: str, client: str, action: str, *, durable: bool = True, **details: Any
+    ) -> Entry | Pending:
+        payload = {**details, "client": client, "action": action}
+        return self._record(Kind.REQUEST, payload, who, durable)
 
     def verdict(
         self,
         allowed: bool,
         *,
-        request: int | None = None,
+        request: int | Pending | None = None,
         rule: str | None = None,
         where: str | None = None,
         reason: str | None = None,
+        durable: bool = True,
         **details: Any,
-    ) -> Entry:
+    ) -> Entry | Pending:
         payload = {**details, "allowed": bool(allowed)}
         for key, value in (("request", request), ("rule", rule), ("where", where)):
             if value is not None:
                 payload[key] = value
         if reason is not None:
             payload["reason"] = reason
-        return self.append(Kind.VERDICT, payload)
+        return self._record(Kind.VERDICT, payload, None, durable)
 
-    def readback(self, instrument: str, query: str, reply: str, **details: Any) -> Entry:
-        return self.append(
-            Kind.READBACK, {**details, "instrument": instrument, "query": query, "reply": reply}
-        )
+    def readback(
+        self, instrument: str, query: str, reply: str, *, durable: bool = True, **details: Any
+    ) -> Entry | Pending:
+        payload = {**details, "instrument": instrument, "query": query, "reply": reply}
+        return self._record(Kind.READBACK, payload, None, durable)
 
-    def measurement(self, net: str, **values: Any) -> Entry:
-        return self.append(Kind.MEASUREMENT, {**values, "net": net})
+    def measurement(self, net: str, *, durable: bool = True, **values: Any) -> Entry | Pending:
+        return self._record(Kind.MEASUREMENT, {**values, "net": net}, None, durable)
 
     def state(self, source: str, dest: str, trigger: str, **details: Any) -> Entry:
         return self.append(Kind.STATE, {**details, "from": source, "to": dest, "trigger": trigger})
 
-    def fault(self, cause: str, detail: str, **details: Any) -> Entry:
-        return self.append(Kind.FAULT, {**details, "cause": cause, "detail": detail})
+    def fault(
+        self, cause: str, detail: str, *, durable: bool = True, **details: Any
+    ) -> Entry | Pending:
+        return self._record(
+            Kind.FAULT, {**details, "cause": cause, "detail": detail}, None, durable
+        )
 
-    def operator(self, operator: str, action: str, **details: Any) -> Entry:
-        return self.append(Kind.OPERATOR, {**details, "action": action}, actor=operator)
+    def operator(
+        self, operator: str, action: str, *, durable: bool = True, **details: Any
+    ) -> Entry | Pending:
+        return self._record(Kind.OPERATOR, {**details, "action": action}, operator, durable)
 
     def identity(
         self, instrument: str, *, expected: str, seen: str, ok: bool, **details: Any
