@@ -18,12 +18,10 @@ threads: a loaded machine shows in the tail. The load average is printed.
 from __future__ import annotations
 
 import argparse
-import math
-import os
-import statistics
 import threading
 import time
 
+from benchmarks.common import load_average, median, percentile, print_table
 from interlock.drivers.relay_board import RelayBoard
 from interlock.sim.relay_board import SimulatedRelayBoard
 from interlock.units import DURATION, parse_quantity
@@ -49,17 +47,9 @@ class _AllOpen:
         return self.at
 
 
-def _p99(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
-
-
-def _report(title: str, samples_s: list[float]) -> None:
+def _row(title: str, samples_s: list[float]) -> list[object]:
     ms = [s * 1000 for s in samples_s]
-    print(
-        f"{title}: n={len(ms)}  median {statistics.median(ms):.2f} ms  "
-        f"p99 {_p99(ms):.2f} ms  min {min(ms):.2f} ms  max {max(ms):.2f} ms"
-    )
+    return [title, len(ms), median(ms), percentile(ms, 99), min(ms), max(ms)]
 
 
 def bench_watchdog(board: RelayBoard, watch: _AllOpen, trials: int, period: float) -> list[float]:
@@ -93,24 +83,49 @@ def bench_estop(
     return samples
 
 
+def run(
+    quick: bool = False,
+    *,
+    watchdog: str = "500 ms",
+    wdt_trials: int | None = None,
+    estop_trials: int | None = None,
+    directory: str | None = None,  # unused: the board keeps nothing on disk
+) -> dict[str, list[float]]:
+    wdt_trials = wdt_trials or (2 if quick else 20)
+    estop_trials = estop_trials or (10 if quick else 200)
+    period = parse_quantity(watchdog, DURATION)
+    print(load_average())
+    with SimulatedRelayBoard(watchdog=watchdog) as sim:
+        assert sim.port is not None
+        watch = _AllOpen(sim)
+        with RelayBoard(sim.port) as board:
+            board.identify()
+            estop = bench_estop(sim, board, watch, estop_trials)
+            wdt = bench_watchdog(board, watch, wdt_trials, period)
+    print(load_average())
+    print_table(
+        "Relay board firmware over the pty: time to all relays open",
+        ["event", "n", "median ms", "p99 ms", "min ms", "max ms"],
+        [
+            _row("E-stop input -> all relays open", estop),
+            _row(f"host silence -> all relays open (watchdog {watchdog})", wdt),
+            _row("  of which beyond the watchdog period", [s - period for s in wdt]),
+        ],
+    )
+    return {"estop": estop, "watchdog": wdt}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--watchdog", default="500 ms", help="host watchdog period")
     parser.add_argument("--wdt-trials", type=int, default=20)
     parser.add_argument("--estop-trials", type=int, default=200)
+    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    period = parse_quantity(args.watchdog, DURATION)
-    with SimulatedRelayBoard(watchdog=args.watchdog) as sim:
-        assert sim.port is not None
-        watch = _AllOpen(sim)
-        with RelayBoard(sim.port) as board:
-            board.identify()
-            estop = bench_estop(sim, board, watch, args.estop_trials)
-            wdt = bench_watchdog(board, watch, args.wdt_trials, period)
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    _report("E-stop -> all relays open", estop)
-    _report(f"host silence -> all relays open (watchdog {args.watchdog})", wdt)
-    _report("  watchdog overshoot", [s - period for s in wdt])
+    if args.quick:
+        run(True, watchdog=args.watchdog)
+    else:
+        run(watchdog=args.watchdog, wdt_trials=args.wdt_trials, estop_trials=args.estop_trials)
     return 0
 
 

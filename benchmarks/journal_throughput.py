@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.common import load_average, print_table
 from interlock.journal import Journal, verify_journal
 
 
@@ -85,46 +86,68 @@ def bench_processes(path: Path, count: int, writers: int) -> float:
     return elapsed
 
 
-def main() -> None:
+def run(
+    quick: bool = False,
+    *,
+    entries: int | None = None,
+    writer_counts: list[int] | None = None,
+    directory: str | None = None,
+) -> list[tuple[str, int, int, float]]:
+    entries = entries or (100 if quick else 2000)
+    writer_counts = writer_counts or ([1, 2] if quick else [1, 2, 4, 8])
+    print(load_average())
+    rows: list[tuple[str, int, int, float]] = []
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        tmp_path = Path(tmp)
+
+        def record(name: str, writers: int, path: Path, elapsed: float) -> None:
+            count = verify_journal(path).entries
+            rows.append((name, writers, count, elapsed))
+
+        for kind in ("measurement", "command"):
+            path = tmp_path / f"seq-{kind}.sqlite"
+            record(f"sequential ({kind})", 1, path, bench_sequential(path, entries, kind))
+        for writers in writer_counts:
+            path = tmp_path / f"threads-{writers}.sqlite"
+            record("threads, one Journal", writers, path, bench_threads(path, entries, writers))
+        # Quick: one row of processes (each a Python start-up, seconds on a loaded machine).
+        for writers in writer_counts[-1:] if quick else writer_counts:
+            path = tmp_path / f"procs-{writers}.sqlite"
+            record("processes, one file", writers, path, bench_processes(path, entries, writers))
+
+    print(load_average())
+    print_table(
+        "Durable journal entries per second (each entry one committed transaction)",
+        ["mode", "writers", "entries", "seconds", "entries/s", "ms/entry"],
+        [
+            [
+                name,
+                writers,
+                count,
+                elapsed,
+                f"{count / elapsed:.0f}",
+                f"{1e3 * elapsed / count:.3f}",
+            ]
+            for name, writers, count, elapsed in rows
+        ],
+    )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=2000, help="entries per row (default 2000)")
     parser.add_argument("--writers", default="1,2,4,8", help="writer counts (default 1,2,4,8)")
     parser.add_argument("--dir", help="directory for the journal files (default: a tmp dir)")
-    args = parser.parse_args()
-    writer_counts = [int(n) for n in args.writers.split(",")]
-
-    rows: list[tuple[str, int, int, float]] = []
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        tmp_path = Path(tmp)
-
-        def record(name: str, writers: int, path: Path, elapsed: float) -> None:
-            entries = verify_journal(path).entries
-            rows.append((name, writers, entries, elapsed))
-
-        for kind in ("measurement", "command"):
-            path = tmp_path / f"seq-{kind}.sqlite"
-            record(f"sequential ({kind})", 1, path, bench_sequential(path, args.entries, kind))
-        for writers in writer_counts:
-            path = tmp_path / f"threads-{writers}.sqlite"
-            record(
-                "threads, one Journal", writers, path, bench_threads(path, args.entries, writers)
-            )
-        for writers in writer_counts:
-            path = tmp_path / f"procs-{writers}.sqlite"
-            record(
-                "processes, one file", writers, path, bench_processes(path, args.entries, writers)
-            )
-
-    print(
-        f"{'mode':<26} {'writers':>7} {'entries':>8} {'seconds':>8} {'entries/s':>10} "
-        f"{'ms/entry':>9}"
-    )
-    for name, writers, entries, elapsed in rows:
-        print(
-            f"{name:<26} {writers:>7} {entries:>8} {elapsed:>8.2f} {entries / elapsed:>10.0f} "
-            f"{1000 * elapsed / entries:>9.3f}"
-        )
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        run(True, directory=args.dir)
+    else:
+        writer_counts = [int(n) for n in args.writers.split(",")]
+        run(entries=args.entries, writer_counts=writer_counts, directory=args.dir)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

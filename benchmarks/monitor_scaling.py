@@ -1,0 +1,149 @@
+"""Monitor scaling: the achieved poll rate against the number of live nets.
+
+For each count of live nets, a generated bench (three nets per simulated
+E36312A, in a process of its own) and a :class:`~interlock.controller.Controller`
+in this process whose monitor is asked to poll as fast as it can (period
+1 us): each pass reads every live net, one exchange per supply (SCPI channel
+list), and journals each net's measurement. The table shows passes per
+second, the time of one pass, exchanges and journal entries per pass, and
+whether the pass fits in the bench's 50 ms monitor period.
+
+The RB8 relay board has 8 relays; a net goes live through the interlock
+only with a power relay and a sense relay (safe-to-mate), so at most 4 nets
+go live the ordinary way (``output_on``). Beyond 4, the nets are *forced*
+live: their supply outputs are turned on over a connection of our own and
+the controller's commanded state says they are live; their power relays,
+which the board does not have, are hardwired closed in the simulator
+(:mod:`benchmarks.simhost`), so they draw current like the others. The
+monitor's work per net is the same either way. Run::
+
+    .venv/bin/python -m benchmarks.monitor_scaling [--nets 1,2,4,8,16,32] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    NET_VOLTS,
+    RELAY_NETS,
+    SimProcess,
+    force_live,
+    load_average,
+    make_bench,
+    print_table,
+    served_bench,
+)
+
+PERIOD = 0.050  # the bench's monitor period, for the "fits" column
+
+
+def measure_nets(directory: Path, nets: int, seconds: float) -> dict[str, Any]:
+    from interlock.config import load_configuration
+    from interlock.controller import Controller
+    from interlock.journal import Journal
+
+    bench = make_bench(directory / "sim", nets)
+    forced = bench.nets[RELAY_NETS:]
+    hardwire = [f"P{bench.nets.index(net) + 1:02d}" for net in forced]
+    with SimProcess(bench, hardwire=hardwire) as sim:
+        served = served_bench(bench, sim.resources, directory / "local")
+        configuration = load_configuration(served)
+        with Journal(directory / "local" / "journal.sqlite", bench=bench.sim_file.stem) as journal:
+            controller = Controller(configuration, journal, monitor_period=1e-6)
+            controller.connect()
+            try:
+                controller.arm("benchmark")
+                for net in bench.nets[:RELAY_NETS]:
+                    controller.set_voltage(net, NET_VOLTS)
+                    controller.output_on(net)
+                if forced:
+                    force_live(controller, sim, forced, NET_VOLTS)
+                time.sleep(0.2)
+                passes, seq, start = controller.monitor.passes, journal.last().seq, time.monotonic()
+                time.sleep(seconds)
+                passes = controller.monitor.passes - passes
+                elapsed = time.monotonic() - start
+                entries = journal.last().seq - seq
+                fault = controller.fault_cause
+            finally:
+                controller.close()
+    rate = passes / elapsed
+    return {
+        "nets": nets,
+        "live by": "output_on" if nets <= RELAY_NETS else f"{RELAY_NETS} output_on + forced",
+        "passes/s": rate,
+        "ms/pass": 1e3 / rate if rate else math.inf,
+        "exchanges/pass": math.ceil(nets / 3),
+        "entries/pass": entries / passes if passes else math.nan,
+        "fault": fault,
+    }
+
+
+def run(quick: bool = False, *, nets: list[int] | None = None, seconds: float | None = None,
+        directory: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    counts = nets or ([1, 4] if quick else [1, 2, 4, 8, 16, 32])
+    seconds = seconds or (1.0 if quick else 5.0)
+    print(load_average())
+    results = []
+    with tempfile.TemporaryDirectory(prefix="monitor-", dir=directory) as tmp:
+        for count in counts:
+            results.append(measure_nets(Path(tmp) / f"n{count}", count, seconds))
+            print(f"  {count} nets: {results[-1]['passes/s']:.0f} passes/s; {load_average()}")
+    base = results[0]
+    rows = []
+    for r in results:
+        fits = r["ms/pass"] <= PERIOD * 1e3
+        rows.append(
+            [
+                r["nets"],
+                r["live by"],
+                r["passes/s"],
+                r["ms/pass"],
+                f"{r['ms/pass'] / base['ms/pass']:.1f}",
+                r["exchanges/pass"],
+                f"{r['entries/pass']:.1f}",
+                "yes" if fits else "NO",
+                r["fault"] or "-",
+            ]
+        )
+    print_table(
+        "Monitor: achieved poll rate against live nets (period 1 us: as fast as it goes)",
+        ["live nets", "live by", "passes/s", "ms/pass", "x 1 net", "exchanges/pass",
+         "journal entries/pass", "fits 50 ms", "fault"],
+        rows,
+    )  # fmt: skip
+    if len(results) > 1:
+        # Least squares: ms/pass = fixed + per_net * nets
+        xs = [r["nets"] for r in results]
+        ys = [r["ms/pass"] for r in results]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+            (x - mx) ** 2 for x in xs
+        )
+        print(f"fit: ms/pass = {my - slope * mx:.2f} + {slope:.2f} x nets (linear in the nets)")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nets", default="1,2,4,8,16,32", help="counts of live nets")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per count")
+    parser.add_argument("--dir", help="directory for the journals (default: a tmp dir)")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        run(True, directory=args.dir)
+    else:
+        counts = [int(n) for n in args.nets.split(",")]
+        run(nets=counts, seconds=args.seconds, directory=args.dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,324 @@
+"""Overhead of one checked setpoint change, against raw pyvisa-py and PyMeasure.
+
+One *checked setpoint change* is: set a net's voltage (limit check, journal,
+``VOLT v,(@1);:VOLT? (@1)``, readback compared), then measure it
+(``MEAS:VOLT? (@1);:MEAS:CURR? (@1)``). The net is armed with its output off,
+and the value alternates between 3.0 V and 3.3 V. Variants, measured side by
+side in interleaved blocks, each against its own simulated E36312A (a
+process of its own, 1 ms response latency, loopback TCP):
+
+- **a, service**: the Python client (``interlock.connect``) of ``interlock
+  serve`` running in another process, over its Unix socket;
+- **b, in-process**: a :class:`~interlock.controller.Controller` in this
+  process (no HTTP): the interlock's own cost;
+- **c, raw pyvisa**: the same two exchanges with pyvisa-py (TCP_NODELAY), the
+  readback compared;
+- **c+, raw + 1 commit**: c plus one durable SQLite commit per change (WAL,
+  ``synchronous=FULL``, a file in the same directory as the journals);
+- **d, PyMeasure**: an ``Instrument`` whose ``voltage`` property has a
+  ``strict_range`` validator: set it, read it back, read a measurement
+  property (pyvisa-py under it, TCP_NODELAY set the same way).
+
+The issue's bar for a and b: median added time over c at most 0.5 ms, and
+a median at most 1.25 times that of c+. Run::
+
+    .venv/bin/python -m benchmarks.overhead [--rounds 10] [--block 50] [--dir DIR] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import json
+import pstats
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyvisa
+
+from benchmarks.common import (
+    SimProcess,
+    disable_nagle,
+    load_average,
+    make_bench,
+    median,
+    percentile,
+    print_table,
+    served_bench,
+    service_process,
+)
+from interlock.journal import Journal
+
+NET = "N01"
+VALUES = (3.0, 3.3)
+TOLERANCE = 0.01
+BAR_ADDED_MS = 0.5
+BAR_RATIO = 1.25
+SET = "VOLT {v:.6g},(@1);:VOLT? (@1)"
+MEASURE = "MEAS:VOLT? (@1);:MEAS:CURR? (@1)"
+
+
+def _check(volts: float, readback: float) -> None:
+    if abs(readback - volts) > TOLERANCE:
+        raise RuntimeError(f"readback {readback:g} V, set {volts:g} V")
+
+
+class RawVisa:
+    """The two exchanges by hand, as a script without the interlock would do them."""
+
+    def __init__(self, resource: str, commit_path: Path | None = None) -> None:
+        self.rm = pyvisa.ResourceManager("@py")
+        self.psu = self.rm.open_resource(
+            resource, read_termination="\n", write_termination="\n", timeout=5000
+        )
+        if not disable_nagle(self.psu):
+            raise RuntimeError("could not set TCP_NODELAY on the pyvisa-py session")
+        self.db: sqlite3.Connection | None = None
+        if commit_path is not None:
+            self.db = sqlite3.connect(commit_path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, at REAL, body TEXT)"
+            )
+
+    def change(self, volts: float) -> None:
+        if self.db is not None:
+            body = json.dumps({"net": NET, "quantity": "voltage", "value": volts})
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT INTO entries (at, body) VALUES (?, ?)", (time.time(), body))
+            self.db.execute("COMMIT")
+        _check(volts, float(self.psu.query(SET.format(v=volts))))
+        volts_read, amps = (float(x) for x in self.psu.query(MEASURE).split(";"))
+        del volts_read, amps
+
+    def close(self) -> None:
+        self.psu.close()
+        if self.db is not None:
+            self.db.close()
+
+
+def pymeasure_supply(resource: str):  # type: ignore[no-untyped-def]
+    """A small PyMeasure instrument for channel 1 of the simulated E36312A."""
+    from pymeasure.instruments import Instrument
+    from pymeasure.instruments.validators import strict_range
+
+    class SimulatedE36312A(Instrument):
+        voltage = Instrument.control(
+            "VOLT? (@1)",
+            "VOLT %g,(@1)",
+            "Channel 1 voltage setpoint, V.",
+            validator=strict_range,
+            values=[0, 6],
+        )
+        measured = Instrument.measurement(
+            MEASURE, "Channel 1 measured voltage and current (V, A).", separator=";"
+        )
+
+        def __init__(self, adapter: str, name: str = "Simulated E36312A", **kwargs) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(
+                adapter,
+                name,
+                includeSCPI=False,
+                visa_library="@py",
+                read_termination="\n",
+                write_termination="\n",
+                timeout=5000,
+                **kwargs,
+            )
+
+    instrument = SimulatedE36312A(resource)
+    if not disable_nagle(instrument.adapter.connection):
+        raise RuntimeError("could not set TCP_NODELAY on PyMeasure's pyvisa-py session")
+    return instrument
+
+
+def _pymeasure_change(instrument) -> Callable[[float], None]:  # type: ignore[no-untyped-def]
+    def change(volts: float) -> None:
+        instrument.voltage = volts
+        _check(volts, instrument.voltage)
+        volts_read, amps = instrument.measured
+        del volts_read, amps
+
+    return change
+
+
+@contextlib.contextmanager
+def variants(directory: Path) -> Iterator[tuple[dict[str, Callable[[float], None]], Journal]]:
+    """Everything up and armed; yields each variant's change function, and b's journal."""
+    import interlock
+    from interlock.config import load_configuration
+    from interlock.controller import Controller
+
+    with contextlib.ExitStack() as stack:
+        sims = {}
+        for key in ("service", "inproc", "raw"):
+            bench = make_bench(directory / f"sim-{key}", 1)
+            sims[key] = stack.enter_context(SimProcess(bench))
+        served = served_bench(sims["service"].bench, sims["service"].resources, directory / "svc")
+        stack.enter_context(service_process(served, directory / "service.log"))
+        client = stack.enter_context(
+            interlock.connect(served, role="operator", start=False, who="benchmark")
+        )
+        client.arm()
+
+        def disarm() -> None:
+            with contextlib.suppress(Exception):
+                client.disarm()
+
+        stack.callback(disarm)
+
+        local = served_bench(sims["inproc"].bench, sims["inproc"].resources, directory / "local")
+        configuration = load_configuration(local)
+        journal = stack.enter_context(
+            Journal(directory / "local" / "journal.sqlite", bench=configuration.bench.name)
+        )
+        controller = Controller(configuration, journal)
+        controller.connect()
+        stack.callback(controller.close)
+        controller.arm("benchmark")
+
+        resource = sims["raw"].resources["psu1"]
+        raw = RawVisa(resource)
+        stack.callback(raw.close)
+        durable = RawVisa(resource, directory / "raw-commit.sqlite")
+        stack.callback(durable.close)
+        try:
+            pm = pymeasure_supply(resource)
+        except ImportError:
+            print("PyMeasure is not installed (pip install -e '.[bench]'): variant d skipped")
+            pm = None
+        else:
+            stack.callback(pm.adapter.close)
+
+        def through_service(volts: float) -> None:
+            client.set_voltage(NET, volts)
+            client.measure(NET)
+
+        def in_process(volts: float) -> None:
+            controller.set_voltage(NET, volts)
+            controller.measure(NET)
+
+        changes = {
+            "a": through_service,
+            "b": in_process,
+            "c": raw.change,
+            "c+": durable.change,
+        }
+        if pm is not None:
+            changes["d"] = _pymeasure_change(pm)
+        yield changes, journal
+
+
+LABELS = {
+    "a": "a. service (Python client)",
+    "b": "b. in-process Controller",
+    "c": "c. raw pyvisa-py",
+    "c+": "c+. raw + 1 durable commit",
+    "d": "d. PyMeasure strict_range",
+}
+
+
+def measure(
+    changes: dict[str, Callable[[float], None]], rounds: int, block: int, warmup: int
+) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {key: [] for key in changes}
+    for change in changes.values():
+        for i in range(warmup):
+            change(VALUES[i % 2])
+    for _ in range(rounds):
+        for key, change in changes.items():
+            times = samples[key]
+            for i in range(block):
+                start = time.perf_counter()
+                change(VALUES[i % 2])
+                times.append(time.perf_counter() - start)
+    return samples
+
+
+def report(samples: dict[str, list[float]], entries_per_change: float | None) -> list[dict]:
+    ms = {key: [s * 1e3 for s in values] for key, values in samples.items()}
+    raw, durable = median(ms["c"]), median(ms["c+"])
+    rows, results = [], []
+    for key, values in ms.items():
+        med, p99 = median(values), percentile(values, 99)
+        added, ratio = med - raw, med / durable
+        bar = ""
+        if key in ("a", "b"):
+            met = added <= BAR_ADDED_MS and ratio <= BAR_RATIO
+            bar = "met" if met else "NOT met"
+        rows.append(
+            [LABELS[key], len(values), med, p99, f"{added:+.2f}", f"{ratio:.2f}", bar or "-"]
+        )
+        results.append({"variant": key, "median_ms": med, "p99_ms": p99, "bar": bar})
+    print_table(
+        "Overhead per checked setpoint change (set + readback + measurement)",
+        ["variant", "n", "median ms", "p99 ms", "added vs c ms", "x c+", "bar"],
+        rows,
+    )
+    print(
+        f"bar (a, b): median added <= {BAR_ADDED_MS} ms over c and <= {BAR_RATIO} x c+. "
+        + (
+            f"The in-process controller journals {entries_per_change:.1f} durable entries "
+            "per change."
+            if entries_per_change
+            else ""
+        )
+    )
+    return results
+
+
+def profile_in_process(change: Callable[[float], None], count: int) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(count):
+        change(VALUES[i % 2])
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
+    print(f"\nin-process profile, {count} changes, by own time:\n")
+    print("\n".join(out.getvalue().splitlines()[:40]))
+
+
+def run(quick: bool = False, *, rounds: int | None = None, block: int | None = None,
+        directory: str | None = None, profile: bool = False) -> list[dict]:  # fmt: skip
+    rounds = rounds or (2 if quick else 10)
+    block = block or (10 if quick else 50)
+    with (
+        tempfile.TemporaryDirectory(prefix="overhead-", dir=directory) as tmp,
+        variants(Path(tmp)) as (changes, journal),
+    ):
+        first = journal.last().seq
+        changes["b"](VALUES[0])
+        changes["b"](VALUES[1])
+        per_change = (journal.last().seq - first) / 2
+        print(load_average())
+        samples = measure(changes, rounds, block, warmup=5 if quick else 20)
+        print(load_average())
+        results = report(samples, per_change)
+        if profile:
+            profile_in_process(changes["b"], 200)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    parser.add_argument("--block", type=int, default=50, help="changes per variant and round")
+    parser.add_argument("--dir", help="directory for the journals (default: a tmp dir)")
+    parser.add_argument("--profile", action="store_true", help="profile the in-process variant")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    run(args.quick, rounds=args.rounds if not args.quick else None,
+        block=args.block if not args.quick else None, directory=args.dir,
+        profile=args.profile)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Smoke test of the benchmarks: the runner's quick mode works end to end.
+
+Benchmarks are scripts, not timed tests: nothing here checks a figure. It
+runs ``python -m benchmarks --quick`` on the benchmarks that need neither a
+service nor a simulator process (the rest take tens of seconds even in
+quick mode), and checks what the others build on: the generated benches
+load, and the ground-truth reading of the time-to-safe benchmark.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.common import BOARD_RELAYS, RELAY_NETS, make_bench, percentile
+from benchmarks.time_to_safe import _all_off_at
+from interlock.config import load_configuration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_runner_prints_its_tables():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick",
+         "--only", "journal_throughput", "--only", "firmware_watchdog"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "### Durable journal entries per second" in result.stdout
+    assert "### Relay board firmware over the pty" in result.stdout
+    assert "load average" in result.stdout
+
+
+def test_generated_benches_load(tmp_path):
+    for nets in (1, RELAY_NETS, 32):
+        bench = make_bench(tmp_path / str(nets), nets)
+        configuration = load_configuration(bench.sim_file)
+        assert sorted(configuration.limits.nets) == bench.nets
+        wiring = configuration.bench.wiring
+        relays = configuration.bench.relays
+        for net in bench.nets[:RELAY_NETS]:
+            # The nets that go live the ordinary way fit on the board.
+            assert relays[wiring[net].power_relay].channel <= BOARD_RELAYS
+            assert relays[wiring[net].sense_relay].channel <= BOARD_RELAYS
+
+
+def test_all_off_is_the_later_supply():
+    def line(at, text):
+        return {"monotonic": at, "line": text}
+
+    truth = {
+        "instruments": {
+            "psu1": {"commands": [line(1.0, "OUTP OFF,(@1)"), line(5.0, "OUTP OFF,(@3,2,1)")]},
+            "psu2": {"commands": [line(5.5, "MEAS:VOLT? (@1)"), line(6.0, "OUTP OFF,(@1)")]},
+        }
+    }
+    assert _all_off_at(truth, ["psu1", "psu2"], 2.0) == 6.0
+    assert _all_off_at(truth, ["psu1", "psu2"], 7.0) is None
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 99) == 99
+    assert percentile(values, 50) == 50
+    assert percentile([3.0], 99) == 3.0
