@@ -21,6 +21,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Button, Footer, Static
 
 from interlock.config import Bench
@@ -60,7 +61,7 @@ class ConsoleApp(App[None]):
         self.bench = source.bench
         self.role = source.role
         self.status: dict[str, Any] | None = None
-        self.problem: str | None = "connecting"  # None while connected
+        self.problem: str | None = "not connected yet"  # None while connected
         self.history = History()
         self.journal: list[JournalLine] = []
         self.message = ""
@@ -91,9 +92,11 @@ class ConsoleApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#relays").border_title = "relays"
-        self.query_one("#journal-box").border_title = "journal (newest last)"
-        self.query_one("#nets").border_title = "nets"
+        # The screen the panels live on; self.query_one() would search a dialog while one is open.
+        self.main = self.screen
+        self.main.query_one("#relays").border_title = "relays"
+        self.main.query_one("#journal-box").border_title = "journal (newest last)"
+        self.main.query_one("#nets").border_title = "nets"
         self._render_all()
         self.follow()
         if self._journal_period is not None:
@@ -126,17 +129,24 @@ class ConsoleApp(App[None]):
     async def refresh_journal(self) -> None:
         if self._journal_busy:
             return
+        try:
+            panel = self.main.query_one(JournalPanel)
+        except NoMatches:
+            return  # a timer that fired while the console closes
         self._journal_busy = True
         try:
             lines = await self.source.journal_tail(JOURNAL_LINES)
         except InterlockError as error:
-            self.query_one(JournalPanel).show(self.journal, f"{type(error).__name__}: {error}")
+            lines, problem = self.journal, f"{type(error).__name__}: {error}"
         else:
-            self.journal = lines
-            self.query_one(JournalPanel).show(lines)
-            self.query_one("#journal-box", VerticalScroll).scroll_end(animate=False)
+            problem = None
         finally:
             self._journal_busy = False
+        if not panel.is_attached:
+            return  # the console closed while the journal was read
+        self.journal = lines
+        panel.show(lines, problem)
+        self.main.query_one("#journal-box", VerticalScroll).scroll_end(animate=False)
 
     # -- rendering ----------------------------------------------------------------------
 
@@ -151,26 +161,30 @@ class ConsoleApp(App[None]):
     def _render_all(self) -> None:
         status = self.status
         connected = self.connected
-        self.query_one(Banner).show(self.bench, self.state, connected)
+        self.main.query_one(Banner).show(self.bench, self.state, connected)
         # What was last seen stays on screen while disconnected, dimmed: it may be stale.
         self.set_class(not connected and status is not None, "-stale")
         you = (status or {}).get("you") or {}
-        self.query_one(ConnectionLine).show(
-            _shown_socket(self.bench), you.get("role", self.role), you.get("who"), self.problem
+        self.main.query_one(ConnectionLine).show(
+            _shown_socket(self.bench),
+            you.get("role", self.role),
+            you.get("who"),
+            self.problem,
+            seen=status is not None,
         )
-        self.query_one(Summary).show(status, stale=not connected)
-        self.query_one(Summary).set_class(bool(status and status.get("fault")), "-fault")
+        self.main.query_one(Summary).show(status, stale=not connected)
+        self.main.query_one(Summary).set_class(bool(status and status.get("fault")), "-fault")
         if status is not None:
-            self.query_one(NetsPanel).show(status, self.history)
-            self.query_one(RelaysPanel).show(self.bench, status)
+            self.main.query_one(NetsPanel).show(status, self.history)
+            self.main.query_one(RelaysPanel).show(self.bench, status)
         for action in ACTIONS:
             allowed = availability(action, self.role, self.state, connected)
-            self.query_one(f"#{action}", Button).disabled = not allowed.allowed
-            self.query_one(f"#{action}-why", Static).update(allowed.reason)
+            self.main.query_one(f"#{action}", Button).disabled = not allowed.allowed
+            self.main.query_one(f"#{action}-why", Static).update(allowed.reason)
 
     def say(self, text: str, style: str = "") -> None:
         self.message = text
-        self.query_one("#message", Static).update(Text(text, style=style))
+        self.main.query_one("#message", Static).update(Text(text, style=style))
 
     # -- actions ------------------------------------------------------------------------
 

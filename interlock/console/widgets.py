@@ -49,14 +49,16 @@ class Banner(Static):
 
 
 class ConnectionLine(Static):
-    def show(self, socket: str, role: str, who: str | None, problem: str | None) -> None:
+    def show(
+        self, socket: str, role: str, who: str | None, problem: str | None, seen: bool
+    ) -> None:
         self.set_class(problem is not None, "-down")
         if problem is not None:
+            stale = " What is shown below is the last status seen." if seen else ""
             self.update(
                 Text(
-                    f"DISCONNECTED from {socket}: {problem}. Reconnecting... "
-                    "What is shown below is the last status seen. The service keeps the bench "
-                    "safe without this console.",
+                    f"DISCONNECTED from {socket}: {problem}. Reconnecting...{stale} "
+                    "The service keeps the bench safe without this console.",
                     style="bold",
                 )
             )
