@@ -9,6 +9,8 @@ process of its own, 1 ms response latency, loopback TCP):
 
 - **a, service**: the Python client (``interlock.connect``) of ``interlock
   serve`` running in another process, over its Unix socket;
+- **a0**, for reference: two ``GET /status`` requests to the same service,
+  no instrument touched: what the two HTTP round trips of a cost;
 - **b, in-process**: a :class:`~interlock.controller.Controller` in this
   process (no HTTP): the interlock's own cost;
 - **c, raw pyvisa**: the same two exchanges with pyvisa-py (TCP_NODELAY), the
@@ -204,8 +206,13 @@ def variants(directory: Path) -> Iterator[tuple[dict[str, Callable[[float], None
             controller.set_voltage(NET, volts)
             controller.measure(NET)
 
+        def http_only(volts: float) -> None:
+            client.status()
+            client.status()
+
         changes = {
             "a": through_service,
+            "a0": http_only,
             "b": in_process,
             "c": raw.change,
             "c+": durable.change,
@@ -217,6 +224,7 @@ def variants(directory: Path) -> Iterator[tuple[dict[str, Callable[[float], None
 
 LABELS = {
     "a": "a. service (Python client)",
+    "a0": "a0. service, 2 x GET /status only",
     "b": "b. in-process Controller",
     "c": "c. raw pyvisa-py",
     "c+": "c+. raw + 1 durable commit",
@@ -241,7 +249,32 @@ def measure(
     return samples
 
 
-def report(samples: dict[str, list[float]], entries_per_change: float | None) -> list[dict]:
+def journal_cost(journal: Journal, change: Callable[[float], None]) -> tuple[float, float | None]:
+    """Journal entries, and commits (each an fsync), per change of the in-process variant."""
+    commits = 0
+
+    def count(statement: str) -> None:
+        nonlocal commits
+        commits += statement.strip().upper() == "COMMIT"
+
+    # The journal's own connection, traced: a look inside, so it may not be there.
+    conn = getattr(journal, "_conn", None)
+    if conn is not None:
+        conn.set_trace_callback(count)
+    first = journal.last().seq
+    for volts in (*VALUES, *VALUES):
+        change(volts)
+    journal.flush()
+    entries = (journal.last().seq - first) / 4
+    if conn is None:
+        return entries, None
+    conn.set_trace_callback(None)
+    return entries, commits / 4
+
+
+def report(
+    samples: dict[str, list[float]], journal_per_change: tuple[float, float | None]
+) -> list[dict]:
     ms = {key: [s * 1e3 for s in values] for key, values in samples.items()}
     raw, durable = median(ms["c"]), median(ms["c+"])
     rows, results = [], []
@@ -261,14 +294,11 @@ def report(samples: dict[str, list[float]], entries_per_change: float | None) ->
         ["variant", "n", "median ms", "p99 ms", "added vs c ms", "x c+", "bar"],
         rows,
     )
+    entries, commits = journal_per_change
     print(
         f"bar (a, b): median added <= {BAR_ADDED_MS} ms over c and <= {BAR_RATIO} x c+. "
-        + (
-            f"The in-process controller journals {entries_per_change:.1f} durable entries "
-            "per change."
-            if entries_per_change
-            else ""
-        )
+        f"The interlock journals {entries:.1f} entries per change"
+        + (f", in {commits:.1f} durable commits." if commits is not None else ".")
     )
     return results
 
@@ -293,10 +323,7 @@ def run(quick: bool = False, *, rounds: int | None = None, block: int | None = N
         tempfile.TemporaryDirectory(prefix="overhead-", dir=directory) as tmp,
         variants(Path(tmp)) as (changes, journal),
     ):
-        first = journal.last().seq
-        changes["b"](VALUES[0])
-        changes["b"](VALUES[1])
-        per_change = (journal.last().seq - first) / 2
+        per_change = journal_cost(journal, changes["b"])
         print(load_average())
         samples = measure(changes, rounds, block, warmup=5 if quick else 20)
         print(load_average())

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing
 import random
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -114,6 +116,42 @@ def _injected_at(truth: dict[str, Any], spec: str, after: float) -> float:
     raise RuntimeError(f"no fault-injected event for {spec}")
 
 
+# Steps of the E-stop path, read from the service's journal (its mono_time is the moment
+# an entry is written, before its commit) and the simulator's ground truth.
+STEPS = (
+    ("request -> estop journaled", "request", "operator"),
+    ("-> fault journaled", "operator", "fault"),
+    ("-> first OUTP OFF journaled", "fault", "intent"),
+    ("-> first supply received it", "intent", "first_off"),
+    ("-> last supply received it", "first_off", "all_off"),
+)
+
+
+def _estop_path(
+    journal: sqlite3.Connection, truth: dict[str, Any], supplies: list[str], start: float
+) -> dict[str, float] | None:
+    """When each step of one emergency stop happened (monotonic s), or None if not found."""
+    marks: dict[str, float] = {"request": start}
+    rows = journal.execute(
+        "SELECT mono_time, kind, payload FROM entries WHERE mono_time >= ? "
+        "AND kind IN ('operator', 'fault', 'command') ORDER BY seq",
+        (start,),
+    ).fetchall()
+    for mono, kind, payload in rows:
+        body = json.loads(payload)
+        if kind == "operator" and body.get("action") == "estop":
+            marks.setdefault("operator", mono)
+        elif kind == "fault":
+            marks.setdefault("fault", mono)
+        elif kind == "command" and str(body.get("data", "")).startswith("OUTP OFF"):
+            marks.setdefault("intent", mono)
+    offs = [_all_off_at(truth, [supply], start) for supply in supplies]
+    if any(off is None for off in offs) or len(marks) < 4:
+        return None
+    marks["first_off"], marks["all_off"] = min(offs), max(offs)  # type: ignore[type-var]
+    return marks
+
+
 def _wait_for(client: Any, predicate: Any, timeout: float, what: str) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -164,6 +202,11 @@ def run(quick: bool = False, *, trials: int | None = None, monitor_period: str =
                 status["nets"][n]["output"] for n in bench.nets
             )
 
+        journal = sqlite3.connect(
+            f"file:{tmp / 'svc' / 'run' / 'journal.sqlite'}?mode=ro", uri=True
+        )
+        stack.callback(journal.close)
+        paths: list[dict[str, float]] = []
         print(load_average())
         for kind in ["estop", "short"] * trials:
             _wait_for(client, all_live, 60, "4 live nets")
@@ -188,6 +231,10 @@ def run(quick: bool = False, *, trials: int | None = None, monitor_period: str =
                 missed[kind] += 1
             else:
                 results[kind].append(off - start)
+            if kind == "estop":
+                path = _estop_path(journal, truth, supplies, start)
+                if path is not None:
+                    paths.append(path)
             client.reset()
         print(load_average())
 
@@ -213,6 +260,16 @@ def run(quick: bool = False, *, trials: int | None = None, monitor_period: str =
         ["event", "n", "median ms", "p99 ms", "max ms", "bar p99 ms", "bar"],
         rows,
     )
+    if paths:
+        steps = []
+        for label, begin, end in STEPS:
+            ms = [(p[end] - p[begin]) * 1e3 for p in paths]
+            steps.append([label, len(ms), median(ms), percentile(ms, 99), max(ms)])
+        print_table(
+            "Where an emergency stop's time goes (service journal and ground truth)",
+            ["step", "n", "median ms", "p99 ms", "max ms"],
+            steps,
+        )
     if any(missed.values()):
         print(f"no all-off line found in the ground truth: {missed}")
     return {"results": results, "missed": missed, "period": period}
