@@ -119,8 +119,15 @@ class ConsoleApp(App[None]):
             self.problem = None
             self.history.add(update.status)
         elif isinstance(update, Event):
-            self.events = [*self.events[-99:], update.event]
-            if update.event.get("event") in ("fault", "refused"):
+            event = update.event
+            self.events = [*self.events[-99:], event]
+            if self.status is not None:
+                # Shown now; the whole status follows (the source asks for it on these events).
+                if event.get("event") == "state" and event.get("dest"):
+                    self.status["state"] = event["dest"]
+                elif event.get("event") == "fault" and not self.status.get("fault"):
+                    self.status["fault"] = f"{event.get('cause')}: {event.get('detail')}"
+            if event.get("event") in ("fault", "refused"):
                 self.call_later(self.refresh_journal)
         else:
             self.problem = update.reason

@@ -105,7 +105,10 @@ def test_a_fault_injected_in_the_simulator_shows_within_one_refresh(served):
                 assert time.monotonic() - start < 5, "the controller did not trip"
                 await asyncio.sleep(0.005)
             took = await until(
-                pilot, lambda: app.state == "fault", STATUS_PERIOD + MARGIN, "fault shown"
+                pilot,
+                lambda: app.state == "fault" and app.status["fault"],
+                STATUS_PERIOD + MARGIN,
+                "the fault and its cause shown",
             )
             assert took <= STATUS_PERIOD + MARGIN
             assert "VLOGIC" in app.status["fault"]
