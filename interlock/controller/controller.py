@@ -41,7 +41,7 @@ from interlock.errors import (
     ReadbackMismatch,
     StateError,
 )
-from interlock.journal import Journal
+from interlock.journal import Journal, Pending
 from interlock.limits import (
     SAFE_STATE,
     BenchState,
@@ -183,7 +183,10 @@ class Controller:
             if first:
                 self.fault_cause = f"{cause}: {detail}"
         try:
-            self.journal.fault(cause, detail, first=first, **({"who": who} if who else {}))
+            # Staged: the safe state's first command writes it in the same commit.
+            self.journal.fault(
+                cause, detail, first=first, durable=False, **({"who": who} if who else {})
+            )
         except JournalError:
             log.exception("cannot journal fault %s: %s", cause, detail)
         report = self.safe_state(f"{cause}: {detail}")
@@ -213,7 +216,7 @@ class Controller:
     def emergency_stop(self, who: str, client: str = "") -> SafeStateReport:
         """Anyone may stop. Journaled, then the trip."""
         with contextlib.suppress(JournalError):
-            self.journal.operator(who, "estop", client=client)
+            self.journal.operator(who, "estop", client=client, durable=False)
         return self.trip("estop", f"emergency stop by {who}", who=who)
 
     # -- connect / close ---------------------------------------------------------
@@ -458,34 +461,40 @@ class Controller:
 
     # -- script actions ------------------------------------------------------------
 
-    def _request(self, who: str, client: str, action: str, **details: Any) -> int:
+    def _request(self, who: str, client: str, action: str, **details: Any) -> Pending:
         # Journal what was asked even when it is not a number JSON can hold (NaN, inf):
         # the limit engine then refuses it under its rule, on the record.
         shown = {
             k: repr(v) if isinstance(v, float) and not math.isfinite(v) else v
             for k, v in details.items()
         }
-        return self.journal.request(who, client, action, **shown).seq
+        return self.journal.request(who, client, action, durable=False, **shown)
 
-    def _refuse(self, request_seq: int, verdict: Verdict) -> None:
+    def _refuse(self, request_seq: Pending | None, verdict: Verdict, **details: Any) -> None:
+        self._record_refusal(request_seq, verdict, **details)
+        verdict.raise_if_refused()
+
+    def _record_refusal(
+        self, request_seq: Pending | None, verdict: Verdict, **details: Any
+    ) -> None:
         self.journal.verdict(
             False,
             request=request_seq,
             rule=verdict.rule,
             where=verdict.where,
             reason=verdict.reason,
+            durable=False,
+            **details,
         )
+        self.journal.flush()  # a refusal is on the record before the caller hears of it
         self._notify("refused", rule=verdict.rule, where=verdict.where, reason=verdict.reason)
-        verdict.raise_if_refused()
 
-    def _guarded(self, request_seq: int, action: Callable[[], Any]) -> Any:
+    def _guarded(self, request_seq: Pending, action: Callable[[], Any]) -> Any:
         """Run an operation; a state error is journaled as a refusal; instrument trouble trips."""
         try:
             self._require("armed", "live")
         except (StateError, FaultLatched) as error:
-            self.journal.verdict(
-                False, request=request_seq, rule="state", where="controller", reason=str(error)
-            )
+            self._record_refusal(request_seq, Verdict(False, "state", "controller", str(error)))
             raise
         try:
             return action()
@@ -504,7 +513,7 @@ class Controller:
             seq = self._request(who, client, "set", net=net, quantity="voltage", value=volts)
             self._guarded(seq, lambda: self._set_voltage(seq, net, volts))
 
-    def _set_voltage(self, seq: int, net: str, volts: float) -> None:
+    def _set_voltage(self, seq: Pending, net: str, volts: float) -> None:
         steps = self._plan(net, volts)
         # Every step is checked before the first is sent: a ramp is refused whole or not at all.
         planned, at = self.commanded, self.clock()
@@ -522,7 +531,7 @@ class Controller:
                     )
                 self._refuse(seq, decision.verdict)
             planned = decision.state
-        self.journal.verdict(True, request=seq, steps=len(steps))
+        self.journal.verdict(True, request=seq, steps=len(steps), durable=False)
         limits = self.limits.nets[net]
         port = self.ports[net]
         psu = self.instruments.supplies[port.supply]
@@ -573,7 +582,7 @@ class Controller:
             seq = self._request(who, client, "set", net=net, quantity="current_limit", value=amps)
             self._guarded(seq, lambda: self._set_current_limit(seq, net, amps))
 
-    def _set_current_limit(self, seq: int, net: str, amps: float) -> None:
+    def _set_current_limit(self, seq: Pending, net: str, amps: float) -> None:
         decision = self._decide(seq, SetCurrentLimit(net, amps))
         port = self.ports[net]
         with self._actuating():
@@ -594,23 +603,18 @@ class Controller:
             seq = self._request(who, client, "set", relay=relay, quantity="relay", value=closed)
             self._guarded(seq, lambda: self._switch_relay(relay, closed, request_seq=seq))
 
-    def _decide(self, seq: int | None, request: Request):
+    def _decide(self, seq: Pending | None, request: Request):
+        """The engine's verdict on one request, journaled (staged: it goes with the command)."""
+        internal = {} if seq is not None else {"internal": describe(request)}
         decision = evaluate(self.limits, self.commanded, request, self.clock())
         if not decision.verdict.allowed:
-            if seq is None:
-                self.journal.verdict(
-                    False,
-                    rule=decision.verdict.rule,
-                    where=decision.verdict.where,
-                    reason=decision.verdict.reason,
-                    internal=describe(request),
-                )
-                decision.verdict.raise_if_refused()
-            self._refuse(seq, decision.verdict)
-        self.journal.verdict(True, request=seq, **({} if seq else {"internal": describe(request)}))
+            self._refuse(seq, decision.verdict, **internal)
+        self.journal.verdict(True, request=seq, durable=False, **internal)
         return decision
 
-    def _switch_relay(self, relay: str, closed: bool, *, request_seq: int | None = None) -> None:
+    def _switch_relay(
+        self, relay: str, closed: bool, *, request_seq: Pending | None = None
+    ) -> None:
         decision = self._decide(request_seq, SetRelay(relay, closed))
         if decision.state.closed_relays == self.commanded.closed_relays:
             return
@@ -668,13 +672,14 @@ class Controller:
             seq = self._request(who, client, "output", net=net, quantity="output", value=True)
             self._guarded(seq, lambda: self._go_live(seq, net))
 
-    def _go_live(self, seq: int, net: str) -> None:
+    def _go_live(self, seq: Pending, net: str) -> None:
         request = SetOutput(net, True)
         verdict = evaluate(self.limits, self.commanded, request, self.clock()).verdict
         if not verdict.allowed:
             self._refuse(seq, verdict)
         if self.commanded.net(net).output:
-            self.journal.verdict(True, request=seq, note="already live")
+            self.journal.verdict(True, request=seq, note="already live", durable=False)
+            self.journal.flush()
             return
         port, limits = self.ports[net], self.limits.nets[net]
         psu = self.instruments.supplies[port.supply]
@@ -718,7 +723,7 @@ class Controller:
             self._transition("energise", net=net)
         self._wait(limits.settle_time)
         volts, amps, tripped = psu.poll([port.channel])[0]
-        self.journal.measurement(net, voltage=volts, current=amps, phase="settled")
+        self.journal.measurement(net, voltage=volts, current=amps, phase="settled", durable=False)
         problem = self._envelope_problem(net, volts, amps, tripped)
         if problem:
             self.trip("live-window", f"{net}: {problem}")
@@ -729,7 +734,7 @@ class Controller:
             seq = self._request(who, client, "output", net=net, quantity="output", value=False)
             self._guarded(seq, lambda: self._output_off(seq, net))
 
-    def _output_off(self, seq: int, net: str) -> None:
+    def _output_off(self, seq: Pending, net: str) -> None:
         decision = self._decide(seq, SetOutput(net, False))
         if not self.commanded.net(net).output:
             return
@@ -753,7 +758,7 @@ class Controller:
             if port is None or port.supply is None:
                 raise LimitViolation(f'unknown net "{net}"', "nets", self.limits.where("nets"))
             volts, amps = self.instruments.supplies[port.supply].measure([port.channel])[0]
-            self.journal.measurement(net, voltage=volts, current=amps)
+            self.journal.measurement(net, voltage=volts, current=amps, durable=False)
             return {"voltage": volts, "current": amps}
 
     # -- procedures ------------------------------------------------------------------
@@ -862,7 +867,7 @@ class Controller:
                 after = self._window(net)
                 window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
                 self.last_measured[net] = {"voltage": volts, "current": amps, "at": self.clock()}
-                self.journal.measurement(net, voltage=volts, current=amps)
+                self.journal.measurement(net, voltage=volts, current=amps, durable=False)
                 if not self.commanded.net(net).output:
                     continue  # turned off while we were measuring
                 problem = self._envelope_problem(net, volts, amps, tripped, window)

@@ -35,7 +35,8 @@ class ScpiDevice:
     def query(self, text: str, **context: Any) -> str:
         intent = self.journal.command_intent(self.name, f"{text}\n", **context)
         reply = self.transport.exchange(intent)
-        self.journal.readback(self.name, text, reply, **context)
+        # Staged: on disk with the next command, before anything acts on it.
+        self.journal.readback(self.name, text, reply, durable=False, **context)
         return reply
 
     def identify(self) -> tuple[Identity, str]:

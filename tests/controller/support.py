@@ -115,23 +115,30 @@ def assert_no_forbidden_relays(rig: Rig) -> None:
 
 
 def assert_intents_before_commands(rig: Rig) -> None:
-    """Every line an instrument received was journaled, durably, before it arrived."""
+    """Every line an instrument received was journaled, durably, before it arrived.
+
+    Threads (the monitor, an API call) journal and send concurrently, so the
+    wire order may differ from the journal order: each received line is
+    matched to the earliest unused intent with the same bytes written before it.
+    The truth is read first: whatever it holds arrived after its intent was on
+    disk, so the journal read after it holds every intent needed.
+    """
+    truth = rig.truth()
     with JournalReader(rig.journal.path) as reader:
-        commands: dict[str, list] = {}
+        intents: dict[tuple[str, str], list[float]] = {}
         for entry in reader.entries():
             if entry.kind == "command":
-                commands.setdefault(entry.payload["instrument"], []).append(entry)
-    for instrument, record in rig.truth()["instruments"].items():
-        journaled = iter(commands.get(instrument, []))
+                line = payload_data(entry.payload).decode().rstrip("\n")
+                intents.setdefault((entry.payload["instrument"], line), []).append(entry.mono_time)
+    for instrument, record in truth["instruments"].items():
         for received in record["commands"]:
-            for entry in journaled:
-                if payload_data(entry.payload).decode().rstrip("\n") == received["line"]:
-                    assert entry.mono_time <= received["monotonic"], (
-                        f"{instrument} got {received['line']!r} before its intent #{entry.seq}"
-                    )
-                    break
-            else:
-                raise AssertionError(f"{instrument} got {received['line']!r} with no intent")
+            times = intents.get((instrument, received["line"]), [])
+            earlier = [t for t in times if t <= received["monotonic"]]
+            if not earlier:
+                raise AssertionError(
+                    f"{instrument} got {received['line']!r} with no intent written before it"
+                )
+            times.remove(min(earlier))
 
 
 def assert_all_outputs_off(rig: Rig, settle: float = 0.0) -> None:
