@@ -176,12 +176,15 @@ class RelaysPanel(Static):
         table = Table.grid(padding=(0, 1))
         for _ in range(4):
             table.add_column()
+        # Contact sense is the controller's to supervise: a mismatch trips it (cause
+        # contact-sense, naming the relays); the status carries no contact readings.
+        table.add_row(*(Text(h, style="bold") for h in ("", "commanded", "wiring", "contacts")))
         for relay, closed in relays.items():
             description = bench.relays[relay].description if relay in bench.relays else ""
             if relay in disagree:
-                sense = Text("contact sense MISMATCH", style="bold red")
+                sense = Text("MISMATCH", style="bold red")
             else:
-                sense = Text("contact sense ok", style="dim")
+                sense = Text("no mismatch", style="dim")
             state = Text("CLOSED" if closed else "open", style="bold yellow" if closed else "")
             table.add_row(Text(f"{relay:<3}"), state, Text(description, style="dim"), sense)
         self.update(table)
