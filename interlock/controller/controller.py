@@ -300,15 +300,24 @@ class Controller:
     def arm(self, operator: str, *, confirm: str | None = None, client: str = "") -> None:
         """Pin the limits, check the DUT and that all is off, program the protections."""
         with self._operation:
-            self.journal.operator(operator, "arm", client=client)
-            self._require("safe")
-            if self.bench.environment == "flight" and confirm != self.bench.name:
-                raise StateError(
-                    f"bench {self.bench.name} is a flight bench: arming needs the bench name "
-                    "typed as confirmation"
-                )
-            self._pin_configuration()
+            try:
+                self._require("safe")
+                if self.bench.environment == "flight" and confirm != self.bench.name:
+                    raise StateError(
+                        f"bench {self.bench.name} is a flight bench: arming needs the bench "
+                        "name typed as confirmation"
+                    )
+            except (StateError, FaultLatched) as error:
+                self.journal.operator(operator, "arm", client=client, refused=str(error))
+                raise
+            # The run starts with the operator's action, so it is kept with the run.
             self.journal.begin_run()
+            self.journal.operator(operator, "arm", client=client)
+            try:
+                self._pin_configuration()
+            except ConfigError:
+                self.journal.end_run()
+                raise
             self.journal.config(
                 {"bench": self.bench.path, "profile": self.configuration.profile.path},
                 limits=self._limits_summary(),
