@@ -39,8 +39,6 @@ from interlock.sim.truth import GroundTruth
 # Readback noise of the supply's own meter (1 sigma).
 VOLTAGE_NOISE = Noise(absolute=0.2e-3, relative=20e-6)
 CURRENT_NOISE = Noise(absolute=20e-6, relative=50e-6)
-# Lowest programmable current limit: a supply cannot regulate at zero amperes.
-MIN_CURRENT = 0.002
 
 
 @dataclass
@@ -170,7 +168,8 @@ class SimulatedSupply(ScpiInstrument):
         if attribute == "voltage":
             return 0.0, out.rating.max_voltage
         if attribute == "current":
-            return MIN_CURRENT, out.rating.max_current
+            # A supply cannot regulate at zero amperes: the catalogue says how low it goes.
+            return out.rating.min_current, out.rating.max_current
         return 0.0, out.rating.max_ovp  # ovp
 
     def _flags(self, params: Parameters, attribute: str) -> str:
