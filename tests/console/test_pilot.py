@@ -32,7 +32,8 @@ async def until(pilot, condition: Callable[[], bool], timeout: float, what: str)
             app = pilot.app
             pytest.fail(
                 f"not within {timeout:g} s: {what} "
-                f"(console: state {app.state}, problem {app.problem!r}, message {app.message!r})"
+                f"(console: state {app.state}, fault {(app.status or {}).get('fault')!r}, "
+                f"problem {app.problem!r}, message {app.message!r})"
             )
         await pilot.pause(0.02)
     return time.monotonic() - start
