@@ -221,6 +221,8 @@ class ConsoleApp(App[None]):
         self.say(f"emergency stop done: state {status.get('state')}", "bold red")
 
     def _refused_here(self, action: str) -> bool:
+        if self.screen is not self.main:
+            return True  # a dialog is open: answer it first (only the stop goes over it)
         allowed = availability(action, self.role, self.state, self.connected)
         if not allowed.allowed:
             self.say(f"{action}: not sent: {allowed.reason}", "bold yellow")

@@ -77,6 +77,8 @@ def test_estop_key_works_over_a_dialog(served):
             served.service.simulator.clear("estop")
             await pilot.press("r")  # the acknowledgement dialog is open
             assert isinstance(app.screen, AcknowledgeFaultScreen)
+            await pilot.press("r", "a", "d")  # no second dialog, nothing sent
+            assert len(app.screen_stack) == 2
             await pilot.press("space")
             await until(pilot, lambda: "emergency stop done" in app.message, 3, "stopped")
             # Statuses and journal reads go on arriving behind the open dialog.
