@@ -80,8 +80,8 @@ def run(quick: bool = False, *, entries: int | None = None, hours: float | None 
 
     entries = entries or (1_000 if quick else 1_000_000)
     hours = hours if hours is not None else (0.0 if quick else 1.0)
-    limit = 60 * (minutes if minutes is not None else (0.1 if quick else 12.0))
-    sample_every = 0.5 if quick else 5.0
+    limit = 60 * (minutes if minutes is not None else (0.05 if quick else 12.0))
+    sample_every = 0.25 if quick else 5.0
     if directory is None and Path("/dev/shm").is_dir():
         directory = "/dev/shm"
     passes_wanted = hours * 3600 / BENCH_PERIOD
@@ -146,6 +146,7 @@ def run(quick: bool = False, *, entries: int | None = None, hours: float | None 
             f"{passes:,.0f} = {passes * BENCH_PERIOD / 3600:.2f} h at 50 ms",
         ],
         ["service RSS after power-up", f"{rss0 / 1024:.1f} MiB"],
+        ["service RSS half way", f"{half[0][3] / 1024:.1f} MiB"],
         ["service RSS at the end", f"{rss / 1024:.1f} MiB (max {peak / 1024:.1f})"],
         ["RSS slope, second half", f"{per_100k:+.0f} KiB per 100k entries"],
         ["RSS slope, second half", f"{per_hour:+.0f} KiB per hour of monitoring"],
