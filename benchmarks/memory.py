@@ -78,7 +78,7 @@ def run(quick: bool = False, *, entries: int | None = None, hours: float | None 
     import interlock
     from interlock.errors import InterlockError
 
-    entries = entries or (1_000 if quick else 1_000_000)
+    entries = entries or (4_000 if quick else 1_000_000)
     hours = hours if hours is not None else (0.0 if quick else 1.0)
     limit = 60 * (minutes if minutes is not None else (0.05 if quick else 12.0))
     sample_every = 0.25 if quick else 5.0
