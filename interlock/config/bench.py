@@ -75,6 +75,7 @@ class ServiceSettings:
     heartbeat_period: float
     lease_timeout: float
     io_timeout: float
+    relay_watchdog: float = 0.5  # the relay board opens every relay after this much host silence
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,14 @@ def _service(table: Table, base: Path) -> ServiceSettings:
         heartbeat_period=positive("heartbeat_period"),
         lease_timeout=positive("lease_timeout"),
         io_timeout=positive("io_timeout"),
+        relay_watchdog=table.quantity("relay_watchdog", DURATION, required=False) or 0.5,
     )
+    if not 0.05 <= settings.relay_watchdog <= 5.0:
+        raise table.error("relay_watchdog", "the relay board takes 50 ms .. 5 s")
+    if settings.relay_watchdog < 3 * settings.heartbeat_period:
+        raise table.error(
+            "relay_watchdog", "must be at least three heartbeat periods, or the board trips idle"
+        )
     table.finish()
     return settings
 

@@ -242,7 +242,7 @@ class Controller:
             energised = self._read_actual_state()
             board = self.instruments.board
             board_state = board.get_state()
-            board.set_watchdog(0.5)
+            board.set_watchdog(self.bench.service.relay_watchdog)
             board.load_forbidden(self._forbidden_masks())
             if energised:
                 self.trip("found-energised", "; ".join(energised))
