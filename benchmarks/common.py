@@ -406,3 +406,29 @@ def force_live(controller: Any, sim: SimProcess, nets: Sequence[str], volts: flo
     for net in nets:
         commanded = commanded.with_net(net, replace(commanded.net(net), voltage=volts, output=True))
     controller.commanded = commanded
+
+
+class CommitCounter:
+    """Counts the commits (each an fsync) on a journal's connection while it is active.
+
+    A look inside the journal (its private connection, traced): where that
+    is not there any more, ``commits`` stays None.
+    """
+
+    def __init__(self, journal: Any) -> None:
+        self.conn = getattr(journal, "_conn", None)
+        self.commits: int | None = None
+
+    def _count(self, statement: str) -> None:
+        if statement.strip().upper() == "COMMIT":
+            self.commits = (self.commits or 0) + 1
+
+    def __enter__(self) -> CommitCounter:
+        if self.conn is not None:
+            self.commits = 0
+            self.conn.set_trace_callback(self._count)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.conn is not None:
+            self.conn.set_trace_callback(None)

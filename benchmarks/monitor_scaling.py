@@ -5,7 +5,8 @@ E36312A, in a process of its own) and a :class:`~interlock.controller.Controller
 in this process whose monitor is asked to poll as fast as it can (period
 1 us): each pass reads every live net, one exchange per supply (SCPI channel
 list), and journals each net's measurement. The table shows passes per
-second, the time of one pass, exchanges and journal entries per pass, and
+second, the time of one pass, exchanges, journal entries and commits per
+pass, and
 whether the pass fits in the bench's 50 ms monitor period.
 
 The RB8 relay board has 8 relays; a net goes live through the interlock
@@ -32,6 +33,7 @@ from typing import Any
 from benchmarks.common import (
     NET_VOLTS,
     RELAY_NETS,
+    CommitCounter,
     SimProcess,
     force_live,
     load_average,
@@ -66,10 +68,11 @@ def measure_nets(directory: Path, nets: int, seconds: float) -> dict[str, Any]:
                     force_live(controller, sim, forced, NET_VOLTS)
                 time.sleep(0.2)
                 passes, seq, start = controller.monitor.passes, journal.last().seq, time.monotonic()
-                time.sleep(seconds)
-                passes = controller.monitor.passes - passes
-                elapsed = time.monotonic() - start
-                entries = journal.last().seq - seq
+                with CommitCounter(journal) as counter:
+                    time.sleep(seconds)
+                    passes = controller.monitor.passes - passes
+                    elapsed = time.monotonic() - start
+                    entries = journal.last().seq - seq
                 fault = controller.fault_cause
             finally:
                 controller.close()
@@ -81,8 +84,17 @@ def measure_nets(directory: Path, nets: int, seconds: float) -> dict[str, Any]:
         "ms/pass": 1e3 / rate if rate else math.inf,
         "exchanges/pass": math.ceil(nets / 3),
         "entries/pass": entries / passes if passes else math.nan,
+        "commits/pass": counter.commits / passes if passes and counter.commits else math.nan,
         "fault": fault,
     }
+
+
+def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least squares line: (intercept, slope)."""
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+    return my - slope * mx, slope
 
 
 def run(quick: bool = False, *, nets: list[int] | None = None, seconds: float | None = None,
@@ -108,6 +120,7 @@ def run(quick: bool = False, *, nets: list[int] | None = None, seconds: float | 
                 f"{r['ms/pass'] / base['ms/pass']:.1f}",
                 r["exchanges/pass"],
                 f"{r['entries/pass']:.1f}",
+                f"{r['commits/pass']:.1f}",
                 "yes" if fits else "NO",
                 r["fault"] or "-",
             ]
@@ -115,18 +128,14 @@ def run(quick: bool = False, *, nets: list[int] | None = None, seconds: float | 
     print_table(
         "Monitor: achieved poll rate against live nets (period 1 us: as fast as it goes)",
         ["live nets", "live by", "passes/s", "ms/pass", "x 1 net", "exchanges/pass",
-         "journal entries/pass", "fits 50 ms", "fault"],
+         "journal entries/pass", "commits/pass", "fits 50 ms", "fault"],
         rows,
     )  # fmt: skip
     if len(results) > 1:
-        # Least squares: ms/pass = fixed + per_net * nets
-        xs = [r["nets"] for r in results]
         ys = [r["ms/pass"] for r in results]
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
-            (x - mx) ** 2 for x in xs
-        )
-        print(f"fit: ms/pass = {my - slope * mx:.2f} + {slope:.2f} x nets (linear in the nets)")
+        for what in ("nets", "exchanges/pass"):
+            fixed, slope = _fit([r[what] for r in results], ys)
+            print(f"least squares: ms/pass = {fixed:.2f} + {slope:.2f} x {what}")
     return results
 
 

@@ -44,6 +44,7 @@ from pathlib import Path
 import pyvisa
 
 from benchmarks.common import (
+    CommitCounter,
     SimProcess,
     disable_nagle,
     load_average,
@@ -251,25 +252,13 @@ def measure(
 
 def journal_cost(journal: Journal, change: Callable[[float], None]) -> tuple[float, float | None]:
     """Journal entries, and commits (each an fsync), per change of the in-process variant."""
-    commits = 0
-
-    def count(statement: str) -> None:
-        nonlocal commits
-        commits += statement.strip().upper() == "COMMIT"
-
-    # The journal's own connection, traced: a look inside, so it may not be there.
-    conn = getattr(journal, "_conn", None)
-    if conn is not None:
-        conn.set_trace_callback(count)
     first = journal.last().seq
-    for volts in (*VALUES, *VALUES):
-        change(volts)
-    journal.flush()
+    with CommitCounter(journal) as counter:
+        for volts in (*VALUES, *VALUES):
+            change(volts)
+        journal.flush()
     entries = (journal.last().seq - first) / 4
-    if conn is None:
-        return entries, None
-    conn.set_trace_callback(None)
-    return entries, commits / 4
+    return entries, None if counter.commits is None else counter.commits / 4
 
 
 def report(
