@@ -6,8 +6,7 @@ in this process whose monitor is asked to poll as fast as it can (period
 1 us): each pass reads every live net, one exchange per supply (SCPI channel
 list), and journals each net's measurement. The table shows passes per
 second, the time of one pass, exchanges, journal entries and commits per
-pass, and
-whether the pass fits in the bench's 50 ms monitor period.
+pass, and whether the pass fits in the bench's 50 ms monitor period.
 
 The RB8 relay board has 8 relays; a net goes live through the interlock
 only with a power relay and a sense relay (safe-to-mate), so at most 4 nets
