@@ -64,7 +64,9 @@ class Access:
             raise ValueError(f"unknown role {needs!r}")
         self.needs = needs
 
-    def __call__(
+    # Async, so the check runs on the event loop: an emergency stop must not wait
+    # for a worker thread to be scheduled. It does no I/O but on a refusal.
+    async def __call__(
         self,
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
