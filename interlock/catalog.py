@@ -44,6 +44,7 @@ class RelayBoardModel:
     relays: int
     contact_max_voltage: float  # rating of the relay contacts, V DC
     contact_max_current: float  # A
+    forbidden_pairs: int = 16  # size of the firmware's table of forbidden combinations
 
 
 SUPPLIES: dict[str, SupplyModel] = {

@@ -70,6 +70,8 @@ class PinnedLimits:
     # Per net: the lowest current limit its supply channel can regulate at, and what
     # that channel is ("E36312A CH1"). A supply refuses less and keeps its old value.
     supply_floors: Mapping[str, tuple[float, str]] = field(default_factory=dict)
+    # Per net: the over-voltage protection the supply is programmed to at arming.
+    ovp_levels: Mapping[str, float] = field(default_factory=dict)
 
     def where(self, key: str) -> str:
         return f"{self.profile_file}: {key}"

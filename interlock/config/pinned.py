@@ -81,7 +81,25 @@ def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
         _check_identity_wiring(bench, profile)
 
     never_together = []
+    capacity = min(
+        (
+            RELAY_BOARDS[b.identity.model].forbidden_pairs
+            for b in bench.instruments_by_driver("relay-board")
+            if b.identity.model in RELAY_BOARDS
+        ),
+        default=16,
+    )
+    pairs = 0
     for group in profile.never_together:
+        # The board enforces these too, as pairs: they must fit in its table.
+        pairs += len(group.relays) * (len(group.relays) - 1) // 2
+        if pairs > capacity:
+            raise ConfigError(
+                profile.shown_path,
+                group.key,
+                f"the relay board holds {capacity} forbidden pairs; "
+                f"the never-together rules make {pairs} by here",
+            )
         relays = frozenset(
             resolve_relay(bench, profile, f"{group.key}.relays", r) for r in group.relays
         )
@@ -109,7 +127,14 @@ def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
         profile_file=profile.shown_path,
         bench_file=bench.shown_path,
         supply_floors=_supply_floors(bench, profile),
+        ovp_levels={net: ovp_level(limits.max_voltage) for net, limits in profile.nets.items()},
     )
+
+
+def ovp_level(max_voltage: float) -> float:
+    """The supply's own over-voltage protection for a net: just above its profile limit,
+    so it never trips on a legal setpoint and always trips soon after an illegal one."""
+    return max_voltage + max(0.1, 0.05 * max_voltage)
 
 
 def _supply_floors(bench: Bench, profile: Profile) -> dict[str, tuple[float, str]]:
@@ -217,3 +242,10 @@ def _check_capabilities(bench: Bench, profile: Profile) -> None:
                     f"{value:g} {unit} is beyond what the {what} can deliver ({ceiling:g} {unit}); "
                     "a profile may only tighten",
                 )
+        if ovp_level(limits.max_voltage) > channel.max_ovp:
+            raise ConfigError(
+                profile.shown_path,
+                f"{key}.max_voltage",
+                f"{limits.max_voltage:g} V leaves no room for the over-voltage protection of "
+                f"the {model.model} CH{wiring.supply.channel} (at most {channel.max_ovp:g} V)",
+            )

@@ -40,8 +40,13 @@ class NetLimits:
     safe_to_mate: SafeToMate
 
     def readback_tolerance(self, commanded: float) -> float:
-        """How far a read-back value may be from ``commanded`` (absolute + relative)."""
+        """How far a read-back voltage may be from ``commanded`` (absolute + relative)."""
         return self.readback_absolute + self.readback_relative * abs(commanded)
+
+    def current_tolerance(self, commanded: float) -> float:
+        """How far a read-back current limit may be: the relative tolerance, and at least
+        a supply's programming resolution (1 mA on the supplies of the catalogue)."""
+        return max(1e-3, self.readback_relative * abs(commanded))
 
 
 @dataclass(frozen=True)

@@ -242,8 +242,7 @@ class Controller:
             energised = self._read_actual_state()
             board = self.instruments.board
             board_state = board.get_state()
-            board.set_watchdog(self.bench.service.relay_watchdog)
-            board.load_forbidden(self._forbidden_masks())
+            self._program_board()
             if energised:
                 self.trip("found-energised", "; ".join(energised))
             elif board_state.trip_cause is not None or board_state.estop_active:
@@ -272,6 +271,17 @@ class Controller:
             closed = sorted(self.instruments.relays_of(state.commanded | state.contacts))
             found.append(f"relays closed: {', '.join(closed)}")
         return found
+
+    def _program_board(self) -> None:
+        """The board's own rules: its watchdog and the profile's never-together pairs.
+
+        Loaded at connect, again at arming (the profile may have changed) and at reset
+        (a board that rebooted has forgotten them): the board's defence must match the
+        limits in force.
+        """
+        board = self.instruments.board
+        board.set_watchdog(self.bench.service.relay_watchdog)
+        board.load_forbidden(self._forbidden_masks())
 
     def _forbidden_masks(self) -> list[int]:
         """The profile's never-together groups as the board's pairwise masks (defence in depth)."""
@@ -324,12 +334,16 @@ class Controller:
                 operator=operator,
             )
             try:
+                self._program_board()
                 self._check_dut_identity()
                 self._verify_all_off()
                 self._program_protection()
             except (InstrumentError, FaultLatched) as error:
                 if not isinstance(error, IdentityMismatch) and self.fault_cause is None:
                     self.trip("arming", str(error))
+                self.journal.end_run()
+                raise
+            except BaseException:
                 self.journal.end_run()
                 raise
             self._transition("arm", operator=operator)
@@ -399,14 +413,14 @@ class Controller:
         for net, limits in self.limits.nets.items():
             port = self.ports[net]
             psu = self.instruments.supplies[port.supply]
-            ovp = min(limits.max_voltage * 1.1 + 0.1, self._channel_rating(port).max_ovp)
+            ovp = self._ovp_level(net)
             settings = [
                 ("voltage", 0.0, psu.program_voltage, limits.readback_tolerance(0.0)),
                 (
                     "current_limit",
                     limits.max_current,
                     psu.program_current_limit,
-                    max(1e-3, limits.readback_relative * limits.max_current),
+                    limits.current_tolerance(limits.max_current),
                 ),
                 ("ovp", ovp, psu.program_ovp, limits.readback_tolerance(ovp)),
             ]
@@ -417,11 +431,16 @@ class Controller:
             nets[net] = NetState(voltage=0.0, current_limit=limits.max_current)
         self.commanded = BenchState(nets=nets)
 
-    def _channel_rating(self, port: NetPort):
-        from interlock.catalog import SUPPLIES
+    def _ovp_level(self, net: str) -> float:
+        return self.limits.ovp_levels[net]
 
-        model = self.bench.instruments[port.supply].identity.model
-        return SUPPLIES[model].channels[port.channel]
+    def _clear_protection_trips(self) -> None:
+        """Acknowledging a fault includes a supply's latched OVP/OCP (outputs stay off)."""
+        for name, channels in self.instruments.supply_channels().items():
+            psu = self.instruments.supplies[name]
+            for channel, settings in zip(channels, psu.settings(channels), strict=True):
+                if settings.tripped:
+                    psu.clear_protection(channel, purpose="reset")
 
     def disarm(self, operator: str, client: str = "") -> None:
         with self._operation:
@@ -442,8 +461,9 @@ class Controller:
             if self.state != "fault":
                 raise StateError(f"nothing to reset ({self.state})")
             board = self.instruments.board
-            if not board.is_open:
-                board.open()
+            # A link lost earlier stays lost: start the board's session afresh.
+            board.close()
+            board.open()
             if board.get_state().estop_active:
                 raise StateError("the E-stop is still pressed: release it before reset")
             # A broken session may have been a different instrument on reconnect: identify again.
@@ -455,6 +475,8 @@ class Controller:
             if failures:
                 raise failures[0]
             board.reset_trip()
+            self._program_board()
+            self._clear_protection_trips()
             energised = self._read_actual_state()
             if energised:
                 self.safe_state("reset found energised: " + "; ".join(energised))
@@ -554,7 +576,7 @@ class Controller:
                 self._setpoint_window[net] = (min(old, request.volts), max(old, request.volts))
             with self._actuating():
                 readback = psu.program_voltage(port.channel, request.volts, net=net)
-            self.commanded = decision.state
+                self.commanded = decision.state
             self._expect(
                 net, "voltage", request.volts, readback, limits.readback_tolerance(request.volts)
             )
@@ -598,13 +620,13 @@ class Controller:
             readback = self.instruments.supplies[port.supply].program_current_limit(
                 port.channel, amps, net=net
             )
-        self.commanded = decision.state
+            self.commanded = decision.state
         self._expect(
             net,
             "current_limit",
             amps,
             readback,
-            max(1e-3, self.limits.nets[net].readback_relative * amps),
+            self.limits.nets[net].current_tolerance(amps),
         )
 
     def set_relay(self, relay: str, closed: bool, *, who: str = "script", client: str = "") -> None:
@@ -635,7 +657,7 @@ class Controller:
                 board.name, f"SET {mask:X}\n", relay=relay, quantity="relay", value=closed
             )
             board.set_relays(mask)
-        self.commanded = decision.state
+            self.commanded = decision.state
         self._await_contacts(mask)
 
     def _await_contacts(self, mask: int) -> None:
@@ -643,6 +665,8 @@ class Controller:
         board = self.instruments.board
         deadline = self.clock() + CONTACT_SETTLE_TIMEOUT
         while True:
+            if self.fault_cause is not None:
+                raise FaultLatched(f"tripped: {self.fault_cause}")
             state = board.get_state()
             if state.contacts_mask == mask and state.commanded_mask == mask:
                 self.journal.readback(
@@ -695,10 +719,14 @@ class Controller:
         if port.power_relay in self.commanded.closed_relays:
             self._switch_relay(port.power_relay, False)
         self._safe_to_mate(net)
-        self._switch_relay(port.power_relay, True)
-        # The setpoint the supply really holds, with the output still off.
+        # What the supply really holds, output still off and relay still open: an output
+        # turned on behind our back must not reach the DUT when the relay closes.
         held = psu.settings([port.channel])[0]
         commanded = self.commanded.net(net)
+        if held.output or held.tripped:
+            state = "on" if held.output else "tripped"
+            self.trip("readback", f"{net}: supply output {state} before it was turned on")
+            raise ReadbackMismatch(port.supply, f"{net} not off before going live")
         self._expect(
             net,
             "voltage",
@@ -711,20 +739,21 @@ class Controller:
             "current_limit",
             commanded.current_limit,
             held.current_limit,
-            max(1e-3, limits.readback_relative * commanded.current_limit),
+            limits.current_tolerance(commanded.current_limit),
         )
-        if held.output or held.tripped:
-            self.trip(
-                "readback",
-                f"{net}: supply output {'on' if held.output else 'tripped'} "
-                "before it was turned on",
-            )
-            raise ReadbackMismatch(port.supply, f"{net} not off before going live")
+        self._expect(
+            net,
+            "ovp",
+            self._ovp_level(net),
+            held.ovp,
+            limits.readback_tolerance(self._ovp_level(net)),
+        )
+        self._switch_relay(port.power_relay, True)
         decision = self._decide(seq, request)
         self._setpoint_window[net] = (commanded.voltage, commanded.voltage)
         with self._actuating():
             on = psu.set_output(port.channel, True, net=net)
-        self.commanded = decision.state
+            self.commanded = decision.state
         if not on:
             self.trip("readback", f"{net}: output reads off after OUTP ON")
             raise ReadbackMismatch(port.supply, f"{net} output did not turn on")
@@ -752,7 +781,7 @@ class Controller:
             off = not self.instruments.supplies[port.supply].set_output(
                 port.channel, False, net=net
             )
-        self.commanded = decision.state
+            self.commanded = decision.state
         self._setpoint_window.pop(net, None)
         if not off:
             self.trip("readback", f"{net}: output reads on after OUTP OFF")
@@ -841,11 +870,14 @@ class Controller:
         amps: float,
         tripped: bool,
         window: tuple[float, float] | None = None,
+        settling: bool = False,
     ) -> str | None:
         """Why a live net's measurement is outside its envelope, or None.
 
         ``window`` is the range of setpoints the output may have been at while
-        it was measured (a ramp step may have happened meanwhile).
+        it was measured (a ramp step may have happened meanwhile). While
+        ``settling`` (within the settle time of the last change) an output may
+        still be rising into a capacitive load: only "too much" is a fault then.
         """
         limits = self.limits.nets[net]
         if tripped:
@@ -854,11 +886,11 @@ class Controller:
         tolerance = limits.readback_tolerance(high)
         if volts > limits.max_voltage + tolerance:
             return f"{volts:g} V above the limit of {limits.max_voltage:g} V"
-        if not low - tolerance <= volts <= high + tolerance:
+        if volts > high + tolerance or (not settling and volts < low - tolerance):
             return f"{volts:g} V, commanded {high:g} V (regulation lost: short or overload?)"
         if amps > limits.live_max_current:
             return f"{amps:g} A above the live window ({limits.live_max_current:g} A)"
-        if amps < limits.live_min_current:
+        if not settling and amps < limits.live_min_current:
             return f"{amps:g} A below the live window ({limits.live_min_current:g} A): open?"
         return None
 
@@ -879,7 +911,10 @@ class Controller:
                 self.journal.measurement(net, voltage=volts, current=amps, durable=False)
                 if not self.commanded.net(net).output:
                     continue  # turned off while we were measuring
-                problem = self._envelope_problem(net, volts, amps, tripped, window)
+                settling = self.clock() < (
+                    self.commanded.net(net).changed_at + self.limits.nets[net].settle_time
+                )
+                problem = self._envelope_problem(net, volts, amps, tripped, window, settling)
                 if problem:
                     self.trip("monitor", f"{net}: {problem}")
                     return

@@ -127,7 +127,9 @@ class BenchInstruments:
             instrument.name, expected=str(expected), seen=str(seen), ok=ok, firmware=firmware
         )
         if not ok:
+            self.untrusted.add(instrument.name)
             raise IdentityMismatch(instrument.name, str(expected), str(seen))
+        self.untrusted.discard(instrument.name)
 
     def verify_identities(self) -> list[InstrumentError]:
         """Check every instrument; return the failures (mismatch or no answer)."""

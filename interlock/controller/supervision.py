@@ -67,16 +67,24 @@ class _Worker:
             except FaultLatched:
                 pass  # already tripped by whoever latched it
             except InterlockError as error:
-                self.controller.trip(self.name, str(error))
+                self._trip(str(error))
             except Exception as error:  # never die silently: a dead watcher is no watcher
                 log.exception("%s pass failed", self.name)
-                self.controller.trip(self.name, f"internal error: {error!r}")
+                self._trip(f"internal error: {error!r}")
             next_at += self.period
             delay = next_at - time.monotonic()
             if delay < 0:  # overran: start again from now rather than bursting
                 next_at, delay = time.monotonic(), 0
             if self._wake.wait(delay):
                 self._wake.clear()
+
+    def _trip(self, detail: str) -> None:
+        try:
+            self.controller.trip(self.name, detail)
+        except Exception:
+            # Even the trip failed: leave the relays to the board's watchdog.
+            log.exception("%s could not trip the bench", self.name)
+            self.controller.supervisor.stop_heartbeat(f"{self.name} could not trip: {detail}")
 
     def wake(self, *_: object) -> None:
         """Run the next pass now (e.g. the board just reported an event)."""

@@ -60,8 +60,8 @@ class ScpiDevice:
                 value = float(field)
             except ValueError:
                 raise ProtocolError(self.name, f"{what}: not a number: {reply!r}") from None
-            if math.isnan(value):
-                raise ProtocolError(self.name, f"{what}: not a number: {reply!r}")
+            if not math.isfinite(value):  # NaN/INF: no instrument reading can be trusted
+                raise ProtocolError(self.name, f"{what}: not a finite number: {reply!r}")
             values.append(value)
         return values
 

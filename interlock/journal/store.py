@@ -275,6 +275,9 @@ class Journal:
             raise JournalError(f"unknown entry kind {kind!r} (known: {', '.join(sorted(KINDS))})")
         if kind == Kind.COMMAND:
             raise JournalError("a command intent is never staged: use command_intent()")
+        if payload is not None:
+            # Refuse an unwritable payload now: staged, it would fail every later commit.
+            canonical_payload({k: 0 if isinstance(v, Pending) else v for k, v in payload.items()})
         pending = Pending(
             kind, payload, actor, self.run_id, self.clock.wall(), self.clock.monotonic()
         )

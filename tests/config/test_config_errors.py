@@ -193,6 +193,26 @@ CASES = [
     ),
     pytest.param(
         "bench.toml",
+        'relay_watchdog = "500 ms"',
+        'relay_watchdog = "150 ms"',
+        "bench.toml",
+        "service.relay_watchdog",
+        "three heartbeat periods",
+        id="watchdog-too-tight",
+    ),
+    pytest.param(
+        PROFILE,
+        'relays = ["VLOGIC.sense", "VBUS.sense", "MOTOR.sense", "ID.sense"]',
+        'relays = ["VLOGIC.sense", "VBUS.sense", "MOTOR.sense", "ID.sense", "K8"]'
+        '\nreason = "x"\n[[rules.never_together]]\n'
+        'relays = ["VLOGIC.power", "VBUS.power", "MOTOR.power", "K8", "ID.sense"]',
+        PROFILE,
+        "rules.never_together[1]",
+        "holds 16 forbidden pairs",
+        id="board-table-full",
+    ),
+    pytest.param(
+        "bench.toml",
         'power_relay = "K2"',
         'power_relay = "K42"',
         "bench.toml",

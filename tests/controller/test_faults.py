@@ -193,3 +193,33 @@ def test_instrument_lying_about_a_setpoint_is_caught_by_measurement(rig):
     assert wait_for(lambda: rig.controller.state == "fault")
     assert "commanded 4 V (regulation lost" in rig.controller.fault_cause
     assert_all_outputs_off(rig)
+
+
+def test_an_instrument_trusted_again_after_reset_is_driven_safe(rig_factory):
+    """A supply that failed its identity check, then passed it at reset, is commanded again."""
+    rig = rig_factory(faults=["identity:psu=Rigol Technologies,DP832,DP8A0001"], connect=False)
+    with pytest.raises(IdentityMismatch):
+        rig.controller.connect()
+    rig.sim.clear()
+    rig.controller.reset("operator")
+    rig.controller.arm("operator")
+    rig.power_up_logic()
+    report = rig.controller.emergency_stop("tester")
+    assert report.verified, report.unverified
+    assert_all_outputs_off(rig)
+
+
+def test_a_non_finite_reading_is_garbage_and_never_staged(rig):
+    """An INF/NaN reply is a protocol error, and the journal refuses to stage one: a staged
+    entry that cannot be written would fail every later commit, the safe state's too."""
+    from interlock.errors import JournalError, ProtocolError
+
+    psu = rig.controller.instruments.supplies["psu"]
+    for reply in ("INF", "nan", "9.9E37,inf"):
+        with pytest.raises(ProtocolError, match="not a finite number"):
+            psu.numbers(reply, len(reply.split(",")), "MEAS:VOLT?")
+    with pytest.raises(JournalError):
+        rig.journal.measurement("VLOGIC", voltage=float("inf"), durable=False)
+    assert rig.journal.staged == 0
+    rig.power_up_logic()  # and the journal goes on taking writes
+    assert rig.controller.state == "live"
