@@ -198,7 +198,7 @@ class Controller:
 
     def safe_state(self, reason: str) -> SafeStateReport:
         """Outputs off in power-off order, relays open, verified; carries on past errors."""
-        with self._safe_lock:
+        with self.supervisor.withheld(), self._safe_lock:
             report = drive_safe(self, reason)
             self.last_safe_state = report
             # What was commanded is gone: the instruments now hold (at most) the safe state.

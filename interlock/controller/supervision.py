@@ -13,9 +13,11 @@ while a long operation (a ramp, a settle) is in progress.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from interlock.errors import FaultLatched, InstrumentError, InstrumentTimeout, InterlockError
@@ -118,6 +120,8 @@ class BoardSupervisor(_Worker):
         super().__init__(controller, period)
         self._seen: set[str] = set()
         self._starved: str | None = None
+        self._holds = 0
+        self._holds_lock = threading.Lock()
 
     def clear_seen(self) -> None:
         self._seen.clear()
@@ -125,6 +129,22 @@ class BoardSupervisor(_Worker):
     def mark_seen(self, *causes: str) -> None:
         """Causes already reported elsewhere (at start-up): don't trip on them again."""
         self._seen.update(causes)
+
+    @contextlib.contextmanager
+    def withheld(self) -> Iterator[None]:
+        """No heartbeat while the safe state is being driven.
+
+        If driving it takes longer than the board's watchdog (a journal held by
+        another process, an instrument that does not answer), the board opens
+        every relay by itself instead of waiting for us.
+        """
+        with self._holds_lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._holds_lock:
+                self._holds -= 1
 
     def stop_heartbeat(self, why: str) -> None:
         """Stop feeding the board's watchdog (it will open every relay)."""
@@ -140,7 +160,7 @@ class BoardSupervisor(_Worker):
     def once(self) -> None:
         board = self.controller.instruments.board
         self._drain_events(board)
-        if self._starved is not None:
+        if self._starved is not None or self._holds:
             return
         try:
             state = board.heartbeat()

@@ -11,6 +11,7 @@ from interlock.errors import (
     ConnectionLost,
     FaultLatched,
     IdentityMismatch,
+    InstrumentError,
     ReadbackMismatch,
     StateError,
 )
@@ -223,3 +224,21 @@ def test_a_non_finite_reading_is_garbage_and_never_staged(rig):
     assert rig.journal.staged == 0
     rig.power_up_logic()  # and the journal goes on taking writes
     assert rig.controller.state == "live"
+
+
+def test_a_slow_safe_state_is_overtaken_by_the_board(rig):
+    """While the safe state is driven no heartbeat goes out: if the supply hangs, the
+    board's watchdog opens the relays without waiting for the controller to give up."""
+    rig.power_up_logic()
+    rig.sim.inject("hang:psu")
+    start = time.monotonic()
+    with contextlib.suppress(InstrumentError, FaultLatched):
+        rig.controller.set_voltage("VLOGIC", 4.5)  # times out after io_timeout (1 s)
+    opened = [c["monotonic"] for c in rig.truth()["relays"] if c["monotonic"] > start]
+    assert opened, "the relays never opened"
+    watchdog = rig.configuration.bench.service.relay_watchdog
+    io_timeout = rig.configuration.bench.service.io_timeout
+    # Open within a watchdog period of the trip (which came after the 1 s timeout),
+    # long before the safe state would have given up on the hung supply.
+    assert max(opened) - start < io_timeout + watchdog + 0.3
+    assert_all_outputs_off(rig)
