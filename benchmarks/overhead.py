@@ -252,13 +252,14 @@ def measure(
 
 def journal_cost(journal: Journal, change: Callable[[float], None]) -> tuple[float, float | None]:
     """Journal entries, and commits (each an fsync), per change of the in-process variant."""
+    changes = 10
+    change(VALUES[1])  # each change then starts and ends with the same entries staged
     first = journal.last().seq
     with CommitCounter(journal) as counter:
-        for volts in (*VALUES, *VALUES):
-            change(volts)
-        journal.flush()
-    entries = (journal.last().seq - first) / 4
-    return entries, None if counter.commits is None else counter.commits / 4
+        for i in range(changes):
+            change(VALUES[i % 2])
+    entries = (journal.last().seq - first) / changes
+    return entries, None if counter.commits is None else counter.commits / changes
 
 
 def report(
