@@ -8,7 +8,7 @@ from typing import Any
 from interlock.config import Identity
 from interlock.drivers.visa import VisaTransport
 from interlock.errors import ProtocolError
-from interlock.journal import Journal
+from interlock.journal import Journal, is_pure_query
 
 # What a DMM answers for an overload (an open circuit on a resistance range).
 SCPI_OVERLOAD = 9.9e37
@@ -33,7 +33,13 @@ class ScpiDevice:
         self.transport.send(intent)
 
     def query(self, text: str, **context: Any) -> str:
-        intent = self.journal.command_intent(self.name, f"{text}\n", **context)
+        # A line that only asks goes out with its record staged; one that also sets
+        # something (VOLT 5;:VOLT?) waits for its record to be on disk.
+        data = f"{text}\n"
+        if is_pure_query(data.encode("ascii", "replace")):
+            intent = self.journal.query_intent(self.name, data, **context)
+        else:
+            intent = self.journal.command_intent(self.name, data, **context)
         reply = self.transport.exchange(intent)
         # Staged: on disk with the next command, before anything acts on it.
         self.journal.readback(self.name, text, reply, durable=False, **context)

@@ -30,7 +30,13 @@ their own connection and never block the writer; use one per thread.
 """
 
 from interlock.journal.entries import GENESIS_HASH, KINDS, Entry, Kind
-from interlock.journal.intent import DurableIntent, JournaledWriter, send_journaled
+from interlock.journal.intent import (
+    DurableIntent,
+    JournaledWriter,
+    QueryIntent,
+    is_pure_query,
+    send_journaled,
+)
 from interlock.journal.reader import JournalReader, RunSummary
 from interlock.journal.store import Clock, Journal, Pending, SystemClock
 from interlock.journal.verify import VerifyReport, verify_journal
@@ -46,9 +52,11 @@ __all__ = [
     "JournaledWriter",
     "Kind",
     "Pending",
+    "QueryIntent",
     "RunSummary",
     "SystemClock",
     "VerifyReport",
+    "is_pure_query",
     "send_journaled",
     "verify_journal",
 ]

@@ -23,6 +23,11 @@ than by discipline:
    Drivers never hand raw bytes to the transport, so a command without a
    durable intent cannot be written. Each intent is good for one write: a
    retry is a new command and gets a new entry.
+
+3. A *pure query* (every message unit a query: ``MEAS:VOLT? (@1,2)``) acts on
+   nothing, so it may go out with its entry staged for the next commit:
+   :meth:`~interlock.journal.store.Journal.query_intent` returns a
+   :class:`QueryIntent`, and refuses any line that sets something.
 """
 
 from __future__ import annotations
@@ -84,6 +89,36 @@ class DurableIntent:
                     "journal a new command to send again"
                 )
             object.__setattr__(self, "_sent", True)
+
+
+def is_pure_query(data: bytes) -> bool:
+    """True if every SCPI message unit in ``data`` is a query (its header ends in ``?``).
+
+    Such a line asks and changes nothing, so its record need not be on disk
+    before it goes out: a crash can lose the record of a question, never of an act.
+    """
+    try:
+        text = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return False
+    if not text or "\n" in text:
+        return False
+    units = [unit.strip() for unit in text.split(";")]
+    return all(unit and unit.split(None, 1)[0].endswith("?") for unit in units)
+
+
+class QueryIntent(DurableIntent):
+    """A pure query, journaled with the next commit rather than before it is sent.
+
+    Made only by :meth:`~interlock.journal.store.Journal.query_intent`, which
+    refuses anything that is not a pure query (:func:`is_pure_query`). ``seq``
+    is 0 until the entry is written.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"QueryIntent(instrument={self.instrument!r}, data={self.data!r})"
 
 
 def send_journaled(intent: DurableIntent, write: Callable[[bytes], object]) -> None:

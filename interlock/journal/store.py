@@ -46,7 +46,7 @@ from interlock.journal.entries import (
     entry_hash,
     file_digest,
 )
-from interlock.journal.intent import _JOURNAL_TOKEN, DurableIntent
+from interlock.journal.intent import _JOURNAL_TOKEN, DurableIntent, QueryIntent, is_pure_query
 
 WALL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -275,6 +275,9 @@ class Journal:
             raise JournalError(f"unknown entry kind {kind!r} (known: {', '.join(sorted(KINDS))})")
         if kind == Kind.COMMAND:
             raise JournalError("a command intent is never staged: use command_intent()")
+        return self._stage(kind, payload, actor)
+
+    def _stage(self, kind: str, payload: Mapping[str, Any] | None, actor: str | None) -> Pending:
         if payload is not None:
             # Refuse an unwritable payload now: staged, it would fail every later commit.
             canonical_payload({k: 0 if isinstance(v, Pending) else v for k, v in payload.items()})
@@ -295,6 +298,21 @@ class Journal:
         if self._staged:
             with self._write_transaction():
                 pass
+
+    def query_intent(
+        self, instrument: str, data: bytes | str, *, actor: str | None = None, **context: Any
+    ) -> QueryIntent:
+        """Journal a pure query to ``instrument``, staged for the next commit.
+
+        Refuses (JournalError) anything that is not a pure query: a line that
+        sets something goes through :meth:`command_intent`, durably, first.
+        """
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        if not is_pure_query(raw):
+            raise JournalError(f"not a pure query, journal it durably first: {raw!r}")
+        payload = {**context, "instrument": instrument, "query": True, **data_fields(raw)}
+        self._stage(Kind.COMMAND, payload, actor)
+        return QueryIntent(_JOURNAL_TOKEN, seq=0, instrument=instrument, data=raw, entry_hash="")
 
     def command_intent(
         self, instrument: str, data: bytes | str, *, actor: str | None = None, **context: Any

@@ -124,6 +124,7 @@ def assert_intents_before_commands(rig: Rig) -> None:
     disk, so the journal read after it holds every intent needed.
     """
     truth = rig.truth()
+    rig.journal.flush()  # pure queries are journaled with the next commit
     with JournalReader(rig.journal.path) as reader:
         intents: dict[tuple[str, str], list[float]] = {}
         for entry in reader.entries():

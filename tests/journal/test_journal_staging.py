@@ -59,3 +59,31 @@ def test_close_flushes_and_commands_are_never_staged(tmp_path):
     journal.close()
     assert [k for k, _ in kinds(path)] == ["measurement"]
     assert verify_journal(path).entries == len(kinds(path))
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["*IDN?\n", "MEAS:VOLT? (@1,2);:MEAS:CURR? (@1,2)\n", "SYST:ERR?\n", "VOLT? (@2)\n"],
+)
+def test_a_pure_query_goes_out_with_its_record_staged(tmp_path, line):
+    from interlock.journal import JournaledWriter
+
+    path = tmp_path / "j.sqlite"
+    sent = []
+    with Journal(path, bench="b") as journal:
+        intent = journal.query_intent("psu", line)
+        JournaledWriter("psu", sent.append).send(intent)
+        assert sent == [line.encode()]
+        assert kinds(path) == []  # not on disk yet: a question changes nothing
+        journal.flush()
+    assert kinds(path) == [("command", {"data": line, "instrument": "psu", "query": True})]
+
+
+@pytest.mark.parametrize(
+    "line", ["VOLT 5,(@2)\n", "VOLT 5,(@2);:VOLT? (@2)\n", "OUTP ON\n", "MEAS:VOLT?;*RST\n", ""]
+)
+def test_anything_that_sets_must_be_journaled_durably_first(tmp_path, line):
+    with Journal(tmp_path / "j.sqlite", bench="b") as journal:
+        with pytest.raises(JournalError, match="not a pure query"):
+            journal.query_intent("psu", line)
+        assert journal.staged == 0
