@@ -130,6 +130,8 @@ class Journal:
         self.run_id = ""
         self._lock = threading.Lock()
         self._staged: list[Pending] = []
+        self._tx_head: _Head | None = None  # the chain's head inside a write transaction
+        self._tx_start: _Head | None = None
         self._staged_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = connect(
             self.path, create=True, busy_timeout=busy_timeout
@@ -173,6 +175,9 @@ class Journal:
                 raise JournalError(f"{self.path}: cannot start a write: {exc}") from exc
             with self._staged_lock:
                 staged = list(self._staged)
+            # The chain's head is read once per transaction and written once at its end.
+            self._tx_head = self._head(conn)
+            self._tx_start = self._tx_head
             try:
                 # What was staged goes first: it happened before what is written now.
                 for pending in staged:
@@ -186,6 +191,12 @@ class Journal:
                         mono=pending.mono,
                     ).seq
                 yield conn
+                if self._tx_head != self._tx_start:
+                    conn.execute(
+                        "INSERT INTO head (id, seq, hash) VALUES (1, ?, ?) "
+                        "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                        (self._tx_head.seq, self._tx_head.hash),
+                    )
                 conn.execute("COMMIT")
                 with self._staged_lock:
                     del self._staged[: len(staged)]
@@ -197,6 +208,8 @@ class Journal:
                 if isinstance(exc, sqlite3.Error):
                     raise JournalError(f"{self.path}: write failed: {exc}") from exc
                 raise
+            finally:
+                self._tx_head = None
 
     def _head(self, conn: sqlite3.Connection) -> _Head:
         row = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
@@ -217,7 +230,8 @@ class Journal:
             raise JournalError(f"unknown entry kind {kind!r} (known: {', '.join(sorted(KINDS))})")
         if payload is not None and any(isinstance(v, Pending) for v in payload.values()):
             payload = {k: v.seq if isinstance(v, Pending) else v for k, v in payload.items()}
-        head = self._head(conn)
+        # Only ever called inside _write_transaction, which holds the head.
+        head = self._tx_head
         fields = {
             "seq": head.seq + 1,
             "wall_time": format_wall(wall if wall is not None else self.clock.wall()),
@@ -245,11 +259,7 @@ class Journal:
                 entry.hash,
             ),
         )
-        conn.execute(
-            "INSERT INTO head (id, seq, hash) VALUES (1, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            (entry.seq, entry.hash),
-        )
+        self._tx_head = _Head(entry.seq, entry.hash)
         return entry
 
     def append(
