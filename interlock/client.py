@@ -48,7 +48,7 @@ from interlock.config import Bench, load_bench
 from interlock.errors import InterlockError
 from interlock.service.background import answers, start_background
 from interlock.service.tokens import ROLES, read_token
-from interlock.service.wire import InvalidRequest, ServiceUnavailable, error_from_wire
+from interlock.service.wire import InvalidRequest, ServiceUnavailable, result_of
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Client:
             raise ServiceUnavailable(
                 f"service of bench {self.bench.name} on {self.bench.service.socket}: {exc}"
             ) from exc
-        return _result(response)
+        return result_of(response)
 
     @property
     def name(self) -> str:
@@ -166,7 +166,7 @@ class Client:
             ) as response:
                 if not response.is_success:
                     response.read()
-                    _result(response)
+                    result_of(response)
                 for line in response.iter_lines():
                     if line:
                         yield json.loads(line)
@@ -281,12 +281,12 @@ class Lease:
             ) as response:
                 if not response.is_success:
                     response.read()
-                    _result(response)
+                    result_of(response)
                 for line in response.iter_lines():
                     if self._stop.is_set() or (line and json.loads(line).get("ended")):
                         return
                     if time.monotonic() - last >= period:
-                        _result(http.post(f"/leases/{self.id}/heartbeat"))
+                        result_of(http.post(f"/leases/{self.id}/heartbeat"))
                         last = time.monotonic()
             if not self._stop.is_set():
                 self.lost = "the service ended the lease"
@@ -327,16 +327,6 @@ class Lease:
             if exc is None:
                 raise
             log.exception("releasing the lease after %s", exc_type.__name__ if exc_type else "")
-
-
-def _result(response: httpx.Response) -> Any:
-    if response.is_success:
-        return response.json()
-    try:
-        body = response.json()
-    except ValueError:
-        body = response.text[:500]
-    raise error_from_wire(body, response.status_code)
 
 
 def _segment(name: str) -> str:

@@ -38,7 +38,7 @@ from interlock.errors import InterlockError, JournalError
 from interlock.journal.db import ENTRY_COLUMNS, connect, row_to_entry
 from interlock.journal.render import describe
 from interlock.service.tokens import read_token
-from interlock.service.wire import ServiceUnavailable, error_from_wire
+from interlock.service.wire import ServiceUnavailable, result_of
 
 from .model import JournalLine
 
@@ -148,7 +148,7 @@ class ServiceSource:
                 f"service of bench {self.bench.name} on {self.bench.service.socket}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        return _result(response)
+        return result_of(response)
 
     async def _drop_actions(self) -> None:
         actions, self._actions = self._actions, None
@@ -181,11 +181,11 @@ class ServiceSource:
         quiet = max(2.0, 4 * self.period)
         async with self._http(quiet) as http:
             # GET /status first: it says which role the service gave our token ("you").
-            yield Status(_result(await http.get("/status")))
+            yield Status(result_of(await http.get("/status")))
             async with http.stream("GET", "/events", params={"period": self.period}) as response:
                 if not response.is_success:
                     await response.aread()
-                    _result(response)
+                    result_of(response)
                 async for line in response.aiter_lines():
                     if not line:
                         continue
@@ -197,7 +197,7 @@ class ServiceSource:
                     yield Event(item)
                     if item.get("event") in ("state", "fault", "lease"):
                         # Shown at once, not at the next periodic status.
-                        yield Status(_result(await http.get("/status")))
+                        yield Status(result_of(await http.get("/status")))
 
     # -- actions ------------------------------------------------------------------------
 
@@ -261,16 +261,6 @@ class JournalTail:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _result(response: httpx.Response) -> Any:
-    if response.is_success:
-        return response.json()
-    try:
-        body = response.json()
-    except ValueError:
-        body = response.text[:500]
-    raise error_from_wire(body, response.status_code)
 
 
 def _reason(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "ServiceUnavailable",
     "error_from_wire",
     "error_to_wire",
+    "result_of",
 ]
 
 
@@ -90,3 +91,17 @@ def error_from_wire(body: Any, status: int) -> InterlockError:
         if name in body:
             setattr(error, name, body[name])
     return error
+
+
+def result_of(response: Any) -> Any:
+    """The JSON body of a successful response; the error it stands for otherwise.
+
+    ``response`` is an httpx response (sync or async client alike).
+    """
+    if response.is_success:
+        return response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text[:500]
+    raise error_from_wire(body, response.status_code)
