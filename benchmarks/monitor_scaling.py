@@ -83,7 +83,9 @@ def measure_nets(directory: Path, nets: int, seconds: float) -> dict[str, Any]:
         "ms/pass": 1e3 / rate if rate else math.inf,
         "exchanges/pass": math.ceil(nets / 3),
         "entries/pass": entries / passes if passes else math.nan,
-        "commits/pass": counter.commits / passes if passes and counter.commits else math.nan,
+        "commits/pass": (
+            counter.commits / passes if passes and counter.commits is not None else math.nan
+        ),
         "fault": fault,
     }
 
