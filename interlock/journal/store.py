@@ -50,6 +50,9 @@ from interlock.journal.intent import _JOURNAL_TOKEN, DurableIntent, QueryIntent,
 
 WALL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
+# Staged entries beyond this many are written at once, whoever staged them.
+MAX_STAGED = 1000
+
 
 class Pending:
     """An entry staged for the next commit. ``seq`` is set once it is written.
@@ -296,6 +299,9 @@ class Journal:
         )
         with self._staged_lock:
             self._staged.append(pending)
+            backlog = len(self._staged)
+        if backlog >= MAX_STAGED:
+            self.flush()  # whoever stages this much, nothing waits in memory unbounded
         return pending
 
     @property

@@ -87,3 +87,14 @@ def test_anything_that_sets_must_be_journaled_durably_first(tmp_path, line):
         with pytest.raises(JournalError, match="not a pure query"):
             journal.query_intent("psu", line)
         assert journal.staged == 0
+
+
+def test_staged_entries_never_pile_up_unbounded(tmp_path):
+    from interlock.journal.store import MAX_STAGED
+
+    path = tmp_path / "j.sqlite"
+    with Journal(path, bench="b") as journal:
+        for i in range(MAX_STAGED + 5):
+            journal.measurement("VBUS", voltage=float(i), durable=False)
+        assert journal.staged < MAX_STAGED
+        assert len(kinds(path)) >= MAX_STAGED
