@@ -680,7 +680,11 @@ class Controller:
                 return
             if self.clock() > deadline:
                 differ = self.instruments.relays_of(
-                    {c for c in range(1, 9) if (state.contacts_mask ^ mask) >> (c - 1) & 1}
+                    {
+                        c
+                        for c in range(1, (state.contacts_mask ^ mask).bit_length() + 1)
+                        if (state.contacts_mask ^ mask) >> (c - 1) & 1
+                    }
                 )
                 self.journal.readback(
                     board.name,
