@@ -248,13 +248,18 @@ class CommandSet:
         return ";".join(responses) if responses else None
 
 
-def split_units(line: str) -> list[str]:
-    """Split at ``;`` outside quotes and parentheses; empty units are dropped."""
-    units: list[str] = []
+def _split_top_level(text: str, separator: str) -> tuple[list[str], bool, bool, int]:
+    """Split at ``separator`` outside quotes and parentheses.
+
+    Returns the parts, whether a ``)`` came before its ``(``, whether a quote
+    was left open, and the parentheses left open at the end.
+    """
+    parts: list[str] = []
     current: list[str] = []
     quote = ""
     depth = 0
-    for char in line:
+    stray_close = False
+    for char in text:
         if quote:
             if char == quote:
                 quote = ""
@@ -263,13 +268,21 @@ def split_units(line: str) -> list[str]:
         elif char == "(":
             depth += 1
         elif char == ")":
+            if depth == 0:
+                stray_close = True
             depth = max(0, depth - 1)
-        elif char == ";" and depth == 0:
-            units.append("".join(current))
+        elif char == separator and depth == 0:
+            parts.append("".join(current))
             current = []
             continue
         current.append(char)
-    units.append("".join(current))
+    parts.append("".join(current))
+    return parts, stray_close, bool(quote), depth
+
+
+def split_units(line: str) -> list[str]:
+    """Split at ``;`` outside quotes and parentheses; empty units are dropped."""
+    units, *_ = _split_top_level(line, ";")
     return [unit for unit in units if unit.strip()]
 
 
@@ -294,32 +307,14 @@ def split_parameters(text: str) -> tuple[str, ...]:
     text = text.strip()
     if not text:
         return ()
-    items: list[str] = []
-    current: list[str] = []
-    quote = ""
-    depth = 0
-    for char in text:
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth < 0:
-                raise ScpiError(-102)
-        elif char == "," and depth == 0:
-            items.append("".join(current).strip())
-            current = []
-            continue
-        current.append(char)
-    if quote:
-        raise ScpiError(-151)
-    if depth:
+    items, stray_close, open_quote, open_parens = _split_top_level(text, ",")
+    if stray_close:
         raise ScpiError(-102)
-    items.append("".join(current).strip())
+    if open_quote:
+        raise ScpiError(-151)
+    if open_parens:
+        raise ScpiError(-102)
+    items = [item.strip() for item in items]
     if any(not item for item in items):
         raise ScpiError(-102)  # "VOLT 5,,1" or a trailing comma
     return tuple(items)
