@@ -468,9 +468,8 @@ class Controller:
                 raise StateError("the E-stop is still pressed: release it before reset")
             # A broken session may have been a different instrument on reconnect: identify again.
             for instrument in self.instruments.all:
-                transport = getattr(instrument, "transport", None)
-                if transport is not None and not transport.is_open:
-                    transport.open()
+                if instrument is not board and not instrument.is_open:
+                    instrument.open()
             failures = self.instruments.verify_identities()
             if failures:
                 raise failures[0]

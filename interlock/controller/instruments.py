@@ -13,6 +13,7 @@ from interlock.drivers.scpi_psu import ScpiPowerSupply
 from interlock.drivers.visa import VisaTransport
 from interlock.errors import ConfigError, IdentityMismatch, InstrumentError
 from interlock.journal import Journal
+from interlock.protocols import Meter, PowerSupply, RelayBank
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,10 @@ class BenchInstruments:
         self.bench = bench
         self.journal = journal
         timeout = bench.service.io_timeout
-        self.supplies: dict[str, ScpiPowerSupply] = {}
-        self.meter: ScpiMultimeter | None = None
-        self.board: RelayBoard | None = None
+        # Typed by protocol: the controller relies on nothing a driver adds beyond it.
+        self.supplies: dict[str, PowerSupply] = {}
+        self.meter: Meter | None = None
+        self.board: RelayBank | None = None
         for inst in bench.instruments.values():
             where = resources.get(inst.name) or inst.resource or inst.port
             if inst.driver == "scpi-psu":

@@ -102,7 +102,7 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
     for supply in sorted(unreachable) if not journal_failed else []:
         psu = ctl.instruments.supplies[supply]
         try:
-            psu.transport.open()
+            psu.open()
             ctl.instruments.verify_identity(psu)
             channels = [c for s, c, _ in _channels_in_power_off_order(ctl) if s == supply]
             still_on = [

@@ -28,6 +28,11 @@ class ScpiDevice:
     def close(self) -> None:
         self.transport.close()
 
+    @property
+    def is_open(self) -> bool:
+        """Connected, and not poisoned by a timeout or a lost connection."""
+        return self.transport.is_open
+
     def command(self, text: str, **context: Any) -> None:
         intent = self.journal.command_intent(self.name, f"{text}\n", **context)
         self.transport.send(intent)

@@ -100,20 +100,6 @@ class ScpiPowerSupply(ScpiDevice):
             )
         ]
 
-    def tripped(self, channels: Sequence[int]) -> list[bool]:
-        ch = channel_list(channels)
-        reply = self.query(f"VOLT:PROT:TRIP? {ch};:CURR:PROT:TRIP? {ch}")
-        ovp, ocp = self.split_compound(reply, 2, "PROT:TRIP?")
-        n = len(channels)
-        return [
-            a or b
-            for a, b in zip(
-                self.flags(ovp, n, "VOLT:PROT:TRIP?"),
-                self.flags(ocp, n, "CURR:PROT:TRIP?"),
-                strict=True,
-            )
-        ]
-
     def poll(self, channels: Sequence[int]) -> list[tuple[float, float, bool]]:
         """Measured volts, amps and protection trip of each channel, in one exchange."""
         ch = channel_list(channels)
