@@ -35,7 +35,6 @@ from interlock.errors import (
     FaultLatched,
     IdentityMismatch,
     InstrumentError,
-    InterlockError,
     JournalError,
     LimitViolation,
     ReadbackMismatch,
@@ -948,4 +947,4 @@ def _finite(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-__all__ = ["Controller", "InterlockError"]
+__all__ = ["Controller"]
