@@ -12,8 +12,11 @@
             print(bench.measure("VLOGIC"))      # {"voltage": 5.0, "current": 0.15}
             bench.output_off("VLOGIC")
 
-``connect()`` reaches the service over the bench's Unix socket, reading the
-role's token from the bench's tokens directory. When nothing answers and the
+``connect()`` reaches the service over the bench's Unix sockets, reading the
+role's token from the bench's tokens directory. Setpoints, relays, outputs,
+measurements and the status go over the service's command channel (one JSON
+line each way, see :mod:`interlock.service.channel`); arming, leases, events
+and the emergency stop over its HTTP API. When nothing answers and the
 bench is a ``simulation`` bench, it starts a service in the background; a
 service for real hardware is only ever started by someone on purpose.
 
@@ -30,10 +33,12 @@ outside the pinned limits, it never clamps.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -48,7 +53,15 @@ from interlock.config import Bench, load_bench
 from interlock.errors import InterlockError
 from interlock.service.background import answers, start_background
 from interlock.service.tokens import ROLES, read_token
-from interlock.service.wire import InvalidRequest, ServiceUnavailable, result_of
+from interlock.service.wire import (
+    CHANNEL_VERSION,
+    MAX_LINE,
+    InvalidRequest,
+    ServiceUnavailable,
+    channel_path,
+    error_from_wire,
+    result_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +124,16 @@ class Client:
             "X-Interlock-Client": f"{Path(sys.argv[0] or 'python').name} pid {os.getpid()}",
         }
         self._http = self._new_http()
+        self._channel = _ChannelPool(
+            channel_path(bench.service.socket),
+            {
+                "hello": CHANNEL_VERSION,
+                "token": token,
+                "user": self._headers["X-Interlock-User"],
+                "client": self._headers["X-Interlock-Client"],
+            },
+            f"bench {bench.name}",
+        )
         self._lease: Lease | None = None
 
     def _new_http(self) -> httpx.Client:
@@ -136,6 +159,13 @@ class Client:
             ) from exc
         return result_of(response)
 
+    def _command(self, op: str, **arguments: Any) -> Any:
+        """One operation over the command channel, with the lease held (if any)."""
+        lease = self._lease
+        if lease is not None and lease.id is not None:
+            arguments["lease"] = lease.id
+        return self._channel.call({"op": op, **arguments})
+
     @property
     def name(self) -> str:
         return self.bench.name
@@ -148,10 +178,10 @@ class Client:
 
     def status(self) -> dict[str, Any]:
         """State, fault, nets (setpoints, limits, last measured), relays, lease holder."""
-        return self._request("GET", "/status")
+        return self._command("status")
 
     def measure(self, net: str) -> Measurement:
-        result = self._request("GET", f"/nets/{_segment(net)}/measurement")
+        result = self._command("measure", net=net)
         return Measurement(voltage=result["voltage"], current=result["current"])
 
     def events(self, period: float = 1.0) -> Iterator[dict[str, Any]]:
@@ -195,20 +225,20 @@ class Client:
     # -- script ----------------------------------------------------------------------------
 
     def set_voltage(self, net: str, volts: float) -> None:
-        self._request("PUT", f"/nets/{_segment(net)}/voltage", {"volts": volts})
+        self._command("set_voltage", net=net, volts=volts)
 
     def set_current_limit(self, net: str, amps: float) -> None:
-        self._request("PUT", f"/nets/{_segment(net)}/current-limit", {"amps": amps})
+        self._command("set_current_limit", net=net, amps=amps)
 
     def set_relay(self, relay: str, closed: bool) -> None:
-        self._request("PUT", f"/relays/{_segment(relay)}", {"closed": closed})
+        self._command("set_relay", relay=relay, closed=closed)
 
     def output_on(self, net: str) -> None:
         """Make ``net`` live (safe-to-mate, readback, settle, window). Needs the lease."""
-        self._request("PUT", f"/nets/{_segment(net)}/output", {"on": True})
+        self._command("set_output", net=net, on=True)
 
     def output_off(self, net: str) -> None:
-        self._request("PUT", f"/nets/{_segment(net)}/output", {"on": False})
+        self._command("set_output", net=net, on=False)
 
     # -- lease ---------------------------------------------------------------------------------
 
@@ -228,9 +258,12 @@ class Client:
     # -- life cycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._lease is not None:
-            self._lease.release()
-        self._http.close()
+        try:
+            if self._lease is not None:
+                self._lease.release()
+        finally:
+            self._channel.close()
+            self._http.close()
 
     def __enter__(self) -> Client:
         return self
@@ -329,11 +362,100 @@ class Lease:
             log.exception("releasing the lease after %s", exc_type.__name__ if exc_type else "")
 
 
-def _segment(name: str) -> str:
-    """A net or relay name as one path segment (never a path of its own)."""
-    from urllib.parse import quote
+class _ChannelConnection:
+    """One connection of the command channel, past its hello."""
 
-    return quote(str(name), safe="")
+    def __init__(self, path: Path, hello: dict[str, Any], what: str) -> None:
+        self.what = what
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.buffer = b""
+        try:
+            self.sock.settimeout(5.0)
+            self.sock.connect(str(path))
+            self.sock.settimeout(REQUEST_TIMEOUT)
+            self.call(hello)
+        except BaseException:
+            self.close()
+            raise
+
+    def call(self, request: dict[str, Any]) -> Any:
+        # NaN and infinities travel (as JSON's common extension) so that the interlock
+        # itself refuses them, with its rule, in its journal: never dropped on the way.
+        line = (json.dumps(request, separators=(",", ":"), allow_nan=True) + "\n").encode()
+        try:
+            self.sock.sendall(line)
+            reply = json.loads(self._line())
+        except (OSError, ValueError) as exc:
+            raise ServiceUnavailable(f"command channel of {self.what}: {exc!r}") from exc
+        if isinstance(reply, dict) and "ok" in reply:
+            return reply["ok"]
+        if isinstance(reply, dict) and isinstance(reply.get("error"), str):
+            raise error_from_wire(reply, 0)
+        raise ServiceUnavailable(f"command channel of {self.what}: not a reply: {reply!r}"[:300])
+
+    def _line(self) -> bytes:
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= 0:
+                line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
+                return line
+            if len(self.buffer) > MAX_LINE:
+                raise ValueError("reply line too long")
+            data = self.sock.recv(MAX_LINE)
+            if not data:
+                raise ConnectionResetError("the service closed the connection")
+            self.buffer += data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _ChannelPool:
+    """Command channel connections, one per concurrent caller, opened when first needed.
+
+    A call whose reply did not come back closes its connection and raises
+    ServiceUnavailable: it is never sent again (the service may have acted on it).
+    """
+
+    def __init__(self, path: Path, hello: dict[str, Any], what: str) -> None:
+        self.path, self.hello, self.what = path, hello, what
+        self._idle: list[_ChannelConnection] = []
+        self._lock = threading.Lock()
+
+    def call(self, request: dict[str, Any]) -> Any:
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            try:
+                connection = _ChannelConnection(self.path, self.hello, self.what)
+            except OSError as exc:
+                raise ServiceUnavailable(
+                    f"command channel of {self.what} on {self.path}: {exc}"
+                ) from exc
+        try:
+            result = connection.call(request)
+        except ServiceUnavailable:
+            connection.close()
+            raise
+        except InterlockError:
+            self._give_back(connection)  # an answer: the connection is in step
+            raise
+        except BaseException:
+            connection.close()  # interrupted mid-call: its reply would answer the next one
+            raise
+        self._give_back(connection)
+        return result
+
+    def _give_back(self, connection: _ChannelConnection) -> None:
+        with self._lock:
+            self._idle.append(connection)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            with contextlib.suppress(OSError):
+                connection.close()
 
 
 def _user() -> str:

@@ -9,9 +9,11 @@ none of them can bypass the interlock. Pieces, one module each:
 - :mod:`.leases`: the dead man's switch of a client that makes a net live.
 - :mod:`.events`: state changes, faults, refusals and lease news, fanned out to streams.
 - :mod:`.runtime`: the running parts (simulated bench, journal, controller, leases).
+- :mod:`.actions`: the script actions with the service's own checks (both ways in).
 - :mod:`.app`: the FastAPI application (routes, error mapping, OpenAPI schema).
-- :mod:`.server`: uvicorn on a Unix socket (and TCP only when asked).
-- :mod:`.wire`: the error format shared by the service and :mod:`interlock.client`.
+- :mod:`.channel`: the command channel (script actions as JSON lines, local only).
+- :mod:`.server`: uvicorn on a Unix socket (and TCP only when asked), and the channel.
+- :mod:`.wire`: the error format and channel constants shared with :mod:`interlock.client`.
 
 This package's ``__init__`` imports nothing heavy: :mod:`interlock.client`
 needs only :mod:`.wire` and :mod:`.tokens`.

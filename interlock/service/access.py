@@ -47,13 +47,46 @@ def _clean(text: str | None, default: str) -> str:
     return text[:100] or default
 
 
-def caller(request: Request, role: str | None) -> Identity:
+def identity_of(role: str | None, user: str | None, client: str | None) -> Identity:
+    """Who is calling: the role from the token, the rest as the client says."""
     return Identity(
         role=role or "none",
-        who=_clean(request.headers.get(USER_HEADER), "unknown"),
-        client=f"{role or 'no role'} "
-        + _clean(request.headers.get(CLIENT_HEADER), "unnamed client"),
+        who=_clean(user, "unknown"),
+        client=f"{role or 'no role'} " + _clean(client, "unnamed client"),
     )
+
+
+def authorize(
+    service, token: str | None, user: str | None, client: str | None, needs: str, **where: str
+) -> Identity:
+    """The caller's :class:`Identity`, if the role of ``token`` may do what needs ``needs``.
+
+    Shared by the HTTP routes and the command channel. ``where`` (the HTTP
+    method and path, or the channel and its operation) goes into the journal
+    with a refusal. Does no I/O but on a refusal.
+    """
+    role = service.tokens.role_of(token)
+    identity = identity_of(role, user, client)
+    if role is None:
+        reason = "no token" if not token else "invalid token"
+        journal_refusal(service, identity, reason, **where)
+        raise AccessDenied(f"{reason}: send a role's token as 'Authorization: Bearer TOKEN'")
+    require_role(service, identity, needs, **where)
+    return identity
+
+
+def require_role(service, identity: Identity, needs: str, **where: str) -> None:
+    """Refuse (journaled, AccessDenied) a role below ``needs``."""
+    if rank(identity.role) < rank(needs):
+        reason = f"the {identity.role} role may not do this (needs {needs})"
+        journal_refusal(service, identity, reason, **where)
+        raise AccessDenied(reason, role=identity.role, needs=needs)
+
+
+def journal_refusal(service, identity: Identity, reason: str, **where: str) -> None:
+    journal = service.journal
+    entry = journal.request(identity.who, identity.client, "access", **where)
+    journal.verdict(False, request=entry.seq, rule="access", where="service", reason=reason)
 
 
 class Access:
@@ -71,28 +104,12 @@ class Access:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Identity:
-        service = request.app.state.service
-        token = credentials.credentials if credentials is not None else None
-        role = service.tokens.role_of(token)
-        identity = caller(request, role)
-        if role is None:
-            reason = "no token" if not token else "invalid token"
-            self._journal_refusal(service, request, identity, reason)
-            raise AccessDenied(f"{reason}: send a role's token as 'Authorization: Bearer TOKEN'")
-        if rank(role) < rank(self.needs):
-            reason = f"the {role} role may not do this (needs {self.needs})"
-            self._journal_refusal(service, request, identity, reason)
-            raise AccessDenied(reason, role=role, needs=self.needs)
-        return identity
-
-    @staticmethod
-    def _journal_refusal(service, request: Request, identity: Identity, reason: str) -> None:
-        journal = service.journal
-        entry = journal.request(
-            identity.who,
-            identity.client,
-            "access",
+        return authorize(
+            request.app.state.service,
+            credentials.credentials if credentials is not None else None,
+            request.headers.get(USER_HEADER),
+            request.headers.get(CLIENT_HEADER),
+            self.needs,
             method=request.method,
             path=request.url.path[:200],
         )
-        journal.verdict(False, request=entry.seq, rule="access", where="service", reason=reason)

@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -46,10 +45,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from interlock.controller import Controller
-from interlock.errors import InterlockError, LimitViolation
-from interlock.limits import BUILT_IN
+from interlock.errors import InterlockError
 from interlock.service.access import LEASE_HEADER, Access, Identity
-from interlock.service.leases import LeaseError
+from interlock.service.actions import ScriptActions
 from interlock.service.runtime import Service
 from interlock.service.wire import AccessDenied, error_to_wire, status_of
 
@@ -115,38 +113,10 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
 
+    actions = ScriptActions(service)
+
     def controller() -> Controller:  # InterlockError while the service is down
         return service.require_controller()
-
-    def refuse_for_lease(who: Identity, action: str, error: LeaseError, **details: Any) -> None:
-        journal = service.journal
-        entry = journal.request(who.who, who.client, action, **details)
-        journal.verdict(False, request=entry.seq, rule="lease", where="service", reason=str(error))
-        raise error
-
-    def finite(who: Identity, net: str, quantity: str, value: float) -> None:
-        """Refuse NaN and infinities here, as the limit engine would, but journaled.
-
-        Controller.set_voltage() journals the request with the raw value first, and the
-        journal cannot hold a non-finite number: the request would fail as a journal
-        error, unrecorded, instead of being refused by its rule.
-        """
-        if math.isfinite(value):
-            return
-        entry = service.journal.request(
-            who.who, who.client, "set", net=net, quantity=quantity, value=repr(value)
-        )
-        reason = f"{net} {quantity.replace('_', ' ')} must be a finite number, got {value!r}"
-        service.journal.verdict(
-            False, request=entry.seq, rule="finite-value", where=BUILT_IN, reason=reason
-        )
-        raise LimitViolation(reason, "finite-value", BUILT_IN)
-
-    def holder_only(request: Request, who: Identity, action: str, **details: Any) -> None:
-        try:
-            service.leases.require_not_leased_by_other(request.headers.get(LEASE_HEADER))
-        except LeaseError as error:
-            refuse_for_lease(who, action, error, **details)
 
     # -- errors ------------------------------------------------------------------
 
@@ -184,7 +154,7 @@ def create_app(service: Service) -> FastAPI:
         summary="measure a net's voltage and current",
     )
     def measure(net: str, _: Viewer) -> dict[str, float]:
-        return controller().measure(net)
+        return actions.measure(net)
 
     @app.get(
         "/events",
@@ -236,9 +206,7 @@ def create_app(service: Service) -> FastAPI:
         summary="program a net's voltage (ramped if live)",
     )
     def set_voltage(net: str, body: VoltageBody, who: Script, request: Request) -> dict[str, Any]:
-        finite(who, net, "voltage", body.volts)
-        holder_only(request, who, "set", net=net, quantity="voltage", value=body.volts)
-        controller().set_voltage(net, body.volts, who=who.who, client=who.client)
+        actions.set_voltage(who, request.headers.get(LEASE_HEADER), net, body.volts)
         return service.status()
 
     @app.put(
@@ -248,9 +216,7 @@ def create_app(service: Service) -> FastAPI:
     def set_current_limit(
         net: str, body: CurrentLimitBody, who: Script, request: Request
     ) -> dict[str, Any]:
-        finite(who, net, "current_limit", body.amps)
-        holder_only(request, who, "set", net=net, quantity="current_limit", value=body.amps)
-        controller().set_current_limit(net, body.amps, who=who.who, client=who.client)
+        actions.set_current_limit(who, request.headers.get(LEASE_HEADER), net, body.amps)
         return service.status()
 
     @app.put(
@@ -259,30 +225,12 @@ def create_app(service: Service) -> FastAPI:
         description=f"Turning on needs the bench's lease: send its id in {LEASE_HEADER}.",
     )
     def set_output(net: str, body: OutputBody, who: Script, request: Request) -> dict[str, Any]:
-        ctl = controller()
-        if not body.on:
-            ctl.output_off(net, who=who.who, client=who.client)
-            return service.status()
-        lease_id = request.headers.get(LEASE_HEADER)
-        try:
-            service.leases.check(lease_id)
-        except LeaseError as error:
-            refuse_for_lease(who, "output", error, net=net, quantity="output", value=True)
-        ctl.output_on(net, who=who.who, client=who.client)
-        try:
-            service.leases.check(lease_id)
-        except LeaseError:
-            # Lost while the net came up: nobody would be watching it.
-            ctl.trip(
-                "lease", f"lease of {who.who} ({who.client}) lost while {net} came up", who=who.who
-            )
-            raise
+        actions.set_output(who, request.headers.get(LEASE_HEADER), net, body.on)
         return service.status()
 
     @app.put("/relays/{relay}", summary="close or open a relay")
     def set_relay(relay: str, body: RelayBody, who: Script, request: Request) -> dict[str, Any]:
-        holder_only(request, who, "set", relay=relay, quantity="relay", value=body.closed)
-        controller().set_relay(relay, body.closed, who=who.who, client=who.client)
+        actions.set_relay(who, request.headers.get(LEASE_HEADER), relay, body.closed)
         return service.status()
 
     # -- leases ----------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The service listens on the bench's Unix socket (``[service] socket``),
 owner-only (mode 0600), and on TCP only when asked (``tcp=(host, port)``);
-tokens are required either way. The sockets are bound here, before the
+tokens are required either way. Its command channel (:mod:`.channel`)
+listens on a second Unix socket next to the first, never on TCP. The sockets are bound here, before the
 instruments are opened, so a second service for the same bench is refused
 instead of fighting the first over its instruments. A socket file left by a
 service that died is recognised (nothing answers on it) and replaced.
@@ -27,7 +28,9 @@ import uvicorn
 
 from interlock.errors import ConfigError, InterlockError
 from interlock.service.app import create_app
+from interlock.service.channel import CommandChannel
 from interlock.service.runtime import Service
+from interlock.service.wire import channel_path
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +147,18 @@ class _Listening:
 
     def __init__(self, service: Service, tcp: tuple[str, int] | None) -> None:
         self.path = service.settings.socket
+        self.channel_path = channel_path(self.path)
         self.pid_file = pid_path(self.path)
         self.sockets = [listen_unix(self.path, service.bench.shown_path)]
-        if tcp is not None:
-            try:
+        self.channel_socket: socket.socket | None = None
+        self.channel: CommandChannel | None = None
+        try:
+            self.channel_socket = listen_unix(self.channel_path, service.bench.shown_path)
+            if tcp is not None:
                 self.sockets.append(listen_tcp(*tcp))
-            except BaseException:
-                self.close()
-                raise
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def tcp_address(self) -> tuple[str, int] | None:
@@ -167,9 +174,23 @@ class _Listening:
     def write_pid(self) -> None:
         self.pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
 
+    def start_channel(self, service: Service) -> None:
+        """Serve the command channel (once the service is open: it needs the controller)."""
+        if self.channel_socket is not None:
+            self.channel = CommandChannel(service, self.channel_socket).start()
+
+    def stop_channel(self) -> None:
+        if self.channel is not None:
+            self.channel.stop()
+            self.channel = None
+
     def close(self) -> None:
+        self.stop_channel()
         for sock in self.sockets:
             sock.close()
+        if self.channel_socket is not None:
+            self.channel_socket.close()
+            self.channel_path.unlink(missing_ok=True)
         self.path.unlink(missing_ok=True)
         self.pid_file.unlink(missing_ok=True)
 
@@ -190,10 +211,12 @@ def serve(
         service.open()
         try:
             listening.write_pid()
+            listening.start_channel(service)
             if ready is not None:
                 ready(listening.addresses)
             _uvicorn(service).run(sockets=listening.sockets)
         finally:
+            listening.stop_channel()
             service.close()
     finally:
         listening.close()
@@ -226,6 +249,7 @@ class ServiceThread:
         self._listening = _Listening(self.service, self._tcp)
         try:
             self.service.open()
+            self._listening.start_channel(self.service)
             self._server = _uvicorn(self.service)
             self._thread = threading.Thread(target=self._run, name="interlock-service", daemon=True)
             self._thread.start()
@@ -252,6 +276,8 @@ class ServiceThread:
         if self._thread is not None:
             self._thread.join(timeout=GRACEFUL_SHUTDOWN + 5)
             self._thread = None
+        if self._listening is not None:
+            self._listening.stop_channel()
         self.service.close()
         if self._listening is not None:
             self._listening.close()

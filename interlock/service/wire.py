@@ -15,15 +15,19 @@ here for the service's modules.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from interlock import errors
 from interlock.errors import AccessDenied, InterlockError, InvalidRequest, ServiceUnavailable
 
 __all__ = [
+    "CHANNEL_VERSION",
+    "MAX_LINE",
     "AccessDenied",
     "InvalidRequest",
     "ServiceUnavailable",
+    "channel_path",
     "error_from_wire",
     "error_to_wire",
     "result_of",
@@ -105,3 +109,17 @@ def result_of(response: Any) -> Any:
     except ValueError:
         body = response.text[:500]
     raise error_from_wire(body, response.status_code)
+
+
+# -- the command channel (see interlock.service.channel) ---------------------------
+
+#: The version a client names in its hello line.
+CHANNEL_VERSION = 1
+#: The longest line either side accepts (bytes, newline included).
+MAX_LINE = 64 * 1024
+
+
+def channel_path(socket_path: str | Path) -> Path:
+    """The command channel's Unix socket, next to the HTTP socket: ``x.sock`` -> ``x.cmd.sock``."""
+    socket_path = Path(socket_path)
+    return socket_path.with_name(f"{socket_path.stem}.cmd{socket_path.suffix or '.sock'}")

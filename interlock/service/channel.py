@@ -1,0 +1,289 @@
+"""The command channel: a script's fast way in, next to the HTTP API.
+
+A test sequence changes setpoints and measures in tight loops; through HTTP
+each call costs more than the instrument exchange it stands for. The
+command channel carries the same script actions (:mod:`.actions`: the same
+checks, the same journal, the same errors) as newline-delimited JSON over a
+Unix socket of its own, next to the HTTP one (``interlock.sock`` ->
+``interlock.cmd.sock``, owner-only, local only). Each connection is served
+by a thread of its own, with blocking I/O: nothing between the line and the
+controller but JSON. Operator actions, leases, the event streams and the
+emergency stop stay on HTTP (the stop runs on the server's event loop, never
+behind a script's request).
+
+Protocol (one JSON object per line, UTF-8, at most :data:`~.wire.MAX_LINE` bytes;
+strictly one reply per request, in order)::
+
+    -> {"hello": 1, "token": "...", "user": "alice", "client": "soak.py pid 42"}
+    <- {"ok": {"role": "script", "bench": "bench-07"}}
+    -> {"op": "set_voltage", "net": "VLOGIC", "volts": 5.0, "lease": "..."}
+    <- {"ok": null}
+    -> {"op": "measure", "net": "VLOGIC"}
+    <- {"ok": {"voltage": 5.0, "current": 0.15}}
+    -> {"op": "set_voltage", "net": "VLOGIC", "volts": 9.0}
+    <- {"error": "LimitViolation", "message": "...", "rule": "...", "where": "...", ...}
+
+Operations and the least role each needs: ``status`` and ``measure``
+(viewer); ``set_voltage`` (``volts``), ``set_current_limit`` (``amps``),
+``set_relay`` (``relay``, ``closed``) and ``set_output`` (``on``) (script).
+``lease`` names the lease held, as the HTTP ``X-Interlock-Lease`` header
+does. Errors are those of the HTTP API (:mod:`.wire`). A bad token ends the
+connection after its error; a malformed request gets an ``InvalidRequest``
+and the connection goes on; an over-long line ends it. Refusals of access
+are journaled as on HTTP, with ``channel`` and ``op`` instead of the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from interlock.errors import InterlockError
+from interlock.service.access import Identity, authorize, require_role
+from interlock.service.actions import ScriptActions
+from interlock.service.wire import (
+    CHANNEL_VERSION,
+    MAX_LINE,
+    InvalidRequest,
+    ServiceUnavailable,
+    error_to_wire,
+    status_of,
+)
+
+log = logging.getLogger(__name__)
+
+#: Connections served at once; one more is told so and closed.
+MAX_CONNECTIONS = 32
+# How often the accepting thread looks at the stopping flag.
+ACCEPT_POLL_S = 0.25
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a string, got {value!r}"[:300])
+    return value
+
+
+def _number(value: Any, name: str) -> float:
+    # Strict, as the HTTP bodies are: true is not 1.0 and "5" is not 5.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(f"{name} must be a number, got {value!r}"[:300])
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidRequest(f"{name} is too large for a number: {value!r}"[:300]) from None
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be true or false, got {value!r}"[:300])
+    return value
+
+
+# op -> (least role, {argument: parser}, handler(actions, who, lease, **arguments))
+_Handler = Callable[..., Any]
+OPERATIONS: dict[str, tuple[str, dict[str, Callable[[Any, str], Any]], _Handler]] = {
+    "status": ("viewer", {}, lambda actions, who, lease: {
+        **actions.service.status(), "you": who.public()
+    }),
+    "measure": ("viewer", {"net": _text}, lambda actions, who, lease, net: actions.measure(net)),
+    "set_voltage": ("script", {"net": _text, "volts": _number}, ScriptActions.set_voltage),
+    "set_current_limit": (
+        "script",
+        {"net": _text, "amps": _number},
+        ScriptActions.set_current_limit,
+    ),
+    "set_relay": ("script", {"relay": _text, "closed": _flag}, ScriptActions.set_relay),
+    "set_output": ("script", {"net": _text, "on": _flag}, ScriptActions.set_output),
+}  # fmt: skip
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+class _Lines:
+    """Lines read off a blocking socket, each at most MAX_LINE bytes."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.buffer = b""
+
+    def next(self) -> bytes | None:
+        """The next line without its newline; None when the peer closed."""
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= 0:
+                line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
+                return line
+            if len(self.buffer) >= MAX_LINE:
+                raise _LineTooLong
+            data = self.conn.recv(MAX_LINE)
+            if not data:
+                return None
+            self.buffer += data
+
+
+def _encode(reply: dict[str, Any]) -> bytes:
+    return (json.dumps(reply, separators=(",", ":"), default=str) + "\n").encode()
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    try:
+        request = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"not a JSON line: {exc}"[:300]) from None
+    if not isinstance(request, dict):
+        raise InvalidRequest("a request is a JSON object")
+    return request
+
+
+class CommandChannel:
+    """Serves the command channel of ``service`` on a bound Unix socket ``listening``."""
+
+    def __init__(self, service: Any, listening: socket.socket) -> None:
+        self.service = service
+        self.actions = ScriptActions(service)
+        self._listening = listening
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def start(self) -> CommandChannel:
+        self._listening.listen(MAX_CONNECTIONS)
+        self._listening.settimeout(ACCEPT_POLL_S)
+        self._thread = threading.Thread(target=self._accept, name="interlock-channel", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, end every connection (a request under way finishes first)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=ACCEPT_POLL_S * 4)
+            self._thread = None
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._listening.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if not self._stopping.is_set():
+                    log.exception("command channel: accept failed")
+                return
+            conn.settimeout(None)
+            with self._lock:
+                crowded = len(self._connections) >= MAX_CONNECTIONS
+                if not crowded:
+                    self._connections.add(conn)
+            if crowded:
+                self._refuse(conn, ServiceUnavailable("too many command channel connections"))
+                continue
+            threading.Thread(
+                target=self._serve, args=(conn,), name="interlock-channel-conn", daemon=True
+            ).start()
+
+    @staticmethod
+    def _refuse(conn: socket.socket, error: InterlockError) -> None:
+        with contextlib.suppress(OSError):
+            conn.sendall(_encode(error_to_wire(error)))
+        conn.close()
+
+    # -- one connection --------------------------------------------------------------
+
+    def _serve(self, conn: socket.socket) -> None:
+        lines = _Lines(conn)
+        try:
+            identity = self._hello(conn, lines)
+            while identity is not None and not self._stopping.is_set():
+                line = lines.next()
+                if line is None:
+                    return
+                conn.sendall(self._answer(identity, line))
+        except _LineTooLong:
+            with contextlib.suppress(OSError):
+                error = InvalidRequest(f"line longer than {MAX_LINE} bytes: connection closed")
+                conn.sendall(_encode(error_to_wire(error)))
+        except OSError:
+            pass  # the client went away, or the service is stopping
+        finally:
+            with self._lock:
+                self._connections.discard(conn)
+            conn.close()
+
+    def _hello(self, conn: socket.socket, lines: _Lines) -> Identity | None:
+        line = lines.next()
+        if line is None:
+            return None
+        try:
+            hello = _decode(line)
+            if hello.get("hello") != CHANNEL_VERSION:
+                raise InvalidRequest(
+                    f"first line must be a hello of version {CHANNEL_VERSION}, "
+                    f"got {str(hello)[:200]}"
+                )
+            token = hello.get("token")
+            identity = authorize(
+                self.service,
+                token if isinstance(token, str) else None,
+                _optional_text(hello.get("user")),
+                _optional_text(hello.get("client")),
+                "viewer",
+                channel="command",
+                op="hello",
+            )
+        except InterlockError as error:
+            conn.sendall(_encode(error_to_wire(error)))
+            return None
+        conn.sendall(_encode({"ok": {"role": identity.role, "bench": self.service.bench.name}}))
+        return identity
+
+    def _answer(self, identity: Identity, line: bytes) -> bytes:
+        op = None
+        try:
+            request = _decode(line)
+            op = request.get("op")
+            operation = OPERATIONS.get(op) if isinstance(op, str) else None
+            if operation is None:
+                raise InvalidRequest(f"unknown op {op!r} (ops: {', '.join(OPERATIONS)})"[:300])
+            needs, parameters, handler = operation
+            unexpected = set(request) - set(parameters) - {"op", "lease"}
+            if unexpected:
+                raise InvalidRequest(f"{op}: unexpected {', '.join(sorted(unexpected))}"[:300])
+            arguments = {}
+            for name, parse in parameters.items():
+                if name not in request:
+                    raise InvalidRequest(f"{op}: {name} is missing")
+                arguments[name] = parse(request[name], name)
+            lease = request.get("lease")
+            if lease is not None and not isinstance(lease, str):
+                raise InvalidRequest("lease must be a string")
+            require_role(self.service, identity, needs, channel="command", op=op)
+            result = handler(self.actions, identity, lease, **arguments)
+            return _encode({"ok": result})
+        except InterlockError as error:
+            if status_of(error) >= 500:
+                log.warning("command channel %s: %s", op, error)
+            return _encode(error_to_wire(error))
+        except Exception as error:  # a bug: answer, keep serving, leave the trace in the log
+            log.exception("command channel %s", op)
+            return _encode(error_to_wire(InterlockError(f"internal error: {error!r}"[:300])))
+
+
+def _optional_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,354 @@
+"""The command channel: script actions as JSON lines, with the HTTP API's checks and journal."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import stat
+import threading
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from interlock.errors import LimitViolation, StateError
+from interlock.journal import JournalReader
+from interlock.service.wire import (
+    CHANNEL_VERSION,
+    MAX_LINE,
+    AccessDenied,
+    ServiceUnavailable,
+    channel_path,
+)
+from tests.service.conftest import Served
+
+
+class Line:
+    """A raw connection to the command channel: one JSON line out, one back."""
+
+    def __init__(self, served: Served) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(str(channel_path(served.service.settings.socket)))
+        self.file = self.sock.makefile("rb")
+
+    def send(self, data: bytes) -> dict[str, Any] | None:
+        """Send raw bytes; the reply line decoded, or None once the service closed."""
+        self.sock.sendall(data)
+        reply = self.file.readline()
+        return json.loads(reply) if reply else None
+
+    def call(self, request: Any) -> dict[str, Any] | None:
+        return self.send((json.dumps(request) + "\n").encode())
+
+    def hello(self, token: str, **extra: Any) -> dict[str, Any] | None:
+        return self.call({"hello": CHANNEL_VERSION, "token": token, **extra})
+
+    def closed(self) -> bool:
+        try:
+            return self.file.readline() == b""
+        except ConnectionResetError:  # closed with our unread bytes still in its buffer
+            return True
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def line(served: Served):
+    connections: list[Line] = []
+
+    def open_line(role: str | None = "script", **hello: Any) -> Line:
+        connection = Line(served)
+        connections.append(connection)
+        if role is not None:
+            reply = connection.hello(served.token(role), **hello)
+            assert reply == {"ok": {"role": role, "bench": served.service.bench.name}}
+        return connection
+
+    yield open_line
+    for connection in connections:
+        connection.close()
+
+
+def _journal(served: Served) -> list:
+    served.service.journal.flush()
+    with JournalReader(served.service.settings.journal) as reader:
+        return list(reader.entries())
+
+
+def _psu_lines(served: Served) -> list[str]:
+    return [c["line"] for c in served.truth()["instruments"]["psu"]["commands"]]
+
+
+def _arm(served: Served) -> None:
+    served.client("operator").arm()
+
+
+# -- the socket ------------------------------------------------------------------------
+
+
+def test_the_channel_socket_is_owner_only_and_goes_with_the_service(serve_bench):
+    served = serve_bench()
+    path = channel_path(served.service.settings.socket)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    served.stop()
+    assert not path.exists()
+
+
+# -- what a script does over it ------------------------------------------------------
+
+
+def test_setpoints_and_measurements_reach_the_bench_journaled_as_the_caller(served, line):
+    _arm(served)
+    conn = line("script", user="alice", client="soak.py pid 7")
+    assert conn.call({"op": "set_current_limit", "net": "VLOGIC", "amps": 0.3}) == {"ok": None}
+    assert conn.call({"op": "set_voltage", "net": "VLOGIC", "volts": 4.5}) == {"ok": None}
+    measured = conn.call({"op": "measure", "net": "VLOGIC"})["ok"]
+    assert set(measured) == {"voltage", "current"}
+    assert served.controller.commanded.net("VLOGIC").voltage == 4.5
+    assert any(line.startswith("VOLT 4.5") for line in _psu_lines(served))
+    status = conn.call({"op": "status"})["ok"]
+    assert status["state"] == "armed"
+    assert status["you"] == {"role": "script", "who": "alice", "client": "script soak.py pid 7"}
+    requests = [e for e in _journal(served) if e.kind == "request" and e.actor == "alice"]
+    assert [(r.payload["quantity"], r.payload["value"]) for r in requests] == [
+        ("current_limit", 0.3),
+        ("voltage", 4.5),
+    ]
+    assert all(r.payload["client"] == "script soak.py pid 7" for r in requests)
+
+
+def test_a_limit_refusal_comes_back_whole_and_the_connection_goes_on(served, line):
+    _arm(served)
+    conn = line()
+    before = _psu_lines(served)
+    reply = conn.call({"op": "set_voltage", "net": "VLOGIC", "volts": 40.0})
+    assert reply["error"] == "LimitViolation"
+    assert reply["rule"] and reply["where"] and reply["reason"]
+    assert _psu_lines(served) == before  # refused: nothing went to the supply
+    assert conn.call({"op": "measure", "net": "VLOGIC"})["ok"]["voltage"] == pytest.approx(
+        0, abs=0.05
+    )
+
+
+def test_the_python_client_uses_the_channel_and_rebuilds_errors(served):
+    _arm(served)
+    client = served.client("script")
+    client.set_voltage("VLOGIC", 3.3)
+    assert served.controller.commanded.net("VLOGIC").voltage == 3.3
+    with pytest.raises(LimitViolation) as refused:
+        client.set_voltage("VLOGIC", 40.0)
+    assert refused.value.rule
+    with pytest.raises(LimitViolation, match="finite"):
+        client.set_voltage("VLOGIC", math.nan)
+    assert client.measure("VLOGIC")["current"] == pytest.approx(0, abs=0.01)
+    assert client._channel._idle, "the connection went back to the pool after each answer"
+
+
+def test_concurrent_callers_each_get_their_own_connection(served):
+    _arm(served)
+    client = served.client("script")
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def measure() -> None:
+        try:
+            for _ in range(10):
+                results.append(client.measure("VLOGIC"))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=measure) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors
+    assert len(results) == 40
+    assert 1 <= len(client._channel._idle) <= 4
+
+
+# -- access ---------------------------------------------------------------------------------
+
+
+def test_a_bad_token_is_refused_journaled_and_the_connection_closed(served, line):
+    conn = line(None)
+    reply = conn.hello("not-a-token", user="mallory")
+    assert reply["error"] == "AccessDenied"
+    assert conn.closed()
+    refusals = [e for e in _journal(served) if e.kind == "request" and e.actor == "mallory"]
+    assert refusals and refusals[-1].payload == {
+        "action": "access",
+        "channel": "command",
+        "client": "no role unnamed client",
+        "op": "hello",
+    }
+
+
+def test_the_first_line_must_be_a_hello(served, line):
+    conn = line(None)
+    reply = conn.call({"op": "status"})
+    assert reply["error"] == "InvalidRequest"
+    assert "hello" in reply["message"]
+    assert conn.closed()
+
+
+def test_a_viewer_may_look_but_not_set_and_the_refusal_is_journaled(served, line):
+    _arm(served)
+    conn = line("viewer", user="eve")
+    reply = conn.call({"op": "set_voltage", "net": "VLOGIC", "volts": 3.0})
+    assert reply["error"] == "AccessDenied"
+    assert reply["needs"] == "script"
+    assert served.controller.commanded.net("VLOGIC").voltage == 0
+    assert "voltage" in conn.call({"op": "measure", "net": "VLOGIC"})["ok"]
+    refusal = [e for e in _journal(served) if e.kind == "request" and e.actor == "eve"][-1]
+    assert refusal.payload["op"] == "set_voltage"
+
+
+def test_the_python_client_with_a_wrong_token_gets_access_denied(served):
+    client = served.client("script", token="wrong")
+    with pytest.raises(AccessDenied):
+        client.measure("VLOGIC")
+
+
+# -- the lease ------------------------------------------------------------------------------
+
+
+def test_changes_are_refused_to_all_but_the_lease_holder(served, line):
+    _arm(served)
+    holder = served.client("script", who="holder")
+    with holder.lease() as lease:
+        conn = line("script", user="other")
+        reply = conn.call({"op": "set_voltage", "net": "VLOGIC", "volts": 3.0})
+        assert reply["error"] == "StateError"
+        assert "leased by holder" in reply["message"]
+        forged = conn.call({"op": "set_voltage", "net": "VLOGIC", "volts": 3.0, "lease": "x"})
+        assert forged["error"] == "StateError"
+        # Turning an output off is never refused for the lease.
+        assert conn.call({"op": "set_output", "net": "VLOGIC", "on": False}) == {"ok": None}
+        assert served.controller.commanded.net("VLOGIC").voltage == 0
+        holder.set_voltage("VLOGIC", 3.0)  # the holder's client sends its lease
+        ok = conn.call({"op": "set_voltage", "net": "VLOGIC", "volts": 2.0, "lease": lease.id})
+        assert ok == {"ok": None}  # whoever shows the lease is its holder
+    refusals = [
+        e for e in _journal(served) if e.kind == "verdict" and e.payload.get("rule") == "lease"
+    ]
+    assert len(refusals) == 2
+
+
+def test_turning_on_without_the_lease_is_refused(served):
+    _arm(served)
+    client = served.client("script")
+    with pytest.raises(StateError, match="lease"):
+        client.output_on("VLOGIC")
+    assert served.truth()["nets"]["VLOGIC"]["voltage"] < 0.05
+
+
+# -- malformed input --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        [1, 2],
+        "set_voltage",
+        {"op": "reboot"},
+        {"op": 7},
+        {"net": "VLOGIC", "volts": 3.0},
+        {"op": "set_voltage", "net": "VLOGIC"},
+        {"op": "set_voltage", "net": "VLOGIC", "volts": True},
+        {"op": "set_voltage", "net": "VLOGIC", "volts": "3.0"},
+        {"op": "set_voltage", "net": "VLOGIC", "volts": None},
+        {"op": "set_voltage", "net": "VLOGIC", "volts": 10**400},
+        {"op": "set_voltage", "net": 5, "volts": 3.0},
+        {"op": "set_voltage", "net": "VLOGIC", "volts": 3.0, "force": True},
+        {"op": "set_voltage", "net": "VLOGIC", "volts": 3.0, "lease": 12},
+        {"op": "set_relay", "relay": "K1", "closed": 1},
+        {"op": "set_output", "net": "VLOGIC", "on": "yes"},
+    ],
+)
+def test_malformed_requests_are_refused_without_touching_the_bench(served, line, request_):
+    _arm(served)
+    conn = line()
+    before = _psu_lines(served)
+    reply = conn.call(request_)
+    assert reply["error"] == "InvalidRequest", reply
+    assert _psu_lines(served) == before
+    assert conn.call({"op": "status"})["ok"]["state"] == "armed"  # still in step
+
+
+def test_garbage_that_is_not_json_gets_an_answer(served, line):
+    conn = line()
+    reply = conn.send(b"\xff\xfe{not json\n")
+    assert reply["error"] == "InvalidRequest"
+    assert conn.call({"op": "status"})["ok"]["state"] == "safe"
+
+
+def test_nan_is_refused_by_its_rule_on_the_record(served, line):
+    _arm(served)
+    conn = line()
+    reply = conn.send(b'{"op": "set_voltage", "net": "VLOGIC", "volts": NaN}\n')
+    assert reply["error"] == "LimitViolation"
+    assert reply["rule"] == "finite-value"
+    verdicts = [e for e in _journal(served) if e.kind == "verdict"]
+    assert verdicts[-1].payload["rule"] == "finite-value"
+
+
+def test_an_over_long_line_ends_the_connection(served, line):
+    conn = line()
+    reply = conn.send(b"x" * (MAX_LINE + 10))
+    assert reply["error"] == "InvalidRequest"
+    assert "longer than" in reply["message"]
+    assert conn.closed()
+    assert line().call({"op": "status"})["ok"]["state"] == "safe"  # the service serves on
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=10,
+)
+_requests = st.fixed_dictionaries(
+    {"op": st.sampled_from(["set_voltage", "set_relay", "set_output", "measure", "status"])},
+    optional={
+        "net": st.sampled_from(["VLOGIC", "VBUS", "NOPE"]) | _json,
+        "volts": st.floats(-100, 100) | _json,
+        "relay": _json,
+        "closed": _json,
+        "on": _json,
+        "lease": _json,
+    },
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(request_=_requests | _json)
+def test_any_request_gets_exactly_one_answer_and_never_powers_a_net(served, line, request_):
+    """Without the lease nothing can turn on; whatever arrives, one reply, still in step."""
+    if served.controller.state == "safe" and served.controller.fault_cause is None:
+        _arm(served)
+    conn = line()
+    reply = conn.send((json.dumps(request_) + "\n").encode())
+    assert isinstance(reply, dict)
+    assert ("ok" in reply) != ("error" in reply)
+    assert "state" in conn.call({"op": "status"})["ok"]
+    assert all(rec["voltage"] < 0.05 for rec in served.truth()["nets"].values())
+    conn.close()
+
+
+# -- the service going away ----------------------------------------------------------------
+
+
+def test_a_stopped_service_is_service_unavailable_not_a_hang(serve_bench):
+    served = serve_bench()
+    client = served.client("viewer")
+    assert client.status()["state"] == "safe"
+    served.thread.stop()
+    with pytest.raises(ServiceUnavailable):
+        client.status()
