@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from interlock.errors import LimitViolation
@@ -94,10 +94,10 @@ class BenchState:
     closed_relays: frozenset[str] = frozenset()
 
     def net(self, name: str) -> NetState:
-        return self.nets.get(name, NetState())
+        return self.nets.get(name, _UNPROGRAMMED)
 
     def with_net(self, name: str, net_state: NetState) -> BenchState:
-        return replace(self, nets={**self.nets, name: net_state})
+        return self.__class__({**self.nets, name: net_state}, self.closed_relays)
 
     @property
     def live_nets(self) -> list[str]:
@@ -105,6 +105,8 @@ class BenchState:
 
 
 SAFE_STATE = BenchState()
+# What a net never programmed holds (immutable, so one instance serves every lookup).
+_UNPROGRAMMED = NetState()
 
 
 # --- requests ----------------------------------------------------------------------
@@ -135,6 +137,7 @@ class SetRelay:
 
 
 Request = SetVoltage | SetCurrentLimit | SetOutput | SetRelay
+_NET_REQUESTS = (SetVoltage, SetCurrentLimit, SetOutput)
 
 
 def describe(request: Request) -> str:
@@ -199,20 +202,28 @@ def evaluate(limits: PinnedLimits, state: BenchState, request: Request, now: flo
 
 def apply(state: BenchState, request: Request, now: float) -> BenchState:
     """The state after ``request``, unchecked (the engine calls it only once allowed)."""
-    match request:
-        case SetVoltage(net, volts):
-            old = state.net(net)
-            changed_at = now if old.output else old.changed_at
-            return state.with_net(net, replace(old, voltage=float(volts), changed_at=changed_at))
-        case SetCurrentLimit(net, amps):
-            return state.with_net(net, replace(state.net(net), current_limit=float(amps)))
-        case SetOutput(net, on):
-            old = state.net(net)
-            changed_at = now if on and not old.output else old.changed_at
-            return state.with_net(net, replace(old, output=bool(on), changed_at=changed_at))
-        case SetRelay(relay, closed):
-            relays = state.closed_relays | {relay} if closed else state.closed_relays - {relay}
-            return replace(state, closed_relays=frozenset(relays))
+    # NetState(voltage, current_limit, output, changed_at), built directly: this runs
+    # for every check of every step, and only the named fields change.
+    if isinstance(request, SetVoltage):
+        old = state.net(request.net)
+        changed_at = now if old.output else old.changed_at
+        new = NetState(float(request.volts), old.current_limit, old.output, changed_at)
+        return state.with_net(request.net, new)
+    if isinstance(request, SetCurrentLimit):
+        old = state.net(request.net)
+        new = NetState(old.voltage, float(request.amps), old.output, old.changed_at)
+        return state.with_net(request.net, new)
+    if isinstance(request, SetOutput):
+        old = state.net(request.net)
+        on = request.on
+        changed_at = now if on and not old.output else old.changed_at
+        return state.with_net(
+            request.net, NetState(old.voltage, old.current_limit, bool(on), changed_at)
+        )
+    if isinstance(request, SetRelay):
+        relay = request.relay
+        relays = state.closed_relays | {relay} if request.closed else state.closed_relays - {relay}
+        return state.__class__(state.nets, frozenset(relays))
     raise TypeError(f"not a request: {request!r}")
 
 
@@ -223,30 +234,28 @@ def _is_number(value: object) -> bool:
 def _check_request(
     limits: PinnedLimits, state: BenchState, request: Request, now: float
 ) -> Verdict:
-    match request:
-        case SetRelay(relay, closed):
-            return _check_relay(limits, state, relay, closed)
-        case SetVoltage(net, _) | SetCurrentLimit(net, _) | SetOutput(net, _):
-            if net not in limits.nets:
-                known = ", ".join(sorted(limits.nets))
-                return _refuse(
-                    "nets", limits.where("nets"), f'unknown net "{net}" (this profile has {known})'
-                )
-        case _:
-            return _refuse("request", BUILT_IN, f"not a request: {request!r}")
+    if isinstance(request, SetRelay):
+        return _check_relay(limits, state, request.relay, request.closed)
+    if not isinstance(request, _NET_REQUESTS):
+        return _refuse("request", BUILT_IN, f"not a request: {request!r}")
+    net = request.net
+    if net not in limits.nets:
+        known = ", ".join(sorted(limits.nets))
+        return _refuse(
+            "nets", limits.where("nets"), f'unknown net "{net}" (this profile has {known})'
+        )
 
-    net_limits = limits.nets[request.net]
-    current = state.net(request.net)
-    match request:
-        case SetVoltage(net, volts):
-            verdict = _check_voltage(limits, net_limits, current, volts, now)
-        case SetCurrentLimit(net, amps):
-            verdict = _check_current_limit(limits, net_limits, amps)
-        case SetOutput(net, on):
-            verdict = _check_output(limits, state, net_limits, current, on)
+    net_limits = limits.nets[net]
+    current = state.net(net)
+    if isinstance(request, SetVoltage):
+        verdict = _check_voltage(limits, net_limits, current, request.volts, now)
+    elif isinstance(request, SetCurrentLimit):
+        verdict = _check_current_limit(limits, net_limits, request.amps)
+    else:
+        verdict = _check_output(limits, state, net_limits, current, request.on)
     if not verdict.allowed:
         return verdict
-    return _check_open_before_change(limits, state, request.net)
+    return _check_open_before_change(limits, state, net)
 
 
 def _check_voltage(
@@ -357,8 +366,10 @@ def _check_output(
 
 def _check_open_before_change(limits: PinnedLimits, state: BenchState, net: str) -> Verdict:
     for rule in limits.open_before_change:
+        if rule.net != net:
+            continue
         closed = sorted(rule.relays & state.closed_relays)
-        if rule.net == net and closed:
+        if closed:
             return _refuse(
                 rule.rule,
                 rule.where,
@@ -392,9 +403,11 @@ def total_power(state: BenchState) -> float:
 
 def check_state(limits: PinnedLimits, state: BenchState) -> Verdict:
     """Check rules that concern the whole commanded state at once."""
+    closed_relays = state.closed_relays
     for rule in limits.never_together:
-        closed = sorted(rule.relays & state.closed_relays)
-        if len(closed) > 1:
+        together = rule.relays & closed_relays
+        if len(together) > 1:
+            closed = sorted(together)
             return _refuse(
                 rule.rule,
                 rule.where,

@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -44,6 +44,7 @@ from interlock.journal import Journal, Pending
 from interlock.limits import (
     SAFE_STATE,
     BenchState,
+    Decision,
     NetState,
     Request,
     SetCurrentLimit,
@@ -93,6 +94,7 @@ class Controller:
         self._operation = threading.RLock()
         # Re-entrant: a procedure holding the gate may itself trip.
         self._gate = threading.RLock()
+        self._actuation = _Actuation(self)
         self._safe_lock = threading.Lock()
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.monitor = Monitor(self, monitor_period or self.bench.service.monitor_period)
@@ -167,13 +169,9 @@ class Controller:
 
     # -- the gate and the trip -------------------------------------------------
 
-    @contextlib.contextmanager
-    def _actuating(self) -> Iterator[None]:
+    def _actuating(self) -> _Actuation:
         """Hold the gate for one actuating exchange; refuse once a trip has begun."""
-        with self._gate:
-            if self.fault_cause is not None:
-                raise FaultLatched(f"tripped: {self.fault_cause}")
-            yield
+        return self._actuation
 
     def trip(self, cause: str, detail: str, *, who: str | None = None) -> SafeStateReport:
         """Latch a fault and drive the bench safe. Safe to call from any thread, any time."""
@@ -518,15 +516,15 @@ class Controller:
         self.journal.flush()  # a refusal is on the record before the caller hears of it
         self._notify("refused", rule=verdict.rule, where=verdict.where, reason=verdict.reason)
 
-    def _guarded(self, request_seq: Pending, action: Callable[[], Any]) -> Any:
-        """Run an operation; a state error is journaled as a refusal; instrument trouble trips."""
+    def _guarded(self, request_seq: Pending, action: Callable[..., Any], *args: Any) -> Any:
+        """Run ``action(*args)``: a state error is a journaled refusal; instrument trouble trips."""
         try:
             self._require("armed", "live")
         except (StateError, FaultLatched) as error:
             self._record_refusal(request_seq, Verdict(False, "state", "controller", str(error)))
             raise
         try:
-            return action()
+            return action(*args)
         except (LimitViolation, FaultLatched, StateError):
             raise
         except InstrumentError as error:
@@ -540,25 +538,26 @@ class Controller:
         """Program a setpoint; on a live net, ramp at the allowed slew, each step read back."""
         with self._operation:
             seq = self._request(who, client, "set", net=net, quantity="voltage", value=volts)
-            self._guarded(seq, lambda: self._set_voltage(seq, net, volts))
+            self._guarded(seq, self._set_voltage, seq, net, volts)
 
     def _set_voltage(self, seq: Pending, net: str, volts: float) -> None:
         steps = self._plan(net, volts)
         # Every step is checked before the first is sent: a ramp is refused whole or not at all.
-        planned, at = self.commanded, self.clock()
+        limits_in_force, start = self.limits, self.commanded
+        planned, at = start, self.clock()
+        first: Decision | None = None
         for i, (delay, request) in enumerate(steps):
             at += delay
-            decision = evaluate(self.limits, planned, request, at)
+            decision = evaluate(limits_in_force, planned, request, at)
             if not decision.verdict.allowed:
+                verdict = decision.verdict
                 if len(steps) > 1:
-                    decision = replace(
-                        decision,
-                        verdict=replace(
-                            decision.verdict,
-                            reason=f"{decision.verdict.reason} (ramp step {i + 1} of {len(steps)})",
-                        ),
+                    verdict = replace(
+                        verdict, reason=f"{verdict.reason} (ramp step {i + 1} of {len(steps)})"
                     )
-                self._refuse(seq, decision.verdict)
+                self._refuse(seq, verdict)
+            if first is None:
+                first = decision
             planned = decision.state
         self.journal.verdict(True, request=seq, steps=len(steps), durable=False)
         limits = self.limits.nets[net]
@@ -566,20 +565,30 @@ class Controller:
         psu = self.instruments.supplies[port.supply]
         for delay, request in steps:
             self._wait(delay)
-            decision = evaluate(self.limits, self.commanded, request, self.clock())
-            if not decision.verdict.allowed:  # time or state moved under us: stop here
-                self._refuse(seq, decision.verdict)
-            old = self.commanded.net(net).voltage
-            if self.commanded.net(net).output:
-                self._setpoint_window[net] = (min(old, request.volts), max(old, request.volts))
+            held, decision, first = self.commanded, first, None
+            if not (
+                decision is not None
+                and held is start
+                and self.limits is limits_in_force
+                and not held.net(net).output
+            ):
+                # Decided again, now. The plan's decision stands only for the first step
+                # when nothing it was made from has changed: the very same state and
+                # limits, and a net that is off, whose check does not depend on the time.
+                decision = evaluate(self.limits, held, request, self.clock())
+                if not decision.verdict.allowed:  # time or state moved under us: stop here
+                    self._refuse(seq, decision.verdict)
+            setpoint = request.volts
+            before = self.commanded.net(net)
+            if before.output:
+                old = before.voltage
+                self._setpoint_window[net] = (min(old, setpoint), max(old, setpoint))
             with self._actuating():
-                readback = psu.program_voltage(port.channel, request.volts, net=net)
+                readback = psu.program_voltage(port.channel, setpoint, net=net)
                 self.commanded = decision.state
-            self._expect(
-                net, "voltage", request.volts, readback, limits.readback_tolerance(request.volts)
-            )
+            self._expect(net, "voltage", setpoint, readback, limits.readback_tolerance(setpoint))
             if self.commanded.net(net).output:
-                self._setpoint_window[net] = (request.volts, request.volts)
+                self._setpoint_window[net] = (setpoint, setpoint)
 
     def _plan(self, net: str, volts: float) -> list[tuple[float, SetVoltage]]:
         """The steps to reach ``volts``: one, or a ramp on a live net; each with its delay."""
@@ -609,7 +618,7 @@ class Controller:
     ) -> None:
         with self._operation:
             seq = self._request(who, client, "set", net=net, quantity="current_limit", value=amps)
-            self._guarded(seq, lambda: self._set_current_limit(seq, net, amps))
+            self._guarded(seq, self._set_current_limit, seq, net, amps)
 
     def _set_current_limit(self, seq: Pending, net: str, amps: float) -> None:
         decision = self._decide(seq, SetCurrentLimit(net, amps))
@@ -705,7 +714,7 @@ class Controller:
         """Go live: safe-to-mate, setpoint read back with the output off, on, settle, check."""
         with self._operation:
             seq = self._request(who, client, "output", net=net, quantity="output", value=True)
-            self._guarded(seq, lambda: self._go_live(seq, net))
+            self._guarded(seq, self._go_live, seq, net)
 
     def _go_live(self, seq: Pending, net: str) -> None:
         request = SetOutput(net, True)
@@ -772,7 +781,7 @@ class Controller:
     def output_off(self, net: str, *, who: str = "script", client: str = "") -> None:
         with self._operation:
             seq = self._request(who, client, "output", net=net, quantity="output", value=False)
-            self._guarded(seq, lambda: self._output_off(seq, net))
+            self._guarded(seq, self._output_off, seq, net)
 
     def _output_off(self, seq: Pending, net: str) -> None:
         decision = self._decide(seq, SetOutput(net, False))
@@ -941,6 +950,30 @@ class Controller:
     @property
     def is_safe(self) -> bool:
         return self.state in SAFE_STATES
+
+
+class _Actuation:
+    """``with controller._actuating():`` holds the gate for one actuating exchange.
+
+    Entering refuses (FaultLatched) once a trip has begun. Stateless beyond the
+    gate itself (a re-entrant lock), so one instance serves every exchange.
+    """
+
+    __slots__ = ("_controller",)
+
+    def __init__(self, controller: Controller) -> None:
+        self._controller = controller
+
+    def __enter__(self) -> None:
+        controller = self._controller
+        controller._gate.acquire()
+        if controller.fault_cause is not None:
+            refusal = FaultLatched(f"tripped: {controller.fault_cause}")
+            controller._gate.release()
+            raise refusal
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._controller._gate.release()
 
 
 def _finite(value: object) -> bool:

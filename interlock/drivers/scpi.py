@@ -41,7 +41,23 @@ class ScpiDevice:
         # A line that only asks goes out with its record staged; one that also sets
         # something (VOLT 5;:VOLT?) waits for its record to be on disk.
         data = f"{text}\n"
-        if is_pure_query(data.encode("ascii", "replace")):
+        return self._exchange(text, data, is_pure_query(data.encode("ascii", "replace")), context)
+
+    def ask(self, text: str, **context: Any) -> str:
+        """:meth:`query` for a line the driver writes as a pure query (``MEAS:VOLT? (@1)``).
+
+        Its record is staged; the journal checks the line itself and refuses one that
+        sets anything.
+        """
+        return self._exchange(text, f"{text}\n", True, context)
+
+    def set_and_ask(self, text: str, **context: Any) -> str:
+        """:meth:`query` for a line the driver writes to set something and read it back
+        (``VOLT 5,(@1);:VOLT? (@1)``): its record is on disk before it goes out."""
+        return self._exchange(text, f"{text}\n", False, context)
+
+    def _exchange(self, text: str, data: str, pure: bool, context: dict[str, Any]) -> str:
+        if pure:
             intent = self.journal.query_intent(self.name, data, **context)
         else:
             intent = self.journal.command_intent(self.name, data, **context)

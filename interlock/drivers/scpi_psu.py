@@ -15,7 +15,12 @@ from interlock.drivers.scpi import ScpiDevice
 
 
 def channel_list(channels: Sequence[int]) -> str:
-    return "(@" + ",".join(str(c) for c in channels) + ")"
+    return "(@" + ",".join(map(str, channels)) + ")"
+
+
+def _channel(channel: int) -> str:
+    """``channel_list([channel])``, without building a list for one channel."""
+    return f"(@{channel!s})"
 
 
 @dataclass(frozen=True)
@@ -30,29 +35,29 @@ class ChannelSettings:
 class ScpiPowerSupply(ScpiDevice):
     def program_voltage(self, channel: int, volts: float, **context) -> float:
         """Set the voltage setpoint and return what the supply then holds."""
-        ch = channel_list([channel])
-        reply = self.query(
+        ch = _channel(channel)
+        reply = self.set_and_ask(
             f"VOLT {volts:.6g},{ch};:VOLT? {ch}", quantity="voltage", value=volts, **context
         )
         return self.numbers(reply, 1, "VOLT?")[0]
 
     def program_current_limit(self, channel: int, amps: float, **context) -> float:
-        ch = channel_list([channel])
-        reply = self.query(
+        ch = _channel(channel)
+        reply = self.set_and_ask(
             f"CURR {amps:.6g},{ch};:CURR? {ch}", quantity="current_limit", value=amps, **context
         )
         return self.numbers(reply, 1, "CURR?")[0]
 
     def program_ovp(self, channel: int, volts: float, **context) -> float:
-        ch = channel_list([channel])
-        reply = self.query(
+        ch = _channel(channel)
+        reply = self.set_and_ask(
             f"VOLT:PROT {volts:.6g},{ch};:VOLT:PROT? {ch}", quantity="ovp", value=volts, **context
         )
         return self.numbers(reply, 1, "VOLT:PROT?")[0]
 
     def set_output(self, channel: int, on: bool, **context) -> bool:
-        ch = channel_list([channel])
-        reply = self.query(
+        ch = _channel(channel)
+        reply = self.set_and_ask(
             f"OUTP {'ON' if on else 'OFF'},{ch};:OUTP? {ch}", quantity="output", value=on, **context
         )
         return self.flags(reply, 1, "OUTP?")[0]
@@ -60,16 +65,18 @@ class ScpiPowerSupply(ScpiDevice):
     def outputs_off(self, channels: Sequence[int], **context) -> list[bool]:
         """Turn several outputs off in one exchange; return their states read back."""
         ch = channel_list(channels)
-        reply = self.query(f"OUTP OFF,{ch};:OUTP? {ch}", quantity="output", value=False, **context)
+        reply = self.set_and_ask(
+            f"OUTP OFF,{ch};:OUTP? {ch}", quantity="output", value=False, **context
+        )
         return self.flags(reply, len(channels), "OUTP?")
 
     def clear_protection(self, channel: int, **context) -> None:
-        self.command(f"OUTP:PROT:CLE {channel_list([channel])}", **context)
+        self.command(f"OUTP:PROT:CLE {_channel(channel)}", **context)
 
     def measure(self, channels: Sequence[int]) -> list[tuple[float, float]]:
         """Measured (volts, amps) of each channel, in one exchange."""
         ch = channel_list(channels)
-        reply = self.query(f"MEAS:VOLT? {ch};:MEAS:CURR? {ch}")
+        reply = self.ask(f"MEAS:VOLT? {ch};:MEAS:CURR? {ch}")
         volts, amps = self.split_compound(reply, 2, "MEAS?")
         n = len(channels)
         return list(
@@ -83,7 +90,7 @@ class ScpiPowerSupply(ScpiDevice):
     def settings(self, channels: Sequence[int]) -> list[ChannelSettings]:
         """Everything the supply holds for these channels, in one exchange."""
         ch = channel_list(channels)
-        reply = self.query(
+        reply = self.ask(
             f"VOLT? {ch};:CURR? {ch};:OUTP? {ch};:VOLT:PROT? {ch};:VOLT:PROT:TRIP? {ch}"
         )
         volts, amps, outputs, ovps, trips = self.split_compound(reply, 5, "settings")
@@ -103,7 +110,7 @@ class ScpiPowerSupply(ScpiDevice):
     def poll(self, channels: Sequence[int]) -> list[tuple[float, float, bool]]:
         """Measured volts, amps and protection trip of each channel, in one exchange."""
         ch = channel_list(channels)
-        reply = self.query(
+        reply = self.ask(
             f"MEAS:VOLT? {ch};:MEAS:CURR? {ch};:VOLT:PROT:TRIP? {ch};:CURR:PROT:TRIP? {ch}"
         )
         volts, amps, ovp, ocp = self.split_compound(reply, 4, "poll")

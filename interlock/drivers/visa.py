@@ -14,6 +14,7 @@ instrument's identity checked again by the controller).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -26,6 +27,11 @@ from interlock.errors import ConnectionLost, InstrumentError, InstrumentTimeout,
 from interlock.journal import DurableIntent, JournaledWriter
 
 log = logging.getLogger(__name__)
+
+# A read returns this while the reply goes on beyond the chunk it asked for.
+_MORE = pyvisa.constants.StatusCode.success_max_count_read
+# The warnings pyvisa's read_raw() silences while it reads (see VisaTransport._read).
+_READ_WARNINGS = (pyvisa.constants.StatusCode.success_device_not_present, _MORE)
 
 _resource_managers: dict[str, pyvisa.ResourceManager] = {}
 _rm_lock = threading.Lock()
@@ -47,6 +53,7 @@ class VisaTransport:
         self.backend = backend
         self._session = None
         self._writer: JournaledWriter | None = None
+        self._session_scope: contextlib.ExitStack | None = None
         self._broken: str | None = None
         self._lock = threading.Lock()
 
@@ -64,12 +71,21 @@ class VisaTransport:
         except (pyvisa.errors.VisaIOError, OSError, ValueError) as exc:
             raise ConnectionLost(self.name, f"cannot open {self.resource}: {exc}") from exc
         _disable_nagle(session)
+        # What read_raw() ignores around each read, ignored once for the session's life:
+        # its only reads are _read's, and its writes return neither status.
+        scope = contextlib.ExitStack()
+        scope.enter_context(session.ignore_warning(*_READ_WARNINGS))
         self._session = session
+        self._session_scope = scope
         self._writer = JournaledWriter(self.name, session.write_raw)
         self._broken = None
 
     def close(self) -> None:
         session, self._session, self._writer = self._session, None, None
+        scope, self._session_scope = self._session_scope, None
+        if scope is not None:
+            with contextlib.suppress(Exception):  # it only gives the read warnings back
+                scope.close()
         if session is not None:
             try:
                 session.close()
@@ -85,14 +101,26 @@ class VisaTransport:
     def send(self, intent: DurableIntent) -> None:
         with self._lock:
             self._usable()
-            self._guard(lambda: self._writer.send(intent))
+            try:
+                self._writer.send(intent)
+            except InstrumentError:
+                raise
+            except Exception as exc:
+                raise self._failure(exc) from exc
 
     def exchange(self, intent: DurableIntent) -> str:
         """Send a query and return its reply line (without the terminator)."""
         with self._lock:
-            self._usable()
-            self._guard(lambda: self._writer.send(intent))
-            raw = self._guard(self._session.read_raw)
+            session = self._session
+            if session is None or self._broken is not None:
+                self._usable()
+            try:
+                self._writer.send(intent)
+                raw = self._read(session)
+            except InstrumentError:
+                raise
+            except Exception as exc:
+                raise self._failure(exc) from exc
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError as exc:
@@ -100,32 +128,47 @@ class VisaTransport:
             raise ProtocolError(self.name, f"reply is not ASCII: {raw[:40]!r}") from exc
         return text.rstrip("\r\n")
 
+    @staticmethod
+    def _read(session) -> bytes:
+        """One reply, as ``session.read_raw()`` reads it, through pyvisa's own ``read``.
+
+        Chunks of ``chunk_size`` until one ends at the terminator (or the message
+        ends); a timeout raises VisaIOError. The warnings read_raw() silences are
+        silenced for the whole session (see :meth:`open`), which spares each read
+        read_raw's per-call scaffolding.
+        """
+        read, vi, size = session.visalib.read, session.session, session.chunk_size
+        chunk, status = read(vi, size)
+        if status != _MORE:
+            return bytes(chunk)
+        parts = [chunk]
+        while status == _MORE:
+            chunk, status = read(vi, size)
+            parts.append(chunk)
+        return b"".join(parts)
+
     def _usable(self) -> None:
         if self._session is None:
             raise ConnectionLost(self.name, "not connected")
         if self._broken is not None:
             raise ConnectionLost(self.name, f"session unusable after {self._broken}; reconnect")
 
-    def _guard(self, action):
-        try:
-            return action()
-        except pyvisa.errors.VisaIOError as exc:
+    def _failure(self, exc: Exception) -> InstrumentError:
+        """What a transport exception means; any of them poisons the session."""
+        if isinstance(exc, pyvisa.errors.VisaIOError):
             if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
                 # pyvisa-py also reports a peer that closed the socket as a timeout.
                 self._broken = "a timeout"
-                raise InstrumentTimeout(
+                return InstrumentTimeout(
                     self.name, f"no reply within {self.timeout:g} s ({self.resource})"
-                ) from exc
+                )
             self._broken = "an I/O error"
-            raise ConnectionLost(self.name, f"I/O error: {exc}") from exc
-        except OSError as exc:  # a refused or reset TCP connection surfaces as a plain OSError
+            return ConnectionLost(self.name, f"I/O error: {exc}")
+        if isinstance(exc, OSError):  # a refused or reset TCP connection is a plain OSError
             self._broken = "a lost connection"
-            raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
-        except InstrumentError:
-            raise
-        except Exception as exc:
-            self._broken = "an unexpected transport error"
-            raise ConnectionLost(self.name, f"transport error: {exc!r}") from exc
+            return ConnectionLost(self.name, f"connection lost: {exc}")
+        self._broken = "an unexpected transport error"
+        return ConnectionLost(self.name, f"transport error: {exc!r}")
 
 
 def _disable_nagle(session) -> None:

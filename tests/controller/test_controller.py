@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -52,6 +53,33 @@ def test_refusal_names_rule_and_sends_nothing(rig):
     assert info.value.where == "profiles/mdb24.toml: nets.VBUS.max_voltage"
     assert len(rig.truth()["instruments"]["psu"]["commands"]) == before  # nothing live: no polls
     assert ctl.state == "armed" and ctl.fault_cause is None
+
+
+def test_a_setpoint_is_decided_again_if_the_state_moved_before_it_is_sent(rig, monkeypatch):
+    """Allowed when planned, but a relay that must be open was closed before the send
+    (here behind the controller's back): the engine decides again, on the record."""
+    from interlock.journal import JournalReader
+
+    ctl = rig.controller
+    rule = next(r for r in rig.limits.open_before_change if r.net == "VBUS")
+    relay = sorted(rule.relays)[0]
+    wait = ctl._wait
+
+    def state_moves(seconds):
+        closed = ctl.commanded.closed_relays | {relay}
+        ctl.commanded = replace(ctl.commanded, closed_relays=closed)
+        wait(seconds)
+
+    monkeypatch.setattr(ctl, "_wait", state_moves)
+    before = setting_commands(rig)
+    with pytest.raises(LimitViolation) as info:
+        ctl.set_voltage("VBUS", 4.0)
+    assert info.value.rule == rule.rule
+    assert setting_commands(rig) == before  # nothing went out
+    with JournalReader(rig.journal.path) as reader:
+        verdicts = [e.payload for e in reader.entries() if e.kind == "verdict"]
+    assert [v["allowed"] for v in verdicts[-2:]] == [True, False]  # the plan's, then the send's
+    assert verdicts[-1]["rule"] == rule.rule
 
 
 def test_ramp_refused_whole_if_any_step_breaks_a_rule(rig_factory, tmp_path):

@@ -1,0 +1,157 @@
+"""The VISA transport's reads, against a scripted instrument on a loopback socket.
+
+A reply is read through pyvisa (pyvisa-py) chunk by chunk up to the terminator,
+as ``read_raw()`` reads it; a timeout, a lost connection or a reply that is not
+ASCII poisons the session until it is reopened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from interlock.drivers.visa import VisaTransport
+from interlock.errors import ConnectionLost, InstrumentTimeout, ProtocolError
+from interlock.journal import Journal
+
+
+class ScriptedInstrument:
+    """Answers each line it receives with the next scripted reply (None: stay silent)."""
+
+    def __init__(self, replies: list[bytes | None]) -> None:
+        self.replies = list(replies)
+        self.lines: list[bytes] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def resource(self) -> str:
+        return f"TCPIP::127.0.0.1::{self.port}::SOCKET"
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.server.accept()
+        except OSError:  # closed before anyone connected
+            return
+        with conn, contextlib.suppress(OSError):  # a reset by the client ends the script too
+            buffer = b""
+            while self.replies:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                buffer += data
+                while b"\n" in buffer and self.replies:
+                    line, buffer = buffer.split(b"\n", 1)
+                    self.lines.append(line)
+                    reply = self.replies.pop(0)
+                    if reply is not None:
+                        conn.sendall(reply)
+            # Script done: hold the connection until the client closes it.
+            while conn.recv(4096):
+                pass
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def journal(tmp_path) -> Iterator[Journal]:
+    with Journal(tmp_path / "journal.sqlite", bench="transport-test") as journal:
+        yield journal
+
+
+def open_transport(replies: list[bytes | None], timeout: float = 0.3):
+    instrument = ScriptedInstrument(replies)
+    transport = VisaTransport("dev", instrument.resource, timeout=timeout)
+    transport.open()
+    return instrument, transport
+
+
+def ask(journal: Journal, transport: VisaTransport, line: str = "MEAS:VOLT? (@1)") -> str:
+    return transport.exchange(journal.query_intent("dev", f"{line}\n"))
+
+
+def test_a_reply_is_read_to_its_terminator(journal):
+    instrument, transport = open_transport([b"3.000\r\n", b"1;2\n"])
+    try:
+        assert ask(journal, transport) == "3.000"
+        assert ask(journal, transport, "VOLT? (@1);:CURR? (@1)") == "1;2"
+        assert instrument.lines == [b"MEAS:VOLT? (@1)", b"VOLT? (@1);:CURR? (@1)"]
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_a_reply_longer_than_a_chunk_is_read_whole_without_warnings(journal):
+    # pytest turns warnings into errors here: pyvisa's "max count read" warning must stay
+    # silenced while the reply comes in several chunks, as read_raw() silences it.
+    long_reply = b",".join(b"%d" % i for i in range(12000)) + b"\n"
+    instrument, transport = open_transport([long_reply, b"OK\n"])
+    try:
+        assert len(long_reply) > transport._session.chunk_size
+        assert ask(journal, transport) == long_reply.decode().rstrip("\n")
+        assert ask(journal, transport) == "OK"
+        assert transport.is_open
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_a_timeout_poisons_the_session(journal):
+    instrument, transport = open_transport([None, b"late\n"])
+    try:
+        with pytest.raises(InstrumentTimeout, match=r"no reply within 0\.3 s"):
+            ask(journal, transport)
+        assert not transport.is_open
+        with pytest.raises(ConnectionLost, match="unusable after a timeout"):
+            ask(journal, transport)
+        assert len(instrument.lines) == 1  # nothing more went out
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_a_reply_that_is_not_ascii_poisons_the_session(journal):
+    instrument, transport = open_transport([b"3.0\xff\n", b"3.0\n"])
+    try:
+        with pytest.raises(ProtocolError, match="not ASCII"):
+            ask(journal, transport)
+        with pytest.raises(ConnectionLost, match="unusable after garbage reply"):
+            ask(journal, transport)
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_an_intent_sent_twice_poisons_the_session(journal):
+    instrument, transport = open_transport([b"1\n"])
+    try:
+        intent = journal.query_intent("dev", "MEAS:VOLT? (@1)\n")
+        assert transport.exchange(intent) == "1"
+        with pytest.raises(ConnectionLost, match="transport error: JournalError"):
+            transport.exchange(intent)
+        assert not transport.is_open
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_closing_gives_the_read_warnings_back(journal):
+    instrument, transport = open_transport([b"1\n"])
+    session = transport._session
+    visalib, vi = session.visalib, session.session
+    try:
+        assert ask(journal, transport) == "1"
+        assert visalib._ignore_warning_in_session[vi]
+    finally:
+        transport.close()
+        instrument.close()
+    assert not visalib._ignore_warning_in_session[vi]
+    with pytest.raises(ConnectionLost, match="not connected"):
+        ask(journal, transport)
