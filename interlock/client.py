@@ -362,6 +362,11 @@ class Lease:
             log.exception("releasing the lease after %s", exc_type.__name__ if exc_type else "")
 
 
+# Built once (json.dumps with options builds an encoder per call); NaN allowed.
+_CHANNEL_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
+_CHANNEL_DECODER = json.JSONDecoder()
+
+
 class _ChannelConnection:
     """One connection of the command channel, past its hello."""
 
@@ -381,10 +386,10 @@ class _ChannelConnection:
     def call(self, request: dict[str, Any]) -> Any:
         # NaN and infinities travel (as JSON's common extension) so that the interlock
         # itself refuses them, with its rule, in its journal: never dropped on the way.
-        line = (json.dumps(request, separators=(",", ":"), allow_nan=True) + "\n").encode()
+        line = (_CHANNEL_ENCODER.encode(request) + "\n").encode()
         try:
             self.sock.sendall(line)
-            reply = json.loads(self._line())
+            reply = _CHANNEL_DECODER.decode(self._line().decode("utf-8"))
         except (OSError, ValueError) as exc:
             raise ServiceUnavailable(f"command channel of {self.what}: {exc!r}") from exc
         if isinstance(reply, dict) and "ok" in reply:

@@ -104,13 +104,20 @@ class Monitor(_Worker):
         self.passes = 0
 
     def once(self) -> None:
+        journal = self.controller.journal
         if self.controller.fault_cause is None and self.controller.commanded.live_nets:
             self.controller.poll_live_nets()
             self.passes += 1
-        # One commit per pass at most: what the pass (or anyone) staged is on disk
-        # within a monitor period, and what is held in memory stays bounded.
-        if self.controller.journal.staged:
-            self.controller.journal.flush()
+            # One commit per pass at most: what the pass (or anyone) staged is on
+            # disk within a monitor period, and what is held in memory stays bounded.
+            journal.flush()
+            return
+        # Nothing live: what a client staged (readbacks, measurements) goes to disk with
+        # its next command; written here only once it has waited a whole period, so a
+        # client commanding back to back never waits behind this thread's fsync.
+        since = journal.staged_since()
+        if since is not None and journal.clock.monotonic() - since >= self.period:
+            journal.flush()
 
 
 class BoardSupervisor(_Worker):

@@ -11,8 +11,9 @@ entry that is written with the *next* commit, whichever it is: a request and
 its verdict go to disk in the same transaction as the command intent they
 lead to, and a readback is on disk before the next command is sent (that is,
 before anything acts on it). :meth:`Journal.flush` writes what is staged on
-its own; the controller flushes at least once per monitor period, so a
-staged entry is never older than that. Command intents are never staged.
+its own; the controller's monitor flushes every pass while a net is live,
+and otherwise what has waited a whole period, so a staged entry is never
+older than two monitor periods. Command intents are never staged.
 
 Appends are serialised twice: a lock for the threads of this process (the
 monitor loop and the API threads share one connection) and ``BEGIN
@@ -405,6 +406,11 @@ class Journal:
     def staged(self) -> int:
         """How many entries wait for the next commit."""
         return len(self._staged)
+
+    def staged_since(self) -> float | None:
+        """When (monotonic clock) the oldest entry waiting for a commit was staged, or None."""
+        with self._staged_lock:
+            return self._staged[0].mono if self._staged else None
 
     def flush(self) -> None:
         """Write what is staged, durably, now."""

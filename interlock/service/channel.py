@@ -129,14 +129,19 @@ class _Lines:
             self.buffer += data
 
 
+# Built once: json.dumps/loads with options build a new coder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_DECODER = json.JSONDecoder()
+
+
 def _encode(reply: dict[str, Any]) -> bytes:
-    return (json.dumps(reply, separators=(",", ":"), default=str) + "\n").encode()
+    return (_ENCODER.encode(reply) + "\n").encode()
 
 
 def _decode(line: bytes) -> dict[str, Any]:
     try:
-        request = json.loads(line)
-    except (ValueError, RecursionError) as exc:
+        request = _DECODER.decode(line.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidRequest(f"not a JSON line: {exc}"[:300]) from None
     if not isinstance(request, dict):
         raise InvalidRequest("a request is a JSON object")

@@ -3,9 +3,10 @@
 The service listens on the bench's Unix socket (``[service] socket``),
 owner-only (mode 0600), and on TCP only when asked (``tcp=(host, port)``);
 tokens are required either way. Its command channel (:mod:`.channel`)
-listens on a second Unix socket next to the first, never on TCP. The sockets are bound here, before the
-instruments are opened, so a second service for the same bench is refused
-instead of fighting the first over its instruments. A socket file left by a
+listens on a second Unix socket next to the first, never on TCP. The
+sockets are bound here, before the instruments are opened, so a second
+service for the same bench is refused instead of fighting the first over
+its instruments. A socket file left by a
 service that died is recognised (nothing answers on it) and replaced.
 
 :func:`serve` runs in the foreground (``interlock serve``); :class:`ServiceThread`

@@ -217,6 +217,19 @@ def test_disarm_opens_what_a_script_left_closed(rig):
     assert rig.controller.state == "armed"
 
 
+def test_what_a_client_staged_reaches_disk_within_two_periods_with_nothing_live(rig):
+    """Armed, nothing live: a measurement's entries wait for the next command, or for
+    the monitor once they have waited a whole period; never longer than two."""
+    assert rig.controller.state == "armed"
+    rig.controller.measure("VLOGIC")
+    assert rig.journal.staged > 0
+    period = rig.controller.monitor.period
+    deadline = time.monotonic() + 2 * period + 0.2  # two periods, and a scheduling margin
+    while rig.journal.staged and time.monotonic() < deadline:
+        time.sleep(period / 10)
+    assert rig.journal.staged == 0
+
+
 def test_monitoring_alone_keeps_the_journal_current(rig):
     """Polls are pure queries (staged), but each monitor pass commits: nothing piles up."""
     from interlock.journal import JournalReader
