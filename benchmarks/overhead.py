@@ -44,7 +44,9 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyvisa
@@ -171,11 +173,20 @@ def _pymeasure_change(instrument) -> Callable[[float], None]:  # type: ignore[no
     return change
 
 
+@dataclass
+class Variants:
+    changes: dict[str, Callable[[float], None]]  # each variant's change function
+    journal: Journal  # b's
+    client: Any  # a's client
+    service_sim: SimProcess  # a's simulated bench (ground truth)
+    service_journal: Path  # a's service's journal
+
+
 @contextlib.contextmanager
-def variants(directory: Path) -> Iterator[tuple[dict[str, Callable[[float], None]], Journal]]:
-    """Everything up and armed; yields each variant's change function, and b's journal."""
+def variants(directory: Path) -> Iterator[Variants]:
+    """Everything up and armed."""
     import interlock
-    from interlock.config import load_configuration
+    from interlock.config import load_bench, load_configuration
     from interlock.controller import Controller
 
     with contextlib.ExitStack() as stack:
@@ -253,7 +264,9 @@ def variants(directory: Path) -> Iterator[tuple[dict[str, Callable[[float], None
         }
         if pm is not None:
             changes["d"] = _pymeasure_change(pm)
-        yield changes, journal
+        yield Variants(
+            changes, journal, client, sims["service"], load_bench(served).service.journal
+        )
 
 
 LABELS = {
@@ -336,6 +349,76 @@ def report(
     return results
 
 
+# Where a change's time goes in the service: the client's clock, the service's journal
+# (mono_time: when an entry was staged, or written before its commit for a command
+# intent) and the simulator's ground truth (when the supply received each line); one
+# monotonic clock for the three processes.
+PATH_STEPS = (
+    ("client sends -> request journaled (channel, service checks)", "sent", "request"),
+    ("-> command intent written (limit check, verdict)", "request", "intent"),
+    ("-> supply received VOLT (durable commit, send)", "intent", "set_received"),
+    ("-> setpoint readback journaled (instrument)", "set_received", "set_readback"),
+    ("-> client has the answer (compare, reply)", "set_readback", "set_answered"),
+    ("-> measurement query journaled (channel)", "set_answered", "query"),
+    ("-> supply received MEAS (send)", "query", "meas_received"),
+    ("-> measurement journaled (instrument)", "meas_received", "measurement"),
+    ("-> client has the measurement (reply)", "measurement", "done"),
+)
+
+
+def _first(items: list[tuple[float, str]], after: float, prefix: str) -> float | None:
+    return next((at for at, text in items if at >= after and text.startswith(prefix)), None)
+
+
+def service_path(rig: Variants, count: int) -> None:
+    """Time the steps of ``count`` changes through the service, one after the other."""
+    client = rig.client
+    stamps = []
+    for i in range(count):
+        sent = time.monotonic()
+        client.set_voltage(NET, VALUES[i % 2])
+        answered = time.monotonic()
+        client.measure(NET)
+        stamps.append((sent, answered, time.monotonic()))
+    start = stamps[0][0]
+    truth = rig.service_sim.truth()["instruments"]["psu1"]["commands"]
+    received = [(c["monotonic"], c["line"]) for c in truth if c["monotonic"] >= start]
+    with contextlib.closing(sqlite3.connect(f"file:{rig.service_journal}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            "SELECT mono_time, kind, payload FROM entries WHERE mono_time >= ? ORDER BY seq",
+            (start,),
+        ).fetchall()
+    journaled = []
+    for mono, kind, payload in rows:
+        body = json.loads(payload)
+        text = str(body.get("data", body.get("query", "")))
+        journaled.append((mono, f"{kind}:{body.get('action', '')}:{text}"))
+    steps: dict[str, list[float]] = {label: [] for label, _, _ in PATH_STEPS}
+    for sent, answered, done in stamps:
+        marks: dict[str, float | None] = {"sent": sent, "set_answered": answered, "done": done}
+        marks["request"] = _first(journaled, sent, "request:set:")
+        marks["intent"] = _first(journaled, sent, "command::VOLT")
+        marks["set_received"] = _first(received, sent, "VOLT")
+        marks["set_readback"] = _first(journaled, sent, "readback::VOLT")
+        marks["query"] = _first(journaled, sent, "command::MEAS")
+        marks["meas_received"] = _first(received, sent, "MEAS")
+        marks["measurement"] = _first(journaled, sent, "measurement:")
+        if any(v is None or v > done for v in marks.values()):
+            continue
+        for label, begin, end in PATH_STEPS:
+            steps[label].append((marks[end] - marks[begin]) * 1e3)  # type: ignore[operator]
+    rows_out = [
+        [label, len(values), median(values), percentile(values, 99)]
+        for label, values in steps.items()
+        if values
+    ]
+    print_table(
+        "Where a change's time goes through the service (client, service journal, ground truth)",
+        ["step", "n", "median ms", "p99 ms"],
+        rows_out,
+    )
+
+
 def profile_in_process(change: Callable[[float], None], count: int) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -356,15 +439,16 @@ def run(quick: bool = False, *, rounds: int | None = None, block: int | None = N
     block = block or (10 if quick else 50)
     with (
         tempfile.TemporaryDirectory(prefix="overhead-", dir=directory) as tmp,
-        variants(Path(tmp)) as (changes, journal),
+        variants(Path(tmp)) as rig,
     ):
-        per_change = journal_cost(journal, changes["b"])
+        per_change = journal_cost(rig.journal, rig.changes["b"])
         print(load_average())
-        samples = measure(changes, rounds, block, warmup=5 if quick else 20)
+        samples = measure(rig.changes, rounds, block, warmup=5 if quick else 20)
         print(load_average())
         results = report(samples, per_change)
+        service_path(rig, 20 if quick else 200)
         if profile:
-            profile_in_process(changes["b"], 200)
+            profile_in_process(rig.changes["b"], 200)
     return results
 
 
