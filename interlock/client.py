@@ -38,6 +38,7 @@ import getpass
 import json
 import logging
 import os
+import select
 import socket
 import sys
 import threading
@@ -68,6 +69,8 @@ log = logging.getLogger(__name__)
 DEFAULT_BENCH = "bench.toml"
 # Room for the slowest operation: arming, or a slew-limited ramp across a whole range.
 REQUEST_TIMEOUT = 120.0
+# A service that accepts but does not answer a hello within this is not serving.
+HELLO_TIMEOUT = 5.0
 LEASE_HEADER = "X-Interlock-Lease"
 
 
@@ -375,10 +378,10 @@ class _ChannelConnection:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.buffer = b""
         try:
-            self.sock.settimeout(5.0)
+            self.sock.settimeout(HELLO_TIMEOUT)
             self.sock.connect(str(path))
+            self.call(hello)  # a service that answers nothing is found out in seconds
             self.sock.settimeout(REQUEST_TIMEOUT)
-            self.call(hello)
         except BaseException:
             self.close()
             raise
@@ -411,6 +414,21 @@ class _ChannelConnection:
                 raise ConnectionResetError("the service closed the connection")
             self.buffer += data
 
+    def still_open(self) -> bool:
+        """Nothing waiting to be read, and no end of stream: the service kept it open.
+
+        An idle connection the service closed (restarted, stopped, idle timeout) is
+        found out here, before a request is sent on it, not after.
+        """
+        if self.buffer:
+            return False
+        try:
+            # select, not a MSG_DONTWAIT recv: a socket with a timeout would wait that long.
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable  # readable: end of stream, or a reply nobody asked for
+
     def close(self) -> None:
         self.sock.close()
 
@@ -420,23 +438,18 @@ class _ChannelPool:
 
     A call whose reply did not come back closes its connection and raises
     ServiceUnavailable: it is never sent again (the service may have acted on it).
+    An idle connection the service has closed is dropped before it is used.
     """
 
     def __init__(self, path: Path, hello: dict[str, Any], what: str) -> None:
         self.path, self.hello, self.what = path, hello, what
         self._idle: list[_ChannelConnection] = []
         self._lock = threading.Lock()
+        self._closed = False
+        self._pid = os.getpid()
 
     def call(self, request: dict[str, Any]) -> Any:
-        with self._lock:
-            connection = self._idle.pop() if self._idle else None
-        if connection is None:
-            try:
-                connection = _ChannelConnection(self.path, self.hello, self.what)
-            except OSError as exc:
-                raise ServiceUnavailable(
-                    f"command channel of {self.what} on {self.path}: {exc}"
-                ) from exc
+        connection = self._take()
         try:
             result = connection.call(request)
         except ServiceUnavailable:
@@ -451,12 +464,41 @@ class _ChannelPool:
         self._give_back(connection)
         return result
 
+    def _take(self) -> _ChannelConnection:
+        with self._lock:
+            if self._closed:
+                raise InvalidRequest(f"this client of {self.what} is closed")
+            if self._pid != os.getpid():
+                # A forked child: the idle sockets are its parent's (and stay open there).
+                self._idle, self._pid = [], os.getpid()
+            while self._idle:
+                connection = self._idle.pop()
+                if connection.still_open():
+                    return connection
+                connection.close()
+        try:
+            return _ChannelConnection(self.path, self.hello, self.what)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise ServiceUnavailable(
+                f"no command channel for {self.what} on {self.path} ({exc.strerror}): the "
+                "service is stopped, or it was started by an older version of interlock "
+                "(stop it and start it again)"
+            ) from exc
+        except OSError as exc:
+            raise ServiceUnavailable(
+                f"command channel of {self.what} on {self.path}: {exc}"
+            ) from exc
+
     def _give_back(self, connection: _ChannelConnection) -> None:
         with self._lock:
-            self._idle.append(connection)
+            if not self._closed and self._pid == os.getpid():
+                self._idle.append(connection)
+                return
+        connection.close()
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for connection in idle:
             with contextlib.suppress(OSError):

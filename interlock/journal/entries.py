@@ -179,12 +179,25 @@ def canonical_payload(payload: Mapping[str, Any] | None) -> str:
     """Encode a payload the one way it is stored and hashed.
 
     NaN and infinity are refused: they are not JSON, and a journal that
-    cannot be read back by other tools is no record.
+    cannot be read back by other tools is no record. So is text that is not
+    Unicode (lone surrogates, as JSON's ``"\\udcff"`` or a file name's
+    undecodable bytes become): it cannot be stored as UTF-8.
     """
     try:
-        return _encode_payload(payload if type(payload) is dict else dict(payload or {}))
-    except (TypeError, ValueError) as exc:
+        text = _encode_payload(payload if type(payload) is dict else dict(payload or {}))
+        text.encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise JournalError(f"payload is not plain JSON: {exc}") from exc
+    return text
+
+
+def writable_text(value: str, what: str) -> str:
+    """``value``, if it can be stored (as UTF-8); JournalError otherwise."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise JournalError(f"{what} is not Unicode text: {value!r}") from exc
+    return value
 
 
 def entry_hash(

@@ -46,6 +46,7 @@ from interlock.journal.entries import (
     chain_hash,
     data_fields,
     file_digest,
+    writable_text,
 )
 from interlock.journal.intent import _JOURNAL_TOKEN, DurableIntent, QueryIntent, is_pure_query
 
@@ -338,7 +339,7 @@ class Journal:
         bench = self.bench
         run_id = self.run_id if run_id is None else run_id
         kind = str(kind)
-        actor = self.actor if actor is None else actor
+        actor = writable_text(self.actor if actor is None else actor, "actor")
         payload_json = canonical_payload(payload)
         fields = (seq, wall_time, mono_time, bench, run_id, kind, actor, payload_json, prev_hash)
         hash_ = chain_hash(*fields)
@@ -379,6 +380,8 @@ class Journal:
         # cannot be written is refused here (staged, it would fail every later
         # commit), and the payload is recorded as it is now.
         payload_json, refs = _encode_staged(payload)
+        if actor is not None:
+            writable_text(actor, "actor")
         clock = self.clock
         wall = clock.wall()
         mono = float(clock.monotonic())

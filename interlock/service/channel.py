@@ -40,6 +40,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,14 +59,26 @@ from interlock.service.wire import (
 log = logging.getLogger(__name__)
 
 #: Connections served at once; one more is told so and closed.
-MAX_CONNECTIONS = 32
-# How often the accepting thread looks at the stopping flag.
+MAX_CONNECTIONS = 128
+#: A connection must say hello within this; an idle one is closed after IDLE_TIMEOUT_S
+#: (the Python client opens a new one when it next needs one).
+HELLO_TIMEOUT_S = 5.0
+IDLE_TIMEOUT_S = 600.0
+# How often the accepting thread looks at the stopping flag; how long it backs off
+# after a failed accept (out of file descriptors, say) before it tries again.
 ACCEPT_POLL_S = 0.25
+ACCEPT_BACKOFF_S = 0.1
+# How long stop() waits for requests under way to finish.
+STOP_WAIT_S = 5.0
 
 
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise InvalidRequest(f"{name} must be a string, got {value!r}"[:300])
+    try:
+        value.encode("utf-8")  # JSON's "\udcff" is a lone surrogate: no name, no record
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{name} is not Unicode text: {value!r}"[:300]) from None
     return value
 
 
@@ -118,11 +131,11 @@ class _Lines:
         """The next line without its newline; None when the peer closed."""
         while True:
             end = self.buffer.find(b"\n")
+            if end >= MAX_LINE or (end < 0 and len(self.buffer) >= MAX_LINE):
+                raise _LineTooLong
             if end >= 0:
                 line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
                 return line
-            if len(self.buffer) >= MAX_LINE:
-                raise _LineTooLong
             data = self.conn.recv(MAX_LINE)
             if not data:
                 return None
@@ -156,7 +169,7 @@ class CommandChannel:
         self.actions = ScriptActions(service)
         self._listening = listening
         self._lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
+        self._connections: dict[socket.socket, threading.Thread] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -170,16 +183,20 @@ class CommandChannel:
         return self
 
     def stop(self) -> None:
-        """Stop accepting, end every connection (a request under way finishes first)."""
+        """Stop accepting, then end every connection once its request under way is answered."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=ACCEPT_POLL_S * 4)
             self._thread = None
+        self._listening.close()  # from now on a client is refused at once, not queued
         with self._lock:
-            connections = list(self._connections)
+            connections = dict(self._connections)
         for conn in connections:
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+                conn.shutdown(socket.SHUT_RD)  # ends a wait for the next line, not a reply
+        deadline = time.monotonic() + STOP_WAIT_S
+        for thread in connections.values():
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _accept(self) -> None:
         while not self._stopping.is_set():
@@ -187,21 +204,25 @@ class CommandChannel:
                 conn, _ = self._listening.accept()
             except TimeoutError:
                 continue
-            except OSError:
-                if not self._stopping.is_set():
-                    log.exception("command channel: accept failed")
-                return
-            conn.settimeout(None)
+            except OSError as error:
+                if self._stopping.is_set() or self._listening.fileno() < 0:
+                    return
+                # Out of descriptors or buffers, an aborted connection: serve on.
+                log.error("command channel: accept failed (%s); retrying", error)
+                time.sleep(ACCEPT_BACKOFF_S)
+                continue
+            conn.settimeout(HELLO_TIMEOUT_S)
+            thread = threading.Thread(
+                target=self._serve, args=(conn,), name="interlock-channel-conn", daemon=True
+            )
             with self._lock:
                 crowded = len(self._connections) >= MAX_CONNECTIONS
                 if not crowded:
-                    self._connections.add(conn)
+                    self._connections[conn] = thread
             if crowded:
                 self._refuse(conn, ServiceUnavailable("too many command channel connections"))
                 continue
-            threading.Thread(
-                target=self._serve, args=(conn,), name="interlock-channel-conn", daemon=True
-            ).start()
+            thread.start()
 
     @staticmethod
     def _refuse(conn: socket.socket, error: InterlockError) -> None:
@@ -215,9 +236,15 @@ class CommandChannel:
         lines = _Lines(conn)
         try:
             identity = self._hello(conn, lines)
+            if identity is not None:
+                conn.settimeout(IDLE_TIMEOUT_S)
             while identity is not None and not self._stopping.is_set():
                 line = lines.next()
                 if line is None:
+                    return
+                if self.service.stopping.is_set():
+                    error = ServiceUnavailable("the service is stopping")
+                    conn.sendall(_encode(error_to_wire(error)))
                     return
                 conn.sendall(self._answer(identity, line))
         except _LineTooLong:
@@ -225,10 +252,10 @@ class CommandChannel:
                 error = InvalidRequest(f"line longer than {MAX_LINE} bytes: connection closed")
                 conn.sendall(_encode(error_to_wire(error)))
         except OSError:
-            pass  # the client went away, or the service is stopping
+            pass  # the client went away or fell silent, or the service is stopping
         finally:
             with self._lock:
-                self._connections.discard(conn)
+                self._connections.pop(conn, None)
             conn.close()
 
     def _hello(self, conn: socket.socket, lines: _Lines) -> Identity | None:
@@ -237,7 +264,8 @@ class CommandChannel:
             return None
         try:
             hello = _decode(line)
-            if hello.get("hello") != CHANNEL_VERSION:
+            version = hello.get("hello")
+            if type(version) is not int or version != CHANNEL_VERSION:
                 raise InvalidRequest(
                     f"first line must be a hello of version {CHANNEL_VERSION}, "
                     f"got {str(hello)[:200]}"
@@ -267,6 +295,8 @@ class CommandChannel:
             if operation is None:
                 raise InvalidRequest(f"unknown op {op!r} (ops: {', '.join(OPERATIONS)})"[:300])
             needs, parameters, handler = operation
+            # Access first, as on HTTP: a refused role is journaled whatever the arguments.
+            require_role(self.service, identity, needs, channel="command", op=op)
             unexpected = set(request) - set(parameters) - {"op", "lease"}
             if unexpected:
                 raise InvalidRequest(f"{op}: unexpected {', '.join(sorted(unexpected))}"[:300])
@@ -278,7 +308,6 @@ class CommandChannel:
             lease = request.get("lease")
             if lease is not None and not isinstance(lease, str):
                 raise InvalidRequest("lease must be a string")
-            require_role(self.service, identity, needs, channel="command", op=op)
             result = handler(self.actions, identity, lease, **arguments)
             return _encode({"ok": result})
         except InterlockError as error:

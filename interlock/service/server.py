@@ -150,11 +150,22 @@ class _Listening:
         self.path = service.settings.socket
         self.channel_path = channel_path(self.path)
         self.pid_file = pid_path(self.path)
-        self.sockets = [listen_unix(self.path, service.bench.shown_path)]
+        bench_file = service.bench.shown_path
+        needed = len(os.fsencode(str(self.channel_path)))
+        if needed > MAX_SOCKET_PATH:
+            raise ConfigError(
+                bench_file,
+                "service.socket",
+                f"{self.path} leaves no room for its command channel socket "
+                f"{self.channel_path} ({needed} bytes; a Unix socket path may have at most "
+                f"{MAX_SOCKET_PATH}): choose a shorter path",
+            )
+        self.sockets = [listen_unix(self.path, bench_file)]
         self.channel_socket: socket.socket | None = None
         self.channel: CommandChannel | None = None
+        self._pid_written = False
         try:
-            self.channel_socket = listen_unix(self.channel_path, service.bench.shown_path)
+            self.channel_socket = listen_unix(self.channel_path, bench_file)
             if tcp is not None:
                 self.sockets.append(listen_tcp(*tcp))
         except BaseException:
@@ -170,10 +181,15 @@ class _Listening:
     @property
     def addresses(self) -> list[str]:
         tcp = self.tcp_address
-        return [f"unix:{self.path}"] + ([f"tcp:{tcp[0]}:{tcp[1]}"] if tcp else [])
+        return (
+            [f"unix:{self.path}"]
+            + ([f"tcp:{tcp[0]}:{tcp[1]}"] if tcp else [])
+            + ([f"command channel unix:{self.channel_path}"] if self.channel_socket else [])
+        )
 
     def write_pid(self) -> None:
         self.pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
+        self._pid_written = True
 
     def start_channel(self, service: Service) -> None:
         """Serve the command channel (once the service is open: it needs the controller)."""
@@ -186,14 +202,16 @@ class _Listening:
             self.channel = None
 
     def close(self) -> None:
+        """Close and remove what this service made, never another service's files."""
         self.stop_channel()
         for sock in self.sockets:
             sock.close()
+        self.path.unlink(missing_ok=True)  # bound by this service (the first socket)
         if self.channel_socket is not None:
             self.channel_socket.close()
             self.channel_path.unlink(missing_ok=True)
-        self.path.unlink(missing_ok=True)
-        self.pid_file.unlink(missing_ok=True)
+        if self._pid_written:
+            self.pid_file.unlink(missing_ok=True)
 
 
 def serve(

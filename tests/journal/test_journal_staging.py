@@ -98,3 +98,17 @@ def test_staged_entries_never_pile_up_unbounded(tmp_path):
             journal.measurement("VBUS", voltage=float(i), durable=False)
         assert journal.staged < MAX_STAGED
         assert len(kinds(path)) >= MAX_STAGED
+
+
+def test_text_that_is_not_unicode_is_refused_at_staging_and_poisons_nothing(journal):
+    """A lone surrogate (JSON's "\\udcff", an undecodable file name) cannot be stored
+    as UTF-8: refused when staged or appended, and the journal writes on."""
+    with pytest.raises(JournalError, match="not plain JSON"):
+        journal.request("alice", "c", "set", durable=False, net="VLOGIC\udcff")
+    with pytest.raises(JournalError, match="not Unicode"):
+        journal.stage("measurement", {"net": "VLOGIC"}, actor="eve\udcff")
+    with pytest.raises(JournalError):
+        journal.append("request", {"net": "\ud800"})
+    assert journal.staged == 0
+    entry = journal.append("request", {"net": "VLOGIC"})
+    assert entry.payload == {"net": "VLOGIC"}

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import socket
 import stat
 import threading
+import time
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import interlock
 from interlock.errors import LimitViolation, StateError
 from interlock.journal import JournalReader
+from interlock.service import channel
+from interlock.service.runtime import Service
+from interlock.service.server import AlreadyServing, ServiceThread, pid_path
 from interlock.service.wire import (
     CHANNEL_VERSION,
     MAX_LINE,
     AccessDenied,
+    InvalidRequest,
     ServiceUnavailable,
     channel_path,
 )
-from tests.service.conftest import Served
+from tests.service.conftest import Served, assert_bench_safe, bring_up
 
 
 class Line:
@@ -315,7 +322,7 @@ _json = st.recursive(
 _requests = st.fixed_dictionaries(
     {"op": st.sampled_from(["set_voltage", "set_relay", "set_output", "measure", "status"])},
     optional={
-        "net": st.sampled_from(["VLOGIC", "VBUS", "NOPE"]) | _json,
+        "net": st.sampled_from(["VLOGIC", "VBUS", "NOPE", "VLOGIC\udcff"]) | _json,
         "volts": st.floats(-100, 100) | _json,
         "relay": _json,
         "closed": _json,
@@ -352,3 +359,132 @@ def test_a_stopped_service_is_service_unavailable_not_a_hang(serve_bench):
     served.thread.stop()
     with pytest.raises(ServiceUnavailable):
         client.status()
+
+
+# -- what a review found: each case once broke something ------------------------------
+
+
+def test_a_name_that_is_not_unicode_is_refused_and_the_bench_still_stops(served, line):
+    """JSON's "\\udcff" is a lone surrogate: it cannot be journaled, so it must be
+    refused before anything stages it (once it poisoned every later commit)."""
+    _arm(served)
+    holder = served.client("script", who="holder")
+    with holder.lease():
+        bring_up(holder)
+        conn = line("script", user="other")
+        reply = conn.send(b'{"op": "set_output", "net": "VLOGIC\\udcff", "on": false}\n')
+        assert reply["error"] == "InvalidRequest"
+        assert "not Unicode" in reply["message"]
+        reply = conn.send(b'{"op": "measure", "net": "\\ud800"}\n')
+        assert reply["error"] == "InvalidRequest"
+        holder.output_off("VLOGIC")  # the journal writes on
+    served.client("viewer").estop()
+    assert_bench_safe(served.truth())
+    offs = [
+        e
+        for e in _journal(served)  # flushes: nothing unwritable waits in the journal
+        if e.kind == "request" and e.actor == "holder" and e.payload.get("quantity") == "output"
+    ]
+    assert offs and offs[-1].payload["value"] is False
+
+
+def test_a_silent_connection_is_closed_after_the_hello_timeout(served, line, monkeypatch):
+    monkeypatch.setattr(channel, "HELLO_TIMEOUT_S", 0.2)
+    conn = line(None)
+    assert conn.closed()  # it said nothing: the service hung up
+    assert line().call({"op": "status"})["ok"]["state"] == "safe"
+
+
+def test_a_failed_accept_does_not_end_the_channel(served, line, caplog):
+    listening = served.thread._listening.channel._listening
+    failures = []
+
+    class FailingOnce:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(listening, name)
+
+        def accept(self):  # type: ignore[no-untyped-def]
+            if not failures:
+                failures.append(1)
+                raise OSError(errno.EMFILE, "Too many open files")
+            return listening.accept()
+
+    served.thread._listening.channel._listening = FailingOnce()
+    time.sleep(channel.ACCEPT_POLL_S * 2)  # the accepting thread meets the failure
+    assert failures
+    assert line().call({"op": "status"})["ok"]["state"] == "safe"
+    assert "accept failed" in caplog.text
+
+
+def test_the_client_survives_a_service_restart_without_resending(serve_bench):
+    served = serve_bench()
+    client = interlock.connect(served.bench_path, role="viewer", start=False)
+    try:
+        assert client.status()["state"] == "safe"
+        served.stop()
+        again = serve_bench()
+        # The pooled connection was closed by the old service: found out before use.
+        assert client.status()["state"] == "safe"
+        assert client.status()["service"]["pid"] == again.service.status()["service"]["pid"]
+    finally:
+        client.close()
+
+
+def test_a_service_without_a_channel_is_named_as_such(served):
+    client = served.client("viewer")
+    channel_path(served.service.settings.socket).unlink()
+    with pytest.raises(ServiceUnavailable, match="older version"):
+        client.status()
+
+
+def test_a_closed_client_refuses_to_send(served):
+    client = served.client("viewer")
+    client.status()
+    client.close()
+    with pytest.raises(InvalidRequest, match="closed"):
+        client.status()
+
+
+def test_access_is_checked_before_the_arguments(served, line):
+    conn = line("viewer", user="eve")
+    reply = conn.call({"op": "set_voltage", "net": 5})
+    assert reply["error"] == "AccessDenied"
+    refusal = [e for e in _journal(served) if e.kind == "request" and e.actor == "eve"][-1]
+    assert refusal.payload["op"] == "set_voltage"
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", 2, None])
+def test_the_hello_names_the_version_exactly(served, line, version):
+    conn = line(None)
+    reply = conn.call({"hello": version, "token": served.token("viewer")})
+    assert reply["error"] == "InvalidRequest"
+    assert conn.closed()
+
+
+def test_a_line_over_the_limit_is_refused_even_in_two_pieces(served, line):
+    conn = line()
+    half = b"x" * (MAX_LINE // 2 + 10)
+    conn.sock.sendall(half)
+    time.sleep(0.05)
+    reply = conn.send(half + b"\n")
+    assert reply["error"] == "InvalidRequest"
+    assert conn.closed()
+
+
+def test_a_stopping_service_takes_no_more_requests(served, line):
+    conn = line()
+    served.service.stopping.set()
+    reply = conn.call({"op": "status"})
+    assert reply["error"] == "ServiceUnavailable"
+    assert "stopping" in reply["message"]
+
+
+def test_a_start_refused_for_a_running_service_leaves_its_files_alone(served):
+    socket_path = served.service.settings.socket
+    pid_file = pid_path(socket_path)
+    pid_file.write_text("12345\n")
+    socket_path.unlink()  # someone removed the first service's HTTP socket
+    with pytest.raises(AlreadyServing):
+        ServiceThread(Service(served.bench_path)).start()
+    assert pid_file.read_text() == "12345\n"
+    assert channel_path(socket_path).exists()
