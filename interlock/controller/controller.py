@@ -154,10 +154,10 @@ class Controller:
 
     # -- state machine -------------------------------------------------------
 
-    def _transition(self, trigger: str, **details: Any) -> None:
+    def _transition(self, trigger: str, *, durable: bool = True, **details: Any) -> None:
         source = self.state
         dest = self.machine.destination(trigger)
-        self.journal.state(source, dest, trigger, **details)
+        self.journal.state(source, dest, trigger, durable=durable, **details)
         self.machine.fire(trigger)
         self._notify("state", source=source, dest=dest, trigger=trigger)
 
@@ -189,7 +189,8 @@ class Controller:
         report = self.safe_state(f"{cause}: {detail}")
         if self.state != "fault":
             with contextlib.suppress(JournalError, StateError):
-                self._transition("trip", cause=cause)
+                # With the journal down the state still changes: its record is staged.
+                self._transition("trip", durable=not report.journal_down, cause=cause)
         self._notify("fault", cause=cause, detail=detail, first=first)
         return report
 
@@ -207,7 +208,7 @@ class Controller:
         if self.state == "live" and self.fault_cause is None:
             # Driven safe without a fault (e.g. on request): nothing is live any more.
             with contextlib.suppress(JournalError, StateError):
-                self._transition("deenergise", reason=reason)
+                self._transition("deenergise", durable=not report.journal_down, reason=reason)
         return report
 
     def emergency_stop(self, who: str, client: str = "") -> SafeStateReport:

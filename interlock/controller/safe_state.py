@@ -3,9 +3,12 @@
 It carries on past individual errors and reports what it could not verify.
 When a supply does not answer, the relays are opened before trying to reach
 it again: they disconnect the DUT whatever the supply is doing. When the
-journal itself fails, commands cannot be sent (nothing goes out unjournaled),
-so the procedure stops heartbeating the relay board instead, and the board's
-own watchdog opens every relay.
+journal itself cannot be written, the off commands go out all the same
+(failing safe comes before journaling: see
+:meth:`~interlock.journal.store.Journal.safe_off_intent`), are logged at
+once and journaled, flagged, when the journal writes again; the procedure
+also stops heartbeating the relay board, whose own watchdog then opens
+every relay whatever happened to the command.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class SafeStateReport:
     outputs_off_at: float | None = None  # monotonic time all outputs were confirmed off
     done: list[str] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)
+    journal_down: bool = False  # off commands went out before their record could be written
 
     @property
     def verified(self) -> bool:
@@ -51,7 +55,7 @@ def _channels_in_power_off_order(ctl: Controller) -> list[tuple[str, int, str]]:
 
 def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
     report = SafeStateReport(reason=reason, started=time.monotonic())
-    journal_failed = False
+    unjournaled_before = ctl.journal.unjournaled
     unreachable: dict[str, str] = {}  # supply -> why it did not answer
 
     untrusted = ctl.instruments.untrusted
@@ -67,10 +71,9 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
         channels = [channel for channel, _ in wired]
         try:
             still_on = ctl.instruments.supplies[supply].outputs_off(channels, purpose="safe-state")
-        except JournalError as error:
-            journal_failed = True
-            report.unverified.append(f"{supply}: cannot journal the off command: {error}")
-            break
+        except JournalError as error:  # not the journal being down: that does not stop this
+            report.unverified.append(f"{supply}: off command refused: {error}")
+            continue
         except InstrumentError as error:
             unreachable[supply] = str(error)
             continue
@@ -83,23 +86,23 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
     try:
         if board.name in untrusted:
             raise InstrumentError(board.name, "not the board bench.toml names; not commanded")
-        if not journal_failed:
-            ctl.journal.command_intent(board.name, "SET 0\n", purpose="safe-state")
+        ctl.journal.safe_off_record(board.name, "SET 0\n", purpose="safe-state")
         state = board.open_all()
         report.done.append("relays commanded open")
-    except JournalError as error:
-        journal_failed = True
-        report.unverified.append(f"relays: cannot journal: {error}")
     except InstrumentError as error:
         report.unverified.append(f"relays: {error}")
 
-    if journal_failed:
-        # Starve the board's watchdog: it opens every relay on its own.
+    report.journal_down = ctl.journal.unjournaled > unjournaled_before
+    if report.journal_down:
+        # Defence in depth: starve the board's watchdog, which opens every relay on its own.
         ctl.supervisor.stop_heartbeat(f"journal failed during safe state ({reason})")
-        report.unverified.append("journal failed: relay board left to its watchdog")
+        report.unverified.append(
+            "journal cannot be written: off commands sent unjournaled (journaled, flagged, "
+            "when it writes again); relay board heartbeat stopped"
+        )
 
     # A supply that stopped answering: reconnect, re-identify, then turn it off.
-    for supply in sorted(unreachable) if not journal_failed else []:
+    for supply in sorted(unreachable):
         psu = ctl.instruments.supplies[supply]
         try:
             psu.open()
@@ -120,27 +123,25 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
                 report.unverified.append(f"{supply}: channels {still_on} still on")
         except (InstrumentError, JournalError) as error:
             report.unverified.append(f"{supply}: unreachable ({unreachable[supply]}; then {error})")
-    if journal_failed:
-        report.unverified += [f"{s}: unreachable ({why})" for s, why in sorted(unreachable.items())]
 
-    # Verify by reading back: outputs and relay contacts.
-    if not journal_failed:
-        outputs_ok = True
-        for supply, channels in ctl.instruments.supply_channels().items():
-            if supply in untrusted:
-                continue
-            try:
-                for channel, settings in zip(
-                    channels, ctl.instruments.supplies[supply].settings(channels), strict=True
-                ):
-                    if settings.output:
-                        outputs_ok = False
-                        report.unverified.append(f"{supply} CH{channel} reads on after safe state")
-            except (InstrumentError, JournalError) as error:
-                outputs_ok = False
-                report.unverified.append(f"{supply}: cannot verify outputs: {error}")
-        if outputs_ok:
-            report.outputs_off_at = time.monotonic()
+    # Verify by reading back (pure queries: journaled with the next commit): outputs
+    # and relay contacts.
+    outputs_ok = True
+    for supply, channels in ctl.instruments.supply_channels().items():
+        if supply in untrusted:
+            continue
+        try:
+            for channel, settings in zip(
+                channels, ctl.instruments.supplies[supply].settings(channels), strict=True
+            ):
+                if settings.output:
+                    outputs_ok = False
+                    report.unverified.append(f"{supply} CH{channel} reads on after safe state")
+        except (InstrumentError, JournalError) as error:
+            outputs_ok = False
+            report.unverified.append(f"{supply}: cannot verify outputs: {error}")
+    if outputs_ok:
+        report.outputs_off_at = time.monotonic()
     with contextlib.suppress(InstrumentError):
         if board.name in untrusted:
             raise InstrumentError(board.name, "untrusted")
@@ -154,6 +155,7 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
             ctl.state,
             ctl.state,
             "safe-state",
+            durable=not report.journal_down,  # staged: a held journal holds nothing up
             reason=reason,
             done=report.done,
             unverified=report.unverified,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from interlock.config import Identity
 from interlock.drivers.visa import VisaTransport
-from interlock.errors import ProtocolError
+from interlock.errors import JournalError, ProtocolError
 from interlock.journal import Journal, is_pure_query
+
+log = logging.getLogger(__name__)
 
 # What a DMM answers for an overload (an open circuit on a resistance range).
 SCPI_OVERLOAD = 9.9e37
@@ -55,6 +58,20 @@ class ScpiDevice:
         """:meth:`query` for a line the driver writes to set something and read it back
         (``VOLT 5,(@1);:VOLT? (@1)``): its record is on disk before it goes out."""
         return self._exchange(text, f"{text}\n", False, context)
+
+    def turn_off_and_ask(self, text: str, **context: Any) -> str:
+        """:meth:`set_and_ask` for a line that only turns outputs off (``OUTP OFF,(@1)``).
+
+        It goes out even when the journal cannot be written: failing safe comes
+        first (see :meth:`~interlock.journal.store.Journal.safe_off_intent`).
+        """
+        intent = self.journal.safe_off_intent(self.name, f"{text}\n", **context)
+        reply = self.transport.exchange(intent)
+        try:
+            self.journal.readback(self.name, text, reply, durable=False, **context)
+        except JournalError as error:  # the reply matters more now than its record
+            log.error("%s: reply to %r not journaled: %s", self.name, text, error)
+        return reply
 
     def _exchange(self, text: str, data: str, pure: bool, context: dict[str, Any]) -> str:
         if pure:

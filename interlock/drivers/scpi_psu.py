@@ -57,15 +57,15 @@ class ScpiPowerSupply(ScpiDevice):
 
     def set_output(self, channel: int, on: bool, **context) -> bool:
         ch = _channel(channel)
-        reply = self.set_and_ask(
-            f"OUTP {'ON' if on else 'OFF'},{ch};:OUTP? {ch}", quantity="output", value=on, **context
-        )
+        line = f"OUTP {'ON' if on else 'OFF'},{ch};:OUTP? {ch}"
+        ask = self.set_and_ask if on else self.turn_off_and_ask
+        reply = ask(line, quantity="output", value=on, **context)
         return self.flags(reply, 1, "OUTP?")[0]
 
     def outputs_off(self, channels: Sequence[int], **context) -> list[bool]:
         """Turn several outputs off in one exchange; return their states read back."""
         ch = channel_list(channels)
-        reply = self.set_and_ask(
+        reply = self.turn_off_and_ask(
             f"OUTP OFF,{ch};:OUTP? {ch}", quantity="output", value=False, **context
         )
         return self.flags(reply, len(channels), "OUTP?")

@@ -28,6 +28,13 @@ than by discipline:
    nothing, so it may go out with its entry staged for the next commit:
    :meth:`~interlock.journal.store.Journal.query_intent` returns a
    :class:`QueryIntent`, and refuses any line that sets something.
+
+4. One exception, because failing safe comes first (DESIGN.md, principle 1):
+   a line that only turns outputs off (:func:`is_off_only`), sent to reach
+   the safe state, goes out even when the journal cannot be written
+   (:meth:`~interlock.journal.store.Journal.safe_off_intent`). It is logged
+   at once and journaled, flagged ``unjournaled``, as soon as the journal
+   writes again. A journal that cannot be written never keeps a supply on.
 """
 
 from __future__ import annotations
@@ -105,6 +112,35 @@ def is_pure_query(data: bytes) -> bool:
         return False
     units = [unit.strip() for unit in text.split(";")]
     return all(unit and unit.split(None, 1)[0].endswith("?") for unit in units)
+
+
+# The forms of "output off" a line may use to be off-only: OUTPut[:STATe] OFF|0.
+_OUTPUT_HEADERS = frozenset(
+    {"OUTP", "OUTPUT", "OUTP:STAT", "OUTP:STATE", "OUTPUT:STAT", "OUTPUT:STATE"}
+)
+
+
+def is_off_only(data: bytes) -> bool:
+    """True if every SCPI message unit in ``data`` turns an output off or only asks.
+
+    ``OUTP OFF,(@1,2);:OUTP? (@1,2)`` is off-only; ``OUTP ON``, ``VOLT 0`` or
+    anything the check does not know are not: the exception it allows is kept
+    as narrow as the safe state needs.
+    """
+    try:
+        text = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return False
+    if not text or "\n" in text:
+        return False
+    for unit in (u.strip() for u in text.split(";")):
+        header, _, parameters = unit.partition(" ")
+        if header.endswith("?"):
+            continue
+        state = parameters.split(",", 1)[0].strip().upper()
+        if header.lstrip(":").upper() not in _OUTPUT_HEADERS or state not in ("OFF", "0"):
+            return False
+    return True
 
 
 class QueryIntent(DurableIntent):

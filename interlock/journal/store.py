@@ -25,6 +25,7 @@ there are.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import secrets
 import sqlite3
@@ -48,9 +49,21 @@ from interlock.journal.entries import (
     file_digest,
     writable_text,
 )
-from interlock.journal.intent import _JOURNAL_TOKEN, DurableIntent, QueryIntent, is_pure_query
+from interlock.journal.intent import (
+    _JOURNAL_TOKEN,
+    DurableIntent,
+    QueryIntent,
+    is_off_only,
+    is_pure_query,
+)
+
+log = logging.getLogger(__name__)
 
 WALL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+# How long an off command on its way to the safe state waits for the journal's write
+# lock (another thread's or process's write) before it goes out unjournaled.
+SAFE_OFF_WAIT_S = 0.05
 
 # Staged entries beyond this many are written at once, whoever staged them.
 MAX_STAGED = 1000
@@ -210,6 +223,9 @@ class Journal:
         self.run_id = ""
         self._lock = threading.Lock()
         self._staged: list[Pending] = []
+        self._busy_timeout = busy_timeout
+        # Off commands sent without their record on disk (see safe_off_intent).
+        self.unjournaled = 0
         self._tx_head: _Head | None = None  # the chain's head inside a write transaction
         self._tx_start: _Head | None = None
         self._staged_lock = threading.Lock()
@@ -243,14 +259,26 @@ class Journal:
     # -- writing -----------------------------------------------------------
 
     @contextlib.contextmanager
-    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the write lock (threads and processes) for one transaction."""
-        with self._lock:
+    def _write_transaction(self, wait: float | None = None) -> Iterator[sqlite3.Connection]:
+        """Hold the write lock (threads and processes) for one transaction.
+
+        ``wait`` bounds how long to wait for it (another thread's write, another
+        process's) instead of the journal's busy timeout: JournalError after that.
+        """
+        if not self._lock.acquire(timeout=-1 if wait is None else wait):
+            raise JournalError(f"{self.path}: journal busy for {wait:g} s (a write in progress)")
+        try:
             conn = self._conn
             if conn is None:
                 raise JournalError(f"{self.path}: journal is closed")
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                if wait is not None:
+                    conn.execute(f"PRAGMA busy_timeout = {max(1, round(wait * 1000))}")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    if wait is not None:
+                        conn.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
             except sqlite3.Error as exc:
                 raise JournalError(f"{self.path}: cannot start a write: {exc}") from exc
             with self._staged_lock:
@@ -278,6 +306,8 @@ class Journal:
                 raise
             finally:
                 self._tx_head = None
+        finally:
+            self._lock.release()
 
     def _head(self, conn: sqlite3.Connection) -> _Head:
         row = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
@@ -451,6 +481,56 @@ class Journal:
             _JOURNAL_TOKEN, seq=entry.seq, instrument=instrument, data=raw, entry_hash=entry.hash
         )
 
+    def safe_off_intent(self, instrument: str, data: bytes | str, **context: Any) -> DurableIntent:
+        """An intent for a line that only turns outputs off, even if it cannot be journaled.
+
+        Journaled first, as any command, when the journal can be written. When it
+        cannot, the line may still go out (failing safe comes before journaling):
+        see :meth:`safe_off_record`. Anything but an off-only line
+        (:func:`~interlock.journal.intent.is_off_only`) is refused.
+        """
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        if not is_off_only(raw):
+            raise JournalError(f"not a line that only turns outputs off: {raw!r}")
+        entry = self._record_off(instrument, raw, context)
+        if entry is None:
+            return DurableIntent(
+                _JOURNAL_TOKEN, seq=0, instrument=instrument, data=raw, entry_hash=""
+            )
+        return DurableIntent(
+            _JOURNAL_TOKEN, seq=entry.seq, instrument=instrument, data=raw, entry_hash=entry.hash
+        )
+
+    def safe_off_record(self, instrument: str, data: bytes | str, **context: Any) -> bool:
+        """Journal an off command (one that opens relays, turns outputs off) about to go out.
+
+        True once it is on disk. When the journal cannot be written, False: the
+        failure is logged at once, the record is staged flagged ``unjournaled``
+        (with its time: now, when the command went out) for the first commit that
+        succeeds, and the caller sends the command anyway.
+        """
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        return self._record_off(instrument, raw, context) is not None
+
+    def _record_off(self, instrument: str, raw: bytes, context: dict[str, Any]) -> Entry | None:
+        payload = {**context, "instrument": instrument, **data_fields(raw)}
+        try:
+            # Not the busy timeout's seconds: a held journal must not hold the safe state.
+            with self._write_transaction(wait=SAFE_OFF_WAIT_S) as conn:
+                return self._insert(conn, Kind.COMMAND, payload, None, None)
+        except JournalError as error:
+            self.unjournaled += 1
+            log.critical(
+                "journal cannot be written (%s): sending %r to %s to reach the safe state; "
+                "it is journaled when the journal writes again",
+                error,
+                raw,
+                instrument,
+            )
+            with contextlib.suppress(JournalError):  # staged even if a backlog flush fails
+                self._stage(Kind.COMMAND, {**payload, "unjournaled": str(error)[:300]}, None)
+            return None
+
     # -- kind-specific helpers (payload conventions: interlock.journal.entries) --
 
     def _record(
@@ -494,8 +574,11 @@ class Journal:
     def measurement(self, net: str, *, durable: bool = True, **values: Any) -> Entry | Pending:
         return self._record(Kind.MEASUREMENT, {**values, "net": net}, None, durable)
 
-    def state(self, source: str, dest: str, trigger: str, **details: Any) -> Entry:
-        return self.append(Kind.STATE, {**details, "from": source, "to": dest, "trigger": trigger})
+    def state(
+        self, source: str, dest: str, trigger: str, *, durable: bool = True, **details: Any
+    ) -> Entry | Pending:
+        payload = {**details, "from": source, "to": dest, "trigger": trigger}
+        return self._record(Kind.STATE, payload, None, durable)
 
     def fault(
         self, cause: str, detail: str, *, durable: bool = True, **details: Any

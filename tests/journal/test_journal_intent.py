@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from interlock.errors import JournalError
 from interlock.journal import DurableIntent, JournaledWriter, JournalReader, send_journaled
 from interlock.journal.entries import payload_data
+from interlock.journal.intent import is_off_only
 
 
 def test_intent_is_durable_before_it_is_returned(journal, journal_path):
@@ -77,3 +80,65 @@ def test_failed_journal_write_yields_no_intent(journal):
     journal.close()
     with pytest.raises(JournalError):
         journal.command_intent("psu", b"OUTP ON\n")
+
+
+@pytest.mark.parametrize(
+    ("line", "off_only"),
+    [
+        (b"OUTP OFF,(@1,2);:OUTP? (@1,2)\n", True),
+        (b"OUTP OFF,(@3)\n", True),
+        (b":OUTPut:STATe 0,(@1)\n", True),
+        (b"outp off\n", True),
+        (b"OUTP ON,(@1)\n", False),
+        (b"OUTP OFF,(@1);:VOLT 5,(@1)\n", False),
+        (b"VOLT 0,(@1)\n", False),
+        (b"OUTP:PROT:CLE (@1)\n", False),
+        (b"OUTP\n", False),
+        (b"OUTP OFF\nOUTP ON\n", False),
+        (b"\xff\n", False),
+        (b"\n", False),
+    ],
+)
+def test_off_only_lines(line, off_only):
+    assert is_off_only(line) is off_only
+
+
+def test_a_safe_off_intent_is_journaled_first_when_the_journal_writes(journal, journal_path):
+    intent = journal.safe_off_intent("psu", b"OUTP OFF,(@1)\n", purpose="safe-state")
+    assert intent.seq > 0
+    with JournalReader(journal_path) as reader:
+        entry = list(reader.entries())[-1]
+    assert entry.seq == intent.seq
+    assert "unjournaled" not in entry.payload
+    assert journal.unjournaled == 0
+
+
+def test_a_safe_off_intent_goes_out_when_the_journal_cannot_be_written(journal, journal_path):
+    journal._conn.execute("PRAGMA busy_timeout = 20")
+    other = sqlite3.connect(journal_path, isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        intent = journal.safe_off_intent("psu", b"OUTP OFF,(@1)\n", purpose="safe-state")
+        sent = []
+        send_journaled(intent, sent.append)  # it may be sent: nothing else could
+        assert sent == [b"OUTP OFF,(@1)\n"]
+        assert journal.unjournaled == 1
+        with pytest.raises(JournalError):  # the exception is for off-only lines alone
+            journal.safe_off_intent("psu", b"OUTP ON,(@1)\n")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    journal.flush()
+    with JournalReader(journal_path) as reader:
+        entry = list(reader.entries())[-1]
+    assert entry.kind == "command"
+    assert entry.payload["data"] == "OUTP OFF,(@1)\n"
+    assert "database is locked" in entry.payload["unjournaled"]
+
+
+def test_an_off_only_check_never_lets_a_setting_line_through_unjournaled(journal):
+    journal.close()
+    with pytest.raises(JournalError):
+        journal.safe_off_intent("psu", b"VOLT 5,(@1)\n")
+    intent = journal.safe_off_intent("psu", b"OUTP OFF,(@1)\n")
+    assert intent.seq == 0 and journal.unjournaled == 1

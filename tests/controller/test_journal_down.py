@@ -1,0 +1,72 @@
+"""A journal that cannot be written never keeps the bench energised.
+
+Failing safe comes before journaling (DESIGN.md, principles 1 and 6): when the
+journal cannot be written, the safe state still sends its off commands, logs
+that at once, and journals them, flagged ``unjournaled``, when it can again.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+
+from interlock.journal import JournalReader, verify_journal
+from tests.controller.support import assert_all_outputs_off
+
+
+def _hold_journal(rig) -> sqlite3.Connection:
+    """Another writer holds the journal: the controller's writes wait its busy timeout."""
+    other = sqlite3.connect(rig.journal.path, isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def _supply_outputs(rig) -> dict[tuple[str, int], bool]:
+    return {
+        (name, number): channel.output
+        for name, instrument in rig.sim.instruments.items()
+        for number, channel in getattr(instrument, "channels", {}).items()
+    }
+
+
+def test_an_emergency_stop_turns_every_output_off_with_the_journal_held(rig, caplog):
+    rig.power_up_logic()
+    assert any(_supply_outputs(rig).values())
+    other = _hold_journal(rig)
+    try:
+        started = time.monotonic()
+        with caplog.at_level(logging.CRITICAL):
+            report = rig.controller.emergency_stop("operator")
+        # Not held up by the journal's 30 s busy timeout: each off command waits 50 ms.
+        assert time.monotonic() - started < 2.0
+        assert rig.controller.state == "fault"
+        # At once, by the commands, not later by the relay board's watchdog.
+        assert not any(_supply_outputs(rig).values())
+        assert rig.truth()["contacts"] == []
+        assert_all_outputs_off(rig)
+        assert report.outputs_off_at is not None
+        assert any("sent unjournaled" in item for item in report.unverified)
+        assert "journal cannot be written" in caplog.text
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    rig.journal.flush()  # the journal writes again: the flagged records go in
+    with JournalReader(rig.journal.path) as reader:
+        flagged = [
+            e.payload
+            for e in reader.entries()
+            if e.kind == "command" and "unjournaled" in e.payload
+        ]
+    assert any(p["data"].startswith("OUTP OFF") for p in flagged)
+    assert any(p["data"].startswith("SET 0") for p in flagged)
+    assert verify_journal(rig.journal.path).entries > 0  # raises on a broken chain
+
+
+def test_with_the_journal_writable_the_off_commands_are_journaled_first(rig):
+    rig.power_up_logic()
+    rig.controller.emergency_stop("operator")
+    with JournalReader(rig.journal.path) as reader:
+        commands = [e.payload for e in reader.entries() if e.kind == "command"]
+    offs = [p for p in commands if p["data"].startswith("OUTP OFF")]
+    assert offs and not any("unjournaled" in p for p in commands)
