@@ -47,7 +47,7 @@ def check_engine(engine, limits, state, request, now) -> None:
         assert problems, f"refused {request} by {verdict.rule} but no rule is broken"
 
 
-def make_property(engine, examples: int, shrink: bool = True):
+def make_property(engine, examples: int, shrink: bool = True, derandomize: bool = False):
     phases = list(Phase) if shrink else [Phase.explicit, Phase.generate]
 
     @settings(
@@ -56,6 +56,7 @@ def make_property(engine, examples: int, shrink: bool = True):
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
         database=None,
+        derandomize=derandomize,
     )
     @given(scenarios())
     def prop(scenario):
@@ -72,7 +73,9 @@ def test_engine_allows_only_safe_changes_and_refuses_only_unsafe_ones():
 def test_property_catches_broken_engine(broken):
     with pytest.raises(AssertionError):
         # No shrinking: finding the counter-example is the point, not minimising it.
-        make_property(broken, 3000, shrink=False)()
+        # A fixed sequence of examples: a broken engine is caught on every run, not
+        # on most (some breaks show only in a rare combination of state and request).
+        make_property(broken, 3000, shrink=False, derandomize=True)()
 
 
 # --- examples against the shipped profile -------------------------------------------------
