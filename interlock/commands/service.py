@@ -50,6 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.set_defaults(handler=run_serve)
 
+    stop = subparsers.add_parser(
+        "stop",
+        help="stop the bench's service (it drives the bench safe first)",
+        description="Stop the controller service of a bench, started with `interlock serve "
+        "--background` or by a client: SIGTERM to the pid it left next to its socket, then "
+        "wait until it has driven the bench safe and exited.",
+    )
+    add_bench_argument(stop)
+    stop.set_defaults(handler=run_stop)
+
     status = subparsers.add_parser(
         "status",
         help="show the bench's state, nets, relays and lease holder",
@@ -103,6 +113,20 @@ def _tcp(text: str) -> tuple[str, int]:
 
 
 # -- serve ---------------------------------------------------------------------------
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    from interlock.service.background import stop_service
+
+    bench = load_bench(args.bench)
+    print(banner(bench), flush=True)
+    try:
+        result = stop_service(bench.service.socket)
+    except InterlockError as error:
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 4
+    print(result.message)
+    return 0
 
 
 def run_serve(args: argparse.Namespace) -> int:

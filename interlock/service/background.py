@@ -9,6 +9,7 @@ pid in ``<socket>.pid``.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -32,6 +33,61 @@ def answers(socket_path: Path) -> bool:
 
 def log_path(socket_path: Path) -> Path:
     return Path(socket_path).parent / "service.log"
+
+
+def pid_path(socket_path: Path) -> Path:
+    """Where a service writes its pid: next to its socket (``x.sock`` -> ``x.pid``)."""
+    return Path(socket_path).with_suffix(".pid")
+
+
+class StopResult:
+    """What :func:`stop_service` found and did."""
+
+    def __init__(self, stopped: bool, message: str) -> None:
+        self.stopped = stopped
+        self.message = message
+
+
+def stop_service(socket_path: Path, *, timeout: float = 30.0) -> StopResult:
+    """SIGTERM the service serving on ``socket_path`` and wait until it is gone.
+
+    The service drives its bench safe before it exits. Only a process that is an
+    ``interlock serve`` is signalled: a pid file left by a service that died,
+    whose number another process now has, is recognised and removed.
+    """
+    pid_file = pid_path(socket_path)
+    try:
+        pid = int(pid_file.read_text(encoding="ascii").strip())
+    except (FileNotFoundError, ValueError):
+        if answers(socket_path):
+            raise InterlockError(
+                f"a service answers on {socket_path} but left no pid in {pid_file}: "
+                "stop it where it was started (SIGINT or SIGTERM)"
+            ) from None
+        return StopResult(False, f"no service is running on {socket_path}")
+    if not _is_service(pid):
+        pid_file.unlink(missing_ok=True)
+        return StopResult(False, f"no service is running (removed the stale {pid_file})")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _is_service(pid):
+        if time.monotonic() > deadline:
+            raise InterlockError(f"the service (pid {pid}) did not stop within {timeout:g} s")
+        time.sleep(0.05)
+    return StopResult(True, f"service stopped (pid {pid}); the bench was driven to the safe state")
+
+
+def _is_service(pid: int) -> bool:
+    """Whether ``pid`` is a live ``interlock serve`` (Linux /proc)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    if state == "Z":  # exited, not yet reaped by its parent
+        return False
+    words = [Path(os.fsdecode(a)).name for a in argv]
+    return "serve" in words and any(w.startswith("interlock") for w in words)
 
 
 def start_background(

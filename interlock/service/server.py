@@ -29,6 +29,7 @@ import uvicorn
 
 from interlock.errors import ConfigError, InterlockError
 from interlock.service.app import create_app
+from interlock.service.background import pid_path
 from interlock.service.channel import CommandChannel
 from interlock.service.runtime import Service
 from interlock.service.wire import channel_path
@@ -43,10 +44,6 @@ GRACEFUL_SHUTDOWN = 3
 
 class AlreadyServing(InterlockError):
     """Another service already answers on the bench's socket."""
-
-
-def pid_path(socket_path: Path) -> Path:
-    return Path(socket_path).with_suffix(".pid")
 
 
 def listen_unix(path: Path, bench_file: str = "bench.toml") -> socket.socket:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
+import os
 import re
 import signal
 import subprocess
@@ -13,7 +15,7 @@ import time
 import pytest
 
 from interlock.cli import main
-from interlock.service.background import answers
+from interlock.service.background import answers, pid_path
 from tests.service.conftest import ROOT, write_bench
 
 BANNER = "bench sim-bench-01 [simulation]"
@@ -132,3 +134,33 @@ def test_serve_refuses_a_bad_tcp_address(tcp, capsys):
         main(["serve", "--tcp", tcp])
     assert exited.value.code == 2
     assert "expected HOST:PORT" in capsys.readouterr().err
+
+
+def test_stop_ends_a_background_service_once_the_bench_is_safe(short_dir, capsys):
+    bench = str(write_bench(short_dir))
+    socket_path = short_dir / "interlock.sock"
+    code, _, _ = run(capsys, "serve", "--bench", bench, "--background")
+    assert code == 0 and answers(socket_path)
+    pid = int(pid_path(socket_path).read_text())
+    try:
+        code, out, _ = run(capsys, "stop", "--bench", bench)
+        assert (code, out[0]) == (0, BANNER)
+        assert out[1] == f"service stopped (pid {pid}); the bench was driven to the safe state"
+        assert not socket_path.exists() and not pid_path(socket_path).exists()
+        log = (short_dir / "service.log").read_text()
+        assert "service stopped; the bench was driven to the safe state" in log
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # started by this process: reap it
+    code, out, _ = run(capsys, "stop", "--bench", bench)  # nothing left to stop
+    assert (code, out[1]) == (0, f"no service is running on {socket_path}")
+
+
+def test_stop_never_signals_a_process_that_is_not_the_service(short_dir, capsys):
+    bench = str(write_bench(short_dir))
+    pid_file = pid_path(short_dir / "interlock.sock")
+    pid_file.write_text(f"{os.getpid()}\n")  # a stale file naming some other process
+    code, out, _ = run(capsys, "stop", "--bench", bench)
+    assert (code, out[1]) == (0, f"no service is running (removed the stale {pid_file})")
+    assert not pid_file.exists()
