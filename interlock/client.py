@@ -481,8 +481,8 @@ class _ChannelPool:
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise ServiceUnavailable(
                 f"no command channel for {self.what} on {self.path} ({exc.strerror}): the "
-                "service is stopped, or it was started by an older version of interlock "
-                "(stop it and start it again)"
+                "service is stopping, or it was started by an older version of interlock "
+                "(`interlock stop` ends it; start it again)"
             ) from exc
         except OSError as exc:
             raise ServiceUnavailable(
