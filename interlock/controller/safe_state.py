@@ -53,6 +53,22 @@ def _channels_in_power_off_order(ctl: Controller) -> list[tuple[str, int, str]]:
     ]
 
 
+# A journal that was only busy (a slow commit, another process's write) gets this
+# long, once the outputs are off, to take the records the off commands went without.
+LATE_RECORD_WAIT_S = 1.0
+
+
+def _records_written_late(ctl: Controller, report: SafeStateReport) -> bool:
+    try:
+        ctl.journal.flush(wait=LATE_RECORD_WAIT_S)
+    except JournalError:
+        return False
+    report.done.append(
+        "journal was busy: off commands went out first, journaled after (flagged unjournaled)"
+    )
+    return True
+
+
 def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
     report = SafeStateReport(reason=reason, started=time.monotonic())
     unjournaled_before = ctl.journal.unjournaled
@@ -92,17 +108,13 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
     except InstrumentError as error:
         report.unverified.append(f"relays: {error}")
 
-    report.journal_down = ctl.journal.unjournaled > unjournaled_before
-    if report.journal_down:
-        # Defence in depth: starve the board's watchdog, which opens every relay on its own.
-        ctl.supervisor.stop_heartbeat(f"journal failed during safe state ({reason})")
-        report.unverified.append(
-            "journal cannot be written: off commands sent unjournaled (journaled, flagged, "
-            "when it writes again); relay board heartbeat stopped"
-        )
-
-    # A supply that stopped answering: reconnect, re-identify, then turn it off.
-    for supply in sorted(unreachable):
+    journal_down = ctl.journal.unjournaled > unjournaled_before
+    # A supply that stopped answering: reconnect, re-identify, then turn it off. Not
+    # with the journal down: its identity check would wait for the journal, and the
+    # relays are open already.
+    for supply in sorted(unreachable) if journal_down else []:
+        report.unverified.append(f"{supply}: unreachable ({unreachable[supply]}); not retried")
+    for supply in sorted(unreachable) if not journal_down else []:
         psu = ctl.instruments.supplies[supply]
         try:
             psu.open()
@@ -142,6 +154,16 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
             report.unverified.append(f"{supply}: cannot verify outputs: {error}")
     if outputs_ok:
         report.outputs_off_at = time.monotonic()
+    if journal_down:
+        journal_down = not _records_written_late(ctl, report)
+    report.journal_down = journal_down
+    if journal_down:
+        # Defence in depth: starve the board's watchdog, which opens every relay on its own.
+        ctl.supervisor.stop_heartbeat(f"journal failed during safe state ({reason})")
+        report.unverified.append(
+            "journal cannot be written: off commands sent unjournaled (journaled, flagged, "
+            "when it writes again); relay board heartbeat stopped"
+        )
     with contextlib.suppress(InstrumentError):
         if board.name in untrusted:
             raise InstrumentError(board.name, "untrusted")

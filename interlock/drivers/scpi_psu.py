@@ -57,13 +57,17 @@ class ScpiPowerSupply(ScpiDevice):
 
     def set_output(self, channel: int, on: bool, **context) -> bool:
         ch = _channel(channel)
-        line = f"OUTP {'ON' if on else 'OFF'},{ch};:OUTP? {ch}"
-        ask = self.set_and_ask if on else self.turn_off_and_ask
-        reply = ask(line, quantity="output", value=on, **context)
+        reply = self.set_and_ask(
+            f"OUTP {'ON' if on else 'OFF'},{ch};:OUTP? {ch}", quantity="output", value=on, **context
+        )
         return self.flags(reply, 1, "OUTP?")[0]
 
     def outputs_off(self, channels: Sequence[int], **context) -> list[bool]:
-        """Turn several outputs off in one exchange; return their states read back."""
+        """Turn several outputs off in one exchange; return their states read back.
+
+        For the safe state: the line goes out even when the journal cannot be
+        written (see :meth:`turn_off_and_ask`).
+        """
         ch = channel_list(channels)
         reply = self.turn_off_and_ask(
             f"OUTP OFF,{ch};:OUTP? {ch}", quantity="output", value=False, **context

@@ -39,6 +39,7 @@ than by discipline:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 
@@ -104,41 +105,56 @@ def is_pure_query(data: bytes) -> bool:
     Such a line asks and changes nothing, so its record need not be on disk
     before it goes out: a crash can lose the record of a question, never of an act.
     """
-    try:
-        text = data.decode("ascii").strip()
-    except UnicodeDecodeError:
-        return False
-    if not text or "\n" in text:
+    text = _one_line(data)
+    if text is None:
         return False
     units = [unit.strip() for unit in text.split(";")]
     return all(unit and unit.split(None, 1)[0].endswith("?") for unit in units)
 
 
-# The forms of "output off" a line may use to be off-only: OUTPut[:STATe] OFF|0.
-_OUTPUT_HEADERS = frozenset(
-    {"OUTP", "OUTPUT", "OUTP:STAT", "OUTP:STATE", "OUTPUT:STAT", "OUTPUT:STATE"}
+def _one_line(data: bytes) -> str | None:
+    """The line's text without its final newline, if it is one line of printable ASCII.
+
+    Anything else (a CR or a tab, which some instruments take as a separator, a
+    second line, a byte outside ASCII) could hide a second command: not classified.
+    """
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    if not data or any(b < 0x20 or b > 0x7E for b in data):
+        return None
+    return data.decode("ascii")
+
+
+# What an off-only line may hold, unit by unit, in full: "output off" (OUTPut[:STATe]
+# OFF|0, optionally for a channel list) or the query of the output state. A unit after
+# the first starts at the root (":"), so no header is resolved relative to another.
+_CHANNELS = r"\(@\d+(?:[,:]\d+)*\)"
+_OFF_UNIT = re.compile(
+    rf"OUTP(?:UT)?(?::STAT(?:E)?)? (?:OFF|0)(?:,{_CHANNELS})?"
+    rf"|OUTP(?:UT)?(?::STAT(?:E)?)?\?(?: {_CHANNELS})?",
+    re.IGNORECASE,
 )
 
 
 def is_off_only(data: bytes) -> bool:
     """True if every SCPI message unit in ``data`` turns an output off or only asks.
 
-    ``OUTP OFF,(@1,2);:OUTP? (@1,2)`` is off-only; ``OUTP ON``, ``VOLT 0`` or
-    anything the check does not know are not: the exception it allows is kept
-    as narrow as the safe state needs.
+    ``OUTP OFF,(@1,2);:OUTP? (@1,2)`` is off-only; ``OUTP ON``, ``VOLT 0``, any
+    other query or anything the check does not know are not: the exception it
+    allows is kept as narrow as the safe state needs, and each unit is matched
+    whole.
     """
-    try:
-        text = data.decode("ascii").strip()
-    except UnicodeDecodeError:
+    text = _one_line(data)
+    if text is None:
         return False
-    if not text or "\n" in text:
-        return False
-    for unit in (u.strip() for u in text.split(";")):
-        header, _, parameters = unit.partition(" ")
-        if header.endswith("?"):
-            continue
-        state = parameters.split(",", 1)[0].strip().upper()
-        if header.lstrip(":").upper() not in _OUTPUT_HEADERS or state not in ("OFF", "0"):
+    for i, unit in enumerate(text.split(";")):
+        if i == 0:
+            unit = unit.removeprefix(":")
+        elif not unit.startswith(":"):
+            return False
+        else:
+            unit = unit[1:]
+        if not _OFF_UNIT.fullmatch(unit):
             return False
     return True
 

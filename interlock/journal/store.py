@@ -445,10 +445,10 @@ class Journal:
         with self._staged_lock:
             return self._staged[0].mono if self._staged else None
 
-    def flush(self) -> None:
-        """Write what is staged, durably, now."""
+    def flush(self, wait: float | None = None) -> None:
+        """Write what is staged, durably, now (waiting at most ``wait`` s for the journal)."""
         if self._staged:
-            with self._write_transaction():
+            with self._write_transaction(wait=wait):
                 pass
 
     def query_intent(

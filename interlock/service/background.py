@@ -48,12 +48,13 @@ class StopResult:
         self.message = message
 
 
-def stop_service(socket_path: Path, *, timeout: float = 30.0) -> StopResult:
+def stop_service(socket_path: Path, *, timeout: float = 60.0) -> StopResult:
     """SIGTERM the service serving on ``socket_path`` and wait until it is gone.
 
-    The service drives its bench safe before it exits. Only a process that is an
-    ``interlock serve`` is signalled: a pid file left by a service that died,
-    whose number another process now has, is recognised and removed.
+    The service drives its bench safe before it exits. Only the process that
+    holds ``socket_path`` (an ``interlock serve``) is signalled: a pid file left
+    by a service that died, whose number another process now has, is
+    recognised and removed.
     """
     pid_file = pid_path(socket_path)
     try:
@@ -65,16 +66,40 @@ def stop_service(socket_path: Path, *, timeout: float = 30.0) -> StopResult:
                 "stop it where it was started (SIGINT or SIGTERM)"
             ) from None
         return StopResult(False, f"no service is running on {socket_path}")
-    if not _is_service(pid):
+    if not (_is_service(pid) and _holds_socket(pid, socket_path)):
         pid_file.unlink(missing_ok=True)
         return StopResult(False, f"no service is running (removed the stale {pid_file})")
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return StopResult(False, f"no service is running (pid {pid} had just ended)")
+    except PermissionError as exc:
+        raise InterlockError(f"may not signal the service (pid {pid}): {exc}") from None
     deadline = time.monotonic() + timeout
     while _is_service(pid):
         if time.monotonic() > deadline:
-            raise InterlockError(f"the service (pid {pid}) did not stop within {timeout:g} s")
+            raise InterlockError(
+                f"the service (pid {pid}) is still stopping after {timeout:g} s (driving the "
+                f"bench safe, or waiting for its journal): see {log_path(socket_path)}"
+            )
         time.sleep(0.05)
     return StopResult(True, f"service stopped (pid {pid}); the bench was driven to the safe state")
+
+
+def _holds_socket(pid: int, socket_path: Path) -> bool:
+    """Whether ``pid`` has the Unix socket bound at ``socket_path`` open (Linux /proc)."""
+    path = os.fsencode(os.path.abspath(socket_path))
+    try:
+        with open("/proc/net/unix", "rb") as table:
+            inodes = {
+                fields[6]
+                for fields in (line.split() for line in list(table)[1:])
+                if len(fields) >= 8 and fields[7] == path
+            }
+        links = {os.readlink(entry) for entry in Path(f"/proc/{pid}/fd").iterdir()}
+    except OSError:
+        return False
+    return any(f"socket:[{inode.decode()}]" in links for inode in inodes)
 
 
 def _is_service(pid: int) -> bool:

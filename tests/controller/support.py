@@ -128,7 +128,8 @@ def assert_intents_before_commands(rig: Rig) -> None:
     with JournalReader(rig.journal.path) as reader:
         intents: dict[tuple[str, str], list[float]] = {}
         for entry in reader.entries():
-            if entry.kind == "command":
+            # A record written after its command went out (journal down) is no intent.
+            if entry.kind == "command" and "unjournaled" not in entry.payload:
                 line = payload_data(entry.payload).decode().rstrip("\n")
                 intents.setdefault((entry.payload["instrument"], line), []).append(entry.mono_time)
     for instrument, record in truth["instruments"].items():

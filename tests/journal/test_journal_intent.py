@@ -9,7 +9,7 @@ import pytest
 from interlock.errors import JournalError
 from interlock.journal import DurableIntent, JournaledWriter, JournalReader, send_journaled
 from interlock.journal.entries import payload_data
-from interlock.journal.intent import is_off_only
+from interlock.journal.intent import is_off_only, is_pure_query
 
 
 def test_intent_is_durable_before_it_is_returned(journal, journal_path):
@@ -97,6 +97,13 @@ def test_failed_journal_write_yields_no_intent(journal):
         (b"OUTP OFF\nOUTP ON\n", False),
         (b"\xff\n", False),
         (b"\n", False),
+        (b"OUTP OFF,(@1)\rOUTP ON,(@1)\n", False),  # CR ends a line for some instruments
+        (b"OUTP OFF,(@1) VOLT 30\n", False),
+        (b"OUTP\tON,(@1)?\n", False),
+        (b"DIG:OUTP?;OUTP 0\n", False),  # relative: would be DIG:OUTP 0
+        (b"OUTP OFF,(@1);OUTP? (@1)\n", False),
+        (b"OUTP OFF,(@1);:MEAS:VOLT? (@1)\n", False),
+        (b"OUTP OFF,(@1:3);:OUTP? (@1:3)\n", True),
     ],
 )
 def test_off_only_lines(line, off_only):
@@ -142,3 +149,11 @@ def test_an_off_only_check_never_lets_a_setting_line_through_unjournaled(journal
         journal.safe_off_intent("psu", b"VOLT 5,(@1)\n")
     intent = journal.safe_off_intent("psu", b"OUTP OFF,(@1)\n")
     assert intent.seq == 0 and journal.unjournaled == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"MEAS:VOLT? (@1)\rOUTP ON,(@1)\n", b"VOLT\t30?\n", b"MEAS?\nOUTP ON\n", b"MEAS?\x00\n"],
+)
+def test_a_line_hiding_a_second_command_is_no_pure_query(line):
+    assert not is_pure_query(line)

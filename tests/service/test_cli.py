@@ -164,3 +164,24 @@ def test_stop_never_signals_a_process_that_is_not_the_service(short_dir, capsys)
     code, out, _ = run(capsys, "stop", "--bench", bench)
     assert (code, out[1]) == (0, f"no service is running (removed the stale {pid_file})")
     assert not pid_file.exists()
+
+
+def test_stop_never_signals_another_benchs_service(short_dir, capsys):
+    (short_dir / "a").mkdir()
+    (short_dir / "b").mkdir()
+    bench_a, bench_b = (str(write_bench(short_dir / d)) for d in ("a", "b"))
+    code, _, _ = run(capsys, "serve", "--bench", bench_a, "--background")
+    assert code == 0
+    pid = int(pid_path(short_dir / "a" / "interlock.sock").read_text())
+    try:
+        # Bench b's pid file names bench a's service (its own died; the number came back).
+        pid_path(short_dir / "b" / "interlock.sock").write_text(f"{pid}\n")
+        code, out, _ = run(capsys, "stop", "--bench", bench_b)
+        assert code == 0 and out[1].startswith("no service is running (removed the stale")
+        assert answers(short_dir / "a" / "interlock.sock")  # untouched
+        code, out, _ = run(capsys, "stop", "--bench", bench_a)
+        assert code == 0 and out[1].startswith(f"service stopped (pid {pid})")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
