@@ -953,17 +953,26 @@ class Controller:
         return self.state in SAFE_STATES
 
 
+# While an exchange holds the gate, its journal write waits at most this long.
+ACTUATING_JOURNAL_WAIT_S = 2.0
+
+
 class _Actuation:
     """``with controller._actuating():`` holds the gate for one actuating exchange.
 
-    Entering refuses (FaultLatched) once a trip has begun. Stateless beyond the
-    gate itself (a re-entrant lock), so one instance serves every exchange.
+    Entering refuses (FaultLatched) once a trip has begun. A trip waits for the
+    gate, so while it is held the exchange's journal write waits at most
+    :data:`ACTUATING_JOURNAL_WAIT_S` (a stuck journal is then a JournalError,
+    which trips) rather than the journal's busy timeout. Stateless beyond the
+    gate itself (a re-entrant lock) and a per-thread bound, so one instance
+    serves every exchange.
     """
 
-    __slots__ = ("_controller",)
+    __slots__ = ("_bounds", "_controller")
 
     def __init__(self, controller: Controller) -> None:
         self._controller = controller
+        self._bounds = threading.local()
 
     def __enter__(self) -> None:
         controller = self._controller
@@ -972,9 +981,18 @@ class _Actuation:
             refusal = FaultLatched(f"tripped: {controller.fault_cause}")
             controller._gate.release()
             raise refusal
+        bound = controller.journal.waiting_at_most(ACTUATING_JOURNAL_WAIT_S)
+        bound.__enter__()
+        stack = getattr(self._bounds, "stack", None)
+        if stack is None:
+            stack = self._bounds.stack = []
+        stack.append(bound)
 
     def __exit__(self, *exc_info: object) -> None:
-        self._controller._gate.release()
+        try:
+            self._bounds.stack.pop().__exit__(None, None, None)
+        finally:
+            self._controller._gate.release()
 
 
 def _finite(value: object) -> bool:

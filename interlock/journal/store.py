@@ -224,6 +224,7 @@ class Journal:
         self._lock = threading.Lock()
         self._staged: list[Pending] = []
         self._busy_timeout = busy_timeout
+        self._bound = threading.local()  # see waiting_at_most()
         # Off commands sent without their record on disk (see safe_off_intent).
         self.unjournaled = 0
         self._tx_head: _Head | None = None  # the chain's head inside a write transaction
@@ -265,6 +266,8 @@ class Journal:
         ``wait`` bounds how long to wait for it (another thread's write, another
         process's) instead of the journal's busy timeout: JournalError after that.
         """
+        if wait is None:
+            wait = getattr(self._bound, "seconds", None)
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             raise JournalError(f"{self.path}: journal busy for {wait:g} s (a write in progress)")
         try:
@@ -444,6 +447,18 @@ class Journal:
         """When (monotonic clock) the oldest entry waiting for a commit was staged, or None."""
         with self._staged_lock:
             return self._staged[0].mono if self._staged else None
+
+    @contextlib.contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Within the block, this thread's writes wait at most ``seconds`` for the journal
+        (then JournalError), not the busy timeout: for a caller holding something that a
+        trip needs, which must not be held for half a minute behind a stuck writer."""
+        previous = getattr(self._bound, "seconds", None)
+        self._bound.seconds = seconds if previous is None else min(previous, seconds)
+        try:
+            yield
+        finally:
+            self._bound.seconds = previous
 
     def flush(self, wait: float | None = None) -> None:
         """Write what is staged, durably, now (waiting at most ``wait`` s for the journal)."""

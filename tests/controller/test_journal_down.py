@@ -108,3 +108,37 @@ def test_a_dead_supply_is_not_retried_while_the_journal_is_held(rig):
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+def test_an_emergency_stop_is_not_held_behind_a_setpoint_waiting_for_the_journal(rig):
+    """A setpoint change holds the gate a trip needs; its journal write gives up after
+    2 s (and trips), never after the journal's 30 s busy timeout."""
+    rig.power_up_logic()
+    other = _hold_journal(rig)
+    errors: list[BaseException] = []
+
+    def change() -> None:
+        try:
+            rig.controller.set_voltage("VLOGIC", 4.5)
+        except BaseException as error:  # the journal error that trips, or the trip itself
+            errors.append(error)
+
+    setter = threading.Thread(target=change)
+    try:
+        setter.start()
+        time.sleep(0.3)  # the setter now holds the gate, waiting for the journal
+        started = time.monotonic()
+        rig.controller.emergency_stop("operator")
+        assert time.monotonic() - started < 5.0
+        assert not any(_supply_outputs(rig).values())
+        setter.join(10)
+        assert errors, "the setpoint change must not succeed without its record"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert rig.controller.state == "fault"
+    assert not any(line.startswith("VOLT 4.5") for line in setting_lines(rig))
+
+
+def setting_lines(rig) -> list[str]:
+    return [c["line"] for c in rig.truth()["instruments"]["psu"]["commands"]]
