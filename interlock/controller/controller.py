@@ -188,9 +188,16 @@ class Controller:
             log.exception("cannot journal fault %s: %s", cause, detail)
         report = self.safe_state(f"{cause}: {detail}")
         if self.state != "fault":
-            with contextlib.suppress(JournalError, StateError):
-                # With the journal down the state still changes: its record is staged.
+            # The state changes whatever the journal does: with the journal down (or
+            # failing just now) its record is staged, for the next commit that succeeds.
+            try:
                 self._transition("trip", durable=not report.journal_down, cause=cause)
+            except JournalError:
+                log.exception("cannot journal the trip durably; staged")
+                with contextlib.suppress(JournalError, StateError):
+                    self._transition("trip", durable=False, cause=cause)
+            except StateError:
+                pass
         self._notify("fault", cause=cause, detail=detail, first=first)
         return report
 

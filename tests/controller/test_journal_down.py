@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 
+from interlock.errors import JournalError
 from interlock.journal import JournalReader, verify_journal
 from tests.controller.support import assert_all_outputs_off
 
@@ -142,3 +143,21 @@ def test_an_emergency_stop_is_not_held_behind_a_setpoint_waiting_for_the_journal
 
 def setting_lines(rig) -> list[str]:
     return [c["line"] for c in rig.truth()["instruments"]["psu"]["commands"]]
+
+
+def test_a_trip_reaches_the_fault_state_even_if_its_record_fails(rig, monkeypatch):
+    rig.power_up_logic()
+    state = rig.journal.state
+
+    def failing_when_durable(*args, durable=True, **kwargs):
+        if durable:
+            raise JournalError("disk full")
+        return state(*args, durable=durable, **kwargs)
+
+    monkeypatch.setattr(rig.journal, "state", failing_when_durable)
+    rig.controller.emergency_stop("operator")
+    assert rig.controller.state == "fault"  # not left "live" with a fault latched
+    rig.journal.flush()
+    with JournalReader(rig.journal.path) as reader:
+        trips = [e for e in reader.entries() if e.kind == "state" and e.payload["to"] == "fault"]
+    assert trips
