@@ -174,7 +174,15 @@ class Controller:
         return self._actuation
 
     def trip(self, cause: str, detail: str, *, who: str | None = None) -> SafeStateReport:
-        """Latch a fault and drive the bench safe. Safe to call from any thread, any time."""
+        """Latch a fault and drive the bench safe. Safe to call from any thread, any time.
+
+        No write of the trip waits for the journal longer than TRIP_JOURNAL_WAIT_S:
+        what cannot be written by then is staged, and the trip goes on.
+        """
+        with self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
+            return self._trip(cause, detail, who)
+
+    def _trip(self, cause: str, detail: str, who: str | None) -> SafeStateReport:
         with self._gate:
             first = self.fault_cause is None
             if first:
@@ -220,9 +228,10 @@ class Controller:
 
     def emergency_stop(self, who: str, client: str = "") -> SafeStateReport:
         """Anyone may stop. Journaled, then the trip."""
-        with contextlib.suppress(JournalError):
-            self.journal.operator(who, "estop", client=client, durable=False)
-        return self.trip("estop", f"emergency stop by {who}", who=who)
+        with self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
+            with contextlib.suppress(JournalError):
+                self.journal.operator(who, "estop", client=client, durable=False)
+            return self.trip("estop", f"emergency stop by {who}", who=who)
 
     # -- connect / close ---------------------------------------------------------
 
@@ -960,6 +969,8 @@ class Controller:
         return self.state in SAFE_STATES
 
 
+# A trip's own journal writes (a backlog flush, its state change) wait at most this long.
+TRIP_JOURNAL_WAIT_S = 1.0
 # While an exchange holds the gate, its journal write waits at most this long.
 ACTUATING_JOURNAL_WAIT_S = 2.0
 

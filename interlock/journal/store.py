@@ -65,6 +65,9 @@ WALL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # lock (another thread's or process's write) before it goes out unjournaled.
 SAFE_OFF_WAIT_S = 0.05
 
+# How long the writing of a staged backlog waits for a busy journal.
+BACKLOG_WAIT_S = 0.01
+
 # Staged entries beyond this many are written at once, whoever staged them.
 MAX_STAGED = 1000
 
@@ -435,7 +438,13 @@ class Journal:
             self._staged.append(pending)
             backlog = len(self._staged)
         if backlog >= MAX_STAGED:
-            self.flush()  # whoever stages this much, nothing waits in memory unbounded
+            # Whoever stages this much writes it, so nothing piles up in memory while
+            # the journal works; without waiting for a busy one (a trip may be staging):
+            # then it stays staged, for the next commit that succeeds.
+            try:
+                self.flush(wait=BACKLOG_WAIT_S)
+            except JournalError as error:
+                log.warning("%d entries staged, not written yet: %s", backlog, error)
         return pending
 
     @property

@@ -161,3 +161,23 @@ def test_a_trip_reaches_the_fault_state_even_if_its_record_fails(rig, monkeypatc
     with JournalReader(rig.journal.path) as reader:
         trips = [e for e in reader.entries() if e.kind == "state" and e.payload["to"] == "fault"]
     assert trips
+
+
+def test_a_trip_does_not_wait_out_the_busy_timeout_to_flush_a_backlog(rig):
+    """999 staged entries: the trip's own (the fault) makes the thousandth, whose backlog
+    flush must give up after a second with the journal held, not half a minute."""
+    rig.power_up_logic()
+    rig.controller.monitor.stop()  # it would flush the backlog itself
+    rig.journal.flush()
+    for i in range(999 - rig.journal.staged):
+        rig.journal.measurement("VLOGIC", durable=False, voltage=5.0, sample=i)
+    other = _hold_journal(rig)
+    try:
+        started = time.monotonic()
+        rig.controller.emergency_stop("operator")
+        assert time.monotonic() - started < 5.0
+        assert not any(_supply_outputs(rig).values())
+        assert rig.controller.state == "fault"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
