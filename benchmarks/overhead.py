@@ -75,19 +75,6 @@ SET = "VOLT {v:.6g},(@1);:VOLT? (@1)"
 MEASURE = "MEAS:VOLT? (@1);:MEAS:CURR? (@1)"
 
 
-def served_socket(bench_file: Path) -> Path:
-    from interlock.config import load_bench
-
-    return load_bench(bench_file).service.socket
-
-
-def client_token(bench_file: Path) -> str:
-    from interlock.config import load_bench
-    from interlock.service.tokens import read_token
-
-    return read_token(load_bench(bench_file).service.tokens, "script")
-
-
 def _check(volts: float, readback: float) -> None:
     if abs(readback - volts) > TOLERANCE:
         raise RuntimeError(f"readback {readback:g} V, set {volts:g} V")
@@ -186,8 +173,9 @@ class Variants:
 def variants(directory: Path) -> Iterator[Variants]:
     """Everything up and armed."""
     import interlock
-    from interlock.config import load_bench, load_configuration
+    from interlock.config import load_configuration
     from interlock.controller import Controller
+    from interlock.service.tokens import read_token
 
     with contextlib.ExitStack() as stack:
         sims = {}
@@ -238,11 +226,12 @@ def variants(directory: Path) -> Iterator[Variants]:
             controller.set_voltage(NET, volts)
             controller.measure(NET)
 
+        settings = client.bench.service
         http = stack.enter_context(
             httpx.Client(
-                transport=httpx.HTTPTransport(uds=str(served_socket(served))),
+                transport=httpx.HTTPTransport(uds=str(settings.socket)),
                 base_url="http://interlock",
-                headers={"Authorization": f"Bearer {client_token(served)}"},
+                headers={"Authorization": f"Bearer {read_token(settings.tokens, 'script')}"},
             )
         )
 
@@ -264,9 +253,7 @@ def variants(directory: Path) -> Iterator[Variants]:
         }
         if pm is not None:
             changes["d"] = _pymeasure_change(pm)
-        yield Variants(
-            changes, journal, client, sims["service"], load_bench(served).service.journal
-        )
+        yield Variants(changes, journal, client, sims["service"], settings.journal)
 
 
 LABELS = {
