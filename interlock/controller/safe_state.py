@@ -60,7 +60,8 @@ LATE_RECORD_WAIT_S = 1.0
 
 def _records_written_late(ctl: Controller, report: SafeStateReport) -> bool:
     try:
-        ctl.journal.flush(wait=LATE_RECORD_WAIT_S)
+        with ctl.journal.waiting_at_most(LATE_RECORD_WAIT_S):
+            ctl.journal.flush()
     except JournalError:
         return False
     report.done.append(

@@ -191,6 +191,13 @@ def _encode_staged(
         token = secrets.token_hex(16)  # the payload holds a marker itself: take another
 
 
+def _command_payload(
+    instrument: str, raw: bytes, context: Mapping[str, Any], **flags: Any
+) -> dict[str, Any]:
+    """A ``command`` entry's payload: the context, the instrument, the exact bytes."""
+    return {**context, "instrument": instrument, **flags, **data_fields(raw)}
+
+
 def _resolve(encoded: str, refs: tuple[tuple[str, Pending], ...]) -> str:
     """Put each referred entry's seq (JSON null if it has none) where its marker is."""
     for quoted, pending in refs:
@@ -263,14 +270,13 @@ class Journal:
     # -- writing -----------------------------------------------------------
 
     @contextlib.contextmanager
-    def _write_transaction(self, wait: float | None = None) -> Iterator[sqlite3.Connection]:
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
         """Hold the write lock (threads and processes) for one transaction.
 
-        ``wait`` bounds how long to wait for it (another thread's write, another
-        process's) instead of the journal's busy timeout: JournalError after that.
+        Waits for it (another thread's write, another process's) as long as the
+        busy timeout, or as :meth:`waiting_at_most` allows: JournalError after that.
         """
-        if wait is None:
-            wait = getattr(self._bound, "seconds", None)
+        wait = getattr(self._bound, "seconds", None)
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             raise JournalError(f"{self.path}: journal busy for {wait:g} s (a write in progress)")
         try:
@@ -442,7 +448,8 @@ class Journal:
             # the journal works; without waiting for a busy one (a trip may be staging):
             # then it stays staged, for the next commit that succeeds.
             try:
-                self.flush(wait=BACKLOG_WAIT_S)
+                with self.waiting_at_most(BACKLOG_WAIT_S):
+                    self.flush()
             except JournalError as error:
                 log.warning("%d entries staged, not written yet: %s", backlog, error)
         return pending
@@ -469,10 +476,10 @@ class Journal:
         finally:
             self._bound.seconds = previous
 
-    def flush(self, wait: float | None = None) -> None:
-        """Write what is staged, durably, now (waiting at most ``wait`` s for the journal)."""
+    def flush(self) -> None:
+        """Write what is staged, durably, now."""
         if self._staged:
-            with self._write_transaction(wait=wait):
+            with self._write_transaction():
                 pass
 
     def query_intent(
@@ -486,8 +493,7 @@ class Journal:
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         if not is_pure_query(raw):
             raise JournalError(f"not a pure query, journal it durably first: {raw!r}")
-        payload = {**context, "instrument": instrument, "query": True, **data_fields(raw)}
-        self._stage(Kind.COMMAND, payload, actor)
+        self._stage(Kind.COMMAND, _command_payload(instrument, raw, context, query=True), actor)
         return QueryIntent(_JOURNAL_TOKEN, seq=0, instrument=instrument, data=raw, entry_hash="")
 
     def command_intent(
@@ -499,8 +505,7 @@ class Journal:
         anything else worth keeping next to the bytes.
         """
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        payload = {**context, "instrument": instrument, **data_fields(raw)}
-        entry = self.append(Kind.COMMAND, payload, actor=actor)
+        entry = self.append(Kind.COMMAND, _command_payload(instrument, raw, context), actor=actor)
         return DurableIntent(
             _JOURNAL_TOKEN, seq=entry.seq, instrument=instrument, data=raw, entry_hash=entry.hash
         )
@@ -508,40 +513,30 @@ class Journal:
     def safe_off_intent(self, instrument: str, data: bytes | str, **context: Any) -> DurableIntent:
         """An intent for a line that only turns outputs off, even if it cannot be journaled.
 
-        Journaled first, as any command, when the journal can be written. When it
-        cannot, the line may still go out (failing safe comes before journaling):
-        see :meth:`safe_off_record`. Anything but an off-only line
-        (:func:`~interlock.journal.intent.is_off_only`) is refused.
+        Journaled first, as any command, when the journal takes it within
+        SAFE_OFF_WAIT_S. When it does not, the line may still go out (failing safe
+        comes before journaling): the failure is logged at once, the record is
+        staged flagged ``unjournaled`` (with its time: now, when the command went
+        out) for the first commit that succeeds, and the intent has seq 0.
+        Anything but an off-only line (:func:`~interlock.journal.intent.is_off_only`)
+        is refused.
         """
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         if not is_off_only(raw):
             raise JournalError(f"not a line that only turns outputs off: {raw!r}")
-        entry = self._record_off(instrument, raw, context)
-        if entry is None:
-            return DurableIntent(
-                _JOURNAL_TOKEN, seq=0, instrument=instrument, data=raw, entry_hash=""
-            )
-        return DurableIntent(
-            _JOURNAL_TOKEN, seq=entry.seq, instrument=instrument, data=raw, entry_hash=entry.hash
-        )
+        return self._off_intent(instrument, raw, context)
 
     def safe_off_record(self, instrument: str, data: bytes | str, **context: Any) -> bool:
-        """Journal an off command (one that opens relays, turns outputs off) about to go out.
-
-        True once it is on disk. When the journal cannot be written, False: the
-        failure is logged at once, the record is staged flagged ``unjournaled``
-        (with its time: now, when the command went out) for the first commit that
-        succeeds, and the caller sends the command anyway.
-        """
+        """Journal, as :meth:`safe_off_intent` does, an off command that a driver sends
+        in its own framing (the relay board's open-all); True once it is on disk."""
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        return self._record_off(instrument, raw, context) is not None
+        return self._off_intent(instrument, raw, context).seq != 0
 
-    def _record_off(self, instrument: str, raw: bytes, context: dict[str, Any]) -> Entry | None:
-        payload = {**context, "instrument": instrument, **data_fields(raw)}
+    def _off_intent(self, instrument: str, raw: bytes, context: dict[str, Any]) -> DurableIntent:
         try:
             # Not the busy timeout's seconds: a held journal must not hold the safe state.
-            with self._write_transaction(wait=SAFE_OFF_WAIT_S) as conn:
-                return self._insert(conn, Kind.COMMAND, payload, None, None)
+            with self.waiting_at_most(SAFE_OFF_WAIT_S):
+                return self.command_intent(instrument, raw, **context)
         except JournalError as error:
             self.unjournaled += 1
             log.critical(
@@ -551,9 +546,12 @@ class Journal:
                 raw,
                 instrument,
             )
+            payload = _command_payload(instrument, raw, context, unjournaled=str(error)[:300])
             with contextlib.suppress(JournalError):  # staged even if a backlog flush fails
-                self._stage(Kind.COMMAND, {**payload, "unjournaled": str(error)[:300]}, None)
-            return None
+                self._stage(Kind.COMMAND, payload, None)
+            return DurableIntent(
+                _JOURNAL_TOKEN, seq=0, instrument=instrument, data=raw, entry_hash=""
+            )
 
     # -- kind-specific helpers (payload conventions: interlock.journal.entries) --
 
