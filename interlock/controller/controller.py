@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -94,7 +94,6 @@ class Controller:
         self._operation = threading.RLock()
         # Re-entrant: a procedure holding the gate may itself trip.
         self._gate = threading.RLock()
-        self._actuation = _Actuation(self)
         self._safe_lock = threading.Lock()
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.monitor = Monitor(self, monitor_period or self.bench.service.monitor_period)
@@ -169,9 +168,19 @@ class Controller:
 
     # -- the gate and the trip -------------------------------------------------
 
-    def _actuating(self) -> _Actuation:
-        """Hold the gate for one actuating exchange; refuse once a trip has begun."""
-        return self._actuation
+    @contextlib.contextmanager
+    def _actuating(self) -> Iterator[None]:
+        """Hold the gate for one actuating exchange; refuse once a trip has begun.
+
+        A trip waits for the gate, so while it is held the exchange's journal
+        write waits at most ACTUATING_JOURNAL_WAIT_S (a stuck journal is then a
+        JournalError, which trips) rather than the journal's busy timeout.
+        """
+        with self._gate:
+            if self.fault_cause is not None:
+                raise FaultLatched(f"tripped: {self.fault_cause}")
+            with self.journal.waiting_at_most(ACTUATING_JOURNAL_WAIT_S):
+                yield
 
     def trip(self, cause: str, detail: str, *, who: str | None = None) -> SafeStateReport:
         """Latch a fault and drive the bench safe. Safe to call from any thread, any time.
@@ -973,44 +982,6 @@ class Controller:
 TRIP_JOURNAL_WAIT_S = 1.0
 # While an exchange holds the gate, its journal write waits at most this long.
 ACTUATING_JOURNAL_WAIT_S = 2.0
-
-
-class _Actuation:
-    """``with controller._actuating():`` holds the gate for one actuating exchange.
-
-    Entering refuses (FaultLatched) once a trip has begun. A trip waits for the
-    gate, so while it is held the exchange's journal write waits at most
-    :data:`ACTUATING_JOURNAL_WAIT_S` (a stuck journal is then a JournalError,
-    which trips) rather than the journal's busy timeout. Stateless beyond the
-    gate itself (a re-entrant lock) and a per-thread bound, so one instance
-    serves every exchange.
-    """
-
-    __slots__ = ("_bounds", "_controller")
-
-    def __init__(self, controller: Controller) -> None:
-        self._controller = controller
-        self._bounds = threading.local()
-
-    def __enter__(self) -> None:
-        controller = self._controller
-        controller._gate.acquire()
-        if controller.fault_cause is not None:
-            refusal = FaultLatched(f"tripped: {controller.fault_cause}")
-            controller._gate.release()
-            raise refusal
-        bound = controller.journal.waiting_at_most(ACTUATING_JOURNAL_WAIT_S)
-        bound.__enter__()
-        stack = getattr(self._bounds, "stack", None)
-        if stack is None:
-            stack = self._bounds.stack = []
-        stack.append(bound)
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            self._bounds.stack.pop().__exit__(None, None, None)
-        finally:
-            self._controller._gate.release()
 
 
 def _finite(value: object) -> bool:
