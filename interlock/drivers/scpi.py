@@ -43,8 +43,8 @@ class ScpiDevice:
     def query(self, text: str, **context: Any) -> str:
         # A line that only asks goes out with its record staged; one that also sets
         # something (VOLT 5;:VOLT?) waits for its record to be on disk.
-        data = f"{text}\n"
-        return self._exchange(text, data, is_pure_query(data.encode("ascii", "replace")), context)
+        pure = is_pure_query(f"{text}\n".encode("ascii", "replace"))
+        return self._exchange(text, pure, context)
 
     def ask(self, text: str, **context: Any) -> str:
         """:meth:`query` for a line the driver writes as a pure query (``MEAS:VOLT? (@1)``).
@@ -52,12 +52,12 @@ class ScpiDevice:
         Its record is staged; the journal checks the line itself and refuses one that
         sets anything.
         """
-        return self._exchange(text, f"{text}\n", True, context)
+        return self._exchange(text, True, context)
 
     def set_and_ask(self, text: str, **context: Any) -> str:
         """:meth:`query` for a line the driver writes to set something and read it back
         (``VOLT 5,(@1);:VOLT? (@1)``): its record is on disk before it goes out."""
-        return self._exchange(text, f"{text}\n", False, context)
+        return self._exchange(text, False, context)
 
     def turn_off_and_ask(self, text: str, **context: Any) -> str:
         """:meth:`set_and_ask` for a line that only turns outputs off (``OUTP OFF,(@1)``).
@@ -73,7 +73,8 @@ class ScpiDevice:
             log.error("%s: reply to %r not journaled: %s", self.name, text, error)
         return reply
 
-    def _exchange(self, text: str, data: str, pure: bool, context: dict[str, Any]) -> str:
+    def _exchange(self, text: str, pure: bool, context: dict[str, Any]) -> str:
+        data = f"{text}\n"
         if pure:
             intent = self.journal.query_intent(self.name, data, **context)
         else:

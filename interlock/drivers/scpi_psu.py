@@ -18,11 +18,6 @@ def channel_list(channels: Sequence[int]) -> str:
     return "(@" + ",".join(map(str, channels)) + ")"
 
 
-def _channel(channel: int) -> str:
-    """``channel_list([channel])``, without building a list for one channel."""
-    return f"(@{channel!s})"
-
-
 @dataclass(frozen=True)
 class ChannelSettings:
     voltage: float
@@ -35,28 +30,28 @@ class ChannelSettings:
 class ScpiPowerSupply(ScpiDevice):
     def program_voltage(self, channel: int, volts: float, **context) -> float:
         """Set the voltage setpoint and return what the supply then holds."""
-        ch = _channel(channel)
+        ch = channel_list((channel,))
         reply = self.set_and_ask(
             f"VOLT {volts:.6g},{ch};:VOLT? {ch}", quantity="voltage", value=volts, **context
         )
         return self.numbers(reply, 1, "VOLT?")[0]
 
     def program_current_limit(self, channel: int, amps: float, **context) -> float:
-        ch = _channel(channel)
+        ch = channel_list((channel,))
         reply = self.set_and_ask(
             f"CURR {amps:.6g},{ch};:CURR? {ch}", quantity="current_limit", value=amps, **context
         )
         return self.numbers(reply, 1, "CURR?")[0]
 
     def program_ovp(self, channel: int, volts: float, **context) -> float:
-        ch = _channel(channel)
+        ch = channel_list((channel,))
         reply = self.set_and_ask(
             f"VOLT:PROT {volts:.6g},{ch};:VOLT:PROT? {ch}", quantity="ovp", value=volts, **context
         )
         return self.numbers(reply, 1, "VOLT:PROT?")[0]
 
     def set_output(self, channel: int, on: bool, **context) -> bool:
-        ch = _channel(channel)
+        ch = channel_list((channel,))
         reply = self.set_and_ask(
             f"OUTP {'ON' if on else 'OFF'},{ch};:OUTP? {ch}", quantity="output", value=on, **context
         )
@@ -75,7 +70,7 @@ class ScpiPowerSupply(ScpiDevice):
         return self.flags(reply, len(channels), "OUTP?")
 
     def clear_protection(self, channel: int, **context) -> None:
-        self.command(f"OUTP:PROT:CLE {_channel(channel)}", **context)
+        self.command(f"OUTP:PROT:CLE {channel_list((channel,))}", **context)
 
     def measure(self, channels: Sequence[int]) -> list[tuple[float, float]]:
         """Measured (volts, amps) of each channel, in one exchange."""

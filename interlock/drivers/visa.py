@@ -111,9 +111,8 @@ class VisaTransport:
     def exchange(self, intent: DurableIntent) -> str:
         """Send a query and return its reply line (without the terminator)."""
         with self._lock:
+            self._usable()
             session = self._session
-            if session is None or self._broken is not None:
-                self._usable()
             try:
                 self._writer.send(intent)
                 raw = self._read(session)
