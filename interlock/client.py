@@ -56,8 +56,8 @@ from interlock.service.background import answers, start_background
 from interlock.service.tokens import ROLES, read_token
 from interlock.service.wire import (
     CHANNEL_VERSION,
-    MAX_LINE,
     InvalidRequest,
+    LineReader,
     ServiceUnavailable,
     channel_path,
     error_from_wire,
@@ -376,7 +376,7 @@ class _ChannelConnection:
     def __init__(self, path: Path, hello: dict[str, Any], what: str) -> None:
         self.what = what
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.buffer = b""
+        self.lines = LineReader(self.sock)
         try:
             self.sock.settimeout(HELLO_TIMEOUT)
             self.sock.connect(str(path))
@@ -392,7 +392,10 @@ class _ChannelConnection:
         line = (_CHANNEL_ENCODER.encode(request) + "\n").encode()
         try:
             self.sock.sendall(line)
-            reply = _CHANNEL_DECODER.decode(self._line().decode("utf-8"))
+            line = self.lines.next()  # LineTooLong is a ValueError
+            if line is None:
+                raise ConnectionResetError("the service closed the connection")
+            reply = _CHANNEL_DECODER.decode(line.decode("utf-8"))
         except (OSError, ValueError) as exc:
             raise ServiceUnavailable(f"command channel of {self.what}: {exc!r}") from exc
         if isinstance(reply, dict) and "ok" in reply:
@@ -401,26 +404,13 @@ class _ChannelConnection:
             raise error_from_wire(reply, 0)
         raise ServiceUnavailable(f"command channel of {self.what}: not a reply: {reply!r}"[:300])
 
-    def _line(self) -> bytes:
-        while True:
-            end = self.buffer.find(b"\n")
-            if end >= 0:
-                line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
-                return line
-            if len(self.buffer) > MAX_LINE:
-                raise ValueError("reply line too long")
-            data = self.sock.recv(MAX_LINE)
-            if not data:
-                raise ConnectionResetError("the service closed the connection")
-            self.buffer += data
-
     def still_open(self) -> bool:
         """Nothing waiting to be read, and no end of stream: the service kept it open.
 
         An idle connection the service closed (restarted, stopped, idle timeout) is
         found out here, before a request is sent on it, not after.
         """
-        if self.buffer:
+        if self.lines.buffer:
             return False
         try:
             # select, not a MSG_DONTWAIT recv: a socket with a timeout would wait that long.

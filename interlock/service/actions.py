@@ -74,6 +74,10 @@ class ScriptActions:
     def measure(self, net: str) -> dict[str, float]:
         return self._controller().measure(net)
 
+    def status(self, who: Identity) -> dict[str, Any]:
+        """The bench's status, and who is asking (as the service knows them)."""
+        return {**self.service.status(), "you": who.public()}
+
     # -- the service's own checks ---------------------------------------------------------
 
     def _refuse_for_lease(

@@ -147,7 +147,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/status", summary="the bench's state")
     def status(who: Viewer) -> dict[str, Any]:
-        return {**service.status(), "you": who.public()}
+        return actions.status(who)
 
     @app.get(
         "/nets/{net}/measurement",

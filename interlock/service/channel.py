@@ -51,6 +51,8 @@ from interlock.service.wire import (
     CHANNEL_VERSION,
     MAX_LINE,
     InvalidRequest,
+    LineReader,
+    LineTooLong,
     ServiceUnavailable,
     error_to_wire,
     status_of,
@@ -101,9 +103,7 @@ def _flag(value: Any, name: str) -> bool:
 # op -> (least role, {argument: parser}, handler(actions, who, lease, **arguments))
 _Handler = Callable[..., Any]
 OPERATIONS: dict[str, tuple[str, dict[str, Callable[[Any, str], Any]], _Handler]] = {
-    "status": ("viewer", {}, lambda actions, who, lease: {
-        **actions.service.status(), "you": who.public()
-    }),
+    "status": ("viewer", {}, lambda actions, who, lease: actions.status(who)),
     "measure": ("viewer", {"net": _text}, lambda actions, who, lease, net: actions.measure(net)),
     "set_voltage": ("script", {"net": _text, "volts": _number}, ScriptActions.set_voltage),
     "set_current_limit": (
@@ -114,32 +114,6 @@ OPERATIONS: dict[str, tuple[str, dict[str, Callable[[Any, str], Any]], _Handler]
     "set_relay": ("script", {"relay": _text, "closed": _flag}, ScriptActions.set_relay),
     "set_output": ("script", {"net": _text, "on": _flag}, ScriptActions.set_output),
 }  # fmt: skip
-
-
-class _LineTooLong(Exception):
-    pass
-
-
-class _Lines:
-    """Lines read off a blocking socket, each at most MAX_LINE bytes."""
-
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        self.buffer = b""
-
-    def next(self) -> bytes | None:
-        """The next line without its newline; None when the peer closed."""
-        while True:
-            end = self.buffer.find(b"\n")
-            if end >= MAX_LINE or (end < 0 and len(self.buffer) >= MAX_LINE):
-                raise _LineTooLong
-            if end >= 0:
-                line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
-                return line
-            data = self.conn.recv(MAX_LINE)
-            if not data:
-                return None
-            self.buffer += data
 
 
 # Built once: json.dumps/loads with options build a new coder on every call.
@@ -233,7 +207,7 @@ class CommandChannel:
     # -- one connection --------------------------------------------------------------
 
     def _serve(self, conn: socket.socket) -> None:
-        lines = _Lines(conn)
+        lines = LineReader(conn)
         try:
             identity = self._hello(conn, lines)
             if identity is not None:
@@ -247,7 +221,7 @@ class CommandChannel:
                     conn.sendall(_encode(error_to_wire(error)))
                     return
                 conn.sendall(self._answer(identity, line))
-        except _LineTooLong:
+        except LineTooLong:
             with contextlib.suppress(OSError):
                 error = InvalidRequest(f"line longer than {MAX_LINE} bytes: connection closed")
                 conn.sendall(_encode(error_to_wire(error)))
@@ -258,7 +232,7 @@ class CommandChannel:
                 self._connections.pop(conn, None)
             conn.close()
 
-    def _hello(self, conn: socket.socket, lines: _Lines) -> Identity | None:
+    def _hello(self, conn: socket.socket, lines: LineReader) -> Identity | None:
         line = lines.next()
         if line is None:
             return None

@@ -15,6 +15,7 @@ here for the service's modules.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ __all__ = [
     "MAX_LINE",
     "AccessDenied",
     "InvalidRequest",
+    "LineReader",
+    "LineTooLong",
     "ServiceUnavailable",
     "channel_path",
     "error_from_wire",
@@ -117,6 +120,32 @@ def result_of(response: Any) -> Any:
 CHANNEL_VERSION = 1
 #: The longest line either side accepts (bytes, newline included).
 MAX_LINE = 64 * 1024
+
+
+class LineTooLong(ValueError):
+    """A line of the command channel over :data:`MAX_LINE` bytes."""
+
+
+class LineReader:
+    """The command channel's lines off a blocking socket, either side of it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def next(self) -> bytes | None:
+        """The next line without its newline; None once the peer closed."""
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= MAX_LINE or (end < 0 and len(self.buffer) >= MAX_LINE):
+                raise LineTooLong(f"line longer than {MAX_LINE} bytes")
+            if end >= 0:
+                line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
+                return line
+            data = self.sock.recv(MAX_LINE)
+            if not data:
+                return None
+            self.buffer += data
 
 
 def channel_path(socket_path: str | Path) -> Path:
