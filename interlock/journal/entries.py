@@ -201,7 +201,6 @@ def writable_text(value: str, what: str) -> str:
 
 
 def entry_hash(
-    *,
     seq: int,
     wall_time: str,
     mono_time: float,
@@ -212,24 +211,10 @@ def entry_hash(
     payload_json: str,
     prev_hash: str,
 ) -> str:
-    """SHA-256 (hex) over the canonical encoding of all fields of an entry."""
-    return chain_hash(
-        seq, wall_time, mono_time, bench, run_id, kind, actor, payload_json, prev_hash
-    )
+    """SHA-256 (hex) over the canonical encoding of all fields of an entry.
 
-
-def chain_hash(
-    seq: int,
-    wall_time: str,
-    mono_time: float,
-    bench: str,
-    run_id: str,
-    kind: str,
-    actor: str,
-    payload_json: str,
-    prev_hash: str,
-) -> str:
-    """:func:`entry_hash` with positional arguments, for the writer's inner loop."""
+    The fields in the order of an entry (positionally in the writer's inner loop).
+    """
     if not math.isfinite(mono_time):
         raise JournalError(f"monotonic time must be finite, got {mono_time!r}")
     # A JSON array rather than a joined string: no separator can be forged

@@ -44,8 +44,8 @@ from interlock.journal.entries import (
     Entry,
     Kind,
     canonical_payload,
-    chain_hash,
     data_fields,
+    entry_hash,
     file_digest,
     writable_text,
 )
@@ -352,7 +352,7 @@ class Journal:
                 payload_json,
                 prev_hash,
             )
-            prev_hash = chain_hash(*fields)
+            prev_hash = entry_hash(*fields)
             rows.append((*fields, prev_hash))
             pending.seq = seq
         conn.executemany(_INSERT, rows)
@@ -384,7 +384,7 @@ class Journal:
         actor = writable_text(self.actor if actor is None else actor, "actor")
         payload_json = canonical_payload(payload)
         fields = (seq, wall_time, mono_time, bench, run_id, kind, actor, payload_json, prev_hash)
-        hash_ = chain_hash(*fields)
+        hash_ = entry_hash(*fields)
         conn.execute(_INSERT, (*fields, hash_))
         self._tx_head = _Head(seq, hash_)
         return Entry(*fields, hash_)
