@@ -121,11 +121,11 @@ def run_stop(args: argparse.Namespace) -> int:
     bench = load_bench(args.bench)
     print(banner(bench), flush=True)
     try:
-        result = stop_service(bench.service.socket)
+        said = stop_service(bench.service.socket)
     except InterlockError as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 4
-    print(result.message)
+    print(said)
     return 0
 
 

@@ -40,16 +40,8 @@ def pid_path(socket_path: Path) -> Path:
     return Path(socket_path).with_suffix(".pid")
 
 
-class StopResult:
-    """What :func:`stop_service` found and did."""
-
-    def __init__(self, stopped: bool, message: str) -> None:
-        self.stopped = stopped
-        self.message = message
-
-
-def stop_service(socket_path: Path, *, timeout: float = 60.0) -> StopResult:
-    """SIGTERM the service serving on ``socket_path`` and wait until it is gone.
+def stop_service(socket_path: Path, *, timeout: float = 60.0) -> str:
+    """SIGTERM the service serving on ``socket_path``, wait until it is gone; say what was done.
 
     The service drives its bench safe before it exits. Only the process that
     holds ``socket_path`` (an ``interlock serve``) is signalled: a pid file left
@@ -65,14 +57,14 @@ def stop_service(socket_path: Path, *, timeout: float = 60.0) -> StopResult:
                 f"a service answers on {socket_path} but left no pid in {pid_file}: "
                 "stop it where it was started (SIGINT or SIGTERM)"
             ) from None
-        return StopResult(False, f"no service is running on {socket_path}")
+        return f"no service is running on {socket_path}"
     if not (_is_service(pid) and _holds_socket(pid, socket_path)):
         pid_file.unlink(missing_ok=True)
-        return StopResult(False, f"no service is running (removed the stale {pid_file})")
+        return f"no service is running (removed the stale {pid_file})"
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        return StopResult(False, f"no service is running (pid {pid} had just ended)")
+        return f"no service is running (pid {pid} had just ended)"
     except PermissionError as exc:
         raise InterlockError(f"may not signal the service (pid {pid}): {exc}") from None
     deadline = time.monotonic() + timeout
@@ -83,7 +75,7 @@ def stop_service(socket_path: Path, *, timeout: float = 60.0) -> StopResult:
                 f"bench safe, or waiting for its journal): see {log_path(socket_path)}"
             )
         time.sleep(0.05)
-    return StopResult(True, f"service stopped (pid {pid}); the bench was driven to the safe state")
+    return f"service stopped (pid {pid}); the bench was driven to the safe state"
 
 
 def _holds_socket(pid: int, socket_path: Path) -> bool:
