@@ -52,10 +52,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from json.encoder import c_make_encoder, encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -82,55 +81,12 @@ class Kind(StrEnum):
 KINDS = frozenset(k.value for k in Kind)
 
 
-def _encoder(*, reuse: bool, **options: Any) -> Callable[[Any], str]:
-    """``json.dumps(obj, **options)``, for a dict or a list, minus its set-up cost.
-
-    json.dumps builds a JSONEncoder, and the encoder its C encoder, on every
-    call. This builds the JSONEncoder once and hands the C encoder exactly the
-    arguments ``JSONEncoder.iterencode`` would, so the text is the same. The C
-    encoder is built once too with ``reuse`` (no circular-reference check,
-    for values that cannot hold one), else once per call with its own
-    markers, as json does. Without the C encoder, or should it not give the
-    same text as json.dumps, this is ``JSONEncoder.encode``.
-    """
-    encoder = json.JSONEncoder(**options)
-    if c_make_encoder is None or encoder.ensure_ascii or encoder.indent is not None:
-        return encoder.encode
-    args = (
-        encoder.default,
-        encode_basestring,
-        None,
-        encoder.key_separator,
-        encoder.item_separator,
-        encoder.sort_keys,
-        encoder.skipkeys,
-        encoder.allow_nan,
-    )
-    sample = [1, -0.0, 1e300, True, None, 'é\u2028\x00"\\😀', {"b": [0.1], "a": {"2": 1}}]
-    try:
-        if reuse:
-            c_encoder = c_make_encoder(None, *args)
-
-            def encode(obj: Any) -> str:
-                return "".join(c_encoder(obj, 0))
-        else:
-
-            def encode(obj: Any) -> str:
-                return "".join(c_make_encoder({}, *args)(obj, 0))
-
-        if encode(sample) == json.dumps(sample, **options):
-            return encode
-    except Exception:  # any surprise: the plain encoder
-        pass
-    return encoder.encode
-
-
-# The encoders behind canonical_payload() and entry_hash(). The hash's array
-# holds only what the writer puts there (numbers and text), never a cycle.
-_encode_payload = _encoder(
-    reuse=False, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
-_encode_hashed = _encoder(reuse=True, separators=(",", ":"), ensure_ascii=False)
+# The encoders behind canonical_payload() and entry_hash(), built once (json.dumps
+# with options builds a new one on every call).
+_encode_payload = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+_encode_hashed = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 # Setpoint-type requests and commands name one of these in "quantity".
 QUANTITIES = ("voltage", "current_limit", "output", "relay")
