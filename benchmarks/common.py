@@ -311,15 +311,21 @@ class SimProcess:
 
 
 def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 15.0) -> None:
-    """SIGTERM one process we started, wait, SIGKILL it if it will not go."""
-    if proc is None or proc.poll() is not None:
+    """SIGTERM one process we started, wait, SIGKILL it if it will not go; close its pipes."""
+    if proc is None:
         return
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+    finally:
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 @contextlib.contextmanager

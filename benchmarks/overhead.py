@@ -20,6 +20,10 @@ process of its own, 1 ms response latency, loopback TCP):
   readback compared;
 - **c+, raw + 1 commit**: c plus one durable SQLite commit per change (WAL,
   ``synchronous=FULL``, a file in the same directory as the journals);
+- **r, minimal relay**: the same two calls through a small process of its
+  own (:mod:`benchmarks.relay`: one JSON line each way on a Unix socket, one
+  durable commit, the same two exchanges, nothing else): c+ with a process
+  boundary, the least any service between script and instruments costs;
 - **d, PyMeasure**: an ``Instrument`` whose ``voltage`` property has a
   ``strict_range`` validator: set it, read it back, read a measurement
   property (pyvisa-py under it, TCP_NODELAY set the same way).
@@ -27,7 +31,9 @@ process of its own, 1 ms response latency, loopback TCP):
 The bar for a and b: a median at most 0.5 ms above c+ and at most 1.25
 times c+. The reference is c+ for both figures: the interlock journals
 before it acts, so one durable commit per change is the least any such
-tool must add (the table also shows the time added over c). Run::
+tool must add (the table also shows the time added over c). The figure
+``a - r`` is the interlock's own work through the service: its checks and
+journal, less the process boundary that r pays as well. Run::
 
     .venv/bin/python -m benchmarks.overhead [--rounds 10] [--block 50] [--dir DIR] [--profile]
 """
@@ -41,6 +47,7 @@ import io
 import json
 import pstats
 import sqlite3
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +59,7 @@ import httpx
 import pyvisa
 
 from benchmarks.common import (
+    PYTHON,
     CommitCounter,
     SimProcess,
     disable_nagle,
@@ -62,6 +70,7 @@ from benchmarks.common import (
     print_table,
     served_bench,
     service_process,
+    stop_process,
 )
 from interlock.journal import Journal
 from interlock.service.wire import result_of
@@ -179,7 +188,7 @@ def variants(directory: Path) -> Iterator[Variants]:
 
     with contextlib.ExitStack() as stack:
         sims = {}
-        for key in ("service", "inproc", "raw"):
+        for key in ("service", "inproc", "raw", "relay"):
             bench = make_bench(directory / f"sim-{key}", 1)
             sims[key] = stack.enter_context(SimProcess(bench))
         served = served_bench(sims["service"].bench, sims["service"].resources, directory / "svc")
@@ -217,6 +226,9 @@ def variants(directory: Path) -> Iterator[Variants]:
             pm = None
         else:
             stack.callback(pm.adapter.close)
+        relay = stack.enter_context(
+            relay_process(sims["relay"].resources["psu1"], directory / "relay")
+        )
 
         def through_service(volts: float) -> None:
             client.set_voltage(NET, volts)
@@ -250,6 +262,7 @@ def variants(directory: Path) -> Iterator[Variants]:
             "b": in_process,
             "c": raw.change,
             "c+": durable.change,
+            "r": relay.change,
         }
         if pm is not None:
             changes["d"] = _pymeasure_change(pm)
@@ -263,8 +276,35 @@ LABELS = {
     "b": "b. in-process Controller",
     "c": "c. raw pyvisa-py",
     "c+": "c+. raw + 1 durable commit",
+    "r": "r. minimal relay process (c+ through a socket)",
     "d": "d. PyMeasure strict_range",
 }
+
+
+@contextlib.contextmanager
+def relay_process(resource: str, directory: Path) -> Iterator[Any]:
+    """:mod:`benchmarks.relay` serving ``resource``, and a client connected to it."""
+    from benchmarks.relay import RelayClient
+
+    directory.mkdir()
+    path = directory / "relay.sock"
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "benchmarks.relay", str(path), resource, str(directory / "relay.sqlite")],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the relay process did not start")
+        client = RelayClient(path)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        stop_process(proc)
 
 
 def measure(
@@ -327,6 +367,14 @@ def report(
         ["variant", "n", "median ms", "p99 ms", "vs c ms", "vs c+ ms", "x c+", "bar"],
         rows,
     )
+    if "r" in ms:
+        floor = median(ms["r"])
+        own, inproc = median(ms["a"]) - floor, median(ms["b"]) - durable
+        print(
+            f"The process boundary alone (r - c+): {floor - durable:+.2f} ms. The interlock's "
+            f"own work through the service (a - r): {own:+.2f} ms; in process (b - c+): "
+            f"{inproc:+.2f} ms."
+        )
     entries, commits = journal_per_change
     print(
         f"bar (a, b): median <= c+ + {BAR_ADDED_MS} ms and <= {BAR_RATIO} x c+. "

@@ -67,3 +67,25 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 99) == 99
     assert percentile(values, 50) == 50
     assert percentile([3.0], 99) == 3.0
+
+
+def test_relay_floor_makes_the_raw_exchanges_and_one_commit(tmp_path):
+    """Variant r of the overhead benchmark is c+ through a process: nothing less, nothing more."""
+    import sqlite3
+
+    from benchmarks.common import SimProcess
+    from benchmarks.overhead import relay_process
+
+    with SimProcess(make_bench(tmp_path / "sim", 1)) as sim:
+        with relay_process(sim.resources["psu1"], tmp_path / "relay") as relay:
+            relay.change(3.3)
+            relay.change(3.0)
+        lines = [c["line"] for c in sim.truth()["instruments"]["psu1"]["commands"]]
+    assert lines == [
+        "VOLT 3.3,(@1);:VOLT? (@1)",
+        "MEAS:VOLT? (@1);:MEAS:CURR? (@1)",
+        "VOLT 3,(@1);:VOLT? (@1)",
+        "MEAS:VOLT? (@1);:MEAS:CURR? (@1)",
+    ]
+    with sqlite3.connect(tmp_path / "relay" / "relay.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM entries").fetchone() == (2,)
