@@ -235,6 +235,10 @@ class Journal:
         self._staged: list[Pending] = []
         self._busy_timeout = busy_timeout
         self._bound = threading.local()  # see waiting_at_most()
+        # The connection's busy timeout as last set, ms (None: not set by us yet).
+        # Changed only when a write needs another, not twice per write (about
+        # 35 us per change of a setpoint, where every write has the same bound).
+        self._busy_ms: int | None = None
         # Off commands sent without their record on disk (see safe_off_intent).
         self.unjournaled = 0
         self._tx_head: _Head | None = None  # the chain's head inside a write transaction
@@ -284,13 +288,17 @@ class Journal:
             if conn is None:
                 raise JournalError(f"{self.path}: journal is closed")
             try:
-                if wait is not None:
-                    conn.execute(f"PRAGMA busy_timeout = {max(1, round(wait * 1000))}")
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                finally:
-                    if wait is not None:
-                        conn.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
+                # Left as set after the write: the next write sets its own, and a
+                # read (WAL: it waits for no writer) seldom waits at all.
+                if wait is None:
+                    busy_ms = round(self._busy_timeout * 1000)
+                else:
+                    busy_ms = max(1, round(wait * 1000))
+                if busy_ms != self._busy_ms:
+                    self._busy_ms = None  # unknown, should the PRAGMA fail
+                    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                    self._busy_ms = busy_ms
+                conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise JournalError(f"{self.path}: cannot start a write: {exc}") from exc
             with self._staged_lock:

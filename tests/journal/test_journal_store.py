@@ -189,6 +189,36 @@ def test_a_held_write_lock_fails_an_append_after_the_busy_timeout(journal_path):
         holder.close()
 
 
+def test_each_write_waits_for_a_held_journal_as_long_as_its_own_bound(journal_path):
+    # The busy timeout is set only when a write needs another than the last: a
+    # bounded write after an unbounded one, and the other way round, each wait theirs.
+    holder = sqlite3.connect(journal_path, isolation_level=None)
+
+    def waited(j: Journal, bound: float | None) -> float:
+        start = time.monotonic()
+        with pytest.raises(JournalError):
+            if bound is None:
+                j.fault("x", "y")
+            else:
+                with j.waiting_at_most(bound):
+                    j.fault("x", "y")
+        return time.monotonic() - start
+
+    try:
+        with Journal(journal_path, bench="b", busy_timeout=0.6) as j:
+            j.fault("before", "the holder")
+            holder.execute("BEGIN IMMEDIATE")
+            assert waited(j, 0.05) < 0.4
+            assert waited(j, 0.05) < 0.4
+            assert waited(j, None) >= 0.55
+            assert waited(j, 0.05) < 0.4
+            assert waited(j, None) >= 0.55
+            holder.execute("ROLLBACK")
+            assert j.fault("x", "y").seq == 2
+    finally:
+        holder.close()
+
+
 def test_a_foreign_database_is_not_turned_into_a_journal(tmp_path):
     other = tmp_path / "inventory.sqlite"
     conn = sqlite3.connect(other)
