@@ -46,6 +46,7 @@ import cProfile
 import io
 import json
 import pstats
+import select
 import sqlite3
 import subprocess
 import tempfile
@@ -80,6 +81,7 @@ VALUES = (3.0, 3.3)
 TOLERANCE = 0.01
 BAR_ADDED_MS = 0.5
 BAR_RATIO = 1.25
+RELAY_START_S = 30.0
 SET = "VOLT {v:.6g},(@1);:VOLT? (@1)"
 MEASURE = "MEAS:VOLT? (@1);:MEAS:CURR? (@1)"
 
@@ -293,11 +295,13 @@ def relay_process(resource: str, directory: Path) -> Iterator[Any]:
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        cwd=Path(__file__).resolve().parents[1],  # where the benchmarks package is
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the relay process did not start")
+        started, _, _ = select.select([proc.stdout], [], [], RELAY_START_S)
+        if not started or proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the relay process did not start within {RELAY_START_S:g} s")
         client = RelayClient(path)
         try:
             yield client

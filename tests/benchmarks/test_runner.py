@@ -71,6 +71,7 @@ def test_percentile_is_nearest_rank():
 
 def test_relay_floor_makes_the_raw_exchanges_and_one_commit(tmp_path):
     """Variant r of the overhead benchmark is c+ through a process: nothing less, nothing more."""
+    import contextlib
     import sqlite3
 
     from benchmarks.common import SimProcess
@@ -87,5 +88,6 @@ def test_relay_floor_makes_the_raw_exchanges_and_one_commit(tmp_path):
         "VOLT 3,(@1);:VOLT? (@1)",
         "MEAS:VOLT? (@1);:MEAS:CURR? (@1)",
     ]
-    with sqlite3.connect(tmp_path / "relay" / "relay.sqlite") as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / "relay" / "relay.sqlite")) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert db.execute("SELECT count(*) FROM entries").fetchone() == (2,)

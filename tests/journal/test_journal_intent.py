@@ -121,7 +121,6 @@ def test_a_safe_off_intent_is_journaled_first_when_the_journal_writes(journal, j
 
 
 def test_a_safe_off_intent_goes_out_when_the_journal_cannot_be_written(journal, journal_path):
-    journal._conn.execute("PRAGMA busy_timeout = 20")
     other = sqlite3.connect(journal_path, isolation_level=None, timeout=0)
     other.execute("BEGIN IMMEDIATE")
     try:
