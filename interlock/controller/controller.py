@@ -431,7 +431,12 @@ class Controller:
             raise InstrumentError("bench", "not everything is off: " + "; ".join(problems))
 
     def _program_protection(self) -> None:
-        """Each channel: 0 V, current limit and OVP at the profile, all read back."""
+        """Each channel: 0 V, current limit and OVP at the profile, OCP armed, all read back.
+
+        With OCP armed the supply turns its output off itself when the load would
+        pull it into current limiting (a short, an overload), before the monitor's
+        next pass sees it; the interlock then trips on the protection it finds tripped.
+        """
         nets = {}
         for net, limits in self.limits.nets.items():
             port = self.ports[net]
@@ -451,6 +456,12 @@ class Controller:
                 with self._actuating():
                     readback = program(port.channel, value, net=net)
                 self._expect(net, quantity, value, readback, tolerance)
+            with self._actuating():
+                armed = psu.enable_ocp(port.channel, net=net)
+            if not armed:
+                detail = f"{net} over-current protection reads back off, commanded on"
+                self.trip("readback", detail)
+                raise ReadbackMismatch(port.supply or "bench", detail)
             nets[net] = NetState(voltage=0.0, current_limit=limits.max_current)
         self.commanded = BenchState(nets=nets)
 
@@ -785,6 +796,9 @@ class Controller:
             held.ovp,
             limits.readback_tolerance(self._ovp_level(net)),
         )
+        if not held.ocp:
+            self.trip("readback", f"{net}: supply over-current protection off before going live")
+            raise ReadbackMismatch(port.supply, f"{net} over-current protection is off")
         self._switch_relay(port.power_relay, True)
         decision = self._decide(seq, request)
         self._setpoint_window[net] = (commanded.voltage, commanded.voltage)

@@ -24,7 +24,8 @@ class ChannelSettings:
     current_limit: float
     output: bool
     ovp: float
-    tripped: bool
+    ocp: bool  # over-current protection armed
+    tripped: bool  # its over-voltage or over-current protection
 
 
 class ScpiPowerSupply(ScpiDevice):
@@ -49,6 +50,17 @@ class ScpiPowerSupply(ScpiDevice):
             f"VOLT:PROT {volts:.6g},{ch};:VOLT:PROT? {ch}", quantity="ovp", value=volts, **context
         )
         return self.numbers(reply, 1, "VOLT:PROT?")[0]
+
+    def enable_ocp(self, channel: int, **context) -> bool:
+        """Arm over-current protection (the output trips off in CC); True if it reads armed.
+
+        The E36300 series trips at the current limit itself: there is no separate level.
+        """
+        ch = channel_list((channel,))
+        reply = self.set_and_ask(
+            f"CURR:PROT:STAT ON,{ch};:CURR:PROT:STAT? {ch}", quantity="ocp", value=True, **context
+        )
+        return self.flags(reply, 1, "CURR:PROT:STAT?")[0]
 
     def set_output(self, channel: int, on: bool, **context) -> bool:
         ch = channel_list((channel,))
@@ -90,10 +102,21 @@ class ScpiPowerSupply(ScpiDevice):
         """Everything the supply holds for these channels, in one exchange."""
         ch = channel_list(channels)
         reply = self.ask(
-            f"VOLT? {ch};:CURR? {ch};:OUTP? {ch};:VOLT:PROT? {ch};:VOLT:PROT:TRIP? {ch}"
+            f"VOLT? {ch};:CURR? {ch};:OUTP? {ch};:VOLT:PROT? {ch};:CURR:PROT:STAT? {ch};"
+            f":VOLT:PROT:TRIP? {ch};:CURR:PROT:TRIP? {ch}"
         )
-        volts, amps, outputs, ovps, trips = self.split_compound(reply, 5, "settings")
+        volts, amps, outputs, ovps, ocps, ovp_trips, ocp_trips = self.split_compound(
+            reply, 7, "settings"
+        )
         n = len(channels)
+        tripped = [
+            ovp or ocp
+            for ovp, ocp in zip(
+                self.flags(ovp_trips, n, "VOLT:PROT:TRIP?"),
+                self.flags(ocp_trips, n, "CURR:PROT:TRIP?"),
+                strict=True,
+            )
+        ]
         return [
             ChannelSettings(*row)
             for row in zip(
@@ -101,7 +124,8 @@ class ScpiPowerSupply(ScpiDevice):
                 self.numbers(amps, n, "CURR?"),
                 self.flags(outputs, n, "OUTP?"),
                 self.numbers(ovps, n, "VOLT:PROT?"),
-                self.flags(trips, n, "VOLT:PROT:TRIP?"),
+                self.flags(ocps, n, "CURR:PROT:STAT?"),
+                tripped,
                 strict=True,
             )
         ]

@@ -1,0 +1,95 @@
+"""The supplies' own protection: over-current protection armed and read back at arming.
+
+With OCP armed a supply turns its output off itself the moment the load pulls
+it into current limiting, before the monitor's next pass; the interlock then
+finds the protection tripped and drives the bench safe.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from interlock.errors import ReadbackMismatch
+from interlock.journal import JournalReader
+from interlock.sim.psu import SimulatedSupply
+
+from .support import assert_all_outputs_off, assert_safety_invariants
+from .test_faults import wait_for
+
+
+def _output(rig, net):
+    port = rig.controller.ports[net]
+    return rig.sim.instruments[port.supply].channels[port.channel]
+
+
+def test_arming_arms_over_current_protection_on_every_net_and_journals_it(rig_factory):
+    rig = rig_factory(arm=False)
+    nets = sorted(rig.limits.nets)
+    assert not any(_output(rig, net).ocp_enabled for net in nets)  # the supply's default
+    rig.controller.arm("operator")
+    assert all(_output(rig, net).ocp_enabled for net in nets)
+    rig.journal.flush()
+    with JournalReader(rig.journal.path) as reader:
+        commands = [e.payload for e in reader.entries() if e.kind == "command"]
+    armed = {c["net"] for c in commands if c.get("quantity") == "ocp" and c.get("value") is True}
+    assert armed == set(nets)
+
+
+def test_a_short_while_live_is_cut_off_by_the_supply_itself(rig):
+    rig.power_up_logic()
+    rig.power_up_bus(8.0)
+    rig.sim.inject("short:VBUS")
+    port = rig.controller.ports["VBUS"]
+    trips = rig.truth()["events"]
+    assert [e["reason"] for e in trips if e["kind"] == "protection-trip"] == ["OCP"]
+    assert [e["channel"] for e in trips if e["kind"] == "protection-trip"] == [port.channel]
+    assert not _output(rig, "VBUS").output  # off at once, whatever the monitor does
+    assert wait_for(lambda: rig.controller.state == "fault")
+    assert rig.controller.fault_cause.startswith("monitor: VBUS")
+    assert "protection tripped" in rig.controller.fault_cause
+    assert_all_outputs_off(rig)
+    assert_safety_invariants(rig)
+
+
+def test_reset_clears_an_over_current_trip_and_the_net_can_go_live_again(rig):
+    rig.power_up_logic()
+    rig.power_up_bus(8.0)
+    rig.sim.inject("short:VBUS")
+    assert wait_for(lambda: rig.controller.state == "fault")
+    assert _output(rig, "VBUS").ocp_tripped
+    rig.sim.clear("short:VBUS")
+    rig.controller.reset("operator")
+    assert not _output(rig, "VBUS").ocp_tripped
+    rig.controller.arm("operator")
+    rig.power_up_logic()
+    rig.power_up_bus(8.0)
+    assert _output(rig, "VBUS").output and _output(rig, "VBUS").ocp_enabled
+    assert_safety_invariants(rig)
+
+
+def test_a_supply_that_will_not_arm_its_protection_is_never_armed(rig_factory, monkeypatch):
+    # A deliberately broken supply: it accepts CURR:PROT:STAT ON and keeps OCP off.
+    set_flag = SimulatedSupply._set_flag
+
+    def ignoring_ocp(self, params, attribute):
+        if attribute != "ocp_enabled":
+            set_flag(self, params, attribute)
+
+    monkeypatch.setattr(SimulatedSupply, "_set_flag", ignoring_ocp)
+    rig = rig_factory(arm=False)
+    with pytest.raises(ReadbackMismatch, match="over-current protection reads back off"):
+        rig.controller.arm("operator")
+    assert rig.controller.fault_cause.startswith("readback")
+    assert max(net["max_voltage"] for net in rig.truth()["nets"].values()) < 0.5
+    assert_all_outputs_off(rig)
+
+
+def test_protection_turned_off_behind_the_interlocks_back_stops_a_net_going_live(rig):
+    rig.controller.set_voltage("VLOGIC", 5.0)
+    _output(rig, "VLOGIC").ocp_enabled = False  # someone at the front panel
+    with pytest.raises(ReadbackMismatch, match="over-current protection is off"):
+        rig.controller.output_on("VLOGIC")
+    assert rig.controller.fault_cause.startswith("readback")
+    assert rig.truth()["nets"]["VLOGIC"]["max_voltage"] < 0.5  # never energised
+    assert rig.truth()["contacts"] == []
+    assert_all_outputs_off(rig)
