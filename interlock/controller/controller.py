@@ -263,6 +263,7 @@ class Controller:
                 self.trip("identity", "; ".join(str(f) for f in failures))
                 raise failures[0]
             energised = self._read_actual_state()
+            protection_trips = self._protection_trips()
             board = self.instruments.board
             board_state = board.get_state()
             self._program_board()
@@ -271,6 +272,9 @@ class Controller:
             elif board_state.trip_cause is not None or board_state.estop_active:
                 cause = "E-stop open" if board_state.estop_active else board_state.trip_cause
                 self.trip("found-tripped", f"relay board latched {cause} before we connected")
+            elif protection_trips:
+                found = "; ".join(protection_trips)
+                self.trip("found-tripped", f"{found} before we connected")
             # Started after the start-up findings, so they are reported first and once.
             if self.fault_cause is not None:
                 self.supervisor.mark_seen("relay-board", "estop")
@@ -293,6 +297,17 @@ class Controller:
         if state.commanded or state.contacts:
             closed = sorted(self.instruments.relays_of(state.commanded | state.contacts))
             found.append(f"relays closed: {', '.join(closed)}")
+        return found
+
+    def _protection_trips(self) -> list[str]:
+        """Supply channels whose protection has tripped and is latched."""
+        found = []
+        for name, channels in self.instruments.supply_channels().items():
+            for channel, settings in zip(
+                channels, self.instruments.supplies[name].settings(channels), strict=True
+            ):
+                if settings.tripped:
+                    found.append(f"{name} CH{channel} protection tripped")
         return found
 
     def _program_board(self) -> None:
@@ -415,7 +430,7 @@ class Controller:
             raise IdentityMismatch("dut", f"{self.configuration.profile.name} ({expected})", seen)
 
     def _verify_all_off(self) -> None:
-        problems = self._read_actual_state()
+        problems = self._read_actual_state() + self._protection_trips()
         for name, channels in self.instruments.supply_channels().items():
             readings = self.instruments.supplies[name].measure(channels)
             for channel, (volts, _amps) in zip(channels, readings, strict=True):
@@ -672,6 +687,20 @@ class Controller:
             readback,
             self.limits.nets[net].current_tolerance(amps),
         )
+        if self.commanded.net(net).output:
+            # Live: a limit below what the DUT draws trips the supply's over-current
+            # protection at once. Said now, with its cause, not at the monitor's next pass.
+            reading = self.instruments.supplies[port.supply].poll([port.channel])[0]
+            self.journal.measurement(
+                net, voltage=reading.volts, current=reading.amps, durable=False
+            )
+            if reading.tripped:
+                detail = (
+                    f"{net}: the supply's protection tripped at the new current limit of "
+                    f"{amps:g} A (the DUT drew more)"
+                )
+                self.trip("protection", detail)
+                raise FaultLatched(detail)
 
     def set_relay(self, relay: str, closed: bool, *, who: str = "script", client: str = "") -> None:
         with self._operation:
@@ -806,14 +835,24 @@ class Controller:
             on = psu.set_output(port.channel, True, net=net)
             self.commanded = decision.state
         if not on:
-            self.trip("readback", f"{net}: output reads off after OUTP ON")
-            raise ReadbackMismatch(port.supply, f"{net} output did not turn on")
+            why = "output reads off after OUTP ON"
+            if psu.poll([port.channel])[0].tripped:
+                why = (
+                    "output went off at once: the supply's protection tripped (does the DUT "
+                    f"draw more than the {commanded.current_limit:g} A current limit?)"
+                )
+            self.trip("readback", f"{net}: {why}")
+            raise ReadbackMismatch(port.supply, f"{net} output did not turn on: {why}")
         if self.state == "armed":
             self._transition("energise", net=net)
         self._wait(limits.settle_time)
-        volts, amps, tripped = psu.poll([port.channel])[0]
-        self.journal.measurement(net, voltage=volts, current=amps, phase="settled", durable=False)
-        problem = self._envelope_problem(net, volts, amps, tripped)
+        reading = psu.poll([port.channel])[0]
+        self.journal.measurement(
+            net, voltage=reading.volts, current=reading.amps, phase="settled", durable=False
+        )
+        problem = self._envelope_problem(
+            net, reading.volts, reading.amps, reading.tripped, protected=reading.protected
+        )
         if problem:
             self.trip("live-window", f"{net}: {problem}")
             raise FaultLatched(f"{net} did not come up inside its window: {problem}")
@@ -922,6 +961,8 @@ class Controller:
         tripped: bool,
         window: tuple[float, float] | None = None,
         settling: bool = False,
+        *,
+        protected: bool = True,
     ) -> str | None:
         """Why a live net's measurement is outside its envelope, or None.
 
@@ -933,6 +974,8 @@ class Controller:
         limits = self.limits.nets[net]
         if tripped:
             return "the supply's protection tripped"
+        if not protected:
+            return "the supply's over-current protection is off (turned off at the instrument?)"
         low, high = window or self._window(net)
         tolerance = limits.readback_tolerance(high)
         if volts > limits.max_voltage + tolerance:
@@ -955,7 +998,7 @@ class Controller:
             channels = [self.ports[n].channel for n in nets]
             before = {n: self._window(n) for n in nets}
             readings = self.instruments.supplies[supply].poll(channels)
-            for net, (volts, amps, tripped) in zip(nets, readings, strict=True):
+            for net, (volts, amps, tripped, protected) in zip(nets, readings, strict=True):
                 after = self._window(net)
                 window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
                 self.last_measured[net] = {"voltage": volts, "current": amps, "at": self.clock()}
@@ -965,7 +1008,9 @@ class Controller:
                 settling = self.clock() < (
                     self.commanded.net(net).changed_at + self.limits.nets[net].settle_time
                 )
-                problem = self._envelope_problem(net, volts, amps, tripped, window, settling)
+                problem = self._envelope_problem(
+                    net, volts, amps, tripped, window, settling, protected=protected
+                )
                 if problem:
                     self.trip("monitor", f"{net}: {problem}")
                     return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from interlock.drivers.scpi import ScpiDevice
 
@@ -26,6 +27,15 @@ class ChannelSettings:
     ovp: float
     ocp: bool  # over-current protection armed
     tripped: bool  # its over-voltage or over-current protection
+
+
+class Reading(NamedTuple):
+    """What the monitor reads of a live channel."""
+
+    volts: float
+    amps: float
+    tripped: bool  # its over-voltage or over-current protection
+    protected: bool  # over-current protection still armed
 
 
 class ScpiPowerSupply(ScpiDevice):
@@ -130,26 +140,23 @@ class ScpiPowerSupply(ScpiDevice):
             )
         ]
 
-    def poll(self, channels: Sequence[int]) -> list[tuple[float, float, bool]]:
-        """Measured volts, amps and protection trip of each channel, in one exchange."""
+    def poll(self, channels: Sequence[int]) -> list[Reading]:
+        """Measured volts, amps and protection state of each channel, in one exchange."""
         ch = channel_list(channels)
         reply = self.ask(
-            f"MEAS:VOLT? {ch};:MEAS:CURR? {ch};:VOLT:PROT:TRIP? {ch};:CURR:PROT:TRIP? {ch}"
+            f"MEAS:VOLT? {ch};:MEAS:CURR? {ch};:VOLT:PROT:TRIP? {ch};:CURR:PROT:TRIP? {ch};"
+            f":CURR:PROT:STAT? {ch}"
         )
-        volts, amps, ovp, ocp = self.split_compound(reply, 4, "poll")
+        volts, amps, ovp, ocp, armed = self.split_compound(reply, 5, "poll")
         n = len(channels)
-        return list(
-            zip(
+        return [
+            Reading(v, a, ovp_tripped or ocp_tripped, ocp_armed)
+            for v, a, ovp_tripped, ocp_tripped, ocp_armed in zip(
                 self.numbers(volts, n, "MEAS:VOLT?"),
                 self.numbers(amps, n, "MEAS:CURR?"),
-                [
-                    a or b
-                    for a, b in zip(
-                        self.flags(ovp, n, "VOLT:PROT:TRIP?"),
-                        self.flags(ocp, n, "CURR:PROT:TRIP?"),
-                        strict=True,
-                    )
-                ],
+                self.flags(ovp, n, "VOLT:PROT:TRIP?"),
+                self.flags(ocp, n, "CURR:PROT:TRIP?"),
+                self.flags(armed, n, "CURR:PROT:STAT?"),
                 strict=True,
             )
-        )
+        ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from interlock.errors import ReadbackMismatch
+from interlock.errors import FaultLatched, ReadbackMismatch
 from interlock.journal import JournalReader
 from interlock.sim.psu import SimulatedSupply
 
@@ -93,3 +93,65 @@ def test_protection_turned_off_behind_the_interlocks_back_stops_a_net_going_live
     assert rig.truth()["nets"]["VLOGIC"]["max_voltage"] < 0.5  # never energised
     assert rig.truth()["contacts"] == []
     assert_all_outputs_off(rig)
+
+
+def test_a_live_current_limit_below_the_draw_trips_at_once_with_its_cause(rig):
+    rig.power_up_logic()
+    rig.power_up_bus(24.0)  # about 200 mA into the DUT
+    with pytest.raises(FaultLatched, match=r"VBUS: the supply's protection tripped at the new"):
+        rig.controller.set_current_limit("VBUS", 0.1)
+    assert rig.controller.fault_cause.startswith("protection: VBUS")
+    assert_all_outputs_off(rig)
+    assert_safety_invariants(rig)
+
+
+def test_turning_on_into_an_overload_says_the_protection_tripped(rig):
+    rig.controller.set_current_limit("VLOGIC", 0.02)  # the logic draws about 150 mA
+    rig.controller.set_voltage("VLOGIC", 5.0)
+    with pytest.raises(ReadbackMismatch, match="the supply's protection tripped"):
+        rig.controller.output_on("VLOGIC")
+    assert "does the DUT draw more than the 0.02 A" in rig.controller.fault_cause
+    assert_all_outputs_off(rig)
+
+
+def test_protection_turned_off_while_live_trips_the_monitor(rig):
+    rig.power_up_logic()
+    _output(rig, "VLOGIC").ocp_enabled = False  # someone at the front panel
+    assert wait_for(lambda: rig.controller.state == "fault")
+    assert rig.controller.fault_cause.startswith("monitor: VLOGIC")
+    assert "over-current protection is off" in rig.controller.fault_cause
+    assert_all_outputs_off(rig)
+
+
+def test_a_protection_trip_latched_before_start_up_is_found_and_reset_clears_it(rig_factory):
+    rig = rig_factory(connect=False)
+    _output_of(rig, "VBUS").ocp_tripped = True  # latched before we came
+    rig.controller.connect()
+    assert rig.controller.state == "fault"
+    assert rig.controller.fault_cause.startswith("found-tripped")
+    assert "protection tripped before we connected" in rig.controller.fault_cause
+    rig.controller.reset("operator")
+    assert not _output_of(rig, "VBUS").ocp_tripped
+    rig.controller.arm("operator")
+    rig.power_up_logic()
+    rig.power_up_bus(8.0)
+    assert_safety_invariants(rig)
+
+
+def test_each_channel_reads_its_own_protection_state(rig):
+    psu = rig.controller.instruments.supplies["psu"]
+    outputs = rig.sim.instruments["psu"].channels
+    outputs[1].ocp_tripped = True
+    outputs[3].ocp_enabled = False
+    readings = psu.poll([1, 2, 3])
+    settings = psu.settings([1, 2, 3])
+    assert [r.tripped for r in readings] == [True, False, False]
+    assert [r.protected for r in readings] == [True, True, False]
+    assert [s.tripped for s in settings] == [True, False, False]
+    assert [s.ocp for s in settings] == [True, True, False]
+
+
+def _output_of(rig, net):
+    # Before connecting: the bench file's wiring, not the controller's ports.
+    supply = rig.configuration.bench.wiring[net].supply
+    return rig.sim.instruments[supply.instrument].channels[supply.channel]
