@@ -267,11 +267,14 @@ class Controller:
             board = self.instruments.board
             board_state = board.get_state()
             self._program_board()
+            # Every finding is named in the one fault: a reset clears the supplies'
+            # trips, the evidence of what happened before we came.
             if energised:
-                self.trip("found-energised", "; ".join(energised))
+                self.trip("found-energised", "; ".join(energised + protection_trips))
             elif board_state.trip_cause is not None or board_state.estop_active:
                 cause = "E-stop open" if board_state.estop_active else board_state.trip_cause
-                self.trip("found-tripped", f"relay board latched {cause} before we connected")
+                found = [f"relay board latched {cause}", *protection_trips]
+                self.trip("found-tripped", f"{'; '.join(found)} before we connected")
             elif protection_trips:
                 found = "; ".join(protection_trips)
                 self.trip("found-tripped", f"{found} before we connected")
@@ -675,11 +678,26 @@ class Controller:
     def _set_current_limit(self, seq: Pending, net: str, amps: float) -> None:
         decision = self._decide(seq, SetCurrentLimit(net, amps))
         port = self.ports[net]
+        psu = self.instruments.supplies[port.supply]
         with self._actuating():
-            readback = self.instruments.supplies[port.supply].program_current_limit(
-                port.channel, amps, net=net
-            )
+            live = self.commanded.net(net).output
+            readback = psu.program_current_limit(port.channel, amps, net=net)
             self.commanded = decision.state
+            if live:
+                # A limit below what the DUT draws trips the supply's over-current
+                # protection. Read now, the gate still held: this trip, with its cause,
+                # comes before the monitor's (which waits for the gate).
+                reading = psu.poll([port.channel])[0]
+                self.journal.measurement(
+                    net, voltage=reading.volts, current=reading.amps, durable=False
+                )
+                if reading.tripped:
+                    detail = (
+                        f"{net}: the supply's protection tripped at the new current limit "
+                        f"of {amps:g} A (the DUT drew more)"
+                    )
+                    self.trip("protection", detail)
+                    raise FaultLatched(detail)
         self._expect(
             net,
             "current_limit",
@@ -687,20 +705,6 @@ class Controller:
             readback,
             self.limits.nets[net].current_tolerance(amps),
         )
-        if self.commanded.net(net).output:
-            # Live: a limit below what the DUT draws trips the supply's over-current
-            # protection at once. Said now, with its cause, not at the monitor's next pass.
-            reading = self.instruments.supplies[port.supply].poll([port.channel])[0]
-            self.journal.measurement(
-                net, voltage=reading.volts, current=reading.amps, durable=False
-            )
-            if reading.tripped:
-                detail = (
-                    f"{net}: the supply's protection tripped at the new current limit of "
-                    f"{amps:g} A (the DUT drew more)"
-                )
-                self.trip("protection", detail)
-                raise FaultLatched(detail)
 
     def set_relay(self, relay: str, closed: bool, *, who: str = "script", client: str = "") -> None:
         with self._operation:
@@ -834,15 +838,10 @@ class Controller:
         with self._actuating():
             on = psu.set_output(port.channel, True, net=net)
             self.commanded = decision.state
-        if not on:
-            why = "output reads off after OUTP ON"
-            if psu.poll([port.channel])[0].tripped:
-                why = (
-                    "output went off at once: the supply's protection tripped (does the DUT "
-                    f"draw more than the {commanded.current_limit:g} A current limit?)"
-                )
-            self.trip("readback", f"{net}: {why}")
-            raise ReadbackMismatch(port.supply, f"{net} output did not turn on: {why}")
+            if not on:  # tripped here, the gate held: before the monitor's trip, if any
+                why = self._why_not_on(psu, port.channel, commanded.current_limit)
+                self.trip("readback", f"{net}: {why}")
+                raise ReadbackMismatch(port.supply, f"{net} output did not turn on: {why}")
         if self.state == "armed":
             self._transition("energise", net=net)
         self._wait(limits.settle_time)
@@ -856,6 +855,20 @@ class Controller:
         if problem:
             self.trip("live-window", f"{net}: {problem}")
             raise FaultLatched(f"{net} did not come up inside its window: {problem}")
+
+    @staticmethod
+    def _why_not_on(psu: Any, channel: int, current_limit: float) -> str:
+        """Why an output reads off right after ``OUTP ON``, as far as the supply says."""
+        try:
+            tripped = psu.poll([channel])[0].tripped
+        except InstrumentError:
+            tripped = False  # the trip that follows says it was off; its cause is unknown
+        if not tripped:
+            return "output reads off after OUTP ON"
+        return (
+            "output went off at once: the supply's protection tripped (does the DUT "
+            f"draw more than the {current_limit:g} A current limit?)"
+        )
 
     def output_off(self, net: str, *, who: str = "script", client: str = "") -> None:
         with self._operation:

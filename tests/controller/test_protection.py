@@ -7,6 +7,8 @@ finds the protection tripped and drives the bench safe.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from interlock.errors import FaultLatched, ReadbackMismatch
@@ -155,3 +157,35 @@ def _output_of(rig, net):
     # Before connecting: the bench file's wiring, not the controller's ports.
     supply = rig.configuration.bench.wiring[net].supply
     return rig.sim.instruments[supply.instrument].channels[supply.channel]
+
+
+def test_the_current_limit_trip_keeps_its_cause_when_the_monitor_sees_it_first(rig):
+    # The monitor polls while the change is still in hand (slowed here): it sees the
+    # trip too, but its trip waits for the gate, so the call's own cause stands.
+    rig.power_up_logic()
+    rig.power_up_bus(24.0)
+    psu = rig.controller.instruments.supplies["psu"]
+    program = psu.program_current_limit
+
+    def slow(*args, **kwargs):
+        readback = program(*args, **kwargs)
+        time.sleep(0.15)  # three monitor periods
+        return readback
+
+    psu.program_current_limit = slow
+    with pytest.raises(FaultLatched, match=r"VBUS: the supply's protection tripped at the new"):
+        rig.controller.set_current_limit("VBUS", 0.1)
+    assert rig.controller.fault_cause.startswith("protection: VBUS"), rig.controller.fault_cause
+    assert_all_outputs_off(rig)
+
+
+def test_start_up_names_a_latched_trip_beside_an_energised_output(rig_factory):
+    rig = rig_factory(connect=False)
+    _output_of(rig, "VBUS").ocp_tripped = True
+    logic = _output_of(rig, "VLOGIC")
+    logic.voltage, logic.output = 1.0, True  # left on by someone
+    rig.controller.connect()
+    cause = rig.controller.fault_cause
+    assert cause.startswith("found-energised")
+    assert "output on" in cause and "protection tripped" in cause
+    assert_all_outputs_off(rig)
