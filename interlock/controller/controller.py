@@ -262,8 +262,7 @@ class Controller:
                     self.supervisor.start()
                 self.trip("identity", "; ".join(str(f) for f in failures))
                 raise failures[0]
-            energised = self._read_actual_state()
-            protection_trips = self._protection_trips()
+            energised, protection_trips = self._read_actual_state()
             board = self.instruments.board
             board_state = board.get_state()
             self._program_board()
@@ -287,31 +286,23 @@ class Controller:
                 return
             self._transition("connect")
 
-    def _read_actual_state(self) -> list[str]:
-        """What is energised right now, whatever anyone believes."""
-        found = []
+    def _read_actual_state(self) -> tuple[list[str], list[str]]:
+        """What is energised right now, whatever anyone believes, and which supply
+        channels have a protection trip latched: one settings exchange per supply."""
+        energised, tripped = [], []
         for name, channels in self.instruments.supply_channels().items():
             for channel, settings in zip(
                 channels, self.instruments.supplies[name].settings(channels), strict=True
             ):
                 if settings.output:
-                    found.append(f"{name} CH{channel} output on at {settings.voltage:g} V")
+                    energised.append(f"{name} CH{channel} output on at {settings.voltage:g} V")
+                if settings.tripped:
+                    tripped.append(f"{name} CH{channel} protection tripped")
         state = self.instruments.board.get_state()
         if state.commanded or state.contacts:
             closed = sorted(self.instruments.relays_of(state.commanded | state.contacts))
-            found.append(f"relays closed: {', '.join(closed)}")
-        return found
-
-    def _protection_trips(self) -> list[str]:
-        """Supply channels whose protection has tripped and is latched."""
-        found = []
-        for name, channels in self.instruments.supply_channels().items():
-            for channel, settings in zip(
-                channels, self.instruments.supplies[name].settings(channels), strict=True
-            ):
-                if settings.tripped:
-                    found.append(f"{name} CH{channel} protection tripped")
-        return found
+            energised.append(f"relays closed: {', '.join(closed)}")
+        return energised, tripped
 
     def _program_board(self) -> None:
         """The board's own rules: its watchdog and the profile's never-together pairs.
@@ -433,7 +424,8 @@ class Controller:
             raise IdentityMismatch("dut", f"{self.configuration.profile.name} ({expected})", seen)
 
     def _verify_all_off(self) -> None:
-        problems = self._read_actual_state() + self._protection_trips()
+        energised, tripped = self._read_actual_state()
+        problems = energised + tripped
         for name, channels in self.instruments.supply_channels().items():
             readings = self.instruments.supplies[name].measure(channels)
             for channel, (volts, _amps) in zip(channels, readings, strict=True):
@@ -528,7 +520,7 @@ class Controller:
             board.reset_trip()
             self._program_board()
             self._clear_protection_trips()
-            energised = self._read_actual_state()
+            energised, _ = self._read_actual_state()  # trips: cleared just now
             if energised:
                 self.safe_state("reset found energised: " + "; ".join(energised))
                 raise StateError("reset refused, found energised: " + "; ".join(energised))
