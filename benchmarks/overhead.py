@@ -112,13 +112,27 @@ class RawVisa:
 
     def change(self, volts: float) -> None:
         if self.db is not None:
-            body = json.dumps({"net": NET, "quantity": "voltage", "value": volts})
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("INSERT INTO entries (at, body) VALUES (?, ?)", (time.time(), body))
-            self.db.execute("COMMIT")
-        _check(volts, float(self.psu.query(SET.format(v=volts))))
-        volts_read, amps = (float(x) for x in self.psu.query(MEASURE).split(";"))
-        del volts_read, amps
+            self.commit(volts)
+        self.set(volts)
+        self.measure()
+
+    def commit(self, volts: float) -> None:
+        """One durable commit of one small entry (c+ and the relay of r)."""
+        assert self.db is not None
+        body = json.dumps({"net": NET, "quantity": "voltage", "value": volts})
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("INSERT INTO entries (at, body) VALUES (?, ?)", (time.time(), body))
+        self.db.execute("COMMIT")
+
+    def set(self, volts: float) -> float:
+        """Set and read back in one exchange; RuntimeError if the readback differs."""
+        readback = float(self.psu.query(SET.format(v=volts)))
+        _check(volts, readback)
+        return readback
+
+    def measure(self) -> tuple[float, float]:
+        volts, amps = (float(x) for x in self.psu.query(MEASURE).split(";"))
+        return volts, amps
 
     def close(self) -> None:
         self.psu.close()

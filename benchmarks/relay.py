@@ -20,44 +20,27 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
 import sys
-import time
 from pathlib import Path
 
-import pyvisa
-
-from benchmarks.common import disable_nagle
-from benchmarks.overhead import MEASURE, SET, TOLERANCE
+from benchmarks.overhead import RawVisa
 
 
 class Relay:
+    """The raw variant's exchanges and commit (c+), answered over a socket."""
+
     def __init__(self, resource: str, database: Path) -> None:
-        self.psu = pyvisa.ResourceManager("@py").open_resource(
-            resource, read_termination="\n", write_termination="\n", timeout=5000
-        )
-        if not disable_nagle(self.psu):
-            raise RuntimeError("could not set TCP_NODELAY on the pyvisa-py session")
-        self.db = sqlite3.connect(database, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = FULL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, at REAL, body TEXT)"
-        )
+        self.raw = RawVisa(resource, database)
 
     def answer(self, request: dict) -> dict:
         if request["op"] == "set":
             volts = float(request["volts"])
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(
-                "INSERT INTO entries (at, body) VALUES (?, ?)", (time.time(), json.dumps(request))
-            )
-            self.db.execute("COMMIT")
-            readback = float(self.psu.query(SET.format(v=volts)))
-            if abs(readback - volts) > TOLERANCE:
-                return {"error": f"readback {readback:g} V, set {volts:g} V"}
-            return {"ok": readback}
-        volts, amps = (float(x) for x in self.psu.query(MEASURE).split(";"))
+            self.raw.commit(volts)
+            try:
+                return {"ok": self.raw.set(volts)}
+            except RuntimeError as error:  # the readback differs
+                return {"error": str(error)}
+        volts, amps = self.raw.measure()
         return {"ok": {"voltage": volts, "current": amps}}
 
 
