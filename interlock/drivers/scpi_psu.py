@@ -119,23 +119,16 @@ class ScpiPowerSupply(ScpiDevice):
             reply, 7, "settings"
         )
         n = len(channels)
-        tripped = [
-            ovp or ocp
-            for ovp, ocp in zip(
-                self.flags(ovp_trips, n, "VOLT:PROT:TRIP?"),
-                self.flags(ocp_trips, n, "CURR:PROT:TRIP?"),
-                strict=True,
-            )
-        ]
         return [
-            ChannelSettings(*row)
-            for row in zip(
+            ChannelSettings(volt, amp, output, ovp, ocp, ovp_tripped or ocp_tripped)
+            for volt, amp, output, ovp, ocp, ovp_tripped, ocp_tripped in zip(
                 self.numbers(volts, n, "VOLT?"),
                 self.numbers(amps, n, "CURR?"),
                 self.flags(outputs, n, "OUTP?"),
                 self.numbers(ovps, n, "VOLT:PROT?"),
                 self.flags(ocps, n, "CURR:PROT:STAT?"),
-                tripped,
+                self.flags(ovp_trips, n, "VOLT:PROT:TRIP?"),
+                self.flags(ocp_trips, n, "CURR:PROT:TRIP?"),
                 strict=True,
             )
         ]
