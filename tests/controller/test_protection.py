@@ -20,8 +20,9 @@ from .test_faults import wait_for
 
 
 def _output(rig, net):
-    port = rig.controller.ports[net]
-    return rig.sim.instruments[port.supply].channels[port.channel]
+    """The simulated supply output wired to ``net`` (from the bench file: before connecting too)."""
+    supply = rig.configuration.bench.wiring[net].supply
+    return rig.sim.instruments[supply.instrument].channels[supply.channel]
 
 
 def test_arming_arms_over_current_protection_on_every_net_and_journals_it(rig_factory):
@@ -127,13 +128,13 @@ def test_protection_turned_off_while_live_trips_the_monitor(rig):
 
 def test_a_protection_trip_latched_before_start_up_is_found_and_reset_clears_it(rig_factory):
     rig = rig_factory(connect=False)
-    _output_of(rig, "VBUS").ocp_tripped = True  # latched before we came
+    _output(rig, "VBUS").ocp_tripped = True  # latched before we came
     rig.controller.connect()
     assert rig.controller.state == "fault"
     assert rig.controller.fault_cause.startswith("found-tripped")
     assert "protection tripped before we connected" in rig.controller.fault_cause
     rig.controller.reset("operator")
-    assert not _output_of(rig, "VBUS").ocp_tripped
+    assert not _output(rig, "VBUS").ocp_tripped
     rig.controller.arm("operator")
     rig.power_up_logic()
     rig.power_up_bus(8.0)
@@ -151,12 +152,6 @@ def test_each_channel_reads_its_own_protection_state(rig):
     assert [r.protected for r in readings] == [True, True, False]
     assert [s.tripped for s in settings] == [True, False, False]
     assert [s.ocp for s in settings] == [True, True, False]
-
-
-def _output_of(rig, net):
-    # Before connecting: the bench file's wiring, not the controller's ports.
-    supply = rig.configuration.bench.wiring[net].supply
-    return rig.sim.instruments[supply.instrument].channels[supply.channel]
 
 
 def test_the_current_limit_trip_keeps_its_cause_when_the_monitor_sees_it_first(rig):
@@ -181,8 +176,8 @@ def test_the_current_limit_trip_keeps_its_cause_when_the_monitor_sees_it_first(r
 
 def test_start_up_names_a_latched_trip_beside_an_energised_output(rig_factory):
     rig = rig_factory(connect=False)
-    _output_of(rig, "VBUS").ocp_tripped = True
-    logic = _output_of(rig, "VLOGIC")
+    _output(rig, "VBUS").ocp_tripped = True
+    logic = _output(rig, "VLOGIC")
     logic.voltage, logic.output = 1.0, True  # left on by someone
     rig.controller.connect()
     cause = rig.controller.fault_cause
