@@ -57,6 +57,7 @@ from interlock.limits import (
     ramp_steps,
     step_interval,
 )
+from interlock.protocols import PowerSupply
 
 log = logging.getLogger(__name__)
 
@@ -849,7 +850,7 @@ class Controller:
             raise FaultLatched(f"{net} did not come up inside its window: {problem}")
 
     @staticmethod
-    def _why_not_on(psu: Any, channel: int, current_limit: float) -> str:
+    def _why_not_on(psu: PowerSupply, channel: int, current_limit: float) -> str:
         """Why an output reads off right after ``OUTP ON``, as far as the supply says."""
         try:
             tripped = psu.poll([channel])[0].tripped
