@@ -249,8 +249,6 @@ def prune(
             len(doomed), _ranges(doomed), plan.spared_faulted, plan.spared_runs, None
         )
     with journal._write_transaction() as conn:
-        # Durable before anything goes: the witness never lags behind this prune.
-        witnessed = journal._claim_witness(conn)
         # Appends since the snapshot: check they chain onto it, and keep any
         # run they belong to (it is still going on, or just faulted).
         row = conn.execute("SELECT hash FROM entries WHERE seq = ?", (checked.last_seq,)).fetchone()
@@ -259,6 +257,9 @@ def prune(
                 f"{journal.path}: entry {checked.last_seq} changed while pruning; try again"
             )
         verify_connection(conn, after_seq=checked.last_seq or 0, after_hash=checked.head_hash)
+        # Durable before anything goes, verified up to its head: after a crash the
+        # witness is never older than this prune, nor checked up to an entry it removed.
+        witnessed = journal._claim_witness(conn, checked=journal._tx_start)
         late_runs = {
             run
             for (run,) in conn.execute(

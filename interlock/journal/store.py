@@ -401,17 +401,25 @@ class Journal:
             # (which verification accepts) until a later commit moves it.
             log.error("%s: witness not moved to seq %d: %s", self._witness.path, head.seq, exc)
 
-    def _claim_witness(self, conn: sqlite3.Connection) -> Point | None:
+    def _claim_witness(
+        self, conn: sqlite3.Connection, *, checked: Point | None = None
+    ) -> Point | None:
         """Inside a write transaction: make the witness hold the committed head,
         durably, so that an entry of this transaction may say so ("witnessed"):
-        a witness found older than such a claim was rolled back. None if the
-        witness is missing or holds something else (then nothing is claimed)."""
+        a witness found older than such a claim was rolled back. ``checked``:
+        the chain is verified up to there, the checkpoint moves there too.
+        None if the witness is missing or holds something else (then nothing
+        is claimed)."""
         start = self._tx_start
         if self._witness is None or start is None:
             return None
         try:
             written = self._witness.advance(
-                start, start, lambda point: holds_point(conn, *point), durable=True
+                start,
+                start,
+                lambda point: holds_point(conn, *point),
+                checked=checked,
+                durable=True,
             )
         except (OSError, sqlite3.Error, JournalError) as exc:
             log.error("%s: witness not made durable: %s", self._witness.path, exc)
@@ -517,7 +525,7 @@ class Journal:
         """
         with self._write_transaction() as conn:
             if claim_witness:
-                claim = self._claim_witness(conn)
+                claim = self._claim_witness(conn, checked=checked)
                 if claim is not None:
                     payload = {**payload, "witnessed": [claim.seq, claim.hash]}
             entry = self._insert(conn, Kind.JOURNAL, payload, actor, "")
