@@ -47,9 +47,12 @@ log = logging.getLogger(__name__)
 SUFFIX = ".head"
 
 _MAGIC = b"ILKWIT1\n"
+_POINT = struct.Struct(">Q32s")  # seq, hash
 _LAYOUT = struct.Struct(">8sQ32sQ32s")  # magic, head seq and hash, checkpoint seq and hash
 _CRC = struct.Struct(">I")
 SIZE = _LAYOUT.size + _CRC.size
+_HEAD = slice(len(_MAGIC), len(_MAGIC) + _POINT.size)
+_CHECKED = slice(_HEAD.stop, _LAYOUT.size)
 
 # A commit's witness write waits this long for another writer's (a few
 # microseconds each) before it gives up: the witness then lags, which is
@@ -88,15 +91,17 @@ def witness_path(journal_path: str | Path) -> Path:
     return Path(f"{journal_path}{SUFFIX}")
 
 
-def encode(record: WitnessRecord) -> bytes:
-    body = _LAYOUT.pack(
-        _MAGIC,
-        record.head.seq,
-        bytes.fromhex(record.head.hash),
-        record.checked.seq,
-        bytes.fromhex(record.checked.hash),
-    )
+def _packed(point: Point) -> bytes:
+    return _POINT.pack(point.seq, bytes.fromhex(point.hash))
+
+
+def _sealed(head: bytes, checked: bytes) -> bytes:
+    body = _MAGIC + head + checked
     return body + _CRC.pack(zlib.crc32(body))
+
+
+def encode(record: WitnessRecord) -> bytes:
+    return _sealed(_packed(record.head), _packed(record.checked))
 
 
 def decode(data: bytes) -> WitnessRecord:
@@ -112,23 +117,32 @@ def decode(data: bytes) -> WitnessRecord:
     return WitnessRecord(Point(head_seq, head_hash.hex()), Point(checked_seq, checked_hash.hex()))
 
 
-@contextlib.contextmanager
-def _flocked(fd: int, operation: int, wait: float) -> Iterator[bool]:
-    """Hold ``flock(operation)`` for the block; yields False if not had within ``wait``."""
-    deadline = time.monotonic() + wait
+def _lock(fd: int, operation: int, wait: float) -> bool:
+    """Take ``flock(operation)``, waiting at most ``wait``; False if not had by then."""
+    deadline = None
     pause = 0.0002
     while True:
         try:
             fcntl.flock(fd, operation | fcntl.LOCK_NB)
-            break
+            return True
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR):
                 raise
-            if time.monotonic() >= deadline:
-                yield False
-                return
-            time.sleep(pause)
-            pause = min(pause * 2, 0.005)
+        # Held by another writer (for microseconds, as a rule): wait, but not long.
+        now = time.monotonic()
+        deadline = deadline if deadline is not None else now + wait
+        if now >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.005)
+
+
+@contextlib.contextmanager
+def _flocked(fd: int, operation: int, wait: float) -> Iterator[bool]:
+    """Hold ``flock(operation)`` for the block; yields False if not had within ``wait``."""
+    if not _lock(fd, operation, wait):
+        yield False
+        return
     try:
         yield True
     finally:
@@ -238,23 +252,36 @@ class Witness:
         fsyncs (only for a witness an entry will then claim). True once
         written; False if left alone, or the lock was not had in time.
         """
+        # On every commit: kept to a few system calls and byte compares.
         fd = self._descriptor()
-        with _flocked(fd, fcntl.LOCK_EX, ADVANCE_WAIT_S) as locked:
-            if not locked:
-                log.warning("%s: witness busy; left at its value for the next commit", self.path)
-                return False
-            try:
-                current = decode(os.pread(fd, SIZE + 1, 0))
-            except JournalCorrupt as exc:
-                log.critical("%s: witness unreadable (%s): left as it is", self.path, exc)
-                return False
-            lagging = current.head.seq < start.seq and on_chain(current.head)
-            if current.head != start and not lagging:
-                return False
-            os.pwrite(fd, encode(WitnessRecord(new, checked or current.checked)), 0)
+        if not _lock(fd, fcntl.LOCK_EX, ADVANCE_WAIT_S):
+            log.warning("%s: witness busy; left at its value for the next commit", self.path)
+            return False
+        try:
+            data = os.pread(fd, SIZE + 1, 0)
+            intact = (
+                len(data) == SIZE
+                and data[: len(_MAGIC)] == _MAGIC
+                and zlib.crc32(data[: _LAYOUT.size]) == _CRC.unpack(data[_LAYOUT.size :])[0]
+            )
+            if not intact or data[_HEAD] != _packed(start):
+                try:
+                    current = decode(data)
+                except JournalCorrupt as exc:
+                    log.critical("%s: witness unreadable (%s): left as it is", self.path, exc)
+                    return False
+                if not (current.head.seq < start.seq and on_chain(current.head)):
+                    return False
+            os.pwrite(
+                fd,
+                _sealed(_packed(new), data[_CHECKED] if checked is None else _packed(checked)),
+                0,
+            )
             if durable:
                 os.fsync(fd)
             return True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def write(self, record: WitnessRecord) -> None:
         """Overwrite with ``record``, durably (an acknowledged break re-anchors it)."""
