@@ -16,7 +16,7 @@ tell the kinds apart::
     ├── FaultLatched           the bench is in a latched fault; only an operator reset clears it
     ├── StateError             an operation not allowed in the current state
     ├── JournalError           the journal cannot be written or read
-    │   └── JournalCorrupt         the hash chain is broken (edited, removed, reordered)
+    │   └── JournalCorrupt         the hash chain is broken (edited, removed, reordered, cut, wiped)
     ├── SimulatorError         the simulated bench could not do what was asked
     ├── AccessDenied           the service refused: no valid token, or the role may not
     ├── ServiceUnavailable     no controller service answers where the bench says
@@ -109,7 +109,7 @@ class JournalError(InterlockError):
 
 
 class JournalCorrupt(JournalError):
-    """The journal's hash chain is broken at ``seq``."""
+    """The journal's hash chain is broken at ``seq``, or its witness says entries are missing."""
 
     def __init__(self, seq: int | None, message: str) -> None:
         self.seq = seq

@@ -1,7 +1,7 @@
 """``interlock journal ...`` and ``interlock postmortem``: reading and keeping the journal.
 
     interlock journal show [--run ID] [--since TIME] [--follow]
-    interlock journal verify
+    interlock journal verify [--adopt]
     interlock journal export --format jsonl [--out FILE]
     interlock journal prune [--max-age AGE] [--max-entries N] [--max-bytes SIZE]
                             [--include-faulted] [--dry-run]
@@ -9,7 +9,8 @@
 
 Every one takes ``--journal PATH``, or finds the journal through the bench
 (``--bench FILE``, default ``bench.toml``: its ``service.journal``). A broken
-chain is a :class:`~interlock.errors.JournalCorrupt`, exit code 4.
+chain is a :class:`~interlock.errors.JournalCorrupt`, exit code 4; breaks an
+operator acknowledged are listed with their acknowledgement, exit code 0.
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ from interlock.config import load_bench
 from interlock.errors import JournalError
 from interlock.journal import Journal, JournalReader, verify_journal
 from interlock.journal.export import export_jsonl
+from interlock.journal.files import JournalAccess
 from interlock.journal.postmortem import write_postmortem
 from interlock.journal.render import format_line
 from interlock.journal.retention import RetentionPolicy, prune
 from interlock.journal.specs import parse_duration, parse_since, parse_size
+from interlock.journal.startup import adopt
 from interlock.journal.store import format_wall
+from interlock.journal.witness import witness_path
 
 FOLLOW_POLL_S = 0.25
 
@@ -80,7 +84,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--follow", action="store_true", help="keep printing new entries (Ctrl-C)")
     show.set_defaults(handler=run_show)
 
-    verify = actions.add_parser("verify", parents=[where], help="check the hash chain")
+    verify = actions.add_parser(
+        "verify",
+        parents=[where],
+        help="check the hash chain and its witness",
+        description="Check the whole hash chain, and the witness beside it (the head kept "
+        "outside the database).",
+    )
+    verify.add_argument(
+        "--adopt",
+        action="store_true",
+        help="first anchor a journal that has no witness (one from before witnesses): "
+        "journaled, and only for a chain that verifies",
+    )
     verify.set_defaults(handler=run_verify)
 
     export = actions.add_parser("export", parents=[where], help="write entries as JSON lines")
@@ -127,6 +143,24 @@ def _locate(args: argparse.Namespace) -> tuple[Path, str | None]:
     return bench.service.journal, banner(bench)
 
 
+def _access(args: argparse.Namespace) -> JournalAccess | None:
+    """Who may read the files, from the bench; None (leave them as they are) for --journal."""
+    if args.journal:
+        return None
+    return JournalAccess(load_bench(args.bench).service.journal_group)
+
+
+def _writer(path: Path, args: argparse.Namespace) -> Journal:
+    """A writer for maintenance from the command line, as the user running it."""
+    with JournalReader(path) as reader:
+        bench = reader.bench() or ""
+    return Journal(path, bench=bench, actor=_actor(), access=_access(args))
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
 def _quiet_on_broken_pipe(handler: Callable[[argparse.Namespace], int]):
     """``interlock journal show | head`` ends quietly, not with a traceback."""
 
@@ -171,11 +205,27 @@ def run_verify(args: argparse.Namespace) -> int:
     path, heading = _locate(args)
     if heading:
         print(heading)
+    if args.adopt:
+        with _writer(path, args) as journal:
+            entry = adopt(journal, _actor())
+        print(f"adopted: witness {witness_path(path).name} anchored at entry #{entry.seq}")
     report = verify_journal(path)
     span = f"seq {report.first_seq}..{report.last_seq}" if report.entries else "empty"
     gaps = f", {report.pruned_gaps} pruned gap(s) as recorded" if report.pruned_gaps else ""
-    print(f"journal {path}: {report.entries} entries ({span}){gaps}: chain OK")
+    acknowledged = report.acknowledged
+    verdict = "chain OK"
+    if acknowledged:
+        verdict += f" but for {len(acknowledged)} acknowledged break(s)"
+    print(f"journal {path}: {report.entries} entries ({span}){gaps}: {verdict}")
+    for ack in acknowledged:
+        print(f"  {ack.describe()} ({ack.wall_time})")
     print(f"head sha256 {report.head_hash}")
+    witness = report.witness
+    if witness is not None:
+        print(
+            f"witness {witness_path(path).name}: seq {witness.head.seq}, "
+            f"checked at start up to seq {witness.checked.seq}"
+        )
     return 0
 
 
@@ -209,9 +259,7 @@ def run_prune(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes,
         include_faulted=args.include_faulted,
     )
-    with JournalReader(path) as reader:
-        bench = reader.bench() or ""
-    with Journal(path, bench=bench, actor=f"cli:{getpass.getuser()}") as journal:
+    with _writer(path, args) as journal:
         report = prune(journal, policy, dry_run=args.dry_run)
     ranges = ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in report.ranges) or "none"
     verb = "would remove" if args.dry_run else "removed"

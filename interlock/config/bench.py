@@ -7,6 +7,7 @@ the directory of bench.toml.
 
 from __future__ import annotations
 
+import grp
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,7 @@ class ServiceSettings:
     lease_timeout: float
     io_timeout: float
     relay_watchdog: float = 0.5  # the relay board opens every relay after this much host silence
+    journal_group: str | None = None  # may read the journal too (default: its owner only)
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ def _service(table: Table, base: Path) -> ServiceSettings:
         lease_timeout=positive("lease_timeout"),
         io_timeout=positive("io_timeout"),
         relay_watchdog=table.quantity("relay_watchdog", DURATION, required=False) or 0.5,
+        journal_group=table.string("journal_group", required=False),
     )
     if not 0.05 <= settings.relay_watchdog <= 5.0:
         raise table.error("relay_watchdog", "the relay board takes 50 ms .. 5 s")
@@ -177,6 +180,12 @@ def _service(table: Table, base: Path) -> ServiceSettings:
         raise table.error(
             "relay_watchdog", "must be at least three heartbeat periods, or the board trips idle"
         )
+    if settings.journal_group is not None:
+        try:
+            grp.getgrnam(settings.journal_group)
+        except KeyError:
+            group = settings.journal_group
+            raise table.error("journal_group", f'no group "{group}" on this machine') from None
     table.finish()
     return settings
 

@@ -97,6 +97,10 @@ class Controller:
         self._gate = threading.RLock()
         self._safe_lock = threading.Lock()
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        # Called as hook(operator, fault) once a reset has found the bench safe, before
+        # the fault clears: what the reset acknowledges is journaled first, or (raising)
+        # the reset is refused. The service's journal-chain check hooks in here.
+        self.before_reset: list[Callable[[str, str | None], None]] = []
         self.monitor = Monitor(self, monitor_period or self.bench.service.monitor_period)
         self.supervisor = BoardSupervisor(self, self.bench.service.heartbeat_period)
         # A board event (E-stop, trip, mismatch) is handled at once, not at the next heartbeat.
@@ -525,6 +529,8 @@ class Controller:
             if energised:
                 self.safe_state("reset found energised: " + "; ".join(energised))
                 raise StateError("reset refused, found energised: " + "; ".join(energised))
+            for hook in self.before_reset:
+                hook(operator, self.fault_cause)
             with self._gate:
                 self.fault_cause = None
             self.commanded = SAFE_STATE

@@ -23,7 +23,10 @@ once its entry is on disk. Commands are sent only through a
     journal.end_run()
 
 Entry kinds and payload conventions are in :mod:`interlock.journal.entries`;
-the chain check in :mod:`interlock.journal.verify`; retention in
+the chain check in :mod:`interlock.journal.verify`; the head kept outside the
+database in :mod:`interlock.journal.witness`; the service's start-up check and
+an operator's acknowledgement of a break in :mod:`interlock.journal.startup`;
+who may read the files in :mod:`interlock.journal.files`; retention in
 :mod:`interlock.journal.retention`; the post-mortem in
 :mod:`interlock.journal.postmortem`. Readers (:class:`JournalReader`) have
 their own connection and never block the writer; use one per thread.

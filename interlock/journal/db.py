@@ -12,15 +12,28 @@ Tables:
              either side and the hash of the last removed entry. A gap in
              ``seq`` without such a row is a removed entry.
 ``meta``     schema version.
+
+The head is also kept outside the database, in the witness file beside it
+(:mod:`interlock.journal.witness`); who may read the files is
+:mod:`interlock.journal.files`'s concern.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 from interlock.errors import JournalError
-from interlock.journal.entries import Entry
+from interlock.journal.entries import GENESIS_HASH, Entry
+from interlock.journal.files import (
+    OWNER_ONLY,
+    JournalAccess,
+    apply,
+    companions,
+    create_file,
+    make_directory,
+)
 
 SCHEMA_VERSION = "1"
 
@@ -65,19 +78,27 @@ ENTRY_COLUMNS = "seq, wall_time, mono_time, bench, run_id, kind, actor, payload,
 
 
 def connect(
-    path: str | Path, *, create: bool, busy_timeout: float = BUSY_TIMEOUT_S
+    path: str | Path,
+    *,
+    create: bool,
+    busy_timeout: float = BUSY_TIMEOUT_S,
+    access: JournalAccess | None = None,
 ) -> sqlite3.Connection:
     """Open the journal file with the settings every user of it needs.
 
     ``create=False`` refuses a missing file instead of silently making an
-    empty journal (a typo in ``--journal`` must not "verify" fine).
+    empty journal (a typo in ``--journal`` must not "verify" fine). A file
+    created here (and its directory) is owner-only, or as ``access`` says;
+    ``access`` also sets the existing files' mode and group.
     """
     path = Path(path)
     if not create and not path.exists():
         raise JournalError(f"no journal at {path}")
-    # Only on a new file: on an existing one the pragma would contend for
-    # the write lock with the writers already running, for nothing.
-    new_file = create and (not path.exists() or path.stat().st_size == 0)
+    if create and not path.exists():
+        _create_empty(path, access or OWNER_ONLY)
+    # Only on a new (empty) file: on an existing one the pragma would contend
+    # for the write lock with the writers already running, for nothing.
+    new_file = create and path.stat().st_size == 0
     try:
         # isolation_level=None: transactions are begun explicitly, so a
         # writer can take the write lock (BEGIN IMMEDIATE) before it reads
@@ -113,12 +134,39 @@ def connect(
                 + "COMMIT;"
             )
             _check_schema(conn, path)
+        if access is not None:
+            # After the first read: SQLite has made -wal and -shm (with our group) by now.
+            apply([path, *companions(path)], access)
         return conn
     except BaseException as exc:
         conn.close()
         if isinstance(exc, sqlite3.Error):
             raise JournalError(f"{path}: cannot open journal: {exc}") from exc
         raise
+
+
+def _create_empty(path: Path, access: JournalAccess) -> None:
+    """An empty file with ``access``: SQLite takes it as a new database, and gives
+    ``-wal`` and ``-shm`` its mode."""
+    make_directory(path.parent, access)
+    try:
+        os.close(create_file(path, access))
+    except FileExistsError:
+        pass  # another process is creating the journal: its schema step is idempotent
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot create journal: {exc}") from exc
+
+
+def holds_point(conn: sqlite3.Connection, seq: int, hash_: str) -> bool:
+    """Is (seq, hash) on this journal's chain: an entry, or the last of a pruned range?"""
+    if seq == 0:
+        return hash_ == GENESIS_HASH
+    row = conn.execute("SELECT hash FROM entries WHERE seq = ?", (seq,)).fetchone()
+    if row is not None:
+        return row[0] == hash_
+    # Removed by retention: the entry after the range chains to the last one's hash.
+    row = conn.execute("SELECT last_hash FROM pruned WHERE before_seq = ?", (seq + 1,)).fetchone()
+    return row is not None and row[0] == hash_
 
 
 def _refuse_foreign_database(conn: sqlite3.Connection, path: Path) -> None:

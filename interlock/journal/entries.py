@@ -39,8 +39,15 @@ Kinds and their payloads (``?`` marks an optional key):
 ``config``    configuration pinned at arming. ``{"files": {"bench": {"path":
               "bench.toml", "sha256": "..."}, "profile": {...}}, "limits"?:
               {"VBUS": {"max_voltage": 5.25, "max_current": 0.5}}}``
-``journal``   the journal's own maintenance, e.g. pruning. ``{"action":
-              "prune", "removed": 120, "ranges": [[1, 120]], "policy": {...}}``
+``journal``   the journal's own maintenance, outside any run. ``{"action":
+              "prune", "removed": 120, "ranges": [[1, 120]], "policy": {...}}``;
+              the service's start-up check ``{"action": "check", "after": 0,
+              "entries": 120, "breaks"?: [{"seq": 5, "problem": ..., "mark":
+              ...}]}``; an operator's acknowledgement of those breaks
+              (``"acknowledge"``, ``actor`` the operator) or a journal's
+              adoption (``"adopt"``), both with ``"breaks"``. ``"witnessed"?:
+              [seq, hash]``: the witness was made durable there first
+              (:mod:`interlock.journal.witness`).
 
 The hash of an entry is SHA-256 over a canonical JSON array of every field,
 the previous entry's hash included, so changing, removing or reordering an

@@ -144,11 +144,28 @@ def _config(p: dict[str, Any]) -> tuple[str, set[str]]:
     return f"pinned {pinned}", {"files", "limits"}
 
 
+def _breaks(p: dict[str, Any]) -> str:
+    breaks = p.get("breaks") or []
+    if not isinstance(breaks, list) or not breaks:
+        return ""
+    first = breaks[0].get("problem", "?") if isinstance(breaks[0], dict) else "?"
+    return first + (f" (and {len(breaks) - 1} more)" if len(breaks) > 1 else "")
+
+
 def _journal(p: dict[str, Any]) -> tuple[str, set[str]]:
-    if p.get("action") == "prune":
+    action = p.get("action")
+    if action == "prune":
         ranges = ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in p.get("ranges", []))
         return f"pruned {p.get('removed')} entries ({ranges})", {"action", "removed", "ranges"}
-    return str(p.get("action", "?")), {"action"}
+    if action == "check":
+        checked = f"checked {p.get('entries')} entries after seq {p.get('after')}"
+        broken = _breaks(p)
+        text = f"{checked}: BROKEN: {broken}" if broken else f"{checked}: chain OK"
+        return text, {"action", "entries", "after", "breaks"}
+    if action in ("acknowledge", "adopt"):
+        verb = "acknowledged" if action == "acknowledge" else "adopted (no witness before)"
+        return f"{verb}: {_breaks(p)}", {"action", "breaks"}
+    return str(action or "?"), {"action"}
 
 
 _DESCRIBERS: dict[str, Callable[[dict[str, Any]], tuple[str, set[str]]]] = {

@@ -9,7 +9,9 @@ beyond any bound are removed, with two exceptions:
 - a run that holds a fault entry is kept unless ``include_faulted`` is set:
   those are the runs someone will want to look at.
 
-Entries outside any run (``run_id == ""``) are removed one by one.
+Entries outside any run (``run_id == ""``) are removed one by one, except an
+operator's acknowledgement of a break in the chain (and an adoption): the
+only record left of a wipe or a cut tail once the witness is anchored anew.
 
 How the chain survives: before deleting anything the whole chain is verified
 (evidence of tampering must not be pruned away). That check and the choice
@@ -23,6 +25,14 @@ every gap in the journal after it; verify checks the ``pruned`` table
 against that list in the newest prune entry, so a gap cannot be declared by
 hand without editing a hashed entry.
 :mod:`interlock.journal.verify` accepts a gap only if it is so recorded.
+
+The witness stays consistent: the whole check includes it (a journal whose
+witness says entries are missing is not pruned), it is made to hold the
+head durably before anything is removed (the prune entry says so, in
+``"witnessed"``), so no witness older than the prune is taken for a crash's
+lag, and its checkpoint moves to the prune entry, verified through.
+A journal with a break is not pruned, even one an operator acknowledged:
+the break's evidence would go with it.
 """
 
 from __future__ import annotations
@@ -32,11 +42,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from interlock.errors import JournalError
+from interlock.errors import JournalCorrupt, JournalError
 from interlock.journal.db import connect
 from interlock.journal.entries import Entry, Kind
 from interlock.journal.store import Journal, format_wall
-from interlock.journal.verify import VerifyReport, verify_connection
+from interlock.journal.verify import Inspection, VerifyReport, inspect_connection, verify_connection
+from interlock.journal.witness import Point, read_witness
 
 # Bytes an entry takes, as counted against ``max_bytes``: its text fields
 # (UTF-8) plus the two 8-byte numbers.
@@ -125,9 +136,19 @@ def select_prunable(
         elif run_id:
             within_runs.add(run_id)
 
+    acknowledgements = {
+        seq
+        for (seq,) in conn.execute(
+            "SELECT seq FROM entries WHERE run_id = '' AND kind = ? "
+            "AND json_extract(payload, '$.action') IN ('acknowledge', 'adopt')",
+            (Kind.JOURNAL.value,),
+        )
+    }
     doomed: list[tuple[int, str]] = []
     spared_faulted = spared_runs = 0
     for seq, run_id in beyond:
+        if seq in acknowledgements:
+            continue
         if run_id in faulted and not policy.include_faulted:
             spared_faulted += 1
         elif run_id in within_runs:
@@ -178,12 +199,26 @@ class _Plan:
     spared_runs: int
 
 
+def _refuse_any_break(found: Inspection) -> VerifyReport:
+    for brk in found.breaks:
+        ack = found.acknowledgements.get(brk.mark)
+        if ack is None:
+            raise JournalCorrupt(brk.seq, brk.problem)
+        raise JournalCorrupt(
+            brk.seq,
+            f"{ack.describe()}; a journal with a break is not pruned "
+            "(export it, and start a new journal)",
+        )
+    return found.report
+
+
 def _plan(journal: Journal, policy: RetentionPolicy, now: datetime) -> _Plan:
     """Verify and choose on a read snapshot: the slow part, without the write lock."""
+    witness = read_witness(journal.path)  # before the snapshot: see verify.inspect_file
     conn = connect(journal.path, create=False)
     try:
         conn.execute("BEGIN")
-        checked = verify_connection(conn)
+        checked = _refuse_any_break(inspect_connection(conn, witness=witness))
         doomed, spared_faulted, spared_runs = select_prunable(conn, policy, now)
         conn.execute("ROLLBACK")
     except sqlite3.Error as exc:
@@ -222,6 +257,9 @@ def prune(
                 f"{journal.path}: entry {checked.last_seq} changed while pruning; try again"
             )
         verify_connection(conn, after_seq=checked.last_seq or 0, after_hash=checked.head_hash)
+        # Durable before anything goes, verified up to its head: after a crash the
+        # witness is never older than this prune, nor checked up to an entry it removed.
+        witnessed = journal._claim_witness(conn, checked=journal._tx_start)
         late_runs = {
             run
             for (run,) in conn.execute(
@@ -248,10 +286,12 @@ def prune(
                 "spared_faulted": plan.spared_faulted,
                 "spared_runs": spared_runs,
                 "gaps": [list(gap) for gap in _gaps_after_prune(conn)],
+                **({"witnessed": list(witnessed)} if witnessed is not None else {}),
             },
             actor,
             "",
         )
+        journal._tx_checked = Point(entry.seq, entry.hash)
         _record_gaps(conn)
         # Give the freed pages back to the file system (auto_vacuum=INCREMENTAL).
         conn.execute("PRAGMA incremental_vacuum").fetchall()

@@ -20,6 +20,10 @@ monitor loop and the API threads share one connection) and ``BEGIN
 IMMEDIATE`` for other processes on the same file. The newest hash is read
 inside that transaction, so the chain stays linear however many writers
 there are.
+
+After each commit the witness beside the database (:mod:`interlock.journal.witness`)
+is moved to the new head: the head kept where a cut of the database does not
+reach it.
 """
 
 from __future__ import annotations
@@ -34,10 +38,10 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from interlock.errors import JournalError
-from interlock.journal.db import BUSY_TIMEOUT_S, ENTRY_COLUMNS, connect, row_to_entry
+from interlock.journal.db import BUSY_TIMEOUT_S, ENTRY_COLUMNS, connect, holds_point, row_to_entry
 from interlock.journal.entries import (
     GENESIS_HASH,
     KINDS,
@@ -49,6 +53,7 @@ from interlock.journal.entries import (
     file_digest,
     writable_text,
 )
+from interlock.journal.files import OWNER_ONLY, JournalAccess, apply
 from interlock.journal.intent import (
     _JOURNAL_TOKEN,
     DurableIntent,
@@ -56,6 +61,7 @@ from interlock.journal.intent import (
     is_off_only,
     is_pure_query,
 )
+from interlock.journal.witness import START, Point, Witness, WitnessRecord
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +158,6 @@ def new_run_id(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-class _Head(NamedTuple):
-    seq: int
-    hash: str
-
-
 def _encode_staged(
     payload: Mapping[str, Any] | None,
 ) -> tuple[str, tuple[tuple[str, Pending], ...]]:
@@ -215,6 +216,8 @@ class Journal:
     and cleared by :meth:`end_run`; entries outside a run carry ``""``.
     ``busy_timeout`` bounds how long an append waits for another process's
     write (a prune, another writer) before it fails with JournalError.
+    ``access`` says who may read the files (default: a new journal is
+    owner-only, an existing one keeps its modes); see :mod:`interlock.journal.files`.
     """
 
     def __init__(
@@ -225,6 +228,7 @@ class Journal:
         actor: str = "controller",
         clock: Clock | None = None,
         busy_timeout: float = BUSY_TIMEOUT_S,
+        access: JournalAccess | None = None,
     ) -> None:
         self.path = Path(path)
         self.bench = bench
@@ -242,14 +246,45 @@ class Journal:
         self._busy_ms: int | None = None
         # Off commands sent without their record on disk (see safe_off_intent).
         self.unjournaled = 0
-        self._tx_head: _Head | None = None  # the chain's head inside a write transaction
-        self._tx_start: _Head | None = None
+        self._tx_head: Point | None = None  # the chain's head inside a write transaction
+        self._tx_start: Point | None = None
+        # Set inside a write transaction: the witness's checkpoint moves here with
+        # the commit (a check verified the chain so far); or the witness is
+        # overwritten with the new head (an operator acknowledged what it held).
+        self._tx_checked: Point | None = None
+        self._tx_reanchor = False
         self._staged_lock = threading.Lock()
+        self._access = access
         self._conn: sqlite3.Connection | None = connect(
-            self.path, create=True, busy_timeout=busy_timeout
+            self.path, create=True, busy_timeout=busy_timeout, access=access
         )
+        try:
+            self._witness: Witness | None = self._open_witness(self._conn)
+        except BaseException:
+            self._conn.close()
+            raise
 
     # -- lifecycle ---------------------------------------------------------
+
+    def _open_witness(self, conn: sqlite3.Connection) -> Witness | None:
+        """The witness; a journal with nothing in it yet gets a new one. A journal
+        that holds entries and no witness stays without: verification says so,
+        and adopting it is an explicit, journaled act (see startup)."""
+        witness = Witness.open(self.path)
+        if witness is not None:
+            if self._access is not None:
+                apply([witness.path], self._access)
+            return witness
+        try:
+            empty = conn.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM entries) AND NOT EXISTS (SELECT 1 FROM head)"
+            ).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: cannot read journal: {exc}") from exc
+        if not empty:
+            log.warning("%s: no witness beside this journal: its head is not anchored", self.path)
+            return None
+        return Witness.create(self.path, WitnessRecord(START, START), self._access or OWNER_ONLY)
 
     def close(self) -> None:
         with contextlib.suppress(JournalError):
@@ -258,6 +293,9 @@ class Journal:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._witness is not None:
+                self._witness.close()
+                self._witness = None
 
     def __enter__(self) -> Journal:
         return self
@@ -317,6 +355,7 @@ class Journal:
                 conn.execute("COMMIT")
                 with self._staged_lock:
                     del self._staged[: len(staged)]
+                committed = (self._tx_start, self._tx_head, self._tx_checked, self._tx_reanchor)
             except BaseException as exc:
                 for pending in staged:
                     pending.seq = None
@@ -327,14 +366,71 @@ class Journal:
                 raise
             finally:
                 self._tx_head = None
+                self._tx_checked = None
+                self._tx_reanchor = False
+            # After the commit, never before: the witness may lag the database, never lead it.
+            self._witness_after_commit(conn, *committed)
         finally:
             self._lock.release()
 
-    def _head(self, conn: sqlite3.Connection) -> _Head:
-        row = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
-        return _Head(0, GENESIS_HASH) if row is None else _Head(row[0], row[1])
+    def _witness_after_commit(
+        self,
+        conn: sqlite3.Connection,
+        start: Point,
+        head: Point,
+        checked: Point | None,
+        reanchor: bool,
+    ) -> None:
+        if reanchor:
+            record = WitnessRecord(head, checked or head)
+            if self._witness is None:
+                self._witness = Witness.create(self.path, record, self._access or OWNER_ONLY)
+            try:
+                self._witness.write(record)
+            except OSError as exc:
+                raise JournalError(f"{self._witness.path}: cannot write witness: {exc}") from exc
+            return
+        if self._witness is None or (head == start and checked is None):
+            return
+        try:
+            self._witness.advance(
+                start, head, lambda point: holds_point(conn, *point), checked=checked
+            )
+        except (OSError, sqlite3.Error, JournalError) as exc:
+            # The entries are committed: the write stands, and the witness lags
+            # (which verification accepts) until a later commit moves it.
+            log.error("%s: witness not moved to seq %d: %s", self._witness.path, head.seq, exc)
 
-    def _insert_staged(self, conn: sqlite3.Connection, staged: list[Pending], head: _Head) -> _Head:
+    def _claim_witness(
+        self, conn: sqlite3.Connection, *, checked: Point | None = None
+    ) -> Point | None:
+        """Inside a write transaction: make the witness hold the committed head,
+        durably, so that an entry of this transaction may say so ("witnessed"):
+        a witness found older than such a claim was rolled back. ``checked``:
+        the chain is verified up to there, the checkpoint moves there too.
+        None if the witness is missing or holds something else (then nothing
+        is claimed)."""
+        start = self._tx_start
+        if self._witness is None or start is None:
+            return None
+        try:
+            written = self._witness.advance(
+                start,
+                start,
+                lambda point: holds_point(conn, *point),
+                checked=checked,
+                durable=True,
+            )
+        except (OSError, sqlite3.Error, JournalError) as exc:
+            log.error("%s: witness not made durable: %s", self._witness.path, exc)
+            return None
+        return start if written else None
+
+    def _head(self, conn: sqlite3.Connection) -> Point:
+        row = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
+        return Point(0, GENESIS_HASH) if row is None else Point(row[0], row[1])
+
+    def _insert_staged(self, conn: sqlite3.Connection, staged: list[Pending], head: Point) -> Point:
         """Write staged entries, in order, after ``head``; returns the new head.
 
         Each pending gets its seq as its row is made, so a later one naming it
@@ -365,7 +461,7 @@ class Journal:
             rows.append((*fields, prev_hash))
             pending.seq = seq
         conn.executemany(_INSERT, rows)
-        return _Head(seq, prev_hash)
+        return Point(seq, prev_hash)
 
     def _insert(
         self,
@@ -395,7 +491,7 @@ class Journal:
         fields = (seq, wall_time, mono_time, bench, run_id, kind, actor, payload_json, prev_hash)
         hash_ = entry_hash(*fields)
         conn.execute(_INSERT, (*fields, hash_))
-        self._tx_head = _Head(seq, hash_)
+        self._tx_head = Point(seq, hash_)
         return Entry(*fields, hash_)
 
     def append(
@@ -409,6 +505,33 @@ class Journal:
         """Append one entry; returns once it is durable on disk."""
         with self._write_transaction() as conn:
             return self._insert(conn, kind, payload, actor, run_id)
+
+    def upkeep(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        actor: str | None = None,
+        checked: Point | None = None,
+        claim_witness: bool = False,
+        reanchor_witness: bool = False,
+    ) -> Entry:
+        """Append a ``journal`` entry about the journal itself (outside any run).
+
+        ``checked``: the chain is verified up to there; the witness's checkpoint
+        moves there with this commit. ``claim_witness``: make the witness hold
+        the head durably first, and say so in the entry (``"witnessed"``).
+        ``reanchor_witness``: overwrite the witness with this entry (creating
+        it if missing), whatever it held: only for what an operator acknowledged.
+        """
+        with self._write_transaction() as conn:
+            if claim_witness:
+                claim = self._claim_witness(conn, checked=checked)
+                if claim is not None:
+                    payload = {**payload, "witnessed": [claim.seq, claim.hash]}
+            entry = self._insert(conn, Kind.JOURNAL, payload, actor, "")
+            self._tx_checked = checked
+            self._tx_reanchor = reanchor_witness
+        return entry
 
     def stage(
         self, kind: str, payload: Mapping[str, Any] | None = None, *, actor: str | None = None

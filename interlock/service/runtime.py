@@ -21,6 +21,8 @@ from interlock.config import Configuration, load_configuration
 from interlock.controller import Controller
 from interlock.errors import InterlockError
 from interlock.journal import Journal
+from interlock.journal.files import JournalAccess
+from interlock.journal.startup import ChainGuard, check_at_start
 from interlock.service.events import EventHub
 from interlock.service.leases import LeaseManager
 from interlock.service.tokens import TokenStore
@@ -61,9 +63,14 @@ class Service:
             raise
 
     def _open(self) -> None:
+        # The journal first: its directory is made owner-only (or the journal group's).
+        self.journal = Journal(
+            self.settings.journal,
+            bench=self.bench.name,
+            access=JournalAccess(self.settings.journal_group),
+        )
+        chain = ChainGuard(self.journal, check_at_start(self.journal))
         self.tokens.ensure()
-        self.settings.journal.parent.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(self.settings.journal, bench=self.bench.name)
         resources = self._resources
         if resources is None and self.bench.environment == "simulation":
             from interlock.sim.bench import SimulatedBench
@@ -78,6 +85,9 @@ class Service:
             # Serve on: an operator must be able to see why, and anyone to stop the bench.
             self.connect_error = f"{type(error).__name__}: {error}"
             log.error("controller did not connect: %s", self.connect_error)
+        # A broken chain is a latched fault; the operator's reset acknowledges it.
+        self.controller.before_reset.append(chain.before_reset)
+        chain.latch(self.controller.trip)
         self.leases = LeaseManager(
             self.controller,
             self.settings.lease_timeout,

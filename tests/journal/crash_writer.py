@@ -10,16 +10,23 @@ moment and checks that everything on the wire is in the journal. PAUSE_S
 between commands leaves the write lock free now and then, as a controller
 does; back to back, it would hold off other processes (SQLite's write lock is
 not fair).
+
+With DIE_BEFORE_WITNESS=N in its environment it kills itself (SIGKILL) at its
+Nth commit, after the commit and before the witness write that follows it:
+the one moment a crash leaves the witness behind the database.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import signal
 import sys
 import threading
 import time
 
 from interlock.journal import Journal, JournaledWriter
+from interlock.journal.witness import Witness
 
 
 def exit_with_parent() -> None:
@@ -34,8 +41,22 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def die_before_witness(commits: int) -> None:
+    advance = Witness.advance
+    counted = itertools.count(1)
+
+    def advance_or_die(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if next(counted) >= commits:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return advance(self, *args, **kwargs)
+
+    Witness.advance = advance_or_die  # type: ignore[method-assign]
+
+
 def main() -> None:
     exit_with_parent()
+    if "DIE_BEFORE_WITNESS" in os.environ:
+        die_before_witness(int(os.environ["DIE_BEFORE_WITNESS"]))
     journal_path, wire_path, name = sys.argv[1:4]
     threads = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0

@@ -1,0 +1,106 @@
+"""Who may read the journal's files: its owner, or also one group named in bench.toml.
+
+The database, SQLite's ``-wal`` and ``-shm`` beside it and the witness
+(:mod:`interlock.journal.witness`) are created ``0600`` (``0640`` and given
+to the group), and a directory made for them ``0700`` (``0750``), whatever
+the process's umask. SQLite gives ``-wal`` and ``-shm`` the database's mode
+itself, but the creating process's group: a writer gives them the group after
+opening.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from interlock.errors import JournalError
+
+
+@dataclass(frozen=True)
+class JournalAccess:
+    group: str | None = None  # also readable by this group; None: the owner only
+
+    @property
+    def mode(self) -> int:
+        return 0o640 if self.group else 0o600
+
+    @property
+    def directory_mode(self) -> int:
+        return 0o750 if self.group else 0o700
+
+    def gid(self) -> int:
+        """The group's id, or -1 (leave the group as it is) when there is none."""
+        if self.group is None:
+            return -1
+        try:
+            return grp.getgrnam(self.group).gr_gid
+        except KeyError:
+            raise JournalError(f'no group "{self.group}" on this machine') from None
+
+
+OWNER_ONLY = JournalAccess()
+
+
+def companions(path: Path) -> list[Path]:
+    """The files SQLite keeps beside a database in WAL mode."""
+    return [Path(f"{path}-wal"), Path(f"{path}-shm")]
+
+
+def make_directory(path: Path, access: JournalAccess) -> None:
+    """Create ``path`` (and missing parents) if it is missing; the last level gets ``access``."""
+    if path.is_dir():
+        return
+    try:
+        path.mkdir(parents=True, mode=access.directory_mode)
+        # mkdir's mode is filtered by the umask: set it exactly.
+        os.chmod(path, access.directory_mode)
+        if access.group is not None:
+            os.chown(path, -1, access.gid())
+    except FileExistsError:
+        pass  # made by another process meanwhile
+    except OSError as exc:
+        raise JournalError(f"cannot create the journal's directory {path}: {exc}") from exc
+
+
+def create_file(path: Path, access: JournalAccess) -> int:
+    """Create ``path`` with ``access`` and return it open for reading and writing.
+
+    FileExistsError if it exists: the caller opens that one instead.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, access.mode)
+    try:
+        os.fchmod(fd, access.mode)  # the umask filtered the mode os.open gave
+        if access.group is not None:
+            os.fchown(fd, -1, access.gid())
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return fd
+
+
+def apply(paths: list[Path], access: JournalAccess) -> None:
+    """Give files that exist ``access`` (a journal made before, or by SQLite with our group)."""
+    gid = access.gid()
+    for path in paths:
+        try:
+            os.chmod(path, access.mode)
+            if gid != -1:
+                os.chown(path, -1, gid)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise JournalError(f"cannot restrict who reads {path}: {exc}") from exc
+
+
+def sync_directory(path: Path) -> None:
+    """Make a new directory entry in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
