@@ -6,7 +6,8 @@ Everything the board decides lives here, so it can be tested on any Python
 - all relays open at power-up (``commanded`` starts at 0);
 - an open E-stop loop opens every relay in the same poll and latches ESTOP;
 - a silent host (no valid frame for ``watchdog_ms``) opens every relay and
-  latches WDT;
+  latches WDT; a host that leaves on purpose (``release``) opens every relay
+  and disarms the watchdog until its next frame;
 - while a cause is latched or the E-stop is open, nothing may close;
 - a set that would close a forbidden combination is refused and changes
   nothing;
@@ -156,6 +157,13 @@ class Interlock:
             raise Refused(FORBIDDEN, "%X" % hit)
         self.forbidden = list(masks)
         self.version += 1
+
+    def release(self):
+        """The host leaves on purpose: every relay opens, and the watchdog
+        waits for the next frame (which re-arms it) instead of latching WDT.
+        A cause already latched stays latched."""
+        self._open_all()
+        self.armed = False
 
     def set_watchdog(self, ms):
         try:

@@ -13,7 +13,7 @@ This file must stay valid MicroPython.
 import rb_core
 
 MAKER = "interlock"
-FIRMWARE_VERSION = "1.0.0"
+FIRMWARE_VERSION = "1.1.0"
 
 # Longest frame the board accepts. The longest legal one (FORBID with 16
 # masks) is about 100 characters; anything longer is noise or a broken host.
@@ -215,6 +215,9 @@ class Protocol:
             elif name == "SET":
                 _expect_args(args, 1)
                 core.set_relays(_parse_hex(args[0], 4))
+            elif name == "BYE":
+                _expect_args(args, 0)
+                core.release()
             elif name == "RESET":
                 _expect_args(args, 0)
                 core.reset()

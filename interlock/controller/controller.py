@@ -226,14 +226,17 @@ class Controller:
     def safe_state(self, reason: str) -> SafeStateReport:
         """Outputs off in power-off order, relays open, verified; carries on past errors."""
         with self.supervisor.withheld(), self._safe_lock:
+            # Commanded off before the first off command goes out: the monitor, polling
+            # meanwhile, must see outputs going off as commanded, not as regulation lost.
+            # Under the gate: an exchange in flight records what it did first.
+            with self._gate:
+                self.commanded = BenchState(
+                    nets={n: replace(s, output=False) for n, s in self.commanded.nets.items()},
+                    closed_relays=frozenset(),
+                )
+                self._setpoint_window.clear()
             report = drive_safe(self, reason)
             self.last_safe_state = report
-            # What was commanded is gone: the instruments now hold (at most) the safe state.
-            self.commanded = BenchState(
-                nets={n: replace(s, output=False) for n, s in self.commanded.nets.items()},
-                closed_relays=frozenset(),
-            )
-            self._setpoint_window.clear()
         if self.state == "live" and self.fault_cause is None:
             # Driven safe without a fault (e.g. on request): nothing is live any more.
             with contextlib.suppress(JournalError, StateError):
@@ -267,21 +270,20 @@ class Controller:
                     self.supervisor.start()
                 self.trip("identity", "; ".join(str(f) for f in failures))
                 raise failures[0]
+            previous_stop = self._previous_stop()
             energised, protection_trips = self._read_actual_state()
             board = self.instruments.board
             board_state = board.get_state()
             self._program_board()
             # Every finding is named in the one fault: a reset clears the supplies'
-            # trips, the evidence of what happened before we came.
-            if energised:
-                self.trip("found-energised", "; ".join(energised + protection_trips))
-            elif board_state.trip_cause is not None or board_state.estop_active:
-                cause = "E-stop open" if board_state.estop_active else board_state.trip_cause
-                found = [f"relay board latched {cause}", *protection_trips]
-                self.trip("found-tripped", f"{'; '.join(found)} before we connected")
-            elif protection_trips:
-                found = "; ".join(protection_trips)
-                self.trip("found-tripped", f"{found} before we connected")
+            # trips and the board's latch, the evidence of what happened before we came.
+            found = energised + protection_trips
+            if board_state.estop_active or board_state.trip_cause is not None:
+                latched = "E-stop open" if board_state.estop_active else board_state.trip_cause
+                found.append(f"relay board latched {latched}")
+            if found:
+                cause = "found-energised" if energised else "found-tripped"
+                self.trip(cause, f"{'; '.join(found)} before we connected{previous_stop}")
             # Started after the start-up findings, so they are reported first and once.
             if self.fault_cause is not None:
                 self.supervisor.mark_seen("relay-board", "estop")
@@ -290,6 +292,29 @@ class Controller:
             if self.fault_cause is not None:
                 return
             self._transition("connect")
+
+    def _previous_stop(self) -> str:
+        """How the last controller on this journal stopped, as a clause for a finding.
+
+        A clean stop leaves a ``disconnect`` transition as its last state change;
+        anything else (a crash, a kill, a power cut) leaves whatever came before.
+        """
+        try:
+            last = self.journal.last(kind="state")
+        except JournalError:
+            return ""
+        if last is None:
+            return ""
+        payload = last.payload
+        when = f"{last.wall_time} (journal seq {last.seq})"
+        if payload.get("trigger") == "disconnect":
+            if payload.get("stop") == "clean":
+                return f"; the last service stopped cleanly at {when}"
+            return f"; the last service stopped at {when} with {payload.get('why', 'no reason')}"
+        return (
+            f"; the last service did not stop cleanly: its last state change was "
+            f"{payload.get('trigger')} to {payload.get('to')} at {when}"
+        )
 
     def _read_actual_state(self) -> tuple[list[str], list[str]]:
         """What is energised right now, whatever anyone believes, and which supply
@@ -331,16 +356,43 @@ class Controller:
         return sorted(masks)
 
     def close(self) -> None:
-        """Drive safe, stop supervising, close every instrument."""
+        """Drive safe, stop supervising, leave the board cleanly, close every instrument.
+
+        Only a stop that verified the safe state with no fault latched tells the
+        board it is leaving (``release``): the board then opens its relays and
+        disarms its watchdog, so the next start finds nothing latched. Any other
+        stop leaves the board's watchdog to latch, and the next start to find it.
+        """
         with self._operation:
+            report = None
             if self.state != "disconnected":
-                self.safe_state("controller closing")
+                report = self.safe_state("controller closing")
             self.monitor.stop()
             self.supervisor.stop()
             if self.state != "disconnected":
+                unclean = self._unclean_stop(report)
                 with contextlib.suppress(JournalError, StateError):
-                    self._transition("disconnect")
+                    if unclean is None:
+                        self._transition("disconnect", stop="clean")
+                    else:
+                        self._transition("disconnect", stop="unclean", why=unclean)
             self.instruments.close()
+
+    def _unclean_stop(self, report: SafeStateReport | None) -> str | None:
+        """Release the board if this stop is clean; else why it is not."""
+        board = self.instruments.board
+        if self.fault_cause is not None:
+            return f"fault latched: {self.fault_cause}"
+        if report is None or not report.verified:
+            unverified = "; ".join(report.unverified) if report else "not driven safe"
+            return f"safe state not verified: {unverified}"
+        if board.name in self.instruments.untrusted:
+            return f"{board.name}: not the board bench.toml names"
+        try:
+            board.release()
+        except InstrumentError as error:
+            return f"the relay board did not take the release: {error}"
+        return None
 
     # -- operator actions ----------------------------------------------------------
 
@@ -371,6 +423,7 @@ class Controller:
                 operator=operator,
             )
             try:
+                self._verify_identities("arming")
                 self._program_board()
                 self._check_dut_identity()
                 self._verify_all_off()
@@ -411,6 +464,19 @@ class Controller:
             for net, n in self.limits.nets.items()
         }
 
+    def _verify_identities(self, when: str) -> None:
+        """Every instrument, the relay board included, is who bench.toml says, now.
+
+        A unit swapped behind an unbroken link (a LAN or GPIB gateway, a switch)
+        answers on the same resource: only asking again finds it. One that is not
+        who it should be is never commanded again (not even "off") until a reset
+        identifies it, and the bench trips.
+        """
+        failures = self.instruments.verify_identities()
+        if failures:
+            self.trip("identity", f"at {when}: " + "; ".join(str(f) for f in failures))
+            raise failures[0]
+
     def _check_dut_identity(self) -> None:
         identity = self.configuration.profile.identity
         if identity is None:
@@ -427,6 +493,16 @@ class Controller:
         )
         if not ok:
             raise IdentityMismatch("dut", f"{self.configuration.profile.name} ({expected})", seen)
+
+    def _recheck_dut_identity(self) -> None:
+        """The first net to go live (after arming, or after every net was off) is
+        preceded by measuring the DUT's identity again: a board swapped while the
+        bench stood armed and dark must not be energised as the one pinned."""
+        try:
+            self._check_dut_identity()
+        except IdentityMismatch as error:
+            self.trip("dut-identity", f"before going live: {error}")
+            raise FaultLatched(f"the DUT changed since arming: {error}") from error
 
     def _verify_all_off(self) -> None:
         energised, tripped = self._read_actual_state()
@@ -798,6 +874,8 @@ class Controller:
         psu = self.instruments.supplies[port.supply]
         if port.power_relay in self.commanded.closed_relays:
             self._switch_relay(port.power_relay, False)
+        if not self.commanded.live_nets:
+            self._recheck_dut_identity()
         self._safe_to_mate(net)
         # What the supply really holds, output still off and relay still open: an output
         # turned on behind our back must not reach the DUT when the relay closes.

@@ -9,7 +9,7 @@ queued on :attr:`RelayBoard.events`, never taken for the reply.
 Retries, only where they are safe:
 
 - commands that can never close a relay and are idempotent (ID, HB, GET,
-  FORBID, WD) are resent with a new sequence number after a lost or garbled
+  FORBID, WD, BYE) are resent with a new sequence number after a lost or garbled
   reply, up to ``retries`` times;
 - SET and RESET are never resent. A lost reply is resolved by reading the
   state: if the board shows the requested result, that is the answer;
@@ -390,6 +390,17 @@ class RelayBoard:
     def open_all(self) -> BoardState:
         """Open every relay; always allowed, even tripped or with the E-stop open."""
         return self.set_relays(0)
+
+    def release(self) -> BoardState:
+        """Leave cleanly: the board opens every relay and disarms its host watchdog
+        until the next frame, so the next host finds no WDT latched. Resent (with a
+        new seq) after a lost reply: it never closes anything."""
+        state = self._state(self._transact("BYE", "release", resend_safe=True), "release")
+        if state.commanded:
+            raise ProtocolError(
+                self.name, f"release: acknowledged BYE but reports {state.commanded_mask:X}"
+            )
+        return state
 
     def reset_trip(self) -> BoardState:
         """Clear a latched cause. Never closes a relay; refused while the E-stop is open."""

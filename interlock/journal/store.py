@@ -776,12 +776,17 @@ class Journal:
 
     # -- reading back what this journal holds --------------------------------
 
-    def last(self) -> Entry | None:
+    def last(self, kind: str | None = None) -> Entry | None:
+        """The newest entry written (of ``kind``, if given), or None."""
+        where, args = ("WHERE kind = ? ", (str(kind),)) if kind is not None else ("", ())
         with self._lock:
             conn = self._conn
             if conn is None:
                 raise JournalError(f"{self.path}: journal is closed")
-            row = conn.execute(
-                f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
+            try:
+                row = conn.execute(
+                    f"SELECT {ENTRY_COLUMNS} FROM entries {where}ORDER BY seq DESC LIMIT 1", args
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise JournalError(f"{self.path}: cannot read: {exc}") from exc
         return None if row is None else row_to_entry(row)

@@ -8,9 +8,10 @@ is turned into exactly the requests the controller would make for it:
 - a voltage on a live net is ramped as the controller ramps it (steps of at
   most ``max_step``, ``step_interval`` apart) and is refused whole if any
   step is refused, as the controller refuses it before sending the first;
-- going live first opens the net's power relay if closed, closes and opens
-  its sense relay (safe-to-mate), closes the power relay, then turns the
-  output on and waits the settle time;
+- going live first opens the net's power relay if closed, measures the
+  DUT's identity again when no net is live yet (closes and opens the ID
+  net's sense relay), closes and opens its sense relay (safe-to-mate),
+  closes the power relay, then turns the output on and waits the settle time;
 - a wait advances the clock.
 
 One check is not the engine's: a live net at 0 V draws no current, so the
@@ -204,6 +205,15 @@ class CommandedBench:
         requests: list[Request] = []
         if wiring.power_relay in self.state.closed_relays:
             requests.append(SetRelay(wiring.power_relay, False))
+        identity = self.configuration.profile.identity
+        if identity is not None and not self.state.live_nets:
+            # The first net to go live has the DUT's identity measured again first.
+            id_wiring = self.configuration.bench.wiring.get(identity.net)
+            if id_wiring is not None and id_wiring.sense_relay is not None:
+                requests += [
+                    SetRelay(id_wiring.sense_relay, True),
+                    SetRelay(id_wiring.sense_relay, False),
+                ]
         if wiring.sense_relay is not None:  # safe-to-mate routes the meter to the net
             requests += [SetRelay(wiring.sense_relay, True), SetRelay(wiring.sense_relay, False)]
         requests += [SetRelay(wiring.power_relay, True), SetOutput(net, True)]

@@ -306,6 +306,11 @@ class SimulatedBench:
         elif kind == "wrong-dut":
             ohms = parse_ohms(fault.value) if fault.value else DEFAULT_WRONG_DUT_OHMS
             self.electrical.override_load(self.id_net, dut.Load(ohms) if on else None)
+        elif kind == "identity" and fault.target in self.relay_boards:
+            parts = [p.strip() for p in fault.value.split(",")]
+            if len(parts) < 3:
+                raise SimulatorError(f'fault "{fault.spec}": expected MAKER,MODEL,SERIAL')
+            self.relay_boards[fault.target].impersonate(tuple(parts[:3]) if on else None)
         elif kind in ("identity", "ignore-setpoint", "noise"):
             instrument = self._scpi_instrument(fault)
             with self._lock:

@@ -26,7 +26,8 @@ are the ones of ``bench.toml``::
     noise:INSTR=SIGMA         readings get Gaussian noise of SIGMA (in the
                               reading's unit: V, A, ohm), or SIGMA% of the reading
 
-identity, ignore-setpoint, hang, drop and noise apply to the SCPI instruments;
+identity also applies to the relay board (another board answers ``ID`` on the
+same link); ignore-setpoint, hang, drop and noise apply to the SCPI instruments;
 weld and estop to the relay board (through its firmware's inputs, so the
 firmware sees and reports them as it would on the real board).
 

@@ -35,6 +35,7 @@ import threading
 import time
 import tty
 import types
+from binascii import crc_hqx
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -263,6 +264,7 @@ class SimulatedRelayBoard:
         self._drop_replies = 0
         self._garble_replies = 0
         self._garble_requests = 0
+        self._impostor: tuple[str, str, str] | None = None
         self.boots = 0
 
     # -- life cycle ------------------------------------------------------------
@@ -469,9 +471,32 @@ class SimulatedRelayBoard:
             except Exception:
                 log.exception("relay board %s: listener %r failed", self.serial, listener)
 
+    def impersonate(self, identity: tuple[str, str, str] | None) -> None:
+        """Another board answers ID on this link: (maker, model, serial), or None.
+
+        What a gateway or a swapped cable does to a host whose link never broke:
+        the firmware keeps running, only the identity on the wire changes.
+        """
+        with self._lock:
+            self._impostor = identity
+
+    def _impersonated(self, data: bytes) -> bytes:
+        impostor = self._impostor
+        text = data.rstrip(b"\n").decode("ascii", "replace")
+        body = text.rpartition("*")[0]
+        seq, bar, payload = body.partition("|")
+        if impostor is None or not bar or not payload.startswith("ACK ID "):
+            return data
+        fields = dict(word.partition("=")[::2] for word in payload.split(" ")[2:])
+        fields.update(maker=impostor[0], model=impostor[1], serial=impostor[2])
+        words = " ".join(f"{key}={value}" for key, value in fields.items())
+        sealed = f"{seq}|ACK ID {words}".encode("ascii")
+        return sealed + b"*" + f"{crc_hqx(sealed, 0xFFFF):04X}".encode() + b"\n"
+
     def _line_noise(self, data: bytes) -> bytes:
         if data[:1] == b"!":
             return data
+        data = self._impersonated(data)
         with self._lock:
             if self._drop_replies:
                 self._drop_replies -= 1

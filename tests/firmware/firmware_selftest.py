@@ -262,6 +262,35 @@ def test_watchdog_survives_tick_wraparound():
     assert rig.core.cause == "WDT"
 
 
+def test_bye_opens_every_relay_and_disarms_the_watchdog():
+    rig = Rig(watchdog_ms=100)
+    rig.payload("SET 3")
+    fields = state(rig.payload("BYE"))
+    assert fields["R"] == "0" and fields["T"] == "-"
+    assert rig.core.commanded == 0
+    rig.advance(10000)
+    assert rig.core.cause is None, "a host that left cleanly is not a silent host"
+    assert not any("EVT TRIP" in e for e in rig.events())
+
+
+def test_a_frame_after_bye_arms_the_watchdog_again():
+    rig = Rig(watchdog_ms=100)
+    rig.payload("BYE")
+    rig.payload("SET 1")
+    rig.advance(101)
+    assert rig.core.cause == "WDT" and rig.core.commanded == 0
+
+
+def test_bye_keeps_a_latched_cause_and_takes_no_arguments():
+    rig = Rig(watchdog_ms=100)
+    rig.payload("SET 1")
+    rig.advance(101)
+    assert rig.core.cause == "WDT"
+    assert state(rig.payload("BYE"))["T"] == "WDT"
+    assert rig.payload("SET 1").startswith("NAK TRIPPED")
+    assert rig.payload("BYE 1").startswith("NAK BADARG")
+
+
 def test_watchdog_period_command_bounds():
     rig = Rig()
     assert state(rig.payload("WD 50"))["W"] == "50"

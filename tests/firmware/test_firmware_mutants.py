@@ -87,6 +87,16 @@ MUTANTS = {
         "    if core.commanded != written:\n        hal.write_relays(core.commanded)\n",
         "    pass\n",
     ),
+    "bye leaves relays closed": (
+        "rb_core",
+        "        self._open_all()\n        self.armed = False",
+        "        self.armed = False",
+    ),
+    "bye does not disarm": (
+        "rb_core",
+        "        self._open_all()\n        self.armed = False",
+        "        self._open_all()",
+    ),
     "lowercase hex accepted": ("rb_protocol", '_HEX = "0123456789ABCDEF"',
                                '_HEX = "0123456789ABCDEFabcdef"'),
 }

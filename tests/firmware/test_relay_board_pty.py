@@ -73,7 +73,7 @@ def watch(sim: SimulatedRelayBoard) -> AllOpenWatch:
 
 
 def test_identify_and_power_up_state(sim: SimulatedRelayBoard, board: RelayBoard) -> None:
-    assert board.identify() == BoardIdentity("interlock", "RB8", "RB8-000117", "1.0.0")
+    assert board.identify() == BoardIdentity("interlock", "RB8", "RB8-000117", "1.1.0")
     assert board.relay_count == 8
     state = board.get_state()
     assert state.all_open and state.trip_cause is None and not state.estop_active
@@ -88,7 +88,7 @@ def test_custom_serial_and_relay_count() -> None:
     with SimulatedRelayBoard(serial="RB4-000001", relays=4, watchdog=0.2) as sim:
         assert sim.port is not None
         with RelayBoard(sim.port) as driver:
-            assert driver.identify() == BoardIdentity("interlock", "RB4", "RB4-000001", "1.0.0")
+            assert driver.identify() == BoardIdentity("interlock", "RB4", "RB4-000001", "1.1.0")
             assert driver.get_state().watchdog == 0.2
             with pytest.raises(ValueError, match=r"outside 1\.\.4"):
                 driver.set_relays({5})
@@ -137,6 +137,21 @@ def test_watchdog_opens_all_relays_after_host_silence(
     assert refused.value.cause == "WDT"
     assert board.reset_trip().all_open  # a reset never closes anything
     assert board.set_relays({1}).commanded == {1}
+
+
+def test_a_host_that_says_goodbye_leaves_nothing_latched(
+    sim: SimulatedRelayBoard, board: RelayBoard, watch: AllOpenWatch
+) -> None:
+    board.set_watchdog(0.1)
+    board.set_relays({1, 2})
+    assert not board.release().commanded  # its contacts follow within the settle time
+    watch.wait(ESTOP_BOUND_S)
+    time.sleep(0.1 * 5)  # five watchdog periods of silence
+    state = board.get_state()  # a frame again: the watchdog is armed from here on
+    assert state.trip_cause is None and state.all_open
+    board.set_relays({1})
+    silence_until_open(board, watch, 0.1)
+    assert board.get_state().trip_cause == "WDT"
 
 
 def test_default_watchdog_is_500_ms(board: RelayBoard, watch: AllOpenWatch) -> None:

@@ -245,7 +245,7 @@ def test_bad_fault_specs_are_refused(spec):
 
 
 def test_faults_on_unknown_targets_are_refused(sim_bench):
-    for spec in ("short:NOPE", "hang:scope", "weld:K99", "identity:relays=a,b,c"):
+    for spec in ("short:NOPE", "hang:scope", "weld:K99", "identity:scope=a,b,c"):
         with pytest.raises(SimulatorError):
             sim_bench.inject(spec)
     assert sim_bench.faults() == []
