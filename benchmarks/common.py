@@ -5,10 +5,12 @@ own channel of a Keysight E36312A (three channels per supply, as many
 supplies as needed), a 34461A meter and the RB8 relay board. Each net needs
 a power relay and, to go live through the interlock (safe-to-mate), a sense
 relay: the RB8's 8 relays give at most :data:`RELAY_NETS` = 4 nets that go
-live the ordinary way. Nets beyond that get relays on channels the board
-does not have (``bench.toml`` does not check a relay channel against the
-board model): the bench file loads, but those nets can only be *forced*
-live (see :func:`force_live` and :mod:`benchmarks.simhost`).
+live the ordinary way. No bench file may describe more (``bench.toml`` holds
+each relay channel against its board's model): the files hold the first 4
+nets' wiring, the profile every net, and :func:`load_generated` adds the
+nets beyond 4 to the loaded bench, with relays on channels the board does
+not have. Those nets can only be *forced* live (see :func:`force_live` and
+:mod:`benchmarks.simhost`, which hardwires their relays in the simulator).
 
 Every benchmark runs the simulator in a process of its own
 (``interlock sim start``), as real instruments would be, and talks to it
@@ -33,9 +35,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interlock.sim import control
+
+if TYPE_CHECKING:
+    from interlock.config import Configuration
 
 PYTHON = sys.executable
 # Nets that can go live the ordinary way on one RB8 board (8 relays: power + sense each).
@@ -150,15 +155,10 @@ def make_bench(directory: Path, nets: int, *, monitor_period: str = "50 ms") -> 
         'instrument = "dmm"',
         "",
     ]
-    for i, net in enumerate(names):
-        # The first four nets fit the board (power K1..K4, sense K5..K8); the rest do not.
-        if i < RELAY_NETS:
-            power, sense = i + 1, i + 1 + RELAY_NETS
-        else:
-            power, sense = (
-                BOARD_RELAYS + 2 * (i - RELAY_NETS) + 1,
-                BOARD_RELAYS + 2 * (i - RELAY_NETS) + 2,
-            )
+    # The first four nets fit the board (power K1..K4, sense K5..K8); the rest are
+    # added by load_generated.
+    for i, net in enumerate(names[:RELAY_NETS]):
+        power, sense = _relay_channels(i)
         supply, channel = f"psu{i // 3 + 1}", i % 3 + 1
         lines += [
             f"[relays.P{i + 1:02d}]",
@@ -174,7 +174,7 @@ def make_bench(directory: Path, nets: int, *, monitor_period: str = "50 ms") -> 
             "",
         ]
     lines += ["[simulation]", 'latency = "1 ms"', "", "[simulation.loads]"]
-    lines += [f'{net} = {{ resistance = "{NET_OHMS:g} ohm" }}' for net in names]
+    lines += [f'{net} = {{ resistance = "{NET_OHMS:g} ohm" }}' for net in names[:RELAY_NETS]]
     sim_file = directory / "bench.toml"
     sim_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -216,6 +216,72 @@ def make_bench(directory: Path, nets: int, *, monitor_period: str = "50 ms") -> 
     profile_file = directory / "profile.toml"
     profile_file.write_text("\n".join(profile) + "\n", encoding="utf-8")
     return GeneratedBench(directory, names, sim_file, profile_file)
+
+
+def _relay_channels(i: int) -> tuple[int, int]:
+    """Power and sense relay channels of the net of index ``i`` (beyond 8 for i >= 4)."""
+    if i < RELAY_NETS:
+        return i + 1, i + 1 + RELAY_NETS
+    return BOARD_RELAYS + 2 * (i - RELAY_NETS) + 1, BOARD_RELAYS + 2 * (i - RELAY_NETS) + 2
+
+
+def load_generated(bench_file: Path) -> Configuration:
+    """The configuration of a generated bench (or its served copy), with every net.
+
+    The nets of the profile that the file does not wire (those beyond
+    :data:`RELAY_NETS`) are added to the loaded bench, their relays on
+    channels beyond the board's, past the checks of ``load_bench``: no file
+    could say this. Their loads are added too, for the simulator.
+    """
+    from interlock.config import (
+        Configuration,
+        Load,
+        NetWiring,
+        Relay,
+        SupplyRef,
+        load_bench,
+        load_profile,
+        pin_limits,
+    )
+
+    bench = load_bench(bench_file)
+    profile = load_profile(bench.profile_path)
+    relays, wiring = dict(bench.relays), dict(bench.wiring)
+    loads = dict(bench.simulation.loads) if bench.simulation else {}
+    board = next(iter(bench.instruments_by_driver("relay-board"))).name
+    for net in profile.nets:
+        if net in wiring:
+            continue
+        i = int(net[1:]) - 1
+        power, sense = _relay_channels(i)
+        what = f"{net}: not on the board, hardwired in the simulator"
+        relays[f"P{i + 1:02d}"] = Relay(f"P{i + 1:02d}", board, power, what)
+        relays[f"S{i + 1:02d}"] = Relay(f"S{i + 1:02d}", board, sense, what)
+        supply = SupplyRef(f"psu{i // 3 + 1}", i % 3 + 1)
+        wiring[net] = NetWiring(net, supply, f"P{i + 1:02d}", f"S{i + 1:02d}")
+        loads[net] = Load(resistance=NET_OHMS)
+    simulation = replace(bench.simulation, loads=loads) if bench.simulation else None
+    bench = replace(bench, relays=relays, wiring=wiring, simulation=simulation)
+    return Configuration(bench, profile, pin_limits(bench, profile))
+
+
+@contextlib.contextmanager
+def generated_arming() -> Iterator[None]:
+    """While active, a controller arming re-reads its files as :func:`load_generated` does.
+
+    Arming re-reads the bench and profile files (edits take effect then); a
+    generated bench's nets beyond the board are in no file, so the re-read
+    must add them again, or arming would refuse the profile's unwired nets.
+    """
+    from unittest import mock
+
+    import interlock.controller.controller as controller_module
+
+    def reload(bench_path: Path, profile_path: Path | None = None) -> Configuration:
+        return load_generated(Path(bench_path))
+
+    with mock.patch.object(controller_module, "load_configuration", reload):
+        yield
 
 
 def served_bench(bench: GeneratedBench, resources: dict[str, str], directory: Path) -> Path:

@@ -13,8 +13,10 @@ only with a power relay and a sense relay (safe-to-mate), so at most 4 nets
 go live the ordinary way (``output_on``). Beyond 4, the nets are *forced*
 live: their supply outputs are turned on over a connection of our own and
 the controller's commanded state says they are live; their power relays,
-which the board does not have, are hardwired closed in the simulator
-(:mod:`benchmarks.simhost`), so they draw current like the others. The
+which the board does not have (no bench file may name them: they are added
+in code, :func:`benchmarks.common.load_generated`), are hardwired closed in
+the simulator (:mod:`benchmarks.simhost`), so they draw current like the
+others. The
 monitor's work per net is the same either way. Run::
 
     .venv/bin/python -m benchmarks.monitor_scaling [--nets 1,2,4,8,16,32] [--seconds 5]
@@ -35,7 +37,9 @@ from benchmarks.common import (
     CommitCounter,
     SimProcess,
     force_live,
+    generated_arming,
     load_average,
+    load_generated,
     make_bench,
     print_table,
     served_bench,
@@ -45,7 +49,6 @@ PERIOD = 0.050  # the bench's monitor period, for the "fits" column
 
 
 def measure_nets(directory: Path, nets: int, seconds: float) -> dict[str, Any]:
-    from interlock.config import load_configuration
     from interlock.controller import Controller
     from interlock.journal import Journal
 
@@ -54,12 +57,13 @@ def measure_nets(directory: Path, nets: int, seconds: float) -> dict[str, Any]:
     hardwire = [f"P{bench.nets.index(net) + 1:02d}" for net in forced]
     with SimProcess(bench, hardwire=hardwire) as sim:
         served = served_bench(bench, sim.resources, directory / "local")
-        configuration = load_configuration(served)
+        configuration = load_generated(served)
         with Journal(directory / "local" / "journal.sqlite", bench=bench.sim_file.stem) as journal:
             controller = Controller(configuration, journal, monitor_period=1e-6)
             controller.connect()
             try:
-                controller.arm("benchmark")
+                with generated_arming():
+                    controller.arm("benchmark")
                 for net in bench.nets[:RELAY_NETS]:
                     controller.set_voltage(net, NET_VOLTS)
                     controller.output_on(net)

@@ -5,8 +5,9 @@ the bench's simulated instruments like ``interlock sim start --json --ports
 free`` (first stdout line: JSON with the resources and the control channel),
 with the contacts of the named relays closed for good in the electrical
 model. The monitor-scaling benchmark uses it for nets whose power relays
-the 8-relay board does not have: their supply outputs then reach their
-loads, so they draw current like the nets behind real relays. Ends on
+the 8-relay board does not have (added to a generated bench by
+:func:`benchmarks.common.load_generated`): their supply outputs then reach
+their loads, so they draw current like the nets behind real relays. Ends on
 SIGTERM or SIGINT.
 """
 
@@ -17,7 +18,7 @@ import json
 import signal
 import threading
 
-from interlock.config import load_bench
+from benchmarks.common import load_generated
 from interlock.sim.bench import SimulatedBench
 
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bench")
     parser.add_argument("--hardwire", action="append", default=[], metavar="RELAY")
     args = parser.parse_args(argv)
-    bench = load_bench(args.bench)
+    bench = load_generated(args.bench).bench
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

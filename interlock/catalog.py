@@ -37,14 +37,25 @@ class MeterModel:
     max_dc_current: float
 
 
+# The relay board firmware's host watchdog (firmware/rb_core.py WATCHDOG_MIN_MS and
+# WATCHDOG_MAX_MS, set in whole milliseconds): copied here so that configuration
+# and driver check against it without importing either; a test holds them equal.
+RELAY_WATCHDOG_MIN = 0.050  # s
+RELAY_WATCHDOG_MAX = 5.0  # s
+RELAY_WATCHDOG_RESOLUTION = 0.001  # s
+
+
 @dataclass(frozen=True)
 class RelayBoardModel:
     maker: str
     model: str
-    relays: int
+    relays: int  # channels 1..relays
     contact_max_voltage: float  # rating of the relay contacts, V DC
     contact_max_current: float  # A
     forbidden_pairs: int = 16  # size of the firmware's table of forbidden combinations
+    watchdog_min: float = RELAY_WATCHDOG_MIN  # s
+    watchdog_max: float = RELAY_WATCHDOG_MAX  # s
+    watchdog_resolution: float = RELAY_WATCHDOG_RESOLUTION  # s: set in whole steps of this
 
 
 SUPPLIES: dict[str, SupplyModel] = {

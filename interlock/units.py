@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from functools import cache
 
@@ -39,6 +40,15 @@ DIMENSIONS = {d.name: d for d in (VOLTAGE, CURRENT, RESISTANCE, POWER, DURATION,
 
 
 _STARTS_WITH_NUMBER = re.compile(r"^[-+]?(\d|\.\d|nan\b|inf)", re.IGNORECASE)
+# What pint is given: a plain decimal number, then unit words joined by spaces, "/"
+# or "*". pint evaluates expressions: "9**9**9 V" would run for ever, "1 V * 2" is 2 V.
+_NUMBER = r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)"
+_UNIT = r"(?:[^\W\d_]+|%)"
+_QUANTITY = re.compile(rf"{_NUMBER}\s*{_UNIT}(?:\s*[/*]\s*{_UNIT}|\s+{_UNIT})*", re.IGNORECASE)
+_NUMBER_ONLY = re.compile(_NUMBER, re.IGNORECASE)
+_WORDS = re.compile(r"[^\d()*^]+")  # no digits, no arithmetic: a unit, if an unknown one
+#: The longest quantity text parsed ("12.5 mV/ms" is 10 characters).
+MAX_QUANTITY_TEXT = 64
 
 
 class QuantityError(ValueError):
@@ -64,13 +74,23 @@ def parse_quantity(text: object, dimension: Dimension) -> float:
     """
     expected = f"expected {_article(dimension.name)} {dimension.name}"
     if isinstance(text, bool) or not isinstance(text, str | int | float):
-        raise QuantityError(f"{expected} with its unit, got {text!r}")
+        raise QuantityError(f"{expected} with its unit, got {reprlib.repr(text)}")
     if not isinstance(text, str):
-        raise QuantityError(f'{expected}, got "{text}" (a bare number: add its unit)')
+        raise QuantityError(f'{expected}, got "{reprlib.repr(text)}" (a bare number: add its unit)')
+    if len(text) > MAX_QUANTITY_TEXT:
+        raise QuantityError(
+            f"{expected}, got a text of {len(text)} characters (at most {MAX_QUANTITY_TEXT})"
+        )
     stripped = text.strip()
     if not _STARTS_WITH_NUMBER.match(stripped):
         # pint would read "V" as 1 V; a quantity must spell out its number.
         raise QuantityError(f'{expected}, got "{text}" (not a number with a unit)')
+    if _NUMBER_ONLY.fullmatch(stripped):
+        raise QuantityError(f'{expected}, got "{text}" (a bare number: add its unit)')
+    if not _QUANTITY.fullmatch(stripped):
+        unit = _NUMBER_ONLY.sub("", stripped, count=1)
+        why = "unknown unit" if _WORDS.fullmatch(unit) else "not a number with a unit"
+        raise QuantityError(f'{expected}, got "{text}" ({why})')
     ureg = registry()
     try:
         quantity = ureg.Quantity(stripped)
@@ -102,7 +122,7 @@ def format_quantity(value: float, dimension: Dimension) -> str:
     if value == 0 or not math.isfinite(value):
         return f"{value:g} {dimension.symbol}"
     magnitude = abs(value)
-    for factor, prefix in ((1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ")):
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ")):
         if magnitude >= factor:
             return f"{value / factor:.6g} {prefix}{dimension.symbol}"
     return f"{value / 1e-9:.6g} n{dimension.symbol}"

@@ -82,8 +82,37 @@ def test_parse(text, dimension, expected):
         ("inf A", CURRENT, "not a finite value"),
         ("0.5", RATIO, "bare number"),
         ("5 V", SLEW_RATE, "not a slew rate"),
+        # pint evaluates arithmetic: only a number and unit words reach it.
+        ("9**9**9 V", VOLTAGE, "not a number with a unit"),
+        ("1 V * 2", VOLTAGE, "not a number with a unit"),
+        ("(1+2) V", VOLTAGE, "not a number with a unit"),
+        ("25 volts-ish", VOLTAGE, "unknown unit"),
+        ("1" * 100 + " V", VOLTAGE, r"a text of 102 characters \(at most 64\)"),
+        (["5 V"] * 1000, VOLTAGE, r"got \['5 V', '5 V', '5 V', '5 V', '5 V', '5 V', \.\.\.\]$"),
     ],
 )
 def test_refused(value, dimension, words):
     with pytest.raises(QuantityError, match=words):
         parse_quantity(value, dimension)
+
+
+@pytest.mark.parametrize(
+    ("text", "dimension", "expected"),
+    [
+        ("1e+06 kV", VOLTAGE, 1e9),
+        ("-0 V", VOLTAGE, 0.0),
+        ("5e-324 s", DURATION, 5e-324),
+        ("2 mV/ms", SLEW_RATE, 2.0),
+        ("1 volt / second", SLEW_RATE, 1.0),
+        ("1 MΩ", RESISTANCE, 1e6),
+        ("10 µA", CURRENT, 1e-5),
+        ("100 ppm", RATIO, 1e-4),
+    ],
+)
+def test_numbers_and_unit_words_still_parse(text, dimension, expected):
+    assert parse_quantity(text, dimension) == pytest.approx(expected)
+
+
+def test_large_values_are_shown_with_their_prefix():
+    assert format_quantity(1e9, RESISTANCE) == "1 GΩ"
+    assert format_quantity(2.5e6, VOLTAGE) == "2.5 MV"

@@ -2,21 +2,51 @@
 
 Data only, validated on load, no I/O beyond reading the file. Quantities are
 SI floats (seconds, ohms) once loaded; paths are absolute, resolved against
-the directory of bench.toml.
+the directory of bench.toml. Every value is bounded (:mod:`.bounds`) and held
+against the catalogue's model of its instrument (relay channels, the relay
+board's watchdog, supply channels), so that what loads can be served.
 """
 
 from __future__ import annotations
 
 import grp
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from interlock.config.reader import Table, display_path, read_toml
-from interlock.units import CURRENT, DURATION, RESISTANCE
+from interlock.catalog import METERS, RELAY_BOARDS, SUPPLIES, RelayBoardModel
+from interlock.config.bounds import (
+    BENCH_NAME,
+    BENCH_NAME_RULE,
+    DEFAULT_RELAY_WATCHDOG,
+    HEARTBEAT_PERIOD,
+    IO_TIMEOUT,
+    LATENCY,
+    LATENCY_SHARE_OF_IO_TIMEOUT,
+    LEASE_HEARTBEATS,
+    LEASE_TIMEOUT,
+    LOAD_CURRENT,
+    LOAD_RESISTANCE,
+    MAX_SOCKET_PATH_BYTES,
+    MAX_TITLE,
+    MONITOR_PERIOD,
+    WATCHDOG_HEARTBEATS,
+    Range,
+    show,
+)
+from interlock.config.reader import Table, display_path, read_toml, resolve_file, shown_text
+from interlock.service.wire import channel_path
+from interlock.units import DURATION
 
 ENVIRONMENTS = ("simulation", "engineering", "flight")
 DRIVERS = ("scpi-psu", "scpi-dmm", "relay-board")
+# Each driver's models, by the model an instrument's identity names.
+_CATALOGUES: dict[str, tuple[str, dict[str, object]]] = {
+    "scpi-psu": ("power supply", SUPPLIES),
+    "scpi-dmm": ("multimeter", METERS),
+    "relay-board": ("relay board", RELAY_BOARDS),
+}
 
 
 @dataclass(frozen=True)
@@ -76,7 +106,8 @@ class ServiceSettings:
     heartbeat_period: float
     lease_timeout: float
     io_timeout: float
-    relay_watchdog: float = 0.5  # the relay board opens every relay after this much host silence
+    # The relay board opens every relay after this much host silence.
+    relay_watchdog: float = DEFAULT_RELAY_WATCHDOG
     journal_group: str | None = None  # may read the journal too (default: its owner only)
 
 
@@ -120,24 +151,27 @@ class Bench:
 
 def load_bench(path: str | Path = "bench.toml") -> Bench:
     """Load and validate a bench description. Raises ConfigError naming file and key."""
-    path = Path(path).resolve()
+    path = resolve_file(path)
     data, raw = read_toml(path)
     root = Table(data, display_path(path))
     base = path.parent
 
     head = root.table("bench")
-    name = head.string("name")
+    name = head.string("name", max_length=MAX_TITLE)
+    if not BENCH_NAME.fullmatch(name):
+        raise head.error("name", f'expected {BENCH_NAME_RULE}, got "{name}"')
     environment = head.string("environment", choices=ENVIRONMENTS)
-    profile_path = (base / head.string("profile")).resolve()
+    profile_path = head.file_path("profile", base)
     description = head.string("description", required=False) or ""
     head.finish()
 
-    service = _service(root.table("service"), base)
     instruments = _instruments(root)
-    relays = _relays(root, instruments)
+    board = _relay_board(root, instruments)
+    service = _service(root.table("service"), base, board)
+    relays = _relays(root, instruments, board)
     meter = _meter(root, instruments)
     wiring = _wiring(root, instruments, relays)
-    simulation = _simulation(root, environment, wiring)
+    simulation = _simulation(root, environment, wiring, service)
     root.finish()
 
     return Bench(
@@ -156,27 +190,28 @@ def load_bench(path: str | Path = "bench.toml") -> Bench:
     )
 
 
-def _service(table: Table, base: Path) -> ServiceSettings:
-    def positive(key: str) -> float:
-        value = table.quantity(key, DURATION)
-        if value <= 0:
-            raise table.error(key, "expected a duration greater than zero")
-        return value
-
+def _service(table: Table, base: Path, board: RelayBoardModel) -> ServiceSettings:
+    socket = table.file_path("socket", base)
+    for what, where in (("socket", socket), ("its command channel", channel_path(socket))):
+        size = len(os.fsencode(str(where)))
+        if size > MAX_SOCKET_PATH_BYTES:
+            raise table.error(
+                "socket",
+                f"{shown_text(str(where))} ({what}) is {size} bytes long; a Unix socket's "
+                f"path has at most {MAX_SOCKET_PATH_BYTES}",
+            )
     settings = ServiceSettings(
-        socket=(base / table.string("socket")).resolve(),
-        journal=(base / table.string("journal")).resolve(),
-        tokens=(base / table.string("tokens")).resolve(),
-        monitor_period=positive("monitor_period"),
-        heartbeat_period=positive("heartbeat_period"),
-        lease_timeout=positive("lease_timeout"),
-        io_timeout=positive("io_timeout"),
-        relay_watchdog=table.quantity("relay_watchdog", DURATION, required=False) or 0.5,
-        journal_group=table.string("journal_group", required=False),
+        socket=socket,
+        journal=table.file_path("journal", base),
+        tokens=table.file_path("tokens", base),
+        monitor_period=table.bounded("monitor_period", MONITOR_PERIOD),
+        heartbeat_period=table.bounded("heartbeat_period", HEARTBEAT_PERIOD),
+        lease_timeout=table.bounded("lease_timeout", LEASE_TIMEOUT),
+        io_timeout=table.bounded("io_timeout", IO_TIMEOUT),
+        relay_watchdog=_relay_watchdog(table, board),
+        journal_group=table.name("journal_group", required=False),
     )
-    if not 0.05 <= settings.relay_watchdog <= 5.0:
-        raise table.error("relay_watchdog", "the relay board takes 50 ms .. 5 s")
-    if settings.relay_watchdog < 3 * settings.heartbeat_period:
+    if _below(settings.relay_watchdog, WATCHDOG_HEARTBEATS * settings.heartbeat_period):
         raise table.error(
             "relay_watchdog", "must be at least three heartbeat periods, or the board trips idle"
         )
@@ -186,8 +221,59 @@ def _service(table: Table, base: Path) -> ServiceSettings:
         except KeyError:
             group = settings.journal_group
             raise table.error("journal_group", f'no group "{group}" on this machine') from None
+    longest = max(settings.monitor_period, settings.heartbeat_period)
+    if _below(settings.lease_timeout, LEASE_HEARTBEATS * longest):
+        raise table.error(
+            "lease_timeout",
+            f"must be at least {LEASE_HEARTBEATS} times the monitor and heartbeat periods "
+            f"({show(LEASE_HEARTBEATS * longest, DURATION)}): a client heartbeats every "
+            f"lease_timeout / {LEASE_HEARTBEATS}",
+        )
     table.finish()
     return settings
+
+
+def _below(value: float, floor: float) -> bool:
+    # 3 x 100 ms is 0.30000000000000004 s: "300 ms" is not below it.
+    return value < floor * (1 - 1e-9)
+
+
+def _relay_watchdog(table: Table, board: RelayBoardModel) -> float:
+    """The board's host watchdog: in its range, in whole steps of its resolution."""
+    bound = Range(
+        DURATION, board.watchdog_min, board.watchdog_max, why=f"the {board.model}'s range"
+    )
+    value = table.bounded("relay_watchdog", bound, required=False)
+    if value is None:
+        return DEFAULT_RELAY_WATCHDOG
+    steps = value / board.watchdog_resolution
+    if abs(steps - round(steps)) > 1e-6:
+        raise table.error(
+            "relay_watchdog",
+            f"the {board.model} takes whole steps of "
+            f"{show(board.watchdog_resolution, DURATION)}, got {show(value, DURATION)}",
+        )
+    return value
+
+
+# An identity with these characters could never be seen: *IDN? answers in
+# comma-separated fields, the relay board in space-separated key=value words.
+_IDENTITY_SEPARATORS = {
+    "relay-board": (" \t,=", "the board reports key=value words: no spaces, commas or ="),
+}
+_IDN_SEPARATORS = (",", "*IDN? answers in comma-separated fields: no commas")
+
+
+def _identity(table: Table, driver: str) -> Identity:
+    values = []
+    separators, why = _IDENTITY_SEPARATORS.get(driver, _IDN_SEPARATORS)
+    for key in ("maker", "model", "serial"):
+        value = table.string(key)
+        if any(c in value for c in separators):
+            raise table.error(key, f'"{value}" can never be reported ({why})')
+        values.append(value)
+    table.finish()
+    return Identity(*values)
 
 
 def _instruments(root: Table) -> dict[str, Instrument]:
@@ -195,8 +281,13 @@ def _instruments(root: Table) -> dict[str, Instrument]:
     for name, table in root.tables("instruments").items():
         driver = table.string("driver", choices=DRIVERS)
         ident = table.table("identity")
-        identity = Identity(ident.string("maker"), ident.string("model"), ident.string("serial"))
-        ident.finish()
+        identity = _identity(ident, driver)
+        kind, models = _CATALOGUES[driver]
+        if identity.model not in models:
+            raise ident.error(
+                "model",
+                f'unknown {kind} model "{identity.model}" (known: {", ".join(sorted(models))})',
+            )
         if driver == "relay-board":
             resource, port = None, table.string("port")
         else:
@@ -208,7 +299,22 @@ def _instruments(root: Table) -> dict[str, Instrument]:
     return instruments
 
 
-def _relays(root: Table, instruments: dict[str, Instrument]) -> dict[str, Relay]:
+def _relay_board(root: Table, instruments: dict[str, Instrument]) -> RelayBoardModel:
+    """The bench's one relay board (the controller drives exactly one), by its model."""
+    boards = [i for i in instruments.values() if i.driver == "relay-board"]
+    if not boards:
+        raise root.error("instruments", "a bench needs its relay board (driver relay-board)")
+    if len(boards) > 1:
+        raise root.error(
+            f"instruments.{boards[1].name}",
+            f"one relay board per bench ({boards[0].name} is one)",
+        )
+    return RELAY_BOARDS[boards[0].identity.model]
+
+
+def _relays(
+    root: Table, instruments: dict[str, Instrument], model: RelayBoardModel
+) -> dict[str, Relay]:
     relays: dict[str, Relay] = {}
     seen_channels: dict[tuple[str, int], str] = {}
     for name, table in root.tables("relays", required=False).items():
@@ -216,6 +322,11 @@ def _relays(root: Table, instruments: dict[str, Instrument]) -> dict[str, Relay]
         if board not in instruments or instruments[board].driver != "relay-board":
             raise table.error("board", f'"{board}" is not a relay-board instrument of this bench')
         channel = table.integer("channel", minimum=1)
+        if channel > model.relays:
+            raise table.error(
+                "channel",
+                f"board {board} ({model.model}) has channels 1 to {model.relays}, got {channel}",
+            )
         if (board, channel) in seen_channels:
             other = seen_channels[board, channel]
             raise table.error("channel", f"channel {channel} of {board} is already relay {other}")
@@ -247,12 +358,7 @@ def _wiring(
         supply = None
         supply_table = table.table("supply", required=False)
         if supply_table is not None:
-            instrument = supply_table.string("instrument")
-            if instrument not in instruments or instruments[instrument].driver != "scpi-psu":
-                raise supply_table.error(
-                    "instrument", f'"{instrument}" is not a scpi-psu instrument of this bench'
-                )
-            supply = SupplyRef(instrument, supply_table.integer("channel", minimum=1))
+            supply = _supply(supply_table, instruments)
             supply_table.finish()
             if supply in used_supplies:
                 raise table.error("supply", f"{supply} already feeds net {used_supplies[supply]}")
@@ -274,8 +380,25 @@ def _wiring(
     return wiring
 
 
+def _supply(table: Table, instruments: dict[str, Instrument]) -> SupplyRef:
+    instrument = table.string("instrument")
+    if instrument not in instruments or instruments[instrument].driver != "scpi-psu":
+        raise table.error(
+            "instrument", f'"{instrument}" is not a scpi-psu instrument of this bench'
+        )
+    model = SUPPLIES[instruments[instrument].identity.model]
+    channel = table.integer("channel", minimum=1)
+    if channel not in model.channels:
+        raise table.error(
+            "channel",
+            f"the {model.model} has no channel {channel} "
+            f"(it has {', '.join(str(c) for c in sorted(model.channels))})",
+        )
+    return SupplyRef(instrument, channel)
+
+
 def _simulation(
-    root: Table, environment: str, wiring: dict[str, NetWiring]
+    root: Table, environment: str, wiring: dict[str, NetWiring], service: ServiceSettings
 ) -> SimulationSettings | None:
     table = root.table("simulation", required=False)
     if table is None:
@@ -287,18 +410,30 @@ def _simulation(
         raise table.error(
             "", f'only a "simulation" bench may have one (this one is "{environment}")'
         )
-    latency = table.quantity("latency", DURATION)
+    latency = table.bounded("latency", LATENCY)
+    if latency > LATENCY_SHARE_OF_IO_TIMEOUT * service.io_timeout:
+        raise table.error(
+            "latency",
+            f"must be at most a tenth of service.io_timeout "
+            f"({show(service.io_timeout, DURATION)}), or every exchange risks timing out",
+        )
     loads = {}
     for net, load_table in table.tables("loads", required=False).items():
         if net not in wiring:
             raise load_table.error("", f'unknown net "{net}" (not in [wiring])')
         load = Load(
-            resistance=load_table.quantity("resistance", RESISTANCE, required=False),
-            min_current=load_table.quantity("min_current", CURRENT, required=False),
-            max_current=load_table.quantity("max_current", CURRENT, required=False),
+            resistance=load_table.bounded("resistance", LOAD_RESISTANCE, required=False),
+            min_current=load_table.bounded("min_current", LOAD_CURRENT, required=False),
+            max_current=load_table.bounded("max_current", LOAD_CURRENT, required=False),
         )
         if load.resistance is None and load.max_current is None:
             raise load_table.error("", "expected a resistance or a min_current/max_current window")
+        if (
+            load.min_current is not None
+            and load.max_current is not None
+            and load.min_current > load.max_current
+        ):
+            raise load_table.error("min_current", "is greater than max_current")
         load_table.finish()
         loads[net] = load
     table.finish()

@@ -77,6 +77,7 @@ def resolve_relay(bench: Bench, profile: Profile, key: str, reference: str) -> s
 
 def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
     _check_capabilities(bench, profile)
+    _check_safe_to_mate_wiring(bench, profile)
     if profile.identity is not None:
         _check_identity_wiring(bench, profile)
 
@@ -147,6 +148,26 @@ def _supply_floors(bench: Bench, profile: Profile) -> dict[str, tuple[float, str
             f"{model.model} CH{supply.channel}",
         )
     return floors
+
+
+def _check_safe_to_mate_wiring(bench: Bench, profile: Profile) -> None:
+    """Going live measures the net first (safe-to-mate): through its sense relay, by the meter."""
+    for net in profile.nets:
+        wiring = bench.wiring.get(net)
+        if wiring is not None and wiring.sense_relay is None:
+            raise ConfigError(
+                profile.shown_path,
+                f"nets.{net}.safe_to_mate",
+                f"net {net} has no sense relay on bench {bench.name} ({bench.shown_path}) "
+                "to measure it through",
+            )
+    if profile.nets and bench.meter is None:
+        raise ConfigError(
+            bench.shown_path,
+            "meter",
+            f"missing: profile {profile.shown_path} measures each net with a meter "
+            "before it goes live",
+        )
 
 
 def _check_identity_wiring(bench: Bench, profile: Profile) -> None:

@@ -2,7 +2,10 @@
 
 A profile says nothing about a bench: relays are named by the net they serve
 (``VBUS.power``, ``MOTOR.sense``) and resolved against a bench's wiring when
-the two are put together (:mod:`interlock.config.pinned`).
+the two are put together (:mod:`interlock.config.pinned`). Every value is
+bounded (:mod:`.bounds`); a net's limits are held against each other (a
+tolerance within its range, a longest legal ramp of at most 10,000 steps and
+an hour).
 """
 
 from __future__ import annotations
@@ -11,8 +14,26 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from interlock.config.reader import Table, display_path, read_toml
-from interlock.units import CURRENT, DURATION, POWER, RATIO, RESISTANCE, SLEW_RATE, VOLTAGE
+from interlock.config.bounds import (
+    CURRENT_LIMIT,
+    MAX_CURRENT,
+    MAX_RAMP_SECONDS,
+    MAX_RAMP_STEPS,
+    MAX_SLEW,
+    MAX_STEP,
+    MAX_TITLE,
+    READBACK_ABSOLUTE,
+    READBACK_ABSOLUTE_SHARE,
+    READBACK_RELATIVE,
+    RESISTANCE_LIMIT,
+    SETTLE_TIME,
+    STRAY_VOLTAGE,
+    TOTAL_POWER,
+    VOLTAGE_LIMIT,
+    show,
+)
+from interlock.config.reader import Table, display_path, read_toml, resolve_file
+from interlock.units import DURATION, VOLTAGE
 
 
 @dataclass(frozen=True)
@@ -102,12 +123,12 @@ class Profile:
 
 def load_profile(path: str | Path) -> Profile:
     """Load and validate a DUT profile. Raises ConfigError naming file and key."""
-    path = Path(path).resolve()
+    path = resolve_file(path)
     data, raw = read_toml(path)
     root = Table(data, display_path(path))
 
     device = root.table("device")
-    name = device.string("name")
+    name = device.string("name", max_length=MAX_TITLE)
     description = device.string("description", required=False) or ""
     device.finish()
 
@@ -115,9 +136,9 @@ def load_profile(path: str | Path) -> Profile:
     ident = root.table("identity", required=False)
     if ident is not None:
         identity = DutIdentity(
-            net=ident.string("net"),
-            min_resistance=ident.quantity("min_resistance", RESISTANCE),
-            max_resistance=ident.quantity("max_resistance", RESISTANCE),
+            net=ident.name("net"),
+            min_resistance=ident.bounded("min_resistance", RESISTANCE_LIMIT),
+            max_resistance=ident.bounded("max_resistance", RESISTANCE_LIMIT),
         )
         _ordered(ident, "min_resistance", identity.min_resistance, identity.max_resistance)
         ident.finish()
@@ -138,7 +159,7 @@ def load_profile(path: str | Path) -> Profile:
     sequencing.finish()
 
     rules = root.table("rules")
-    max_total_power = rules.quantity("max_total_power", POWER)
+    max_total_power = rules.bounded("max_total_power", TOTAL_POWER)
     never_together = []
     for group in rules.array_of_tables("never_together"):
         relays = tuple(group.string_list("relays"))
@@ -182,32 +203,57 @@ def _ordered(table: Table, key: str, low: float, high: float) -> None:
 def _net_limits(net: str, table: Table) -> NetLimits:
     mate = table.table("safe_to_mate")
     safe_to_mate = SafeToMate(
-        min_resistance=mate.quantity("min_resistance", RESISTANCE),
-        max_resistance=mate.quantity("max_resistance", RESISTANCE),
-        max_stray_voltage=mate.quantity("max_stray_voltage", VOLTAGE),
+        min_resistance=mate.bounded("min_resistance", RESISTANCE_LIMIT),
+        max_resistance=mate.bounded("max_resistance", RESISTANCE_LIMIT),
+        max_stray_voltage=mate.bounded("max_stray_voltage", STRAY_VOLTAGE),
     )
     _ordered(mate, "min_resistance", safe_to_mate.min_resistance, safe_to_mate.max_resistance)
     mate.finish()
     limits = NetLimits(
         net=net,
-        min_voltage=table.quantity("min_voltage", VOLTAGE),
-        max_voltage=table.quantity("max_voltage", VOLTAGE),
-        max_current=table.quantity("max_current", CURRENT),
-        max_slew=table.quantity("max_slew", SLEW_RATE),
-        max_step=table.quantity("max_step", VOLTAGE),
-        readback_absolute=table.quantity("readback_absolute", VOLTAGE),
-        readback_relative=table.quantity("readback_relative", RATIO),
-        settle_time=table.quantity("settle_time", DURATION),
-        live_min_current=table.quantity("live_min_current", CURRENT),
-        live_max_current=table.quantity("live_max_current", CURRENT),
+        min_voltage=table.bounded("min_voltage", VOLTAGE_LIMIT),
+        max_voltage=table.bounded("max_voltage", VOLTAGE_LIMIT),
+        max_current=table.bounded("max_current", MAX_CURRENT),
+        max_slew=table.bounded("max_slew", MAX_SLEW),
+        max_step=table.bounded("max_step", MAX_STEP),
+        readback_absolute=table.bounded("readback_absolute", READBACK_ABSOLUTE),
+        readback_relative=table.bounded("readback_relative", READBACK_RELATIVE),
+        settle_time=table.bounded("settle_time", SETTLE_TIME),
+        live_min_current=table.bounded("live_min_current", CURRENT_LIMIT),
+        live_max_current=table.bounded("live_max_current", CURRENT_LIMIT),
         safe_to_mate=safe_to_mate,
     )
     _ordered(table, "min_voltage", limits.min_voltage, limits.max_voltage)
     _ordered(table, "live_min_current", limits.live_min_current, limits.live_max_current)
     if limits.live_max_current > limits.max_current:
         raise table.error("live_max_current", "is greater than max_current")
-    for key in ("max_current", "max_slew", "max_step"):
-        if getattr(limits, key) <= 0:
-            raise table.error(key, "must be greater than zero")
+    if limits.readback_absolute > READBACK_ABSOLUTE_SHARE * limits.max_voltage:
+        raise table.error(
+            "readback_absolute",
+            f"{show(limits.readback_absolute, VOLTAGE)} is more than "
+            f"{READBACK_ABSOLUTE_SHARE:.0%} of max_voltage "
+            f"({show(limits.max_voltage, VOLTAGE)}): it would check next to nothing",
+        )
+    _check_ramp(table, limits)
     table.finish()
     return limits
+
+
+def _check_ramp(table: Table, limits: NetLimits) -> None:
+    """The longest legal ramp (0 V to max_voltage) must be one a sequence can wait for."""
+    steps = limits.max_voltage / limits.max_step
+    if steps > MAX_RAMP_STEPS:
+        raise table.error(
+            "max_step",
+            f"ramping 0 V to max_voltage ({show(limits.max_voltage, VOLTAGE)}) in steps of "
+            f"{show(limits.max_step, VOLTAGE)} takes {steps:.3g} steps; at most "
+            f"{MAX_RAMP_STEPS:,} are allowed",
+        )
+    seconds = limits.max_voltage / limits.max_slew
+    if seconds > MAX_RAMP_SECONDS:
+        raise table.error(
+            "max_slew",
+            f"ramping 0 V to max_voltage ({show(limits.max_voltage, VOLTAGE)}) at "
+            f"max_slew takes {show(seconds, DURATION)}; at most "
+            f"{show(MAX_RAMP_SECONDS, DURATION)} is allowed",
+        )

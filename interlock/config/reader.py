@@ -2,19 +2,55 @@
 
 Every config model is built through a :class:`Table`, which knows where it
 came from (``profiles/mdb24.toml`` and ``nets.VBUS``), converts values with
-their units, and refuses keys nobody asked for: a misspelt limit must not be
-silently ignored.
+their units, checks them against their bounds (:mod:`.bounds`), and refuses
+keys nobody asked for: a misspelt limit must not be silently ignored.
+
+A file is read only if it is a regular file of at most :data:`MAX_FILE_BYTES`
+(symlinks resolved first): a FIFO, a device (``/dev/zero``) or a directory is
+refused before it is read, and nothing is read past the bound. Whatever goes
+wrong, the error is a :class:`~interlock.errors.ConfigError` naming the file.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from interlock.config.bounds import (
+    MAX_ITEMS,
+    MAX_PATH_BYTES,
+    MAX_TEXT,
+    NAME,
+    NAME_RULE,
+    Range,
+)
 from interlock.errors import ConfigError
 from interlock.units import Dimension, QuantityError, parse_quantity
+
+#: The largest configuration file read (the shipped ones are a few KiB).
+MAX_FILE_BYTES = 1 << 20
+# How much of a value or key an error message shows.
+_SHOWN = 60
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def shown_text(text: str, limit: int = _SHOWN) -> str:
+    """``text`` safe to print in one line of an error: control characters escaped, cut."""
+    if text.isprintable() and len(text) <= limit:
+        return text
+    cut = text[:limit]
+    escaped = cut.encode("unicode_escape").decode("ascii") if not cut.isprintable() else cut
+    return escaped + ("..." if len(text) > limit else "")
 
 
 def display_path(path: Path) -> str:
@@ -22,35 +58,96 @@ def display_path(path: Path) -> str:
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows
-        return str(path)
-    return str(path) if relative.startswith("..") else relative
+        relative = ".."
+    shown = str(path) if relative.startswith("..") else relative
+    return shown_text(shown, MAX_PATH_BYTES)
+
+
+def resolve_file(path: str | Path, file: str = "", key: str = "") -> Path:
+    """``path`` made absolute, symlinks resolved; ConfigError for a path no file can have.
+
+    ``file`` and ``key`` say where the path was written, when it was (else the
+    error names the path itself).
+    """
+    where = file or shown_text(str(path), MAX_PATH_BYTES)
+    text = str(path)
+    if "\0" in text:
+        raise ConfigError(where, key, "a path cannot contain a NUL character")
+    if len(os.fsencode(text)) > MAX_PATH_BYTES:
+        raise ConfigError(where, key, f"a path of more than {MAX_PATH_BYTES} bytes")
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, an unreadable link
+        raise ConfigError(where, key, f"cannot resolve the path: {exc}") from None
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_FILE_BYTES`, or ConfigError."""
+    shown = display_path(path)
+    try:
+        _check_regular(os.stat(path), shown)  # before opening: a FIFO's open would block
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError as exc:
+        raise ConfigError(shown, "", "file not found") from exc
+    except OSError as exc:
+        raise ConfigError(shown, "", f"cannot read: {exc.strerror}") from exc
+    except ValueError as exc:  # a NUL in the path
+        raise ConfigError(shown, "", f"cannot read: {exc}") from exc
+    try:
+        _check_regular(os.fstat(fd), shown)  # what was opened, if it changed since
+    except OSError as exc:
+        os.close(fd)
+        raise ConfigError(shown, "", f"cannot read: {exc.strerror}") from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        with os.fdopen(fd, "rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(shown, "", f"cannot read: {exc.strerror}") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(shown, "", f"larger than {MAX_FILE_BYTES} bytes")
+    return raw
+
+
+def _check_regular(status: os.stat_result, shown: str) -> None:
+    for test, kind in _KINDS:
+        if test(status.st_mode):
+            raise ConfigError(shown, "", f"not a regular file ({kind})")
+    if not stat.S_ISREG(status.st_mode):
+        raise ConfigError(shown, "", "not a regular file")
+    if status.st_size > MAX_FILE_BYTES:
+        raise ConfigError(shown, "", f"{status.st_size} bytes: larger than {MAX_FILE_BYTES} bytes")
 
 
 def read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
     """Parse a TOML file; return its data and its raw bytes (for hashing)."""
     shown = display_path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ConfigError(shown, "", "file not found") from exc
-    except OSError as exc:
-        raise ConfigError(shown, "", f"cannot read: {exc.strerror}") from exc
+    raw = read_file(path)
     try:
         return tomllib.loads(raw.decode("utf-8")), raw
     except UnicodeDecodeError as exc:
         raise ConfigError(shown, "", "not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(shown, "", f"invalid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(shown, "", "invalid TOML: arrays or tables nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ConfigError(shown, "", f"invalid TOML: {exc}") from exc
+    except MemoryError:
+        raise ConfigError(shown, "", "invalid TOML: too large to parse") from None
 
 
 def _describe(value: object) -> str:
     if isinstance(value, str):
-        return f'"{value}"'
+        return f'"{shown_text(value)}"'
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
         return "an array"
-    return repr(value)
+    return shown_text(repr(value))
 
 
 class Table:
@@ -63,6 +160,7 @@ class Table:
         self._used: set[str] = set()
 
     def key_path(self, key: str) -> str:
+        key = shown_text(key)
         return f"{self.path}.{key}" if self.path else key
 
     def error(self, key: str, problem: str) -> ConfigError:
@@ -80,8 +178,14 @@ class Table:
         return self.data[key]
 
     def string(
-        self, key: str, *, required: bool = True, choices: tuple[str, ...] = ()
+        self,
+        key: str,
+        *,
+        required: bool = True,
+        choices: tuple[str, ...] = (),
+        max_length: int = MAX_TEXT,
     ) -> str | None:
+        """Printable text (no control characters, one line) of at most ``max_length``."""
         value = self._take(key, required)
         if value is None:
             return None
@@ -89,9 +193,27 @@ class Table:
             raise self.error(key, f"expected a non-empty string, got {_describe(value)}")
         if choices and value not in choices:
             raise self.error(key, f"expected one of {', '.join(choices)}, got {_describe(value)}")
+        if len(value) > max_length:
+            raise self.error(key, f"expected at most {max_length} characters, got {len(value)}")
+        if not value.isprintable():
+            raise self.error(key, f"expected printable text on one line, got {_describe(value)}")
         return value
 
-    def integer(self, key: str, *, required: bool = True, minimum: int | None = None) -> int | None:
+    def name(self, key: str, *, required: bool = True) -> str | None:
+        """A name of an instrument, relay or net (:data:`~.bounds.NAME`)."""
+        value = self.string(key, required=required)
+        if value is not None and not NAME.fullmatch(value):
+            raise self.error(key, f"expected a name of {NAME_RULE}, got {_describe(value)}")
+        return value
+
+    def integer(
+        self,
+        key: str,
+        *,
+        required: bool = True,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | None:
         value = self._take(key, required)
         if value is None:
             return None
@@ -99,6 +221,8 @@ class Table:
             raise self.error(key, f"expected an integer, got {_describe(value)}")
         if minimum is not None and value < minimum:
             raise self.error(key, f"expected an integer >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"expected an integer <= {maximum}, got {value}")
         return value
 
     def quantity(
@@ -107,6 +231,8 @@ class Table:
         value = self._take(key, required)
         if value is None:
             return None
+        if isinstance(value, str) and not value.isprintable():
+            raise self.error(key, f"expected a {dimension.name}, got {_describe(value)}")
         try:
             number = parse_quantity(value, dimension)
         except QuantityError as exc:
@@ -117,12 +243,37 @@ class Table:
             )
         return number
 
-    def string_list(self, key: str, *, required: bool = True) -> list[str] | None:
+    def bounded(self, key: str, bound: Range, *, required: bool = True) -> float | None:
+        """A quantity of ``bound``'s dimension inside ``bound``."""
+        number = self.quantity(key, bound.dimension, required=required, non_negative=False)
+        if number is not None and not bound.admits(number):
+            why = f"; {bound.why}" if bound.why else ""
+            raise self.error(
+                key,
+                f"expected {bound.expected()}, got {_describe(self.data[key])}{why}",
+            )
+        return number
+
+    def file_path(self, key: str, base: Path, *, required: bool = True) -> Path | None:
+        """A file's path, relative to ``base``, resolved (its file is not read here)."""
+        value = self.string(key, required=required, max_length=MAX_PATH_BYTES)
+        if value is None:
+            return None
+        return resolve_file(base / value, self.file, self.key_path(key))
+
+    def string_list(
+        self, key: str, *, required: bool = True, max_items: int = MAX_ITEMS
+    ) -> list[str] | None:
         value = self._take(key, required)
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.error(key, f"expected an array of strings, got {_describe(value)}")
+        if len(value) > max_items:
+            raise self.error(key, f"expected at most {max_items} entries, got {len(value)}")
+        for item in value:
+            if len(item) > MAX_TEXT or not item.isprintable():
+                raise self.error(key, f"expected printable names, got {_describe(item)}")
         return list(value)
 
     def table(self, key: str, *, required: bool = True) -> Table | None:
@@ -134,22 +285,31 @@ class Table:
         return Table(value, self.file, self.key_path(key))
 
     def tables(self, key: str, *, required: bool = True) -> dict[str, Table]:
-        """A table of tables (``[nets.VBUS]``, ``[nets.VLOGIC]``), keyed by name."""
+        """A table of named tables (``[nets.VBUS]``, ``[nets.VLOGIC]``), keyed by name.
+
+        The names are names of things (:data:`~.bounds.NAME`): nets, relays, instruments.
+        """
         outer = self.table(key, required=required)
         if outer is None:
             return {}
+        if len(outer.data) > MAX_ITEMS:
+            raise self.error(key, f"expected at most {MAX_ITEMS} entries, got {len(outer.data)}")
         result = {}
         for name in outer.data:
+            if not NAME.fullmatch(name):
+                raise outer.error(name, f"expected a name of {NAME_RULE}")
             result[name] = outer.table(name)
         outer.finish()
         return result
 
-    def array_of_tables(self, key: str) -> list[Table]:
+    def array_of_tables(self, key: str, *, max_items: int = MAX_ITEMS) -> list[Table]:
         value = self._take(key, False)
         if value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise self.error(key, f"expected an array of tables, got {_describe(value)}")
+        if len(value) > max_items:
+            raise self.error(key, f"expected at most {max_items} tables, got {len(value)}")
         return [Table(v, self.file, f"{self.key_path(key)}[{i}]") for i, v in enumerate(value)]
 
     def finish(self) -> None:

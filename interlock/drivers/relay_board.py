@@ -46,6 +46,7 @@ from typing import NamedTuple
 
 import serial
 
+from interlock.catalog import RELAY_WATCHDOG_MAX, RELAY_WATCHDOG_MIN
 from interlock.errors import (
     ConnectionLost,
     InstrumentError,
@@ -56,8 +57,8 @@ from interlock.errors import (
 log = logging.getLogger(__name__)
 
 MAX_RELAYS = 16
-WATCHDOG_MIN_S = 0.05
-WATCHDOG_MAX_S = 5.0
+WATCHDOG_MIN_S = RELAY_WATCHDOG_MIN
+WATCHDOG_MAX_S = RELAY_WATCHDOG_MAX
 # Longest line the host accepts from the board; longer is noise.
 _MAX_LINE = 512
 # Events nobody reads must not grow without bound; the oldest go first.

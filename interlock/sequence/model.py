@@ -24,8 +24,18 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from interlock.config.reader import Table, display_path, read_toml
-from interlock.units import CURRENT, DURATION, VOLTAGE, Dimension, format_quantity
+from interlock.config.bounds import (
+    MAX_MESSAGE,
+    MAX_STEPS,
+    MAX_TITLE,
+    NAME,
+    STEP_CURRENT,
+    STEP_VOLTAGE,
+    WAIT,
+    WINDOW,
+)
+from interlock.config.reader import Table, display_path, read_toml, resolve_file
+from interlock.units import CURRENT, DURATION, VOLTAGE, format_quantity
 
 ACTIONS = ("set", "ramp", "relay", "output", "measure", "wait", "prompt")
 # Only steps that ask the interlock for a change can be refused by it.
@@ -131,17 +141,17 @@ class Sequence:
 
 def load_sequence(path: str | Path) -> Sequence:
     """Load and validate a sequence file. Raises ConfigError naming file and key."""
-    path = Path(path).resolve()
+    path = resolve_file(path)
     data, _raw = read_toml(path)
     root = Table(data, display_path(path))
     header = root.table("sequence")
-    name = header.string("name")
+    name = header.string("name", max_length=MAX_TITLE)
     # The device name, not a path: a sequence is written for a DUT type, and the
     # profile file of that type may live anywhere on another bench.
-    profile = header.string("profile")
+    profile = header.string("profile", max_length=MAX_TITLE)
     description = header.string("description", required=False) or ""
     header.finish()
-    tables = root.array_of_tables("steps")
+    tables = root.array_of_tables("steps", max_items=MAX_STEPS)
     if not tables:
         raise root.error("steps", "a sequence needs at least one [[steps]]")
     steps = tuple(_step(i, table) for i, table in enumerate(tables))
@@ -160,27 +170,27 @@ def _step(index: int, table: Table) -> Step:
     fields: dict[str, object] = {}
     match action:
         case "set":
-            fields["net"] = table.string("net")
-            voltage = table.quantity("voltage", VOLTAGE, required=False)
-            current = table.quantity("current_limit", CURRENT, required=False)
+            fields["net"] = table.name("net")
+            voltage = table.bounded("voltage", STEP_VOLTAGE, required=False)
+            current = table.bounded("current_limit", STEP_CURRENT, required=False)
             if (voltage is None) == (current is None):
                 raise table.error("", "a set step takes exactly one of voltage, current_limit")
             fields.update(voltage=voltage, current_limit=current)
         case "ramp":
-            fields.update(net=table.string("net"), voltage=table.quantity("to", VOLTAGE))
+            fields.update(net=table.name("net"), voltage=table.bounded("to", STEP_VOLTAGE))
         case "relay":
-            fields["relay"] = fields["relay_ref"] = table.string("relay")
+            fields["relay"] = fields["relay_ref"] = _relay_reference(table)
             state = table.string("state", choices=("open", "closed"))
             fields["closed"] = state == "closed"
         case "output":
-            fields["net"] = table.string("net")
+            fields["net"] = table.name("net")
             fields["on"] = table.string("state", choices=("on", "off")) == "on"
         case "measure":
             fields.update(_measure(table))
         case "wait":
-            fields["duration"] = table.quantity("duration", DURATION)
+            fields["duration"] = table.bounded("duration", WAIT)
         case "prompt":
-            fields["message"] = table.string("message")
+            fields["message"] = table.string("message", max_length=MAX_MESSAGE)
     table.finish()
     return Step(
         index=index,
@@ -191,13 +201,25 @@ def _step(index: int, table: Table) -> Step:
     )
 
 
+def _relay_reference(table: Table) -> str:
+    """A relay as a sequence names it: a bench relay (``K3``) or a role (``MOTOR.power``)."""
+    reference = table.string("relay", max_length=65)
+    net, dot, role = reference.partition(".")
+    for part in (net, role) if dot else (reference,):
+        if not NAME.fullmatch(part):
+            raise table.error(
+                "relay", f'expected a relay name or NET.power / NET.sense, got "{reference}"'
+            )
+    return reference
+
+
 def _measure(table: Table) -> dict[str, object]:
-    net = table.string("net")
+    net = table.name("net")
     quantity = table.string("quantity", choices=tuple(QUANTITIES))
-    dimension: Dimension = QUANTITIES[quantity]
+    bound = WINDOW[quantity]
     # A window may be negative (a reverse current): no sign check on the limits.
-    minimum = table.quantity("min", dimension, required=False, non_negative=False)
-    maximum = table.quantity("max", dimension, required=False, non_negative=False)
+    minimum = table.bounded("min", bound, required=False)
+    maximum = table.bounded("max", bound, required=False)
     if minimum is None and maximum is None:
         raise table.error("", "a measure step needs min, max or both")
     if minimum is not None and maximum is not None and minimum > maximum:

@@ -13,9 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.common import BOARD_RELAYS, RELAY_NETS, make_bench, percentile
+from benchmarks.common import BOARD_RELAYS, RELAY_NETS, load_generated, make_bench, percentile
 from benchmarks.time_to_safe import _all_off_at
-from interlock.config import load_configuration
+from interlock.config import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,14 +38,17 @@ def test_quick_runner_prints_its_tables():
 def test_generated_benches_load(tmp_path):
     for nets in (1, RELAY_NETS, 32):
         bench = make_bench(tmp_path / str(nets), nets)
-        configuration = load_configuration(bench.sim_file)
+        configuration = load_generated(bench.sim_file)
         assert sorted(configuration.limits.nets) == bench.nets
+        assert sorted(configuration.bench.simulation.loads) == bench.nets
         wiring = configuration.bench.wiring
         relays = configuration.bench.relays
         for net in bench.nets[:RELAY_NETS]:
             # The nets that go live the ordinary way fit on the board.
             assert relays[wiring[net].power_relay].channel <= BOARD_RELAYS
             assert relays[wiring[net].sense_relay].channel <= BOARD_RELAYS
+        # The bench file alone wires the nets that fit the board.
+        assert sorted(load_bench(bench.sim_file).wiring) == bench.nets[:RELAY_NETS]
 
 
 def test_all_off_is_the_later_supply():

@@ -265,12 +265,315 @@ CASES = [
         "file not found",
         id="missing-profile",
     ),
+    # --- every value bounded, and held against the catalogue's models ---
+    pytest.param(
+        "bench.toml",
+        "channel = 1\n",
+        "channel = 99\n",
+        "bench.toml",
+        "relays.K1.channel",
+        "board relays (RB8) has channels 1 to 8, got 99",
+        id="relay-channel-beyond-board",
+    ),
+    pytest.param(
+        "bench.toml",
+        'relay_watchdog = "500 ms"',
+        'relay_watchdog = "500.5 ms"',
+        "bench.toml",
+        "service.relay_watchdog",
+        "the RB8 takes whole steps of 1 ms, got 500.5 ms",
+        id="watchdog-not-whole-ms",
+    ),
+    pytest.param(
+        "bench.toml",
+        'relay_watchdog = "500 ms"',
+        'relay_watchdog = "6 s"',
+        "bench.toml",
+        "service.relay_watchdog",
+        "from 50 ms to 5 s",
+        id="watchdog-beyond-board",
+    ),
+    pytest.param(
+        "bench.toml",
+        'lease_timeout = "2 s"',
+        'lease_timeout = "1 ns"',
+        "bench.toml",
+        "service.lease_timeout",
+        'expected a duration from 500 ms to 1 min, got "1 ns"',
+        id="lease-timeout-1ns",
+    ),
+    pytest.param(
+        "bench.toml",
+        'monitor_period = "50 ms"',
+        'monitor_period = "600 ms"',
+        "bench.toml",
+        "service.lease_timeout",
+        "at least 4 times the monitor and heartbeat periods (2.4 s)",
+        id="lease-timeout-against-periods",
+    ),
+    pytest.param(
+        "bench.toml",
+        'io_timeout = "1 s"',
+        'io_timeout = "1e308 s"',
+        "bench.toml",
+        "service.io_timeout",
+        "from 10 ms to 10 s",
+        id="io-timeout-absurd",
+    ),
+    pytest.param(
+        "bench.toml",
+        'monitor_period = "50 ms"',
+        'monitor_period = "5e-324 s"',
+        "bench.toml",
+        "service.monitor_period",
+        "from 1 ms to 1 s",
+        id="monitor-period-subnormal",
+    ),
+    pytest.param(
+        "bench.toml",
+        'latency = "1 ms"',
+        'latency = "-0 ms"\n',
+        None,
+        None,
+        None,
+        id="latency-negative-zero-loads",
+    ),
+    pytest.param(
+        "bench.toml",
+        'latency = "1 ms"',
+        'latency = "1 h"',
+        "bench.toml",
+        "simulation.latency",
+        "of at most 100 ms",
+        id="latency-absurd",
+    ),
+    pytest.param(
+        "bench.toml",
+        'VLOGIC = { resistance = "33 ohm" }',
+        'VLOGIC = { resistance = "-0 ohm" }',
+        "bench.toml",
+        "simulation.loads.VLOGIC.resistance",
+        "greater than 0",
+        id="load-resistance-zero",
+    ),
+    pytest.param(
+        "bench.toml",
+        'model = "RB8"',
+        'model = "RB9"',
+        "bench.toml",
+        "instruments.relays.identity.model",
+        'unknown relay board model "RB9" (known: RB8)',
+        id="unknown-relay-board",
+    ),
+    pytest.param(
+        "bench.toml",
+        'model = "34461A"',
+        'model = "DMM-1"',
+        "bench.toml",
+        "instruments.dmm.identity.model",
+        "unknown multimeter model",
+        id="unknown-meter",
+    ),
+    pytest.param(
+        "bench.toml",
+        "# --- relays: name -> board channel",
+        '[instruments.relays2]\ndriver = "relay-board"\nport = "/dev/ttyACM1"\n'
+        'identity = { maker = "interlock", model = "RB8", serial = "RB8-000118" }\n'
+        "# --- relays: name -> board channel",
+        "bench.toml",
+        "instruments.relays2",
+        "one relay board per bench",
+        id="second-relay-board",
+    ),
+    pytest.param(
+        "bench.toml",
+        'supply = { instrument = "psu", channel = 2 }',
+        'supply = { instrument = "psu", channel = 7 }',
+        "bench.toml",
+        "wiring.VBUS.supply.channel",
+        "the E36312A has no channel 7 (it has 1, 2, 3)",
+        id="supply-channel-beyond-model",
+    ),
+    pytest.param(
+        "bench.toml",
+        'serial = "MY59001234"',
+        'serial = "MY59,001234"',
+        "bench.toml",
+        "instruments.psu.identity.serial",
+        "can never be reported (*IDN? answers in comma-separated fields: no commas)",
+        id="identity-with-comma",
+    ),
+    pytest.param(
+        "bench.toml",
+        'serial = "RB8-000117"',
+        'serial = "RB8 000117"',
+        "bench.toml",
+        "instruments.relays.identity.serial",
+        "can never be reported (the board reports key=value words",
+        id="board-identity-with-space",
+    ),
+    pytest.param(
+        "bench.toml",
+        'name = "sim-bench-01"',
+        'name = "../sim-bench"',
+        "bench.toml",
+        "bench.name",
+        "letters, digits",
+        id="bench-name-not-a-path-part",
+    ),
+    pytest.param(
+        "bench.toml",
+        "[wiring.VBUS]",
+        '[wiring."VB/US"]',
+        "bench.toml",
+        "wiring.VB/US",
+        "expected a name of 1 to 32 letters",
+        id="net-name-not-a-url-part",
+    ),
+    pytest.param(
+        "bench.toml",
+        'description = "Simulated bench with an MDB-24 motor-drive board"',
+        'description = "clear \\u001b[2J screen"',
+        "bench.toml",
+        "bench.description",
+        'expected printable text on one line, got "clear \\x1b[2J screen"',
+        id="control-characters",
+    ),
+    pytest.param(
+        "bench.toml",
+        'description = "Simulated bench with an MDB-24 motor-drive board"',
+        f'description = "{"x" * 100_000}"',
+        "bench.toml",
+        "bench.description",
+        "expected at most 200 characters, got 100000",
+        id="huge-string",
+    ),
+    pytest.param(
+        "bench.toml",
+        'profile = "profiles/mdb24.toml"',
+        'profile = "profiles/\\u0000.toml"',
+        "bench.toml",
+        "bench.profile",
+        "printable",
+        id="nul-in-path",
+    ),
+    pytest.param(
+        PROFILE,
+        'readback_relative = "0.5 %"',
+        'readback_relative = "500 %"',
+        PROFILE,
+        "nets.VLOGIC.readback_relative",
+        'expected a non-negative ratio of at most 10 %, got "500 %"',
+        id="readback-relative-500-percent",
+    ),
+    pytest.param(
+        PROFILE,
+        'readback_absolute = "10 mV"',
+        'readback_absolute = "0 V"',
+        PROFILE,
+        "nets.VLOGIC.readback_absolute",
+        "greater than 0 V",
+        id="readback-absolute-zero",
+    ),
+    pytest.param(
+        PROFILE,
+        'readback_absolute = "10 mV"',
+        'readback_absolute = "600 mV"',
+        PROFILE,
+        "nets.VLOGIC.readback_absolute",
+        "600 mV is more than 10% of max_voltage (5.5 V)",
+        id="readback-absolute-against-range",
+    ),
+    pytest.param(
+        PROFILE,
+        'max_step = "4 V"',
+        'max_step = "1 mV"',
+        PROFILE,
+        "nets.VBUS.max_step",
+        "takes 2.5e+04 steps; at most 10,000",
+        id="ramp-too-many-steps",
+    ),
+    pytest.param(
+        PROFILE,
+        'max_slew = "40 V/s"',
+        'max_slew = "1 mV/s"',
+        PROFILE,
+        "nets.VBUS.max_slew",
+        "takes 6.94444 h; at most 1 h",
+        id="ramp-too-long",
+    ),
+    pytest.param(
+        PROFILE,
+        'max_slew = "40 V/s"',
+        'max_slew = "1e308 V/s"',
+        PROFILE,
+        "nets.VBUS.max_slew",
+        "at most 10 kV/s",
+        id="slew-absurd",
+    ),
+    pytest.param(
+        PROFILE,
+        'max_voltage = "25 V"',
+        'max_voltage = "1e308 V"',
+        PROFILE,
+        "nets.VBUS.max_voltage",
+        "at most 1 kV",
+        id="voltage-absurd",
+    ),
+    pytest.param(
+        PROFILE,
+        'max_voltage = "25 V"',
+        'max_voltage = "9**9**9 V"',
+        PROFILE,
+        "nets.VBUS.max_voltage",
+        "not a number with a unit",
+        id="quantity-expression",
+    ),
+    pytest.param(
+        PROFILE,
+        'settle_time = "100 ms"',
+        'settle_time = "1e308 s"',
+        PROFILE,
+        "nets.VBUS.settle_time",
+        "at most 10 s",
+        id="settle-time-absurd",
+    ),
+    pytest.param(
+        PROFILE,
+        'max_total_power = "18 W"',
+        'max_total_power = "-1e308 W"',
+        PROFILE,
+        "rules.max_total_power",
+        "non-negative power",
+        id="power-absurd",
+    ),
+    pytest.param(
+        PROFILE,
+        'max_resistance = "140 ohm"',
+        'max_resistance = "1e12 ohm"',
+        PROFILE,
+        "nets.VBUS.safe_to_mate.max_resistance",
+        "at most 1 GΩ",
+        id="resistance-beyond-meter",
+    ),
+    pytest.param(
+        PROFILE,
+        'name = "MDB-24"',
+        f'name = "{"M" * 65}"',
+        PROFILE,
+        "device.name",
+        "at most 64 characters",
+        id="device-name-too-long",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("file", "old", "new", "err_file", "err_key", "words"), CASES)
 def test_bad_config_names_file_and_key(bench_dir, file, old, new, err_file, err_key, words):
     edit(bench_dir / file, old, new)
+    if err_file is None:  # an edit that must load
+        load_configuration(bench_dir / "bench.toml")
+        return
     error = error_for(bench_dir)
     assert error.file == err_file
     assert error.key == err_key
@@ -320,3 +623,90 @@ def test_simulation_section_refused_on_real_bench(bench_dir):
     edit(bench_dir / "bench.toml", 'environment = "simulation"', 'environment = "flight"')
     error = error_for(bench_dir)
     assert (error.file, error.key) == ("bench.toml", "simulation")
+
+
+def test_every_net_of_the_profile_can_be_measured_before_it_goes_live(bench_dir):
+    # Safe-to-mate measures a net through its sense relay: without one, going live
+    # could only fail, so the bench and profile do not load together.
+    edit(bench_dir / "bench.toml", 'power_relay = "K2"\nsense_relay = "K5"', 'power_relay = "K2"')
+    error = error_for(bench_dir)
+    assert (error.file, error.key) == (PROFILE, "nets.VBUS.safe_to_mate")
+    assert "net VBUS has no sense relay on bench sim-bench-01" in error.problem
+
+
+def test_a_bench_without_a_meter_cannot_check_a_profile(bench_dir):
+    edit(bench_dir / "bench.toml", '[meter]\ninstrument = "dmm"', "")
+    error = error_for(bench_dir)
+    assert (error.file, error.key) == ("bench.toml", "meter")
+    assert "measures each net with a meter" in error.problem
+
+
+def test_a_watchdog_of_exactly_three_heartbeats_loads(bench_dir):
+    # 3 x 100 ms is 0.30000000000000004 s in floating point: 300 ms must not be below it.
+    edit(bench_dir / "bench.toml", 'relay_watchdog = "500 ms"', 'relay_watchdog = "300 ms"')
+    assert load_configuration(bench_dir / "bench.toml").bench.service.relay_watchdog == 0.3
+
+
+def test_simulation_latency_against_io_timeout(bench_dir):
+    edit(bench_dir / "bench.toml", 'io_timeout = "1 s"', 'io_timeout = "100 ms"')
+    edit(bench_dir / "bench.toml", 'latency = "1 ms"', 'latency = "20 ms"')
+    error = error_for(bench_dir)
+    assert (error.file, error.key) == ("bench.toml", "simulation.latency")
+    assert "a tenth of service.io_timeout (100 ms)" in error.problem
+    edit(bench_dir / "bench.toml", 'latency = "20 ms"', 'latency = "10 ms"')
+    load_configuration(bench_dir / "bench.toml")
+
+
+def _socket_of_length(bench_dir: Path, size: int) -> None:
+    """Make the bench's socket path ``size`` bytes long."""
+    prefix = f"{bench_dir}/run/"
+    name = "s" * (size - len(prefix) - len(".sock")) + ".sock"
+    text = (bench_dir / "bench.toml").read_text()
+    text = text.replace('socket = "run/interlock.sock"', f'socket = "run/{name}"')
+    (bench_dir / "bench.toml").write_text(text)
+    assert len(str(bench_dir / "run" / name)) == size
+
+
+def test_socket_paths_fit_a_unix_socket(bench_dir):
+    # x.sock is served beside x.cmd.sock: both must fit in 107 bytes.
+    _socket_of_length(bench_dir, 103)
+    settings = load_configuration(bench_dir / "bench.toml").bench.service
+    assert len(str(settings.socket)) == 103
+
+
+@pytest.mark.parametrize(("size", "what"), [(104, "its command channel"), (108, "socket")])
+def test_socket_paths_beyond_a_unix_socket(bench_dir, size, what):
+    _socket_of_length(bench_dir, size)
+    error = error_for(bench_dir)
+    assert (error.file, error.key) == ("bench.toml", "service.socket")
+    assert f"({what}) is " in error.problem and "at most 107" in error.problem
+
+
+BAD_BENCH = ("channel = 1\n", "channel = 99\n")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check"],
+        ["serve"],
+        ["status"],
+        ["stop"],
+        ["arm"],
+        ["estop"],
+        ["sim", "start"],
+        ["sim", "truth"],
+        ["run", str(ROOT / "sequences" / "mdb24_power_up.toml"), "--dry-run"],
+        ["run", str(ROOT / "sequences" / "mdb24_power_up.toml"), "--in-process", "--yes"],
+        ["journal", "show"],
+        ["console"],
+    ],
+    ids=" ".join,
+)
+def test_every_command_refuses_the_bench_with_exit_2(bench_dir, capsys, argv):
+    edit(bench_dir / "bench.toml", *BAD_BENCH)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "ConfigError: bench.toml: relays.K1.channel: board relays (RB8) has channels 1 to 8, got 99"
+    ]

@@ -68,6 +68,26 @@ STEP_ERRORS = [
     ),
     ('action = "wait"\nduration = "1 s"\nexpect = "refused"', "steps[0].expect", "can be refused"),
     ('action = "relay"\nrelay = "K3"\nstate = "open"\nexpect = "no"', "steps[0].expect", "one of"),
+    # Every value bounded, every name one that can be looked up.
+    ('action = "wait"\nduration = "1e308 s"', "steps[0].duration", "at most 24 h"),
+    ('action = "wait"\nduration = "-5e-324 s"', "steps[0].duration", "non-negative"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = "1e308 V"', "steps[0].voltage", "at most 1 kV"),
+    ('action = "ramp"\nnet = "VBUS"\nto = "9**9**9 V"', "steps[0].to", "not a number"),
+    (
+        'action = "set"\nnet = "VBUS"\ncurrent_limit = "1e308 A"',
+        "steps[0].current_limit",
+        "at most 100 A",
+    ),
+    (
+        'action = "measure"\nnet = "VBUS"\nquantity = "voltage"\nmin = "-1e308 V"',
+        "steps[0].min",
+        "from -1 kV to 1 kV",
+    ),
+    ('action = "set"\nnet = "VB/US"\nvoltage = "1 V"', "steps[0].net", "expected a name"),
+    ('action = "relay"\nrelay = "K3/../K4"\nstate = "open"', "steps[0].relay", "relay name"),
+    ('action = "relay"\nrelay = "VBUS.power.x"\nstate = "open"', "steps[0].relay", "NET.power"),
+    ('action = "wait"\nduration = "1 s"\nlabel = "\\u001b[2J"', "steps[0].label", "printable"),
+    (f'action = "prompt"\nmessage = "{"y" * 1001}"', "steps[0].message", "at most 1000"),
 ]
 
 
@@ -81,6 +101,14 @@ def test_step_errors_name_file_and_key(write_sequence, step, key, problem):
     assert error.key == key
     assert problem in error.problem
     assert str(error).startswith(f"{error.file}: {key}: ")
+
+
+def test_steps_are_bounded(write_sequence):
+    steps = '[[steps]]\naction = "wait"\nduration = "1 s"\n' * 10_001
+    with pytest.raises(ConfigError) as caught:
+        load_sequence(write_sequence(steps))
+    assert caught.value.key == "steps"
+    assert caught.value.problem == "expected at most 10000 tables, got 10001"
 
 
 def test_a_later_step_is_named_by_its_index(write_sequence):
