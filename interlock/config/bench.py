@@ -91,6 +91,7 @@ class Load:
 class SimulationSettings:
     latency: float
     loads: dict[str, Load] = field(default_factory=dict)
+    history: float = 60.0  # seconds of the simulator's history ring
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,12 @@ def _simulation(
             "", f'only a "simulation" bench may have one (this one is "{environment}")'
         )
     latency = table.quantity("latency", DURATION)
+    history = table.quantity("history", DURATION, required=False)
+    if history is None:
+        history = 60.0
+    elif not 1.0 <= history <= 3600.0:
+        # Bounded: the simulator keeps every net's samples of the whole window in memory.
+        raise table.error("history", f"expected 1 s .. 1 h, got {history:g} s")
     loads = {}
     for net, load_table in table.tables("loads", required=False).items():
         if net not in wiring:
@@ -293,4 +300,4 @@ def _simulation(
         load_table.finish()
         loads[net] = load
     table.finish()
-    return SimulationSettings(latency=latency, loads=loads)
+    return SimulationSettings(latency=latency, loads=loads, history=history)
