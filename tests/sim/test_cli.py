@@ -58,7 +58,7 @@ def test_start_json_inject_clear_truth_and_sigint(running_sim, visa, capsys):
     assert "active faults: wrong-dut, short:VBUS" in capsys.readouterr().out
     assert main(["sim", "clear", "wrong-dut", "--bench", str(bench)]) == 0
     assert "active faults: short:VBUS" in capsys.readouterr().out
-    assert main(["sim", "truth", "--control", description["control"]]) == 0
+    assert main(["sim", "truth", "--control", description["control"], "--json"]) == 0
     truth = json.loads(capsys.readouterr().out)
     assert truth["faults"] == ["short:VBUS"]
     assert truth["instruments"]["psu"]["commands"][0]["line"] == "*IDN?"
