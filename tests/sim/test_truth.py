@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -297,14 +299,21 @@ def test_history_round_trips_through_json():
 # --- bench.toml -----------------------------------------------------------------------
 
 
+def bench_with_history(directory: Path, value: str | None) -> Path:
+    """A bench copy whose [simulation] history is ``value`` (None: the key left out)."""
+    path = write_bench(directory)
+    line = "" if value is None else f"history = {value}"
+    text, count = re.subn(r"(?m)^history = .*$", line, path.read_text())
+    assert count == 1
+    path.write_text(text)
+    return path
+
+
 def test_the_history_window_comes_from_bench_toml(tmp_path, sim_bench_factory):
-    path = write_bench(tmp_path)
-    path.write_text(
-        path.read_text().replace('latency = "1 ms"', 'latency = "1 ms"\nhistory = "5 s"')
-    )
+    path = bench_with_history(tmp_path, '"5 s"')
     assert load_bench(path).simulation.history == 5.0
     assert sim_bench_factory(path).history("VBUS").seconds == 5.0
-    assert load_bench(write_bench(tmp_path / "..")).simulation.history == 60.0  # the default
+    assert load_bench(bench_with_history(tmp_path, None)).simulation.history == 60.0  # default
 
 
 @pytest.mark.parametrize(
@@ -314,13 +323,11 @@ def test_the_history_window_comes_from_bench_toml(tmp_path, sim_bench_factory):
         ('"2 h"', "expected 1 s .. 1 h, got 7200 s"),
         ("60", "bare number"),
         ('"60 V"', "expected a duration"),
+        ('"nan s"', "expected"),
     ],
 )
 def test_a_bad_history_window_names_file_and_key(tmp_path, value, problem):
-    path = write_bench(tmp_path)
-    path.write_text(
-        path.read_text().replace('latency = "1 ms"', f'latency = "1 ms"\nhistory = {value}')
-    )
+    path = bench_with_history(tmp_path, value)
     with pytest.raises(ConfigError) as error:
         load_bench(path)
     assert "bench.toml: simulation.history: " in str(error.value)
