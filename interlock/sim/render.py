@@ -101,7 +101,7 @@ def render_truth(truth: dict[str, Any]) -> str:
             f"E-stop {'pressed' if b['estop'] else 'closed'}, watchdog {b['watchdog_ms']} ms, "
             f"host last heard {_ago(b['host_last_heard'], now)}, boots {b['boots']}",
         ]
-    events = truth.get("events", [])
+    events = sorted(truth.get("events", []), key=lambda event: event["monotonic"])
     if events:
         lines += ["", f"events (last {min(len(events), 10)} of {len(events)})"]
         for event in events[-10:]:

@@ -150,73 +150,27 @@ def test_a_killed_service_leaves_the_simulator_whose_truth_shows_the_watchdog(
     assert_bench_safe(truth)
 
 
-LONG_SEQUENCE = """
-[sequence]
-name = "bus soak"
-profile = "MDB-24"
-
-[[steps]]
-action = "set"
-net = "VLOGIC"
-current_limit = "300 mA"
-
-[[steps]]
-action = "set"
-net = "VLOGIC"
-voltage = "5 V"
-
-[[steps]]
-action = "output"
-net = "VLOGIC"
-state = "on"
-
-[[steps]]
-action = "set"
-net = "VBUS"
-current_limit = "300 mA"
-
-[[steps]]
-action = "set"
-net = "VBUS"
-voltage = "4 V"
-
-[[steps]]
-action = "output"
-net = "VBUS"
-state = "on"
-
-[[steps]]
-label = "soak"
-action = "wait"
-duration = "60 s"
-
-[[steps]]
-action = "output"
-net = "VBUS"
-state = "off"
-"""
+SOAK = ROOT / "sequences" / "mdb24_soak.toml"  # README: "Try a fault"
 
 
 def test_a_short_injected_while_a_sequence_runs_ends_the_run_in_a_fault(short_dir):
     bench_path = write_bench(short_dir)
-    sequence = short_dir / "soak.toml"
-    sequence.write_text(LONG_SEQUENCE)
     run = subprocess.Popen(
-        [sys.executable, "-m", "interlock", "run", str(sequence), "--bench", str(bench_path),
+        [sys.executable, "-m", "interlock", "run", str(SOAK), "--bench", str(bench_path),
          "--yes"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
     try:
-        # The run started a service, which started the simulator: wait until VBUS is live.
-        def bus_live() -> bool:
+        # The run started a service, which started the simulator: wait until VBUS soaks.
+        def bus_soaking() -> bool:
             try:
                 truth = SimulatorClient.of_bench(load_bench(bench_path)).truth()
             except InterlockError:
                 return False
-            return truth["nets"]["VBUS"]["voltage"] > 3.9
+            return truth["nets"]["VBUS"]["voltage"] > 23.9
 
-        wait_for(bus_live, 90, "VBUS live", run)
+        wait_for(bus_soaking, 90, "VBUS at 24 V", run)
         injected = subprocess.run(
             [sys.executable, "-m", "interlock", "sim", "inject", "short:VBUS", "--bench",
              str(bench_path)],
@@ -224,14 +178,14 @@ def test_a_short_injected_while_a_sequence_runs_ends_the_run_in_a_fault(short_di
         )  # fmt: skip
         assert injected.returncode == 0, injected.stderr
         assert injected.stdout.strip() == "injected short:VBUS; active faults: short:VBUS"
-        out, err = run.communicate(timeout=60)  # well before the 60 s soak ends
+        out, err = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.communicate()
         said = stop_service(short_dir / "interlock.sock")
     assert run.returncode == 4, out + err
-    assert "summary   FAULT: bus soak" in out
+    assert "summary   FAULT: MDB-24 bus soak" in out
     assert "the bench faulted during the wait" in out
     assert said.startswith("service stopped")
     truth = SimulatorClient.of_bench(load_bench(bench_path)).truth()
