@@ -53,7 +53,9 @@ def run(capsys, *argv: str) -> tuple[int, list[str], str]:
 
 def test_start_in_the_background_find_it_and_stop_it(bench_file, capsys):
     run_dir = bench_file.parent / "run"
-    code, out, _ = run(capsys, "sim", "start", "--background", "--bench", str(bench_file))
+    code, out, _ = run(
+        capsys, "sim", "start", "--background", "--bench", str(bench_file), "--fault", "estop"
+    )
     assert code == 0 and out[0] == "bench sim-bench-01 [simulation]"
     state = read_state(run_dir / "sim.json")
     assert state is not None and alive(state.pid) and state.pid != os.getpid()
@@ -69,8 +71,11 @@ def test_start_in_the_background_find_it_and_stop_it(bench_file, capsys):
     code, out, _ = run(capsys, "sim", "start", "--background", "--bench", str(bench_file))
     assert out[-1].startswith(f"simulator already running: pid {state.pid}")
     assert SimulatorClient.of_bench(load_bench(bench_file)).describe() == SimulatorState(
-        **{**state.as_dict(), "started": None}
+        **{**state.as_dict(), "started": None, "faults": ["estop"]}
     )
+    code, _, err = run(capsys, "sim", "start", "--background", "--bench", str(bench_file),
+                       "--fault", "short:VBUS")  # fmt: skip
+    assert code == 4 and "already running for this bench: inject faults into it" in err
     # A second simulator of the same bench is refused before it opens anything.
     code, _, err = run(capsys, "sim", "start", "--bench", str(bench_file), "--ports", "free")
     assert code == 4 and "a simulator already answers on" in err
