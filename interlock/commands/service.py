@@ -162,6 +162,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     serve(Service(args.bench), tcp=args.tcp, ready=ready)
     print("service stopped; the bench was driven to the safe state", flush=True)
+    if bench.environment == "simulation":
+        print("its simulator keeps running (`interlock sim stop` ends it)", flush=True)
     return 0
 
 

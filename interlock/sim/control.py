@@ -208,6 +208,11 @@ def request(path: str | Path, message: dict[str, Any], timeout: float = 10.0) ->
                 if not chunk:
                     break
                 data += chunk
+    except (ConnectionRefusedError, FileNotFoundError) as exc:
+        raise SimulatorError(
+            f"no simulator answers on {path} ({exc.strerror}): start one with "
+            "`interlock sim start`, or any command that starts the bench's service"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise SimulatorError(f"simulator control channel {path}: {exc}") from exc
     with contextlib.suppress(ValueError):

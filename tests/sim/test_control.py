@@ -122,5 +122,5 @@ def test_a_path_too_long_for_a_unix_socket_is_named(tmp_path):
 
 
 def test_nothing_there_is_a_simulator_error(tmp_path):
-    with pytest.raises(SimulatorError, match="simulator control channel"):
+    with pytest.raises(SimulatorError, match=r"no simulator answers on .*none\.sock"):
         SimulatorClient(tmp_path / "none.sock").truth()
