@@ -130,6 +130,7 @@ def test_a_killed_service_leaves_the_simulator_whose_truth_shows_the_watchdog(
         if c.kind == "relay-contact" and not c.data["closed"] and c.monotonic > heard
     }
     assert set(opened) == {"K1", "K2"}
+    assert all(at <= trip[0].monotonic for at in opened.values())  # opened, then announced
     for at in [trip[0].monotonic, *opened.values()]:
         assert heard + WATCHDOG - 0.002 <= at <= dead + WATCHDOG + MARGIN
     # VBUS was at 4 V until its relay opened, and at 0 V after.

@@ -160,7 +160,8 @@ def test_the_boards_watchdog_trip_and_when_the_relays_opened(sim_bench, relay_li
     assert {c.data["relay"] for c in opened} == {"K1", "K2"}
     # Not before the watchdog's period of silence (the firmware counts whole ms).
     assert all(c.monotonic - heard >= 0.2 - 0.002 for c in [*trip, *opened])
-    assert abs(trip[0].monotonic - opened[0].monotonic) < 0.2
+    # The firmware drives its outputs before it says anything about them.
+    assert all(c.monotonic <= trip[0].monotonic for c in opened)
 
 
 # --- the ring itself, on a clock the test turns ---------------------------------------
