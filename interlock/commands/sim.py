@@ -20,10 +20,11 @@ import signal
 import socket
 import sys
 import threading
+from typing import Any
 
 from interlock.cli import EXIT_USAGE
 from interlock.commands.common import add_bench_argument, banner
-from interlock.config import load_bench
+from interlock.config import Bench, load_bench
 from interlock.errors import SimulatorError
 from interlock.sim import faults
 from interlock.sim.client import SimulatorClient, state_path
@@ -158,7 +159,7 @@ def run_start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_background(args: argparse.Namespace, bench) -> int:  # type: ignore[no-untyped-def]
+def _start_background(args: argparse.Namespace, bench: Bench) -> int:
     from interlock.sim.process import ensure_simulator, find_simulator, log_path
 
     if args.ports == "bench":
@@ -183,7 +184,7 @@ def _start_background(args: argparse.Namespace, bench) -> int:  # type: ignore[n
     return 0
 
 
-def _print_description(bench, description: dict) -> None:  # type: ignore[no-untyped-def]
+def _print_description(bench: Bench, description: dict[str, Any]) -> None:
     print(banner(bench))
     for name, where in description["resources"].items():
         print(f"  {name:<10} {where}")
