@@ -70,11 +70,10 @@ class SimulatorHost:
         if sock is None:
             with run_lock(self.bench):
                 sock = control.bind_control(control_path(self.bench))
-        simulator = SimulatedBench(
-            self.bench, faults=self._faults, ports=self._ports, seed=self._seed, control=sock
-        )
         try:
-            simulator.start()
+            simulator = SimulatedBench(
+                self.bench, faults=self._faults, ports=self._ports, seed=self._seed, control=sock
+            ).start()
         except BaseException:
             sock.close()  # its file stays, answering nothing: the next starter replaces it
             raise
