@@ -164,6 +164,8 @@ def _start_background(args: argparse.Namespace, bench: Bench) -> int:
 
     if args.ports == "bench":
         raise SimulatorError("--background serves on free ports (sim.json says which)")
+    if args.seed is not None:
+        raise SimulatorError("--seed is for a simulator in the foreground")
     already = find_simulator(bench)
     if args.fault and already is not None:
         raise SimulatorError("a simulator is already running for this bench: inject faults "
