@@ -162,10 +162,11 @@ def run_start(args: argparse.Namespace) -> int:
 def _start_background(args: argparse.Namespace, bench: Bench) -> int:
     from interlock.sim.process import ensure_simulator, find_simulator, log_path
 
-    if args.ports == "bench":
-        raise SimulatorError("--background serves on free ports (sim.json says which)")
-    if args.seed is not None:
-        raise SimulatorError("--seed is for a simulator in the foreground")
+    for given, why in ((args.ports == "bench", "--background serves on free ports"),
+                       (args.seed is not None, "--seed is for a simulator in the foreground")):
+        if given:
+            print(f"interlock sim start: {why}", file=sys.stderr)
+            return EXIT_USAGE
     already = find_simulator(bench)
     if args.fault and already is not None:
         raise SimulatorError("a simulator is already running for this bench: inject faults "
