@@ -135,3 +135,11 @@ def test_truth_refuses_bad_arguments(sim_bench_factory, capsys, argv, code, said
         got = exited.code
     assert got == code
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--seed", "3"], ["--ports", "bench"]])
+def test_background_options_a_detached_simulator_cannot_honour(tmp_path, capsys, option):
+    bench = write_bench(tmp_path)
+    assert main(["sim", "start", "--background", "--bench", str(bench), *option]) == 2
+    assert capsys.readouterr().err.startswith("interlock sim start: ")
+    assert not (tmp_path / "run" / "sim.json").exists()  # nothing was started
