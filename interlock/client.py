@@ -46,7 +46,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 
@@ -63,6 +63,9 @@ from interlock.service.wire import (
     error_from_wire,
     result_of,
 )
+
+if TYPE_CHECKING:
+    from interlock.sim.client import SimulatorClient
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +179,14 @@ class Client:
     @property
     def environment(self) -> str:
         return self.bench.environment
+
+    @property
+    def sim(self) -> SimulatorClient:
+        """The simulator behind a simulation bench (inject, clear, truth, history);
+        :class:`~interlock.errors.SimulatorError` on any other bench."""
+        from interlock.sim.client import SimulatorClient
+
+        return SimulatorClient.of_bench(self.bench)
 
     # -- reading ---------------------------------------------------------------------
 

@@ -18,6 +18,20 @@ outputs off in the profile's power-off order, relays open, disarmed; if that
 cannot be done in order, an emergency stop. A bench found in a latched fault
 is never reset by the fixture: the test errors and an operator looks.
 
+On a ``simulation`` bench, ``bench.sim`` is the simulator the bench's service
+uses (:class:`~interlock.sim.client.SimulatorClient`), so a team can test how
+its own sequences behave under faults::
+
+    def test_a_short_trips_the_bench(bench):
+        ...                                      # VBUS live
+        bench.sim.inject("short:VBUS")
+        ...                                      # the interlock trips
+        assert bench.sim.history("VBUS", seconds=2).samples[-1].voltage == 0.0
+
+Faults a test leaves injected are cleared at teardown (a latched fault stays
+latched). On any other bench ``bench.sim`` raises
+:class:`~interlock.errors.SimulatorError`: there is nothing to inject into.
+
 Options: ``--interlock-bench FILE`` (ini ``interlock_bench``, default
 ``bench.toml``), ``--interlock-role`` (ini ``interlock_role``),
 ``--interlock-confirm NAME``.
@@ -71,8 +85,20 @@ def bench(request: pytest.FixtureRequest) -> Iterator[Client]:
         finally:
             return_to_safe(client, disarm=role == "operator")
             lease.release()
+            if client.environment == "simulation":
+                _clear_faults(client)
     finally:
         client.close()
+
+
+def _clear_faults(client: Client) -> None:
+    """Faults the test injected end with it: the next test starts on a sound bench."""
+    from interlock.errors import SimulatorError
+
+    try:
+        client.sim.clear()
+    except SimulatorError as error:
+        log.error("bench %s: faults not cleared: %s", client.name, error)
 
 
 def return_to_safe(client: Client, *, disarm: bool = True) -> None:

@@ -1,10 +1,11 @@
 """``interlock serve`` and the operator CLI: ``status``, ``arm``, ``disarm``, ``estop``, ``reset``.
 
-``serve`` runs the controller service of a bench (for a simulation bench,
-the simulated instruments too) on the bench's Unix socket, and on TCP only
-with ``--tcp HOST:PORT``. The other commands talk to that service through
-:mod:`interlock.client`, each with the token of its role (``--role``), and
-head their output with the bench's name and environment class.
+``serve`` runs the controller service of a bench on the bench's Unix socket
+(for a simulation bench, on the bench's simulator, a process of its own
+that it starts if none runs), and on TCP only with ``--tcp HOST:PORT``. The
+other commands talk to that service through :mod:`interlock.client`, each
+with the token of its role (``--role``), and head their output with the
+bench's name and environment class.
 
 Exit codes: 0 done, 2 usage or configuration, 3 refused (access, state,
 limit), 4 fault or no service.
@@ -33,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="run the controller service of a bench (local API on its Unix socket)",
         description="Run the controller service: it owns the bench's instruments; clients "
-        "talk to it over the bench's Unix socket. A simulation bench's instruments are "
-        "simulated by the service itself.",
+        "talk to it over the bench's Unix socket. For a simulation bench it uses the bench's "
+        "simulator, started in the background if none runs (it outlives the service).",
     )
     add_bench_argument(serve)
     serve.add_argument(
@@ -55,9 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop the bench's service (it drives the bench safe first)",
         description="Stop the controller service of a bench, started with `interlock serve "
         "--background` or by a client: SIGTERM to the pid it left next to its socket, then "
-        "wait until it has driven the bench safe and exited.",
+        "wait until it has driven the bench safe and exited. A simulation bench's simulator "
+        "keeps running (its instruments), unless --sim.",
     )
     add_bench_argument(stop)
+    stop.add_argument(
+        "--sim", action="store_true", help="also stop the bench's simulator, once the service is"
+    )
     stop.set_defaults(handler=run_stop)
 
     status = subparsers.add_parser(
@@ -122,10 +127,14 @@ def run_stop(args: argparse.Namespace) -> int:
     print(banner(bench), flush=True)
     try:
         said = stop_service(bench.service.socket)
+        print(said, flush=True)
+        if args.sim:
+            from interlock.sim.process import stop_simulator
+
+            print(stop_simulator(bench))
     except InterlockError as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 4
-    print(said)
     return 0
 
 
@@ -153,6 +162,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     serve(Service(args.bench), tcp=args.tcp, ready=ready)
     print("service stopped; the bench was driven to the safe state", flush=True)
+    if bench.environment == "simulation":
+        print("its simulator keeps running (`interlock sim stop` ends it)", flush=True)
     return 0
 
 

@@ -19,8 +19,10 @@ from interlock.catalog import METERS, RELAY_BOARDS, SUPPLIES, RelayBoardModel
 from interlock.config.bounds import (
     BENCH_NAME,
     BENCH_NAME_RULE,
+    DEFAULT_HISTORY,
     DEFAULT_RELAY_WATCHDOG,
     HEARTBEAT_PERIOD,
+    HISTORY,
     IO_TIMEOUT,
     LATENCY,
     LATENCY_SHARE_OF_IO_TIMEOUT,
@@ -124,6 +126,7 @@ class Load:
 class SimulationSettings:
     latency: float
     loads: dict[str, Load] = field(default_factory=dict)
+    history: float = 60.0  # seconds of the simulator's history ring
 
 
 @dataclass(frozen=True)
@@ -417,6 +420,10 @@ def _simulation(
             f"must be at most a tenth of service.io_timeout "
             f"({show(service.io_timeout, DURATION)}), or every exchange risks timing out",
         )
+    # Bounded: the simulator keeps every net's samples of the whole window in memory.
+    history = table.bounded("history", HISTORY, required=False)
+    if history is None:
+        history = DEFAULT_HISTORY
     loads = {}
     for net, load_table in table.tables("loads", required=False).items():
         if net not in wiring:
@@ -437,4 +444,4 @@ def _simulation(
         load_table.finish()
         loads[net] = load
     table.finish()
-    return SimulationSettings(latency=latency, loads=loads)
+    return SimulationSettings(latency=latency, loads=loads, history=history)

@@ -102,6 +102,9 @@ WATCHDOG_HEARTBEATS = 3
 LATENCY = Range(DURATION, 0.0, 0.1)
 #: An exchange fits in io_timeout with room to spare: latency at most this share of it.
 LATENCY_SHARE_OF_IO_TIMEOUT = 0.1
+# The simulator's history ring: every net's samples of the whole window are kept in memory.
+HISTORY = Range(DURATION, 1.0, 3600.0, why="the simulator keeps the whole window in memory")
+DEFAULT_HISTORY = 60.0
 LOAD_RESISTANCE = Range(RESISTANCE, 0.0, 1e9, above_low=True)
 LOAD_CURRENT = Range(CURRENT, 0.0, 100.0)
 

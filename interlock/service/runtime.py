@@ -1,16 +1,17 @@
 """The running parts of a service: simulated bench (if any), journal, controller, leases.
 
 :class:`Service` is opened once (by the app's lifespan) and closed once.
-For a ``simulation`` bench it starts the :class:`~interlock.sim.bench.SimulatedBench`
-itself, on ports the OS chooses, and hands its resources to the controller:
-nothing else has to be started first. ``resources`` lets a caller point the
-controller at instruments of its own choosing (the tests use it to put a
-non-simulation bench file in front of simulated instruments).
+For a ``simulation`` bench it uses the bench's simulator, a process of its
+own (:mod:`interlock.sim.process`), starting one if none answers, and hands
+its resources to the controller: nothing else has to be started first. The
+simulator outlives the service, as real instruments would. ``resources``
+lets a caller point the controller at instruments of its own choosing (the
+tests use it to put a non-simulation bench file in front of simulated
+instruments).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -73,9 +74,9 @@ class Service:
         self.tokens.ensure()
         resources = self._resources
         if resources is None and self.bench.environment == "simulation":
-            from interlock.sim.bench import SimulatedBench
+            from interlock.sim.process import ensure_simulator
 
-            self.simulator = SimulatedBench(self.bench, ports="free").start()
+            self.simulator = ensure_simulator(self.bench)
             resources = self.simulator.resources
         self.controller = Controller(self.configuration, self.journal, resources=resources)
         self.controller.add_listener(self._on_controller_event)
@@ -113,9 +114,7 @@ class Service:
                 log.exception("closing the controller")
         if self.journal is not None:
             self.journal.close()
-        if self.simulator is not None:
-            with contextlib.suppress(InterlockError):
-                self.simulator.stop()
+        # The simulator is left running: it is the bench's instruments, not the service's.
         self.leases = self.controller = self.journal = self.simulator = None
 
     def _on_controller_event(self, event: str, details: dict[str, Any]) -> None:

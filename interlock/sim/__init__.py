@@ -11,12 +11,24 @@ all SCPI models share), ``psu`` and ``dmm`` (the models), ``dut`` (the pure
 electrical model), ``electrical`` (its thread-safe facade: relays, outputs,
 loads), ``server`` (one instrument on a TCP port), ``faults`` (SPEC syntax),
 ``truth`` (ground truth), ``control`` (the control channel), ``bench``
-(assembly), ``relay_board`` (the firmware on a pty), ``pytest_fixtures``.
+(assembly), ``relay_board`` (the firmware on a pty), ``pytest_fixtures``;
+and the simulator as a process of its own: ``host`` (serving it where the
+bench's service finds it), ``process`` (finding, starting, stopping it),
+``client`` (reaching it from another process), ``render`` (its truth as
+text).
 """
 
 from interlock.sim.bench import SimulatedBench
+from interlock.sim.client import SimulatorClient
 from interlock.sim.faults import Fault, parse_fault
 from interlock.sim.relay_board import SimulatedRelayBoard
 from interlock.sim.truth import GroundTruth
 
-__all__ = ["Fault", "GroundTruth", "SimulatedBench", "SimulatedRelayBoard", "parse_fault"]
+__all__ = [
+    "Fault",
+    "GroundTruth",
+    "SimulatedBench",
+    "SimulatedRelayBoard",
+    "SimulatorClient",
+    "parse_fault",
+]

@@ -16,23 +16,34 @@ per ``relay-board``, and ties the relay contacts to the DUT model through
 once); ``ports="bench"`` uses the ports of the resource strings in bench.toml,
 so the controller finds the instruments where the file says they are. A relay
 board always gets a fresh pseudo-terminal; ``resources`` names it.
+
+``control`` serves the control channel (:mod:`interlock.sim.control`) on a
+Unix socket: a bound socket, a path, or ``True`` for one in a private
+temporary directory. A simulator of its own process, found by the bench's
+service, is :class:`interlock.sim.host.SimulatorHost`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import os
 import random
 import re
+import shutil
+import socket
+import tempfile
 import threading
-import time
 from collections.abc import Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from interlock.catalog import RELAY_BOARDS, SUPPLIES
 from interlock.errors import SimulatorError
 from interlock.sim import dut
-from interlock.sim.control import ControlServer
+from interlock.sim.boards import board_channels, board_state, relay_states, stamp_of, watch_board
+from interlock.sim.control import ControlServer, bind_control
 from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.electrical import ElectricalBench, Route
 from interlock.sim.faults import (
@@ -48,7 +59,7 @@ from interlock.sim.loopthread import EventLoopThread
 from interlock.sim.psu import SimulatedSupply
 from interlock.sim.relay_board import SimulatedRelayBoard
 from interlock.sim.server import InstrumentServer
-from interlock.sim.truth import GroundTruth, Stamp
+from interlock.sim.truth import SAMPLE_PERIOD, GroundTruth, History
 
 _SOCKET_RESOURCE = re.compile(r"TCPIP\d*::([^:]+)::(\d+)::SOCKET", re.IGNORECASE)
 FIRMWARE_VERSIONS = {"scpi-psu": "2.1.0-1.0.4-1.12", "scpi-dmm": "A.02.14-02.40-02.14-00.49-01-01"}
@@ -68,8 +79,9 @@ class SimulatedBench:
 
     While running: ``resources`` (instrument name -> VISA resource string or
     pty path), ``inject(spec)`` / ``clear(spec=None)`` / ``faults()``,
-    ``truth()`` (JSON-ready ground truth) and ``control_address`` (if started
-    with ``control=True``). For tests that look deeper: ``ground_truth``
+    ``truth()`` (JSON-ready ground truth), ``history(net, seconds)`` and
+    ``control_address`` (the control socket's path, if started with
+    ``control``). For tests that look deeper: ``ground_truth``
     (:class:`~interlock.sim.truth.GroundTruth`), ``electrical`` (the physical
     state), ``instruments`` (the SCPI models), ``servers``, ``relay_boards``.
 
@@ -87,7 +99,7 @@ class SimulatedBench:
         *,
         latency: float | None = None,
         seed: int | None = None,
-        control: bool = False,
+        control: bool | str | Path | socket.socket = False,
         relay_watchdog: str | float = "500 ms",
     ) -> None:
         if isinstance(bench, str | Path):
@@ -119,7 +131,8 @@ class SimulatedBench:
         bench = self.bench
         loads = {net: _dut_load(load) for net, load in bench.simulation.loads.items()}
         self.base_loads = dict(loads)
-        self.ground_truth = GroundTruth(sorted(set(loads) | set(bench.wiring)))
+        self.ground_truth = GroundTruth(sorted(set(loads) | set(bench.wiring)),
+                                        history=bench.simulation.history)
         routes = [
             Route(
                 net=w.net,
@@ -177,12 +190,10 @@ class SimulatedBench:
         return "127.0.0.1", int(match.group(2))
 
     def _relay_listener(self, board: str):  # type: ignore[no-untyped-def]
-        channels = {
-            relay.channel: name for name, relay in self.bench.relays.items() if relay.board == board
-        }
+        channels = board_channels(self.bench.relays, board)
 
         def listener(contacts: list[bool], monotonic: float) -> None:
-            stamp = Stamp(monotonic, time.time() - (time.monotonic() - monotonic))
+            stamp = stamp_of(monotonic)
             for channel, name in sorted(channels.items()):
                 if channel <= len(contacts):
                     self.electrical.set_relay(name, contacts[channel - 1], channel, at=stamp)
@@ -198,6 +209,8 @@ class SimulatedBench:
         self._loop.start()
         self._running = True
         self.control: ControlServer | None = None
+        self._control_dir: Path | None = None
+        self._sampler: Future[None] | None = None
         self.resources: dict[str, str] = {}
         try:
             for name, server in self.servers.items():
@@ -210,18 +223,35 @@ class SimulatedBench:
                 self.resources[name] = server.resource
             for name, board in self.relay_boards.items():
                 board.add_listener(self._relay_listener(name))
+                watch_board(self.ground_truth, name, board, self.bench.relays)
                 self.resources[name] = board.start()
-            if self._want_control:
-                self.control = ControlServer(self.handle_control)
-                self._loop.run(self.control.start())
             self.ground_truth.event("bench-started", self.bench.name,
                                     resources=dict(self.resources))
             for fault in self._initial_faults:
                 self._inject(fault)
+            self._sampler = asyncio.run_coroutine_threadsafe(self._sample(), self._loop.loop)
+            if self._want_control is not False and self._want_control is not None:
+                self.control = ControlServer(self.handle_control, self._control_socket())
+                self._loop.run(self.control.start())
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _control_socket(self) -> socket.socket:
+        wanted = self._want_control
+        if isinstance(wanted, socket.socket):
+            return wanted
+        if wanted is True:
+            self._control_dir = Path(tempfile.mkdtemp(prefix="ilk-sim-"))  # 0700
+            wanted = self._control_dir / "control.sock"
+        return bind_control(wanted)
+
+    async def _sample(self) -> None:
+        # Periodic samples beside those taken on every change: a steady state shows too.
+        while True:
+            await asyncio.sleep(SAMPLE_PERIOD)
+            self.ground_truth.sample(self.electrical.net_points())
 
     def stop(self) -> None:
         if not self._running:
@@ -235,6 +265,12 @@ class SimulatedBench:
                 errors.append(exc)
         if self.control is not None:
             self._loop.run(self.control.close())
+        elif isinstance(self._want_control, socket.socket):
+            self._want_control.close()  # handed over, never served: still ours to close
+        if self._control_dir is not None:
+            shutil.rmtree(self._control_dir, ignore_errors=True)
+        if self._sampler is not None:
+            self._sampler.cancel()
         for server in self.servers.values():
             self._loop.run(server.close())
         self._loop.stop()
@@ -284,14 +320,17 @@ class SimulatedBench:
         previous = self._faults.get(fault.key)
         if previous is not None:
             self._remove(previous)
+        # Stamped before it acts, so that the history shows it before what it caused.
+        stamp = self.ground_truth.now()
         self._apply(fault, True)
         self._faults[fault.key] = fault
-        self.ground_truth.event("fault-injected", fault.spec, fault=fault.spec)
+        self.ground_truth.event("fault-injected", fault.spec, at=stamp, fault=fault.spec)
 
     def _remove(self, fault: Fault) -> None:
+        stamp = self.ground_truth.now()
         self._apply(fault, False)
         self._faults.pop(fault.key, None)
-        self.ground_truth.event("fault-cleared", fault.spec, fault=fault.spec)
+        self.ground_truth.event("fault-cleared", fault.spec, at=stamp, fault=fault.spec)
 
     def _apply(self, fault: Fault, on: bool) -> None:
         kind = fault.kind
@@ -391,30 +430,57 @@ class SimulatedBench:
         snapshot = self.ground_truth.snapshot()
         snapshot["faults"] = self.faults()
         snapshot["contacts"] = sorted(self.electrical.closed_relays())
+        nets = {(w.supply.instrument, w.supply.channel): w.net
+                for w in self.bench.wiring.values() if w.supply}
+        for name, channels in snapshot["supplies"].items():
+            for channel, settings in channels.items():
+                settings["net"] = nets.get((name, int(channel)))
+        snapshot["relay_states"] = relay_states(self.bench.relays, self.relay_boards)
+        snapshot["boards"] = {name: board_state(b) for name, b in self.relay_boards.items()}
         return snapshot
 
+    def history(self, net: str, seconds: float | None = None) -> History:
+        """What ``net`` did over the last ``seconds`` and every change meanwhile."""
+        return self.ground_truth.history(net, seconds)
+
     def describe(self) -> dict[str, Any]:
-        """What ``interlock sim start --json`` prints first."""
+        """Who this simulator is and where its instruments are (``sim start --json``)."""
         return {
             "bench": self.bench.name,
+            "bench_file": str(self.bench.path),
+            "bench_sha256": self.bench.sha256,
+            "pid": os.getpid(),
             "resources": dict(self.resources),
             "control": self.control_address,
             "faults": self.faults(),
+            "history": self.ground_truth.history_seconds,
         }
 
     def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "inject":
-            self.inject(str(request.get("spec", "")))
+            self.inject(_text(request, "spec"))
             return {"faults": self.faults()}
         if op == "clear":
             spec = request.get("spec")
-            self.clear(None if spec is None else str(spec))
+            self.clear(None if spec is None else _text(request, "spec"))
             return {"faults": self.faults()}
         if op == "truth":
             return {"truth": self.truth()}
+        if op == "history":
+            seconds = request.get("seconds")
+            return {"history": self.history(_text(request, "net"), seconds).as_dict()}
         if op == "faults":
             return {"faults": self.faults()}
-        if op == "resources":
+        if op in ("describe", "resources"):
             return self.describe()
-        raise SimulatorError(f'unknown op "{op}" (ops: inject, clear, truth, faults, resources)')
+        raise SimulatorError(
+            f'unknown op "{op}" (ops: inject, clear, truth, history, faults, describe)'
+        )
+
+
+def _text(request: dict[str, Any], key: str) -> str:
+    value = request.get(key)
+    if not isinstance(value, str):
+        raise SimulatorError(f'"{key}": expected a string, got {value!r:.100}')
+    return value

@@ -63,6 +63,10 @@ class Supply(Protocol):
         """Check protection against ``point``; on a trip, turn the output off."""
         ...
 
+    def settings(self) -> dict[int, dict[str, float | bool]]:
+        """Each channel's settings (output, setpoint, limits, protections), for the truth."""
+        ...
+
 
 @dataclass(frozen=True)
 class MeterInput:
@@ -263,7 +267,12 @@ class ElectricalBench:
                 self.truth.observe(self._solve(extra=tripped).nets)
             self._solution = solution
             self._terminals = terminals
-            self.truth.observe(solution.nets)
+            # One stamp: the settings that changed, then what the nets did about it.
+            stamp = self.truth.now()
+            for name, supply in self._supplies.items():
+                for channel, settings in supply.settings().items():
+                    self.truth.supply_settings(name, channel, settings, at=stamp)
+            self.truth.observe(solution.nets, at=stamp)
             tied = tuple(sorted(set(self._sense_nets())))
             if tied != self._tied:
                 if len(tied) > 1:
@@ -277,6 +286,11 @@ class ElectricalBench:
         """Voltage and current at a supply output's terminals."""
         with self.lock:
             return self._terminals.get((supply, channel), Operating(0.0, 0.0))
+
+    def net_points(self) -> dict[str, Operating]:
+        """Every physical net's operating point now."""
+        with self.lock:
+            return dict(self._solution.nets)
 
     def net_point(self, net: str) -> Operating:
         with self.lock:

@@ -54,6 +54,19 @@ class OutputChannel:
     ovp_tripped: bool = False
     ocp_tripped: bool = False
 
+    def settings(self) -> dict[str, float | bool]:
+        """What the channel holds, as the ground truth records it."""
+        return {
+            "output": self.output,
+            "setpoint": self.voltage,
+            "current_limit": self.current,
+            "ovp": self.ovp,
+            "ovp_enabled": self.ovp_enabled,
+            "ocp_enabled": self.ocp_enabled,
+            "ovp_tripped": self.ovp_tripped,
+            "ocp_tripped": self.ocp_tripped,
+        }
+
     def reset(self) -> None:
         self.voltage = 0.0
         self.current = self.rating.max_current
@@ -107,6 +120,9 @@ class SimulatedSupply(ScpiInstrument):
             for number, channel in self.channels.items()
             if channel.output
         }
+
+    def settings(self) -> dict[int, dict[str, float | bool]]:
+        return {number: channel.settings() for number, channel in self.channels.items()}
 
     def protect(self, channel: int, point: Operating) -> Trip | None:
         out = self.channels[channel]

@@ -56,6 +56,8 @@ _IDLE_S = 0.002
 HARDWARE_WDT_S = 2.0
 
 Listener = Callable[[list[bool], float], None]
+# kind (BOOT, TRIP, MISMATCH, ESTOP_CLEAR), detail (e.g. the trip cause), monotonic time
+EventListener = Callable[[str, str, float], None]
 
 
 @cache
@@ -171,14 +173,19 @@ class _Hal:
             self._board._crash = False
             raise RuntimeError("injected firmware crash")
         try:
-            return self._board._request_noise(os.read(self._board._master, 4096))
+            data = os.read(self._board._master, 4096)
         except (BlockingIOError, InterruptedError):
             return b""
         except OSError:
             # EIO: no host side open; a board with an unplugged cable hears nothing.
             return b""
+        if data:
+            self._board.host_last_heard = time.monotonic()
+        return self._board._request_noise(data)
 
     def write(self, data: bytes) -> None:
+        # What the firmware says, before the line can garble it: its own state.
+        self._board._firmware_said(data)
         data = self._board._line_noise(data)
         view = memoryview(data)
         while view:
@@ -252,6 +259,12 @@ class SimulatedRelayBoard:
         self._estop = False
         self._estop_edge = False
         self._listeners: list[Listener] = []
+        self._coil_listeners: list[Listener] = []
+        self._event_listeners: list[EventListener] = []
+        self._coils_notified: int | None = None
+        # What the firmware last reported of itself (its state payload: T, E, W...).
+        self.reported: dict[str, str] = {}
+        self.host_last_heard: float | None = None
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._master = -1
@@ -433,6 +446,19 @@ class SimulatedRelayBoard:
         with self._lock:
             self._listeners.remove(listener)
 
+    def add_coil_listener(self, listener: Listener) -> None:
+        """Call ``listener(coils, time.monotonic())`` whenever the firmware drives the
+        coils to a new state (a welded contact may not follow). Same rules as above."""
+        with self._lock:
+            self._coil_listeners.append(listener)
+
+    def add_event_listener(self, listener: EventListener) -> None:
+        """Call ``listener(kind, detail, time.monotonic())`` for every event the firmware
+        announces on its line (BOOT, TRIP WDT, TRIP ESTOP, MISMATCH, ESTOP_CLEAR).
+        It runs in the firmware's thread."""
+        with self._lock:
+            self._event_listeners.append(listener)
+
     # -- internals -------------------------------------------------------------
 
     def _check_channel(self, channel: int) -> None:
@@ -457,14 +483,22 @@ class SimulatedRelayBoard:
 
     def _notify(self) -> None:
         # Called with _notify_lock held, so listeners see changes in order.
+        now = time.monotonic()
+        with self._lock:
+            coils = self._coils
+            coil_listeners = list(self._coil_listeners)
+        if coils != self._coils_notified:
+            self._coils_notified = coils
+            self._call(coil_listeners, [bool(coils >> i & 1) for i in range(self.relays)], now)
         mask = self._contact_mask()
         if mask == self._notified:
             return
         self._notified = mask
-        now = time.monotonic()
-        states = [bool(mask >> i & 1) for i in range(self.relays)]
         with self._lock:
             listeners = list(self._listeners)
+        self._call(listeners, [bool(mask >> i & 1) for i in range(self.relays)], now)
+
+    def _call(self, listeners: list[Listener], states: list[bool], now: float) -> None:
         for listener in listeners:
             try:
                 listener(list(states), now)
@@ -492,6 +526,27 @@ class SimulatedRelayBoard:
         words = " ".join(f"{key}={value}" for key, value in fields.items())
         sealed = f"{seq}|ACK ID {words}".encode("ascii")
         return sealed + b"*" + f"{crc_hqx(sealed, 0xFFFF):04X}".encode() + b"\n"
+
+    def _firmware_said(self, data: bytes) -> None:
+        # Lines are "SSSS|ACK <state>*CCCC" or "!EEEE|EVT KIND [detail] <state>*CCCC";
+        # the state is KEY=VALUE words (PROTOCOL.md). Read, never judged: the firmware's own word.
+        now = time.monotonic()
+        for raw in data.split(b"\n"):
+            text = raw.decode("ascii", errors="replace").strip()
+            words = text.partition("|")[2].rpartition("*")[0].split()
+            state = dict(w.split("=", 1) for w in words if "=" in w)
+            if state:
+                self.reported = state
+            if text.startswith("!") and len(words) >= 2 and words[0] == "EVT":
+                kind = words[1]
+                detail = " ".join(w for w in words[2:] if "=" not in w)
+                with self._lock:
+                    listeners = list(self._event_listeners)
+                for listener in listeners:
+                    try:
+                        listener(kind, detail, now)
+                    except Exception:
+                        log.exception("relay board %s: listener %r failed", self.serial, listener)
 
     def _line_noise(self, data: bytes) -> bytes:
         if data[:1] == b"!":

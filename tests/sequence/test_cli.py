@@ -14,6 +14,7 @@ from interlock.cli import main
 from interlock.service.runtime import Service
 from interlock.service.server import ServiceThread
 from tests.sequence.conftest import EXAMPLE, ROOT, WRONG_PROFILE, bench_copy
+from tests.service.conftest import stop_simulators
 
 
 class Terminal(io.StringIO):
@@ -35,6 +36,7 @@ def short_bench(monkeypatch):
     monkeypatch.chdir(ROOT)
     directory = Path(tempfile.mkdtemp(prefix="ilk-seq-", dir="/tmp"))
     yield bench_copy(directory)
+    stop_simulators(directory)  # the service started one: it outlives the service
     shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -3,13 +3,18 @@
 ``serve_bench(...)`` writes a copy of the root bench.toml into a short
 directory under /tmp (a Unix socket path has at most 107 bytes), with its
 socket, journal and tokens there and a short lease timeout, and runs the
-service in a thread of the test process, so the test reads the simulator's
-ground truth directly. Every client made through a :class:`Served` and every
-service is closed at teardown.
+service in a thread of the test process. A simulation bench's simulator is
+hosted in the test process too (:class:`~interlock.sim.host.SimulatorHost`:
+its control socket and state file where the service looks), so the service
+finds it as it finds a simulator process, and the test reads its ground
+truth directly. Every client made through a :class:`Served`, every service
+and every simulator is closed at teardown, and any simulator process a test
+started in ``short_dir`` (through a background service) is stopped.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -22,9 +27,13 @@ import pytest
 
 import interlock
 from interlock.client import Client
+from interlock.config import load_bench
 from interlock.service.runtime import Service
 from interlock.service.server import ServiceThread
 from interlock.service.tokens import read_token
+from interlock.sim.client import read_state
+from interlock.sim.host import SimulatorHost
+from interlock.sim.process import stop_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOT_BENCH = ROOT / "bench.toml"
@@ -69,7 +78,8 @@ class Served:
     bench_path: Path
     thread: ServiceThread
     clients: list[Client] = field(default_factory=list)
-    simulator: Any = None  # the simulated bench, when the test started it (non-simulation benches)
+    simulator: Any = None  # the simulated bench (hosted here, or started by the test)
+    host: SimulatorHost | None = None
 
     @property
     def service(self) -> Service:
@@ -92,21 +102,31 @@ class Served:
         return read_token(self.service.settings.tokens, role)
 
     def truth(self) -> dict[str, Any]:
-        simulator = self.service.simulator or self.simulator
-        return simulator.truth()
+        return self.simulator.truth()
 
     def stop(self) -> None:
         for client in self.clients:
             client.close()
         self.clients.clear()
         self.thread.stop()
+        if self.host is not None:
+            self.host.stop()
 
 
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="ilk-", dir="/tmp"))
     yield directory
+    stop_simulators(directory)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def stop_simulators(directory: Path) -> None:
+    """Stop every simulator process whose state file is under ``directory``."""
+    for path in directory.rglob("sim.json"):
+        state = read_state(path)
+        if state is not None and state.pid != os.getpid() and Path(state.bench_file).exists():
+            stop_simulator(load_bench(state.bench_file))
 
 
 ServeBench = Callable[..., Served]
@@ -126,8 +146,18 @@ def serve_bench(short_dir: Path) -> Iterator[ServeBench]:
         directory = short_dir / subdir
         directory.mkdir(exist_ok=True)
         bench_path = write_bench(directory, **bench_options)
-        thread = ServiceThread(Service(bench_path, resources=resources), tcp=tcp)
-        served = Served(bench_path, thread.start())
+        host = None
+        if resources is None and bench_options.get("environment", "simulation") == "simulation":
+            host = SimulatorHost(load_bench(bench_path)).start()
+        try:
+            thread = ServiceThread(Service(bench_path, resources=resources), tcp=tcp).start()
+        except BaseException:
+            if host is not None:
+                host.stop()
+            raise
+        served = Served(
+            bench_path, thread, host=host, simulator=host.simulator if host is not None else None
+        )
         started.append(served)
         return served
 

@@ -124,7 +124,10 @@ def test_serve_runs_until_sigterm_and_leaves_the_bench_safe(short_dir):
     )
     assert serving, lines[1]
     assert int(serving.group(1)) > 0  # the port the OS chose, not the 0 asked for
-    assert lines[-1] == "service stopped; the bench was driven to the safe state"
+    assert lines[-2:] == [
+        "service stopped; the bench was driven to the safe state",
+        "its simulator keeps running (`interlock sim stop` ends it)",
+    ]
     assert not socket_path.exists()
 
 

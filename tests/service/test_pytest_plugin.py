@@ -6,11 +6,42 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from interlock.errors import SimulatorError
 from interlock.journal import JournalReader
 from tests.service.conftest import ROOT, assert_bench_safe
 
 EXAMPLE = ROOT / "examples" / "pytest_bench"
 ROGUE = Path(__file__).with_name("rogue_bench_tests.py")
+
+
+def run_pytest(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *args,
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:schemathesis",  # not needed there, and slow to import
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def outcomes(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    return {
+        line.split("::")[-1].split()[0]: line.split()[0]
+        for line in result.stdout.splitlines()
+        if line.startswith(("PASSED ", "FAILED ", "ERROR ", "SKIPPED ")) and "::" in line
+    }
 
 
 def test_the_example_suite_passes_and_misbehaving_tests_leave_the_bench_safe(served):
@@ -19,7 +50,7 @@ def test_the_example_suite_passes_and_misbehaving_tests_leave_the_bench_safe(ser
             sys.executable,
             "-m",
             "pytest",
-            str(EXAMPLE),
+            str(EXAMPLE / "test_mdb24_power.py"),
             str(ROGUE),
             "-rA",
             "-p",
@@ -59,6 +90,31 @@ def test_the_example_suite_passes_and_misbehaving_tests_leave_the_bench_safe(ser
     assert leases.count("granted") == leases.count("released") == len(examples) + 2
     faults = [e.payload["cause"] for e in entries if e.kind == "fault"]
     assert faults[0] == "lease"  # the only fault is the one the rogue test asked for
+
+
+def test_the_fault_example_passes_on_the_simulated_bench(served):
+    result = run_pytest(
+        str(EXAMPLE / "test_faults.py"), "--interlock-bench", str(served.bench_path)
+    )
+    assert outcomes(result) == {
+        name: "PASSED" for name in _test_names(EXAMPLE / "test_faults.py")
+    }, result.stdout + result.stderr
+    assert result.returncode == 0
+    # The short it injected happened, was caught, and was cleared; the bench is safe.
+    changes = served.simulator.history("VBUS").changes
+    seen = [(c.kind, c.detail) for c in changes if c.kind in ("fault-injected", "protection-trip")]
+    assert seen[:2] == [("fault-injected", "short:VBUS"), ("protection-trip", "psu CH2 OCP")]
+    assert served.simulator.faults() == []
+    assert served.service.status()["state"] == "safe"
+    assert_bench_safe(served.truth())
+
+
+def test_bench_sim_on_a_real_bench_says_there_is_none(sim_bench_factory, serve_bench):
+    sim = sim_bench_factory()
+    served = serve_bench(environment="engineering", name="eng-bench-03", resources=sim.resources)
+    client = served.client("viewer")
+    with pytest.raises(SimulatorError, match="eng-bench-03 is a engineering bench: it has no"):
+        client.sim.truth()
 
 
 def _test_names(path: Path) -> list[str]:

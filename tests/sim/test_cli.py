@@ -58,7 +58,7 @@ def test_start_json_inject_clear_truth_and_sigint(running_sim, visa, capsys):
     assert "active faults: wrong-dut, short:VBUS" in capsys.readouterr().out
     assert main(["sim", "clear", "wrong-dut", "--bench", str(bench)]) == 0
     assert "active faults: short:VBUS" in capsys.readouterr().out
-    assert main(["sim", "truth", "--control", description["control"]]) == 0
+    assert main(["sim", "truth", "--control", description["control"], "--json"]) == 0
     truth = json.loads(capsys.readouterr().out)
     assert truth["faults"] == ["short:VBUS"]
     assert truth["instruments"]["psu"]["commands"][0]["line"] == "*IDN?"
@@ -89,3 +89,57 @@ def test_control_channel_replies(sim_bench_factory):
     with pytest.raises(SimulatorError, match="not active"):
         control.request(address, {"op": "clear", "spec": "drop:psu"})
     assert control.request(address, {"op": "clear"})["faults"] == []
+
+
+def test_truth_reads_as_tables_and_history_as_a_timeline(sim_bench_factory, visa, relay_link,
+                                                          capsys):
+    sim = sim_bench_factory(control=True)
+    relay_link(sim.resources["relays"]).set(2)
+    visa(sim.resources["psu"]).query("VOLT 4,(@2);:CURR:PROT:STAT ON,(@2);:OUTP ON,(@2);*OPC?")
+    sim.inject("short:VBUS")
+    address = sim.control_address
+    assert main(["sim", "truth", "--control", address]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("clock ") and out[1] == "faults    short:VBUS"
+    assert any(line.split()[:4] == ["psu", "CH2", "VBUS", "off"] and line.endswith("OCP")
+               for line in out)
+    assert any(line.split() == ["K2", "relays", "2", "energised", "closed"] for line in out)
+    assert any(line.startswith("board     relays (RB8-000117): trip -") for line in out)
+
+    assert main(["sim", "truth", "--control", address, "--history", "VBUS", "--since", "60"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("history   VBUS, the last 60 s")
+    timeline = [line.split(" s  ", 1)[1].strip() for line in out[2:]]
+    wanted = ["supply: psu CH2 output off -> on", "4 V    33.33 mA", "fault-injected: short:VBUS",
+              "protection-trip: psu CH2 OCP", "supply: psu CH2 output on -> off", "0 V         0 A"]
+    rest = iter(timeline)
+    assert all(line in rest for line in wanted), timeline  # in this order
+
+    assert main(["sim", "truth", "--control", address, "--history", "VBUS", "--json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert history["net"] == "VBUS" and history["seconds"] == 60.0
+    assert {"monotonic", "wall", "voltage", "current"} == set(history["samples"][0])
+
+
+@pytest.mark.parametrize("argv, code, said", [
+    (["--since", "5"], 2, "--since goes with --history NET"),
+    (["--history", "VBUS", "--since", "0"], 2, "expected a positive number of seconds"),
+    (["--history", "VBUS", "--since", "nan"], 2, "expected a positive number of seconds"),
+    (["--history", "VCORE"], 4, 'SimulatorError: history: no net "VCORE" on this bench'),
+])
+def test_truth_refuses_bad_arguments(sim_bench_factory, capsys, argv, code, said):
+    sim = sim_bench_factory(control=True)
+    try:
+        got = main(["sim", "truth", "--control", sim.control_address, *argv])
+    except SystemExit as exited:  # argparse's own refusals
+        got = exited.code
+    assert got == code
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--seed", "3"], ["--ports", "bench"]])
+def test_background_options_a_detached_simulator_cannot_honour(tmp_path, capsys, option):
+    bench = write_bench(tmp_path)
+    assert main(["sim", "start", "--background", "--bench", str(bench), *option]) == 2
+    assert capsys.readouterr().err.startswith("interlock sim start: ")
+    assert not (tmp_path / "run" / "sim.json").exists()  # nothing was started

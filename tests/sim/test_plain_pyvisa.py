@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -171,3 +173,38 @@ def test_many_exchanges_are_fast(sim_bench, visa):
         psu.write(f"VOLT {step / 10},(@1)")
         psu.query("VOLT? (@1)")
     assert time.monotonic() - start < 1.0
+
+
+DYING_CLIENT = """
+import sys, time, pyvisa
+psu = pyvisa.ResourceManager("@py").open_resource(sys.argv[1], read_termination="\\n",
+                                                   write_termination="\\n", timeout=5000)
+psu.write("VOLT 5,(@1);OUTP ON,(@1)")
+print(psu.query("OUTP? (@1)"), flush=True)
+psu.write_raw(b"VOLT 9,(@")  # half a line, then the process dies
+time.sleep(60)
+"""
+
+
+def test_a_new_client_is_served_after_the_last_ones_process_was_killed(sim_bench, visa):
+    """What a guardian will need: once the service is dead, open the supply and turn it off."""
+    resource = sim_bench.resources["psu"]
+    process = subprocess.Popen([sys.executable, "-c", DYING_CLIENT, resource],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "1"
+    finally:
+        process.kill()  # SIGKILL: its socket is closed by the kernel, nothing more
+        process.communicate()
+    psu = visa(resource)
+    assert psu.query("OUTP? (@1)") == "1"  # as the dead client left it
+    assert float(psu.query("VOLT? (@1)")) == 5.0  # its half line died with its connection
+    psu.write("OUTP OFF,(@1)")
+    assert psu.query("OUTP? (@1)") == "0"
+    deadline = time.monotonic() + 10
+    while "disconnected" not in (kinds := [
+        e["kind"] for e in sim_bench.truth()["events"] if e.get("instrument") == "psu"
+    ]):
+        assert time.monotonic() < deadline, kinds
+        time.sleep(0.01)
+    assert kinds.count("connected") == 2 and kinds.count("disconnected") == 1
