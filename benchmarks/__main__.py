@@ -29,6 +29,7 @@ BENCHMARKS = {
     "journal_throughput": ("benchmarks.journal_throughput", "durable journal entries per second"),
     "memory": ("benchmarks.memory", "service resident memory over a long run"),
     "firmware_watchdog": ("benchmarks.firmware_watchdog", "relay board watchdog and E-stop"),
+    "guardian": ("benchmarks.guardian", "kill -9 of the service to supplies off"),
 }
 
 

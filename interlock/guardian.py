@@ -255,17 +255,24 @@ class Guardian:
         self.log_file = Path(log_file)
         self.pid: int | None = None
         self._pipe: int | None = None  # the writing end: only this process holds it
+        self._ready: int | None = None  # the guardian's standard output
+        self._standing_down = False
+        self._watched = False
 
     def start(self, timeout: float = START_TIMEOUT_S) -> Guardian:
         """Spawn it and wait until it says it is armed (InterlockError otherwise)."""
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> Guardian:
+        """Start the process; :meth:`wait_ready` then waits for it to be armed."""
         down_r, down_w = os.pipe()  # service -> guardian: stand-down, or end-of-file
-        ready_r, ready_w = os.pipe()  # guardian -> service: ready
+        ready_r, ready_w = os.pipe()  # guardian -> service: ready, then end-of-file at its end
         argv = [
             sys.executable, "-m", "interlock.guardian",
             "--bench", str(self.bench_path.resolve()),
             "--resources", json.dumps(self.resources),
             "--service-pid", str(os.getpid()),
-        ]
+        ]  # fmt: skip
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         try:
             # A session of its own: a terminal's signals to the service's group don't reach it.
@@ -280,36 +287,67 @@ class Guardian:
                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
                 ],
                 setsid=True,
-            )
+            )  # fmt: skip
+        except BaseException:
+            for fd in (down_w, ready_r):
+                os.close(fd)
+            raise
         finally:
             os.close(down_r)
             os.close(ready_w)
-        self._pipe = down_w
+        self._pipe, self._ready = down_w, ready_r
+        return self
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> Guardian:
         try:
-            self._await_ready(ready_r, timeout)
+            self._await_ready(timeout)
         except BaseException:
             self.stand_down()
             raise
-        finally:
-            os.close(ready_r)
         return self
 
-    def _await_ready(self, ready_r: int, timeout: float) -> None:
+    def _await_ready(self, timeout: float) -> None:
         import select
 
+        assert self._ready is not None
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise InterlockError(f"the guardian did not say it was ready within {timeout:g} s")
-            readable, _, _ = select.select([ready_r], [], [], remaining)
+            readable, _, _ = select.select([self._ready], [], [], remaining)
             if readable:
-                data = os.read(ready_r, 64)
+                data = os.read(self._ready, 64)
                 if data.startswith(READY):
                     return
                 raise InterlockError(
                     f"the guardian did not start (see {self.log_file}): {data[:200]!r}"
                 )
+
+    def watch(self, on_death) -> None:
+        """Call ``on_death()`` (from a thread of its own) if the guardian ends unasked.
+
+        Its standard output stays open for its life: end-of-file means it is gone.
+        """
+
+        def wait() -> None:
+            ready = self._ready
+            if ready is None:
+                return
+            try:
+                while os.read(ready, 64):
+                    pass
+            except OSError:
+                pass
+            finally_close = self._ready
+            self._ready = None
+            with contextlib.suppress(OSError):
+                os.close(finally_close)
+            if not self._standing_down:
+                on_death()
+
+        self._watched = True
+        threading.Thread(target=wait, name="guardian-watch", daemon=True).start()
 
     @property
     def running(self) -> bool:
@@ -323,6 +361,7 @@ class Guardian:
 
     def stand_down(self, timeout: float = 5.0) -> None:
         """A clean stop: the guardian ends without acting."""
+        self._standing_down = True
         pipe, self._pipe = self._pipe, None
         if pipe is not None:
             with contextlib.suppress(OSError):
@@ -333,6 +372,9 @@ class Guardian:
             while time.monotonic() < deadline and self.running:
                 time.sleep(0.01)
             self.pid = None
+        if not self._watched and self._ready is not None:
+            os.close(self._ready)  # else its watcher closes it, once the guardian has ended
+            self._ready = None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -160,7 +160,7 @@ def run_serve(args: argparse.Namespace) -> int:
             f"serving on {where}; tokens in {settings.tokens}; SIGINT or SIGTERM stops", flush=True
         )
 
-    serve(Service(args.bench), tcp=args.tcp, ready=ready)
+    serve(Service(args.bench, guardian=True), tcp=args.tcp, ready=ready)
     print("service stopped; the bench was driven to the safe state", flush=True)
     if bench.environment == "simulation":
         print("its simulator keeps running (`interlock sim stop` ends it)", flush=True)

@@ -21,6 +21,7 @@ from typing import Any
 from interlock.config import Configuration, load_configuration
 from interlock.controller import Controller
 from interlock.errors import InterlockError
+from interlock.guardian import Guardian
 from interlock.journal import Journal
 from interlock.journal.files import JournalAccess
 from interlock.journal.startup import ChainGuard, check_at_start
@@ -37,6 +38,7 @@ class Service:
         bench: str | Path | Configuration,
         *,
         resources: dict[str, str] | None = None,
+        guardian: bool = False,
     ) -> None:
         self.configuration = (
             bench if isinstance(bench, Configuration) else load_configuration(bench)
@@ -52,6 +54,8 @@ class Service:
         self.controller: Controller | None = None
         self.leases: LeaseManager | None = None
         self.connect_error: str | None = None
+        self._want_guardian = guardian
+        self.guardian: Guardian | None = None
 
     # -- life cycle ------------------------------------------------------------
 
@@ -78,6 +82,10 @@ class Service:
 
             self.simulator = ensure_simulator(self.bench)
             resources = self.simulator.resources
+        if self._want_guardian:
+            # Spawned now, armed before the service serves: it starts while we connect.
+            log_file = self.settings.socket.parent / "guardian.log"
+            self.guardian = Guardian(self.bench.path, resources, log_file).spawn()
         self.controller = Controller(self.configuration, self.journal, resources=resources)
         self.controller.add_listener(self._on_controller_event)
         try:
@@ -89,6 +97,9 @@ class Service:
         # A broken chain is a latched fault; the operator's reset acknowledges it.
         self.controller.before_reset.append(chain.before_reset)
         chain.latch(self.controller.trip)
+        if self.guardian is not None:
+            self.guardian.wait_ready()
+            self.guardian.watch(self._guardian_died)
         self.leases = LeaseManager(
             self.controller,
             self.settings.lease_timeout,
@@ -112,10 +123,22 @@ class Service:
                 self.controller.close()
             except InterlockError:
                 log.exception("closing the controller")
+        if self.guardian is not None:
+            # Only once the bench is safe: until then a death must still find it armed.
+            self.guardian.stand_down()
         if self.journal is not None:
             self.journal.close()
         # The simulator is left running: it is the bench's instruments, not the service's.
-        self.leases = self.controller = self.journal = self.simulator = None
+        self.leases = self.controller = self.journal = self.simulator = self.guardian = None
+
+    def _guardian_died(self) -> None:
+        controller = self.controller
+        if controller is not None and not self.stopping.is_set():
+            log.error("the guardian process ended: a death of the service would leave supplies on")
+            controller.trip(
+                "guardian", "the guardian process ended: nothing would turn the supplies off "
+                "if the service died; restart the service"
+            )
 
     def _on_controller_event(self, event: str, details: dict[str, Any]) -> None:
         self.events.publish(event, **details)
@@ -132,6 +155,7 @@ class Service:
             "lease_timeout": self.settings.lease_timeout,
             "connect_error": self.connect_error,
             "simulated": self.simulator is not None,
+            "guardian": self.guardian.pid if self.guardian is not None else None,
         }
         return status
 

@@ -121,3 +121,44 @@ def test_the_plan_covers_every_wired_supply_channel_in_power_off_order():
     plan = plan_for(load_configuration(ROOT / "bench.toml"))
     [psu] = plan.supplies
     assert psu.channels == (3, 2, 1) and psu.nets == ("MOTOR", "VBUS", "VLOGIC")
+
+
+def test_a_service_whose_guardian_dies_trips(sim_bench_factory, tmp_path):
+    """Without its guardian, a death of the service would leave the supplies on: a fault."""
+    import signal
+
+    from interlock.service.runtime import Service
+
+    bench_file = edited_bench(tmp_path, {})
+    configuration = load_configuration(bench_file)
+    sim = sim_bench_factory(bench=configuration.bench)
+    service = Service(configuration, resources=sim.resources, guardian=True)
+    service.open()
+    try:
+        assert service.controller.state == "safe"
+        pid = service.guardian.pid
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while service.controller.state != "fault" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert service.controller.fault_cause.startswith("guardian: the guardian process ended")
+    finally:
+        service.close()
+
+
+def test_a_service_stopping_cleanly_stands_its_guardian_down(sim_bench_factory, tmp_path):
+    from interlock.service.runtime import Service
+
+    bench_file = edited_bench(tmp_path, {})
+    configuration = load_configuration(bench_file)
+    sim = sim_bench_factory(bench=configuration.bench)
+    service = Service(configuration, resources=sim.resources, guardian=True)
+    service.open()
+    guardian = service.guardian
+    pid = guardian.pid
+    service.close()
+    assert not guardian.running
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    log = tmp_path / "run" / "guardian.log"
+    assert not log.exists() or "died" not in log.read_text()

@@ -91,6 +91,7 @@ def test_a_killed_service_leaves_the_simulator_whose_truth_shows_the_watchdog(
         assert {"K1", "K2"} <= set(live["contacts"])
         assert live["nets"]["VBUS"]["voltage"] == pytest.approx(4.0, abs=0.05)
 
+        killed = time.monotonic()
         os.killpg(serve_process.pid, signal.SIGKILL)  # kill -9: no safe state, no goodbye
         serve_process.wait()
         dead = time.monotonic()  # the service is gone by now (same clock as the simulator's)
@@ -106,9 +107,9 @@ def test_a_killed_service_leaves_the_simulator_whose_truth_shows_the_watchdog(
     truth = sim.truth()
     assert alive(sim.pid)
     assert board["trip"] == "WDT"
-    # What the crash left: the supply outputs on (nobody turned them off), the relays
-    # opened by the board's own watchdog, so no DUT net carries anything.
-    assert truth["supplies"]["psu"]["1"]["output"] and truth["supplies"]["psu"]["2"]["output"]
+    # What the crash left: the supply outputs turned off by the service's guardian, the
+    # relays opened by the board's own watchdog, so no DUT net carries anything.
+    assert not any(ch["output"] for ch in truth["supplies"]["psu"].values())
     assert truth["contacts"] == []
     assert truth["relay_states"]["K2"] == {
         "board": "relays",
@@ -133,10 +134,11 @@ def test_a_killed_service_leaves_the_simulator_whose_truth_shows_the_watchdog(
     assert all(at <= trip[0].monotonic for at in opened.values())  # opened, then announced
     for at in [trip[0].monotonic, *opened.values()]:
         assert heard + WATCHDOG - 0.002 <= at <= dead + WATCHDOG + MARGIN
-    # VBUS was at 4 V until its relay opened, and at 0 V after.
-    before = [s.voltage for s in history.samples if s.monotonic < opened["K2"]]
-    after = [s.voltage for s in history.samples if s.monotonic >= opened["K2"]]
-    assert before[-1] == pytest.approx(4.0, abs=0.05) and after and set(after) == {0.0}
+    # VBUS was at 4 V when the service died (its guardian turns the supply off at once,
+    # before the board's watchdog opens the relay), and at 0 V once its relay opened.
+    before = [s.voltage for s in history.samples if s.monotonic < killed]
+    after = [s.voltage for s in history.samples if s.monotonic >= killed]
+    assert before[-1] == pytest.approx(4.0, abs=0.05) and after and after[-1] == 0.0
 
     # The instruments take a new host, as real ones would (the dead service's connections
     # are gone): a new service finds the same simulator, finds the outputs on and
@@ -230,3 +232,50 @@ def test_stopping_the_simulator_under_a_service_trips_it(short_dir, capsys):
             )
         assert served.service.controller.state == "fault"
     assert "relays" in status["fault"] or "psu" in status["fault"]
+
+
+def test_a_killed_service_leaves_every_supply_off_through_its_guardian(serve_process, short_dir):
+    """kill -9 with three nets live and a relay welded: the board's watchdog cannot
+    disconnect the welded net, the guardian turns every supply off within 1 s."""
+    bench_path = short_dir / "bench.toml"
+    sim = SimulatorClient.of_bench(load_bench(bench_path))
+    client = interlock.connect(bench_path, role="operator", start=False)
+    try:
+        guardian = client.status()["service"]["guardian"]
+        assert guardian and alive(guardian)
+        client.lease().acquire()
+        client.arm()
+        bring_up(client, "VLOGIC", 5.0, 0.3)
+        bring_up(client, "VBUS", 4.0, 0.3)
+        bring_up(client, "MOTOR", 3.0, 0.3)
+        sim.inject("weld:K1")
+        assert all(ch["output"] for ch in sim.truth()["supplies"]["psu"].values())
+
+        killed = time.monotonic()  # the simulator's clock too
+        os.killpg(serve_process.pid, signal.SIGKILL)
+        serve_process.wait()
+        wait_for(
+            lambda: not any(ch["output"] for ch in sim.truth()["supplies"]["psu"].values()),
+            MARGIN,
+            "every supply output off",
+        )
+    finally:
+        with contextlib.suppress(InterlockError):
+            client.close()
+    offs = [
+        change.monotonic
+        for change in sim.history("VLOGIC").changes
+        if change.kind == "supply" and change.data["field"] == "output" and not change.data["new"]
+    ]
+    assert len(offs) == 3
+    assert max(offs) - killed < 1.0, f"outputs off {max(offs) - killed:.3f} s after the kill"
+    # VLOGIC, behind its welded relay, went to 0 V with its supply.
+    assert sim.truth()["nets"]["VLOGIC"]["voltage"] == pytest.approx(0.0, abs=0.05)
+    wait_for(lambda: not alive(guardian), MARGIN, "the guardian ends once it has acted")
+    reader = JournalReader(short_dir / "journal.sqlite")
+    try:
+        [record] = [e for e in reader.entries() if e.kind == "fault" and e.actor == "guardian"]
+    finally:
+        reader.close()
+    assert record.payload["cause"] == "service-died" and record.payload["verified"]
+    assert "MOTOR" in record.payload["detail"] and "VLOGIC" in record.payload["detail"]
