@@ -76,6 +76,9 @@ class ServiceSettings:
     lease_timeout: float
     io_timeout: float
     relay_watchdog: float = 0.5  # the relay board opens every relay after this much host silence
+    # TLS for TCP beyond loopback (PEM files): both or neither.
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,12 @@ def _service(table: Table, base: Path) -> ServiceSettings:
         lease_timeout=positive("lease_timeout"),
         io_timeout=positive("io_timeout"),
         relay_watchdog=table.quantity("relay_watchdog", DURATION, required=False) or 0.5,
+        tls_certificate=_readable_file(table, "tls_certificate", base),
+        tls_key=_readable_file(table, "tls_key", base),
     )
+    if (settings.tls_certificate is None) != (settings.tls_key is None):
+        missing = "tls_key" if settings.tls_key is None else "tls_certificate"
+        raise table.error(missing, "missing: TLS takes both tls_certificate and tls_key")
     if not 0.05 <= settings.relay_watchdog <= 5.0:
         raise table.error("relay_watchdog", "the relay board takes 50 ms .. 5 s")
     if settings.relay_watchdog < 3 * settings.heartbeat_period:
@@ -179,6 +187,21 @@ def _service(table: Table, base: Path) -> ServiceSettings:
         )
     table.finish()
     return settings
+
+
+def _readable_file(table: Table, key: str, base: Path) -> Path | None:
+    name = table.string(key, required=False)
+    if name is None:
+        return None
+    path = (base / name).resolve()
+    if not path.is_file():
+        raise table.error(key, f"{path}: not a file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise table.error(key, f"{path}: cannot read: {exc.strerror}") from None
+    return path
 
 
 def _instruments(root: Table) -> dict[str, Instrument]:
