@@ -82,13 +82,13 @@ class RefusalLog:
         self,
         journal: Callable[[], Any],
         *,
-        interval: float = INTERVAL_S,
-        max_sources: int = MAX_SOURCES,
+        interval: float | None = None,
+        max_sources: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._journal = journal
-        self.interval = interval
-        self.max_sources = max_sources
+        self.interval = INTERVAL_S if interval is None else interval
+        self.max_sources = MAX_SOURCES if max_sources is None else max_sources
         self._clock = clock
         self._lock = threading.Lock()
         self._tallies: dict[tuple[RefusalSource, str], _Tally] = {}
