@@ -134,9 +134,9 @@ class RefusalLog:
         if journal is None:
             log.warning("%d refusal counts dropped: no journal", len(counts))
             return counts
-        try:
-            for refused in counts:
-                source = refused.source
+        for refused in counts:
+            source = refused.source
+            try:
                 request = journal.request(
                     source.who,
                     source.client,
@@ -157,6 +157,9 @@ class RefusalLog:
                     seconds=round(refused.seconds, 3),
                     durable=False,
                 )
+            except JournalError as error:  # text the journal cannot hold: the others still go
+                log.warning("%d refusals of %s not journaled: %s", refused.count, source, error)
+        try:
             with journal.waiting_at_most(FLUSH_WAIT_S):
                 journal.flush()
         except JournalError as error:
