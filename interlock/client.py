@@ -605,4 +605,4 @@ def _user() -> str:
         return f"uid {os.getuid()}"
 
 
-__all__ = ["Client", "Lease", "Measurement", "Remote", "connect"]
+__all__ = ["Client", "Lease", "Measurement", "connect"]
