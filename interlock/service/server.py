@@ -133,7 +133,10 @@ def tcp_plan(service: Service, host: str, port: int) -> TcpPlan:
                 "tls_certificate, service.tls_key), or listen on loopback (127.0.0.1)",
             )
         return TcpPlan(host, port, None, None)
-    mode = stat.S_IMODE(settings.tls_key.stat().st_mode)
+    try:
+        mode = stat.S_IMODE(settings.tls_key.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(bench_file, "service.tls_key", f"{settings.tls_key}: {exc}") from None
     if mode & 0o077:
         raise ConfigError(
             bench_file,
@@ -356,9 +359,9 @@ def _ready_for_the_stop() -> None:
     the app, the simulator) out of the collector's sight: a full collection, which
     every flood of requests brings sooner, scanned all of it on the stop's thread
     too (tens of milliseconds). Those objects live as long as the service anyway.
+    (No collection here: the relay board's heartbeat is running by now.)
     """
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    gc.collect()
     gc.freeze()
 
 
@@ -377,6 +380,7 @@ def serve(
     listening = _Listening(service, tcp)
     gate = _gatekeeper(service)
     try:
+        gc.collect()  # start-up's garbage, while nothing waits on this process yet
         service.open()
         _ready_for_the_stop()
         try:
