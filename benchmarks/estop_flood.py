@@ -225,6 +225,15 @@ def run(quick: bool = False, *, trials: int | None = None, flooders: int = FLOOD
                 paths[condition].append(path)
             operator.reset()
         print(load_average())
+        refused_sent = floods["unauthenticated"][1].value
+        (aggregates,) = journal.execute(
+            "SELECT count(*) FROM entries WHERE kind = 'verdict' "
+            "AND json_extract(payload, '$.rule') = 'access'"
+        ).fetchone()
+        print(
+            f"unauthenticated requests sent: {refused_sent}; "
+            f"access refusals in the journal: {aggregates} verdicts"
+        )
 
     rows = []
     for condition, values in results.items():
