@@ -16,7 +16,10 @@ run, so a token checked there comes after the work it should have spared
 Each of these refusals closes the connection, so what the client still
 sends is never read. The body, whole and bounded, is then handed to the
 application, whose :class:`~.access.Access` dependencies check each route's
-role. The request's head is bounded by the server (:mod:`.protocol`).
+role. The emergency stop takes no body and reads none: whatever a caller
+sends with it, the stop is made (and the connection closed after, if a
+body was coming). The request's head is bounded by the server
+(:mod:`.protocol`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_BODY = 4096
 #: A request's body must have arrived whole within this, from the end of its head.
 BODY_TIMEOUT_S = 10.0
+#: Routes that take no body and read none of what is sent: anyone may stop, whatever they send.
+BODYLESS = frozenset({("POST", "/estop")})
 
 
 class _Refused(Exception):
@@ -79,6 +84,10 @@ class RequestGuard:
             )
         except AccessDenied as error:
             await _refuse(send, 401, error, ((b"www-authenticate", b"Bearer"),))
+            return
+        if (scope["method"], scope["path"]) in BODYLESS:
+            coming = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+            await self.app(scope, _replay(b"", receive), _closing(send) if coming else send)
             return
         try:
             body = await _read_body(receive, headers.get("content-length"))
@@ -142,6 +151,20 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()  # the disconnect a streaming response listens for
 
     return replay
+
+
+def _closing(send: Send) -> Send:
+    """``send``, closing the connection after the response: a body sent is left unread."""
+
+    async def closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {
+                **message,
+                "headers": [*message.get("headers", []), (b"connection", b"close")],
+            }
+        await send(message)
+
+    return closing
 
 
 async def _refuse(

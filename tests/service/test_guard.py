@@ -103,6 +103,33 @@ def test_a_huge_body_with_a_valid_token_is_refused_past_the_bound(served, declar
     assert served.controller.commanded.net("VLOGIC").voltage == 0
 
 
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_stop_with_a_huge_body_stops_and_reads_none_of_it(served, declared):
+    """Anyone may stop, whatever they send with it: the stop takes no body and reads none."""
+    served.client("operator").arm()
+    script = served.client("script")
+    body = Stream(BIG)
+    headers = {"Authorization": f"Bearer {served.token('viewer')}"}
+    if declared:
+        headers["Content-Length"] = str(BIG)
+    with script.lease():
+        bring_up(script)
+        before = _peak_kib()
+        with _raw(served) as raw:
+            try:
+                response = raw.post("/estop", content=body, headers=headers)
+            except httpx.TransportError:
+                response = None  # closed with our bytes unread: the answer may be lost
+        assert served.controller.state == "fault"
+        assert served.controller.fault_cause.startswith("estop")
+        assert body.sent < SENT_BOUND
+        assert _peak_kib() - before < MEMORY_BOUND_KIB
+        if response is not None:
+            assert response.status_code == 200
+            assert response.headers["connection"] == "close"
+    assert_bench_safe(served.truth())
+
+
 def test_a_body_just_over_the_bound_is_refused_and_one_within_it_is_taken(served):
     operator = served.client("operator")
     operator.arm()
