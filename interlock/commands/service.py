@@ -107,7 +107,7 @@ def _add_role(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def _tcp(text: str) -> tuple[str, int]:
-    from interlock.service.server import parse_tcp
+    from interlock.service.tcp import parse_tcp
 
     try:
         return parse_tcp(text)

@@ -15,8 +15,8 @@ none of them can bypass the interlock. Pieces, one module each:
 - :mod:`.actions`: the script actions with the service's own checks (both ways in).
 - :mod:`.app`: the FastAPI application (routes, error mapping, OpenAPI schema).
 - :mod:`.channel`: the command channel (script actions as JSON lines, local only).
-- :mod:`.server`: uvicorn on a Unix socket (and TCP when asked: TLS beyond loopback),
-  and the channel.
+- :mod:`.server`: uvicorn on a Unix socket (and TCP when asked), and the channel.
+- :mod:`.tcp`: where TCP is served and how (TLS beyond loopback).
 - :mod:`.wire`: the error format and channel constants shared with :mod:`interlock.client`.
 
 This package's ``__init__`` imports nothing heavy: :mod:`interlock.client`

@@ -175,11 +175,14 @@ def test_a_head_that_trickles_in_is_cut_off(served, monkeypatch):
 def test_a_keep_alive_connection_gets_a_new_deadline_for_each_head(served, monkeypatch):
     monkeypatch.setattr(protocol, "HEAD_TIMEOUT_S", 0.3)
     request = f"GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {served.token('viewer')}"
-    with _connect(served) as sock:
+    with _connect(served) as sock, sock.makefile("rb") as replies:
         sock.sendall(request.encode() + b"\r\n\r\n")
-        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        assert replies.readline().startswith(b"HTTP/1.1 200")
+        head = b"".join(iter(replies.readline, b"\r\n")).lower()
+        length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+        assert len(replies.read(length)) == length  # the whole answer, kept alive
         sock.sendall(b"GET /status HTTP/1.1\r\n")  # the next head, never finished
-        assert _read_all(sock) == b""
+        assert replies.read() == b""
 
 
 def test_a_body_that_trickles_in_is_refused(served, monkeypatch):
