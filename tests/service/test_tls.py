@@ -9,7 +9,11 @@ address of this machine that is not loopback when it has one, else on
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -166,3 +170,32 @@ def test_a_key_others_may_read_is_refused(short_dir, pki):
     with pytest.raises(ConfigError, match="chmod 600") as refused:
         ServiceThread(Service(bench), tcp=(ADDRESS, 0)).start()
     assert refused.value.key == "service.tls_key"
+
+
+def test_serve_over_tls_until_sigterm(short_dir, pki):
+    """The command: its banner names the https address, a client is served, SIGTERM ends both
+    servers (the Unix socket's and TCP's) and the bench is left safe."""
+    bench = write_bench(short_dir, tls=(pki.certificate, pki.key))
+    argv = ["serve", "--bench", str(bench), "--tcp", f"{ADDRESS}:0"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "interlock", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()  # the bench's banner
+        serving = server.stdout.readline()
+        address = re.search(r" as (https://\S+:\d+) ", serving)
+        assert address, serving
+        with interlock.connect(bench, role="viewer", address=address[1], ca=pki.ca_file) as client:
+            assert client.status()["state"] == "safe"
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err
+    assert out.splitlines()[-1] == "service stopped; the bench was driven to the safe state"
