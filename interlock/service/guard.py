@@ -100,9 +100,11 @@ class RequestGuard:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    # The last of a repeated header, as Starlette's Headers.get() would give the first:
-    # only single-valued headers are read here.
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    """The first value of each header, as the application reads them (Starlette's Headers)."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return headers
 
 
 async def _read_body(receive: Receive, content_length: str | None) -> bytes | None:
