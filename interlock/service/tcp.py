@@ -22,6 +22,9 @@ from interlock.service.wire import is_loopback
 if TYPE_CHECKING:
     from interlock.service.runtime import Service
 
+# uvicorn's own backlog, which it sets again when it starts serving the socket.
+LISTEN_BACKLOG = 2048
+
 
 def parse_tcp(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
@@ -92,6 +95,9 @@ def listen_tcp(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening from now on: a client that read the banner's address is queued until
+        # the server takes it, not refused.
+        sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         raise ConfigError("--tcp", "", f"cannot listen on {host}:{port}: {exc}") from exc
