@@ -25,6 +25,7 @@ from benchmarks.common import load_average
 BENCHMARKS = {
     "overhead": ("benchmarks.overhead", "overhead per checked setpoint change"),
     "time_to_safe": ("benchmarks.time_to_safe", "time to safe state, 4 live nets"),
+    "estop_flood": ("benchmarks.estop_flood", "emergency stop under a flood of requests"),
     "monitor_scaling": ("benchmarks.monitor_scaling", "monitor poll rate against live nets"),
     "journal_throughput": ("benchmarks.journal_throughput", "durable journal entries per second"),
     "memory": ("benchmarks.memory", "service resident memory over a long run"),

@@ -20,6 +20,13 @@ and the emergency stop over its HTTP API. When nothing answers and the
 bench is a ``simulation`` bench, it starts a service in the background; a
 service for real hardware is only ever started by someone on purpose.
 
+From another machine, ``connect(bench, address="https://bench-07.lab:8443",
+ca="lab-ca.pem")`` reaches a service started with ``--tcp`` and a TLS
+certificate: the server's certificate must be signed by ``ca`` (a PEM file:
+the lab's CA, or the server's own self-signed certificate) and name the
+host, or nothing is sent. Everything goes over HTTPS then (the command
+channel is local only). ``http://`` is taken only for a loopback address.
+
 The service's refusals come back as the project's own exceptions
 (:class:`~interlock.errors.LimitViolation` with ``rule``, ``where`` and
 ``reason``; :class:`~interlock.errors.StateError`;
@@ -40,6 +47,7 @@ import logging
 import os
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -47,6 +55,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -61,6 +70,7 @@ from interlock.service.wire import (
     ServiceUnavailable,
     channel_path,
     error_from_wire,
+    is_loopback,
     result_of,
 )
 
@@ -89,15 +99,25 @@ def connect(
     token: str | None = None,
     start: bool = True,
     who: str | None = None,
+    address: str | None = None,
+    ca: str | Path | None = None,
 ) -> Client:
     """A :class:`Client` of the service of ``bench``, acting in ``role``.
 
     ``token`` defaults to the role's token file. ``start``: when no service
     answers and the bench is a simulation bench, start one in the background.
+    ``address``: the service's TCP address, ``https://HOST:PORT`` (its
+    certificate verified against the PEM file ``ca``, or the system's CAs),
+    or ``http://`` on loopback only; never started from here.
     """
     if role not in ROLES:
         raise InvalidRequest(f'unknown role "{role}" (roles: {", ".join(ROLES)})')
     description = load_bench(bench)
+    if address is not None:
+        remote = Remote.of(address, ca)
+        if token is None:
+            token = read_token(description.service.tokens, role)
+        return Client(description, role=role, token=token, who=who, remote=remote)
     socket_path = description.service.socket
     if not answers(socket_path):
         if not start:
@@ -118,36 +138,99 @@ def connect(
     return Client(description, role=role, token=token, who=who)
 
 
+class Remote:
+    """A service's TCP address and how its certificate is checked (see :func:`connect`)."""
+
+    def __init__(self, url: str, tls: ssl.SSLContext | None) -> None:
+        self.url = url
+        self.tls = tls
+
+    @classmethod
+    def of(cls, address: str, ca: str | Path | None) -> Remote:
+        parts = urlsplit(address)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("https", "http") or not parts.hostname or port is None:
+            raise InvalidRequest(
+                f'expected an address such as "https://HOST:PORT", got "{address}"'[:300]
+            )
+        if parts.path not in ("", "/") or parts.query or parts.username:
+            raise InvalidRequest(f'an address is "https://HOST:PORT" alone, got "{address}"')
+        url = f"{parts.scheme}://{parts.netloc}"
+        if parts.scheme == "http":
+            if not is_loopback(parts.hostname):
+                raise InvalidRequest(
+                    f"{url} is plain HTTP beyond loopback, where the token would travel in "
+                    "clear: use https:// (the service needs its TLS certificate)"
+                )
+            return cls(url, None)
+        try:
+            # Verifies the chain against ca (or the system's CAs) and that it names the host.
+            tls = ssl.create_default_context(cafile=None if ca is None else str(ca))
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidRequest(f"cannot load the CA certificates {ca}: {exc}") from None
+        return cls(url, tls)
+
+
 class Client:
     """A connection to one bench's service. Close it (or use it as a context manager)."""
 
-    def __init__(self, bench: Bench, *, role: str, token: str, who: str | None = None) -> None:
+    def __init__(
+        self,
+        bench: Bench,
+        *,
+        role: str,
+        token: str,
+        who: str | None = None,
+        remote: Remote | None = None,
+    ) -> None:
         self.bench = bench
         self.role = role
+        self.remote = remote
         self._headers = {
             "Authorization": f"Bearer {token}",
             "X-Interlock-User": who or _user(),
             "X-Interlock-Client": f"{Path(sys.argv[0] or 'python').name} pid {os.getpid()}",
         }
         self._http = self._new_http()
-        self._channel = _ChannelPool(
-            channel_path(bench.service.socket),
-            {
-                "hello": CHANNEL_VERSION,
-                "token": token,
-                "user": self._headers["X-Interlock-User"],
-                "client": self._headers["X-Interlock-Client"],
-            },
-            f"bench {bench.name}",
+        # Over TCP everything goes through HTTP: the command channel is local only.
+        self._channel = (
+            None
+            if remote is not None
+            else _ChannelPool(
+                channel_path(bench.service.socket),
+                {
+                    "hello": CHANNEL_VERSION,
+                    "token": token,
+                    "user": self._headers["X-Interlock-User"],
+                    "client": self._headers["X-Interlock-Client"],
+                },
+                f"bench {bench.name}",
+            )
         )
         self._lease: Lease | None = None
 
+    @property
+    def where(self) -> str:
+        """Where the service is reached: its address, or its Unix socket."""
+        return self.remote.url if self.remote else str(self.bench.service.socket)
+
     def _new_http(self) -> httpx.Client:
+        timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=5.0)
+        if self.remote is not None:
+            return httpx.Client(
+                base_url=self.remote.url,
+                verify=self.remote.tls or False,  # no context: plain HTTP on loopback
+                headers=self._headers,
+                timeout=timeout,
+            )
         return httpx.Client(
             transport=httpx.HTTPTransport(uds=str(self.bench.service.socket)),
             base_url="http://interlock",
             headers=self._headers,
-            timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=5.0),
+            timeout=timeout,
         )
 
     # -- plumbing ------------------------------------------------------------------
@@ -161,16 +244,35 @@ class Client:
             response = self._http.request(method, path, content=content, headers=headers)
         except httpx.TransportError as exc:
             raise ServiceUnavailable(
-                f"service of bench {self.bench.name} on {self.bench.service.socket}: {exc}"
+                f"service of bench {self.bench.name} on {self.where}: {exc}"
             ) from exc
         return result_of(response)
 
     def _command(self, op: str, **arguments: Any) -> Any:
         """One operation over the command channel, with the lease held (if any)."""
+        if self._channel is None:
+            return self._http_command(op, **arguments)
         lease = self._lease
         if lease is not None and lease.id is not None:
             arguments["lease"] = lease.id
         return self._channel.call({"op": op, **arguments})
+
+    def _http_command(self, op: str, **arguments: Any) -> Any:
+        """The same operation through the HTTP API (the lease goes in its header)."""
+        name = quote(str(arguments.get("net", arguments.get("relay", ""))), safe="")
+        if op == "status":
+            return self._request("GET", "/status")
+        if op == "measure":
+            return self._request("GET", f"/nets/{name}/measurement")
+        path, body = {
+            "set_voltage": ("voltage", {"volts": arguments.get("volts")}),
+            "set_current_limit": ("current-limit", {"amps": arguments.get("amps")}),
+            "set_output": ("output", {"on": arguments.get("on")}),
+            "set_relay": ("", {"closed": arguments.get("closed")}),
+        }[op]
+        route = f"/relays/{name}" if op == "set_relay" else f"/nets/{name}/{path}"
+        self._request("PUT", route, body)
+        return None
 
     @property
     def name(self) -> str:
@@ -276,7 +378,8 @@ class Client:
             if self._lease is not None:
                 self._lease.release()
         finally:
-            self._channel.close()
+            if self._channel is not None:
+                self._channel.close()
             self._http.close()
 
     def __enter__(self) -> Client:

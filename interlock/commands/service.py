@@ -2,10 +2,11 @@
 
 ``serve`` runs the controller service of a bench on the bench's Unix socket
 (for a simulation bench, on the bench's simulator, a process of its own
-that it starts if none runs), and on TCP only with ``--tcp HOST:PORT``. The
-other commands talk to that service through :mod:`interlock.client`, each
-with the token of its role (``--role``), and head their output with the
-bench's name and environment class.
+that it starts if none runs), and on TCP only with ``--tcp HOST:PORT``: in
+clear on a loopback address only, over TLS (``[service] tls_certificate``
+and ``tls_key``) anywhere. The other commands talk to that service through
+:mod:`interlock.client`, each with the token of its role (``--role``), and
+head their output with the bench's name and environment class.
 
 Exit codes: 0 done, 2 usage or configuration, 3 refused (access, state,
 limit), 4 fault or no service.
@@ -42,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tcp",
         metavar="HOST:PORT",
         type=_tcp,
-        help="also listen on TCP (tokens are required there too)",
+        help="also listen on TCP (tokens are required there too); beyond loopback only "
+        "with the bench's TLS certificate and key ([service] tls_certificate, tls_key)",
     )
     serve.add_argument(
         "--background",
@@ -109,7 +111,7 @@ def _add_role(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def _tcp(text: str) -> tuple[str, int]:
-    from interlock.service.server import parse_tcp
+    from interlock.service.tcp import parse_tcp
 
     try:
         return parse_tcp(text)

@@ -111,6 +111,9 @@ class ServiceSettings:
     # The relay board opens every relay after this much host silence.
     relay_watchdog: float = DEFAULT_RELAY_WATCHDOG
     journal_group: str | None = None  # may read the journal too (default: its owner only)
+    # TLS for TCP beyond loopback (PEM files): both or neither.
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,12 @@ def _service(table: Table, base: Path, board: RelayBoardModel) -> ServiceSetting
         io_timeout=table.bounded("io_timeout", IO_TIMEOUT),
         relay_watchdog=_relay_watchdog(table, board),
         journal_group=table.name("journal_group", required=False),
+        tls_certificate=_readable_file(table, "tls_certificate", base),
+        tls_key=_readable_file(table, "tls_key", base),
     )
+    if (settings.tls_certificate is None) != (settings.tls_key is None):
+        missing = "tls_key" if settings.tls_key is None else "tls_certificate"
+        raise table.error(missing, "missing: TLS takes both tls_certificate and tls_key")
     if _below(settings.relay_watchdog, WATCHDOG_HEARTBEATS * settings.heartbeat_period):
         raise table.error(
             "relay_watchdog", "must be at least three heartbeat periods, or the board trips idle"
@@ -277,6 +285,20 @@ def _identity(table: Table, driver: str) -> Identity:
         values.append(value)
     table.finish()
     return Identity(*values)
+
+
+def _readable_file(table: Table, key: str, base: Path) -> Path | None:
+    path = table.file_path(key, base, required=False)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise table.error(key, f"{path}: not a file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise table.error(key, f"{path}: cannot read: {exc.strerror}") from None
+    return path
 
 
 def _instruments(root: Table) -> dict[str, Instrument]:

@@ -6,13 +6,17 @@ none of them can bypass the interlock. Pieces, one module each:
 
 - :mod:`.tokens`: one secret token per role, in owner-only files.
 - :mod:`.access`: who is calling (role from the token) and what each role may do.
+- :mod:`.refusals`: refusals of access, counted and journaled in aggregate.
+- :mod:`.guard`: in front of the HTTP API: the token before any body, bodies bounded.
+- :mod:`.protocol`: uvicorn's h11 protocol with a deadline on each request's head.
 - :mod:`.leases`: the dead man's switch of a client that makes a net live.
 - :mod:`.events`: state changes, faults, refusals and lease news, fanned out to streams.
 - :mod:`.runtime`: the running parts (simulated bench, journal, controller, leases).
 - :mod:`.actions`: the script actions with the service's own checks (both ways in).
 - :mod:`.app`: the FastAPI application (routes, error mapping, OpenAPI schema).
 - :mod:`.channel`: the command channel (script actions as JSON lines, local only).
-- :mod:`.server`: uvicorn on a Unix socket (and TCP only when asked), and the channel.
+- :mod:`.server`: uvicorn on a Unix socket (and TCP when asked), and the channel.
+- :mod:`.tcp`: where TCP is served and how (TLS beyond loopback).
 - :mod:`.wire`: the error format and channel constants shared with :mod:`interlock.client`.
 
 This package's ``__init__`` imports nothing heavy: :mod:`interlock.client`

@@ -3,24 +3,32 @@
 The role comes from the bearer token alone (see :mod:`.tokens`); the
 ``X-Interlock-User`` and ``X-Interlock-Client`` headers only say who and
 which program, for the journal. A request without a valid token, or from a
-role below the one the route needs, is journaled and refused: 401 without
-a valid token, 403 for a role that may not.
+role below the one the route needs, is refused: 401 without a valid token,
+403 for a role that may not. Refusals are counted and journaled in
+aggregate (:mod:`.refusals`), never one durable write each.
+
+The token is checked from the headers, before any byte of the body is read
+(:mod:`.guard`); each route's least role is declared once, by its
+:class:`Access` dependency.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from interlock.service.tokens import ROLES, rank
+from interlock.service.refusals import RefusalLog, RefusalSource
+from interlock.service.tokens import ROLES, TokenStore, rank
 from interlock.service.wire import AccessDenied
 
 USER_HEADER = "X-Interlock-User"
 CLIENT_HEADER = "X-Interlock-Client"
 LEASE_HEADER = "X-Interlock-Lease"
+#: The peer of a Unix socket connection (owner-only sockets: this user or root).
+UNIX_PEER = "unix socket"
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -43,7 +51,7 @@ def _clean(text: str | None, default: str) -> str:
     """Header text fit for the journal: printable, bounded."""
     if not text:
         return default
-    text = "".join(c if c.isprintable() else "?" for c in text).strip()
+    text = "".join(c if c.isprintable() else "?" for c in text[:400]).strip()
     return text[:100] or default
 
 
@@ -56,37 +64,66 @@ def identity_of(role: str | None, user: str | None, client: str | None) -> Ident
     )
 
 
-def authorize(
-    service, token: str | None, user: str | None, client: str | None, needs: str, **where: str
-) -> Identity:
-    """The caller's :class:`Identity`, if the role of ``token`` may do what needs ``needs``.
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header value, or None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
 
-    Shared by the HTTP routes and the command channel. ``where`` (the HTTP
-    method and path, or the channel and its operation) goes into the journal
-    with a refusal. Does no I/O but on a refusal.
+
+class Gatekeeper:
+    """Tells a token's role and refuses who may not; shared by HTTP and the command channel.
+
+    Does no I/O: a refusal is counted (:class:`~.refusals.RefusalLog`) and raised.
     """
-    role = service.tokens.role_of(token)
-    identity = identity_of(role, user, client)
-    if role is None:
-        reason = "no token" if not token else "invalid token"
-        journal_refusal(service, identity, reason, **where)
-        raise AccessDenied(f"{reason}: send a role's token as 'Authorization: Bearer TOKEN'")
-    require_role(service, identity, needs, **where)
-    return identity
+
+    def __init__(self, tokens: TokenStore, refusals: RefusalLog) -> None:
+        self.tokens = tokens
+        self.refusals = refusals
+
+    def authorize(
+        self,
+        token: str | None,
+        user: str | None,
+        client: str | None,
+        needs: str,
+        *,
+        peer: str,
+        **where: str,
+    ) -> Identity:
+        """The caller's :class:`Identity`, if the role of ``token`` may do what needs ``needs``.
+
+        ``where`` (the HTTP method and path, or the channel and its operation)
+        goes into the journal with a refusal.
+        """
+        role = self.tokens.role_of(token)
+        identity = identity_of(role, user, client)
+        if role is None:
+            reason = "no token" if not token else "invalid token"
+            self._refused(identity, reason, peer, where)
+            raise AccessDenied(f"{reason}: send a role's token as 'Authorization: Bearer TOKEN'")
+        self.require_role(identity, needs, peer=peer, **where)
+        return identity
+
+    def require_role(self, identity: Identity, needs: str, *, peer: str, **where: str) -> None:
+        """Refuse (counted, AccessDenied) a role below ``needs``."""
+        if rank(identity.role) < rank(needs):
+            reason = f"the {identity.role} role may not do this (needs {needs})"
+            self._refused(identity, reason, peer, where)
+            raise AccessDenied(reason, role=identity.role, needs=needs)
+
+    def _refused(self, identity: Identity, reason: str, peer: str, where: dict[str, str]) -> None:
+        source = RefusalSource(identity.role, identity.who, identity.client, peer)
+        self.refusals.record(source, reason, **where)
 
 
-def require_role(service, identity: Identity, needs: str, **where: str) -> None:
-    """Refuse (journaled, AccessDenied) a role below ``needs``."""
-    if rank(identity.role) < rank(needs):
-        reason = f"the {identity.role} role may not do this (needs {needs})"
-        journal_refusal(service, identity, reason, **where)
-        raise AccessDenied(reason, role=identity.role, needs=needs)
-
-
-def journal_refusal(service, identity: Identity, reason: str, **where: str) -> None:
-    journal = service.journal
-    entry = journal.request(identity.who, identity.client, "access", **where)
-    journal.verdict(False, request=entry.seq, rule="access", where="service", reason=reason)
+def peer_of(scope: dict[str, Any]) -> str:
+    """The peer of an ASGI connection as a refusal's source: its address, not its port."""
+    client = scope.get("client")
+    return str(client[0]) if client and client[0] else UNIX_PEER
 
 
 class Access:
@@ -98,18 +135,19 @@ class Access:
         self.needs = needs
 
     # Async, so the check runs on the event loop: an emergency stop must not wait
-    # for a worker thread to be scheduled. It does no I/O but on a refusal.
+    # for a worker thread to be scheduled. It does no I/O.
     async def __call__(
         self,
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Identity:
-        return authorize(
-            request.app.state.service,
+        gate: Gatekeeper = request.app.state.gate
+        return gate.authorize(
             credentials.credentials if credentials is not None else None,
             request.headers.get(USER_HEADER),
             request.headers.get(CLIENT_HEADER),
             self.needs,
+            peer=peer_of(request.scope),
             method=request.method,
             path=request.url.path[:200],
         )

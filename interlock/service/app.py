@@ -23,7 +23,9 @@ Routes and the role each needs (roles include the weaker ones):
 Quantities are SI numbers in fields named after their unit (``volts``,
 ``amps``). Errors come back as ``{"error": <class>, "message": ...}`` (see
 :mod:`.wire`): 401/403 access, 409 state or lease, 422 refused by a limit
-(``rule``, ``where``, ``reason``) or malformed, 502 instrument, 503 journal.
+(``rule``, ``where``, ``reason``) or malformed, 502 instrument, 503 journal;
+408 and 413 for a body too slow or too large (:mod:`.guard`: the token is
+checked before any body is read).
 While a client holds the lease, setpoint and relay changes from anyone else
 are refused; turning outputs off and stopping are never refused for that.
 """
@@ -46,8 +48,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interlock.controller import Controller
 from interlock.errors import InterlockError
-from interlock.service.access import LEASE_HEADER, Access, Identity
+from interlock.service.access import LEASE_HEADER, Access, Gatekeeper, Identity
 from interlock.service.actions import ScriptActions
+from interlock.service.guard import RequestGuard
+from interlock.service.refusals import RefusalLog
 from interlock.service.runtime import Service
 from interlock.service.wire import AccessDenied, error_to_wire, status_of
 
@@ -64,7 +68,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no valid token", **_ERROR},
     403: {"description": "the role may not do this", **_ERROR},
     404: {"description": "no such route (a name with a '/' in it)", **_ERROR},
+    408: {"description": "the body did not arrive in time", **_ERROR},
     409: {"description": "not allowed in this state, or the bench is leased", **_ERROR},
+    413: {"description": "the body is larger than any the API takes", **_ERROR},
     422: {"description": "refused by a limit, or a malformed request", **_ERROR},
     502: {"description": "an instrument failed (the bench was driven safe)", **_ERROR},
     503: {"description": "the journal cannot be written (nothing was done)", **_ERROR},
@@ -101,8 +107,12 @@ def _line(item: dict[str, Any]) -> bytes:
     return (json.dumps(item, separators=(",", ":"), default=str) + "\n").encode()
 
 
-def create_app(service: Service) -> FastAPI:
-    """The API of ``service`` (opened and closed by its owner, not by the app)."""
+def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
+    """The API of ``service`` (opened and closed by its owner, not by the app).
+
+    ``gate`` tells roles and counts refusals (shared with the command channel);
+    by default one of the app's own.
+    """
     app = FastAPI(
         title=f"interlock controller: bench {service.bench.name} [{service.bench.environment}]",
         version="1",
@@ -112,6 +122,8 @@ def create_app(service: Service) -> FastAPI:
         responses=ERRORS,
     )
     app.state.service = service
+    app.state.gate = gate or Gatekeeper(service.tokens, RefusalLog(lambda: service.journal))
+    app.add_middleware(RequestGuard, gate=app.state.gate)
 
     actions = ScriptActions(service)
 

@@ -3,11 +3,13 @@
 Light on purpose (no web framework imported): :mod:`interlock.client` uses it.
 The background service is a new session (it outlives whoever started it,
 like any daemon), with its output in ``<socket dir>/service.log`` and its
-pid in ``<socket>.pid``.
+pid in ``<socket>.pid``, both owner-only, as is the socket's directory when
+the service or its starter makes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +18,16 @@ import time
 from pathlib import Path
 
 from interlock.errors import InterlockError
+
+
+def private_directory(directory: Path) -> None:
+    """Make ``directory`` owner-only (0700) if it does not exist yet; leave one that does."""
+    directory = Path(directory)
+    if directory.is_dir():
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # made meanwhile by another starter
+        directory.mkdir(mode=0o700)
 
 
 def answers(socket_path: Path) -> bool:
@@ -112,7 +124,7 @@ def start_background(
 ) -> int:
     """Spawn ``interlock serve`` detached; return its pid once it answers on its socket."""
     socket_path = Path(socket_path)
-    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(socket_path.parent)
     log = log_path(socket_path)
     argv = [sys.executable, "-m", "interlock", "serve", "--bench", str(Path(bench_file).resolve())]
     if tcp:

@@ -30,7 +30,17 @@ Operations and the least role each needs: ``status`` and ``measure``
 does. Errors are those of the HTTP API (:mod:`.wire`). A bad token ends the
 connection after its error; a malformed request gets an ``InvalidRequest``
 and the connection goes on; an over-long line ends it. Refusals of access
-are journaled as on HTTP, with ``channel`` and ``op`` instead of the path.
+are counted and journaled as on HTTP (:mod:`.refusals`), with ``channel``
+and ``op`` instead of the path. No error repeats what the hello said: it
+may hold a token.
+
+Connections are bounded per role (:data:`QUOTAS`), each role's room its
+own, so that viewers or scripts that never let go cannot keep an operator
+out; a connection beyond its role's quota is told so after its hello
+(``ServiceUnavailable``) and closed. A connection has :data:`HELLO_TIMEOUT_S`
+for its whole hello; at most :data:`MAX_PENDING` wait for theirs, at most
+:data:`MAX_PENDING_PER_PEER` from one process, so that one that opens
+connections and says nothing cannot keep the others from saying hello.
 """
 
 from __future__ import annotations
@@ -39,13 +49,14 @@ import contextlib
 import json
 import logging
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from interlock.errors import InterlockError
-from interlock.service.access import Identity, authorize, require_role
+from interlock.service.access import UNIX_PEER, Gatekeeper, Identity
 from interlock.service.actions import ScriptActions
 from interlock.service.wire import (
     CHANNEL_VERSION,
@@ -60,11 +71,16 @@ from interlock.service.wire import (
 
 log = logging.getLogger(__name__)
 
-#: Connections served at once; one more is told so and closed.
-MAX_CONNECTIONS = 128
-#: A connection must say hello within this; an idle one is closed after IDLE_TIMEOUT_S
-#: (the Python client opens a new one when it next needs one).
-HELLO_TIMEOUT_S = 5.0
+#: Connections served at once per role, past their hello; one more is told so and closed.
+QUOTAS = {"viewer": 16, "script": 64, "operator": 16}
+#: Connections still waiting for their hello, in all and from one process (its pid);
+#: one more is told so and closed.
+MAX_PENDING = 64
+MAX_PENDING_PER_PEER = 16
+MAX_CONNECTIONS = MAX_PENDING + sum(QUOTAS.values())
+#: A connection's whole hello must arrive within this; an idle one is closed after
+#: IDLE_TIMEOUT_S (the Python client opens a new one when it next needs one).
+HELLO_TIMEOUT_S = 2.0
 IDLE_TIMEOUT_S = 600.0
 # How often the accepting thread looks at the stopping flag; how long it backs off
 # after a failed accept (out of file descriptors, say) before it tries again.
@@ -138,12 +154,15 @@ def _decode(line: bytes) -> dict[str, Any]:
 class CommandChannel:
     """Serves the command channel of ``service`` on a bound Unix socket ``listening``."""
 
-    def __init__(self, service: Any, listening: socket.socket) -> None:
+    def __init__(self, service: Any, listening: socket.socket, gate: Gatekeeper) -> None:
         self.service = service
+        self.gate = gate
         self.actions = ScriptActions(service)
         self._listening = listening
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
+        self._roles: dict[socket.socket, str] = {}  # past their hello
+        self._peers: dict[socket.socket, int] = {}  # the pid of each connection's process
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -185,24 +204,42 @@ class CommandChannel:
                 log.error("command channel: accept failed (%s); retrying", error)
                 time.sleep(ACCEPT_BACKOFF_S)
                 continue
-            conn.settimeout(HELLO_TIMEOUT_S)
             thread = threading.Thread(
                 target=self._serve, args=(conn,), name="interlock-channel-conn", daemon=True
             )
+            peer = _peer_pid(conn)
             with self._lock:
-                crowded = len(self._connections) >= MAX_CONNECTIONS
-                if not crowded:
+                waiting = [c for c in self._connections if c not in self._roles]
+                crowded = len(waiting) >= MAX_PENDING
+                of_peer = sum(1 for c in waiting if self._peers.get(c) == peer)
+                admitted = not crowded and of_peer < MAX_PENDING_PER_PEER
+                if admitted:
                     self._connections[conn] = thread
-            if crowded:
-                self._refuse(conn, ServiceUnavailable("too many command channel connections"))
+                    self._peers[conn] = peer
+            if not admitted:
+                whose = f"{MAX_PENDING}" if crowded else f"{of_peer} of this process's"
+                error = ServiceUnavailable(
+                    f"{whose} command channel connections are waiting for their hello: "
+                    f"say hello on those, or wait {HELLO_TIMEOUT_S:g} s"
+                )
+                self._refuse(conn, error)
                 continue
             thread.start()
 
     @staticmethod
     def _refuse(conn: socket.socket, error: InterlockError) -> None:
         with contextlib.suppress(OSError):
+            conn.settimeout(0.1)  # a client that reads nothing cannot hold the accepting thread
             conn.sendall(_encode(error_to_wire(error)))
         conn.close()
+
+    def _admit(self, conn: socket.socket, role: str) -> bool:
+        """Take a place in ``role``'s quota for ``conn``, if one is free."""
+        with self._lock:
+            if sum(1 for r in self._roles.values() if r == role) >= QUOTAS[role]:
+                return False
+            self._roles[conn] = role
+            return True
 
     # -- one connection --------------------------------------------------------------
 
@@ -210,9 +247,18 @@ class CommandChannel:
         lines = LineReader(conn)
         try:
             identity = self._hello(conn, lines)
-            if identity is not None:
-                conn.settimeout(IDLE_TIMEOUT_S)
-            while identity is not None and not self._stopping.is_set():
+            if identity is None:
+                return
+            if not self._admit(conn, identity.role):
+                error = ServiceUnavailable(
+                    f"the {identity.role} role already has {QUOTAS[identity.role]} command "
+                    "channel connections, its most: close one of them first"
+                )
+                conn.sendall(_encode(error_to_wire(error)))
+                return
+            conn.sendall(_encode({"ok": {"role": identity.role, "bench": self.service.bench.name}}))
+            conn.settimeout(IDLE_TIMEOUT_S)
+            while not self._stopping.is_set():
                 line = lines.next()
                 if line is None:
                     return
@@ -230,35 +276,48 @@ class CommandChannel:
         finally:
             with self._lock:
                 self._connections.pop(conn, None)
+                self._roles.pop(conn, None)
+                self._peers.pop(conn, None)
             conn.close()
 
     def _hello(self, conn: socket.socket, lines: LineReader) -> Identity | None:
-        line = lines.next()
+        """Who is calling, or None (answered with the error, never with what they sent)."""
+        try:
+            line = lines.next(deadline=time.monotonic() + HELLO_TIMEOUT_S)
+        except TimeoutError:
+            error = InvalidRequest(f"no hello within {HELLO_TIMEOUT_S:g} s: connection closed")
+            conn.sendall(_encode(error_to_wire(error)))
+            return None
         if line is None:
             return None
         try:
-            hello = _decode(line)
+            try:
+                hello = _DECODER.decode(line.decode("utf-8"))
+            except (ValueError, RecursionError):
+                hello = None
+            expected = f'{{"hello": {CHANNEL_VERSION}, "token": "..."}}'
+            if not isinstance(hello, dict):
+                raise InvalidRequest(f"the first line must be a JSON hello: {expected}")
             version = hello.get("hello")
             if type(version) is not int or version != CHANNEL_VERSION:
+                seen = f"version {version}" if type(version) is int else "no version number"
                 raise InvalidRequest(
-                    f"first line must be a hello of version {CHANNEL_VERSION}, "
-                    f"got {str(hello)[:200]}"
+                    f"the first line must be a hello of version {CHANNEL_VERSION} "
+                    f"({expected}), got {seen}"
                 )
             token = hello.get("token")
-            identity = authorize(
-                self.service,
+            return self.gate.authorize(
                 token if isinstance(token, str) else None,
                 _optional_text(hello.get("user")),
                 _optional_text(hello.get("client")),
                 "viewer",
+                peer=UNIX_PEER,
                 channel="command",
                 op="hello",
             )
         except InterlockError as error:
             conn.sendall(_encode(error_to_wire(error)))
             return None
-        conn.sendall(_encode({"ok": {"role": identity.role, "bench": self.service.bench.name}}))
-        return identity
 
     def _answer(self, identity: Identity, line: bytes) -> bytes:
         op = None
@@ -270,7 +329,7 @@ class CommandChannel:
                 raise InvalidRequest(f"unknown op {op!r} (ops: {', '.join(OPERATIONS)})"[:300])
             needs, parameters, handler = operation
             # Access first, as on HTTP: a refused role is journaled whatever the arguments.
-            require_role(self.service, identity, needs, channel="command", op=op)
+            self.gate.require_role(identity, needs, peer=UNIX_PEER, channel="command", op=op)
             unexpected = set(request) - set(parameters) - {"op", "lease"}
             if unexpected:
                 raise InvalidRequest(f"{op}: unexpected {', '.join(sorted(unexpected))}"[:300])
@@ -291,6 +350,15 @@ class CommandChannel:
         except Exception as error:  # a bug: answer, keep serving, leave the trace in the log
             log.exception("command channel %s", op)
             return _encode(error_to_wire(InterlockError(f"internal error: {error!r}"[:300])))
+
+
+def _peer_pid(conn: socket.socket) -> int:
+    """The pid of the process at the other end of a Unix socket connection (Linux), or -1."""
+    try:
+        pid, _, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    except (OSError, AttributeError, struct.error):
+        return -1
+    return pid
 
 
 def _optional_text(value: Any) -> str | None:

@@ -1,13 +1,18 @@
 """uvicorn serving a :class:`~interlock.service.runtime.Service`.
 
 The service listens on the bench's Unix socket (``[service] socket``),
-owner-only (mode 0600), and on TCP only when asked (``tcp=(host, port)``);
-tokens are required either way. Its command channel (:mod:`.channel`)
-listens on a second Unix socket next to the first, never on TCP. The
-sockets are bound here, before the instruments are opened, so a second
-service for the same bench is refused instead of fighting the first over
-its instruments. A socket file left by a
-service that died is recognised (nothing answers on it) and replaced.
+owner-only (mode 0600, its directory 0700 when the service makes it), and
+on TCP only when asked (``tcp=(host, port)``); tokens are required either
+way. TCP beyond loopback is served only over TLS, with the bench's
+``[service] tls_certificate`` and ``tls_key``, and refused without them
+(tokens would cross the network in clear); with them, TCP is TLS on
+loopback too. Its command channel (:mod:`.channel`) listens on a second
+Unix socket next to the first, never on TCP. The sockets are bound here,
+before the instruments are opened, so a second service for the same bench
+is refused instead of fighting the first over its instruments. A socket
+file left by a service that died is recognised (nothing answers on it) and
+replaced. Refusals of access, over HTTP and the channel alike, are counted
+by one :class:`~.refusals.RefusalLog`, journaled in aggregate.
 
 :func:`serve` runs in the foreground (``interlock serve``); :class:`ServiceThread`
 runs the same server in a thread of the calling process (tests, tools).
@@ -15,23 +20,31 @@ runs the same server in a thread of the calling process (tests, tools).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from interlock.errors import ConfigError, InterlockError
+from interlock.service.access import Gatekeeper
 from interlock.service.app import create_app
-from interlock.service.background import pid_path
+from interlock.service.background import pid_path, private_directory
 from interlock.service.channel import CommandChannel
+from interlock.service.protocol import MAX_HEAD, DeadlineH11Protocol
+from interlock.service.refusals import RefusalLog
 from interlock.service.runtime import Service
+from interlock.service.tcp import TcpPlan, listen_tcp, tcp_plan
 from interlock.service.wire import channel_path
 
 log = logging.getLogger(__name__)
@@ -55,7 +68,7 @@ def listen_unix(path: Path, bench_file: str = "bench.toml") -> socket.socket:
             f"{path} is {len(os.fsencode(str(path)))} bytes long: a Unix socket path may have "
             f"at most {MAX_SOCKET_PATH}",
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     if path.exists() or path.is_symlink():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -79,25 +92,6 @@ def listen_unix(path: Path, bench_file: str = "bench.toml") -> socket.socket:
     return sock
 
 
-def parse_tcp(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f'expected HOST:PORT, got "{text}"')
-    return host.strip("[]"), int(port)
-
-
-def listen_tcp(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError("--tcp", "", f"cannot listen on {host}:{port}: {exc}") from exc
-    return sock
-
-
 class _Server(uvicorn.Server):
     """uvicorn, told to stop through the service's own flag, never re-raising signals.
 
@@ -105,17 +99,24 @@ class _Server(uvicorn.Server):
     the process before the controller has driven the bench safe.)
     """
 
-    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+    def __init__(self, config: uvicorn.Config, service: Service, *, signals: bool = True) -> None:
         super().__init__(config)
         self.service = service
+        self.signals = signals
 
     def handle_exit(self, sig: int, frame: object) -> None:  # type: ignore[override]
         self.service.stopping.set()
         super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
+    async def on_tick(self, counter: int) -> bool:
+        # Each server of the service (Unix socket, TCP) ends with the service.
+        if self.service.stopping.is_set():
+            self.should_exit = True
+        return await super().on_tick(counter)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
+        if not self.signals or threading.current_thread() is not threading.main_thread():
             yield
             return
         handled = (signal.SIGINT, signal.SIGTERM)
@@ -127,17 +128,52 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _uvicorn(service: Service) -> _Server:
-    config = uvicorn.Config(
-        create_app(service),
+class _Servers:
+    """The service's uvicorn servers, one per kind of listener, on one event loop.
+
+    Two, because uvicorn's TLS applies to every socket of a server: the Unix
+    socket is served plain, TCP with TLS when the bench has a certificate.
+    """
+
+    def __init__(self, service: Service, gate: Gatekeeper, listening: _Listening) -> None:
+        app = create_app(service, gate)
+        self.sockets = [[listening.unix_socket]]
+        self.servers = [_Server(_config(app, None), service)]
+        if listening.tcp_socket is not None:
+            self.sockets.append([listening.tcp_socket])
+            self.servers.append(_Server(_config(app, listening.tcp), service, signals=False))
+
+    @property
+    def started(self) -> bool:
+        return all(server.started for server in self.servers)
+
+    def exit(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+
+    def run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        await asyncio.gather(
+            *(s.serve(sockets=socks) for s, socks in zip(self.servers, self.sockets, strict=True))
+        )
+
+
+def _config(app: Any, tcp: TcpPlan | None) -> uvicorn.Config:
+    tls = tcp is not None and tcp.tls
+    return uvicorn.Config(
+        app,
         lifespan="off",
-        http="h11",
+        http=DeadlineH11Protocol,
+        h11_max_incomplete_event_size=MAX_HEAD,
         loop="asyncio",
         log_config=None,  # only the CLI configures logging
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        ssl_certfile=str(tcp.certificate) if tls else None,
+        ssl_keyfile=str(tcp.key) if tls else None,
     )
-    return _Server(config, service)
 
 
 class _Listening:
@@ -157,41 +193,57 @@ class _Listening:
                 f"{self.channel_path} ({needed} bytes; a Unix socket path may have at most "
                 f"{MAX_SOCKET_PATH}): choose a shorter path",
             )
-        self.sockets = [listen_unix(self.path, bench_file)]
+        # Refused before anything is bound: plain TCP beyond loopback, a key others may read.
+        self.tcp = tcp_plan(service, *tcp) if tcp is not None else None
+        self.unix_socket = listen_unix(self.path, bench_file)
+        self.tcp_socket: socket.socket | None = None
         self.channel_socket: socket.socket | None = None
         self.channel: CommandChannel | None = None
         self._pid_written = False
         try:
             self.channel_socket = listen_unix(self.channel_path, bench_file)
-            if tcp is not None:
-                self.sockets.append(listen_tcp(*tcp))
+            if self.tcp is not None:
+                self.tcp_socket = listen_tcp(self.tcp.host, self.tcp.port)
         except BaseException:
             self.close()
             raise
 
     @property
     def tcp_address(self) -> tuple[str, int] | None:
-        for sock in self.sockets[1:]:
-            return sock.getsockname()[:2]
-        return None
+        if self.tcp_socket is None:
+            return None
+        return self.tcp_socket.getsockname()[:2]
 
     @property
     def addresses(self) -> list[str]:
         tcp = self.tcp_address
+        shown = []
+        if tcp is not None and self.tcp is not None:
+            host = f"[{tcp[0]}]" if ":" in tcp[0] else tcp[0]
+            clear = "" if self.tcp.tls else " (plain HTTP: loopback only)"
+            shown = [f"tcp:{tcp[0]}:{tcp[1]} as {self.tcp.scheme}://{host}:{tcp[1]}{clear}"]
         return (
             [f"unix:{self.path}"]
-            + ([f"tcp:{tcp[0]}:{tcp[1]}"] if tcp else [])
+            + shown
             + ([f"command channel unix:{self.channel_path}"] if self.channel_socket else [])
         )
 
     def write_pid(self) -> None:
-        self.pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
+        # Owner-only, as the sockets are; O_NOFOLLOW: never written through a planted link.
+        fd = os.open(
+            self.pid_file,
+            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+        )
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            os.fchmod(fd, 0o600)
+            file.write(f"{os.getpid()}\n")
         self._pid_written = True
 
-    def start_channel(self, service: Service) -> None:
+    def start_channel(self, service: Service, gate: Gatekeeper) -> None:
         """Serve the command channel (once the service is open: it needs the controller)."""
         if self.channel_socket is not None:
-            self.channel = CommandChannel(service, self.channel_socket).start()
+            self.channel = CommandChannel(service, self.channel_socket, gate).start()
 
     def stop_channel(self) -> None:
         if self.channel is not None:
@@ -201,14 +253,39 @@ class _Listening:
     def close(self) -> None:
         """Close and remove what this service made, never another service's files."""
         self.stop_channel()
-        for sock in self.sockets:
-            sock.close()
+        for sock in (self.unix_socket, self.tcp_socket):
+            if sock is not None:
+                sock.close()
         self.path.unlink(missing_ok=True)  # bound by this service (the first socket)
         if self.channel_socket is not None:
             self.channel_socket.close()
             self.channel_path.unlink(missing_ok=True)
         if self._pid_written:
             self.pid_file.unlink(missing_ok=True)
+
+
+def _gatekeeper(service: Service) -> Gatekeeper:
+    """The one gate of HTTP and the channel; its refusals go to the service's journal."""
+    return Gatekeeper(service.tokens, RefusalLog(lambda: service.journal))
+
+
+# How long a thread holding the GIL keeps it while another waits (Python's default: 5 ms).
+# The emergency stop runs on the event loop and waits for the GIL after each exchange it
+# makes; threads serving script requests must not hold it that long each time.
+SWITCH_INTERVAL_S = 0.001
+
+
+def _ready_for_the_stop() -> None:
+    """The process serves the stop first: short GIL turns, no full collection of start-up.
+
+    ``gc.freeze()`` moves what start-up made (the configuration, the units registry,
+    the app, the simulator) out of the collector's sight: a full collection, which
+    every flood of requests brings sooner, scanned all of it on the stop's thread
+    too (tens of milliseconds). Those objects live as long as the service anyway.
+    (No collection here: the relay board's heartbeat is running by now.)
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    gc.freeze()
 
 
 def serve(
@@ -219,20 +296,25 @@ def serve(
 ) -> None:
     """Bind, open the service, serve until SIGINT/SIGTERM, drive safe and close.
 
-    ``ready`` is told where the service listens (``unix:PATH``, ``tcp:HOST:PORT``,
-    the port the OS chose for port 0) once the bench is open, before serving.
+    ``ready`` is told where the service listens (``unix:PATH``, ``tcp:HOST:PORT``
+    with its scheme, the port the OS chose for port 0) once the bench is open,
+    before serving.
     """
     listening = _Listening(service, tcp)
+    gate = _gatekeeper(service)
     try:
+        gc.collect()  # start-up's garbage, while nothing waits on this process yet
         service.open()
+        _ready_for_the_stop()
         try:
             listening.write_pid()
-            listening.start_channel(service)
+            listening.start_channel(service, gate)
             if ready is not None:
                 ready(listening.addresses)
-            _uvicorn(service).run(sockets=listening.sockets)
+            _Servers(service, gate, listening).run()
         finally:
             listening.stop_channel()
+            gate.refusals.stop()
             service.close()
     finally:
         listening.close()
@@ -247,9 +329,10 @@ class ServiceThread:
 
     def __init__(self, service: Service, *, tcp: tuple[str, int] | None = None) -> None:
         self.service = service
+        self.gate = _gatekeeper(service)
         self._tcp = tcp
         self._listening: _Listening | None = None
-        self._server: _Server | None = None
+        self._servers: _Servers | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -261,16 +344,20 @@ class ServiceThread:
     def tcp_address(self) -> tuple[str, int] | None:
         return self._listening.tcp_address if self._listening else None
 
+    @property
+    def addresses(self) -> list[str]:
+        return self._listening.addresses if self._listening else []
+
     def start(self, timeout: float = 15.0) -> ServiceThread:
         self._listening = _Listening(self.service, self._tcp)
         try:
             self.service.open()
-            self._listening.start_channel(self.service)
-            self._server = _uvicorn(self.service)
+            self._listening.start_channel(self.service, self.gate)
+            self._servers = _Servers(self.service, self.gate, self._listening)
             self._thread = threading.Thread(target=self._run, name="interlock-service", daemon=True)
             self._thread.start()
             deadline = time.monotonic() + timeout
-            while not self._server.started:
+            while not self._servers.started:
                 if not self._thread.is_alive() or time.monotonic() > deadline:
                     raise InterlockError(f"the service did not start: {self._error!r}")
                 time.sleep(0.01)
@@ -281,19 +368,20 @@ class ServiceThread:
 
     def _run(self) -> None:
         try:
-            self._server.run(sockets=self._listening.sockets)
+            self._servers.run()
         except BaseException as error:  # reported by start() / stop()
             self._error = error
 
     def stop(self) -> None:
         self.service.stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
+        if self._servers is not None:
+            self._servers.exit()
         if self._thread is not None:
             self._thread.join(timeout=GRACEFUL_SHUTDOWN + 5)
             self._thread = None
         if self._listening is not None:
             self._listening.stop_channel()
+        self.gate.refusals.stop()
         self.service.close()
         if self._listening is not None:
             self._listening.close()

@@ -15,7 +15,9 @@ here for the service's modules.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ __all__ = [
     "channel_path",
     "error_from_wire",
     "error_to_wire",
+    "is_loopback",
     "result_of",
 ]
 
@@ -133,8 +136,12 @@ class LineReader:
         self.sock = sock
         self.buffer = b""
 
-    def next(self) -> bytes | None:
-        """The next line without its newline; None once the peer closed."""
+    def next(self, deadline: float | None = None) -> bytes | None:
+        """The next line without its newline; None once the peer closed.
+
+        ``deadline`` (``time.monotonic()``): the whole line must be there by then,
+        however slowly it trickles in (TimeoutError), not only each piece of it.
+        """
         while True:
             end = self.buffer.find(b"\n")
             if end >= MAX_LINE or (end < 0 and len(self.buffer) >= MAX_LINE):
@@ -142,6 +149,11 @@ class LineReader:
             if end >= 0:
                 line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
                 return line
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no whole line in time")
+                self.sock.settimeout(left)
             data = self.sock.recv(MAX_LINE)
             if not data:
                 return None
@@ -152,3 +164,18 @@ def channel_path(socket_path: str | Path) -> Path:
     """The command channel's Unix socket, next to the HTTP socket: ``x.sock`` -> ``x.cmd.sock``."""
     socket_path = Path(socket_path)
     return socket_path.with_name(f"{socket_path.stem}.cmd{socket_path.suffix or '.sock'}")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` names is this machine's loopback (0.0.0.0 is not)."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_loopback:
+            return False
+    return bool(infos)

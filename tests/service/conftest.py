@@ -48,8 +48,12 @@ def write_bench(
     lease_timeout: float = LEASE_TIMEOUT,
     environment: str = "simulation",
     name: str | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Path:
-    """A copy of the root bench.toml whose service files live in ``directory``."""
+    """A copy of the root bench.toml whose service files live in ``directory``.
+
+    ``tls``: the service's certificate and key files.
+    """
     text = ROOT_BENCH.read_text(encoding="utf-8")
     text = text.replace('profile = "profiles/', f'profile = "{ROOT}/profiles/')
     for key, value in (
@@ -60,6 +64,12 @@ def write_bench(
     ):
         text, count = re.subn(rf'(?m)^{key} = "[^"]*"', f'{key} = "{value}"', text)
         assert count == 1, key
+    if tls is not None:
+        text = re.sub(
+            r'(?m)^(io_timeout = "[^"]*".*)$',
+            lambda m: f'{m.group(1)}\ntls_certificate = "{tls[0]}"\ntls_key = "{tls[1]}"',
+            text,
+        )
     if environment != "simulation":
         # Only a simulation bench may describe a DUT model.
         text = text[: text.index("# --- the simulated DUT")]

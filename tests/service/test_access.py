@@ -58,10 +58,12 @@ def test_requests_without_a_valid_token_are_refused_and_journaled(served):
     assert missing.json()["error"] == "AccessDenied"
     assert wrong.status_code == 401
     assert served.controller.state == "safe"  # neither stopped nor armed
+    served.thread.gate.refusals.flush()  # counted, journaled in aggregate (test_refusals.py)
     refusals = [
         e for e in _journal(served) if e.kind == "verdict" and e.payload.get("rule") == "access"
     ]
     assert [e.payload["reason"] for e in refusals] == ["no token", "invalid token"]
+    assert [e.payload["count"] for e in refusals] == [1, 1]
     requests = [e for e in _journal(served) if e.kind == "request"]
     assert requests[0].actor == "mallory"
     assert requests[0].payload["path"] == "/estop"

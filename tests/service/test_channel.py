@@ -82,6 +82,7 @@ def line(served: Served):
 
 
 def _journal(served: Served) -> list:
+    served.thread.gate.refusals.flush()  # refusals are journaled in aggregate
     served.service.journal.flush()
     with JournalReader(served.service.settings.journal) as reader:
         return list(reader.entries())
@@ -193,6 +194,9 @@ def test_a_bad_token_is_refused_journaled_and_the_connection_closed(served, line
         "channel": "command",
         "client": "no role unnamed client",
         "op": "hello",
+        "role": "none",
+        "peer": "unix socket",
+        "count": 1,
     }
 
 
@@ -391,7 +395,9 @@ def test_a_name_that_is_not_unicode_is_refused_and_the_bench_still_stops(served,
 def test_a_silent_connection_is_closed_after_the_hello_timeout(served, line, monkeypatch):
     monkeypatch.setattr(channel, "HELLO_TIMEOUT_S", 0.2)
     conn = line(None)
-    assert conn.closed()  # it said nothing: the service hung up
+    reply = json.loads(conn.file.readline())  # it said nothing: the service says why, hangs up
+    assert reply["error"] == "InvalidRequest" and "no hello within 0.2 s" in reply["message"]
+    assert conn.closed()
     assert line().call({"op": "status"})["ok"]["state"] == "safe"
 
 

@@ -117,7 +117,8 @@ def test_serve_runs_until_sigterm_and_leaves_the_bench_safe(short_dir):
     lines = out.splitlines()
     assert lines[0] == BANNER
     serving = re.fullmatch(
-        rf"serving on unix:{socket_path} and tcp:127\.0\.0\.1:(\d+) and command channel "
+        rf"serving on unix:{socket_path} and tcp:127\.0\.0\.1:(\d+) as http://127\.0\.0\.1:\1 "
+        r"\(plain HTTP: loopback only\) and command channel "
         rf"unix:{socket_path.with_suffix('.cmd.sock')}; tokens in {short_dir}/tokens; "
         "SIGINT or SIGTERM stops",
         lines[1],
