@@ -507,21 +507,23 @@ def plan_voltage(
 ) -> VoltagePlan:
     """The steps to reach ``request.volts`` from ``state``, each with its wait, decided whole.
 
-    The target is checked first and the ramp's length and duration bounded
+    One setpoint (an off net, or no change) is decided on its own. For a ramp
+    the target is checked first and the ramp's length and duration bounded
     before any step is listed: a refusal costs the same whatever the value.
     Then every step is decided at its planned time; the first refusal refuses
     the plan, naming the step.
     """
+    start = state.net(request.net)
+    if not start.output or request.volts == start.voltage:
+        # One setpoint: its own decision is the target's (an off net has no step or slew).
+        decision = evaluate(limits, state, request, now)
+        steps = (RampStep(0.0, request, decision),) if decision.verdict.allowed else ()
+        return VoltagePlan(decision.verdict, steps, decision.state)
     verdict = check_target(limits, state, request, now)
     if not verdict.allowed:
         return VoltagePlan(verdict, state=state)
     net = limits.nets[request.net]
-    start = state.net(request.net)
     volts = float(request.volts)
-    if not start.output or volts == start.voltage:
-        decision = evaluate(limits, state, request, now)
-        steps = (RampStep(0.0, request, decision),) if decision.verdict.allowed else ()
-        return VoltagePlan(decision.verdict, steps, decision.state)
     verdict = check_ramp(limits, net, start.voltage, volts)
     if not verdict.allowed:
         return VoltagePlan(verdict, state=state)

@@ -129,7 +129,8 @@ def check_plan(planner, limits, state, request, now) -> None:
     elif volts > lim.max_voltage:
         assert verdict.rule == f"nets.{net}.max_voltage"
     if not (finite and lim.min_voltage <= volts <= lim.max_voltage):
-        assert not calls, "steps decided for a target out of range"
+        # At most the request's own decision (an off net's): never a ramp's steps.
+        assert [args[2] for args in calls] in ([], [request]), "steps decided before the target"
         return
     start = state.net(net)
     distance = abs(volts - start.voltage)
