@@ -10,6 +10,7 @@ tests are for took from seconds to forever).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -22,8 +23,8 @@ from interlock.limits import RAMP_MARGIN
 from .support import assert_truth_within_limits, setting_commands
 
 NETS = ["VLOGIC", "VBUS", "MOTOR"]
-# A refusal's answer, with a wide margin for a loaded machine (the issue's bar is 50 ms).
-ANSWER_S = 1.0
+# A refusal's answer, with a wide margin for a loaded machine (about a millisecond here).
+ANSWER_S = 2.0
 # Per setpoint sent: one exchange (about 2 ms here) and its journal commit, widely.
 PER_SETTING_S = 0.25
 
@@ -67,25 +68,30 @@ def attempt(rig, action, net: str, value: float) -> str:
     return "done"
 
 
+def setpoints_sent(rig) -> int:
+    """Setpoints and current limits the supply received (a trip's OUTP OFF lines, which
+    the last example may set off at any time, are not counted)."""
+    return sum(line.startswith(("VOLT ", "CURR ")) for line in setting_commands(rig))
+
+
 def check_bounded(rig, action, net: str, value: float) -> None:
-    try:
-        bring_up(rig)
-    except InterlockError:
-        bring_up(rig)  # a trip the last example set off may land in the middle of this
+    for _ in range(3):  # a trip the last example set off may land in the middle of this
+        with contextlib.suppress(InterlockError):
+            bring_up(rig)
+            break
     live = rig.controller.commanded.net(net).output
-    sent_before = len(setting_commands(rig))
+    sent_before = setpoints_sent(rig)
     started = time.monotonic()
     outcome = attempt(rig, action, net, value)
     elapsed = time.monotonic() - started
-    sent = len(setting_commands(rig)) - sent_before
+    sent = setpoints_sent(rig) - sent_before
     event(f"{action.__name__} on a {'live' if live else 'off'} net: {outcome}")
     if outcome == "refused":
         assert sent == 0, f"{value!r} on {net}: refused after {sent} settings went out"
         assert elapsed < ANSWER_S, f"{value!r} on {net}: refused after {elapsed:.2f} s"
     else:
         steps, waiting = longest_ramp(rig, net)
-        # A trip's own off commands count as sent: allow for them.
-        assert sent <= steps + len(NETS), f"{value!r} on {net}: {sent} settings sent"
+        assert sent <= steps, f"{value!r} on {net}: {sent} settings sent"
         assert elapsed < ANSWER_S + waiting + sent * PER_SETTING_S, (
             f"{value!r} on {net}: {outcome} after {elapsed:.2f} s, {sent} settings sent"
         )

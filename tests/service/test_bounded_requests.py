@@ -7,6 +7,7 @@ these tests are for took from seconds to forever, with the bench tripping)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -18,10 +19,11 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from interlock.client import LEASE_HEADER
+from interlock.errors import InterlockError
 from interlock.service.wire import CHANNEL_VERSION, channel_path
 from tests.service.conftest import Served, assert_within_limits, bring_up
 
-ANSWER_S = 1.0  # a refusal's answer, with a wide margin for a loaded machine
+ANSWER_S = 2.0  # a refusal's answer (about a millisecond), widely: a loaded machine
 # A done request ramps at most across VBUS's range (0.64 s at 40 V/s) plus its exchanges.
 DONE_S = 5.0
 
@@ -63,8 +65,10 @@ class Bench:
             self.holder.set_voltage("VBUS", 12.0)
 
     def settings_sent(self) -> int:
+        """Setpoints and current limits the supply received (not a trip's OUTP OFF lines,
+        which the last example may set off at any time)."""
         lines = [c["line"] for c in self.served.truth()["instruments"]["psu"]["commands"]]
-        return sum(line.startswith(("VOLT ", "CURR ", "OUTP ")) for line in lines)
+        return sum(line.startswith(("VOLT ", "CURR ")) for line in lines)
 
 
 @pytest.fixture
@@ -82,10 +86,10 @@ def bench(served: Served) -> Iterator[Bench]:
 
 def exchange(bench: Bench, send, net: str, field: str, number: str) -> None:
     """One request through ``send``; its answer checked, and the bench after it."""
-    try:
-        bench.live()
-    except Exception:
-        bench.live()  # a trip the last example set off may land in the middle of this
+    for _ in range(3):  # a trip the last example set off may land in the middle of this
+        with contextlib.suppress(InterlockError):
+            bench.live()
+            break
     before = bench.settings_sent()
     started = time.monotonic()
     outcome = send(net, field, number)
