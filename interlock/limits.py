@@ -528,12 +528,13 @@ def plan_voltage(
     if not verdict.allowed:
         return VoltagePlan(verdict, state=state)
     setpoints = ramp_steps(net, start.voltage, volts)
-    steps, planned, at, previous = [], state, now, start.voltage
+    steps, planned, at, previous, changed = [], state, now, start.voltage, start.changed_at
     for i, setpoint in enumerate(setpoints):
         interval = step_interval(net, setpoint - previous) * RAMP_MARGIN
         # The first step waits only for what is left since the net's last live change.
-        delay = max(0.0, start.changed_at + interval - now) if i == 0 else interval
-        at += delay
+        earliest = max(now, changed + interval) if i == 0 else at + interval
+        step_at = _slew_time(earliest, changed, abs(setpoint - previous), net.max_slew)
+        delay, at, changed = step_at - at, step_at, step_at
         step = SetVoltage(request.net, setpoint)
         decision = evaluate(limits, planned, step, at)
         if not decision.verdict.allowed:
@@ -541,6 +542,17 @@ def plan_voltage(
         steps.append(RampStep(delay, step, decision))
         planned, previous = decision.state, setpoint
     return VoltagePlan(ALLOWED, tuple(steps), planned, at - now)
+
+
+def _slew_time(earliest: float, changed: float, step: float, slew: float) -> float:
+    """The first time from ``earliest`` at which the live slew check passes: a step
+    whose wait is below the clock's resolution there still gets one tick of it."""
+    at = earliest
+    for _ in range(4):
+        if not step > slew * (at - changed):
+            break
+        at = math.nextafter(at, math.inf)
+    return at
 
 
 def _at_step(verdict: Verdict, index: int, count: int) -> Verdict:

@@ -372,3 +372,14 @@ def test_a_start_outside_the_range_is_bounded_by_the_profile(shipped):
     assert plan.verdict.rule == "ramp.max_steps"
     assert plan.verdict.where == "profiles/mdb24.toml: nets.VBUS.max_step"
     assert "more than the 7 that any ramp inside" in plan.verdict.reason
+
+
+def test_a_step_whose_wait_is_below_the_clocks_resolution_is_planned_a_tick_later(shipped):
+    """A step's wait that the clock cannot hold (100.0 + 2e-17 == 100.0): planned at the
+    time of the last change, the step would be refused by its own slew check."""
+    limits, state = shipped
+    for start, target in ((4.0, 4.0 + 1e-15), (0.0, 1e-283)):
+        moved = evaluate(limits, state, SetVoltage("VLOGIC", start), 100.0).state
+        plan = plan_voltage(limits, moved, SetVoltage("VLOGIC", target), 100.0)
+        assert plan.verdict.allowed, plan.verdict
+        assert plan.duration > 0
