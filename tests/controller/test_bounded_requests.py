@@ -29,7 +29,7 @@ ANSWER_S = 2.0
 PER_SETTING_S = 0.25
 
 SETTINGS = settings(
-    max_examples=50,
+    max_examples=40,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

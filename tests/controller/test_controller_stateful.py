@@ -351,7 +351,7 @@ def run(examples: int, steps: int) -> None:
 
 def test_controller_stateful():
     TALLY.__init__()
-    run(int(os.environ.get("INTERLOCK_STATEFUL_EXAMPLES", "12")), 40)
+    run(int(os.environ.get("INTERLOCK_STATEFUL_EXAMPLES", "10")), 40)
     print(f"\ncontroller stateful run: {TALLY.summary()}")
     assert TALLY.live_steps >= TALLY.steps / 2, TALLY.summary()
     assert TALLY.faults and TALLY.trips, TALLY.summary()

@@ -175,7 +175,7 @@ def plan_property(planner, examples: int, *, derandomize: bool = False):
 
 
 def test_every_voltage_is_planned_in_bounded_work_target_first():
-    plan_property(plan_voltage, 600)()
+    plan_property(plan_voltage, 400)()
 
 
 @pytest.mark.parametrize("broken", BROKEN_PLANNERS, ids=lambda f: f.__name__)
@@ -247,7 +247,7 @@ def continuation_property(continuation, examples: int, *, derandomize: bool = Fa
 
 
 def test_a_ramp_goes_on_only_from_where_it_left_its_net():
-    continuation_property(continue_ramp, 300)()
+    continuation_property(continue_ramp, 200)()
 
 
 @pytest.mark.parametrize("broken", BROKEN_RAMP_CONTINUATIONS, ids=lambda f: f.__name__)
