@@ -52,13 +52,11 @@ from interlock.limits import (
     SetRelay,
     SetVoltage,
     Verdict,
-    VoltagePlan,
-    continue_ramp,
     describe,
     evaluate,
-    plan_voltage,
 )
 from interlock.protocols import PowerSupply
+from interlock.ramps import VoltagePlan, continue_ramp, plan_voltage
 
 log = logging.getLogger(__name__)
 

@@ -13,19 +13,21 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from interlock import limits as engine
+from interlock import ramps as engine
 from interlock.config.profile import NetLimits, SafeToMate
 from interlock.limits import (
-    RAMP_MARGIN,
-    RAMP_MAX_SECONDS,
-    RAMP_MAX_STEPS,
     SAFE_STATE,
     NetState,
     SetCurrentLimit,
     SetOutput,
     SetVoltage,
-    continue_ramp,
     evaluate,
+)
+from interlock.ramps import (
+    RAMP_MARGIN,
+    RAMP_MAX_SECONDS,
+    RAMP_MAX_STEPS,
+    continue_ramp,
     plan_voltage,
     ramp_steps,
 )
