@@ -105,7 +105,7 @@ def plan_voltage(
         step = SetVoltage(request.net, setpoint)
         decision = evaluate(limits, planned, step, at)
         if not decision.verdict.allowed:
-            return VoltagePlan(_at_step(decision.verdict, i, len(setpoints)), state=state)
+            return VoltagePlan(at_step(decision.verdict, i, len(setpoints)), state=state)
         steps.append(RampStep(delay, step, decision))
         planned, previous = decision.state, setpoint
     return VoltagePlan(ALLOWED, tuple(steps), planned, at - now)
@@ -122,7 +122,8 @@ def _slew_time(earliest: float, changed: float, step: float, slew: float) -> flo
     return at
 
 
-def _at_step(verdict: Verdict, index: int, count: int) -> Verdict:
+def at_step(verdict: Verdict, index: int, count: int) -> Verdict:
+    """A step's refusal, saying which step of the ramp it was (when there are several)."""
     if count <= 1:
         return verdict
     return replace(verdict, reason=f"{verdict.reason} (ramp step {index + 1} of {count})")

@@ -56,7 +56,7 @@ from interlock.limits import (
     evaluate,
 )
 from interlock.protocols import PowerSupply
-from interlock.ramps import VoltagePlan, continue_ramp, plan_voltage
+from interlock.ramps import VoltagePlan, at_step, continue_ramp, plan_voltage
 
 log = logging.getLogger(__name__)
 
@@ -625,13 +625,7 @@ class Controller:
                 ramp.limits, self.limits, ramp.left, held, step.request, self.clock()
             )
             if not decision.verdict.allowed:  # time or state moved under us: stop here
-                count = len(ramp.plan.steps)
-                verdict = decision.verdict
-                if count > 1:
-                    verdict = replace(
-                        verdict, reason=f"{verdict.reason} (ramp step {index + 1} of {count})"
-                    )
-                self._refuse(ramp.seq, verdict)
+                self._refuse(ramp.seq, at_step(decision.verdict, index, len(ramp.plan.steps)))
         port = self.ports[net]
         psu = self.instruments.supplies[port.supply]
         setpoint = step.request.volts
