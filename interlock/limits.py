@@ -10,6 +10,10 @@ Cross-device rules (relays never closed together, relays open before a net
 changes, total power, power-on and power-off order) are checked against the
 whole state the change would produce, not only the value that changes.
 
+:func:`check_target` checks the target of a voltage change on its own, as if
+it were reached at once: :mod:`interlock.ramps` calls it before it plans any
+ramp to it.
+
 All values are SI floats (V, A, s); ``now`` is the caller's monotonic clock,
 passed in so the engine stays pure and tests can drive time.
 """
@@ -228,11 +232,16 @@ def apply(state: BenchState, request: Request, now: float) -> BenchState:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float: 10**400
+        return False
 
 
 def _check_request(
-    limits: PinnedLimits, state: BenchState, request: Request, now: float
+    limits: PinnedLimits, state: BenchState, request: Request, now: float, *, ramped: bool = False
 ) -> Verdict:
     if isinstance(request, SetRelay):
         return _check_relay(limits, state, request.relay, request.closed)
@@ -248,7 +257,7 @@ def _check_request(
     net_limits = limits.nets[net]
     current = state.net(net)
     if isinstance(request, SetVoltage):
-        verdict = _check_voltage(limits, net_limits, current, request.volts, now)
+        verdict = _check_voltage(limits, net_limits, current, request.volts, now, ramped=ramped)
     elif isinstance(request, SetCurrentLimit):
         verdict = _check_current_limit(limits, net_limits, request.amps)
     else:
@@ -259,8 +268,15 @@ def _check_request(
 
 
 def _check_voltage(
-    limits: PinnedLimits, net: NetLimits, current: NetState, volts: float, now: float
+    limits: PinnedLimits,
+    net: NetLimits,
+    current: NetState,
+    volts: float,
+    now: float,
+    *,
+    ramped: bool = False,
 ) -> Verdict:
+    """The value itself, then (unless ``ramped``: the target of a ramp) the live step."""
     key = f"nets.{net.net}"
     if not _is_number(volts):
         return _refuse(
@@ -278,7 +294,7 @@ def _check_voltage(
             limits.where(f"{key}.max_voltage"),
             f"{volts:g} V is above the maximum of {net.max_voltage:g} V",
         )
-    if current.output:
+    if current.output and not ramped:
         step = abs(volts - current.voltage)
         if step > net.max_step:
             return _refuse(
@@ -439,23 +455,12 @@ def check_state(limits: PinnedLimits, state: BenchState) -> Verdict:
     return ALLOWED
 
 
-# --- ramps ------------------------------------------------------------------------
-
-
-def ramp_steps(net: NetLimits, start: float, target: float) -> list[float]:
-    """Setpoints from ``start`` to ``target`` in equal steps no larger than ``max_step``.
-
-    The caller waits ``step_interval`` between them, so the average slew stays
-    within ``max_slew``; each step is still checked by the engine on its own.
-    """
-    distance = target - start
-    if distance == 0:
-        return []
-    count = max(1, math.ceil(abs(distance) / net.max_step))
-    steps = [start + distance * (i / count) for i in range(1, count)]
-    return [*steps, target]
-
-
-def step_interval(net: NetLimits, step: float) -> float:
-    """The shortest wait before a step of ``step`` volts on a live net."""
-    return abs(step) / net.max_slew
+def check_target(
+    limits: PinnedLimits, state: BenchState, request: SetVoltage, now: float
+) -> Verdict:
+    """Every rule on the target of a voltage change as if it were reached at once,
+    but the live step and slew (a ramp's steps are checked for those one by one)."""
+    verdict = _check_request(limits, state, request, now, ramped=True)
+    if not verdict.allowed:
+        return verdict
+    return check_state(limits, apply(state, request, now))

@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from interlock.config import Configuration, load_configuration
@@ -44,8 +44,8 @@ from interlock.journal import Journal, Pending
 from interlock.limits import (
     SAFE_STATE,
     BenchState,
-    Decision,
     NetState,
+    PinnedLimits,
     Request,
     SetCurrentLimit,
     SetOutput,
@@ -54,17 +54,14 @@ from interlock.limits import (
     Verdict,
     describe,
     evaluate,
-    ramp_steps,
-    step_interval,
 )
 from interlock.protocols import PowerSupply
+from interlock.ramps import VoltagePlan, at_step, continue_ramp, plan_voltage
 
 log = logging.getLogger(__name__)
 
 # How long a relay's auxiliary contact may take to follow its coil.
 CONTACT_SETTLE_TIMEOUT = 0.25
-# Margin over the slew-limited interval between ramp steps (clock granularity).
-RAMP_MARGIN = 1.02
 
 
 class Controller:
@@ -665,83 +662,67 @@ class Controller:
             raise
 
     def set_voltage(self, net: str, volts: float, *, who: str = "script", client: str = "") -> None:
-        """Program a setpoint; on a live net, ramp at the allowed slew, each step read back."""
+        """Program a setpoint; on a live net, ramp at the allowed slew, each step read back.
+
+        The ramp is decided whole before its first step is sent. The operation
+        lock is held for the decision and for each step's exchanges, not for the
+        waits between steps: a measurement or an output turned off by another
+        client waits for one step at most. Each step is decided again when it is
+        sent; a ramp whose net another request changed meanwhile stops there.
+        """
         with self._operation:
             seq = self._request(who, client, "set", net=net, quantity="voltage", value=volts)
-            self._guarded(seq, self._set_voltage, seq, net, volts)
+            ramp = self._guarded(seq, self._decide_voltage, seq, net, volts)
+            first = ramp.plan.steps[0]
+            if first.delay <= 0:  # nothing to wait for: sent under the decision's hold
+                self._wait(first.delay)
+                self._guarded(seq, self._ramp_step, ramp, 0)
+        for i in range(ramp.sent, len(ramp.plan.steps)):
+            # Another request that changes the net ends the wait: this step then refuses.
+            self._wait(
+                ramp.plan.steps[i].delay,
+                interrupted=lambda: self.commanded.net(ramp.net) != ramp.left,
+            )
+            with self._operation:
+                self._guarded(seq, self._ramp_step, ramp, i)
 
-    def _set_voltage(self, seq: Pending, net: str, volts: float) -> None:
-        steps = self._plan(net, volts)
-        # Every step is checked before the first is sent: a ramp is refused whole or not at all.
-        limits_in_force, start = self.limits, self.commanded
-        planned, at = start, self.clock()
-        first: Decision | None = None
-        for i, (delay, request) in enumerate(steps):
-            at += delay
-            decision = evaluate(limits_in_force, planned, request, at)
-            if not decision.verdict.allowed:
-                verdict = decision.verdict
-                if len(steps) > 1:
-                    verdict = replace(
-                        verdict, reason=f"{verdict.reason} (ramp step {i + 1} of {len(steps)})"
-                    )
-                self._refuse(seq, verdict)
-            if first is None:
-                first = decision
-            planned = decision.state
-        self.journal.verdict(True, request=seq, steps=len(steps), durable=False)
-        limits = self.limits.nets[net]
+    def _decide_voltage(self, seq: Pending, net: str, volts: float) -> _Ramp:
+        plan = plan_voltage(self.limits, self.commanded, SetVoltage(net, volts), self.clock())
+        if not plan.verdict.allowed:
+            self._refuse(seq, plan.verdict)
+        self.journal.verdict(True, request=seq, steps=len(plan.steps), durable=False)
+        held = self.commanded
+        return _Ramp(seq, net, plan, self.limits, held, held.net(net))
+
+    def _ramp_step(self, ramp: _Ramp, index: int) -> None:
+        """Send one step of a decided ramp, decided again now, and read it back."""
+        step, net, held = ramp.plan.steps[index], ramp.net, self.commanded
+        if index == 0 and held is ramp.start and self.limits is ramp.limits and not ramp.live:
+            # The plan's decision stands only for the first step when nothing it was made
+            # from has changed: the very same state and limits, and a net that is off,
+            # whose check does not depend on the time.
+            decision = step.decision
+        else:
+            decision = continue_ramp(
+                ramp.limits, self.limits, ramp.left, held, step.request, self.clock()
+            )
+            if not decision.verdict.allowed:  # time or state moved under us: stop here
+                self._refuse(ramp.seq, at_step(decision.verdict, index, len(ramp.plan.steps)))
         port = self.ports[net]
         psu = self.instruments.supplies[port.supply]
-        for delay, request in steps:
-            self._wait(delay)
-            held, decision, first = self.commanded, first, None
-            if not (
-                decision is not None
-                and held is start
-                and self.limits is limits_in_force
-                and not held.net(net).output
-            ):
-                # Decided again, now. The plan's decision stands only for the first step
-                # when nothing it was made from has changed: the very same state and
-                # limits, and a net that is off, whose check does not depend on the time.
-                decision = evaluate(self.limits, held, request, self.clock())
-                if not decision.verdict.allowed:  # time or state moved under us: stop here
-                    self._refuse(seq, decision.verdict)
-            setpoint = request.volts
-            before = self.commanded.net(net)
-            if before.output:
-                old = before.voltage
-                self._setpoint_window[net] = (min(old, setpoint), max(old, setpoint))
-            with self._actuating():
-                readback = psu.program_voltage(port.channel, setpoint, net=net)
-                self.commanded = decision.state
-            self._expect(net, "voltage", setpoint, readback, limits.readback_tolerance(setpoint))
-            if self.commanded.net(net).output:
-                self._setpoint_window[net] = (setpoint, setpoint)
-
-    def _plan(self, net: str, volts: float) -> list[tuple[float, SetVoltage]]:
-        """The steps to reach ``volts``: one, or a ramp on a live net; each with its delay."""
-        limits = self.limits.nets.get(net)
-        current = self.commanded.net(net)
-        if limits is None or not current.output or not _finite(volts):
-            return [(0.0, SetVoltage(net, volts))]
-        steps, previous, plan = ramp_steps(limits, current.voltage, volts), current.voltage, []
-        first_delay = (
-            max(
-                0.0,
-                current.changed_at
-                + step_interval(limits, abs(steps[0] - previous)) * RAMP_MARGIN
-                - self.clock(),
-            )
-            if steps
-            else 0.0
-        )
-        for i, step in enumerate(steps):
-            delay = first_delay if i == 0 else step_interval(limits, step - previous) * RAMP_MARGIN
-            plan.append((delay, SetVoltage(net, step)))
-            previous = step
-        return plan or [(0.0, SetVoltage(net, volts))]
+        setpoint = step.request.volts
+        before = held.net(net)
+        if before.output:
+            old = before.voltage
+            self._setpoint_window[net] = (min(old, setpoint), max(old, setpoint))
+        with self._actuating():
+            readback = psu.program_voltage(port.channel, setpoint, net=net)
+            self.commanded = decision.state
+        ramp.sent, ramp.left = index + 1, self.commanded.net(net)
+        tolerance = self.limits.nets[net].readback_tolerance(setpoint)
+        self._expect(net, "voltage", setpoint, readback, tolerance)
+        if self.commanded.net(net).output:
+            self._setpoint_window[net] = (setpoint, setpoint)
 
     def set_current_limit(
         self, net: str, amps: float, *, who: str = "script", client: str = ""
@@ -1111,12 +1092,15 @@ class Controller:
                 return port.net
         return None
 
-    def _wait(self, seconds: float) -> None:
-        """Sleep, but give up at once if a trip begins."""
+    def _wait(self, seconds: float, interrupted: Callable[[], bool] | None = None) -> None:
+        """Sleep, but give up at once if a trip begins, or (early, without an error)
+        once ``interrupted()`` says what the wait was for has changed."""
         deadline = self.clock() + seconds
         while True:
             if self.fault_cause is not None:
                 raise FaultLatched(f"tripped: {self.fault_cause}")
+            if interrupted is not None and interrupted():
+                return
             remaining = deadline - self.clock()
             if remaining <= 0:
                 return
@@ -1131,6 +1115,23 @@ class Controller:
 TRIP_JOURNAL_WAIT_S = 1.0
 # While an exchange holds the gate, its journal write waits at most this long.
 ACTUATING_JOURNAL_WAIT_S = 2.0
+
+
+@dataclass
+class _Ramp:
+    """A voltage request under way: its plan, what it was decided from, what it left."""
+
+    seq: Pending
+    net: str
+    plan: VoltagePlan
+    limits: PinnedLimits  # the limits it was decided under
+    start: BenchState  # the whole state it was decided from
+    left: NetState  # the net as this ramp last left it
+    sent: int = 0  # steps sent so far
+
+    @property
+    def live(self) -> bool:
+        return self.start.net(self.net).output
 
 
 def _finite(value: object) -> bool:

@@ -5,9 +5,11 @@ from what :meth:`Controller.arm` leaves (every net at 0 V with its current
 limit at the profile's ``max_current``, outputs off, relays open). Each step
 is turned into exactly the requests the controller would make for it:
 
-- a voltage on a live net is ramped as the controller ramps it (steps of at
-  most ``max_step``, ``step_interval`` apart) and is refused whole if any
-  step is refused, as the controller refuses it before sending the first;
+- a voltage is planned by the engine's :func:`~interlock.ramps.plan_voltage`,
+  as the controller plans it: the target checked first, a ramp on a live net
+  bounded, then its steps (at most ``max_step``, ``step_interval`` apart), the
+  whole refused if any step is refused, as the controller refuses it before
+  sending the first;
 - going live first opens the net's power relay if closed, measures the
   DUT's identity again when no net is live yet (closes and opens the ID
   net's sense relay), closes and opens its sense relay (safe-to-mate),
@@ -41,15 +43,9 @@ from interlock.limits import (
     Verdict,
     describe,
     evaluate,
-    ramp_steps,
-    step_interval,
 )
+from interlock.ramps import plan_voltage
 from interlock.sequence.model import Sequence, Step
-
-# The controller's margin over the slew-limited interval between ramp steps;
-# kept equal to interlock.controller.controller.RAMP_MARGIN (a test checks),
-# without importing the controller and its drivers into a run that sends nothing.
-RAMP_MARGIN = 1.02
 
 OK = "ok"
 REFUSED = "refused"  # a violation: the run would stop here
@@ -141,32 +137,28 @@ class CommandedBench:
         return ALLOWED
 
     def _set_voltage(self, net: str, volts: float) -> Verdict:
-        plan = self.voltage_plan(net, volts)
-        planned, at = self.state, self.now
-        for i, (delay, request) in enumerate(plan):
-            at += delay
-            decision = evaluate(self.limits, planned, request, at)
-            if not decision.verdict.allowed:
-                verdict = decision.verdict
-                if len(plan) > 1:
-                    verdict = replace(
-                        verdict, reason=f"{verdict.reason} (ramp step {i + 1} of {len(plan)})"
-                    )
-                return verdict
-            planned = decision.state
-        verdict = self._dead_live_net(planned, net)
+        plan = plan_voltage(self.limits, self.state, SetVoltage(net, volts), self.now)
+        if not plan.verdict.allowed:
+            return plan.verdict
+        verdict = self._dead_live_net(plan.state, net)
         if not verdict.allowed:
             return verdict
-        self.state, self.now = planned, at
+        self.state, self.now = plan.state, self.now + plan.duration
         return ALLOWED
 
     def _dead_live_net(self, state: BenchState, net: str) -> Verdict:
         """A live net at 0 V draws nothing: the controller's monitor would trip on its
         current window (live_min_current) for certain. Not an engine rule, so the
-        dry run says it, before a real run finds out the hard way."""
+        dry run says it, before a real run finds out the hard way. A setpoint within
+        the readback tolerance of 0 V (5e-324 V, say) is 0 V here."""
         limits = self.limits.nets.get(net)
         held = state.net(net)
-        if limits is None or not held.output or held.voltage != 0 or limits.live_min_current <= 0:
+        if (
+            limits is None
+            or not held.output
+            or abs(held.voltage) > limits.readback_tolerance(0.0)
+            or limits.live_min_current <= 0
+        ):
             return ALLOWED
         key = f"nets.{net}.live_min_current"
         return Verdict(
@@ -176,24 +168,6 @@ class CommandedBench:
             f"{net} live at 0 V draws no current, below its live window: the monitor would "
             "trip the bench; turn the output off instead",
         )
-
-    def voltage_plan(self, net: str, volts: float) -> list[tuple[float, SetVoltage]]:
-        """The controller's plan: one setpoint, or a slew-limited ramp on a live net."""
-        limits = self.limits.nets.get(net)
-        current = self.state.net(net)
-        if limits is None or not current.output:
-            return [(0.0, SetVoltage(net, volts))]
-        steps = ramp_steps(limits, current.voltage, volts)
-        if not steps:
-            return [(0.0, SetVoltage(net, volts))]
-        plan, previous = [], current.voltage
-        for i, step in enumerate(steps):
-            interval = step_interval(limits, step - previous) * RAMP_MARGIN
-            # The first step waits only for what is left since the last live change.
-            delay = max(0.0, current.changed_at + interval - self.now) if i == 0 else interval
-            plan.append((delay, SetVoltage(net, step)))
-            previous = step
-        return plan
 
     def _go_live(self, net: str) -> Verdict:
         verdict = evaluate(self.limits, self.state, SetOutput(net, True), self.now).verdict

@@ -14,6 +14,7 @@ import pytest
 from interlock.controller import controller as controller_module
 from interlock.errors import InterlockError
 from interlock.limits import ALLOWED, Decision, apply
+from interlock.ramps import RampStep, VoltagePlan
 
 from .support import assert_intents_before_commands, assert_truth_within_limits
 
@@ -31,6 +32,12 @@ def allow_everything(limits, state, request, now):
     return Decision(ALLOWED, apply(state, request, now))
 
 
+def plan_anything(limits, state, request, now):
+    """...and plans any voltage as one step at once."""
+    decision = allow_everything(limits, state, request, now)
+    return VoltagePlan(ALLOWED, (RampStep(0.0, request, decision),), decision.state)
+
+
 def test_checks_catch_a_controller_without_safe_to_mate(rig_factory, monkeypatch):
     monkeypatch.setattr(controller_module.Controller, "_safe_to_mate", without_safe_to_mate)
     rig = rig_factory(faults=["swap:VBUS,MOTOR"])
@@ -44,6 +51,7 @@ def test_checks_catch_a_controller_without_safe_to_mate(rig_factory, monkeypatch
 
 def test_checks_catch_a_controller_without_limits(rig_factory, monkeypatch):
     monkeypatch.setattr(controller_module, "evaluate", allow_everything)
+    monkeypatch.setattr(controller_module, "plan_voltage", plan_anything)
     rig = rig_factory()
     rig.controller.set_voltage("VLOGIC", 5.9)
     # The monitor notices, but only once the DUT already saw 5.9 V.

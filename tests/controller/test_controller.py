@@ -82,7 +82,7 @@ def test_a_setpoint_is_decided_again_if_the_state_moved_before_it_is_sent(rig, m
     assert verdicts[-1]["rule"] == rule.rule
 
 
-def test_ramp_refused_whole_if_any_step_breaks_a_rule(rig_factory, tmp_path):
+def test_a_ramp_whose_target_breaks_a_rule_is_refused_before_its_first_step(rig_factory, tmp_path):
     bench = edited_bench(
         tmp_path,
         {"profiles/mdb24.toml": [('max_total_power = "18 W"', 'max_total_power = "10 W"')]},
@@ -92,11 +92,11 @@ def test_ramp_refused_whole_if_any_step_breaks_a_rule(rig_factory, tmp_path):
     rig.power_up_logic()  # 5 V x 400 mA = 2 W
     rig.power_up_bus(4.0)  # 4 V x 500 mA = 2 W
     before = setting_commands(rig)
-    # 4 -> 24 V in 4 V steps: 16 V makes 10 W, the step to 20 V would make 12 W.
+    # 4 -> 24 V in 4 V steps: the target itself makes 2 W + 12 W, checked before any step.
     with pytest.raises(LimitViolation) as info:
         ctl.set_voltage("VBUS", 24.0)
     assert info.value.rule == "rules.max_total_power"
-    assert "ramp step 4 of 5" in info.value.reason
+    assert "could draw 14 W, above 10 W" in info.value.reason
     assert setting_commands(rig) == before  # not even the first step went out
     assert ctl.state == "live" and ctl.fault_cause is None
     assert_safety_invariants(rig)

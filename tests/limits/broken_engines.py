@@ -1,13 +1,17 @@
 """Deliberately wrong limit engines. The property tests must catch every one.
 
-Each takes the same arguments as :func:`interlock.limits.evaluate` and gets one
-thing wrong in a way real code does.
+Each takes the same arguments as :func:`interlock.limits.evaluate` (or, for
+planners and ramp continuations, as :func:`~interlock.ramps.plan_voltage` and
+:func:`~interlock.ramps.continue_ramp`) and gets one thing wrong in a way real
+code does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from unittest import mock
 
+from interlock import ramps as engine
 from interlock.limits import ALLOWED, Decision, SetVoltage, apply, evaluate
 
 
@@ -65,3 +69,60 @@ BROKEN_ENGINES = [
     only_the_changed_value,
     power_order_ignored,
 ]
+
+
+# --- broken planners: each takes plan_voltage's arguments -------------------------------
+
+
+def _with(name, replacement):
+    """plan_voltage with one of the engine's own pieces swapped for a wrong one."""
+
+    def planner(limits, state, request, now):
+        with mock.patch.object(engine, name, replacement):
+            return engine.plan_voltage(limits, state, request, now)
+
+    return planner
+
+
+def target_checked_last(limits, state, request, now):
+    """Lists and decides the steps before looking at the target on its own: how a
+    single absurd setpoint once hung the controller (here bounded, so it returns)."""
+    return _with("check_target", lambda *args: ALLOWED)(limits, state, request, now)
+
+
+def unbounded_ramp(limits, state, request, now):
+    """Plans a ramp of any length up to the interlock's cap: the profile's bound forgotten."""
+    return _with("check_ramp", lambda *args: ALLOWED)(limits, state, request, now)
+
+
+def clamping_plan(limits, state, request, now):
+    """Ramps an out-of-range target to the limit instead of refusing it."""
+    plan = engine.plan_voltage(limits, state, request, now)
+    rule = plan.verdict.rule or ""
+    if rule.endswith(("max_voltage", "min_voltage")) and request.net in limits.nets:
+        net = limits.nets[request.net]
+        clamped = min(max(request.volts, net.min_voltage), net.max_voltage)
+        retry = engine.plan_voltage(limits, state, SetVoltage(request.net, clamped), now)
+        if retry.verdict.allowed:
+            return retry
+    return plan
+
+
+BROKEN_PLANNERS = [target_checked_last, unbounded_ramp, clamping_plan]
+
+
+# --- broken continuations: each takes continue_ramp's arguments --------------------------
+
+
+def stale_ramp(decided_under, limits, left, state, request, now):
+    """Decides the next step against the state now, forgetting where the ramp left its net:
+    a net another request moved is ramped on from there."""
+    return evaluate(limits, state, request, now)
+
+
+def limits_unchanged_assumed(decided_under, limits, left, state, request, now):
+    """Notices a moved net, not limits pinned again."""
+    return engine.continue_ramp(limits, limits, left, state, request, now)
+
+
+BROKEN_RAMP_CONTINUATIONS = [stale_ramp, limits_unchanged_assumed]

@@ -31,17 +31,26 @@ UNKNOWN_NET = "NOPE"
 UNKNOWN_RELAY = "K99"
 
 
+# Legal in a profile (above zero) but tiny: ramps the engine must still bound.
+TINY = [1e-3, 1e-6, 1e-300, 5e-324]
+# Values no one would type, drawn alongside the unrestricted float strategy.
+EXTREMES = [1e308, -1e308, 5e-324, -5e-324, -0.0, 2.2250738585072014e-308, 3e7, 1e12]
+
+
 @st.composite
 def net_limits(draw, net: str) -> NetLimits:
     max_voltage = draw(st.floats(1.0, 30.0))
     max_current = draw(st.floats(0.05, 5.0))
+    rare = draw(st.integers(0, 9)) == 0
     return NetLimits(
         net=net,
         min_voltage=draw(st.sampled_from([0.0, 0.0, max_voltage / 4])),
         max_voltage=max_voltage,
         max_current=max_current,
-        max_slew=draw(st.floats(0.5, 100.0)),
-        max_step=draw(st.floats(0.1, max_voltage)),
+        max_slew=draw(st.sampled_from(TINY) if rare else st.floats(0.5, 100.0)),
+        max_step=draw(
+            st.sampled_from(TINY) if rare and draw(st.booleans()) else st.floats(0.1, max_voltage)
+        ),
         readback_absolute=0.01,
         readback_relative=0.005,
         settle_time=0.05,
@@ -116,7 +125,8 @@ def values(limit: float) -> st.SearchStrategy[float]:
         near(limit),
         near(0.0),
         near(0.002),
-        st.sampled_from([math.nan, math.inf, -math.inf]),
+        st.sampled_from([math.nan, math.inf, -math.inf, *EXTREMES]),
+        st.floats(),  # the whole range: subnormals, 1e308, -0.0, NaN, infinities
     )
 
 
@@ -256,11 +266,40 @@ def transition_violations(
     return found
 
 
+@st.composite
+def reachable_states(draw, limits: PinnedLimits) -> BenchState:
+    """A state the engine itself led to from the safe state: nets brought up in
+    their power-on order at legal setpoints, some ramped, until one is refused."""
+    from interlock.limits import SAFE_STATE, evaluate
+
+    state, now = SAFE_STATE, 0.0
+    for name in limits.power_on[: draw(st.integers(0, len(limits.power_on)))]:
+        net = limits.nets[name]
+        floor = limits.supply_floors.get(name, (0.0, ""))[0]
+        low, high = net.min_voltage, min(net.max_voltage, net.max_step)
+        requests = [
+            SetVoltage(name, draw(st.floats(low, high)) if low <= high else low),
+            SetCurrentLimit(name, draw(st.floats(max(floor, 1e-3), net.max_current))),
+            SetOutput(name, True),
+            SetVoltage(name, draw(st.floats(net.min_voltage, net.max_voltage))),
+        ]
+        for request in requests:
+            now += draw(st.floats(0.0, 10.0))
+            decision = evaluate(limits, state, request, now)
+            if not decision.verdict.allowed:
+                return state
+            state = decision.state
+    return state
+
+
 __all__ = [
+    "EXTREMES",
+    "TINY",
     "UNKNOWN_NET",
     "UNKNOWN_RELAY",
     "bench_states",
     "pinned_limits",
+    "reachable_states",
     "requests",
     "state_violations",
     "total_power",

@@ -7,13 +7,12 @@ import pytest
 from interlock.cli import main
 from interlock.config import load_configuration
 from interlock.controller import Controller
-from interlock.controller.controller import RAMP_MARGIN as CONTROLLER_RAMP_MARGIN
 from interlock.journal import Journal
 from interlock.limits import NetState
+from interlock.ramps import RAMP_MARGIN
 from interlock.sequence import armed_state, bind, dry_run, load_sequence
 from interlock.sequence.dryrun import (
     ALLOWED_UNEXPECTEDLY,
-    RAMP_MARGIN,
     REFUSED,
     REFUSED_AS_EXPECTED,
 )
@@ -196,8 +195,11 @@ min = "23 V"
     assert report.duration == pytest.approx(at[6])
 
 
-def test_ramp_margin_is_the_controllers():
-    assert RAMP_MARGIN == CONTROLLER_RAMP_MARGIN
+def test_the_dry_run_plans_a_voltage_as_the_controller_does():
+    from interlock.controller import controller
+    from interlock.sequence import dryrun
+
+    assert dryrun.plan_voltage is controller.plan_voltage
 
 
 def test_the_dry_run_sends_nothing_to_any_instrument(tmp_path, sim_bench, write_sequence, capsys):
