@@ -15,10 +15,10 @@ import getpass
 import sys
 from typing import Any
 
-from interlock.cli import EXIT_PASS, EXIT_REFUSED, EXIT_USAGE
 from interlock.commands.common import add_bench_argument, banner
 from interlock.config import Configuration, load_configuration
 from interlock.config.reader import display_path
+from interlock.exits import EXIT_PASS, EXIT_REFUSED, EXIT_USAGE
 from interlock.limits import Verdict
 from interlock.sequence import (
     DryRunReport,

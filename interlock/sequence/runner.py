@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from interlock.config import Configuration
 from interlock.errors import ConfigError, InterlockError, LimitViolation, StateError
+from interlock.exits import EXIT_FAULT, EXIT_MEASUREMENT_FAILED, EXIT_PASS, EXIT_REFUSED
 from interlock.limits import ALLOWED, Verdict
 from interlock.sequence.dryrun import (
     ALLOWED_UNEXPECTEDLY,
@@ -49,8 +50,6 @@ PASS = "pass"
 FAIL = "fail"
 FAULT = "fault"
 DECLINED = "declined"
-
-EXIT_PASS, EXIT_MEASUREMENT_FAILED, EXIT_REFUSED, EXIT_FAULT = 0, 1, 3, 4
 
 # How often a wait looks at the bench: a fault during a wait ends it at once.
 WAIT_POLL = 0.05
