@@ -67,6 +67,7 @@ from interlock.service.wire import (
     CHANNEL_VERSION,
     InvalidRequest,
     LineReader,
+    LineTooLong,
     ServiceUnavailable,
     channel_path,
     error_from_wire,
@@ -506,11 +507,11 @@ class _ChannelConnection:
         line = (_CHANNEL_ENCODER.encode(request) + "\n").encode()
         try:
             self.sock.sendall(line)
-            line = self.lines.next()  # LineTooLong is a ValueError
+            line = self.lines.next()
             if line is None:
                 raise ConnectionResetError("the service closed the connection")
             reply = _CHANNEL_DECODER.decode(line.decode("utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, LineTooLong) as exc:  # ValueError: not JSON, not UTF-8
             raise ServiceUnavailable(f"command channel of {self.what}: {exc!r}") from exc
         if isinstance(reply, dict) and "ok" in reply:
             return reply["ok"]

@@ -15,6 +15,7 @@ from interlock.errors import (
     ConfigError,
     FaultLatched,
     InterlockError,
+    InvalidArgument,
     LimitViolation,
     StateError,
 )
@@ -27,8 +28,9 @@ EXIT_FAULT = 4
 
 
 def exit_code_for(error: InterlockError) -> int:
-    """A command ended by ``error``: a configuration error 2, a limit's refusal 3, else 4."""
-    if isinstance(error, ConfigError):
+    """A command ended by ``error``: a configuration error or a bad argument 2, a limit's
+    refusal 3, anything else 4."""
+    if isinstance(error, ConfigError | InvalidArgument):
         return EXIT_USAGE
     if isinstance(error, LimitViolation):
         return EXIT_REFUSED

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from interlock.errors import InvalidArgument
 from interlock.service.refusals import RefusalLog, RefusalSource
 from interlock.service.tokens import ROLES, TokenStore, rank
 from interlock.service.wire import AccessDenied
@@ -131,7 +132,7 @@ class Access:
 
     def __init__(self, needs: str) -> None:
         if needs not in ROLES:
-            raise ValueError(f"unknown role {needs!r}")
+            raise InvalidArgument(f"unknown role {needs!r}")
         self.needs = needs
 
     # Async, so the check runs on the event loop: an emergency stop must not wait
