@@ -12,6 +12,7 @@ none of them can bypass the interlock. Pieces, one module each:
 - :mod:`.leases`: the dead man's switch of a client that makes a net live.
 - :mod:`.events`: state changes, faults, refusals and lease news, fanned out to streams.
 - :mod:`.runtime`: the running parts (simulated bench, journal, controller, leases).
+- :mod:`.schema`: each operation once: name, least role, route, arguments (pydantic).
 - :mod:`.actions`: the script actions with the service's own checks (both ways in).
 - :mod:`.app`: the FastAPI application (routes, error mapping, OpenAPI schema).
 - :mod:`.channel`: the command channel (script actions as JSON lines, local only).

@@ -22,12 +22,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from interlock.errors import InvalidArgument
 from interlock.service.refusals import RefusalLog, RefusalSource
+from interlock.service.schema import CLIENT_HEADER, USER_HEADER
 from interlock.service.tokens import ROLES, TokenStore, rank
 from interlock.service.wire import AccessDenied
 
-USER_HEADER = "X-Interlock-User"
-CLIENT_HEADER = "X-Interlock-Client"
-LEASE_HEADER = "X-Interlock-Lease"
 #: The peer of a Unix socket connection (owner-only sockets: this user or root).
 UNIX_PEER = "unix socket"
 
