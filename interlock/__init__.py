@@ -31,17 +31,22 @@ from interlock.errors import (
 __version__ = "0.1.0"
 
 
+#: The client library's faces, imported when first asked for (see ``__getattr__``).
+_CLIENT = ("AsyncClient", "connect", "connect_async")
+
+
 def __getattr__(name: str) -> object:
     # Lazy, so that ``import interlock`` (every tool, every subprocess) stays free of HTTP.
-    if name == "connect":
-        from interlock.client import connect
+    if name in _CLIENT:
+        import interlock.client
 
-        return connect
+        return getattr(interlock.client, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "AccessDenied",
+    "AsyncClient",
     "ConfigError",
     "ConnectionLost",
     "FaultLatched",
@@ -62,4 +67,5 @@ __all__ = [
     "StateError",
     "__version__",
     "connect",
+    "connect_async",
 ]

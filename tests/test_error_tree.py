@@ -48,7 +48,7 @@ ALLOWED_RAISES = {
     ("interlock/__init__.py", "__getattr__", "AttributeError"): PROTOCOL,
     ("interlock/service/__init__.py", "__getattr__", "AttributeError"): PROTOCOL,
     ("interlock/journal/intent.py", "DurableIntent.__setattr__", "AttributeError"): PROTOCOL,
-    ("interlock/client.py", "_ChannelConnection.call", "ConnectionResetError"): (
+    ("interlock/client/_channel.py", "ChannelConnection.call", "ConnectionResetError"): (
         CAUGHT_WHERE_RAISED + " (ServiceUnavailable)"
     ),
     ("interlock/drivers/relay_board.py", "BoardState.parse", "ValueError"): BOARD_STATE,

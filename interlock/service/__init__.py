@@ -19,9 +19,11 @@ none of them can bypass the interlock. Pieces, one module each:
 - :mod:`.server`: uvicorn on a Unix socket (and TCP when asked), and the channel.
 - :mod:`.tcp`: where TCP is served and how (TLS beyond loopback).
 - :mod:`.wire`: the error format and channel constants shared with :mod:`interlock.client`.
+- :mod:`.background`: starting a service detached, and telling whether one answers.
 
 This package's ``__init__`` imports nothing heavy: :mod:`interlock.client`
-needs only :mod:`.wire` and :mod:`.tokens`.
+needs only :mod:`.schema`, :mod:`.wire`, :mod:`.tokens` and :mod:`.background`,
+no web framework.
 """
 
 from __future__ import annotations
