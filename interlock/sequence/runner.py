@@ -287,8 +287,8 @@ class SequenceRunner:
             self.target.safe_state(f"sequence {self.sequence.name}: power-down failed")
             report.fault = self.target.status().get("fault")
         except InterlockError as error:
-            # Out of reach: the lease (service) or closing the controller (in-process)
-            # drives the bench safe; say so rather than hide the run's own report.
+            # Out of reach: the service drives the bench safe when the run's lease ends;
+            # say so rather than hide the run's own report.
             report.safe_state_forced += f"; the stop failed too: {type(error).__name__}: {error}"
             report.fault = report.fault or "unknown: the bench could not be reached"
 
