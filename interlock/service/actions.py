@@ -115,12 +115,17 @@ class ScriptActions:
         verdict.raise_if_refused()
 
 
-# ADAPTER, until the limit engine exposes its finite rule as
-# interlock.limits.check_finite(subject, quantity, value) -> Verdict: then this function
-# goes, and `from interlock.limits import check_finite` takes its place.
+# ADAPTER: the limit engine's branch defines interlock.limits.check_finite (in
+# interlock/limits/requests.py) with this signature, rule and message. At the merge
+# this function goes, and `from interlock.limits import check_finite` takes its place.
 def check_finite(subject: str, quantity: str, value: object) -> Verdict:
-    """The engine's ``finite-value`` rule for one value of ``subject`` (a net)."""
-    if isinstance(value, int | float) and math.isfinite(value):
+    """``finite-value``: a quantity asked for is a finite number, or the request is refused."""
+    finite = isinstance(value, int | float) and not isinstance(value, bool)
+    try:
+        finite = finite and math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond any float: 10**400
+        finite = False
+    if finite:
         return ALLOWED
     reason = f"{subject} {quantity.replace('_', ' ')} must be a finite number, got {value!r}"
     return Verdict(False, "finite-value", BUILT_IN, reason)
