@@ -32,7 +32,7 @@ __version__ = "0.1.0"
 
 
 #: The client library's faces, imported when first asked for (see ``__getattr__``).
-_CLIENT = ("AsyncClient", "connect", "connect_async")
+_CLIENT = ("AsyncClient", "Client", "connect", "connect_async")
 
 
 def __getattr__(name: str) -> object:
@@ -47,6 +47,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "AccessDenied",
     "AsyncClient",
+    "Client",
     "ConfigError",
     "ConnectionLost",
     "FaultLatched",
