@@ -25,6 +25,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,7 +206,8 @@ class ServiceSource:
 
     async def close(self) -> None:
         await self._drop_actions()
-        self._journal.close()
+        # In a thread: it waits for a tail still being read (at most its busy timeout).
+        await asyncio.to_thread(self._journal.close)
 
 
 class JournalTail:
@@ -214,9 +216,16 @@ class JournalTail:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._conn = None
+        # Reads run in worker threads and close on the event loop: closing a
+        # connection another thread is reading through crashes the interpreter.
+        self._lock = threading.Lock()
 
     def tail(self, limit: int) -> list[JournalLine]:
         """Oldest first; empty while there is no journal yet."""
+        with self._lock:
+            return self._tail(limit)
+
+    def _tail(self, limit: int) -> list[JournalLine]:
         if self._conn is None:
             if not self.path.exists():
                 return []
@@ -230,7 +239,7 @@ class JournalTail:
                 (*QUIET_KINDS, int(limit)),
             ).fetchall()
         except sqlite3.Error as exc:
-            self.close()  # opened again at the next read (a pruned or replaced file)
+            self._close()  # opened again at the next read (a pruned or replaced file)
             raise JournalError(f"{self.path}: cannot read the journal: {exc}") from exc
         lines = []
         for row in reversed(rows):
@@ -241,6 +250,10 @@ class JournalTail:
         return lines
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
