@@ -15,7 +15,7 @@ from interlock.catalog import RELAY_BOARDS, SUPPLIES
 from interlock.config.bench import Bench, load_bench
 from interlock.config.profile import Profile, load_profile
 from interlock.errors import ConfigError
-from interlock.limits import OpenBeforeChangeRule, PinnedLimits, RelayGroupRule
+from interlock.limits.model import OpenBeforeChangeRule, PinnedLimits, RelayGroupRule
 
 
 @dataclass(frozen=True)

@@ -33,50 +33,8 @@ from interlock.config.bounds import (
     show,
 )
 from interlock.config.reader import Table, display_path, read_toml, resolve_file
+from interlock.limits.model import DutIdentity, NetLimits, SafeToMate
 from interlock.units import DURATION, VOLTAGE
-
-
-@dataclass(frozen=True)
-class SafeToMate:
-    """What a net must look like, measured with its supply disconnected, before it is energised."""
-
-    min_resistance: float
-    max_resistance: float
-    max_stray_voltage: float
-
-
-@dataclass(frozen=True)
-class NetLimits:
-    net: str
-    min_voltage: float
-    max_voltage: float
-    max_current: float
-    max_slew: float
-    max_step: float
-    readback_absolute: float
-    readback_relative: float
-    settle_time: float
-    live_min_current: float
-    live_max_current: float
-    safe_to_mate: SafeToMate
-
-    def readback_tolerance(self, commanded: float) -> float:
-        """How far a read-back voltage may be from ``commanded`` (absolute + relative)."""
-        return self.readback_absolute + self.readback_relative * abs(commanded)
-
-    def current_tolerance(self, commanded: float) -> float:
-        """How far a read-back current limit may be: the relative tolerance, and at least
-        a supply's programming resolution (1 mA on the supplies of the catalogue)."""
-        return max(1e-3, self.readback_relative * abs(commanded))
-
-
-@dataclass(frozen=True)
-class DutIdentity:
-    """The DUT's identity check: its ID resistor on ``net`` must measure inside the window."""
-
-    net: str
-    min_resistance: float
-    max_resistance: float
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from interlock.limits import (
     evaluate,
 )
 from interlock.protocols import PowerSupply
-from interlock.ramps import VoltagePlan, at_step, continue_ramp, plan_voltage
+from interlock.limits.ramps import VoltagePlan, at_step, continue_ramp, plan_voltage
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from what :meth:`Controller.arm` leaves (every net at 0 V with its current
 limit at the profile's ``max_current``, outputs off, relays open). Each step
 is turned into exactly the requests the controller would make for it:
 
-- a voltage is planned by the engine's :func:`~interlock.ramps.plan_voltage`,
+- a voltage is planned by the engine's :func:`~interlock.limits.ramps.plan_voltage`,
   as the controller plans it: the target checked first, a ramp on a live net
   bounded, then its steps (at most ``max_step``, ``step_interval`` apart), the
   whole refused if any step is refused, as the controller refuses it before
@@ -44,7 +44,7 @@ from interlock.limits import (
     describe,
     evaluate,
 )
-from interlock.ramps import plan_voltage
+from interlock.limits.ramps import plan_voltage
 from interlock.sequence.model import Sequence, Step
 
 OK = "ok"

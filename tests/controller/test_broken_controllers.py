@@ -14,7 +14,7 @@ import pytest
 from interlock.controller import controller as controller_module
 from interlock.errors import InterlockError
 from interlock.limits import ALLOWED, Decision, apply
-from interlock.ramps import RampStep, VoltagePlan
+from interlock.limits.ramps import RampStep, VoltagePlan
 
 from .support import assert_intents_before_commands, assert_truth_within_limits
 

@@ -9,7 +9,7 @@ from interlock.config import load_configuration
 from interlock.controller import Controller
 from interlock.journal import Journal
 from interlock.limits import NetState
-from interlock.ramps import RAMP_MARGIN
+from interlock.limits.ramps import RAMP_MARGIN
 from interlock.sequence import armed_state, bind, dry_run, load_sequence
 from interlock.sequence.dryrun import (
     ALLOWED_UNEXPECTEDLY,
