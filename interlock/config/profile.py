@@ -4,8 +4,8 @@ A profile says nothing about a bench: relays are named by the net they serve
 (``VBUS.power``, ``MOTOR.sense``) and resolved against a bench's wiring when
 the two are put together (:mod:`interlock.config.pinned`). Every value is
 bounded (:mod:`.bounds`); a net's limits are held against each other (a
-tolerance within its range, a longest legal ramp of at most 10,000 steps and
-an hour).
+tolerance within its range, a ramp across the whole range within the limit
+engine's bounds on a plan).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from pathlib import Path
 from interlock.config.bounds import (
     CURRENT_LIMIT,
     MAX_CURRENT,
-    MAX_RAMP_SECONDS,
-    MAX_RAMP_STEPS,
     MAX_SLEW,
     MAX_STEP,
     MAX_TITLE,
@@ -34,6 +32,13 @@ from interlock.config.bounds import (
 )
 from interlock.config.reader import Table, display_path, read_toml, resolve_file
 from interlock.limits.model import DutIdentity, NetLimits, SafeToMate
+from interlock.limits.ramps import (
+    RAMP_MARGIN,
+    RAMP_MAX_SECONDS,
+    RAMP_MAX_STEPS,
+    ramp_duration,
+    ramp_step_count,
+)
 from interlock.units import DURATION, VOLTAGE
 
 
@@ -198,20 +203,22 @@ def _net_limits(net: str, table: Table) -> NetLimits:
 
 
 def _check_ramp(table: Table, limits: NetLimits) -> None:
-    """The longest legal ramp (0 V to max_voltage) must be one a sequence can wait for."""
-    steps = limits.max_voltage / limits.max_step
-    if steps > MAX_RAMP_STEPS:
+    """The longest legal ramp (min_voltage to max_voltage) is one the limit engine plans:
+    its own bounds on a plan (ramp.max_steps, ramp.max_duration), not a second copy."""
+    low, high = limits.min_voltage, limits.max_voltage
+    across = f"ramping min_voltage to max_voltage ({show(low, VOLTAGE)} to {show(high, VOLTAGE)})"
+    steps = ramp_step_count(limits, low, high)
+    if steps > RAMP_MAX_STEPS:
         raise table.error(
             "max_step",
-            f"ramping 0 V to max_voltage ({show(limits.max_voltage, VOLTAGE)}) in steps of "
-            f"{show(limits.max_step, VOLTAGE)} takes {steps:.3g} steps; at most "
-            f"{MAX_RAMP_STEPS:,} are allowed",
+            f"{across} in steps of {show(limits.max_step, VOLTAGE)} takes {steps:.3g} steps; "
+            f"at most {RAMP_MAX_STEPS:,} are allowed (ramp.max_steps)",
         )
-    seconds = limits.max_voltage / limits.max_slew
-    if seconds > MAX_RAMP_SECONDS:
+    seconds = ramp_duration(limits, low, high)
+    if seconds > RAMP_MAX_SECONDS:
         raise table.error(
             "max_slew",
-            f"ramping 0 V to max_voltage ({show(limits.max_voltage, VOLTAGE)}) at "
-            f"max_slew takes {show(seconds, DURATION)}; at most "
-            f"{show(MAX_RAMP_SECONDS, DURATION)} is allowed",
+            f"{across} at max_slew takes {show(seconds, DURATION)} (with the "
+            f"{RAMP_MARGIN - 1:.0%} margin between steps); at most "
+            f"{show(RAMP_MAX_SECONDS, DURATION)} is allowed (ramp.max_duration)",
         )

@@ -203,9 +203,10 @@ def test_without_the_interruption_the_engine_still_refuses_the_jump(bus_at_12, m
 def test_a_change_to_its_net_ends_a_ramp_waiting_for_its_next_step(
     rig_factory, tmp_path, monkeypatch
 ):
-    """At 0.2 V/s a 4 V step waits 20 s; output off ends that wait at once."""
+    """At 0.5 V/s a 4 V step waits 8 s; output off ends that wait at once. (The slowest
+    slew a profile loads with: 25 V in at most a minute of waiting.)"""
     bench = edited_bench(
-        tmp_path, {"profiles/mdb24.toml": [('max_slew = "40 V/s"', 'max_slew = "0.2 V/s"')]}
+        tmp_path, {"profiles/mdb24.toml": [('max_slew = "40 V/s"', 'max_slew = "0.5 V/s"')]}
     )
     rig = rig_factory(bench=bench)
     ctl = rig.controller
