@@ -15,6 +15,7 @@ from interlock.catalog import RELAY_BOARDS, SUPPLIES
 from interlock.config.bench import Bench, load_bench
 from interlock.config.profile import Profile, load_profile
 from interlock.errors import ConfigError
+from interlock.limits.measurements import ovp_level
 from interlock.limits.model import OpenBeforeChangeRule, PinnedLimits, RelayGroupRule
 
 
@@ -129,13 +130,9 @@ def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
         bench_file=bench.shown_path,
         supply_floors=_supply_floors(bench, profile),
         ovp_levels={net: ovp_level(limits.max_voltage) for net, limits in profile.nets.items()},
+        identity=profile.identity,
+        unlisted_max_stray_voltage=profile.unlisted_max_stray_voltage,
     )
-
-
-def ovp_level(max_voltage: float) -> float:
-    """The supply's own over-voltage protection for a net: just above its profile limit,
-    so it never trips on a legal setpoint and always trips soon after an illegal one."""
-    return max_voltage + max(0.1, 0.05 * max_voltage)
 
 
 def _supply_floors(bench: Bench, profile: Profile) -> dict[str, tuple[float, str]]:

@@ -74,6 +74,9 @@ class Profile:
     max_total_power: float
     never_together: tuple[NeverTogether, ...]
     open_before_change: tuple[OpenBeforeChange, ...]
+    # [rules] unlisted_max_stray_voltage: a wired supply channel of no net here, output
+    # off at arming, may measure this much (None: the limit engine's default).
+    unlisted_max_stray_voltage: float | None = None
 
     @property
     def shown_path(self) -> str:
@@ -102,6 +105,7 @@ def load_profile(path: str | Path) -> Profile:
             net=ident.name("net"),
             min_resistance=ident.bounded("min_resistance", RESISTANCE_LIMIT),
             max_resistance=ident.bounded("max_resistance", RESISTANCE_LIMIT),
+            max_stray_voltage=ident.bounded("max_stray_voltage", STRAY_VOLTAGE, required=False),
         )
         _ordered(ident, "min_resistance", identity.min_resistance, identity.max_resistance)
         ident.finish()
@@ -123,6 +127,7 @@ def load_profile(path: str | Path) -> Profile:
 
     rules = root.table("rules")
     max_total_power = rules.bounded("max_total_power", TOTAL_POWER)
+    unlisted_stray = rules.bounded("unlisted_max_stray_voltage", STRAY_VOLTAGE, required=False)
     never_together = []
     for group in rules.array_of_tables("never_together"):
         relays = tuple(group.string_list("relays"))
@@ -155,6 +160,7 @@ def load_profile(path: str | Path) -> Profile:
         max_total_power=max_total_power,
         never_together=tuple(never_together),
         open_before_change=tuple(open_before),
+        unlisted_max_stray_voltage=unlisted_stray,
     )
 
 

@@ -55,13 +55,27 @@ from interlock.limits import (
     describe,
     evaluate,
 )
-from interlock.protocols import PowerSupply
+from interlock.limits.measurements import (
+    Finding,
+    check_channel_off,
+    check_contacts,
+    check_dut_identity,
+    check_identity_stray,
+    check_live,
+    check_mate_resistance,
+    check_mate_stray,
+    check_off_before_live,
+    check_off_voltage,
+    check_output,
+    check_protection_armed,
+    check_readback,
+    check_relays_open,
+    settling,
+)
 from interlock.limits.ramps import VoltagePlan, at_step, continue_ramp, plan_voltage
+from interlock.protocols import PowerSupply
 
 log = logging.getLogger(__name__)
-
-# How long a relay's auxiliary contact may take to follow its coil.
-CONTACT_SETTLE_TIMEOUT = 0.25
 
 
 class Controller:
@@ -184,25 +198,31 @@ class Controller:
             with self.journal.waiting_at_most(ACTUATING_JOURNAL_WAIT_S):
                 yield
 
-    def trip(self, cause: str, detail: str, *, who: str | None = None) -> SafeStateReport:
+    def trip(
+        self, cause: str, detail: str, *, who: str | None = None, finding: Finding | None = None
+    ) -> SafeStateReport:
         """Latch a fault and drive the bench safe. Safe to call from any thread, any time.
 
-        No write of the trip waits for the journal longer than TRIP_JOURNAL_WAIT_S:
-        what cannot be written by then is staged, and the trip goes on.
+        ``finding``: the engine's rule the trip is for, journaled with it. No write of
+        the trip waits for the journal longer than TRIP_JOURNAL_WAIT_S: what cannot
+        be written by then is staged, and the trip goes on.
         """
         with self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
-            return self._trip(cause, detail, who)
+            return self._trip(cause, detail, who, finding)
 
-    def _trip(self, cause: str, detail: str, who: str | None) -> SafeStateReport:
+    def _trip(
+        self, cause: str, detail: str, who: str | None, finding: Finding | None
+    ) -> SafeStateReport:
         with self._gate:
             first = self.fault_cause is None
             if first:
                 self.fault_cause = f"{cause}: {detail}"
+        extra = {"who": who} if who else {}
+        if finding is not None:
+            extra.update(rule=finding.rule, where=finding.where)
         try:
             # Staged: the safe state's first command writes it in the same commit.
-            self.journal.fault(
-                cause, detail, first=first, durable=False, **({"who": who} if who else {})
-            )
+            self.journal.fault(cause, detail, first=first, durable=False, **extra)
         except JournalError:
             log.exception("cannot journal fault %s: %s", cause, detail)
         report = self.safe_state(f"{cause}: {detail}")
@@ -321,14 +341,19 @@ class Controller:
             for channel, settings in zip(
                 channels, self.instruments.supplies[name].settings(channels), strict=True
             ):
-                if settings.output:
-                    energised.append(f"{name} CH{channel} output on at {settings.voltage:g} V")
-                if settings.tripped:
-                    tripped.append(f"{name} CH{channel} protection tripped")
+                for finding in check_channel_off(
+                    name,
+                    channel,
+                    output=settings.output,
+                    voltage=settings.voltage,
+                    tripped=settings.tripped,
+                ):
+                    found = tripped if finding.rule == "all-off.protection" else energised
+                    found.append(finding.problem)
         state = self.instruments.board.get_state()
-        if state.commanded or state.contacts:
-            closed = sorted(self.instruments.relays_of(state.commanded | state.contacts))
-            energised.append(f"relays closed: {', '.join(closed)}")
+        closed = check_relays_open(self.instruments.relays_of(state.commanded | state.contacts))
+        if closed is not None:
+            energised.append(closed.problem)
         return energised, tripped
 
     def _program_board(self) -> None:
@@ -475,21 +500,22 @@ class Controller:
             raise failures[0]
 
     def _check_dut_identity(self) -> None:
-        identity = self.configuration.profile.identity
+        identity = self.limits.identity
         if identity is None:
             return
-        measured = self._measure_routed(identity.net, purpose="dut-identity")
-        resistance = measured["resistance"]
-        expected = (
-            f"{identity.min_resistance:g} .. {identity.max_resistance:g} ohm on {identity.net}"
+        measured = self._measure_routed(
+            identity.net,
+            purpose="dut-identity",
+            stray=lambda volts: check_identity_stray(self.limits, volts),
         )
-        seen = f"{resistance:g} ohm"
-        ok = identity.min_resistance <= resistance <= identity.max_resistance
+        check = check_dut_identity(self.limits, measured["resistance"])
+        name = self.configuration.profile.name
+        extra = {} if check.ok else {"rule": check.finding.rule, "where": check.finding.where}
         self.journal.identity(
-            "dut", expected=expected, seen=seen, ok=ok, profile=self.configuration.profile.name
+            "dut", expected=check.expected, seen=check.seen, ok=check.ok, profile=name, **extra
         )
-        if not ok:
-            raise IdentityMismatch("dut", f"{self.configuration.profile.name} ({expected})", seen)
+        if not check.ok:
+            raise IdentityMismatch("dut", f"{name} ({check.expected})", check.seen)
 
     def _recheck_dut_identity(self) -> None:
         """The first net to go live (after arming, or after every net was off) is
@@ -508,13 +534,9 @@ class Controller:
             readings = self.instruments.supplies[name].measure(channels)
             for channel, (volts, _amps) in zip(channels, readings, strict=True):
                 net = self._net_of(name, channel)
-                limit = (
-                    self.limits.nets[net].safe_to_mate.max_stray_voltage
-                    if net in self.limits.nets
-                    else 0.5
-                )
-                if abs(volts) > limit:
-                    problems.append(f"{name} CH{channel} measures {volts:g} V with its output off")
+                finding = check_off_voltage(self.limits, name, channel, net, volts)
+                if finding is not None:
+                    problems.append(finding.problem)
         if problems:
             raise InstrumentError("bench", "not everything is off: " + "; ".join(problems))
 
@@ -531,25 +553,20 @@ class Controller:
             psu = self.instruments.supplies[port.supply]
             ovp = self._ovp_level(net)
             settings = [
-                ("voltage", 0.0, psu.program_voltage, limits.readback_tolerance(0.0)),
-                (
-                    "current_limit",
-                    limits.max_current,
-                    psu.program_current_limit,
-                    limits.current_tolerance(limits.max_current),
-                ),
-                ("ovp", ovp, psu.program_ovp, limits.readback_tolerance(ovp)),
+                ("voltage", 0.0, psu.program_voltage),
+                ("current_limit", limits.max_current, psu.program_current_limit),
+                ("ovp", ovp, psu.program_ovp),
             ]
-            for quantity, value, program, tolerance in settings:
+            for quantity, value, program in settings:
                 with self._actuating():
                     readback = program(port.channel, value, net=net)
-                self._expect(net, quantity, value, readback, tolerance)
+                self._expect(net, quantity, value, readback)
             with self._actuating():
                 armed = psu.enable_ocp(port.channel, net=net)
-            if not armed:
-                detail = f"{net} over-current protection reads back off, commanded on"
-                self.trip("readback", detail)
-                raise ReadbackMismatch(port.supply or "bench", detail)
+            finding = check_protection_armed(net, armed)
+            if finding is not None:
+                self.trip("readback", finding.problem, finding=finding)
+                raise ReadbackMismatch(port.supply or "bench", finding.problem)
             nets[net] = NetState(voltage=0.0, current_limit=limits.max_current)
         self.commanded = BenchState(nets=nets)
 
@@ -719,8 +736,7 @@ class Controller:
             readback = psu.program_voltage(port.channel, setpoint, net=net)
             self.commanded = decision.state
         ramp.sent, ramp.left = index + 1, self.commanded.net(net)
-        tolerance = self.limits.nets[net].readback_tolerance(setpoint)
-        self._expect(net, "voltage", setpoint, readback, tolerance)
+        self._expect(net, "voltage", setpoint, readback)
         if self.commanded.net(net).output:
             self._setpoint_window[net] = (setpoint, setpoint)
 
@@ -754,13 +770,7 @@ class Controller:
                     )
                     self.trip("protection", detail)
                     raise FaultLatched(detail)
-        self._expect(
-            net,
-            "current_limit",
-            amps,
-            readback,
-            self.limits.nets[net].current_tolerance(amps),
-        )
+        self._expect(net, "current_limit", amps, readback)
 
     def set_relay(self, relay: str, closed: bool, *, who: str = "script", client: str = "") -> None:
         with self._operation:
@@ -796,12 +806,20 @@ class Controller:
     def _await_contacts(self, mask: int) -> None:
         """The auxiliary contacts must follow the coils, or the relay is not where we think."""
         board = self.instruments.board
-        deadline = self.clock() + CONTACT_SETTLE_TIMEOUT
+        settle_time = self.instruments.board_model.contact_settle_time
+        deadline = self.clock() + settle_time
         while True:
             if self.fault_cause is not None:
                 raise FaultLatched(f"tripped: {self.fault_cause}")
             state = board.get_state()
-            if state.contacts_mask == mask and state.commanded_mask == mask:
+            finding = check_contacts(
+                mask,
+                state.commanded_mask,
+                state.contacts_mask,
+                self.instruments.relay_channels,
+                settle_time,
+            )
+            if finding is None:
                 self.journal.readback(
                     board.name,
                     "GET",
@@ -812,13 +830,6 @@ class Controller:
                 )
                 return
             if self.clock() > deadline:
-                differ = self.instruments.relays_of(
-                    {
-                        c
-                        for c in range(1, (state.contacts_mask ^ mask).bit_length() + 1)
-                        if (state.contacts_mask ^ mask) >> (c - 1) & 1
-                    }
-                )
                 self.journal.readback(
                     board.name,
                     "GET",
@@ -827,10 +838,7 @@ class Controller:
                     expected=mask,
                     ok=False,
                 )
-                self.trip(
-                    "contact-sense",
-                    f"relay contacts disagree with their coils: {', '.join(sorted(differ))}",
-                )
+                self.trip("contact-sense", finding.problem, finding=finding)
                 raise ReadbackMismatch(
                     board.name, f"contacts {state.contacts_mask:X}, commanded {mask:X}"
                 )
@@ -862,33 +870,18 @@ class Controller:
         # turned on behind our back must not reach the DUT when the relay closes.
         held = psu.settings([port.channel])[0]
         commanded = self.commanded.net(net)
-        if held.output or held.tripped:
-            state = "on" if held.output else "tripped"
-            self.trip("readback", f"{net}: supply output {state} before it was turned on")
+        finding = check_off_before_live(
+            net, output=held.output, tripped=held.tripped, protected=True
+        )
+        if finding is not None:
+            self.trip("readback", finding.problem, finding=finding)
             raise ReadbackMismatch(port.supply, f"{net} not off before going live")
-        self._expect(
-            net,
-            "voltage",
-            commanded.voltage,
-            held.voltage,
-            limits.readback_tolerance(commanded.voltage),
-        )
-        self._expect(
-            net,
-            "current_limit",
-            commanded.current_limit,
-            held.current_limit,
-            limits.current_tolerance(commanded.current_limit),
-        )
-        self._expect(
-            net,
-            "ovp",
-            self._ovp_level(net),
-            held.ovp,
-            limits.readback_tolerance(self._ovp_level(net)),
-        )
-        if not held.ocp:
-            self.trip("readback", f"{net}: supply over-current protection off before going live")
+        self._expect(net, "voltage", commanded.voltage, held.voltage)
+        self._expect(net, "current_limit", commanded.current_limit, held.current_limit)
+        self._expect(net, "ovp", self._ovp_level(net), held.ovp)
+        finding = check_off_before_live(net, output=False, tripped=False, protected=held.ocp)
+        if finding is not None:
+            self.trip("readback", finding.problem, finding=finding)
             raise ReadbackMismatch(port.supply, f"{net} over-current protection is off")
         self._switch_relay(port.power_relay, True)
         decision = self._decide(seq, request)
@@ -897,9 +890,17 @@ class Controller:
             on = psu.set_output(port.channel, True, net=net)
             self.commanded = decision.state
             if not on:  # tripped here, the gate held: before the monitor's trip, if any
-                why = self._why_not_on(psu, port.channel, commanded.current_limit)
-                self.trip("readback", f"{net}: {why}")
-                raise ReadbackMismatch(port.supply, f"{net} output did not turn on: {why}")
+                finding = check_output(
+                    net,
+                    True,
+                    on,
+                    tripped=self._tripped_now(psu, port.channel),
+                    limit=commanded.current_limit,
+                )
+                self.trip("readback", f"{net}: {finding.problem}", finding=finding)
+                raise ReadbackMismatch(
+                    port.supply, f"{net} output did not turn on: {finding.problem}"
+                )
         if self.state == "armed":
             self._transition("energise", net=net)
         self._wait(limits.settle_time)
@@ -907,26 +908,27 @@ class Controller:
         self.journal.measurement(
             net, voltage=reading.volts, current=reading.amps, phase="settled", durable=False
         )
-        problem = self._envelope_problem(
-            net, reading.volts, reading.amps, reading.tripped, protected=reading.protected
+        finding = check_live(
+            self.limits,
+            net,
+            reading.volts,
+            reading.amps,
+            tripped=reading.tripped,
+            protected=reading.protected,
+            window=self._window(net),
         )
-        if problem:
-            self.trip("live-window", f"{net}: {problem}")
-            raise FaultLatched(f"{net} did not come up inside its window: {problem}")
+        if finding is not None:
+            self.trip("live-window", f"{net}: {finding.problem}", finding=finding)
+            raise FaultLatched(f"{net} did not come up inside its window: {finding.problem}")
 
     @staticmethod
-    def _why_not_on(psu: PowerSupply, channel: int, current_limit: float) -> str:
-        """Why an output reads off right after ``OUTP ON``, as far as the supply says."""
+    def _tripped_now(psu: PowerSupply, channel: int) -> bool:
+        """Whether the supply says a channel's protection tripped (an output that reads
+        off right after ``OUTP ON``: why, as far as the supply says)."""
         try:
-            tripped = psu.poll([channel])[0].tripped
+            return psu.poll([channel])[0].tripped
         except InstrumentError:
-            tripped = False  # the trip that follows says it was off; its cause is unknown
-        if not tripped:
-            return "output reads off after OUTP ON"
-        return (
-            "output went off at once: the supply's protection tripped (does the DUT "
-            f"draw more than the {current_limit:g} A current limit?)"
-        )
+            return False  # the trip that follows says it was off; its cause is unknown
 
     def output_off(self, net: str, *, who: str = "script", client: str = "") -> None:
         with self._operation:
@@ -944,8 +946,9 @@ class Controller:
             )
             self.commanded = decision.state
         self._setpoint_window.pop(net, None)
-        if not off:
-            self.trip("readback", f"{net}: output reads on after OUTP OFF")
+        finding = check_output(net, False, not off)
+        if finding is not None:
+            self.trip("readback", f"{net}: {finding.problem}", finding=finding)
             raise ReadbackMismatch(port.supply, f"{net} output did not turn off")
         if self.state == "live" and not self.commanded.live_nets:
             self._transition("deenergise", net=net)
@@ -964,22 +967,18 @@ class Controller:
 
     def _safe_to_mate(self, net: str) -> None:
         """Measure the net with its supply disconnected: stray voltage, then resistance."""
-        mate = self.limits.nets[net].safe_to_mate
         measured = self._measure_routed(
-            net, purpose="safe-to-mate", max_stray=mate.max_stray_voltage
+            net,
+            purpose="safe-to-mate",
+            stray=lambda volts: check_mate_stray(self.limits, net, volts),
         )
-        resistance = measured["resistance"]
-        if not mate.min_resistance <= resistance <= mate.max_resistance:
-            where = self.limits.where(f"nets.{net}.safe_to_mate")
-            detail = (
-                f"{net} measures {resistance:g} ohm, expected {mate.min_resistance:g} .. "
-                f"{mate.max_resistance:g} ohm ({where}): miswired or wrong DUT"
-            )
-            self.trip("safe-to-mate", detail)
-            raise FaultLatched(f"safe-to-mate failed: {detail}")
+        finding = check_mate_resistance(self.limits, net, measured["resistance"])
+        if finding is not None:
+            self.trip("safe-to-mate", finding.problem, finding=finding)
+            raise FaultLatched(f"safe-to-mate failed: {finding.problem}")
 
     def _measure_routed(
-        self, net: str, *, purpose: str, max_stray: float = 0.5
+        self, net: str, *, purpose: str, stray: Callable[[float], Finding | None]
     ) -> dict[str, float]:
         """Route the DMM to ``net``, measure stray voltage then resistance, un-route."""
         port = self.ports.get(net)
@@ -992,12 +991,12 @@ class Controller:
             )
         self._switch_relay(port.sense_relay, True)
         try:
-            stray = meter.measure_voltage(net=net, purpose=purpose)
-            self.journal.measurement(net, voltage=stray, purpose=purpose)
-            if abs(stray) > max_stray:
-                detail = f"{net} carries {stray:g} V before it is energised (max {max_stray:g} V)"
-                self.trip(purpose, detail)
-                raise FaultLatched(f"{purpose} failed: {detail}")
+            volts = meter.measure_voltage(net=net, purpose=purpose)
+            self.journal.measurement(net, voltage=volts, purpose=purpose)
+            finding = stray(volts)
+            if finding is not None:
+                self.trip(purpose, finding.problem, finding=finding)
+                raise FaultLatched(f"{purpose} failed: {finding.problem}")
             resistance = meter.measure_resistance(net=net, purpose=purpose)
             # An open circuit is an overload (inf), which JSON cannot hold.
             finite = math.isfinite(resistance)
@@ -1007,57 +1006,16 @@ class Controller:
         finally:
             if self.fault_cause is None:
                 self._switch_relay(port.sense_relay, False)
-        return {"voltage": stray, "resistance": resistance}
+        return {"voltage": volts, "resistance": resistance}
 
-    def _expect(
-        self, net: str, quantity: str, commanded: float, readback: float, tolerance: float
-    ) -> None:
-        ok = _finite(readback) and abs(readback - commanded) <= tolerance
-        if not ok:
-            detail = (
-                f"{net} {quantity} reads back {readback:g}, commanded {commanded:g} "
-                f"(tolerance {tolerance:g})"
-            )
-            self.trip("readback", detail)
-            raise ReadbackMismatch(self.ports[net].supply or "bench", detail)
+    def _expect(self, net: str, quantity: str, commanded: float, readback: float) -> None:
+        finding = check_readback(self.limits, net, quantity, commanded, readback)
+        if finding is not None:
+            self.trip("readback", finding.problem, finding=finding)
+            raise ReadbackMismatch(self.ports[net].supply or "bench", finding.problem)
 
     def _window(self, net: str) -> tuple[float, float]:
         return self._setpoint_window.get(net, (self.commanded.net(net).voltage,) * 2)
-
-    def _envelope_problem(
-        self,
-        net: str,
-        volts: float,
-        amps: float,
-        tripped: bool,
-        window: tuple[float, float] | None = None,
-        settling: bool = False,
-        *,
-        protected: bool = True,
-    ) -> str | None:
-        """Why a live net's measurement is outside its envelope, or None.
-
-        ``window`` is the range of setpoints the output may have been at while
-        it was measured (a ramp step may have happened meanwhile). While
-        ``settling`` (within the settle time of the last change) an output may
-        still be rising into a capacitive load: only "too much" is a fault then.
-        """
-        limits = self.limits.nets[net]
-        if tripped:
-            return "the supply's protection tripped"
-        if not protected:
-            return "the supply's over-current protection is off (turned off at the instrument?)"
-        low, high = window or self._window(net)
-        tolerance = limits.readback_tolerance(high)
-        if volts > limits.max_voltage + tolerance:
-            return f"{volts:g} V above the limit of {limits.max_voltage:g} V"
-        if volts > high + tolerance or (not settling and volts < low - tolerance):
-            return f"{volts:g} V, commanded {high:g} V (regulation lost: short or overload?)"
-        if amps > limits.live_max_current:
-            return f"{amps:g} A above the live window ({limits.live_max_current:g} A)"
-        if not settling and amps < limits.live_min_current:
-            return f"{amps:g} A below the live window ({limits.live_min_current:g} A): open?"
-        return None
 
     def poll_live_nets(self) -> None:
         """One monitor pass: every live net measured in one exchange per supply."""
@@ -1076,14 +1034,18 @@ class Controller:
                 self.journal.measurement(net, voltage=volts, current=amps, durable=False)
                 if not self.commanded.net(net).output:
                     continue  # turned off while we were measuring
-                settling = self.clock() < (
-                    self.commanded.net(net).changed_at + self.limits.nets[net].settle_time
+                finding = check_live(
+                    self.limits,
+                    net,
+                    volts,
+                    amps,
+                    tripped=tripped,
+                    protected=protected,
+                    window=window,
+                    settling=settling(self.limits, self.commanded, net, self.clock()),
                 )
-                problem = self._envelope_problem(
-                    net, volts, amps, tripped, window, settling, protected=protected
-                )
-                if problem:
-                    self.trip("monitor", f"{net}: {problem}")
+                if finding is not None:
+                    self.trip("monitor", f"{net}: {finding.problem}", finding=finding)
                     return
 
     def _net_of(self, supply: str, channel: int) -> str | None:
@@ -1132,10 +1094,6 @@ class _Ramp:
     @property
     def live(self) -> bool:
         return self.start.net(self.net).output
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 __all__ = ["Controller"]

@@ -5,12 +5,17 @@
 - :mod:`.requests`: request-time rules, one requested change against the
   pinned limits and the whole commanded state (:func:`evaluate`);
 - :mod:`.ramps`: how a voltage is reached, planned and bounded
-  (:func:`plan_voltage`).
+  (:func:`plan_voltage`);
+- :mod:`.measurements`: measurement-time rules, what the instruments report
+  against the pinned limits (a :class:`~.measurements.Finding` or None);
+- :mod:`.registry`: every rule's name, what it refuses or trips on, where it
+  is defined and which function enforces it (:func:`~.registry.rule_table`).
 
 The configuration builds the pinned limits from these types; the engine
 imports neither the configuration nor anything that does I/O.
 """
 
+from interlock.limits.measurements import Finding
 from interlock.limits.model import (
     ALLOWED,
     BUILT_IN,
@@ -66,6 +71,7 @@ __all__ = [
     "BenchState",
     "Decision",
     "DutIdentity",
+    "Finding",
     "NetLimits",
     "NetState",
     "OpenBeforeChangeRule",

@@ -23,7 +23,7 @@ def without_safe_to_mate(ctl, net):
     """Skips looking before energising."""
 
 
-def trusting_readback(ctl, net, quantity, commanded, readback, tolerance):
+def trusting_readback(ctl, net, quantity, commanded, readback):
     """Believes every instrument."""
 
 
