@@ -21,11 +21,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from interlock.config import Configuration, load_configuration
+from interlock.controller.commanded import Commanded
+from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments, NetPort
 from interlock.controller.machine import SAFE_STATES, ControllerState
 from interlock.controller.safe_state import SafeStateReport, drive_safe
@@ -97,15 +99,11 @@ class Controller:
         self.clock = clock
         self.instruments = BenchInstruments(self.bench, journal, resources)
         self.machine = ControllerState()
-        self.commanded: BenchState = SAFE_STATE
-        self.fault_cause: str | None = None
+        self._gate = Gate(journal)
+        self._commanded = Commanded(self._gate)
         self.last_measured: dict[str, dict[str, float]] = {}
         self.last_safe_state: SafeStateReport | None = None
-        # Per live net: the setpoints the output may be between (old and new during a step).
-        self._setpoint_window: dict[str, tuple[float, float]] = {}
         self._operation = threading.RLock()
-        # Re-entrant: a procedure holding the gate may itself trip.
-        self._gate = threading.RLock()
         self._safe_lock = threading.Lock()
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         # Called as hook(operator, fault) once a reset has found the bench safe, before
@@ -122,6 +120,20 @@ class Controller:
     @property
     def state(self) -> str:
         return self.machine.state
+
+    @property
+    def fault_cause(self) -> str | None:
+        """The first fault latched (``"cause: detail"``), until an operator's reset."""
+        return self._gate.cause
+
+    @property
+    def commanded(self) -> BenchState:
+        """What the bench has been commanded to be (the limit engine's view of it)."""
+        return self._commanded.state
+
+    @commanded.setter
+    def commanded(self, state: BenchState) -> None:
+        self._commanded.set(state)
 
     @property
     def ports(self) -> dict[str, NetPort]:
@@ -184,19 +196,8 @@ class Controller:
 
     # -- the gate and the trip -------------------------------------------------
 
-    @contextlib.contextmanager
-    def _actuating(self) -> Iterator[None]:
-        """Hold the gate for one actuating exchange; refuse once a trip has begun.
-
-        A trip waits for the gate, so while it is held the exchange's journal
-        write waits at most ACTUATING_JOURNAL_WAIT_S (a stuck journal is then a
-        JournalError, which trips) rather than the journal's busy timeout.
-        """
-        with self._gate:
-            if self.fault_cause is not None:
-                raise FaultLatched(f"tripped: {self.fault_cause}")
-            with self.journal.waiting_at_most(ACTUATING_JOURNAL_WAIT_S):
-                yield
+    def _actuating(self) -> contextlib.AbstractContextManager[None]:
+        return self._gate.actuating()
 
     def trip(
         self, cause: str, detail: str, *, who: str | None = None, finding: Finding | None = None
@@ -213,10 +214,7 @@ class Controller:
     def _trip(
         self, cause: str, detail: str, who: str | None, finding: Finding | None
     ) -> SafeStateReport:
-        with self._gate:
-            first = self.fault_cause is None
-            if first:
-                self.fault_cause = f"{cause}: {detail}"
+        first = self._gate.latch(f"{cause}: {detail}")
         extra = {"who": who} if who else {}
         if finding is not None:
             extra.update(rule=finding.rule, where=finding.where)
@@ -243,15 +241,9 @@ class Controller:
     def safe_state(self, reason: str) -> SafeStateReport:
         """Outputs off in power-off order, relays open, verified; carries on past errors."""
         with self.supervisor.withheld(), self._safe_lock:
-            # Commanded off before the first off command goes out: the monitor, polling
-            # meanwhile, must see outputs going off as commanded, not as regulation lost.
-            # Under the gate: an exchange in flight records what it did first.
-            with self._gate:
-                self.commanded = BenchState(
-                    nets={n: replace(s, output=False) for n, s in self.commanded.nets.items()},
-                    closed_relays=frozenset(),
-                )
-                self._setpoint_window.clear()
+            # Commanded off before the first off command goes out; under the gate, so an
+            # exchange in flight records what it did first.
+            self._commanded.all_off()
             report = drive_safe(self, reason)
             self.last_safe_state = report
         if self.state == "live" and self.fault_cause is None:
@@ -621,8 +613,7 @@ class Controller:
                 raise StateError("reset refused, found energised: " + "; ".join(energised))
             for hook in self.before_reset:
                 hook(operator, self.fault_cause)
-            with self._gate:
-                self.fault_cause = None
+            self._gate.clear()
             self.commanded = SAFE_STATE
             self.supervisor.clear_seen()
             self.monitor.ensure_running()
@@ -731,14 +722,14 @@ class Controller:
         before = held.net(net)
         if before.output:
             old = before.voltage
-            self._setpoint_window[net] = (min(old, setpoint), max(old, setpoint))
+            self._commanded.set_window(net, old, setpoint)
         with self._actuating():
             readback = psu.program_voltage(port.channel, setpoint, net=net)
             self.commanded = decision.state
         ramp.sent, ramp.left = index + 1, self.commanded.net(net)
         self._expect(net, "voltage", setpoint, readback)
         if self.commanded.net(net).output:
-            self._setpoint_window[net] = (setpoint, setpoint)
+            self._commanded.set_window(net, setpoint, setpoint)
 
     def set_current_limit(
         self, net: str, amps: float, *, who: str = "script", client: str = ""
@@ -809,8 +800,7 @@ class Controller:
         settle_time = self.instruments.board_model.contact_settle_time
         deadline = self.clock() + settle_time
         while True:
-            if self.fault_cause is not None:
-                raise FaultLatched(f"tripped: {self.fault_cause}")
+            self._gate.raise_if_latched()
             state = board.get_state()
             finding = check_contacts(
                 mask,
@@ -885,7 +875,7 @@ class Controller:
             raise ReadbackMismatch(port.supply, f"{net} over-current protection is off")
         self._switch_relay(port.power_relay, True)
         decision = self._decide(seq, request)
-        self._setpoint_window[net] = (commanded.voltage, commanded.voltage)
+        self._commanded.set_window(net, commanded.voltage, commanded.voltage)
         with self._actuating():
             on = psu.set_output(port.channel, True, net=net)
             self.commanded = decision.state
@@ -945,7 +935,7 @@ class Controller:
                 port.channel, False, net=net
             )
             self.commanded = decision.state
-        self._setpoint_window.pop(net, None)
+        self._commanded.drop_window(net)
         finding = check_output(net, False, not off)
         if finding is not None:
             self.trip("readback", f"{net}: {finding.problem}", finding=finding)
@@ -1015,7 +1005,7 @@ class Controller:
             raise ReadbackMismatch(self.ports[net].supply or "bench", finding.problem)
 
     def _window(self, net: str) -> tuple[float, float]:
-        return self._setpoint_window.get(net, (self.commanded.net(net).voltage,) * 2)
+        return self._commanded.window(net)
 
     def poll_live_nets(self) -> None:
         """One monitor pass: every live net measured in one exchange per supply."""
@@ -1059,8 +1049,7 @@ class Controller:
         once ``interrupted()`` says what the wait was for has changed."""
         deadline = self.clock() + seconds
         while True:
-            if self.fault_cause is not None:
-                raise FaultLatched(f"tripped: {self.fault_cause}")
+            self._gate.raise_if_latched()
             if interrupted is not None and interrupted():
                 return
             remaining = deadline - self.clock()
@@ -1075,8 +1064,6 @@ class Controller:
 
 # A trip's own journal writes (a backlog flush, its state change) wait at most this long.
 TRIP_JOURNAL_WAIT_S = 1.0
-# While an exchange holds the gate, its journal write waits at most this long.
-ACTUATING_JOURNAL_WAIT_S = 2.0
 
 
 @dataclass
