@@ -30,8 +30,9 @@ from interlock.controller.commanded import Commanded
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments, NetPort
 from interlock.controller.machine import SAFE_STATES, ControllerState
+from interlock.controller.monitor import Monitor
 from interlock.controller.safe_state import SafeStateReport, drive_safe
-from interlock.controller.supervision import BoardSupervisor, Monitor
+from interlock.controller.supervisor import BoardSupervisor
 from interlock.errors import (
     ConfigError,
     FaultLatched,
@@ -72,7 +73,6 @@ from interlock.limits.measurements import (
     check_protection_armed,
     check_readback,
     check_relays_open,
-    settling,
 )
 from interlock.limits.ramps import VoltagePlan, at_step, continue_ramp, plan_voltage
 from interlock.protocols import PowerSupply
@@ -101,7 +101,6 @@ class Controller:
         self.machine = ControllerState()
         self._gate = Gate(journal)
         self._commanded = Commanded(self._gate)
-        self.last_measured: dict[str, dict[str, float]] = {}
         self.last_safe_state: SafeStateReport | None = None
         self._operation = threading.RLock()
         self._safe_lock = threading.Lock()
@@ -110,8 +109,23 @@ class Controller:
         # the fault clears: what the reset acknowledges is journaled first, or (raising)
         # the reset is refused. The service's journal-chain check hooks in here.
         self.before_reset: list[Callable[[str, str | None], None]] = []
-        self.monitor = Monitor(self, monitor_period or self.bench.service.monitor_period)
-        self.supervisor = BoardSupervisor(self, self.bench.service.heartbeat_period)
+        self.supervisor = BoardSupervisor(
+            self.bench.service.heartbeat_period,
+            board=self.instruments.board,
+            relays_of=self.instruments.relays_of,
+            trip=self.trip,
+        )
+        self.monitor = Monitor(
+            monitor_period or self.bench.service.monitor_period,
+            journal=journal,
+            instruments=self.instruments,
+            commanded=self._commanded,
+            gate=self._gate,
+            limits=lambda: self.limits,
+            clock=clock,
+            trip=self.trip,
+            on_trip_failed=self.supervisor.stop_heartbeat,
+        )
         # A board event (E-stop, trip, mismatch) is handled at once, not at the next heartbeat.
         self.instruments.board.on_event = self.supervisor.wake
 
@@ -162,7 +176,7 @@ class Controller:
                 "output": commanded.output,
                 "max_voltage": limits.max_voltage if limits else None,
                 "max_current": limits.max_current if limits else None,
-                "measured": self.last_measured.get(net),
+                "measured": self.monitor.last_measured.get(net),
             }
         return {
             "bench": self.bench.name,
@@ -1006,37 +1020,6 @@ class Controller:
 
     def _window(self, net: str) -> tuple[float, float]:
         return self._commanded.window(net)
-
-    def poll_live_nets(self) -> None:
-        """One monitor pass: every live net measured in one exchange per supply."""
-        live = [n for n in self.commanded.live_nets if n in self.limits.nets]
-        by_supply: dict[str, list[str]] = {}
-        for net in live:
-            by_supply.setdefault(self.ports[net].supply, []).append(net)
-        for supply, nets in by_supply.items():
-            channels = [self.ports[n].channel for n in nets]
-            before = {n: self._window(n) for n in nets}
-            readings = self.instruments.supplies[supply].poll(channels)
-            for net, (volts, amps, tripped, protected) in zip(nets, readings, strict=True):
-                after = self._window(net)
-                window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
-                self.last_measured[net] = {"voltage": volts, "current": amps, "at": self.clock()}
-                self.journal.measurement(net, voltage=volts, current=amps, durable=False)
-                if not self.commanded.net(net).output:
-                    continue  # turned off while we were measuring
-                finding = check_live(
-                    self.limits,
-                    net,
-                    volts,
-                    amps,
-                    tripped=tripped,
-                    protected=protected,
-                    window=window,
-                    settling=settling(self.limits, self.commanded, net, self.clock()),
-                )
-                if finding is not None:
-                    self.trip("monitor", f"{net}: {finding.problem}", finding=finding)
-                    return
 
     def _net_of(self, supply: str, channel: int) -> str | None:
         for port in self.ports.values():
