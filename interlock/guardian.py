@@ -89,15 +89,11 @@ class GuardReport:
 
 def plan_for(configuration: Configuration, resources: Mapping[str, str] | None = None) -> GuardPlan:
     """The supplies to turn off: every wired channel, the profile's power-off order first."""
-    bench, limits = configuration.bench, configuration.limits
+    bench = configuration.bench
     resources = resources or {}
-    order = [n for n in limits.power_off if n in bench.wiring]
-    order += [n for n in bench.wiring if n not in order]
     wired: dict[str, list[tuple[int, str]]] = {}
-    for net in order:
-        supply = bench.wiring[net].supply
-        if supply is not None:
-            wired.setdefault(supply.instrument, []).append((supply.channel, net))
+    for channel in configuration.power_off_channels:  # the safe state's order too
+        wired.setdefault(channel.supply, []).append((channel.channel, channel.net))
     supplies = []
     for name, channels in wired.items():
         instrument = bench.instruments[name]

@@ -8,6 +8,7 @@ may only tighten.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,31 @@ class Configuration:
             str(self.bench.path): self.bench.sha256,
             str(self.profile.path): self.profile.sha256,
         }
+
+    @property
+    def power_off_channels(self) -> tuple[WiredChannel, ...]:
+        return power_off_channels(self.bench, self.limits.power_off)
+
+
+@dataclass(frozen=True)
+class WiredChannel:
+    """A supply channel the bench wires to a DUT net."""
+
+    net: str
+    supply: str  # instrument name
+    channel: int
+
+
+def power_off_channels(bench: Bench, power_off: Sequence[str]) -> tuple[WiredChannel, ...]:
+    """Every wired supply channel, the profile's power-off order first, then the others
+    in the bench's order: the order the safe state and the guardian turn them off in."""
+    order = [net for net in power_off if net in bench.wiring]
+    order += [net for net in bench.wiring if net not in order]
+    return tuple(
+        WiredChannel(net, wiring.supply.instrument, wiring.supply.channel)
+        for net in order
+        if (wiring := bench.wiring[net]).supply is not None
+    )
 
 
 def load_configuration(

@@ -25,13 +25,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from interlock.config import Configuration, load_configuration
+from interlock.config import Configuration, load_configuration, power_off_channels
 from interlock.controller.commanded import Commanded
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments, NetPort
 from interlock.controller.machine import SAFE_STATES, ControllerState
 from interlock.controller.monitor import Monitor
-from interlock.controller.safe_state import SafeStateReport, drive_safe
+from interlock.controller.safe_state import (
+    OffPlan,
+    SafeStateReport,
+    drive_safe,
+    supplies_in_power_off_order,
+)
 from interlock.controller.supervisor import BoardSupervisor
 from interlock.errors import (
     ConfigError,
@@ -258,13 +263,32 @@ class Controller:
             # Commanded off before the first off command goes out; under the gate, so an
             # exchange in flight records what it did first.
             self._commanded.all_off()
-            report = drive_safe(self, reason)
+            report = drive_safe(
+                reason,
+                self._off_plan(),
+                self.journal,
+                stop_heartbeat=self.supervisor.stop_heartbeat,
+                state=lambda: self.state,
+            )
             self.last_safe_state = report
         if self.state == "live" and self.fault_cause is None:
             # Driven safe without a fault (e.g. on request): nothing is live any more.
             with contextlib.suppress(JournalError, StateError):
                 self._transition("deenergise", durable=not report.journal_down, reason=reason)
         return report
+
+    def _off_plan(self) -> OffPlan:
+        instruments = self.instruments
+        return OffPlan(
+            supplies=supplies_in_power_off_order(
+                power_off_channels(self.bench, self.limits.power_off), instruments.supplies
+            ),
+            all_supplies=tuple(instruments.supplies),
+            board=instruments.board,
+            trusted=lambda name: name not in instruments.untrusted,
+            identify=instruments.verify_identity,
+            relays_of=instruments.relays_of,
+        )
 
     def emergency_stop(self, who: str, client: str = "") -> SafeStateReport:
         """Anyone may stop. Journaled, then the trip."""
