@@ -22,10 +22,10 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from interlock.config import Configuration, load_configuration, power_off_channels
+from interlock.controller.actuation import Actuation
 from interlock.controller.commanded import Commanded
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments, NetPort
@@ -53,20 +53,12 @@ from interlock.limits import (
     SAFE_STATE,
     BenchState,
     NetState,
-    PinnedLimits,
-    Request,
-    SetCurrentLimit,
     SetOutput,
-    SetRelay,
-    SetVoltage,
     Verdict,
-    describe,
-    evaluate,
 )
 from interlock.limits.measurements import (
     Finding,
     check_channel_off,
-    check_contacts,
     check_dut_identity,
     check_identity_stray,
     check_live,
@@ -74,13 +66,8 @@ from interlock.limits.measurements import (
     check_mate_stray,
     check_off_before_live,
     check_off_voltage,
-    check_output,
-    check_protection_armed,
-    check_readback,
     check_relays_open,
 )
-from interlock.limits.ramps import VoltagePlan, at_step, continue_ramp, plan_voltage
-from interlock.protocols import PowerSupply
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +97,16 @@ class Controller:
         self._operation = threading.RLock()
         self._safe_lock = threading.Lock()
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self._actuation = Actuation(
+            journal=journal,
+            instruments=self.instruments,
+            gate=self._gate,
+            commanded=self._commanded,
+            limits=lambda: self.limits,
+            clock=clock,
+            trip=self.trip,
+            notify=self._notify,
+        )
         # Called as hook(operator, fault) once a reset has found the bench safe, before
         # the fault clears: what the reset acknowledges is journaled first, or (raising)
         # the reset is refused. The service's journal-chain check hooks in here.
@@ -214,9 +211,6 @@ class Controller:
             raise StateError(f"not allowed while {self.state} (needs {' or '.join(states)})")
 
     # -- the gate and the trip -------------------------------------------------
-
-    def _actuating(self) -> contextlib.AbstractContextManager[None]:
-        return self._gate.actuating()
 
     def trip(
         self, cause: str, detail: str, *, who: str | None = None, finding: Finding | None = None
@@ -579,24 +573,14 @@ class Controller:
         """
         nets = {}
         for net, limits in self.limits.nets.items():
-            port = self.ports[net]
-            psu = self.instruments.supplies[port.supply]
             ovp = self._ovp_level(net)
-            settings = [
-                ("voltage", 0.0, psu.program_voltage),
-                ("current_limit", limits.max_current, psu.program_current_limit),
-                ("ovp", ovp, psu.program_ovp),
-            ]
-            for quantity, value, program in settings:
-                with self._actuating():
-                    readback = program(port.channel, value, net=net)
-                self._expect(net, quantity, value, readback)
-            with self._actuating():
-                armed = psu.enable_ocp(port.channel, net=net)
-            finding = check_protection_armed(net, armed)
-            if finding is not None:
-                self.trip("readback", finding.problem, finding=finding)
-                raise ReadbackMismatch(port.supply or "bench", finding.problem)
+            for quantity, value in (
+                ("voltage", 0.0),
+                ("current_limit", limits.max_current),
+                ("ovp", ovp),
+            ):
+                self._actuation.program(net, quantity, value)
+            self._actuation.arm_protection(net)
             nets[net] = NetState(voltage=0.0, current_limit=limits.max_current)
         self.commanded = BenchState(nets=nets)
 
@@ -670,31 +654,13 @@ class Controller:
         }
         return self.journal.request(who, client, action, durable=False, **shown)
 
-    def _refuse(self, request_seq: Pending | None, verdict: Verdict, **details: Any) -> None:
-        self._record_refusal(request_seq, verdict, **details)
-        verdict.raise_if_refused()
-
-    def _record_refusal(
-        self, request_seq: Pending | None, verdict: Verdict, **details: Any
-    ) -> None:
-        self.journal.verdict(
-            False,
-            request=request_seq,
-            rule=verdict.rule,
-            where=verdict.where,
-            reason=verdict.reason,
-            durable=False,
-            **details,
-        )
-        self.journal.flush()  # a refusal is on the record before the caller hears of it
-        self._notify("refused", rule=verdict.rule, where=verdict.where, reason=verdict.reason)
-
     def _guarded(self, request_seq: Pending, action: Callable[..., Any], *args: Any) -> Any:
         """Run ``action(*args)``: a state error is a journaled refusal; instrument trouble trips."""
         try:
             self._require("armed", "live")
         except (StateError, FaultLatched) as error:
-            self._record_refusal(request_seq, Verdict(False, "state", "controller", str(error)))
+            refusal = Verdict(False, "state", "controller", str(error))
+            self._actuation.record_refusal(request_seq, refusal)
             raise
         try:
             return action(*args)
@@ -718,11 +684,11 @@ class Controller:
         """
         with self._operation:
             seq = self._request(who, client, "set", net=net, quantity="voltage", value=volts)
-            ramp = self._guarded(seq, self._decide_voltage, seq, net, volts)
+            ramp = self._guarded(seq, self._actuation.plan, seq, net, volts)
             first = ramp.plan.steps[0]
             if first.delay <= 0:  # nothing to wait for: sent under the decision's hold
                 self._wait(first.delay)
-                self._guarded(seq, self._ramp_step, ramp, 0)
+                self._guarded(seq, self._actuation.ramp_step, ramp, 0)
         for i in range(ramp.sent, len(ramp.plan.steps)):
             # Another request that changes the net ends the wait: this step then refuses.
             self._wait(
@@ -730,147 +696,19 @@ class Controller:
                 interrupted=lambda: self.commanded.net(ramp.net) != ramp.left,
             )
             with self._operation:
-                self._guarded(seq, self._ramp_step, ramp, i)
-
-    def _decide_voltage(self, seq: Pending, net: str, volts: float) -> _Ramp:
-        plan = plan_voltage(self.limits, self.commanded, SetVoltage(net, volts), self.clock())
-        if not plan.verdict.allowed:
-            self._refuse(seq, plan.verdict)
-        self.journal.verdict(True, request=seq, steps=len(plan.steps), durable=False)
-        held = self.commanded
-        return _Ramp(seq, net, plan, self.limits, held, held.net(net))
-
-    def _ramp_step(self, ramp: _Ramp, index: int) -> None:
-        """Send one step of a decided ramp, decided again now, and read it back."""
-        step, net, held = ramp.plan.steps[index], ramp.net, self.commanded
-        if index == 0 and held is ramp.start and self.limits is ramp.limits and not ramp.live:
-            # The plan's decision stands only for the first step when nothing it was made
-            # from has changed: the very same state and limits, and a net that is off,
-            # whose check does not depend on the time.
-            decision = step.decision
-        else:
-            decision = continue_ramp(
-                ramp.limits, self.limits, ramp.left, held, step.request, self.clock()
-            )
-            if not decision.verdict.allowed:  # time or state moved under us: stop here
-                self._refuse(ramp.seq, at_step(decision.verdict, index, len(ramp.plan.steps)))
-        port = self.ports[net]
-        psu = self.instruments.supplies[port.supply]
-        setpoint = step.request.volts
-        before = held.net(net)
-        if before.output:
-            old = before.voltage
-            self._commanded.set_window(net, old, setpoint)
-        with self._actuating():
-            readback = psu.program_voltage(port.channel, setpoint, net=net)
-            self.commanded = decision.state
-        ramp.sent, ramp.left = index + 1, self.commanded.net(net)
-        self._expect(net, "voltage", setpoint, readback)
-        if self.commanded.net(net).output:
-            self._commanded.set_window(net, setpoint, setpoint)
+                self._guarded(seq, self._actuation.ramp_step, ramp, i)
 
     def set_current_limit(
         self, net: str, amps: float, *, who: str = "script", client: str = ""
     ) -> None:
         with self._operation:
             seq = self._request(who, client, "set", net=net, quantity="current_limit", value=amps)
-            self._guarded(seq, self._set_current_limit, seq, net, amps)
-
-    def _set_current_limit(self, seq: Pending, net: str, amps: float) -> None:
-        decision = self._decide(seq, SetCurrentLimit(net, amps))
-        port = self.ports[net]
-        psu = self.instruments.supplies[port.supply]
-        with self._actuating():
-            live = self.commanded.net(net).output
-            readback = psu.program_current_limit(port.channel, amps, net=net)
-            self.commanded = decision.state
-            if live:
-                # A limit below what the DUT draws trips the supply's over-current
-                # protection. Read now, the gate still held: this trip, with its cause,
-                # comes before the monitor's (which waits for the gate).
-                reading = psu.poll([port.channel])[0]
-                self.journal.measurement(
-                    net, voltage=reading.volts, current=reading.amps, durable=False
-                )
-                if reading.tripped:
-                    detail = (
-                        f"{net}: the supply's protection tripped at the new current limit "
-                        f"of {amps:g} A (the DUT drew more)"
-                    )
-                    self.trip("protection", detail)
-                    raise FaultLatched(detail)
-        self._expect(net, "current_limit", amps, readback)
+            self._guarded(seq, self._actuation.set_current_limit, seq, net, amps)
 
     def set_relay(self, relay: str, closed: bool, *, who: str = "script", client: str = "") -> None:
         with self._operation:
             seq = self._request(who, client, "set", relay=relay, quantity="relay", value=closed)
-            self._guarded(seq, lambda: self._switch_relay(relay, closed, request_seq=seq))
-
-    def _decide(self, seq: Pending | None, request: Request):
-        """The engine's verdict on one request, journaled (staged: it goes with the command)."""
-        internal = {} if seq is not None else {"internal": describe(request)}
-        decision = evaluate(self.limits, self.commanded, request, self.clock())
-        if not decision.verdict.allowed:
-            self._refuse(seq, decision.verdict, **internal)
-        self.journal.verdict(True, request=seq, durable=False, **internal)
-        return decision
-
-    def _switch_relay(
-        self, relay: str, closed: bool, *, request_seq: Pending | None = None
-    ) -> None:
-        decision = self._decide(request_seq, SetRelay(relay, closed))
-        if decision.state.closed_relays == self.commanded.closed_relays:
-            return
-        board = self.instruments.board
-        mask = self.instruments.mask(decision.state.closed_relays)
-        with self._actuating():
-            # The board's frames carry their own sequence and CRC; the journal holds what they mean.
-            self.journal.command_intent(
-                board.name, f"SET {mask:X}\n", relay=relay, quantity="relay", value=closed
-            )
-            board.set_relays(mask)
-            self.commanded = decision.state
-        self._await_contacts(mask)
-
-    def _await_contacts(self, mask: int) -> None:
-        """The auxiliary contacts must follow the coils, or the relay is not where we think."""
-        board = self.instruments.board
-        settle_time = self.instruments.board_model.contact_settle_time
-        deadline = self.clock() + settle_time
-        while True:
-            self._gate.raise_if_latched()
-            state = board.get_state()
-            finding = check_contacts(
-                mask,
-                state.commanded_mask,
-                state.contacts_mask,
-                self.instruments.relay_channels,
-                settle_time,
-            )
-            if finding is None:
-                self.journal.readback(
-                    board.name,
-                    "GET",
-                    f"C={state.contacts_mask:X}",
-                    quantity="relay",
-                    expected=mask,
-                    ok=True,
-                )
-                return
-            if self.clock() > deadline:
-                self.journal.readback(
-                    board.name,
-                    "GET",
-                    f"C={state.contacts_mask:X}",
-                    quantity="relay",
-                    expected=mask,
-                    ok=False,
-                )
-                self.trip("contact-sense", finding.problem, finding=finding)
-                raise ReadbackMismatch(
-                    board.name, f"contacts {state.contacts_mask:X}, commanded {mask:X}"
-                )
-            time.sleep(0.002)
+            self._guarded(seq, self._actuation.switch_relay, relay, closed, seq)
 
     def output_on(self, net: str, *, who: str = "script", client: str = "") -> None:
         """Go live: safe-to-mate, setpoint read back with the output off, on, settle, check."""
@@ -879,10 +717,9 @@ class Controller:
             self._guarded(seq, self._go_live, seq, net)
 
     def _go_live(self, seq: Pending, net: str) -> None:
-        request = SetOutput(net, True)
-        verdict = evaluate(self.limits, self.commanded, request, self.clock()).verdict
+        verdict = self._actuation.verdict_on(SetOutput(net, True))
         if not verdict.allowed:
-            self._refuse(seq, verdict)
+            self._actuation.refuse(seq, verdict)
         if self.commanded.net(net).output:
             self.journal.verdict(True, request=seq, note="already live", durable=False)
             self.journal.flush()
@@ -890,7 +727,7 @@ class Controller:
         port, limits = self.ports[net], self.limits.nets[net]
         psu = self.instruments.supplies[port.supply]
         if port.power_relay in self.commanded.closed_relays:
-            self._switch_relay(port.power_relay, False)
+            self._actuation.switch_relay(port.power_relay, False)
         if not self.commanded.live_nets:
             self._recheck_dut_identity()
         self._safe_to_mate(net)
@@ -904,31 +741,15 @@ class Controller:
         if finding is not None:
             self.trip("readback", finding.problem, finding=finding)
             raise ReadbackMismatch(port.supply, f"{net} not off before going live")
-        self._expect(net, "voltage", commanded.voltage, held.voltage)
-        self._expect(net, "current_limit", commanded.current_limit, held.current_limit)
-        self._expect(net, "ovp", self._ovp_level(net), held.ovp)
+        self._actuation.expect(net, "voltage", commanded.voltage, held.voltage)
+        self._actuation.expect(net, "current_limit", commanded.current_limit, held.current_limit)
+        self._actuation.expect(net, "ovp", self._ovp_level(net), held.ovp)
         finding = check_off_before_live(net, output=False, tripped=False, protected=held.ocp)
         if finding is not None:
             self.trip("readback", finding.problem, finding=finding)
             raise ReadbackMismatch(port.supply, f"{net} over-current protection is off")
-        self._switch_relay(port.power_relay, True)
-        decision = self._decide(seq, request)
-        self._commanded.set_window(net, commanded.voltage, commanded.voltage)
-        with self._actuating():
-            on = psu.set_output(port.channel, True, net=net)
-            self.commanded = decision.state
-            if not on:  # tripped here, the gate held: before the monitor's trip, if any
-                finding = check_output(
-                    net,
-                    True,
-                    on,
-                    tripped=self._tripped_now(psu, port.channel),
-                    limit=commanded.current_limit,
-                )
-                self.trip("readback", f"{net}: {finding.problem}", finding=finding)
-                raise ReadbackMismatch(
-                    port.supply, f"{net} output did not turn on: {finding.problem}"
-                )
+        self._actuation.switch_relay(port.power_relay, True)
+        self._actuation.output_on(seq, net)
         if self.state == "armed":
             self._transition("energise", net=net)
         self._wait(limits.settle_time)
@@ -949,35 +770,14 @@ class Controller:
             self.trip("live-window", f"{net}: {finding.problem}", finding=finding)
             raise FaultLatched(f"{net} did not come up inside its window: {finding.problem}")
 
-    @staticmethod
-    def _tripped_now(psu: PowerSupply, channel: int) -> bool:
-        """Whether the supply says a channel's protection tripped (an output that reads
-        off right after ``OUTP ON``: why, as far as the supply says)."""
-        try:
-            return psu.poll([channel])[0].tripped
-        except InstrumentError:
-            return False  # the trip that follows says it was off; its cause is unknown
-
     def output_off(self, net: str, *, who: str = "script", client: str = "") -> None:
         with self._operation:
             seq = self._request(who, client, "output", net=net, quantity="output", value=False)
             self._guarded(seq, self._output_off, seq, net)
 
     def _output_off(self, seq: Pending, net: str) -> None:
-        decision = self._decide(seq, SetOutput(net, False))
-        if not self.commanded.net(net).output:
+        if not self._actuation.output_off(seq, net):
             return
-        port = self.ports[net]
-        with self._actuating():
-            off = not self.instruments.supplies[port.supply].set_output(
-                port.channel, False, net=net
-            )
-            self.commanded = decision.state
-        self._commanded.drop_window(net)
-        finding = check_output(net, False, not off)
-        if finding is not None:
-            self.trip("readback", f"{net}: {finding.problem}", finding=finding)
-            raise ReadbackMismatch(port.supply, f"{net} output did not turn off")
         if self.state == "live" and not self.commanded.live_nets:
             self._transition("deenergise", net=net)
 
@@ -1017,7 +817,7 @@ class Controller:
                 f"wiring.{net}.sense_relay",
                 f"{net} cannot be measured: no DMM route",
             )
-        self._switch_relay(port.sense_relay, True)
+        self._actuation.switch_relay(port.sense_relay, True)
         try:
             volts = meter.measure_voltage(net=net, purpose=purpose)
             self.journal.measurement(net, voltage=volts, purpose=purpose)
@@ -1033,14 +833,8 @@ class Controller:
             )
         finally:
             if self.fault_cause is None:
-                self._switch_relay(port.sense_relay, False)
+                self._actuation.switch_relay(port.sense_relay, False)
         return {"voltage": volts, "resistance": resistance}
-
-    def _expect(self, net: str, quantity: str, commanded: float, readback: float) -> None:
-        finding = check_readback(self.limits, net, quantity, commanded, readback)
-        if finding is not None:
-            self.trip("readback", finding.problem, finding=finding)
-            raise ReadbackMismatch(self.ports[net].supply or "bench", finding.problem)
 
     def _window(self, net: str) -> tuple[float, float]:
         return self._commanded.window(net)
@@ -1071,23 +865,6 @@ class Controller:
 
 # A trip's own journal writes (a backlog flush, its state change) wait at most this long.
 TRIP_JOURNAL_WAIT_S = 1.0
-
-
-@dataclass
-class _Ramp:
-    """A voltage request under way: its plan, what it was decided from, what it left."""
-
-    seq: Pending
-    net: str
-    plan: VoltagePlan
-    limits: PinnedLimits  # the limits it was decided under
-    start: BenchState  # the whole state it was decided from
-    left: NetState  # the net as this ramp last left it
-    sent: int = 0  # steps sent so far
-
-    @property
-    def live(self) -> bool:
-        return self.start.net(self.net).output
 
 
 __all__ = ["Controller"]

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from interlock.controller import actuation as actuation_module
 from interlock.controller import controller as controller_module
 from interlock.errors import InterlockError
 from interlock.limits import ALLOWED, Decision, apply
@@ -23,7 +24,7 @@ def without_safe_to_mate(ctl, net):
     """Skips looking before energising."""
 
 
-def trusting_readback(ctl, net, quantity, commanded, readback):
+def trusting_readback(actuation, net, quantity, commanded, readback):
     """Believes every instrument."""
 
 
@@ -50,8 +51,8 @@ def test_checks_catch_a_controller_without_safe_to_mate(rig_factory, monkeypatch
 
 
 def test_checks_catch_a_controller_without_limits(rig_factory, monkeypatch):
-    monkeypatch.setattr(controller_module, "evaluate", allow_everything)
-    monkeypatch.setattr(controller_module, "plan_voltage", plan_anything)
+    monkeypatch.setattr(actuation_module, "evaluate", allow_everything)
+    monkeypatch.setattr(actuation_module, "plan_voltage", plan_anything)
     rig = rig_factory()
     rig.controller.set_voltage("VLOGIC", 5.9)
     # The monitor notices, but only once the DUT already saw 5.9 V.
@@ -62,7 +63,7 @@ def test_checks_catch_a_controller_without_limits(rig_factory, monkeypatch):
 
 
 def test_checks_catch_a_controller_that_trusts_every_readback(rig_factory, monkeypatch):
-    monkeypatch.setattr(controller_module.Controller, "_expect", trusting_readback)
+    monkeypatch.setattr(actuation_module.Actuation, "expect", trusting_readback)
     rig = rig_factory()
     rig.power_up_logic()
     rig.sim.inject("ignore-setpoint:psu")

@@ -196,10 +196,10 @@ min = "23 V"
 
 
 def test_the_dry_run_plans_a_voltage_as_the_controller_does():
-    from interlock.controller import controller
+    from interlock.controller import actuation
     from interlock.sequence import dryrun
 
-    assert dryrun.plan_voltage is controller.plan_voltage
+    assert dryrun.plan_voltage is actuation.plan_voltage
 
 
 def test_the_dry_run_sends_nothing_to_any_instrument(tmp_path, sim_bench, write_sequence, capsys):
