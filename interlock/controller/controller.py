@@ -27,6 +27,7 @@ from typing import Any
 from interlock.config import Configuration, load_configuration, power_off_channels
 from interlock.controller.actuation import Actuation
 from interlock.controller.commanded import Commanded
+from interlock.controller.energising import Energising
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments, NetPort
 from interlock.controller.machine import SAFE_STATES, ControllerState
@@ -45,7 +46,6 @@ from interlock.errors import (
     InstrumentError,
     JournalError,
     LimitViolation,
-    ReadbackMismatch,
     StateError,
 )
 from interlock.journal import Journal, Pending
@@ -53,18 +53,11 @@ from interlock.limits import (
     SAFE_STATE,
     BenchState,
     NetState,
-    SetOutput,
     Verdict,
 )
 from interlock.limits.measurements import (
     Finding,
     check_channel_off,
-    check_dut_identity,
-    check_identity_stray,
-    check_live,
-    check_mate_resistance,
-    check_mate_stray,
-    check_off_before_live,
     check_off_voltage,
     check_relays_open,
 )
@@ -106,6 +99,18 @@ class Controller:
             clock=clock,
             trip=self.trip,
             notify=self._notify,
+        )
+        self._energising = Energising(
+            journal=journal,
+            instruments=self.instruments,
+            actuation=self._actuation,
+            gate=self._gate,
+            commanded=self._commanded,
+            limits=lambda: self.limits,
+            dut=lambda: self.configuration.profile.name,
+            bench_file=self.bench.shown_path,
+            trip=self.trip,
+            wait=lambda seconds: self._wait(seconds),
         )
         # Called as hook(operator, fault) once a reset has found the bench safe, before
         # the fault clears: what the reset acknowledges is journaled first, or (raising)
@@ -471,7 +476,7 @@ class Controller:
             try:
                 self._verify_identities("arming")
                 self._program_board()
-                self._check_dut_identity()
+                self._energising.check_dut_identity()
                 self._verify_all_off()
                 self._program_protection()
             except (InstrumentError, FaultLatched) as error:
@@ -522,34 +527,6 @@ class Controller:
         if failures:
             self.trip("identity", f"at {when}: " + "; ".join(str(f) for f in failures))
             raise failures[0]
-
-    def _check_dut_identity(self) -> None:
-        identity = self.limits.identity
-        if identity is None:
-            return
-        measured = self._measure_routed(
-            identity.net,
-            purpose="dut-identity",
-            stray=lambda volts: check_identity_stray(self.limits, volts),
-        )
-        check = check_dut_identity(self.limits, measured["resistance"])
-        name = self.configuration.profile.name
-        extra = {} if check.ok else {"rule": check.finding.rule, "where": check.finding.where}
-        self.journal.identity(
-            "dut", expected=check.expected, seen=check.seen, ok=check.ok, profile=name, **extra
-        )
-        if not check.ok:
-            raise IdentityMismatch("dut", f"{name} ({check.expected})", check.seen)
-
-    def _recheck_dut_identity(self) -> None:
-        """The first net to go live (after arming, or after every net was off) is
-        preceded by measuring the DUT's identity again: a board swapped while the
-        bench stood armed and dark must not be energised as the one pinned."""
-        try:
-            self._check_dut_identity()
-        except IdentityMismatch as error:
-            self.trip("dut-identity", f"before going live: {error}")
-            raise FaultLatched(f"the DUT changed since arming: {error}") from error
 
     def _verify_all_off(self) -> None:
         energised, tripped = self._read_actual_state()
@@ -717,58 +694,11 @@ class Controller:
             self._guarded(seq, self._go_live, seq, net)
 
     def _go_live(self, seq: Pending, net: str) -> None:
-        verdict = self._actuation.verdict_on(SetOutput(net, True))
-        if not verdict.allowed:
-            self._actuation.refuse(seq, verdict)
-        if self.commanded.net(net).output:
-            self.journal.verdict(True, request=seq, note="already live", durable=False)
-            self.journal.flush()
-            return
-        port, limits = self.ports[net], self.limits.nets[net]
-        psu = self.instruments.supplies[port.supply]
-        if port.power_relay in self.commanded.closed_relays:
-            self._actuation.switch_relay(port.power_relay, False)
-        if not self.commanded.live_nets:
-            self._recheck_dut_identity()
-        self._safe_to_mate(net)
-        # What the supply really holds, output still off and relay still open: an output
-        # turned on behind our back must not reach the DUT when the relay closes.
-        held = psu.settings([port.channel])[0]
-        commanded = self.commanded.net(net)
-        finding = check_off_before_live(
-            net, output=held.output, tripped=held.tripped, protected=True
-        )
-        if finding is not None:
-            self.trip("readback", finding.problem, finding=finding)
-            raise ReadbackMismatch(port.supply, f"{net} not off before going live")
-        self._actuation.expect(net, "voltage", commanded.voltage, held.voltage)
-        self._actuation.expect(net, "current_limit", commanded.current_limit, held.current_limit)
-        self._actuation.expect(net, "ovp", self._ovp_level(net), held.ovp)
-        finding = check_off_before_live(net, output=False, tripped=False, protected=held.ocp)
-        if finding is not None:
-            self.trip("readback", finding.problem, finding=finding)
-            raise ReadbackMismatch(port.supply, f"{net} over-current protection is off")
-        self._actuation.switch_relay(port.power_relay, True)
-        self._actuation.output_on(seq, net)
+        if not self._energising.turn_on(seq, net):
+            return  # live already
         if self.state == "armed":
             self._transition("energise", net=net)
-        self._wait(limits.settle_time)
-        reading = psu.poll([port.channel])[0]
-        self.journal.measurement(
-            net, voltage=reading.volts, current=reading.amps, phase="settled", durable=False
-        )
-        finding = check_live(
-            self.limits,
-            net,
-            reading.volts,
-            reading.amps,
-            tripped=reading.tripped,
-            protected=reading.protected,
-            window=self._window(net),
-        )
-        if finding is not None:
-            self.trip("live-window", f"{net}: {finding.problem}", finding=finding)
-            raise FaultLatched(f"{net} did not come up inside its window: {finding.problem}")
+        self._energising.settle(net)
 
     def output_off(self, net: str, *, who: str = "script", client: str = "") -> None:
         with self._operation:
@@ -792,52 +722,6 @@ class Controller:
             return {"voltage": volts, "current": amps}
 
     # -- procedures ------------------------------------------------------------------
-
-    def _safe_to_mate(self, net: str) -> None:
-        """Measure the net with its supply disconnected: stray voltage, then resistance."""
-        measured = self._measure_routed(
-            net,
-            purpose="safe-to-mate",
-            stray=lambda volts: check_mate_stray(self.limits, net, volts),
-        )
-        finding = check_mate_resistance(self.limits, net, measured["resistance"])
-        if finding is not None:
-            self.trip("safe-to-mate", finding.problem, finding=finding)
-            raise FaultLatched(f"safe-to-mate failed: {finding.problem}")
-
-    def _measure_routed(
-        self, net: str, *, purpose: str, stray: Callable[[float], Finding | None]
-    ) -> dict[str, float]:
-        """Route the DMM to ``net``, measure stray voltage then resistance, un-route."""
-        port = self.ports.get(net)
-        meter = self.instruments.meter
-        if port is None or port.sense_relay is None or meter is None:
-            raise ConfigError(
-                self.bench.shown_path,
-                f"wiring.{net}.sense_relay",
-                f"{net} cannot be measured: no DMM route",
-            )
-        self._actuation.switch_relay(port.sense_relay, True)
-        try:
-            volts = meter.measure_voltage(net=net, purpose=purpose)
-            self.journal.measurement(net, voltage=volts, purpose=purpose)
-            finding = stray(volts)
-            if finding is not None:
-                self.trip(purpose, finding.problem, finding=finding)
-                raise FaultLatched(f"{purpose} failed: {finding.problem}")
-            resistance = meter.measure_resistance(net=net, purpose=purpose)
-            # An open circuit is an overload (inf), which JSON cannot hold.
-            finite = math.isfinite(resistance)
-            self.journal.measurement(
-                net, resistance=resistance if finite else None, overload=not finite, purpose=purpose
-            )
-        finally:
-            if self.fault_cause is None:
-                self._actuation.switch_relay(port.sense_relay, False)
-        return {"voltage": volts, "resistance": resistance}
-
-    def _window(self, net: str) -> tuple[float, float]:
-        return self._commanded.window(net)
 
     def _net_of(self, supply: str, channel: int) -> str | None:
         for port in self.ports.values():

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from interlock.controller import actuation as actuation_module
-from interlock.controller import controller as controller_module
+from interlock.controller import energising as energising_module
 from interlock.errors import InterlockError
 from interlock.limits import ALLOWED, Decision, apply
 from interlock.limits.ramps import RampStep, VoltagePlan
@@ -20,7 +20,7 @@ from interlock.limits.ramps import RampStep, VoltagePlan
 from .support import assert_intents_before_commands, assert_truth_within_limits
 
 
-def without_safe_to_mate(ctl, net):
+def without_safe_to_mate(energising, net):
     """Skips looking before energising."""
 
 
@@ -40,7 +40,7 @@ def plan_anything(limits, state, request, now):
 
 
 def test_checks_catch_a_controller_without_safe_to_mate(rig_factory, monkeypatch):
-    monkeypatch.setattr(controller_module.Controller, "_safe_to_mate", without_safe_to_mate)
+    monkeypatch.setattr(energising_module.Energising, "check_safe_to_mate", without_safe_to_mate)
     rig = rig_factory(faults=["swap:VBUS,MOTOR"])
     rig.power_up_logic()
     with contextlib.suppress(InterlockError):
