@@ -24,8 +24,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from interlock.config import Configuration, load_configuration, power_off_channels
+from interlock.config import Configuration, power_off_channels
 from interlock.controller.actuation import Actuation
+from interlock.controller.arming import Arming, limits_summary
 from interlock.controller.commanded import Commanded
 from interlock.controller.energising import Energising
 from interlock.controller.gate import Gate
@@ -52,14 +53,10 @@ from interlock.journal import Journal, Pending
 from interlock.limits import (
     SAFE_STATE,
     BenchState,
-    NetState,
     Verdict,
 )
 from interlock.limits.measurements import (
     Finding,
-    check_channel_off,
-    check_off_voltage,
-    check_relays_open,
 )
 
 log = logging.getLogger(__name__)
@@ -99,6 +96,15 @@ class Controller:
             clock=clock,
             trip=self.trip,
             notify=self._notify,
+        )
+        self._arming = Arming(
+            journal=journal,
+            instruments=self.instruments,
+            actuation=self._actuation,
+            commanded=self._commanded,
+            limits=lambda: self.limits,
+            bench=self.bench,
+            trip=self.trip,
         )
         self._energising = Energising(
             journal=journal,
@@ -316,19 +322,18 @@ class Controller:
                     self.supervisor.start()
                 self.trip("identity", "; ".join(str(f) for f in failures))
                 raise failures[0]
-            previous_stop = self._previous_stop()
-            energised, protection_trips = self._read_actual_state()
-            board = self.instruments.board
-            board_state = board.get_state()
-            self._program_board()
+            previous_stop = self._arming.previous_stop()
+            there = self._arming.found()
+            board_state = self.instruments.board.get_state()
+            self._arming.program_board()
             # Every finding is named in the one fault: a reset clears the supplies'
             # trips and the board's latch, the evidence of what happened before we came.
-            found = energised + protection_trips
+            found = there.energised + there.tripped
             if board_state.estop_active or board_state.trip_cause is not None:
                 latched = "E-stop open" if board_state.estop_active else board_state.trip_cause
                 found.append(f"relay board latched {latched}")
             if found:
-                cause = "found-energised" if energised else "found-tripped"
+                cause = "found-energised" if there.energised else "found-tripped"
                 self.trip(cause, f"{'; '.join(found)} before we connected{previous_stop}")
             # Started after the start-up findings, so they are reported first and once.
             if self.fault_cause is not None:
@@ -338,73 +343,6 @@ class Controller:
             if self.fault_cause is not None:
                 return
             self._transition("connect")
-
-    def _previous_stop(self) -> str:
-        """How the last controller on this journal stopped, as a clause for a finding.
-
-        A clean stop leaves a ``disconnect`` transition as its last state change;
-        anything else (a crash, a kill, a power cut) leaves whatever came before.
-        """
-        try:
-            last = self.journal.last(kind="state")
-        except JournalError:
-            return ""
-        if last is None:
-            return ""
-        payload = last.payload
-        when = f"{last.wall_time} (journal seq {last.seq})"
-        if payload.get("trigger") == "disconnect":
-            if payload.get("stop") == "clean":
-                return f"; the last service stopped cleanly at {when}"
-            return f"; the last service stopped at {when} with {payload.get('why', 'no reason')}"
-        return (
-            f"; the last service did not stop cleanly: its last state change was "
-            f"{payload.get('trigger')} to {payload.get('to')} at {when}"
-        )
-
-    def _read_actual_state(self) -> tuple[list[str], list[str]]:
-        """What is energised right now, whatever anyone believes, and which supply
-        channels have a protection trip latched: one settings exchange per supply."""
-        energised, tripped = [], []
-        for name, channels in self.instruments.supply_channels().items():
-            for channel, settings in zip(
-                channels, self.instruments.supplies[name].settings(channels), strict=True
-            ):
-                for finding in check_channel_off(
-                    name,
-                    channel,
-                    output=settings.output,
-                    voltage=settings.voltage,
-                    tripped=settings.tripped,
-                ):
-                    found = tripped if finding.rule == "all-off.protection" else energised
-                    found.append(finding.problem)
-        state = self.instruments.board.get_state()
-        closed = check_relays_open(self.instruments.relays_of(state.commanded | state.contacts))
-        if closed is not None:
-            energised.append(closed.problem)
-        return energised, tripped
-
-    def _program_board(self) -> None:
-        """The board's own rules: its watchdog and the profile's never-together pairs.
-
-        Loaded at connect, again at arming (the profile may have changed) and at reset
-        (a board that rebooted has forgotten them): the board's defence must match the
-        limits in force.
-        """
-        board = self.instruments.board
-        board.set_watchdog(self.bench.service.relay_watchdog)
-        board.load_forbidden(self._forbidden_masks())
-
-    def _forbidden_masks(self) -> list[int]:
-        """The profile's never-together groups as the board's pairwise masks (defence in depth)."""
-        masks = set()
-        for group in self.limits.never_together:
-            relays = sorted(group.relays)
-            for i, a in enumerate(relays):
-                for b in relays[i + 1 :]:
-                    masks.add(self.instruments.mask({a, b}))
-        return sorted(masks)
 
     def close(self) -> None:
         """Drive safe, stop supervising, leave the board cleanly, close every instrument.
@@ -421,29 +359,13 @@ class Controller:
             self.monitor.stop()
             self.supervisor.stop()
             if self.state != "disconnected":
-                unclean = self._unclean_stop(report)
+                unclean = self._arming.release(report, self.fault_cause)
                 with contextlib.suppress(JournalError, StateError):
                     if unclean is None:
                         self._transition("disconnect", stop="clean")
                     else:
                         self._transition("disconnect", stop="unclean", why=unclean)
             self.instruments.close()
-
-    def _unclean_stop(self, report: SafeStateReport | None) -> str | None:
-        """Release the board if this stop is clean; else why it is not."""
-        board = self.instruments.board
-        if self.fault_cause is not None:
-            return f"fault latched: {self.fault_cause}"
-        if report is None or not report.verified:
-            unverified = "; ".join(report.unverified) if report else "not driven safe"
-            return f"safe state not verified: {unverified}"
-        if board.name in self.instruments.untrusted:
-            return f"{board.name}: not the board bench.toml names"
-        try:
-            board.release()
-        except InstrumentError as error:
-            return f"the relay board did not take the release: {error}"
-        return None
 
     # -- operator actions ----------------------------------------------------------
 
@@ -464,21 +386,22 @@ class Controller:
             self.journal.begin_run()
             self.journal.operator(operator, "arm", client=client)
             try:
-                self._pin_configuration()
+                fresh = self._arming.pin(self.configuration)
             except ConfigError:
                 self.journal.end_run()
                 raise
+            self.configuration, self.limits = fresh, fresh.limits
             self.journal.config(
                 {"bench": self.bench.path, "profile": self.configuration.profile.path},
-                limits=self._limits_summary(),
+                limits=limits_summary(self.limits),
                 operator=operator,
             )
             try:
-                self._verify_identities("arming")
-                self._program_board()
+                self._arming.verify_identities("arming")
+                self._arming.program_board()
                 self._energising.check_dut_identity()
-                self._verify_all_off()
-                self._program_protection()
+                self._arming.verify_all_off()
+                self._arming.program_protection()
             except (InstrumentError, FaultLatched) as error:
                 if not isinstance(error, IdentityMismatch) and self.fault_cause is None:
                     self.trip("arming", str(error))
@@ -488,89 +411,6 @@ class Controller:
                 self.journal.end_run()
                 raise
             self._transition("arm", operator=operator)
-
-    def _pin_configuration(self) -> None:
-        """Re-read the files at arming: edits take effect now, never while armed."""
-        fresh = load_configuration(self.bench.path, self.configuration.profile.path)
-        if fresh.bench.sha256 != self.bench.sha256:
-            raise ConfigError(
-                self.bench.shown_path,
-                "",
-                "changed since the controller connected: restart it to use the new bench",
-            )
-        self.configuration = fresh
-        self.limits = fresh.limits
-
-    def _limits_summary(self) -> dict[str, dict[str, float]]:
-        return {
-            net: {
-                "min_voltage": n.min_voltage,
-                "max_voltage": n.max_voltage,
-                "max_current": n.max_current,
-                "max_step": n.max_step,
-                "max_slew": n.max_slew,
-                "live_min_current": n.live_min_current,
-                "live_max_current": n.live_max_current,
-            }
-            for net, n in self.limits.nets.items()
-        }
-
-    def _verify_identities(self, when: str) -> None:
-        """Every instrument, the relay board included, is who bench.toml says, now.
-
-        A unit swapped behind an unbroken link (a LAN or GPIB gateway, a switch)
-        answers on the same resource: only asking again finds it. One that is not
-        who it should be is never commanded again (not even "off") until a reset
-        identifies it, and the bench trips.
-        """
-        failures = self.instruments.verify_identities()
-        if failures:
-            self.trip("identity", f"at {when}: " + "; ".join(str(f) for f in failures))
-            raise failures[0]
-
-    def _verify_all_off(self) -> None:
-        energised, tripped = self._read_actual_state()
-        problems = energised + tripped
-        for name, channels in self.instruments.supply_channels().items():
-            readings = self.instruments.supplies[name].measure(channels)
-            for channel, (volts, _amps) in zip(channels, readings, strict=True):
-                net = self._net_of(name, channel)
-                finding = check_off_voltage(self.limits, name, channel, net, volts)
-                if finding is not None:
-                    problems.append(finding.problem)
-        if problems:
-            raise InstrumentError("bench", "not everything is off: " + "; ".join(problems))
-
-    def _program_protection(self) -> None:
-        """Each channel: 0 V, current limit and OVP at the profile, OCP armed, all read back.
-
-        With OCP armed the supply turns its output off itself when the load would
-        pull it into current limiting (a short, an overload), before the monitor's
-        next pass sees it; the interlock then trips on the protection it finds tripped.
-        """
-        nets = {}
-        for net, limits in self.limits.nets.items():
-            ovp = self._ovp_level(net)
-            for quantity, value in (
-                ("voltage", 0.0),
-                ("current_limit", limits.max_current),
-                ("ovp", ovp),
-            ):
-                self._actuation.program(net, quantity, value)
-            self._actuation.arm_protection(net)
-            nets[net] = NetState(voltage=0.0, current_limit=limits.max_current)
-        self.commanded = BenchState(nets=nets)
-
-    def _ovp_level(self, net: str) -> float:
-        return self.limits.ovp_levels[net]
-
-    def _clear_protection_trips(self) -> None:
-        """Acknowledging a fault includes a supply's latched OVP/OCP (outputs stay off)."""
-        for name, channels in self.instruments.supply_channels().items():
-            psu = self.instruments.supplies[name]
-            for channel, settings in zip(channels, psu.settings(channels), strict=True):
-                if settings.tripped:
-                    psu.clear_protection(channel, purpose="reset")
 
     def disarm(self, operator: str, client: str = "") -> None:
         with self._operation:
@@ -604,9 +444,9 @@ class Controller:
             if failures:
                 raise failures[0]
             board.reset_trip()
-            self._program_board()
-            self._clear_protection_trips()
-            energised, _ = self._read_actual_state()  # trips: cleared just now
+            self._arming.program_board()
+            self._arming.clear_protection_trips()
+            energised = self._arming.found().energised  # trips: cleared just now
             if energised:
                 self.safe_state("reset found energised: " + "; ".join(energised))
                 raise StateError("reset refused, found energised: " + "; ".join(energised))
@@ -722,12 +562,6 @@ class Controller:
             return {"voltage": volts, "current": amps}
 
     # -- procedures ------------------------------------------------------------------
-
-    def _net_of(self, supply: str, channel: int) -> str | None:
-        for port in self.ports.values():
-            if port.supply == supply and port.channel == channel:
-                return port.net
-        return None
 
     def _wait(self, seconds: float, interrupted: Callable[[], bool] | None = None) -> None:
         """Sleep, but give up at once if a trip begins, or (early, without an error)

@@ -110,6 +110,13 @@ class BenchInstruments:
                 channels[port.supply].append(port.channel)
         return {name: sorted(chs) for name, chs in channels.items() if chs}
 
+    def net_at(self, supply: str, channel: int) -> str | None:
+        """The net a supply channel is wired to, if any."""
+        for port in self.ports.values():
+            if port.supply == supply and port.channel == channel:
+                return port.net
+        return None
+
     def verify_identity(self, instrument) -> None:
         """Check one instrument against bench.toml; journal the check either way."""
         expected = self.bench.instruments[instrument.name].identity
