@@ -1,17 +1,27 @@
-"""The controller: the part that says *no* before the damage.
+"""The controller: the state machine that composes the parts, and the public API.
 
 Every commanded change goes: limit engine -> journal (request, verdict,
-command intent) -> send -> read back -> compare. Going live on a net is
-preceded by safe-to-mate (measure what is connected, supply disconnected),
-setpoint programmed and read back with the output off, then output on,
-settle, and the measured current inside its window. Any doubt trips to a
-latched fault: outputs off in power-off order, relays open, verified.
+command intent) -> send -> read back -> engine again. Going live on a net is
+preceded by safe-to-mate and the settings read back with the output off;
+any doubt trips to a latched fault: outputs off in power-off order, relays
+open, verified. The parts, one module each, none reaching into another's
+fields or the Controller's:
 
-Threads: API calls are serialised by ``_operation``; the monitor and the
-relay-board supervisor run in their own threads and may trip at any time.
-Every actuating exchange passes the *gate*: once a trip has begun, no
-operation can send another command, so an operation racing an emergency
-stop cannot re-energise what the stop just turned off.
+- :mod:`.gate`: the fault latch and the actuation gate (who may still send);
+- :mod:`.commanded`: what the bench has been told to be;
+- :mod:`.actuation`: decide, journal, send, read back (ramps, relays, outputs);
+- :mod:`.energising`: what comes before a net goes live, and after it settles;
+- :mod:`.arming`: start-up findings, arming, reset's checks, a clean stop;
+- :mod:`.monitor` and :mod:`.supervisor`: the watchers, in threads of their own;
+- :mod:`.safe_state`: the safe-state procedure.
+
+Threads: API calls are serialised by ``_operation`` (a ramp holds it for its
+decision and each step's exchanges, not for the waits between them); the
+monitor and the relay-board supervisor run in their own threads and may trip
+at any time, waiting at most for an exchange under way. Every actuating
+exchange passes the gate: once a trip has begun, no operation can send
+another command, so an operation racing an emergency stop cannot
+re-energise what the stop just turned off.
 """
 
 from __future__ import annotations
@@ -50,14 +60,8 @@ from interlock.errors import (
     StateError,
 )
 from interlock.journal import Journal, Pending
-from interlock.limits import (
-    SAFE_STATE,
-    BenchState,
-    Verdict,
-)
-from interlock.limits.measurements import (
-    Finding,
-)
+from interlock.limits import SAFE_STATE, BenchState, Verdict
+from interlock.limits.measurements import Finding
 
 log = logging.getLogger(__name__)
 
@@ -560,8 +564,6 @@ class Controller:
             volts, amps = self.instruments.supplies[port.supply].measure([port.channel])[0]
             self.journal.measurement(net, voltage=volts, current=amps, durable=False)
             return {"voltage": volts, "current": amps}
-
-    # -- procedures ------------------------------------------------------------------
 
     def _wait(self, seconds: float, interrupted: Callable[[], bool] | None = None) -> None:
         """Sleep, but give up at once if a trip begins, or (early, without an error)
