@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +59,7 @@ from interlock.errors import (
     StateError,
 )
 from interlock.journal import Journal, Pending
-from interlock.limits import SAFE_STATE, BenchState, Verdict
+from interlock.limits import SAFE_STATE, BenchState, Verdict, is_finite_number
 from interlock.limits.measurements import Finding
 
 log = logging.getLogger(__name__)
@@ -470,7 +469,7 @@ class Controller:
         # Journal what was asked even when it is not a number JSON can hold (NaN, inf):
         # the limit engine then refuses it under its rule, on the record.
         shown = {
-            k: repr(v) if isinstance(v, float) and not math.isfinite(v) else v
+            k: repr(v) if isinstance(v, float) and not is_finite_number(v) else v
             for k, v in details.items()
         }
         return self.journal.request(who, client, action, durable=False, **shown)

@@ -13,7 +13,8 @@ stops heartbeating the relay board, whose own watchdog then opens every
 relay whatever happened to the command.
 
 Each supply is turned off by :func:`_turn_off` and verified by
-:func:`_verify_off`, neither touching another supply.
+:func:`_verify_off`, neither touching another supply nor the report: each
+returns its :class:`SupplyOutcome`, which the procedure merges.
 """
 
 from __future__ import annotations
@@ -60,6 +61,20 @@ class SupplyOff:
     supply: PowerSupply
     channels: tuple[int, ...]
     nets: tuple[str, ...]
+
+
+@dataclass
+class SupplyOutcome:
+    """What one supply's step of the safe state found: merged into the report by the
+    procedure, so that supplies could be handled side by side."""
+
+    done: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+    unreachable: str | None = None  # why it did not answer
+
+    def into(self, report: SafeStateReport) -> None:
+        report.done.extend(self.done)
+        report.unverified.extend(self.unverified)
 
 
 @dataclass(frozen=True)
@@ -109,9 +124,10 @@ def drive_safe(
         report.unverified.append(f"{name}: not the instrument bench.toml names; not commanded")
     for target in plan.supplies:
         if plan.trusted(target.name):
-            why = _turn_off(target, report)
-            if why is not None:
-                unreachable[target.name] = why
+            outcome = _turn_off(target)
+            outcome.into(report)
+            if outcome.unreachable is not None:
+                unreachable[target.name] = outcome.unreachable
 
     board = plan.board
     try:
@@ -132,14 +148,16 @@ def drive_safe(
         if journal_down:
             report.unverified.append(f"{name}: unreachable ({unreachable[name]}); not retried")
         else:
-            _reconnect_and_turn_off(targets[name], unreachable[name], plan.identify, report)
+            _reconnect_and_turn_off(targets[name], unreachable[name], plan.identify).into(report)
 
     # Verify by reading back (pure queries: journaled with the next commit): outputs
     # and relay contacts.
     outputs_ok = True
     for target in plan.supplies:
         if plan.trusted(target.name):
-            outputs_ok = _verify_off(target, report) and outputs_ok
+            outcome = _verify_off(target)
+            outcome.into(report)
+            outputs_ok = outputs_ok and not outcome.unverified
     if outputs_ok:
         report.outputs_off_at = time.monotonic()
     if journal_down:
@@ -177,28 +195,29 @@ def drive_safe(
     return report
 
 
-def _turn_off(target: SupplyOff, report: SafeStateReport) -> str | None:
-    """Every wired channel of one supply off, in one exchange; why it did not answer."""
+def _turn_off(target: SupplyOff) -> SupplyOutcome:
+    """Every wired channel of one supply off, in one exchange."""
+    outcome = SupplyOutcome()
     try:
         still_on = target.supply.outputs_off(list(target.channels), purpose="safe-state")
     except JournalError as error:  # not the journal being down: that does not stop this
-        report.unverified.append(f"{target.name}: off command refused: {error}")
-        return None
+        outcome.unverified.append(f"{target.name}: off command refused: {error}")
+        return outcome
     except InstrumentError as error:
-        return str(error)
+        outcome.unreachable = str(error)
+        return outcome
     for channel, net, on in zip(target.channels, target.nets, still_on, strict=True):
-        (report.unverified if on else report.done).append(
+        (outcome.unverified if on else outcome.done).append(
             f"{net} ({target.name} CH{channel}) output {'still on' if on else 'off'}"
         )
-    return None
+    return outcome
 
 
 def _reconnect_and_turn_off(
-    target: SupplyOff,
-    why: str,
-    identify: Callable[[PowerSupply], None],
-    report: SafeStateReport,
-) -> None:
+    target: SupplyOff, why: str, identify: Callable[[PowerSupply], None]
+) -> SupplyOutcome:
+    """A supply that did not answer: reconnect, identify it again, then turn it off."""
+    outcome = SupplyOutcome()
     psu = target.supply
     try:
         psu.open()
@@ -209,30 +228,29 @@ def _reconnect_and_turn_off(
             for c, on in zip(channels, psu.outputs_off(channels, purpose="safe-state"), strict=True)
             if on
         ]
-        report.done.append(
+        outcome.done.append(
             f"{target.name}: did not answer ({why}); reconnected, identified, outputs off"
         )
         if still_on:
-            report.unverified.append(f"{target.name}: channels {still_on} still on")
+            outcome.unverified.append(f"{target.name}: channels {still_on} still on")
     except (InstrumentError, JournalError) as error:
-        report.unverified.append(f"{target.name}: unreachable ({why}; then {error})")
+        outcome.unverified.append(f"{target.name}: unreachable ({why}; then {error})")
+    return outcome
 
 
-def _verify_off(target: SupplyOff, report: SafeStateReport) -> bool:
+def _verify_off(target: SupplyOff) -> SupplyOutcome:
     """Read one supply's wired outputs back: all off?"""
+    outcome = SupplyOutcome()
     channels = sorted(target.channels)
     try:
-        on = [
-            channel
-            for channel, settings in zip(channels, target.supply.settings(channels), strict=True)
-            if settings.output
-        ]
+        settings = target.supply.settings(channels)
     except (InstrumentError, JournalError) as error:
-        report.unverified.append(f"{target.name}: cannot verify outputs: {error}")
-        return False
-    for channel in on:
-        report.unverified.append(f"{target.name} CH{channel} reads on after safe state")
-    return not on
+        outcome.unverified.append(f"{target.name}: cannot verify outputs: {error}")
+        return outcome
+    for channel, held in zip(channels, settings, strict=True):
+        if held.output:
+            outcome.unverified.append(f"{target.name} CH{channel} reads on after safe state")
+    return outcome
 
 
 def _records_written_late(journal: Journal, report: SafeStateReport) -> bool:
