@@ -207,7 +207,7 @@ class Arming:
         if report is None or not report.verified:
             unverified = "; ".join(report.unverified) if report else "not driven safe"
             return f"safe state not verified: {unverified}"
-        if board.name in self._instruments.untrusted:
+        if not self._instruments.trusted(board.name):
             return f"{board.name}: not the board bench.toml names"
         try:
             board.release()

@@ -293,7 +293,7 @@ class Controller:
             ),
             all_supplies=tuple(instruments.supplies),
             board=instruments.board,
-            trusted=lambda name: name not in instruments.untrusted,
+            trusted=instruments.trusted,
             identify=instruments.verify_identity,
             relays_of=instruments.relays_of,
         )
@@ -321,7 +321,7 @@ class Controller:
             if failures:
                 # Instruments that are not who bench.toml says get no command at all,
                 # not even "off": they may belong to another bench.
-                if self.instruments.board.name not in self.instruments.untrusted:
+                if self.instruments.trusted(self.instruments.board.name):
                     self.supervisor.start()
                 self.trip("identity", "; ".join(str(f) for f in failures))
                 raise failures[0]

@@ -110,6 +110,10 @@ class BenchInstruments:
                 channels[port.supply].append(port.channel)
         return {name: sorted(chs) for name, chs in channels.items() if chs}
 
+    def trusted(self, name: str) -> bool:
+        """Whether an instrument answered as the one bench.toml names when last asked."""
+        return name not in self.untrusted
+
     def net_at(self, supply: str, channel: int) -> str | None:
         """The net a supply channel is wired to, if any."""
         for port in self.ports.values():
