@@ -15,11 +15,13 @@ from interlock.errors import (
     InstrumentError,
     InstrumentTimeout,
     InterlockError,
+    InvalidArgument,
     InvalidRequest,
     JournalCorrupt,
     JournalError,
     LimitViolation,
     ProtocolError,
+    QuantityError,
     ReadbackMismatch,
     ServiceUnavailable,
     SimulatorError,
@@ -29,17 +31,23 @@ from interlock.errors import (
 __version__ = "0.1.0"
 
 
+#: The client library's faces, imported when first asked for (see ``__getattr__``).
+_CLIENT = ("AsyncClient", "Client", "connect", "connect_async")
+
+
 def __getattr__(name: str) -> object:
     # Lazy, so that ``import interlock`` (every tool, every subprocess) stays free of HTTP.
-    if name == "connect":
-        from interlock.client import connect
+    if name in _CLIENT:
+        import interlock.client
 
-        return connect
+        return getattr(interlock.client, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "AccessDenied",
+    "AsyncClient",
+    "Client",
     "ConfigError",
     "ConnectionLost",
     "FaultLatched",
@@ -47,15 +55,18 @@ __all__ = [
     "InstrumentError",
     "InstrumentTimeout",
     "InterlockError",
+    "InvalidArgument",
     "InvalidRequest",
     "JournalCorrupt",
     "JournalError",
     "LimitViolation",
     "ProtocolError",
+    "QuantityError",
     "ReadbackMismatch",
     "ServiceUnavailable",
     "SimulatorError",
     "StateError",
     "__version__",
     "connect",
+    "connect_async",
 ]

@@ -5,9 +5,10 @@ exposes ``register(subparsers)``, which adds its parser and sets ``handler``
 to a function ``(args) -> int``. Only the CLI configures logging and turns
 errors into exit codes; the library never prints.
 
-Exit codes (shared by every sub-command):
+Exit codes (shared by every sub-command, :mod:`interlock.exits`):
 0 pass, 1 a measurement failed, 2 config or usage error,
 3 refused by the interlock, 4 fault (instrument, journal, latched fault).
+This module imports the command modules; none of them imports it.
 """
 
 from __future__ import annotations
@@ -17,17 +18,8 @@ import importlib
 import logging
 import sys
 
-from interlock.errors import (
-    ConfigError,
-    InterlockError,
-    LimitViolation,
-)
-
-EXIT_PASS = 0
-EXIT_MEASUREMENT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_REFUSED = 3
-EXIT_FAULT = 4
+from interlock.errors import InterlockError
+from interlock.exits import exit_code_for
 
 # One module per sub-command family, in the order shown by --help.
 COMMAND_MODULES = [
@@ -52,14 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
-
-
-def exit_code_for(error: InterlockError) -> int:
-    if isinstance(error, ConfigError):
-        return EXIT_USAGE
-    if isinstance(error, LimitViolation):
-        return EXIT_REFUSED
-    return EXIT_FAULT
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,10 +20,18 @@ tell the kinds apart::
     ├── SimulatorError         the simulated bench could not do what was asked
     ├── AccessDenied           the service refused: no valid token, or the role may not
     ├── ServiceUnavailable     no controller service answers where the bench says
-    └── InvalidRequest         a malformed request to the service
+    ├── InvalidRequest         a malformed request to the service
+    │   └── LineTooLong            a command channel line over its bound (interlock.service.wire)
+    └── InvalidArgument        a call's argument of a wrong type or out of range (a ValueError too)
+        └── QuantityError          a text that is not a quantity of the expected dimension
 
 Lower-layer errors (pyvisa, pyserial, sqlite3, OSError) are translated with
 ``raise ... from exc`` at the layer that owns the resource, never let through.
+A library call given a bad argument (a driver's, the simulator's, a unit's
+parser) raises :class:`InvalidArgument`, never a bare ``ValueError``; it is a
+``ValueError`` as well, Python's word for a bad value, so that a caller
+written against that convention still catches it. ``tests/test_error_tree.py``
+lists the few bare ``raise ValueError(...)`` left and why no caller sees them.
 """
 
 from __future__ import annotations
@@ -137,6 +145,21 @@ class InvalidRequest(InterlockError):
     """The request was malformed (a missing field, a string where a number belongs)."""
 
 
+class InvalidArgument(InterlockError, ValueError):
+    """An argument of a library call is of the wrong type or out of range; the message names it.
+
+    For example ``set_watchdog: must be 0.05..5 s, got 7.0`` from the relay board's driver.
+    """
+
+
+class QuantityError(InvalidArgument):
+    """A text is not a quantity of the expected dimension (the message says why).
+
+    Raised by :func:`interlock.units.parse_quantity`; the configuration's loaders
+    turn it into a :class:`ConfigError` naming the file and the key.
+    """
+
+
 __all__ = [
     "AccessDenied",
     "ConfigError",
@@ -146,11 +169,13 @@ __all__ = [
     "InstrumentError",
     "InstrumentTimeout",
     "InterlockError",
+    "InvalidArgument",
     "InvalidRequest",
     "JournalCorrupt",
     "JournalError",
     "LimitViolation",
     "ProtocolError",
+    "QuantityError",
     "ReadbackMismatch",
     "ServiceUnavailable",
     "SimulatorError",

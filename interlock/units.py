@@ -18,6 +18,8 @@ from functools import cache
 
 import pint
 
+from interlock.errors import QuantityError
+
 
 @dataclass(frozen=True)
 class Dimension:
@@ -49,10 +51,6 @@ _NUMBER_ONLY = re.compile(_NUMBER, re.IGNORECASE)
 _WORDS = re.compile(r"[^\d()*^]+")  # no digits, no arithmetic: a unit, if an unknown one
 #: The longest quantity text parsed ("12.5 mV/ms" is 10 characters).
 MAX_QUANTITY_TEXT = 64
-
-
-class QuantityError(ValueError):
-    """A string is not a quantity of the expected dimension (message says why)."""
 
 
 @cache

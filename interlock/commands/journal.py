@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from interlock.cli import EXIT_FAULT, EXIT_USAGE
 from interlock.commands.common import add_bench_argument, banner
 from interlock.config import load_bench
 from interlock.errors import JournalError
+from interlock.exits import EXIT_FAULT, EXIT_USAGE
 from interlock.journal import Journal, JournalReader, verify_journal
 from interlock.journal.export import export_jsonl
 from interlock.journal.files import JournalAccess

@@ -15,10 +15,10 @@ import getpass
 import sys
 from typing import Any
 
-from interlock.cli import EXIT_PASS, EXIT_REFUSED, EXIT_USAGE
 from interlock.commands.common import add_bench_argument, banner
 from interlock.config import Configuration, load_configuration
 from interlock.config.reader import display_path
+from interlock.exits import EXIT_PASS, EXIT_REFUSED, EXIT_USAGE
 from interlock.limits import Verdict
 from interlock.sequence import (
     DryRunReport,
@@ -27,8 +27,8 @@ from interlock.sequence import (
     StepResult,
     bind,
     dry_run,
+    in_process_service,
     load_sequence,
-    simulated_controller,
 )
 from interlock.sequence.dryrun import ALLOWED_UNEXPECTEDLY, REFUSED, REFUSED_AS_EXPECTED
 from interlock.sequence.runner import DECLINED, FAIL, FAULT, PASS, RunReport
@@ -57,8 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--in-process",
         action="store_true",
-        help="simulation benches only: run on a controller and a fresh simulated bench in this "
-        "process instead of through the bench's service",
+        help="simulation benches only: run through a service hosted in this process, on a "
+        "fresh simulated bench, instead of through the bench's service",
     )
     parser.set_defaults(handler=run)
 
@@ -109,12 +109,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _target(args: argparse.Namespace, configuration: Configuration):
     """The bench's service (started in the background for a simulation bench if none
-    answers), or with --in-process a controller and simulated bench of our own."""
+    answers), or with --in-process a service of our own on a fresh simulated bench."""
     bench = configuration.bench
     if args.in_process:
-        print(f"target    a controller in this process, on a fresh simulated bench {bench.name}")
+        print(f"target    a service in this process, on a fresh simulated bench {bench.name}")
         print(f"journal   {display_path(bench.service.journal)}", flush=True)
-        return simulated_controller(configuration)
+        return in_process_service(configuration)
     from interlock.service.background import answers, log_path
 
     socket = bench.service.socket

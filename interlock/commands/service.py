@@ -8,8 +8,8 @@ and ``tls_key``) anywhere. The other commands talk to that service through
 :mod:`interlock.client`, each with the token of its role (``--role``), and
 head their output with the bench's name and environment class.
 
-Exit codes: 0 done, 2 usage or configuration, 3 refused (access, state,
-limit), 4 fault or no service.
+Exit codes (:mod:`interlock.exits`): 0 done, 2 usage or configuration,
+3 refused (access, state, limit), 4 fault or no service.
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from interlock.commands.common import add_bench_argument, banner
 from interlock.config import load_bench
-from interlock.errors import FaultLatched, InterlockError, LimitViolation, StateError
+from interlock.errors import InterlockError
+from interlock.exits import EXIT_FAULT, request_exit_code
 from interlock.units import CURRENT, VOLTAGE, format_quantity
 
 if TYPE_CHECKING:
     from interlock.client import Client
-
-EXIT_REFUSED = 3
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -136,7 +135,7 @@ def run_stop(args: argparse.Namespace) -> int:
             print(stop_simulator(bench))
     except InterlockError as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
-        return 4
+        return EXIT_FAULT
     return 0
 
 
@@ -181,11 +180,8 @@ def _client(args: argparse.Namespace, start: bool) -> Client:
 
 def _refused(error: InterlockError) -> int:
     """Refusals (access, state, limits) exit 3; a fault or a missing service, 4."""
-    from interlock.service.wire import AccessDenied
-
     print(f"{type(error).__name__}: {error}", file=sys.stderr)
-    refused = isinstance(error, AccessDenied | StateError | LimitViolation)
-    return EXIT_REFUSED if refused and not isinstance(error, FaultLatched) else 4
+    return request_exit_code(error)
 
 
 def run_status(args: argparse.Namespace) -> int:

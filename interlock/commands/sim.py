@@ -22,10 +22,10 @@ import sys
 import threading
 from typing import Any
 
-from interlock.cli import EXIT_USAGE
 from interlock.commands.common import add_bench_argument, banner
 from interlock.config import Bench, load_bench
 from interlock.errors import SimulatorError
+from interlock.exits import EXIT_USAGE
 from interlock.sim import faults
 from interlock.sim.client import SimulatorClient, state_path
 

@@ -15,30 +15,28 @@ they are many per second while a net is live and say nothing to an
 operator that a fault entry would not.
 
 Actions (:meth:`ServiceSource.estop` and the operator's ones) are plain
-requests; the service journals and decides them.
+requests; the service journals and decides them. Everything goes through
+the client library's async face (:class:`~interlock.client.AsyncClient`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import getpass
-import json
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
-
+from interlock.client import AsyncClient, transport_reason
 from interlock.config import Bench
-from interlock.errors import InterlockError, JournalError
+from interlock.errors import InterlockError, JournalError, ServiceUnavailable
 from interlock.journal.db import ENTRY_COLUMNS, connect, row_to_entry
 from interlock.journal.render import describe
 from interlock.service.tokens import read_token
-from interlock.service.wire import ServiceUnavailable, result_of
 
 from .model import JournalLine
 
@@ -52,6 +50,8 @@ RETRY_FIRST, RETRY_MAX = 0.25, 2.0
 QUIET_KINDS = ("measurement", "command", "readback")
 #: Room for the slowest action: arming identifies every instrument and the DUT.
 ACTION_TIMEOUT = 60.0
+#: A service on this machine that does not accept within this is not there.
+CONNECT_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -113,42 +113,33 @@ class ServiceSource:
         self.role = role
         self.period = period
         self._token = token
-        self._who = who or _user()
-        self._actions: httpx.AsyncClient | None = None
+        self._who = who
+        self._actions: AsyncClient | None = None
         self._journal = JournalTail(bench.service.journal)
 
     # -- plumbing -------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        # Read each time: a service starting for the first time creates the tokens.
-        token = self._token or read_token(self.bench.service.tokens, self.role)
-        return {
-            "Authorization": f"Bearer {token}",
-            "X-Interlock-User": self._who,
-            "X-Interlock-Client": f"console pid {os.getpid()}",
-        }
-
-    def _http(self, read_timeout: float | None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(self.bench.service.socket)),
-            base_url="http://interlock",
-            headers=self._headers(),
-            timeout=httpx.Timeout(ACTION_TIMEOUT, connect=2.0, read=read_timeout),
+    def _client(self, timeout: float) -> AsyncClient:
+        # The token is read each time: a service starting for the first time creates it.
+        return AsyncClient(
+            self.bench,
+            role=self.role,
+            token=self._token or read_token(self.bench.service.tokens, self.role),
+            who=self._who,
+            program=f"console pid {os.getpid()}",
+            timeout=timeout,
+            connect_timeout=CONNECT_TIMEOUT,
         )
 
-    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+    async def _act(self, action: str, *args: Any) -> dict[str, Any]:
+        if self._actions is None:
+            self._actions = self._client(ACTION_TIMEOUT)
         try:
-            if self._actions is None:
-                self._actions = self._http(ACTION_TIMEOUT)
-            response = await self._actions.request(method, path, json=body)
-        except httpx.TransportError as exc:
+            return await getattr(self._actions, action)(*args)
+        except ServiceUnavailable:
             # A client broken by a service restart is not reused.
             await self._drop_actions()
-            raise ServiceUnavailable(
-                f"service of bench {self.bench.name} on {self.bench.service.socket}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        return result_of(response)
+            raise
 
     async def _drop_actions(self) -> None:
         actions, self._actions = self._actions, None
@@ -167,9 +158,9 @@ class ServiceSource:
                     yield update
                 reason = "the service closed the event stream (stopping?)"
             except Exception as exc:  # whatever broke the stream, the console follows on
-                if not isinstance(exc, httpx.HTTPError | InterlockError | OSError | ValueError):
+                if not isinstance(exc, InterlockError | OSError | ValueError):
                     log.warning("console event stream failed", exc_info=True)
-                reason = _reason(exc)
+                reason = transport_reason(exc)
             log.info("console disconnected from %s: %s", self.bench.name, reason)
             await self._drop_actions()
             yield Disconnected(reason)
@@ -179,50 +170,44 @@ class ServiceSource:
     async def _follow_once(self) -> AsyncIterator[Update]:
         # Silence this long means a service that hangs: the stream says something every period.
         quiet = max(2.0, 4 * self.period)
-        async with self._http(quiet) as http:
-            # GET /status first: it says which role the service gave our token ("you").
-            yield Status(result_of(await http.get("/status")))
-            async with http.stream("GET", "/events", params={"period": self.period}) as response:
-                if not response.is_success:
-                    await response.aread()
-                    result_of(response)
-                async for line in response.aiter_lines():
-                    if not line:
-                        continue
-                    item = json.loads(line)
-                    if item.get("event") == "status":
-                        item.pop("event")
-                        yield Status(item)
-                        continue
-                    yield Event(item)
-                    if item.get("event") in ("state", "fault", "lease"):
-                        # Shown at once, not at the next periodic status.
-                        yield Status(result_of(await http.get("/status")))
+        async with self._client(quiet) as client:
+            # The status first: it says which role the service gave our token ("you").
+            yield Status(await client.status())
+            async for item in client.events(self.period, quiet=quiet):
+                if item.get("event") == "status":
+                    item.pop("event")
+                    yield Status(item)
+                    continue
+                yield Event(item)
+                if item.get("event") in ("state", "fault", "lease"):
+                    # Shown at once, not at the next periodic status.
+                    yield Status(await client.status())
 
     # -- actions ------------------------------------------------------------------------
 
     async def estop(self) -> dict[str, Any]:
         try:
-            return await self._request("POST", "/estop")
+            return await self._act("estop")
         except ServiceUnavailable:
             # Once more on a fresh connection: the pooled one may be a restarted service's.
-            return await self._request("POST", "/estop")
+            return await self._act("estop")
 
     async def arm(self, confirm: str | None) -> dict[str, Any]:
-        return await self._request("POST", "/arm", {"confirm": confirm})
+        return await self._act("arm", confirm)
 
     async def disarm(self) -> dict[str, Any]:
-        return await self._request("POST", "/disarm")
+        return await self._act("disarm")
 
     async def reset(self) -> dict[str, Any]:
-        return await self._request("POST", "/reset")
+        return await self._act("reset")
 
     async def journal_tail(self, limit: int) -> list[JournalLine]:
         return await asyncio.to_thread(self._journal.tail, limit)
 
     async def close(self) -> None:
         await self._drop_actions()
-        self._journal.close()
+        # In a thread: it waits for a tail still being read (at most its busy timeout).
+        await asyncio.to_thread(self._journal.close)
 
 
 class JournalTail:
@@ -231,9 +216,16 @@ class JournalTail:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._conn = None
+        # Reads run in worker threads and close on the event loop: closing a
+        # connection another thread is reading through crashes the interpreter.
+        self._lock = threading.Lock()
 
     def tail(self, limit: int) -> list[JournalLine]:
         """Oldest first; empty while there is no journal yet."""
+        with self._lock:
+            return self._tail(limit)
+
+    def _tail(self, limit: int) -> list[JournalLine]:
         if self._conn is None:
             if not self.path.exists():
                 return []
@@ -247,7 +239,7 @@ class JournalTail:
                 (*QUIET_KINDS, int(limit)),
             ).fetchall()
         except sqlite3.Error as exc:
-            self.close()  # opened again at the next read (a pruned or replaced file)
+            self._close()  # opened again at the next read (a pruned or replaced file)
             raise JournalError(f"{self.path}: cannot read the journal: {exc}") from exc
         lines = []
         for row in reversed(rows):
@@ -258,21 +250,10 @@ class JournalTail:
         return lines
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, httpx.ConnectError | FileNotFoundError | ConnectionRefusedError):
-        return "no service answers on the socket"
-    if isinstance(exc, httpx.ReadTimeout):
-        return "the service stopped answering"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"

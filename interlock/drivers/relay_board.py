@@ -51,6 +51,7 @@ from interlock.errors import (
     ConnectionLost,
     InstrumentError,
     InstrumentTimeout,
+    InvalidArgument,
     ProtocolError,
 )
 
@@ -268,9 +269,9 @@ class RelayBoard:
         on_event: Callable[[BoardEvent], None] | None = None,
     ) -> None:
         if not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
-            raise ValueError(f"Not a valid timeout: {timeout!r}")
+            raise InvalidArgument(f"Not a valid timeout: {timeout!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"Not a valid retry count: {retries!r}")
+            raise InvalidArgument(f"Not a valid retry count: {retries!r}")
         self.port = port
         self.name = name
         self.timeout = float(timeout)
@@ -423,9 +424,13 @@ class RelayBoard:
         masks = [self._to_mask(c, "load_forbidden") for c in combinations]
         for mask in masks:
             if mask == 0:
-                raise ValueError("load_forbidden: an empty combination would forbid everything")
+                raise InvalidArgument(
+                    "load_forbidden: an empty combination would forbid everything"
+                )
         if len(masks) > 16:
-            raise ValueError(f"load_forbidden: the board holds 16 combinations, got {len(masks)}")
+            raise InvalidArgument(
+                f"load_forbidden: the board holds 16 combinations, got {len(masks)}"
+            )
         command = " ".join(["FORBID", *(f"{m:X}" for m in masks)])
         state = self._state(
             self._transact(command, "load_forbidden", resend_safe=True), "load_forbidden"
@@ -441,12 +446,12 @@ class RelayBoard:
     def set_watchdog(self, seconds: float) -> BoardState:
         """Set the host-heartbeat watchdog period (50 ms..5 s, whole milliseconds)."""
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-            raise ValueError(f"set_watchdog: expected seconds, got {seconds!r}")
+            raise InvalidArgument(f"set_watchdog: expected seconds, got {seconds!r}")
         if not math.isfinite(seconds) or not WATCHDOG_MIN_S <= seconds <= WATCHDOG_MAX_S:
-            raise ValueError(f"set_watchdog: must be 0.05..5 s, got {seconds!r}")
+            raise InvalidArgument(f"set_watchdog: must be 0.05..5 s, got {seconds!r}")
         ms = seconds * 1000
         if abs(ms - round(ms)) > 1e-6:
-            raise ValueError(f"set_watchdog: whole milliseconds only, got {seconds!r} s")
+            raise InvalidArgument(f"set_watchdog: whole milliseconds only, got {seconds!r} s")
         state = self._state(
             self._transact(f"WD {round(ms)}", "set_watchdog", resend_safe=True), "set_watchdog"
         )
@@ -466,17 +471,17 @@ class RelayBoard:
     def _to_mask(self, closed: Iterable[int] | int, method: str) -> int:
         count = self.relay_count or MAX_RELAYS
         if isinstance(closed, bool):
-            raise ValueError(f"{method}: expected channels or a bit mask, got {closed!r}")
+            raise InvalidArgument(f"{method}: expected channels or a bit mask, got {closed!r}")
         if isinstance(closed, int):
             if not 0 <= closed < 1 << count:
-                raise ValueError(f"{method}: mask {closed:#x} outside {count} relays")
+                raise InvalidArgument(f"{method}: mask {closed:#x} outside {count} relays")
             return closed
         mask = 0
         for channel in closed:
             if isinstance(channel, bool) or not isinstance(channel, int):
-                raise ValueError(f"{method}: channel must be an int, got {channel!r}")
+                raise InvalidArgument(f"{method}: channel must be an int, got {channel!r}")
             if not 1 <= channel <= count:
-                raise ValueError(f"{method}: channel {channel} outside 1..{count}")
+                raise InvalidArgument(f"{method}: channel {channel} outside 1..{count}")
             mask |= 1 << (channel - 1)
         return mask
 

@@ -3,7 +3,7 @@
 - :mod:`.model`: the file format and its loader (errors name file and key).
 - :mod:`.binding`: the sequence held against a bench (right DUT, known nets and relays).
 - :mod:`.dryrun`: every step checked with the pure limit engine, on a simulated clock.
-- :mod:`.target`: the small interface a run drives, and an in-process simulated bench.
+- :mod:`.target`: the small interface a run drives: a service, through the client library.
 - :mod:`.runner`: the real run, its outcomes and exit codes.
 """
 
@@ -13,15 +13,13 @@ from interlock.sequence.model import Sequence, Step, load_sequence
 from interlock.sequence.runner import RunObserver, RunReport, SequenceRunner, StepResult
 from interlock.sequence.target import (
     ClientTarget,
-    ControllerTarget,
     Target,
+    in_process_service,
     service_client,
-    simulated_controller,
 )
 
 __all__ = [
     "ClientTarget",
-    "ControllerTarget",
     "DryRunReport",
     "RunObserver",
     "RunReport",
@@ -35,7 +33,7 @@ __all__ = [
     "bind",
     "check_profile",
     "dry_run",
+    "in_process_service",
     "load_sequence",
     "service_client",
-    "simulated_controller",
 ]

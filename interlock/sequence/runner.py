@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from interlock.config import Configuration
 from interlock.errors import ConfigError, InterlockError, LimitViolation, StateError
+from interlock.exits import EXIT_FAULT, EXIT_MEASUREMENT_FAILED, EXIT_PASS, EXIT_REFUSED
 from interlock.limits import ALLOWED, Verdict
 from interlock.sequence.dryrun import (
     ALLOWED_UNEXPECTEDLY,
@@ -49,8 +50,6 @@ PASS = "pass"
 FAIL = "fail"
 FAULT = "fault"
 DECLINED = "declined"
-
-EXIT_PASS, EXIT_MEASUREMENT_FAILED, EXIT_REFUSED, EXIT_FAULT = 0, 1, 3, 4
 
 # How often a wait looks at the bench: a fault during a wait ends it at once.
 WAIT_POLL = 0.05
@@ -288,8 +287,8 @@ class SequenceRunner:
             self.target.safe_state(f"sequence {self.sequence.name}: power-down failed")
             report.fault = self.target.status().get("fault")
         except InterlockError as error:
-            # Out of reach: the lease (service) or closing the controller (in-process)
-            # drives the bench safe; say so rather than hide the run's own report.
+            # Out of reach: the service drives the bench safe when the run's lease ends;
+            # say so rather than hide the run's own report.
             report.safe_state_forced += f"; the stop failed too: {type(error).__name__}: {error}"
             report.fault = report.fault or "unknown: the bench could not be reached"
 

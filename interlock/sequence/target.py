@@ -1,20 +1,29 @@
-"""What a sequence runs against: a small interface, and its two implementations.
+"""What a sequence runs against: a controller service, through the client library.
 
-The runner speaks only to a :class:`Target`, so the same run drives either
+The runner speaks only to a :class:`Target` (the tests give it a fake one);
+its one implementation is :class:`ClientTarget`, the client library's sync
+face, acting as an operator and holding the bench's lease for the whole
+run. Two ways to a service, one way in:
 
-- the controller service, through its Python client (:func:`service_client`):
-  the normal way, the service owning the instruments; or
-- for a simulation bench, a :class:`~interlock.controller.Controller` in this
-  process on a fresh :class:`~interlock.sim.bench.SimulatedBench`
-  (:func:`simulated_controller`): no service needed, the ground truth at hand.
+- :func:`service_client`: the bench's own service (started in the
+  background for a simulation bench when none answers);
+- :func:`in_process_service`: for a simulation bench, a service hosted in
+  this process on a fresh simulated bench, its sockets and tokens in a
+  private directory and its journal the bench's own. Nothing of it outlives
+  the run, and nothing else of the bench (its service, its simulator) is
+  touched.
 
-Every method is a request to the interlock: it checks, journals and refuses
-(``LimitViolation``) exactly as for any other client.
+Either way every method is a request to the service: the same checks,
+leases, journal entries and errors (``LimitViolation``...) as for any other
+client.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,8 +33,10 @@ from interlock.errors import ConfigError
 
 if TYPE_CHECKING:
     from interlock.client import Client
-    from interlock.controller import Controller
     from interlock.sim.bench import SimulatedBench
+
+# A Unix socket's path holds at most 107 bytes: the private directory is made here.
+PRIVATE_PARENT = "/tmp"
 
 
 class Target(Protocol):
@@ -42,7 +53,7 @@ class Target(Protocol):
 
 
 class ClientTarget:
-    """A :class:`Target` on the controller service, through :mod:`interlock.client`."""
+    """A :class:`Target` on a controller service, through :mod:`interlock.client`."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -95,57 +106,19 @@ def service_client(bench_file: str | Path, *, start: bool = True) -> Iterator[Cl
         yield ClientTarget(client)
 
 
-class ControllerTarget:
-    """A :class:`Target` on a controller in this process."""
-
-    def __init__(self, controller: Controller, who: str = "sequence") -> None:
-        self.controller = controller
-        self.who = who
-
-    def arm(self, operator: str) -> None:
-        self.controller.arm(operator, client=self.who)
-
-    def disarm(self, operator: str) -> None:
-        self.controller.disarm(operator, client=self.who)
-
-    def set_voltage(self, net: str, volts: float) -> None:
-        self.controller.set_voltage(net, volts, who=self.who)
-
-    def set_current_limit(self, net: str, amps: float) -> None:
-        self.controller.set_current_limit(net, amps, who=self.who)
-
-    def set_relay(self, relay: str, closed: bool) -> None:
-        self.controller.set_relay(relay, closed, who=self.who)
-
-    def output_on(self, net: str) -> None:
-        self.controller.output_on(net, who=self.who)
-
-    def output_off(self, net: str) -> None:
-        self.controller.output_off(net, who=self.who)
-
-    def measure(self, net: str) -> dict[str, float]:
-        return self.controller.measure(net)
-
-    def status(self) -> dict[str, Any]:
-        return self.controller.status()
-
-    def safe_state(self, reason: str) -> None:
-        self.controller.safe_state(reason)
-
-
 @contextlib.contextmanager
-def simulated_controller(
+def in_process_service(
     configuration: Configuration,
     *,
     simulator: SimulatedBench | None = None,
     journal_path: str | Path | None = None,
-) -> Iterator[ControllerTarget]:
-    """A connected controller on a simulated bench; driven safe and closed on exit.
+) -> Iterator[ClientTarget]:
+    """A service in this process on a simulated bench, and its client as an operator
+    holding the lease; the service drives the bench safe and stops on exit.
 
-    The simulated bench is started here (on free ports, so a simulator or
-    service already running for this bench is left alone) unless a running
-    ``simulator`` is given, e.g. by a test that reads its ground truth.
-    The journal is the bench's own unless ``journal_path`` says otherwise.
+    The simulated bench is started here (on free ports) unless a running
+    ``simulator`` is given, e.g. by a test that reads its ground truth. The
+    journal is the bench's own unless ``journal_path`` says otherwise.
     """
     bench = configuration.bench
     if bench.environment != "simulation" or bench.simulation is None:
@@ -155,18 +128,30 @@ def simulated_controller(
             f"bench {bench.name} is not a simulation bench ({bench.environment}): a sequence "
             "runs in-process only on a simulation bench; run it through the controller service",
         )
-    # Imported here: the dry run imports this module and must load no driver.
-    from interlock.controller import Controller
-    from interlock.journal import Journal
+    # Imported here: the dry run imports this module and must load no driver nor server.
+    from interlock.client import Client
+    from interlock.service.runtime import Service
+    from interlock.service.server import ServiceThread
+    from interlock.service.tokens import read_token
     from interlock.sim.bench import SimulatedBench
 
     with contextlib.ExitStack() as stack:
         if simulator is None:
             simulator = stack.enter_context(SimulatedBench(bench, ports="free"))
-        path = Path(journal_path) if journal_path is not None else bench.service.journal
-        path.parent.mkdir(parents=True, exist_ok=True)
-        journal = stack.enter_context(Journal(path, bench=bench.name))
-        controller = Controller(configuration, journal, resources=simulator.resources)
-        stack.callback(controller.close)
-        controller.connect()
-        yield ControllerTarget(controller)
+        private = Path(tempfile.mkdtemp(prefix="interlock-run-", dir=PRIVATE_PARENT))
+        stack.callback(shutil.rmtree, private, ignore_errors=True)
+        settings = dataclasses.replace(
+            bench.service,
+            socket=private / "interlock.sock",
+            tokens=private / "tokens",
+            journal=Path(journal_path) if journal_path is not None else bench.service.journal,
+        )
+        hosted = dataclasses.replace(
+            configuration, bench=dataclasses.replace(bench, service=settings)
+        )
+        stack.enter_context(ServiceThread(Service(hosted, resources=simulator.resources)))
+        client = stack.enter_context(
+            Client(hosted.bench, role="operator", token=read_token(settings.tokens, "operator"))
+        )
+        stack.enter_context(client.lease())
+        yield ClientTarget(client)

@@ -12,15 +12,18 @@ none of them can bypass the interlock. Pieces, one module each:
 - :mod:`.leases`: the dead man's switch of a client that makes a net live.
 - :mod:`.events`: state changes, faults, refusals and lease news, fanned out to streams.
 - :mod:`.runtime`: the running parts (simulated bench, journal, controller, leases).
+- :mod:`.schema`: each operation once: name, least role, route, arguments (pydantic).
 - :mod:`.actions`: the script actions with the service's own checks (both ways in).
 - :mod:`.app`: the FastAPI application (routes, error mapping, OpenAPI schema).
 - :mod:`.channel`: the command channel (script actions as JSON lines, local only).
 - :mod:`.server`: uvicorn on a Unix socket (and TCP when asked), and the channel.
 - :mod:`.tcp`: where TCP is served and how (TLS beyond loopback).
 - :mod:`.wire`: the error format and channel constants shared with :mod:`interlock.client`.
+- :mod:`.background`: starting a service detached, and telling whether one answers.
 
 This package's ``__init__`` imports nothing heavy: :mod:`interlock.client`
-needs only :mod:`.wire` and :mod:`.tokens`.
+needs only :mod:`.schema`, :mod:`.wire`, :mod:`.tokens` and :mod:`.background`,
+no web framework.
 """
 
 from __future__ import annotations

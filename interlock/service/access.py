@@ -20,13 +20,12 @@ from typing import Annotated, Any
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from interlock.errors import InvalidArgument
 from interlock.service.refusals import RefusalLog, RefusalSource
+from interlock.service.schema import CLIENT_HEADER, USER_HEADER
 from interlock.service.tokens import ROLES, TokenStore, rank
 from interlock.service.wire import AccessDenied
 
-USER_HEADER = "X-Interlock-User"
-CLIENT_HEADER = "X-Interlock-Client"
-LEASE_HEADER = "X-Interlock-Lease"
 #: The peer of a Unix socket connection (owner-only sockets: this user or root).
 UNIX_PEER = "unix socket"
 
@@ -131,7 +130,7 @@ class Access:
 
     def __init__(self, needs: str) -> None:
         if needs not in ROLES:
-            raise ValueError(f"unknown role {needs!r}")
+            raise InvalidArgument(f"unknown role {needs!r}")
         self.needs = needs
 
     # Async, so the check runs on the event loop: an emergency stop must not wait

@@ -15,12 +15,10 @@ Every refusal is journaled (request, then verdict) before it is raised.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from interlock.controller import Controller
-from interlock.errors import LimitViolation
-from interlock.limits import BUILT_IN
+from interlock.limits import check_finite
 from interlock.service.access import Identity
 from interlock.service.leases import LeaseError
 
@@ -97,20 +95,20 @@ class ScriptActions:
             self._refuse_for_lease(who, action, error, **details)
 
     def _finite(self, who: Identity, net: str, quantity: str, value: float) -> None:
-        """Refuse NaN and infinities here, as the limit engine would, but journaled.
+        """Refuse NaN and infinities here, by the engine's rule, but journaled.
 
         Controller.set_voltage() journals the request with the raw value first, and the
         journal cannot hold a non-finite number: the request would fail as a journal
         error, unrecorded, instead of being refused by its rule.
         """
-        if math.isfinite(value):
+        verdict = check_finite(net, quantity, value)
+        if verdict.allowed:
             return
         journal = self.service.journal
         entry = journal.request(
             who.who, who.client, "set", net=net, quantity=quantity, value=repr(value)
         )
-        reason = f"{net} {quantity.replace('_', ' ')} must be a finite number, got {value!r}"
         journal.verdict(
-            False, request=entry.seq, rule="finite-value", where=BUILT_IN, reason=reason
+            False, request=entry.seq, rule=verdict.rule, where=verdict.where, reason=verdict.reason
         )
-        raise LimitViolation(reason, "finite-value", BUILT_IN)
+        verdict.raise_if_refused()

@@ -28,10 +28,14 @@ Quantities are SI numbers in fields named after their unit (``volts``,
 checked before any body is read).
 While a client holds the lease, setpoint and relay changes from anyone else
 are refused; turning outputs off and stopping are never refused for that.
+
+Each route's path, method, least role and body are those of its operation
+in :mod:`.schema`, the one definition the command channel and the clients
+use too.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: each route's caller annotation is built from
+# its operation (see ``caller``), which FastAPI can only read as an object.
 import asyncio
 import contextlib
 import json
@@ -44,15 +48,39 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
 
 from interlock.controller import Controller
 from interlock.errors import InterlockError
-from interlock.service.access import LEASE_HEADER, Access, Gatekeeper, Identity
+from interlock.service.access import Access, Gatekeeper, Identity
 from interlock.service.actions import ScriptActions
 from interlock.service.guard import RequestGuard
 from interlock.service.refusals import RefusalLog
 from interlock.service.runtime import Service
+from interlock.service.schema import (
+    ACQUIRE_LEASE,
+    ARM,
+    DISARM,
+    ESTOP,
+    EVENTS,
+    HEARTBEAT,
+    LEASE_HEADER,
+    MEASURE,
+    RELEASE_LEASE,
+    RESET,
+    SET_CURRENT_LIMIT,
+    SET_OUTPUT,
+    SET_RELAY,
+    SET_VOLTAGE,
+    STATUS,
+    WATCH_LEASE,
+    ArmBody,
+    CurrentLimitBody,
+    Operation,
+    OutputBody,
+    RelayBody,
+    VoltageBody,
+    summary,
+)
 from interlock.service.wire import AccessDenied, error_to_wire, status_of
 
 log = logging.getLogger(__name__)
@@ -60,8 +88,12 @@ log = logging.getLogger(__name__)
 NDJSON = "application/x-ndjson"
 
 Viewer = Annotated[Identity, Depends(Access("viewer"))]
-Script = Annotated[Identity, Depends(Access("script"))]
-Operator = Annotated[Identity, Depends(Access("operator"))]
+
+
+def caller(operation: Operation) -> Any:
+    """A route's caller: its :class:`Identity`, if its role is at least the operation's."""
+    return Annotated[Identity, Depends(Access(operation.role))]
+
 
 _ERROR = {"content": {"application/json": {"schema": {"type": "object"}}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -75,32 +107,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     502: {"description": "an instrument failed (the bench was driven safe)", **_ERROR},
     503: {"description": "the journal cannot be written (nothing was done)", **_ERROR},
 }
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ArmBody(_Body):
-    confirm: str | None = Field(
-        None, description="the bench name, typed: required to arm a flight bench"
-    )
-
-
-class VoltageBody(_Body):
-    volts: float = Field(strict=True, description="setpoint in volts")
-
-
-class CurrentLimitBody(_Body):
-    amps: float = Field(strict=True, description="current limit in amperes")
-
-
-class OutputBody(_Body):
-    on: bool = Field(strict=True)
-
-
-class RelayBody(_Body):
-    closed: bool = Field(strict=True)
 
 
 def _line(item: dict[str, Any]) -> bytes:
@@ -127,6 +133,9 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
 
     actions = ScriptActions(service)
 
+    def route(operation: Operation, **options: Any) -> Any:
+        return app.api_route(operation.route, methods=[operation.method], **options)
+
     def controller() -> Controller:  # InterlockError while the service is down
         return service.require_controller()
 
@@ -145,10 +154,7 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = jsonable_encoder(error.errors(), exclude={"input", "ctx"})
-        summary = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in problems
-        )
-        body = {"error": "InvalidRequest", "message": summary[:1000], "detail": problems}
+        body = {"error": "InvalidRequest", "message": summary(problems)[:1000], "detail": problems}
         return JSONResponse(body, status_code=422)
 
     # -- reading -----------------------------------------------------------------
@@ -157,55 +163,46 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     def openapi(_: Viewer) -> dict[str, Any]:
         return app.openapi()
 
-    @app.get("/status", summary="the bench's state")
-    def status(who: Viewer) -> dict[str, Any]:
+    @route(STATUS, summary="the bench's state")
+    def status(who: caller(STATUS)) -> dict[str, Any]:
         return actions.status(who)
 
-    @app.get(
-        "/nets/{net}/measurement",
-        summary="measure a net's voltage and current",
-    )
-    def measure(net: str, _: Viewer) -> dict[str, float]:
+    @route(MEASURE, summary="measure a net's voltage and current")
+    def measure(net: str, _: caller(MEASURE)) -> dict[str, float]:
         return actions.measure(net)
 
-    @app.get(
-        "/events",
+    @route(
+        EVENTS,
         summary="live state and events (newline-delimited JSON)",
         response_class=StreamingResponse,
         responses={200: {"content": {NDJSON: {}}}},
     )
     async def events(
-        _: Viewer,
+        _: caller(EVENTS),
         period: Annotated[float, Query(ge=0.05, le=60, description="seconds between status")] = 1.0,
     ) -> StreamingResponse:
         return StreamingResponse(_event_lines(service, period), media_type=NDJSON)
 
     # -- operator ----------------------------------------------------------------
 
-    @app.post(
-        "/arm",
-        summary="arm the bench (operator; flight benches need confirm)",
-    )
-    def arm(who: Operator, body: ArmBody | None = None) -> dict[str, Any]:
+    @route(ARM, summary="arm the bench (operator; flight benches need confirm)")
+    def arm(who: caller(ARM), body: ArmBody | None = None) -> dict[str, Any]:
         controller().arm(who.who, confirm=body.confirm if body else None, client=who.client)
         return service.status()
 
-    @app.post("/disarm", summary="disarm the bench (operator)")
-    def disarm(who: Operator) -> dict[str, Any]:
+    @route(DISARM, summary="disarm the bench (operator)")
+    def disarm(who: caller(DISARM)) -> dict[str, Any]:
         # The controller opens every relay and verifies the safe state before disarming.
         controller().disarm(who.who, client=who.client)
         return service.status()
 
-    @app.post(
-        "/reset",
-        summary="clear a latched fault after verifying the safe state (operator)",
-    )
-    def reset(who: Operator) -> dict[str, Any]:
+    @route(RESET, summary="clear a latched fault after verifying the safe state (operator)")
+    def reset(who: caller(RESET)) -> dict[str, Any]:
         controller().reset(who.who, client=who.client)
         return service.status()
 
-    @app.post("/estop", summary="emergency stop: anyone authenticated may")
-    async def estop(who: Viewer) -> dict[str, Any]:
+    @route(ESTOP, summary="emergency stop: anyone authenticated may")
+    async def estop(who: caller(ESTOP)) -> dict[str, Any]:
         # Run right here on the event loop, not queued for a worker thread: for these few
         # milliseconds nothing else the service does matters more.
         controller().emergency_stop(who.who, client=who.client)
@@ -213,46 +210,42 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
 
     # -- script --------------------------------------------------------------------
 
-    @app.put(
-        "/nets/{net}/voltage",
-        summary="program a net's voltage (ramped if live)",
-    )
-    def set_voltage(net: str, body: VoltageBody, who: Script, request: Request) -> dict[str, Any]:
+    @route(SET_VOLTAGE, summary="program a net's voltage (ramped if live)")
+    def set_voltage(
+        net: str, body: VoltageBody, who: caller(SET_VOLTAGE), request: Request
+    ) -> dict[str, Any]:
         actions.set_voltage(who, request.headers.get(LEASE_HEADER), net, body.volts)
         return service.status()
 
-    @app.put(
-        "/nets/{net}/current-limit",
-        summary="program a net's current limit",
-    )
+    @route(SET_CURRENT_LIMIT, summary="program a net's current limit")
     def set_current_limit(
-        net: str, body: CurrentLimitBody, who: Script, request: Request
+        net: str, body: CurrentLimitBody, who: caller(SET_CURRENT_LIMIT), request: Request
     ) -> dict[str, Any]:
         actions.set_current_limit(who, request.headers.get(LEASE_HEADER), net, body.amps)
         return service.status()
 
-    @app.put(
-        "/nets/{net}/output",
+    @route(
+        SET_OUTPUT,
         summary="turn a net's output on (lease holder only) or off (anyone with script)",
         description=f"Turning on needs the bench's lease: send its id in {LEASE_HEADER}.",
     )
-    def set_output(net: str, body: OutputBody, who: Script, request: Request) -> dict[str, Any]:
+    def set_output(
+        net: str, body: OutputBody, who: caller(SET_OUTPUT), request: Request
+    ) -> dict[str, Any]:
         actions.set_output(who, request.headers.get(LEASE_HEADER), net, body.on)
         return service.status()
 
-    @app.put("/relays/{relay}", summary="close or open a relay")
-    def set_relay(relay: str, body: RelayBody, who: Script, request: Request) -> dict[str, Any]:
+    @route(SET_RELAY, summary="close or open a relay")
+    def set_relay(
+        relay: str, body: RelayBody, who: caller(SET_RELAY), request: Request
+    ) -> dict[str, Any]:
         actions.set_relay(who, request.headers.get(LEASE_HEADER), relay, body.closed)
         return service.status()
 
     # -- leases ----------------------------------------------------------------------
 
-    @app.post(
-        "/leases",
-        status_code=201,
-        summary="take the bench's lease (dead man's switch)",
-    )
-    def acquire(who: Script) -> dict[str, Any]:
+    @route(ACQUIRE_LEASE, status_code=201, summary="take the bench's lease (dead man's switch)")
+    def acquire(who: caller(ACQUIRE_LEASE)) -> dict[str, Any]:
         leases = service.leases
         lease = leases.acquire(who.who, who.client, who.role)
         return {
@@ -262,26 +255,23 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
             "holder": lease.public(leases.clock()),
         }
 
-    @app.post("/leases/{lease_id}/heartbeat", summary="keep the lease")
-    def heartbeat(lease_id: str, _: Script) -> dict[str, Any]:
+    @route(HEARTBEAT, summary="keep the lease")
+    def heartbeat(lease_id: str, _: caller(HEARTBEAT)) -> dict[str, Any]:
         lease = service.leases.heartbeat(lease_id)
         return {"expires_in": lease.timeout}
 
-    @app.delete(
-        "/leases/{lease_id}",
-        summary="give the lease back (trips if a net is live)",
-    )
-    def release(lease_id: str, _: Script) -> dict[str, Any]:
+    @route(RELEASE_LEASE, summary="give the lease back (trips if a net is live)")
+    def release(lease_id: str, _: caller(RELEASE_LEASE)) -> dict[str, Any]:
         service.leases.release(lease_id)
         return service.status()
 
-    @app.get(
-        "/leases/{lease_id}/watch",
+    @route(
+        WATCH_LEASE,
         summary="hold this open while holding the lease: if it drops, the lease is lost",
         response_class=StreamingResponse,
         responses={200: {"content": {NDJSON: {}}}},
     )
-    async def watch(lease_id: str, _: Script) -> StreamingResponse:
+    async def watch(lease_id: str, _: caller(WATCH_LEASE)) -> StreamingResponse:
         lease = service.leases.watch_opened(lease_id)
         return StreamingResponse(_watch_lines(service, lease), media_type=NDJSON)
 

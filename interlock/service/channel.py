@@ -26,6 +26,8 @@ strictly one reply per request, in order)::
 Operations and the least role each needs: ``status`` and ``measure``
 (viewer); ``set_voltage`` (``volts``), ``set_current_limit`` (``amps``),
 ``set_relay`` (``relay``, ``closed``) and ``set_output`` (``on``) (script).
+Each line is parsed into the model its HTTP route takes, defined once in
+:mod:`.schema` (strict: ``true`` is not ``1.0``, ``"5"`` is not ``5``).
 ``lease`` names the lease held, as the HTTP ``X-Interlock-Lease`` header
 does. Errors are those of the HTTP API (:mod:`.wire`). A bad token ends the
 connection after its error; a malformed request gets an ``InvalidRequest``
@@ -55,9 +57,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from interlock.errors import InterlockError
 from interlock.service.access import UNIX_PEER, Gatekeeper, Identity
 from interlock.service.actions import ScriptActions
+from interlock.service.schema import (
+    CHANNEL,
+    MEASURE,
+    SET_CURRENT_LIMIT,
+    SET_OUTPUT,
+    SET_RELAY,
+    SET_VOLTAGE,
+    STATUS,
+    summary,
+)
 from interlock.service.wire import (
     CHANNEL_VERSION,
     MAX_LINE,
@@ -90,46 +104,21 @@ ACCEPT_BACKOFF_S = 0.1
 STOP_WAIT_S = 5.0
 
 
-def _text(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{name} must be a string, got {value!r}"[:300])
-    try:
-        value.encode("utf-8")  # JSON's "\udcff" is a lone surrogate: no name, no record
-    except UnicodeEncodeError:
-        raise InvalidRequest(f"{name} is not Unicode text: {value!r}"[:300]) from None
-    return value
-
-
-def _number(value: Any, name: str) -> float:
-    # Strict, as the HTTP bodies are: true is not 1.0 and "5" is not 5.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequest(f"{name} must be a number, got {value!r}"[:300])
-    try:
-        return float(value)
-    except OverflowError:
-        raise InvalidRequest(f"{name} is too large for a number: {value!r}"[:300]) from None
-
-
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidRequest(f"{name} must be true or false, got {value!r}"[:300])
-    return value
-
-
-# op -> (least role, {argument: parser}, handler(actions, who, lease, **arguments))
-_Handler = Callable[..., Any]
-OPERATIONS: dict[str, tuple[str, dict[str, Callable[[Any, str], Any]], _Handler]] = {
-    "status": ("viewer", {}, lambda actions, who, lease: actions.status(who)),
-    "measure": ("viewer", {"net": _text}, lambda actions, who, lease, net: actions.measure(net)),
-    "set_voltage": ("script", {"net": _text, "volts": _number}, ScriptActions.set_voltage),
-    "set_current_limit": (
-        "script",
-        {"net": _text, "amps": _number},
-        ScriptActions.set_current_limit,
+# op -> handler(actions, who, lease, arguments): the arguments parsed by the op's model
+# (interlock.service.schema), the same models the HTTP routes take.
+_Handler = Callable[[ScriptActions, Identity, str | None, Any], Any]
+HANDLERS: dict[str, _Handler] = {
+    STATUS.name: lambda actions, who, lease, a: actions.status(who),
+    MEASURE.name: lambda actions, who, lease, a: actions.measure(a.net),
+    SET_VOLTAGE.name: lambda actions, who, lease, a: actions.set_voltage(
+        who, lease, a.net, a.volts
     ),
-    "set_relay": ("script", {"relay": _text, "closed": _flag}, ScriptActions.set_relay),
-    "set_output": ("script", {"net": _text, "on": _flag}, ScriptActions.set_output),
-}  # fmt: skip
+    SET_CURRENT_LIMIT.name: (
+        lambda actions, who, lease, a: actions.set_current_limit(who, lease, a.net, a.amps)
+    ),
+    SET_RELAY.name: lambda actions, who, lease, a: actions.set_relay(who, lease, a.relay, a.closed),
+    SET_OUTPUT.name: lambda actions, who, lease, a: actions.set_output(who, lease, a.net, a.on),
+}
 
 
 # Built once: json.dumps/loads with options build a new coder on every call.
@@ -324,24 +313,20 @@ class CommandChannel:
         try:
             request = _decode(line)
             op = request.get("op")
-            operation = OPERATIONS.get(op) if isinstance(op, str) else None
-            if operation is None:
-                raise InvalidRequest(f"unknown op {op!r} (ops: {', '.join(OPERATIONS)})"[:300])
-            needs, parameters, handler = operation
+            found = CHANNEL.get(op) if isinstance(op, str) else None
+            if found is None:
+                raise InvalidRequest(f"unknown op {op!r} (ops: {', '.join(CHANNEL)})"[:300])
+            operation, model = found
             # Access first, as on HTTP: a refused role is journaled whatever the arguments.
-            self.gate.require_role(identity, needs, peer=UNIX_PEER, channel="command", op=op)
-            unexpected = set(request) - set(parameters) - {"op", "lease"}
-            if unexpected:
-                raise InvalidRequest(f"{op}: unexpected {', '.join(sorted(unexpected))}"[:300])
-            arguments = {}
-            for name, parse in parameters.items():
-                if name not in request:
-                    raise InvalidRequest(f"{op}: {name} is missing")
-                arguments[name] = parse(request[name], name)
-            lease = request.get("lease")
-            if lease is not None and not isinstance(lease, str):
-                raise InvalidRequest("lease must be a string")
-            result = handler(self.actions, identity, lease, **arguments)
+            self.gate.require_role(
+                identity, operation.role, peer=UNIX_PEER, channel="command", op=op
+            )
+            del request["op"]
+            try:
+                arguments = model.model_validate(request)
+            except ValidationError as invalid:
+                raise InvalidRequest(summary(invalid.errors(), f"{op}: ")[:300]) from None
+            result = HANDLERS[op](self.actions, identity, arguments.lease, arguments)
             return _encode({"ok": result})
         except InterlockError as error:
             if status_of(error) >= 500:

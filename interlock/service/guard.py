@@ -30,13 +30,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from interlock.errors import InterlockError
-from interlock.service.access import (
-    CLIENT_HEADER,
-    USER_HEADER,
-    Gatekeeper,
-    bearer_token,
-    peer_of,
-)
+from interlock.service.access import Gatekeeper, bearer_token, peer_of
+from interlock.service.schema import CLIENT_HEADER, USER_HEADER
 from interlock.service.wire import AccessDenied, InvalidRequest, error_to_wire
 
 Scope = MutableMapping[str, Any]

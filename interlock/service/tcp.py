@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from interlock.errors import ConfigError
+from interlock.errors import ConfigError, InvalidArgument
 from interlock.service.wire import is_loopback
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ LISTEN_BACKLOG = 2048
 def parse_tcp(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f'expected HOST:PORT, got "{text}"')
+        raise InvalidArgument(f'expected HOST:PORT, got "{text}"')
     return host.strip("[]"), int(port)
 
 

@@ -60,6 +60,7 @@ _FIELDS = (
 _STATUS: list[tuple[type[InterlockError], int]] = [
     (AccessDenied, 403),
     (InvalidRequest, 422),
+    (errors.InvalidArgument, 422),
     (errors.LimitViolation, 422),
     (errors.StateError, 409),
     (errors.FaultLatched, 409),
@@ -125,8 +126,8 @@ CHANNEL_VERSION = 1
 MAX_LINE = 64 * 1024
 
 
-class LineTooLong(ValueError):
-    """A line of the command channel over :data:`MAX_LINE` bytes."""
+class LineTooLong(InvalidRequest):
+    """A line of the command channel over :data:`MAX_LINE` bytes (either side's)."""
 
 
 class LineReader:

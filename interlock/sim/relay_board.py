@@ -41,7 +41,7 @@ from functools import cache
 from pathlib import Path
 
 from interlock import catalog
-from interlock.errors import SimulatorError
+from interlock.errors import InvalidArgument, SimulatorError
 from interlock.units import DURATION, QuantityError, parse_quantity
 
 log = logging.getLogger(__name__)
@@ -72,19 +72,19 @@ def _firmware_code(firmware_dir: Path) -> dict[str, types.CodeType]:
 
 def _watchdog_ms(watchdog: str | float) -> int:
     if isinstance(watchdog, bool) or not isinstance(watchdog, str | int | float):
-        raise ValueError(f"watchdog: expected a duration like '500 ms', got {watchdog!r}")
+        raise InvalidArgument(f"watchdog: expected a duration like '500 ms', got {watchdog!r}")
     if isinstance(watchdog, str):
         try:
             seconds = parse_quantity(watchdog, DURATION)
         except QuantityError as exc:
-            raise ValueError(f"watchdog: {exc}") from exc
+            raise InvalidArgument(f"watchdog: {exc}") from exc
     else:
         seconds = float(watchdog)
     if not math.isfinite(seconds):
-        raise ValueError(f"watchdog: not a finite duration: {watchdog!r}")
+        raise InvalidArgument(f"watchdog: not a finite duration: {watchdog!r}")
     ms = seconds * 1000
     if abs(ms - round(ms)) > 1e-6:
-        raise ValueError(f"watchdog: the firmware counts whole milliseconds, got {watchdog!r}")
+        raise InvalidArgument(f"watchdog: the firmware counts whole milliseconds, got {watchdog!r}")
     return round(ms)
 
 
@@ -239,9 +239,9 @@ class SimulatedRelayBoard:
             or len(serial) > 32
             or not all("!" <= ch <= "~" for ch in serial)
         ):
-            raise ValueError(f"serial: expected up to 32 printable characters, got {serial!r}")
+            raise InvalidArgument(f"serial: expected up to 32 printable characters, got {serial!r}")
         if isinstance(relays, bool) or not isinstance(relays, int) or not 1 <= relays <= 16:
-            raise ValueError(f"relays: expected 1..16, got {relays!r}")
+            raise InvalidArgument(f"relays: expected 1..16, got {relays!r}")
         self.serial = serial
         self.relays = relays
         self.watchdog_ms = _watchdog_ms(watchdog)
@@ -249,12 +249,12 @@ class SimulatedRelayBoard:
         low = round(catalog.RELAY_WATCHDOG_MIN * 1000)
         high = round(catalog.RELAY_WATCHDOG_MAX * 1000)
         if not low <= self.watchdog_ms <= high:
-            raise ValueError(
+            raise InvalidArgument(
                 f"watchdog: the firmware accepts {low} ms..{high / 1000:g} s, got {watchdog!r}"
             )
         self.firmware_dir = Path(firmware_dir) if firmware_dir else FIRMWARE_DIR
         if not isinstance(hardware_watchdog, int | float) or not 0 < hardware_watchdog <= 10:
-            raise ValueError(f"hardware_watchdog: expected 0..10 s, got {hardware_watchdog!r}")
+            raise InvalidArgument(f"hardware_watchdog: expected 0..10 s, got {hardware_watchdog!r}")
         self.hardware_watchdog = float(hardware_watchdog)
         self._crash = False
         self._booted = threading.Event()
@@ -469,9 +469,9 @@ class SimulatedRelayBoard:
 
     def _check_channel(self, channel: int) -> None:
         if isinstance(channel, bool) or not isinstance(channel, int):
-            raise ValueError(f"channel: expected an int, got {channel!r}")
+            raise InvalidArgument(f"channel: expected an int, got {channel!r}")
         if not 1 <= channel <= self.relays:
-            raise ValueError(f"channel: expected 1..{self.relays}, got {channel}")
+            raise InvalidArgument(f"channel: expected 1..{self.relays}, got {channel}")
 
     def _contact_mask(self) -> int:
         with self._lock:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 from interlock.config import load_bench
@@ -77,3 +79,42 @@ def test_the_journal_tail_leaves_out_the_chatty_kinds(short_dir):
         ("fault", "fault"),
     ]
     assert lines[1].text == "FAULT monitor: VLOGIC: short?"
+
+
+_HAMMER = """
+import sys, threading, time
+from interlock.console.source import JournalTail
+tail = JournalTail(sys.argv[1])
+stop = threading.Event()
+def read():
+    while not stop.is_set():
+        try:
+            tail.tail(200)
+        except Exception:
+            pass
+readers = [threading.Thread(target=read) for _ in range(3)]
+for reader in readers:
+    reader.start()
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    tail.close()
+stop.set()
+for reader in readers:
+    reader.join()
+"""
+
+
+def test_the_tail_survives_being_closed_while_a_refresh_reads_it(tmp_path):
+    """The console reads the tail in worker threads and closes it on its event loop.
+
+    Closing an SQLite connection another thread is reading through crashes the
+    interpreter; in a child process, so the crash is a failure here, not the end of the run.
+    """
+    path = tmp_path / "journal.sqlite"
+    with Journal(path, bench="sim-bench-01") as journal:
+        for n in range(300):
+            journal.append("operator", {"action": "note", "n": n})
+    done = subprocess.run(
+        [sys.executable, "-c", _HAMMER, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

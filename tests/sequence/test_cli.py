@@ -45,7 +45,7 @@ def nothing_started(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a bench was started")
 
-    monkeypatch.setattr(run_command, "simulated_controller", refuse)
+    monkeypatch.setattr(run_command, "in_process_service", refuse)
     monkeypatch.setattr(run_command, "service_client", refuse)
 
 

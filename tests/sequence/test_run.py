@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import getpass
+import math
+import threading
+
 import pytest
 
 from interlock.config import load_configuration
 from interlock.errors import LimitViolation, StateError
-from interlock.sequence import SequenceRunner, bind, load_sequence, simulated_controller
+from interlock.journal import JournalReader
+from interlock.sequence import SequenceRunner, bind, in_process_service, load_sequence
 from interlock.sequence.dryrun import REFUSED, REFUSED_AS_EXPECTED
 from interlock.sequence.runner import DECLINED, FAIL, FAULT, PASS
 from tests.sequence.conftest import EXAMPLE, ROOT_BENCH
@@ -59,7 +64,7 @@ class Recorder:
 def run(sequence_path, configuration, sim, tmp_path, *, confirm=lambda step: True, bypass=False):
     sequence = bind(load_sequence(sequence_path), configuration)
     recorder = Recorder()
-    with simulated_controller(
+    with in_process_service(
         configuration, simulator=sim, journal_path=tmp_path / "journal.sqlite"
     ) as target:
         runner = SequenceRunner(
@@ -182,7 +187,7 @@ def test_a_fault_stops_the_run(configuration, sim_bench_factory, tmp_path):
 
 def test_an_armed_bench_must_be_as_arming_left_it(configuration, sim_bench, tmp_path):
     sequence = bind(load_sequence(EXAMPLE), configuration)
-    with simulated_controller(
+    with in_process_service(
         configuration, simulator=sim_bench, journal_path=tmp_path / "journal.sqlite"
     ) as target:
         target.arm("operator")
@@ -193,3 +198,27 @@ def test_an_armed_bench_must_be_as_arming_left_it(configuration, sim_bench, tmp_
         with pytest.raises(StateError, match=r"VBUS current limit 0\.3 A"):
             runner.run()
         assert sim_bench.truth()["nets"]["VLOGIC"]["max_voltage"] == 0.0
+
+
+def test_an_in_process_run_goes_through_a_service_and_leaves_nothing(
+    configuration, sim_bench, tmp_path
+):
+    """The service's own checks, its lease and its journal: a bare controller had none."""
+    journal = tmp_path / "journal.sqlite"
+    before = {thread.name for thread in threading.enumerate()}
+    with in_process_service(configuration, simulator=sim_bench, journal_path=journal) as target:
+        status = target.status()
+        assert status["you"]["role"] == "operator"  # the service says who is asking
+        assert status["lease"]["who"] == getpass.getuser()  # the run holds the lease
+        private = target.client.bench.service.socket.parent
+        target.arm("tester")
+        with pytest.raises(LimitViolation) as refused:
+            target.set_voltage("VLOGIC", math.nan)  # the service's check, on the record
+        assert refused.value.rule == "finite-value"
+        assert target.status()["state"] == "armed"
+    assert not private.exists()
+    assert {thread.name for thread in threading.enumerate()} <= before
+    with JournalReader(journal) as reader:
+        verdicts = [e.payload for e in reader.entries() if e.kind == "verdict"]
+    assert verdicts[-1]["rule"] == "finite-value"
+    assert sim_bench.truth()["nets"]["VLOGIC"]["max_voltage"] == 0.0

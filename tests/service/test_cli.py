@@ -91,6 +91,18 @@ def test_no_service_is_a_fault_exit(short_dir, capsys):
     assert err.startswith("ServiceUnavailable: no service answers")
 
 
+def test_a_token_file_open_to_others_is_a_config_error_exit(served, capsys):
+    """An operator command's configuration error exits 2, naming the file, as every command's."""
+    token = served.bench_path.parent / "tokens" / "viewer.token"
+    token.chmod(0o644)
+    code, out, err = run(capsys, "status", "--bench", str(served.bench_path))
+    assert (code, out) == (2, [BANNER])
+    assert err.splitlines() == [
+        f"ConfigError: {token}: token file is readable by others (mode 0644): chmod 600 it, or "
+        "remove it to have a new token made at the next start"
+    ]
+
+
 def test_serve_runs_until_sigterm_and_leaves_the_bench_safe(short_dir):
     bench = write_bench(short_dir)
     socket_path = short_dir / "interlock.sock"

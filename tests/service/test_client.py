@@ -156,4 +156,14 @@ def test_connect_is_part_of_the_public_api():
 
     assert "connect" in interlock.__all__
     assert interlock.connect is interlock.client.connect
-    assert set(interlock.client.__all__) == {"Client", "Lease", "Measurement", "connect"}
+    assert set(interlock.client.__all__) == {
+        "Client",
+        "Lease",
+        "Measurement",
+        "connect",
+        # The async face, beside the sync one.
+        "AsyncClient",
+        "AsyncLease",
+        "connect_async",
+    }
+    assert interlock.AsyncClient is interlock.client.AsyncClient
