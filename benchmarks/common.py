@@ -275,12 +275,12 @@ def generated_arming() -> Iterator[None]:
     """
     from unittest import mock
 
-    import interlock.controller.controller as controller_module
+    import interlock.controller.arming as arming_module
 
     def reload(bench_path: Path, profile_path: Path | None = None) -> Configuration:
         return load_generated(Path(bench_path))
 
-    with mock.patch.object(controller_module, "load_configuration", reload):
+    with mock.patch.object(arming_module, "load_configuration", reload):
         yield
 
 

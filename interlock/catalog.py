@@ -53,6 +53,8 @@ class RelayBoardModel:
     contact_max_voltage: float  # rating of the relay contacts, V DC
     contact_max_current: float  # A
     forbidden_pairs: int = 16  # size of the firmware's table of forbidden combinations
+    # How long a relay's auxiliary contact may take to follow its coil.
+    contact_settle_time: float = 0.25  # s
     watchdog_min: float = RELAY_WATCHDOG_MIN  # s
     watchdog_max: float = RELAY_WATCHDOG_MAX  # s
     watchdog_resolution: float = RELAY_WATCHDOG_RESOLUTION  # s: set in whole steps of this

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from interlock.config import Configuration, Identity, load_configuration
 from interlock.errors import InterlockError, JournalError
+from interlock.limits.measurements import same_instrument
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,11 @@ class GuardReport:
 
 def plan_for(configuration: Configuration, resources: Mapping[str, str] | None = None) -> GuardPlan:
     """The supplies to turn off: every wired channel, the profile's power-off order first."""
-    bench, limits = configuration.bench, configuration.limits
+    bench = configuration.bench
     resources = resources or {}
-    order = [n for n in limits.power_off if n in bench.wiring]
-    order += [n for n in bench.wiring if n not in order]
     wired: dict[str, list[tuple[int, str]]] = {}
-    for net in order:
-        supply = bench.wiring[net].supply
-        if supply is not None:
-            wired.setdefault(supply.instrument, []).append((supply.channel, net))
+    for channel in configuration.power_off_channels:  # the safe state's order too
+        wired.setdefault(channel.supply, []).append((channel.channel, channel.net))
     supplies = []
     for name, channels in wired.items():
         instrument = bench.instruments[name]
@@ -117,14 +114,6 @@ def plan_for(configuration: Configuration, resources: Mapping[str, str] | None =
     )
 
 
-def _same(expected: Identity, seen: Identity) -> bool:
-    return (
-        expected.maker.casefold() == seen.maker.casefold()
-        and expected.model == seen.model
-        and expected.serial == seen.serial
-    )
-
-
 def _turn_off(supply: SupplyToGuard, journal, timeout: float, report: GuardReport) -> None:
     # Imported here: the guardian's start should not wait for what only acting needs.
     from interlock.drivers.scpi_psu import ScpiPowerSupply
@@ -135,7 +124,7 @@ def _turn_off(supply: SupplyToGuard, journal, timeout: float, report: GuardRepor
     try:
         psu.open()
         seen, _firmware = psu.identify()
-        if not _same(supply.identity, seen):
+        if not same_instrument(supply.identity, seen):
             # Not who bench.toml names: it may belong to another bench. Left alone.
             report.problems.append(
                 f"{supply.name}: answers as {seen}, not {supply.identity}: not commanded"

@@ -73,14 +73,17 @@ ALLOWED_RAISES = {
     ("interlock/journal/intent.py", "DurableIntent.__init__", "TypeError"): (
         "a programming error: an intent is only made by the journal"
     ),
-    ("interlock/limits.py", "apply", "TypeError"): (
+    ("interlock/limits/requests.py", "apply", "TypeError"): (
         "a programming error: the request types are a closed set"
     ),
-    ("interlock/ramps.py", "ramp_steps", "ValueError"): (
+    ("interlock/limits/ramps.py", "ramp_steps", "ValueError"): (
         "a programming error: check_ramp() refuses such a plan before any step is listed"
     ),
-    ("interlock/controller/supervision.py", "_Worker.once", "NotImplementedError"): (
+    ("interlock/controller/worker.py", "Worker.once", "NotImplementedError"): (
         "an abstract method"
+    ),
+    ("interlock/limits/measurements.py", "check_dut_identity", "ValueError"): (
+        "a programming error: only a profile with an [identity] has a DUT identity to check"
     ),
     ("interlock/sequence/runner.py", "SequenceRunner._execute", "AssertionError"): (
         "unreachable: the sequence loader admits no other action"

@@ -16,7 +16,13 @@ from interlock.config.bench import (
     SupplyRef,
     load_bench,
 )
-from interlock.config.pinned import Configuration, load_configuration, pin_limits
+from interlock.config.pinned import (
+    Configuration,
+    WiredChannel,
+    load_configuration,
+    pin_limits,
+    power_off_channels,
+)
 from interlock.config.profile import DutIdentity, NetLimits, Profile, SafeToMate, load_profile
 
 __all__ = [
@@ -34,8 +40,10 @@ __all__ = [
     "ServiceSettings",
     "SimulationSettings",
     "SupplyRef",
+    "WiredChannel",
     "load_bench",
     "load_configuration",
     "load_profile",
     "pin_limits",
+    "power_off_channels",
 ]

@@ -38,7 +38,6 @@ from interlock.config.bounds import (
     show,
 )
 from interlock.config.reader import Table, display_path, read_toml, resolve_file, shown_text
-from interlock.service.wire import channel_path
 from interlock.units import DURATION
 
 ENVIRONMENTS = ("simulation", "engineering", "flight")
@@ -200,6 +199,12 @@ def load_bench(path: str | Path = "bench.toml") -> Bench:
         service=service,
         simulation=simulation,
     )
+
+
+def channel_path(socket_path: str | Path) -> Path:
+    """The command channel's Unix socket, next to the HTTP socket: ``x.sock`` -> ``x.cmd.sock``."""
+    socket_path = Path(socket_path)
+    return socket_path.with_name(f"{socket_path.stem}.cmd{socket_path.suffix or '.sock'}")
 
 
 def _service(table: Table, base: Path, board: RelayBoardModel) -> ServiceSettings:

@@ -125,10 +125,9 @@ TOTAL_POWER = Range(POWER, 0.0, 100_000.0)
 #: readback_absolute at most this share of the net's max_voltage: a tolerance as wide
 #: as the range checks nothing.
 READBACK_ABSOLUTE_SHARE = 0.10
-#: The longest legal ramp, 0 V to max_voltage: at most this many steps of max_step ...
-MAX_RAMP_STEPS = 10_000
-#: ... and this long at max_slew.
-MAX_RAMP_SECONDS = 3600.0
+# The longest legal ramp (min_voltage to max_voltage) is bounded by the limit engine's
+# own bounds on a plan (interlock.limits.ramps.RAMP_MAX_STEPS and RAMP_MAX_SECONDS),
+# checked in profile.py: a profile that loads can ramp across its whole range.
 
 # --- sequences -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ may only tighten.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from interlock.catalog import RELAY_BOARDS, SUPPLIES
 from interlock.config.bench import Bench, load_bench
 from interlock.config.profile import Profile, load_profile
 from interlock.errors import ConfigError
-from interlock.limits import OpenBeforeChangeRule, PinnedLimits, RelayGroupRule
+from interlock.limits.measurements import ovp_level
+from interlock.limits.model import OpenBeforeChangeRule, PinnedLimits, RelayGroupRule
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,31 @@ class Configuration:
             str(self.bench.path): self.bench.sha256,
             str(self.profile.path): self.profile.sha256,
         }
+
+    @property
+    def power_off_channels(self) -> tuple[WiredChannel, ...]:
+        return power_off_channels(self.bench, self.limits.power_off)
+
+
+@dataclass(frozen=True)
+class WiredChannel:
+    """A supply channel the bench wires to a DUT net."""
+
+    net: str
+    supply: str  # instrument name
+    channel: int
+
+
+def power_off_channels(bench: Bench, power_off: Sequence[str]) -> tuple[WiredChannel, ...]:
+    """Every wired supply channel, the profile's power-off order first, then the others
+    in the bench's order: the order the safe state and the guardian turn them off in."""
+    order = [net for net in power_off if net in bench.wiring]
+    order += [net for net in bench.wiring if net not in order]
+    return tuple(
+        WiredChannel(net, wiring.supply.instrument, wiring.supply.channel)
+        for net in order
+        if (wiring := bench.wiring[net]).supply is not None
+    )
 
 
 def load_configuration(
@@ -129,13 +156,9 @@ def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
         bench_file=bench.shown_path,
         supply_floors=_supply_floors(bench, profile),
         ovp_levels={net: ovp_level(limits.max_voltage) for net, limits in profile.nets.items()},
+        identity=profile.identity,
+        unlisted_max_stray_voltage=profile.unlisted_max_stray_voltage,
     )
-
-
-def ovp_level(max_voltage: float) -> float:
-    """The supply's own over-voltage protection for a net: just above its profile limit,
-    so it never trips on a legal setpoint and always trips soon after an illegal one."""
-    return max_voltage + max(0.1, 0.05 * max_voltage)
 
 
 def _supply_floors(bench: Bench, profile: Profile) -> dict[str, tuple[float, str]]:

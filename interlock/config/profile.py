@@ -4,8 +4,8 @@ A profile says nothing about a bench: relays are named by the net they serve
 (``VBUS.power``, ``MOTOR.sense``) and resolved against a bench's wiring when
 the two are put together (:mod:`interlock.config.pinned`). Every value is
 bounded (:mod:`.bounds`); a net's limits are held against each other (a
-tolerance within its range, a longest legal ramp of at most 10,000 steps and
-an hour).
+tolerance within its range, a ramp across the whole range within the limit
+engine's bounds on a plan).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from pathlib import Path
 from interlock.config.bounds import (
     CURRENT_LIMIT,
     MAX_CURRENT,
-    MAX_RAMP_SECONDS,
-    MAX_RAMP_STEPS,
     MAX_SLEW,
     MAX_STEP,
     MAX_TITLE,
@@ -33,50 +31,15 @@ from interlock.config.bounds import (
     show,
 )
 from interlock.config.reader import Table, display_path, read_toml, resolve_file
+from interlock.limits.model import DutIdentity, NetLimits, SafeToMate
+from interlock.limits.ramps import (
+    RAMP_MARGIN,
+    RAMP_MAX_SECONDS,
+    RAMP_MAX_STEPS,
+    ramp_duration,
+    ramp_step_count,
+)
 from interlock.units import DURATION, VOLTAGE
-
-
-@dataclass(frozen=True)
-class SafeToMate:
-    """What a net must look like, measured with its supply disconnected, before it is energised."""
-
-    min_resistance: float
-    max_resistance: float
-    max_stray_voltage: float
-
-
-@dataclass(frozen=True)
-class NetLimits:
-    net: str
-    min_voltage: float
-    max_voltage: float
-    max_current: float
-    max_slew: float
-    max_step: float
-    readback_absolute: float
-    readback_relative: float
-    settle_time: float
-    live_min_current: float
-    live_max_current: float
-    safe_to_mate: SafeToMate
-
-    def readback_tolerance(self, commanded: float) -> float:
-        """How far a read-back voltage may be from ``commanded`` (absolute + relative)."""
-        return self.readback_absolute + self.readback_relative * abs(commanded)
-
-    def current_tolerance(self, commanded: float) -> float:
-        """How far a read-back current limit may be: the relative tolerance, and at least
-        a supply's programming resolution (1 mA on the supplies of the catalogue)."""
-        return max(1e-3, self.readback_relative * abs(commanded))
-
-
-@dataclass(frozen=True)
-class DutIdentity:
-    """The DUT's identity check: its ID resistor on ``net`` must measure inside the window."""
-
-    net: str
-    min_resistance: float
-    max_resistance: float
 
 
 @dataclass(frozen=True)
@@ -111,6 +74,9 @@ class Profile:
     max_total_power: float
     never_together: tuple[NeverTogether, ...]
     open_before_change: tuple[OpenBeforeChange, ...]
+    # [rules] unlisted_max_stray_voltage: a wired supply channel of no net here, output
+    # off at arming, may measure this much (None: the limit engine's default).
+    unlisted_max_stray_voltage: float | None = None
 
     @property
     def shown_path(self) -> str:
@@ -139,6 +105,7 @@ def load_profile(path: str | Path) -> Profile:
             net=ident.name("net"),
             min_resistance=ident.bounded("min_resistance", RESISTANCE_LIMIT),
             max_resistance=ident.bounded("max_resistance", RESISTANCE_LIMIT),
+            max_stray_voltage=ident.bounded("max_stray_voltage", STRAY_VOLTAGE, required=False),
         )
         _ordered(ident, "min_resistance", identity.min_resistance, identity.max_resistance)
         ident.finish()
@@ -160,6 +127,7 @@ def load_profile(path: str | Path) -> Profile:
 
     rules = root.table("rules")
     max_total_power = rules.bounded("max_total_power", TOTAL_POWER)
+    unlisted_stray = rules.bounded("unlisted_max_stray_voltage", STRAY_VOLTAGE, required=False)
     never_together = []
     for group in rules.array_of_tables("never_together"):
         relays = tuple(group.string_list("relays"))
@@ -192,6 +160,7 @@ def load_profile(path: str | Path) -> Profile:
         max_total_power=max_total_power,
         never_together=tuple(never_together),
         open_before_change=tuple(open_before),
+        unlisted_max_stray_voltage=unlisted_stray,
     )
 
 
@@ -240,20 +209,22 @@ def _net_limits(net: str, table: Table) -> NetLimits:
 
 
 def _check_ramp(table: Table, limits: NetLimits) -> None:
-    """The longest legal ramp (0 V to max_voltage) must be one a sequence can wait for."""
-    steps = limits.max_voltage / limits.max_step
-    if steps > MAX_RAMP_STEPS:
+    """The longest legal ramp (min_voltage to max_voltage) is one the limit engine plans:
+    its own bounds on a plan (ramp.max_steps, ramp.max_duration), not a second copy."""
+    low, high = limits.min_voltage, limits.max_voltage
+    across = f"ramping min_voltage to max_voltage ({show(low, VOLTAGE)} to {show(high, VOLTAGE)})"
+    steps = ramp_step_count(limits, low, high)
+    if steps > RAMP_MAX_STEPS:
         raise table.error(
             "max_step",
-            f"ramping 0 V to max_voltage ({show(limits.max_voltage, VOLTAGE)}) in steps of "
-            f"{show(limits.max_step, VOLTAGE)} takes {steps:.3g} steps; at most "
-            f"{MAX_RAMP_STEPS:,} are allowed",
+            f"{across} in steps of {show(limits.max_step, VOLTAGE)} takes {steps:.3g} steps; "
+            f"at most {RAMP_MAX_STEPS:,} are allowed (ramp.max_steps)",
         )
-    seconds = limits.max_voltage / limits.max_slew
-    if seconds > MAX_RAMP_SECONDS:
+    seconds = ramp_duration(limits, low, high)
+    if seconds > RAMP_MAX_SECONDS:
         raise table.error(
             "max_slew",
-            f"ramping 0 V to max_voltage ({show(limits.max_voltage, VOLTAGE)}) at "
-            f"max_slew takes {show(seconds, DURATION)}; at most "
-            f"{show(MAX_RAMP_SECONDS, DURATION)} is allowed",
+            f"{across} at max_slew takes {show(seconds, DURATION)} (with the "
+            f"{RAMP_MARGIN - 1:.0%} margin between steps); at most "
+            f"{show(RAMP_MAX_SECONDS, DURATION)} is allowed (ramp.max_duration)",
         )

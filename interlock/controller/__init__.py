@@ -1,4 +1,4 @@
-"""The controller: state machine, procedures and watchers (see :mod:`.controller`)."""
+"""The controller: the state machine and its parts (see :mod:`.controller`)."""
 
 from interlock.controller.controller import Controller
 from interlock.controller.machine import STATES, TRANSITIONS, mermaid_diagram

@@ -1,35 +1,54 @@
-"""The controller: the part that says *no* before the damage.
+"""The controller: the state machine that composes the parts, and the public API.
 
 Every commanded change goes: limit engine -> journal (request, verdict,
-command intent) -> send -> read back -> compare. Going live on a net is
-preceded by safe-to-mate (measure what is connected, supply disconnected),
-setpoint programmed and read back with the output off, then output on,
-settle, and the measured current inside its window. Any doubt trips to a
-latched fault: outputs off in power-off order, relays open, verified.
+command intent) -> send -> read back -> engine again. Going live on a net is
+preceded by safe-to-mate and the settings read back with the output off;
+any doubt trips to a latched fault: outputs off in power-off order, relays
+open, verified. The parts, one module each, none reaching into another's
+fields or the Controller's:
 
-Threads: API calls are serialised by ``_operation``; the monitor and the
-relay-board supervisor run in their own threads and may trip at any time.
-Every actuating exchange passes the *gate*: once a trip has begun, no
-operation can send another command, so an operation racing an emergency
-stop cannot re-energise what the stop just turned off.
+- :mod:`.gate`: the fault latch and the actuation gate (who may still send);
+- :mod:`.commanded`: what the bench has been told to be;
+- :mod:`.actuation`: decide, journal, send, read back (ramps, relays, outputs);
+- :mod:`.energising`: what comes before a net goes live, and after it settles;
+- :mod:`.arming`: start-up findings, arming, reset's checks, a clean stop;
+- :mod:`.monitor` and :mod:`.supervisor`: the watchers, in threads of their own;
+- :mod:`.safe_state`: the safe-state procedure.
+
+Threads: API calls are serialised by ``_operation`` (a ramp holds it for its
+decision and each step's exchanges, not for the waits between them); the
+monitor and the relay-board supervisor run in their own threads and may trip
+at any time, waiting at most for an exchange under way. Every actuating
+exchange passes the gate: once a trip has begun, no operation can send
+another command, so an operation racing an emergency stop cannot
+re-energise what the stop just turned off.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from typing import Any
 
-from interlock.config import Configuration, load_configuration
+from interlock.config import Configuration, power_off_channels
+from interlock.controller.actuation import Actuation
+from interlock.controller.arming import Arming, limits_summary
+from interlock.controller.commanded import Commanded
+from interlock.controller.energising import Energising
+from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments, NetPort
 from interlock.controller.machine import SAFE_STATES, ControllerState
-from interlock.controller.safe_state import SafeStateReport, drive_safe
-from interlock.controller.supervision import BoardSupervisor, Monitor
+from interlock.controller.monitor import Monitor
+from interlock.controller.safe_state import (
+    OffPlan,
+    SafeStateReport,
+    drive_safe,
+    supplies_in_power_off_order,
+)
+from interlock.controller.supervisor import BoardSupervisor
 from interlock.errors import (
     ConfigError,
     FaultLatched,
@@ -37,31 +56,13 @@ from interlock.errors import (
     InstrumentError,
     JournalError,
     LimitViolation,
-    ReadbackMismatch,
     StateError,
 )
 from interlock.journal import Journal, Pending
-from interlock.limits import (
-    SAFE_STATE,
-    BenchState,
-    NetState,
-    PinnedLimits,
-    Request,
-    SetCurrentLimit,
-    SetOutput,
-    SetRelay,
-    SetVoltage,
-    Verdict,
-    describe,
-    evaluate,
-)
-from interlock.protocols import PowerSupply
-from interlock.ramps import VoltagePlan, at_step, continue_ramp, plan_voltage
+from interlock.limits import SAFE_STATE, BenchState, Verdict, is_finite_number
+from interlock.limits.measurements import Finding
 
 log = logging.getLogger(__name__)
-
-# How long a relay's auxiliary contact may take to follow its coil.
-CONTACT_SETTLE_TIMEOUT = 0.25
 
 
 class Controller:
@@ -83,23 +84,64 @@ class Controller:
         self.clock = clock
         self.instruments = BenchInstruments(self.bench, journal, resources)
         self.machine = ControllerState()
-        self.commanded: BenchState = SAFE_STATE
-        self.fault_cause: str | None = None
-        self.last_measured: dict[str, dict[str, float]] = {}
+        self._gate = Gate(journal)
+        self._commanded = Commanded(self._gate)
         self.last_safe_state: SafeStateReport | None = None
-        # Per live net: the setpoints the output may be between (old and new during a step).
-        self._setpoint_window: dict[str, tuple[float, float]] = {}
         self._operation = threading.RLock()
-        # Re-entrant: a procedure holding the gate may itself trip.
-        self._gate = threading.RLock()
         self._safe_lock = threading.Lock()
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self._actuation = Actuation(
+            journal=journal,
+            instruments=self.instruments,
+            gate=self._gate,
+            commanded=self._commanded,
+            limits=lambda: self.limits,
+            clock=clock,
+            trip=self.trip,
+            notify=self._notify,
+        )
+        self._arming = Arming(
+            journal=journal,
+            instruments=self.instruments,
+            actuation=self._actuation,
+            commanded=self._commanded,
+            limits=lambda: self.limits,
+            bench=self.bench,
+            trip=self.trip,
+        )
+        self._energising = Energising(
+            journal=journal,
+            instruments=self.instruments,
+            actuation=self._actuation,
+            gate=self._gate,
+            commanded=self._commanded,
+            limits=lambda: self.limits,
+            dut=lambda: self.configuration.profile.name,
+            bench_file=self.bench.shown_path,
+            trip=self.trip,
+            wait=lambda seconds: self._wait(seconds),
+        )
         # Called as hook(operator, fault) once a reset has found the bench safe, before
         # the fault clears: what the reset acknowledges is journaled first, or (raising)
         # the reset is refused. The service's journal-chain check hooks in here.
         self.before_reset: list[Callable[[str, str | None], None]] = []
-        self.monitor = Monitor(self, monitor_period or self.bench.service.monitor_period)
-        self.supervisor = BoardSupervisor(self, self.bench.service.heartbeat_period)
+        self.supervisor = BoardSupervisor(
+            self.bench.service.heartbeat_period,
+            board=self.instruments.board,
+            relays_of=self.instruments.relays_of,
+            trip=self.trip,
+        )
+        self.monitor = Monitor(
+            monitor_period or self.bench.service.monitor_period,
+            journal=journal,
+            instruments=self.instruments,
+            commanded=self._commanded,
+            gate=self._gate,
+            limits=lambda: self.limits,
+            clock=clock,
+            trip=self.trip,
+            on_trip_failed=self.supervisor.stop_heartbeat,
+        )
         # A board event (E-stop, trip, mismatch) is handled at once, not at the next heartbeat.
         self.instruments.board.on_event = self.supervisor.wake
 
@@ -108,6 +150,20 @@ class Controller:
     @property
     def state(self) -> str:
         return self.machine.state
+
+    @property
+    def fault_cause(self) -> str | None:
+        """The first fault latched (``"cause: detail"``), until an operator's reset."""
+        return self._gate.cause
+
+    @property
+    def commanded(self) -> BenchState:
+        """What the bench has been commanded to be (the limit engine's view of it)."""
+        return self._commanded.state
+
+    @commanded.setter
+    def commanded(self, state: BenchState) -> None:
+        self._commanded.set(state)
 
     @property
     def ports(self) -> dict[str, NetPort]:
@@ -136,7 +192,7 @@ class Controller:
                 "output": commanded.output,
                 "max_voltage": limits.max_voltage if limits else None,
                 "max_current": limits.max_current if limits else None,
-                "measured": self.last_measured.get(net),
+                "measured": self.monitor.last_measured.get(net),
             }
         return {
             "bench": self.bench.name,
@@ -170,39 +226,28 @@ class Controller:
 
     # -- the gate and the trip -------------------------------------------------
 
-    @contextlib.contextmanager
-    def _actuating(self) -> Iterator[None]:
-        """Hold the gate for one actuating exchange; refuse once a trip has begun.
-
-        A trip waits for the gate, so while it is held the exchange's journal
-        write waits at most ACTUATING_JOURNAL_WAIT_S (a stuck journal is then a
-        JournalError, which trips) rather than the journal's busy timeout.
-        """
-        with self._gate:
-            if self.fault_cause is not None:
-                raise FaultLatched(f"tripped: {self.fault_cause}")
-            with self.journal.waiting_at_most(ACTUATING_JOURNAL_WAIT_S):
-                yield
-
-    def trip(self, cause: str, detail: str, *, who: str | None = None) -> SafeStateReport:
+    def trip(
+        self, cause: str, detail: str, *, who: str | None = None, finding: Finding | None = None
+    ) -> SafeStateReport:
         """Latch a fault and drive the bench safe. Safe to call from any thread, any time.
 
-        No write of the trip waits for the journal longer than TRIP_JOURNAL_WAIT_S:
-        what cannot be written by then is staged, and the trip goes on.
+        ``finding``: the engine's rule the trip is for, journaled with it. No write of
+        the trip waits for the journal longer than TRIP_JOURNAL_WAIT_S: what cannot
+        be written by then is staged, and the trip goes on.
         """
         with self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
-            return self._trip(cause, detail, who)
+            return self._trip(cause, detail, who, finding)
 
-    def _trip(self, cause: str, detail: str, who: str | None) -> SafeStateReport:
-        with self._gate:
-            first = self.fault_cause is None
-            if first:
-                self.fault_cause = f"{cause}: {detail}"
+    def _trip(
+        self, cause: str, detail: str, who: str | None, finding: Finding | None
+    ) -> SafeStateReport:
+        first = self._gate.latch(f"{cause}: {detail}")
+        extra = {"who": who} if who else {}
+        if finding is not None:
+            extra.update(rule=finding.rule, where=finding.where)
         try:
             # Staged: the safe state's first command writes it in the same commit.
-            self.journal.fault(
-                cause, detail, first=first, durable=False, **({"who": who} if who else {})
-            )
+            self.journal.fault(cause, detail, first=first, durable=False, **extra)
         except JournalError:
             log.exception("cannot journal fault %s: %s", cause, detail)
         report = self.safe_state(f"{cause}: {detail}")
@@ -223,22 +268,35 @@ class Controller:
     def safe_state(self, reason: str) -> SafeStateReport:
         """Outputs off in power-off order, relays open, verified; carries on past errors."""
         with self.supervisor.withheld(), self._safe_lock:
-            # Commanded off before the first off command goes out: the monitor, polling
-            # meanwhile, must see outputs going off as commanded, not as regulation lost.
-            # Under the gate: an exchange in flight records what it did first.
-            with self._gate:
-                self.commanded = BenchState(
-                    nets={n: replace(s, output=False) for n, s in self.commanded.nets.items()},
-                    closed_relays=frozenset(),
-                )
-                self._setpoint_window.clear()
-            report = drive_safe(self, reason)
+            # Commanded off before the first off command goes out; under the gate, so an
+            # exchange in flight records what it did first.
+            self._commanded.all_off()
+            report = drive_safe(
+                reason,
+                self._off_plan(),
+                self.journal,
+                stop_heartbeat=self.supervisor.stop_heartbeat,
+                state=lambda: self.state,
+            )
             self.last_safe_state = report
         if self.state == "live" and self.fault_cause is None:
             # Driven safe without a fault (e.g. on request): nothing is live any more.
             with contextlib.suppress(JournalError, StateError):
                 self._transition("deenergise", durable=not report.journal_down, reason=reason)
         return report
+
+    def _off_plan(self) -> OffPlan:
+        instruments = self.instruments
+        return OffPlan(
+            supplies=supplies_in_power_off_order(
+                power_off_channels(self.bench, self.limits.power_off), instruments.supplies
+            ),
+            all_supplies=tuple(instruments.supplies),
+            board=instruments.board,
+            trusted=instruments.trusted,
+            identify=instruments.verify_identity,
+            relays_of=instruments.relays_of,
+        )
 
     def emergency_stop(self, who: str, client: str = "") -> SafeStateReport:
         """Anyone may stop. Journaled, then the trip."""
@@ -263,23 +321,22 @@ class Controller:
             if failures:
                 # Instruments that are not who bench.toml says get no command at all,
                 # not even "off": they may belong to another bench.
-                if self.instruments.board.name not in self.instruments.untrusted:
+                if self.instruments.trusted(self.instruments.board.name):
                     self.supervisor.start()
                 self.trip("identity", "; ".join(str(f) for f in failures))
                 raise failures[0]
-            previous_stop = self._previous_stop()
-            energised, protection_trips = self._read_actual_state()
-            board = self.instruments.board
-            board_state = board.get_state()
-            self._program_board()
+            previous_stop = self._arming.previous_stop()
+            there = self._arming.found()
+            board_state = self.instruments.board.get_state()
+            self._arming.program_board()
             # Every finding is named in the one fault: a reset clears the supplies'
             # trips and the board's latch, the evidence of what happened before we came.
-            found = energised + protection_trips
+            found = there.energised + there.tripped
             if board_state.estop_active or board_state.trip_cause is not None:
                 latched = "E-stop open" if board_state.estop_active else board_state.trip_cause
                 found.append(f"relay board latched {latched}")
             if found:
-                cause = "found-energised" if energised else "found-tripped"
+                cause = "found-energised" if there.energised else "found-tripped"
                 self.trip(cause, f"{'; '.join(found)} before we connected{previous_stop}")
             # Started after the start-up findings, so they are reported first and once.
             if self.fault_cause is not None:
@@ -289,68 +346,6 @@ class Controller:
             if self.fault_cause is not None:
                 return
             self._transition("connect")
-
-    def _previous_stop(self) -> str:
-        """How the last controller on this journal stopped, as a clause for a finding.
-
-        A clean stop leaves a ``disconnect`` transition as its last state change;
-        anything else (a crash, a kill, a power cut) leaves whatever came before.
-        """
-        try:
-            last = self.journal.last(kind="state")
-        except JournalError:
-            return ""
-        if last is None:
-            return ""
-        payload = last.payload
-        when = f"{last.wall_time} (journal seq {last.seq})"
-        if payload.get("trigger") == "disconnect":
-            if payload.get("stop") == "clean":
-                return f"; the last service stopped cleanly at {when}"
-            return f"; the last service stopped at {when} with {payload.get('why', 'no reason')}"
-        return (
-            f"; the last service did not stop cleanly: its last state change was "
-            f"{payload.get('trigger')} to {payload.get('to')} at {when}"
-        )
-
-    def _read_actual_state(self) -> tuple[list[str], list[str]]:
-        """What is energised right now, whatever anyone believes, and which supply
-        channels have a protection trip latched: one settings exchange per supply."""
-        energised, tripped = [], []
-        for name, channels in self.instruments.supply_channels().items():
-            for channel, settings in zip(
-                channels, self.instruments.supplies[name].settings(channels), strict=True
-            ):
-                if settings.output:
-                    energised.append(f"{name} CH{channel} output on at {settings.voltage:g} V")
-                if settings.tripped:
-                    tripped.append(f"{name} CH{channel} protection tripped")
-        state = self.instruments.board.get_state()
-        if state.commanded or state.contacts:
-            closed = sorted(self.instruments.relays_of(state.commanded | state.contacts))
-            energised.append(f"relays closed: {', '.join(closed)}")
-        return energised, tripped
-
-    def _program_board(self) -> None:
-        """The board's own rules: its watchdog and the profile's never-together pairs.
-
-        Loaded at connect, again at arming (the profile may have changed) and at reset
-        (a board that rebooted has forgotten them): the board's defence must match the
-        limits in force.
-        """
-        board = self.instruments.board
-        board.set_watchdog(self.bench.service.relay_watchdog)
-        board.load_forbidden(self._forbidden_masks())
-
-    def _forbidden_masks(self) -> list[int]:
-        """The profile's never-together groups as the board's pairwise masks (defence in depth)."""
-        masks = set()
-        for group in self.limits.never_together:
-            relays = sorted(group.relays)
-            for i, a in enumerate(relays):
-                for b in relays[i + 1 :]:
-                    masks.add(self.instruments.mask({a, b}))
-        return sorted(masks)
 
     def close(self) -> None:
         """Drive safe, stop supervising, leave the board cleanly, close every instrument.
@@ -367,29 +362,13 @@ class Controller:
             self.monitor.stop()
             self.supervisor.stop()
             if self.state != "disconnected":
-                unclean = self._unclean_stop(report)
+                unclean = self._arming.release(report, self.fault_cause)
                 with contextlib.suppress(JournalError, StateError):
                     if unclean is None:
                         self._transition("disconnect", stop="clean")
                     else:
                         self._transition("disconnect", stop="unclean", why=unclean)
             self.instruments.close()
-
-    def _unclean_stop(self, report: SafeStateReport | None) -> str | None:
-        """Release the board if this stop is clean; else why it is not."""
-        board = self.instruments.board
-        if self.fault_cause is not None:
-            return f"fault latched: {self.fault_cause}"
-        if report is None or not report.verified:
-            unverified = "; ".join(report.unverified) if report else "not driven safe"
-            return f"safe state not verified: {unverified}"
-        if board.name in self.instruments.untrusted:
-            return f"{board.name}: not the board bench.toml names"
-        try:
-            board.release()
-        except InstrumentError as error:
-            return f"the relay board did not take the release: {error}"
-        return None
 
     # -- operator actions ----------------------------------------------------------
 
@@ -410,21 +389,22 @@ class Controller:
             self.journal.begin_run()
             self.journal.operator(operator, "arm", client=client)
             try:
-                self._pin_configuration()
+                fresh = self._arming.pin(self.configuration)
             except ConfigError:
                 self.journal.end_run()
                 raise
+            self.configuration, self.limits = fresh, fresh.limits
             self.journal.config(
                 {"bench": self.bench.path, "profile": self.configuration.profile.path},
-                limits=self._limits_summary(),
+                limits=limits_summary(self.limits),
                 operator=operator,
             )
             try:
-                self._verify_identities("arming")
-                self._program_board()
-                self._check_dut_identity()
-                self._verify_all_off()
-                self._program_protection()
+                self._arming.verify_identities("arming")
+                self._arming.program_board()
+                self._energising.check_dut_identity()
+                self._arming.verify_all_off()
+                self._arming.program_protection()
             except (InstrumentError, FaultLatched) as error:
                 if not isinstance(error, IdentityMismatch) and self.fault_cause is None:
                     self.trip("arming", str(error))
@@ -434,135 +414,6 @@ class Controller:
                 self.journal.end_run()
                 raise
             self._transition("arm", operator=operator)
-
-    def _pin_configuration(self) -> None:
-        """Re-read the files at arming: edits take effect now, never while armed."""
-        fresh = load_configuration(self.bench.path, self.configuration.profile.path)
-        if fresh.bench.sha256 != self.bench.sha256:
-            raise ConfigError(
-                self.bench.shown_path,
-                "",
-                "changed since the controller connected: restart it to use the new bench",
-            )
-        self.configuration = fresh
-        self.limits = fresh.limits
-
-    def _limits_summary(self) -> dict[str, dict[str, float]]:
-        return {
-            net: {
-                "min_voltage": n.min_voltage,
-                "max_voltage": n.max_voltage,
-                "max_current": n.max_current,
-                "max_step": n.max_step,
-                "max_slew": n.max_slew,
-                "live_min_current": n.live_min_current,
-                "live_max_current": n.live_max_current,
-            }
-            for net, n in self.limits.nets.items()
-        }
-
-    def _verify_identities(self, when: str) -> None:
-        """Every instrument, the relay board included, is who bench.toml says, now.
-
-        A unit swapped behind an unbroken link (a LAN or GPIB gateway, a switch)
-        answers on the same resource: only asking again finds it. One that is not
-        who it should be is never commanded again (not even "off") until a reset
-        identifies it, and the bench trips.
-        """
-        failures = self.instruments.verify_identities()
-        if failures:
-            self.trip("identity", f"at {when}: " + "; ".join(str(f) for f in failures))
-            raise failures[0]
-
-    def _check_dut_identity(self) -> None:
-        identity = self.configuration.profile.identity
-        if identity is None:
-            return
-        measured = self._measure_routed(identity.net, purpose="dut-identity")
-        resistance = measured["resistance"]
-        expected = (
-            f"{identity.min_resistance:g} .. {identity.max_resistance:g} ohm on {identity.net}"
-        )
-        seen = f"{resistance:g} ohm"
-        ok = identity.min_resistance <= resistance <= identity.max_resistance
-        self.journal.identity(
-            "dut", expected=expected, seen=seen, ok=ok, profile=self.configuration.profile.name
-        )
-        if not ok:
-            raise IdentityMismatch("dut", f"{self.configuration.profile.name} ({expected})", seen)
-
-    def _recheck_dut_identity(self) -> None:
-        """The first net to go live (after arming, or after every net was off) is
-        preceded by measuring the DUT's identity again: a board swapped while the
-        bench stood armed and dark must not be energised as the one pinned."""
-        try:
-            self._check_dut_identity()
-        except IdentityMismatch as error:
-            self.trip("dut-identity", f"before going live: {error}")
-            raise FaultLatched(f"the DUT changed since arming: {error}") from error
-
-    def _verify_all_off(self) -> None:
-        energised, tripped = self._read_actual_state()
-        problems = energised + tripped
-        for name, channels in self.instruments.supply_channels().items():
-            readings = self.instruments.supplies[name].measure(channels)
-            for channel, (volts, _amps) in zip(channels, readings, strict=True):
-                net = self._net_of(name, channel)
-                limit = (
-                    self.limits.nets[net].safe_to_mate.max_stray_voltage
-                    if net in self.limits.nets
-                    else 0.5
-                )
-                if abs(volts) > limit:
-                    problems.append(f"{name} CH{channel} measures {volts:g} V with its output off")
-        if problems:
-            raise InstrumentError("bench", "not everything is off: " + "; ".join(problems))
-
-    def _program_protection(self) -> None:
-        """Each channel: 0 V, current limit and OVP at the profile, OCP armed, all read back.
-
-        With OCP armed the supply turns its output off itself when the load would
-        pull it into current limiting (a short, an overload), before the monitor's
-        next pass sees it; the interlock then trips on the protection it finds tripped.
-        """
-        nets = {}
-        for net, limits in self.limits.nets.items():
-            port = self.ports[net]
-            psu = self.instruments.supplies[port.supply]
-            ovp = self._ovp_level(net)
-            settings = [
-                ("voltage", 0.0, psu.program_voltage, limits.readback_tolerance(0.0)),
-                (
-                    "current_limit",
-                    limits.max_current,
-                    psu.program_current_limit,
-                    limits.current_tolerance(limits.max_current),
-                ),
-                ("ovp", ovp, psu.program_ovp, limits.readback_tolerance(ovp)),
-            ]
-            for quantity, value, program, tolerance in settings:
-                with self._actuating():
-                    readback = program(port.channel, value, net=net)
-                self._expect(net, quantity, value, readback, tolerance)
-            with self._actuating():
-                armed = psu.enable_ocp(port.channel, net=net)
-            if not armed:
-                detail = f"{net} over-current protection reads back off, commanded on"
-                self.trip("readback", detail)
-                raise ReadbackMismatch(port.supply or "bench", detail)
-            nets[net] = NetState(voltage=0.0, current_limit=limits.max_current)
-        self.commanded = BenchState(nets=nets)
-
-    def _ovp_level(self, net: str) -> float:
-        return self.limits.ovp_levels[net]
-
-    def _clear_protection_trips(self) -> None:
-        """Acknowledging a fault includes a supply's latched OVP/OCP (outputs stay off)."""
-        for name, channels in self.instruments.supply_channels().items():
-            psu = self.instruments.supplies[name]
-            for channel, settings in zip(channels, psu.settings(channels), strict=True):
-                if settings.tripped:
-                    psu.clear_protection(channel, purpose="reset")
 
     def disarm(self, operator: str, client: str = "") -> None:
         with self._operation:
@@ -596,16 +447,15 @@ class Controller:
             if failures:
                 raise failures[0]
             board.reset_trip()
-            self._program_board()
-            self._clear_protection_trips()
-            energised, _ = self._read_actual_state()  # trips: cleared just now
+            self._arming.program_board()
+            self._arming.clear_protection_trips()
+            energised = self._arming.found().energised  # trips: cleared just now
             if energised:
                 self.safe_state("reset found energised: " + "; ".join(energised))
                 raise StateError("reset refused, found energised: " + "; ".join(energised))
             for hook in self.before_reset:
                 hook(operator, self.fault_cause)
-            with self._gate:
-                self.fault_cause = None
+            self._gate.clear()
             self.commanded = SAFE_STATE
             self.supervisor.clear_seen()
             self.monitor.ensure_running()
@@ -619,36 +469,18 @@ class Controller:
         # Journal what was asked even when it is not a number JSON can hold (NaN, inf):
         # the limit engine then refuses it under its rule, on the record.
         shown = {
-            k: repr(v) if isinstance(v, float) and not math.isfinite(v) else v
+            k: repr(v) if isinstance(v, float) and not is_finite_number(v) else v
             for k, v in details.items()
         }
         return self.journal.request(who, client, action, durable=False, **shown)
-
-    def _refuse(self, request_seq: Pending | None, verdict: Verdict, **details: Any) -> None:
-        self._record_refusal(request_seq, verdict, **details)
-        verdict.raise_if_refused()
-
-    def _record_refusal(
-        self, request_seq: Pending | None, verdict: Verdict, **details: Any
-    ) -> None:
-        self.journal.verdict(
-            False,
-            request=request_seq,
-            rule=verdict.rule,
-            where=verdict.where,
-            reason=verdict.reason,
-            durable=False,
-            **details,
-        )
-        self.journal.flush()  # a refusal is on the record before the caller hears of it
-        self._notify("refused", rule=verdict.rule, where=verdict.where, reason=verdict.reason)
 
     def _guarded(self, request_seq: Pending, action: Callable[..., Any], *args: Any) -> Any:
         """Run ``action(*args)``: a state error is a journaled refusal; instrument trouble trips."""
         try:
             self._require("armed", "live")
         except (StateError, FaultLatched) as error:
-            self._record_refusal(request_seq, Verdict(False, "state", "controller", str(error)))
+            refusal = Verdict(False, "state", "controller", str(error))
+            self._actuation.record_refusal(request_seq, refusal)
             raise
         try:
             return action(*args)
@@ -672,11 +504,11 @@ class Controller:
         """
         with self._operation:
             seq = self._request(who, client, "set", net=net, quantity="voltage", value=volts)
-            ramp = self._guarded(seq, self._decide_voltage, seq, net, volts)
+            ramp = self._guarded(seq, self._actuation.plan, seq, net, volts)
             first = ramp.plan.steps[0]
             if first.delay <= 0:  # nothing to wait for: sent under the decision's hold
                 self._wait(first.delay)
-                self._guarded(seq, self._ramp_step, ramp, 0)
+                self._guarded(seq, self._actuation.ramp_step, ramp, 0)
         for i in range(ramp.sent, len(ramp.plan.steps)):
             # Another request that changes the net ends the wait: this step then refuses.
             self._wait(
@@ -684,157 +516,19 @@ class Controller:
                 interrupted=lambda: self.commanded.net(ramp.net) != ramp.left,
             )
             with self._operation:
-                self._guarded(seq, self._ramp_step, ramp, i)
-
-    def _decide_voltage(self, seq: Pending, net: str, volts: float) -> _Ramp:
-        plan = plan_voltage(self.limits, self.commanded, SetVoltage(net, volts), self.clock())
-        if not plan.verdict.allowed:
-            self._refuse(seq, plan.verdict)
-        self.journal.verdict(True, request=seq, steps=len(plan.steps), durable=False)
-        held = self.commanded
-        return _Ramp(seq, net, plan, self.limits, held, held.net(net))
-
-    def _ramp_step(self, ramp: _Ramp, index: int) -> None:
-        """Send one step of a decided ramp, decided again now, and read it back."""
-        step, net, held = ramp.plan.steps[index], ramp.net, self.commanded
-        if index == 0 and held is ramp.start and self.limits is ramp.limits and not ramp.live:
-            # The plan's decision stands only for the first step when nothing it was made
-            # from has changed: the very same state and limits, and a net that is off,
-            # whose check does not depend on the time.
-            decision = step.decision
-        else:
-            decision = continue_ramp(
-                ramp.limits, self.limits, ramp.left, held, step.request, self.clock()
-            )
-            if not decision.verdict.allowed:  # time or state moved under us: stop here
-                self._refuse(ramp.seq, at_step(decision.verdict, index, len(ramp.plan.steps)))
-        port = self.ports[net]
-        psu = self.instruments.supplies[port.supply]
-        setpoint = step.request.volts
-        before = held.net(net)
-        if before.output:
-            old = before.voltage
-            self._setpoint_window[net] = (min(old, setpoint), max(old, setpoint))
-        with self._actuating():
-            readback = psu.program_voltage(port.channel, setpoint, net=net)
-            self.commanded = decision.state
-        ramp.sent, ramp.left = index + 1, self.commanded.net(net)
-        tolerance = self.limits.nets[net].readback_tolerance(setpoint)
-        self._expect(net, "voltage", setpoint, readback, tolerance)
-        if self.commanded.net(net).output:
-            self._setpoint_window[net] = (setpoint, setpoint)
+                self._guarded(seq, self._actuation.ramp_step, ramp, i)
 
     def set_current_limit(
         self, net: str, amps: float, *, who: str = "script", client: str = ""
     ) -> None:
         with self._operation:
             seq = self._request(who, client, "set", net=net, quantity="current_limit", value=amps)
-            self._guarded(seq, self._set_current_limit, seq, net, amps)
-
-    def _set_current_limit(self, seq: Pending, net: str, amps: float) -> None:
-        decision = self._decide(seq, SetCurrentLimit(net, amps))
-        port = self.ports[net]
-        psu = self.instruments.supplies[port.supply]
-        with self._actuating():
-            live = self.commanded.net(net).output
-            readback = psu.program_current_limit(port.channel, amps, net=net)
-            self.commanded = decision.state
-            if live:
-                # A limit below what the DUT draws trips the supply's over-current
-                # protection. Read now, the gate still held: this trip, with its cause,
-                # comes before the monitor's (which waits for the gate).
-                reading = psu.poll([port.channel])[0]
-                self.journal.measurement(
-                    net, voltage=reading.volts, current=reading.amps, durable=False
-                )
-                if reading.tripped:
-                    detail = (
-                        f"{net}: the supply's protection tripped at the new current limit "
-                        f"of {amps:g} A (the DUT drew more)"
-                    )
-                    self.trip("protection", detail)
-                    raise FaultLatched(detail)
-        self._expect(
-            net,
-            "current_limit",
-            amps,
-            readback,
-            self.limits.nets[net].current_tolerance(amps),
-        )
+            self._guarded(seq, self._actuation.set_current_limit, seq, net, amps)
 
     def set_relay(self, relay: str, closed: bool, *, who: str = "script", client: str = "") -> None:
         with self._operation:
             seq = self._request(who, client, "set", relay=relay, quantity="relay", value=closed)
-            self._guarded(seq, lambda: self._switch_relay(relay, closed, request_seq=seq))
-
-    def _decide(self, seq: Pending | None, request: Request):
-        """The engine's verdict on one request, journaled (staged: it goes with the command)."""
-        internal = {} if seq is not None else {"internal": describe(request)}
-        decision = evaluate(self.limits, self.commanded, request, self.clock())
-        if not decision.verdict.allowed:
-            self._refuse(seq, decision.verdict, **internal)
-        self.journal.verdict(True, request=seq, durable=False, **internal)
-        return decision
-
-    def _switch_relay(
-        self, relay: str, closed: bool, *, request_seq: Pending | None = None
-    ) -> None:
-        decision = self._decide(request_seq, SetRelay(relay, closed))
-        if decision.state.closed_relays == self.commanded.closed_relays:
-            return
-        board = self.instruments.board
-        mask = self.instruments.mask(decision.state.closed_relays)
-        with self._actuating():
-            # The board's frames carry their own sequence and CRC; the journal holds what they mean.
-            self.journal.command_intent(
-                board.name, f"SET {mask:X}\n", relay=relay, quantity="relay", value=closed
-            )
-            board.set_relays(mask)
-            self.commanded = decision.state
-        self._await_contacts(mask)
-
-    def _await_contacts(self, mask: int) -> None:
-        """The auxiliary contacts must follow the coils, or the relay is not where we think."""
-        board = self.instruments.board
-        deadline = self.clock() + CONTACT_SETTLE_TIMEOUT
-        while True:
-            if self.fault_cause is not None:
-                raise FaultLatched(f"tripped: {self.fault_cause}")
-            state = board.get_state()
-            if state.contacts_mask == mask and state.commanded_mask == mask:
-                self.journal.readback(
-                    board.name,
-                    "GET",
-                    f"C={state.contacts_mask:X}",
-                    quantity="relay",
-                    expected=mask,
-                    ok=True,
-                )
-                return
-            if self.clock() > deadline:
-                differ = self.instruments.relays_of(
-                    {
-                        c
-                        for c in range(1, (state.contacts_mask ^ mask).bit_length() + 1)
-                        if (state.contacts_mask ^ mask) >> (c - 1) & 1
-                    }
-                )
-                self.journal.readback(
-                    board.name,
-                    "GET",
-                    f"C={state.contacts_mask:X}",
-                    quantity="relay",
-                    expected=mask,
-                    ok=False,
-                )
-                self.trip(
-                    "contact-sense",
-                    f"relay contacts disagree with their coils: {', '.join(sorted(differ))}",
-                )
-                raise ReadbackMismatch(
-                    board.name, f"contacts {state.contacts_mask:X}, commanded {mask:X}"
-                )
-            time.sleep(0.002)
+            self._guarded(seq, self._actuation.switch_relay, relay, closed, seq)
 
     def output_on(self, net: str, *, who: str = "script", client: str = "") -> None:
         """Go live: safe-to-mate, setpoint read back with the output off, on, settle, check."""
@@ -843,90 +537,11 @@ class Controller:
             self._guarded(seq, self._go_live, seq, net)
 
     def _go_live(self, seq: Pending, net: str) -> None:
-        request = SetOutput(net, True)
-        verdict = evaluate(self.limits, self.commanded, request, self.clock()).verdict
-        if not verdict.allowed:
-            self._refuse(seq, verdict)
-        if self.commanded.net(net).output:
-            self.journal.verdict(True, request=seq, note="already live", durable=False)
-            self.journal.flush()
-            return
-        port, limits = self.ports[net], self.limits.nets[net]
-        psu = self.instruments.supplies[port.supply]
-        if port.power_relay in self.commanded.closed_relays:
-            self._switch_relay(port.power_relay, False)
-        if not self.commanded.live_nets:
-            self._recheck_dut_identity()
-        self._safe_to_mate(net)
-        # What the supply really holds, output still off and relay still open: an output
-        # turned on behind our back must not reach the DUT when the relay closes.
-        held = psu.settings([port.channel])[0]
-        commanded = self.commanded.net(net)
-        if held.output or held.tripped:
-            state = "on" if held.output else "tripped"
-            self.trip("readback", f"{net}: supply output {state} before it was turned on")
-            raise ReadbackMismatch(port.supply, f"{net} not off before going live")
-        self._expect(
-            net,
-            "voltage",
-            commanded.voltage,
-            held.voltage,
-            limits.readback_tolerance(commanded.voltage),
-        )
-        self._expect(
-            net,
-            "current_limit",
-            commanded.current_limit,
-            held.current_limit,
-            limits.current_tolerance(commanded.current_limit),
-        )
-        self._expect(
-            net,
-            "ovp",
-            self._ovp_level(net),
-            held.ovp,
-            limits.readback_tolerance(self._ovp_level(net)),
-        )
-        if not held.ocp:
-            self.trip("readback", f"{net}: supply over-current protection off before going live")
-            raise ReadbackMismatch(port.supply, f"{net} over-current protection is off")
-        self._switch_relay(port.power_relay, True)
-        decision = self._decide(seq, request)
-        self._setpoint_window[net] = (commanded.voltage, commanded.voltage)
-        with self._actuating():
-            on = psu.set_output(port.channel, True, net=net)
-            self.commanded = decision.state
-            if not on:  # tripped here, the gate held: before the monitor's trip, if any
-                why = self._why_not_on(psu, port.channel, commanded.current_limit)
-                self.trip("readback", f"{net}: {why}")
-                raise ReadbackMismatch(port.supply, f"{net} output did not turn on: {why}")
+        if not self._energising.turn_on(seq, net):
+            return  # live already
         if self.state == "armed":
             self._transition("energise", net=net)
-        self._wait(limits.settle_time)
-        reading = psu.poll([port.channel])[0]
-        self.journal.measurement(
-            net, voltage=reading.volts, current=reading.amps, phase="settled", durable=False
-        )
-        problem = self._envelope_problem(
-            net, reading.volts, reading.amps, reading.tripped, protected=reading.protected
-        )
-        if problem:
-            self.trip("live-window", f"{net}: {problem}")
-            raise FaultLatched(f"{net} did not come up inside its window: {problem}")
-
-    @staticmethod
-    def _why_not_on(psu: PowerSupply, channel: int, current_limit: float) -> str:
-        """Why an output reads off right after ``OUTP ON``, as far as the supply says."""
-        try:
-            tripped = psu.poll([channel])[0].tripped
-        except InstrumentError:
-            tripped = False  # the trip that follows says it was off; its cause is unknown
-        if not tripped:
-            return "output reads off after OUTP ON"
-        return (
-            "output went off at once: the supply's protection tripped (does the DUT "
-            f"draw more than the {current_limit:g} A current limit?)"
-        )
+        self._energising.settle(net)
 
     def output_off(self, net: str, *, who: str = "script", client: str = "") -> None:
         with self._operation:
@@ -934,19 +549,8 @@ class Controller:
             self._guarded(seq, self._output_off, seq, net)
 
     def _output_off(self, seq: Pending, net: str) -> None:
-        decision = self._decide(seq, SetOutput(net, False))
-        if not self.commanded.net(net).output:
+        if not self._actuation.output_off(seq, net):
             return
-        port = self.ports[net]
-        with self._actuating():
-            off = not self.instruments.supplies[port.supply].set_output(
-                port.channel, False, net=net
-            )
-            self.commanded = decision.state
-        self._setpoint_window.pop(net, None)
-        if not off:
-            self.trip("readback", f"{net}: output reads on after OUTP OFF")
-            raise ReadbackMismatch(port.supply, f"{net} output did not turn off")
         if self.state == "live" and not self.commanded.live_nets:
             self._transition("deenergise", net=net)
 
@@ -960,145 +564,12 @@ class Controller:
             self.journal.measurement(net, voltage=volts, current=amps, durable=False)
             return {"voltage": volts, "current": amps}
 
-    # -- procedures ------------------------------------------------------------------
-
-    def _safe_to_mate(self, net: str) -> None:
-        """Measure the net with its supply disconnected: stray voltage, then resistance."""
-        mate = self.limits.nets[net].safe_to_mate
-        measured = self._measure_routed(
-            net, purpose="safe-to-mate", max_stray=mate.max_stray_voltage
-        )
-        resistance = measured["resistance"]
-        if not mate.min_resistance <= resistance <= mate.max_resistance:
-            where = self.limits.where(f"nets.{net}.safe_to_mate")
-            detail = (
-                f"{net} measures {resistance:g} ohm, expected {mate.min_resistance:g} .. "
-                f"{mate.max_resistance:g} ohm ({where}): miswired or wrong DUT"
-            )
-            self.trip("safe-to-mate", detail)
-            raise FaultLatched(f"safe-to-mate failed: {detail}")
-
-    def _measure_routed(
-        self, net: str, *, purpose: str, max_stray: float = 0.5
-    ) -> dict[str, float]:
-        """Route the DMM to ``net``, measure stray voltage then resistance, un-route."""
-        port = self.ports.get(net)
-        meter = self.instruments.meter
-        if port is None or port.sense_relay is None or meter is None:
-            raise ConfigError(
-                self.bench.shown_path,
-                f"wiring.{net}.sense_relay",
-                f"{net} cannot be measured: no DMM route",
-            )
-        self._switch_relay(port.sense_relay, True)
-        try:
-            stray = meter.measure_voltage(net=net, purpose=purpose)
-            self.journal.measurement(net, voltage=stray, purpose=purpose)
-            if abs(stray) > max_stray:
-                detail = f"{net} carries {stray:g} V before it is energised (max {max_stray:g} V)"
-                self.trip(purpose, detail)
-                raise FaultLatched(f"{purpose} failed: {detail}")
-            resistance = meter.measure_resistance(net=net, purpose=purpose)
-            # An open circuit is an overload (inf), which JSON cannot hold.
-            finite = math.isfinite(resistance)
-            self.journal.measurement(
-                net, resistance=resistance if finite else None, overload=not finite, purpose=purpose
-            )
-        finally:
-            if self.fault_cause is None:
-                self._switch_relay(port.sense_relay, False)
-        return {"voltage": stray, "resistance": resistance}
-
-    def _expect(
-        self, net: str, quantity: str, commanded: float, readback: float, tolerance: float
-    ) -> None:
-        ok = _finite(readback) and abs(readback - commanded) <= tolerance
-        if not ok:
-            detail = (
-                f"{net} {quantity} reads back {readback:g}, commanded {commanded:g} "
-                f"(tolerance {tolerance:g})"
-            )
-            self.trip("readback", detail)
-            raise ReadbackMismatch(self.ports[net].supply or "bench", detail)
-
-    def _window(self, net: str) -> tuple[float, float]:
-        return self._setpoint_window.get(net, (self.commanded.net(net).voltage,) * 2)
-
-    def _envelope_problem(
-        self,
-        net: str,
-        volts: float,
-        amps: float,
-        tripped: bool,
-        window: tuple[float, float] | None = None,
-        settling: bool = False,
-        *,
-        protected: bool = True,
-    ) -> str | None:
-        """Why a live net's measurement is outside its envelope, or None.
-
-        ``window`` is the range of setpoints the output may have been at while
-        it was measured (a ramp step may have happened meanwhile). While
-        ``settling`` (within the settle time of the last change) an output may
-        still be rising into a capacitive load: only "too much" is a fault then.
-        """
-        limits = self.limits.nets[net]
-        if tripped:
-            return "the supply's protection tripped"
-        if not protected:
-            return "the supply's over-current protection is off (turned off at the instrument?)"
-        low, high = window or self._window(net)
-        tolerance = limits.readback_tolerance(high)
-        if volts > limits.max_voltage + tolerance:
-            return f"{volts:g} V above the limit of {limits.max_voltage:g} V"
-        if volts > high + tolerance or (not settling and volts < low - tolerance):
-            return f"{volts:g} V, commanded {high:g} V (regulation lost: short or overload?)"
-        if amps > limits.live_max_current:
-            return f"{amps:g} A above the live window ({limits.live_max_current:g} A)"
-        if not settling and amps < limits.live_min_current:
-            return f"{amps:g} A below the live window ({limits.live_min_current:g} A): open?"
-        return None
-
-    def poll_live_nets(self) -> None:
-        """One monitor pass: every live net measured in one exchange per supply."""
-        live = [n for n in self.commanded.live_nets if n in self.limits.nets]
-        by_supply: dict[str, list[str]] = {}
-        for net in live:
-            by_supply.setdefault(self.ports[net].supply, []).append(net)
-        for supply, nets in by_supply.items():
-            channels = [self.ports[n].channel for n in nets]
-            before = {n: self._window(n) for n in nets}
-            readings = self.instruments.supplies[supply].poll(channels)
-            for net, (volts, amps, tripped, protected) in zip(nets, readings, strict=True):
-                after = self._window(net)
-                window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
-                self.last_measured[net] = {"voltage": volts, "current": amps, "at": self.clock()}
-                self.journal.measurement(net, voltage=volts, current=amps, durable=False)
-                if not self.commanded.net(net).output:
-                    continue  # turned off while we were measuring
-                settling = self.clock() < (
-                    self.commanded.net(net).changed_at + self.limits.nets[net].settle_time
-                )
-                problem = self._envelope_problem(
-                    net, volts, amps, tripped, window, settling, protected=protected
-                )
-                if problem:
-                    self.trip("monitor", f"{net}: {problem}")
-                    return
-
-    def _net_of(self, supply: str, channel: int) -> str | None:
-        for port in self.ports.values():
-            if port.supply == supply and port.channel == channel:
-                return port.net
-        return None
-
     def _wait(self, seconds: float, interrupted: Callable[[], bool] | None = None) -> None:
         """Sleep, but give up at once if a trip begins, or (early, without an error)
         once ``interrupted()`` says what the wait was for has changed."""
         deadline = self.clock() + seconds
         while True:
-            if self.fault_cause is not None:
-                raise FaultLatched(f"tripped: {self.fault_cause}")
+            self._gate.raise_if_latched()
             if interrupted is not None and interrupted():
                 return
             remaining = deadline - self.clock()
@@ -1113,29 +584,6 @@ class Controller:
 
 # A trip's own journal writes (a backlog flush, its state change) wait at most this long.
 TRIP_JOURNAL_WAIT_S = 1.0
-# While an exchange holds the gate, its journal write waits at most this long.
-ACTUATING_JOURNAL_WAIT_S = 2.0
-
-
-@dataclass
-class _Ramp:
-    """A voltage request under way: its plan, what it was decided from, what it left."""
-
-    seq: Pending
-    net: str
-    plan: VoltagePlan
-    limits: PinnedLimits  # the limits it was decided under
-    start: BenchState  # the whole state it was decided from
-    left: NetState  # the net as this ramp last left it
-    sent: int = 0  # steps sent so far
-
-    @property
-    def live(self) -> bool:
-        return self.start.net(self.net).output
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 __all__ = ["Controller"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from interlock.catalog import RELAY_BOARDS
 from interlock.config import Bench, Identity
 from interlock.drivers.relay_board import RelayBoard
 from interlock.drivers.scpi_dmm import ScpiMultimeter
@@ -13,6 +14,7 @@ from interlock.drivers.scpi_psu import ScpiPowerSupply
 from interlock.drivers.visa import VisaTransport
 from interlock.errors import ConfigError, IdentityMismatch, InstrumentError
 from interlock.journal import Journal
+from interlock.limits.measurements import same_instrument
 from interlock.protocols import Meter, PowerSupply, RelayBank
 
 log = logging.getLogger(__name__)
@@ -27,15 +29,6 @@ class NetPort:
     channel: int | None
     power_relay: str | None
     sense_relay: str | None
-
-
-def _same(expected: Identity, seen: Identity) -> bool:
-    # Makers write their names in various cases; serials and models are exact.
-    return (
-        expected.maker.casefold() == seen.maker.casefold()
-        and expected.model == seen.model
-        and expected.serial == seen.serial
-    )
 
 
 class BenchInstruments:
@@ -69,6 +62,7 @@ class BenchInstruments:
                 self.board = RelayBoard(where, name=inst.name, timeout=min(timeout, 0.5))
         if self.board is None:
             raise ConfigError(bench.shown_path, "instruments", "a bench needs its relay board")
+        self.board_model = RELAY_BOARDS[bench.instruments[self.board.name].identity.model]
         # Instruments whose identity did not match (or did not answer): never commanded.
         self.untrusted: set[str] = set()
         self.relay_channels = {r.name: r.channel for r in bench.relays.values()}
@@ -116,6 +110,17 @@ class BenchInstruments:
                 channels[port.supply].append(port.channel)
         return {name: sorted(chs) for name, chs in channels.items() if chs}
 
+    def trusted(self, name: str) -> bool:
+        """Whether an instrument answered as the one bench.toml names when last asked."""
+        return name not in self.untrusted
+
+    def net_at(self, supply: str, channel: int) -> str | None:
+        """The net a supply channel is wired to, if any."""
+        for port in self.ports.values():
+            if port.supply == supply and port.channel == channel:
+                return port.net
+        return None
+
     def verify_identity(self, instrument) -> None:
         """Check one instrument against bench.toml; journal the check either way."""
         expected = self.bench.instruments[instrument.name].identity
@@ -124,7 +129,7 @@ class BenchInstruments:
             seen, firmware = Identity(ident.maker, ident.model, ident.serial), ident.firmware
         else:
             seen, firmware = instrument.identify()
-        ok = _same(expected, seen)
+        ok = same_instrument(expected, seen)
         self.journal.identity(
             instrument.name, expected=str(expected), seen=str(seen), ok=ok, firmware=firmware
         )

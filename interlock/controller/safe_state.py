@@ -1,14 +1,20 @@
 """The safe-state procedure: outputs off in power-off order, relays open, verified.
 
-It carries on past individual errors and reports what it could not verify.
-When a supply does not answer, the relays are opened before trying to reach
-it again: they disconnect the DUT whatever the supply is doing. When the
-journal itself cannot be written, the off commands go out all the same
-(failing safe comes before journaling: see
-:meth:`~interlock.journal.store.Journal.safe_off_intent`), are logged at
-once and journaled, flagged, when the journal writes again; the procedure
-also stops heartbeating the relay board, whose own watchdog then opens
-every relay whatever happened to the command.
+It is given what it acts on (:class:`OffPlan`: each supply with its wired
+channels in power-off order, the board) and the journal, and reaches into
+nothing else. It carries on past individual errors and reports what it could
+not verify. When a supply does not answer, the relays are opened before
+trying to reach it again: they disconnect the DUT whatever the supply is
+doing. When the journal itself cannot be written, the off commands go out all
+the same (failing safe comes before journaling: see
+:meth:`~interlock.journal.store.Journal.safe_off_intent`), are logged at once
+and journaled, flagged, when the journal writes again; the procedure also
+stops heartbeating the relay board, whose own watchdog then opens every
+relay whatever happened to the command.
+
+Each supply is turned off by :func:`_turn_off` and verified by
+:func:`_verify_off`, neither touching another supply nor the report: each
+returns its :class:`SupplyOutcome`, which the procedure merges.
 """
 
 from __future__ import annotations
@@ -16,15 +22,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from interlock.config import WiredChannel
 from interlock.errors import InstrumentError, JournalError
-
-if TYPE_CHECKING:
-    from interlock.controller.controller import Controller
+from interlock.journal import Journal
+from interlock.protocols import PowerSupply, RelayBank
 
 log = logging.getLogger(__name__)
+
+# A journal that was only busy (a slow commit, another process's write) gets this
+# long, once the outputs are off, to take the records the off commands went without.
+LATE_RECORD_WAIT_S = 1.0
 
 
 @dataclass
@@ -42,141 +52,137 @@ class SafeStateReport:
         return not self.unverified
 
 
-def _channels_in_power_off_order(ctl: Controller) -> list[tuple[str, int, str]]:
-    """(supply, channel, net) for every wired channel: the profile's order first."""
-    order = [n for n in ctl.limits.power_off if n in ctl.ports]
-    order += [n for n in ctl.ports if n not in order]
-    return [
-        (ctl.ports[n].supply, ctl.ports[n].channel, n)
-        for n in order
-        if ctl.ports[n].supply is not None
-    ]
+@dataclass(frozen=True)
+class SupplyOff:
+    """One supply and its wired channels in power-off order: off in one exchange (the
+    supply executes a channel list in order, and reads it back in the same line)."""
+
+    name: str
+    supply: PowerSupply
+    channels: tuple[int, ...]
+    nets: tuple[str, ...]
 
 
-# A journal that was only busy (a slow commit, another process's write) gets this
-# long, once the outputs are off, to take the records the off commands went without.
-LATE_RECORD_WAIT_S = 1.0
+@dataclass
+class SupplyOutcome:
+    """What one supply's step of the safe state found: merged into the report by the
+    procedure, so that supplies could be handled side by side."""
+
+    done: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+    unreachable: str | None = None  # why it did not answer
+
+    def into(self, report: SafeStateReport) -> None:
+        report.done.extend(self.done)
+        report.unverified.extend(self.unverified)
 
 
-def _records_written_late(ctl: Controller, report: SafeStateReport) -> bool:
-    try:
-        with ctl.journal.waiting_at_most(LATE_RECORD_WAIT_S):
-            ctl.journal.flush()
-    except JournalError:
-        return False
-    report.done.append(
-        "journal was busy: off commands went out first, journaled after (flagged unjournaled)"
+@dataclass(frozen=True)
+class OffPlan:
+    """What the safe state acts on. ``trusted(name)`` is asked as each step runs: an
+    instrument that is not the one bench.toml names is never commanded, not even off."""
+
+    supplies: tuple[SupplyOff, ...]  # those with wired channels, in power-off order
+    all_supplies: tuple[str, ...]
+    board: RelayBank
+    trusted: Callable[[str], bool]
+    identify: Callable[[PowerSupply], None]  # raises unless it is the one named
+    relays_of: Callable[[Iterable[int]], frozenset[str]]
+
+
+def supplies_in_power_off_order(
+    channels: Sequence[WiredChannel], supplies: Mapping[str, PowerSupply]
+) -> tuple[SupplyOff, ...]:
+    """Each supply once, in the order its first channel comes in ``channels``."""
+    wired: dict[str, list[WiredChannel]] = {}
+    for channel in channels:
+        wired.setdefault(channel.supply, []).append(channel)
+    return tuple(
+        SupplyOff(
+            name,
+            supplies[name],
+            tuple(c.channel for c in chans),
+            tuple(c.net for c in chans),
+        )
+        for name, chans in wired.items()
     )
-    return True
 
 
-def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
+def drive_safe(
+    reason: str,
+    plan: OffPlan,
+    journal: Journal,
+    *,
+    stop_heartbeat: Callable[[str], None],
+    state: Callable[[], str],
+) -> SafeStateReport:
     report = SafeStateReport(reason=reason, started=time.monotonic())
-    unjournaled_before = ctl.journal.unjournaled
+    unjournaled_before = journal.unjournaled
     unreachable: dict[str, str] = {}  # supply -> why it did not answer
 
-    untrusted = ctl.instruments.untrusted
-    for supply in sorted(untrusted & set(ctl.instruments.supplies)):
-        report.unverified.append(f"{supply}: not the instrument bench.toml names; not commanded")
-    # One exchange per supply: its channels in power-off order in one channel
-    # list (the supply executes the list in order), read back in the same line.
-    by_supply: dict[str, list[tuple[int, str]]] = {}
-    for supply, channel, net in _channels_in_power_off_order(ctl):
-        if supply not in untrusted:
-            by_supply.setdefault(supply, []).append((channel, net))
-    for supply, wired in by_supply.items():
-        channels = [channel for channel, _ in wired]
-        try:
-            still_on = ctl.instruments.supplies[supply].outputs_off(channels, purpose="safe-state")
-        except JournalError as error:  # not the journal being down: that does not stop this
-            report.unverified.append(f"{supply}: off command refused: {error}")
-            continue
-        except InstrumentError as error:
-            unreachable[supply] = str(error)
-            continue
-        for (channel, net), on in zip(wired, still_on, strict=True):
-            (report.unverified if on else report.done).append(
-                f"{net} ({supply} CH{channel}) output {'still on' if on else 'off'}"
-            )
+    for name in sorted(n for n in plan.all_supplies if not plan.trusted(n)):
+        report.unverified.append(f"{name}: not the instrument bench.toml names; not commanded")
+    for target in plan.supplies:
+        if plan.trusted(target.name):
+            outcome = _turn_off(target)
+            outcome.into(report)
+            if outcome.unreachable is not None:
+                unreachable[target.name] = outcome.unreachable
 
-    board = ctl.instruments.board
+    board = plan.board
     try:
-        if board.name in untrusted:
+        if not plan.trusted(board.name):
             raise InstrumentError(board.name, "not the board bench.toml names; not commanded")
-        ctl.journal.safe_off_record(board.name, "SET 0\n", purpose="safe-state")
-        state = board.open_all()
+        journal.safe_off_record(board.name, "SET 0\n", purpose="safe-state")
+        board.open_all()
         report.done.append("relays commanded open")
     except InstrumentError as error:
         report.unverified.append(f"relays: {error}")
 
-    journal_down = ctl.journal.unjournaled > unjournaled_before
+    journal_down = journal.unjournaled > unjournaled_before
     # A supply that stopped answering: reconnect, re-identify, then turn it off. Not
     # with the journal down: its identity check would wait for the journal, and the
     # relays are open already.
-    for supply in sorted(unreachable) if journal_down else []:
-        report.unverified.append(f"{supply}: unreachable ({unreachable[supply]}); not retried")
-    for supply in sorted(unreachable) if not journal_down else []:
-        psu = ctl.instruments.supplies[supply]
-        try:
-            psu.open()
-            ctl.instruments.verify_identity(psu)
-            channels = [c for s, c, _ in _channels_in_power_off_order(ctl) if s == supply]
-            still_on = [
-                c
-                for c, on in zip(
-                    channels, psu.outputs_off(channels, purpose="safe-state"), strict=True
-                )
-                if on
-            ]
-            report.done.append(
-                f"{supply}: did not answer ({unreachable[supply]}); "
-                "reconnected, identified, outputs off"
-            )
-            if still_on:
-                report.unverified.append(f"{supply}: channels {still_on} still on")
-        except (InstrumentError, JournalError) as error:
-            report.unverified.append(f"{supply}: unreachable ({unreachable[supply]}; then {error})")
+    targets = {target.name: target for target in plan.supplies}
+    for name in sorted(unreachable):
+        if journal_down:
+            report.unverified.append(f"{name}: unreachable ({unreachable[name]}); not retried")
+        else:
+            _reconnect_and_turn_off(targets[name], unreachable[name], plan.identify).into(report)
 
     # Verify by reading back (pure queries: journaled with the next commit): outputs
     # and relay contacts.
     outputs_ok = True
-    for supply, channels in ctl.instruments.supply_channels().items():
-        if supply in untrusted:
-            continue
-        try:
-            for channel, settings in zip(
-                channels, ctl.instruments.supplies[supply].settings(channels), strict=True
-            ):
-                if settings.output:
-                    outputs_ok = False
-                    report.unverified.append(f"{supply} CH{channel} reads on after safe state")
-        except (InstrumentError, JournalError) as error:
-            outputs_ok = False
-            report.unverified.append(f"{supply}: cannot verify outputs: {error}")
+    for target in plan.supplies:
+        if plan.trusted(target.name):
+            outcome = _verify_off(target)
+            outcome.into(report)
+            outputs_ok = outputs_ok and not outcome.unverified
     if outputs_ok:
         report.outputs_off_at = time.monotonic()
     if journal_down:
-        journal_down = not _records_written_late(ctl, report)
+        journal_down = not _records_written_late(journal, report)
     report.journal_down = journal_down
     if journal_down:
         # Defence in depth: starve the board's watchdog, which opens every relay on its own.
-        ctl.supervisor.stop_heartbeat(f"journal failed during safe state ({reason})")
+        stop_heartbeat(f"journal failed during safe state ({reason})")
         report.unverified.append(
             "journal cannot be written: off commands sent unjournaled (journaled, flagged, "
             "when it writes again); relay board heartbeat stopped"
         )
     with contextlib.suppress(InstrumentError):
-        if board.name in untrusted:
+        if not plan.trusted(board.name):
             raise InstrumentError(board.name, "untrusted")
-        state = board.get_state()
-        if state.contacts:
-            welded = ", ".join(sorted(ctl.instruments.relays_of(state.contacts)))
+        contacts = board.get_state().contacts
+        if contacts:
+            welded = ", ".join(sorted(plan.relays_of(contacts)))
             report.unverified.append(f"relay contacts still closed: {welded}")
     report.finished = time.monotonic()
     with contextlib.suppress(JournalError):
-        ctl.journal.state(
-            ctl.state,
-            ctl.state,
+        now = state()
+        journal.state(
+            now,
+            now,
             "safe-state",
             durable=not report.journal_down,  # staged: a held journal holds nothing up
             reason=reason,
@@ -187,3 +193,73 @@ def drive_safe(ctl: Controller, reason: str) -> SafeStateReport:
     if report.unverified:
         log.error("safe state not fully verified (%s): %s", reason, "; ".join(report.unverified))
     return report
+
+
+def _turn_off(target: SupplyOff) -> SupplyOutcome:
+    """Every wired channel of one supply off, in one exchange."""
+    outcome = SupplyOutcome()
+    try:
+        still_on = target.supply.outputs_off(list(target.channels), purpose="safe-state")
+    except JournalError as error:  # not the journal being down: that does not stop this
+        outcome.unverified.append(f"{target.name}: off command refused: {error}")
+        return outcome
+    except InstrumentError as error:
+        outcome.unreachable = str(error)
+        return outcome
+    for channel, net, on in zip(target.channels, target.nets, still_on, strict=True):
+        (outcome.unverified if on else outcome.done).append(
+            f"{net} ({target.name} CH{channel}) output {'still on' if on else 'off'}"
+        )
+    return outcome
+
+
+def _reconnect_and_turn_off(
+    target: SupplyOff, why: str, identify: Callable[[PowerSupply], None]
+) -> SupplyOutcome:
+    """A supply that did not answer: reconnect, identify it again, then turn it off."""
+    outcome = SupplyOutcome()
+    psu = target.supply
+    try:
+        psu.open()
+        identify(psu)
+        channels = list(target.channels)
+        still_on = [
+            c
+            for c, on in zip(channels, psu.outputs_off(channels, purpose="safe-state"), strict=True)
+            if on
+        ]
+        outcome.done.append(
+            f"{target.name}: did not answer ({why}); reconnected, identified, outputs off"
+        )
+        if still_on:
+            outcome.unverified.append(f"{target.name}: channels {still_on} still on")
+    except (InstrumentError, JournalError) as error:
+        outcome.unverified.append(f"{target.name}: unreachable ({why}; then {error})")
+    return outcome
+
+
+def _verify_off(target: SupplyOff) -> SupplyOutcome:
+    """Read one supply's wired outputs back: all off?"""
+    outcome = SupplyOutcome()
+    channels = sorted(target.channels)
+    try:
+        settings = target.supply.settings(channels)
+    except (InstrumentError, JournalError) as error:
+        outcome.unverified.append(f"{target.name}: cannot verify outputs: {error}")
+        return outcome
+    for channel, held in zip(channels, settings, strict=True):
+        if held.output:
+            outcome.unverified.append(f"{target.name} CH{channel} reads on after safe state")
+    return outcome
+
+
+def _records_written_late(journal: Journal, report: SafeStateReport) -> bool:
+    try:
+        with journal.waiting_at_most(LATE_RECORD_WAIT_S):
+            journal.flush()
+    except JournalError:
+        return False
+    report.done.append(
+        "journal was busy: off commands went out first, journaled after (flagged unjournaled)"
+    )
+    return True

@@ -31,7 +31,9 @@ Kinds and their payloads (``?`` marks an optional key):
 ``state``     a state-machine transition. ``{"from": "armed", "to": "live",
               "trigger": "energise"}``
 ``fault``     a fault (latched by the controller). ``{"cause": "readback",
-              "detail": "psu VOLT? read 5.4 V, commanded 5.0 V"}``
+              "detail": "psu VOLT? read 5.4 V, commanded 5.0 V", "rule"?:
+              "readback.voltage", "where"?: "profiles/mdb24.toml: ..."}``: the
+              limit engine's rule, when the fault is one of its findings
 ``operator``  an operator action; ``actor`` is the operator. ``{"action":
               "arm" | "reset" | "estop" | "confirm" | ..., "detail"?: ...}``
 ``identity``  an identity check. ``{"instrument": "psu" | "dut", "expected":

@@ -5,7 +5,7 @@ from what :meth:`Controller.arm` leaves (every net at 0 V with its current
 limit at the profile's ``max_current``, outputs off, relays open). Each step
 is turned into exactly the requests the controller would make for it:
 
-- a voltage is planned by the engine's :func:`~interlock.ramps.plan_voltage`,
+- a voltage is planned by the engine's :func:`~interlock.limits.ramps.plan_voltage`,
   as the controller plans it: the target checked first, a ramp on a live net
   bounded, then its steps (at most ``max_step``, ``step_interval`` apart), the
   whole refused if any step is refused, as the controller refuses it before
@@ -16,9 +16,10 @@ is turned into exactly the requests the controller would make for it:
   closes the power relay, then turns the output on and waits the settle time;
 - a wait advances the clock.
 
-One check is not the engine's: a live net at 0 V draws no current, so the
-controller's monitor would certainly trip on its current window; the dry run
-refuses it under ``nets.NET.live_min_current``.
+One check is a measurement-time rule's, predicted: a live net at 0 V draws
+no current, so the controller's monitor would certainly trip on its current
+window; the dry run refuses it under ``nets.NET.live_min_current``, as the
+engine's :func:`~interlock.limits.measurements.check_live_at_zero` says.
 
 The clock is simulated, so slew checks see the time the real run would
 take, and the dry run itself takes none. No instrument, simulator or
@@ -44,7 +45,8 @@ from interlock.limits import (
     describe,
     evaluate,
 )
-from interlock.ramps import plan_voltage
+from interlock.limits.measurements import check_live_at_zero
+from interlock.limits.ramps import plan_voltage
 from interlock.sequence.model import Sequence, Step
 
 OK = "ok"
@@ -147,27 +149,12 @@ class CommandedBench:
         return ALLOWED
 
     def _dead_live_net(self, state: BenchState, net: str) -> Verdict:
-        """A live net at 0 V draws nothing: the controller's monitor would trip on its
-        current window (live_min_current) for certain. Not an engine rule, so the
-        dry run says it, before a real run finds out the hard way. A setpoint within
-        the readback tolerance of 0 V (5e-324 V, say) is 0 V here."""
-        limits = self.limits.nets.get(net)
-        held = state.net(net)
-        if (
-            limits is None
-            or not held.output
-            or abs(held.voltage) > limits.readback_tolerance(0.0)
-            or limits.live_min_current <= 0
-        ):
+        """The engine's prediction of the monitor's current window for a live net at
+        0 V, as a refusal: a real run would find out the hard way."""
+        finding = check_live_at_zero(self.limits, state, net)
+        if finding is None:
             return ALLOWED
-        key = f"nets.{net}.live_min_current"
-        return Verdict(
-            False,
-            key,
-            self.limits.where(key),
-            f"{net} live at 0 V draws no current, below its live window: the monitor would "
-            "trip the bench; turn the output off instead",
-        )
+        return Verdict(False, finding.rule, finding.where, finding.problem)
 
     def _go_live(self, net: str) -> Verdict:
         verdict = evaluate(self.limits, self.state, SetOutput(net, True), self.now).verdict

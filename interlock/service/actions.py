@@ -15,11 +15,10 @@ Every refusal is journaled (request, then verdict) before it is raised.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from interlock.controller import Controller
-from interlock.limits import ALLOWED, BUILT_IN, Verdict
+from interlock.limits import check_finite
 from interlock.service.access import Identity
 from interlock.service.leases import LeaseError
 
@@ -113,19 +112,3 @@ class ScriptActions:
             False, request=entry.seq, rule=verdict.rule, where=verdict.where, reason=verdict.reason
         )
         verdict.raise_if_refused()
-
-
-# ADAPTER: the limit engine's branch defines interlock.limits.check_finite (in
-# interlock/limits/requests.py) with this signature, rule and message. At the merge
-# this function goes, and `from interlock.limits import check_finite` takes its place.
-def check_finite(subject: str, quantity: str, value: object) -> Verdict:
-    """``finite-value``: a quantity asked for is a finite number, or the request is refused."""
-    finite = isinstance(value, int | float) and not isinstance(value, bool)
-    try:
-        finite = finite and math.isfinite(value)  # type: ignore[arg-type]
-    except OverflowError:  # an int beyond any float: 10**400
-        finite = False
-    if finite:
-        return ALLOWED
-    reason = f"{subject} {quantity.replace('_', ' ')} must be a finite number, got {value!r}"
-    return Verdict(False, "finite-value", BUILT_IN, reason)

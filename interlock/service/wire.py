@@ -18,10 +18,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 from interlock import errors
+from interlock.config.bench import channel_path  # defined with the socket it derives from
 from interlock.errors import AccessDenied, InterlockError, InvalidRequest, ServiceUnavailable
 
 __all__ = [
@@ -159,12 +159,6 @@ class LineReader:
             if not data:
                 return None
             self.buffer += data
-
-
-def channel_path(socket_path: str | Path) -> Path:
-    """The command channel's Unix socket, next to the HTTP socket: ``x.sock`` -> ``x.cmd.sock``."""
-    socket_path = Path(socket_path)
-    return socket_path.with_name(f"{socket_path.stem}.cmd{socket_path.suffix or '.sock'}")
 
 
 def is_loopback(host: str) -> bool:

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from interlock import catalog
 from interlock.errors import InvalidArgument, SimulatorError
 from interlock.units import DURATION, QuantityError, parse_quantity
 
@@ -244,8 +245,13 @@ class SimulatedRelayBoard:
         self.serial = serial
         self.relays = relays
         self.watchdog_ms = _watchdog_ms(watchdog)
-        if not 50 <= self.watchdog_ms <= 5000:
-            raise InvalidArgument(f"watchdog: the firmware accepts 50 ms..5 s, got {watchdog!r}")
+        # The catalogue's range (the firmware's, checked equal by a test), read when used.
+        low = round(catalog.RELAY_WATCHDOG_MIN * 1000)
+        high = round(catalog.RELAY_WATCHDOG_MAX * 1000)
+        if not low <= self.watchdog_ms <= high:
+            raise InvalidArgument(
+                f"watchdog: the firmware accepts {low} ms..{high / 1000:g} s, got {watchdog!r}"
+            )
         self.firmware_dir = Path(firmware_dir) if firmware_dir else FIRMWARE_DIR
         if not isinstance(hardware_watchdog, int | float) or not 0 < hardware_watchdog <= 10:
             raise InvalidArgument(f"hardware_watchdog: expected 0..10 s, got {hardware_watchdog!r}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from interlock.catalog import RELAY_BOARDS
 from interlock.drivers import relay_board
 
@@ -31,3 +33,19 @@ def test_the_relay_boards_watchdog_range_is_the_firmwares():
         firmware.WATCHDOG_MIN_MS / 1000,
         firmware.WATCHDOG_MAX_MS / 1000,
     )
+
+
+def test_the_simulated_board_takes_its_watchdog_range_from_the_catalogue(monkeypatch):
+    """One definition on the host side: the simulator checks against the catalogue too."""
+    from interlock import catalog
+    from interlock.sim.relay_board import SimulatedRelayBoard
+
+    edges = (catalog.RELAY_WATCHDOG_MIN, catalog.RELAY_WATCHDOG_MAX)
+    for seconds in edges:
+        assert SimulatedRelayBoard(watchdog=seconds).watchdog_ms == round(seconds * 1000)
+    for seconds in (edges[0] - 0.001, edges[1] + 0.001):
+        with pytest.raises(ValueError, match="watchdog"):
+            SimulatedRelayBoard(watchdog=seconds)
+    monkeypatch.setattr(catalog, "RELAY_WATCHDOG_MAX", 1.0)
+    with pytest.raises(ValueError, match=r"50 ms\.\.1 s"):
+        SimulatedRelayBoard(watchdog=2.0)

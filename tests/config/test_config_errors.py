@@ -490,8 +490,19 @@ CASES = [
         'max_step = "1 mV"',
         PROFILE,
         "nets.VBUS.max_step",
-        "takes 2.5e+04 steps; at most 10,000",
+        "takes 2.5e+04 steps; at most 1,000",
         id="ramp-too-many-steps",
+    ),
+    pytest.param(
+        # Loaded when the configuration allowed 10,000 steps, and then had every
+        # full-range ramp refused by the engine's 1000.
+        PROFILE,
+        'max_step = "4 V"',
+        'max_step = "20 mV"',
+        PROFILE,
+        "nets.VBUS.max_step",
+        "takes 1.25e+03 steps; at most 1,000 are allowed (ramp.max_steps)",
+        id="ramp-more-steps-than-the-engine-plans",
     ),
     pytest.param(
         PROFILE,
@@ -499,8 +510,36 @@ CASES = [
         'max_slew = "1 mV/s"',
         PROFILE,
         "nets.VBUS.max_slew",
-        "takes 6.94444 h; at most 1 h",
+        "takes 7.08333 h (with the 2% margin between steps); at most 1 min",
         id="ramp-too-long",
+    ),
+    pytest.param(
+        PROFILE,
+        'max_slew = "40 V/s"',
+        'max_slew = "400 mV/s"',
+        PROFILE,
+        "nets.VBUS.max_slew",
+        "takes 1.0625 min (with the 2% margin between steps); at most 1 min is allowed "
+        "(ramp.max_duration)",
+        id="ramp-longer-than-the-engine-plans",
+    ),
+    pytest.param(
+        PROFILE,
+        'max_stray_voltage = "0.5 V"         # what the ID',
+        'max_stray_voltage = "-1 V"  # what the ID',
+        PROFILE,
+        "identity.max_stray_voltage",
+        "expected a non-negative voltage of at most 1 kV",
+        id="identity-stray-negative",
+    ),
+    pytest.param(
+        PROFILE,
+        'unlisted_max_stray_voltage = "0.5 V"',
+        'unlisted_max_stray_voltage = "0.5"',
+        PROFILE,
+        "rules.unlisted_max_stray_voltage",
+        "a bare number",
+        id="unlisted-stray-bare",
     ),
     pytest.param(
         PROFILE,

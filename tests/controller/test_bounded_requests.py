@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from interlock.errors import InterlockError, LimitViolation
-from interlock.ramps import RAMP_MARGIN
+from interlock.limits.ramps import RAMP_MARGIN
 
 from .support import assert_truth_within_limits, setting_commands
 

@@ -11,19 +11,20 @@ import time
 
 import pytest
 
-from interlock.controller import controller as controller_module
+from interlock.controller import actuation as actuation_module
+from interlock.controller import energising as energising_module
 from interlock.errors import InterlockError
 from interlock.limits import ALLOWED, Decision, apply
-from interlock.ramps import RampStep, VoltagePlan
+from interlock.limits.ramps import RampStep, VoltagePlan
 
 from .support import assert_intents_before_commands, assert_truth_within_limits
 
 
-def without_safe_to_mate(ctl, net):
+def without_safe_to_mate(energising, net):
     """Skips looking before energising."""
 
 
-def trusting_readback(ctl, net, quantity, commanded, readback, tolerance):
+def trusting_readback(actuation, net, quantity, commanded, readback):
     """Believes every instrument."""
 
 
@@ -39,7 +40,7 @@ def plan_anything(limits, state, request, now):
 
 
 def test_checks_catch_a_controller_without_safe_to_mate(rig_factory, monkeypatch):
-    monkeypatch.setattr(controller_module.Controller, "_safe_to_mate", without_safe_to_mate)
+    monkeypatch.setattr(energising_module.Energising, "check_safe_to_mate", without_safe_to_mate)
     rig = rig_factory(faults=["swap:VBUS,MOTOR"])
     rig.power_up_logic()
     with contextlib.suppress(InterlockError):
@@ -50,8 +51,8 @@ def test_checks_catch_a_controller_without_safe_to_mate(rig_factory, monkeypatch
 
 
 def test_checks_catch_a_controller_without_limits(rig_factory, monkeypatch):
-    monkeypatch.setattr(controller_module, "evaluate", allow_everything)
-    monkeypatch.setattr(controller_module, "plan_voltage", plan_anything)
+    monkeypatch.setattr(actuation_module, "evaluate", allow_everything)
+    monkeypatch.setattr(actuation_module, "plan_voltage", plan_anything)
     rig = rig_factory()
     rig.controller.set_voltage("VLOGIC", 5.9)
     # The monitor notices, but only once the DUT already saw 5.9 V.
@@ -62,7 +63,7 @@ def test_checks_catch_a_controller_without_limits(rig_factory, monkeypatch):
 
 
 def test_checks_catch_a_controller_that_trusts_every_readback(rig_factory, monkeypatch):
-    monkeypatch.setattr(controller_module.Controller, "_expect", trusting_readback)
+    monkeypatch.setattr(actuation_module.Actuation, "expect", trusting_readback)
     rig = rig_factory()
     rig.power_up_logic()
     rig.sim.inject("ignore-setpoint:psu")

@@ -45,7 +45,7 @@ from hypothesis.stateful import (
 
 from interlock.errors import FaultLatched, InterlockError, LimitViolation, StateError
 from interlock.limits import SetVoltage
-from interlock.ramps import plan_voltage
+from interlock.limits.ramps import plan_voltage
 from interlock.sim.bench import SimulatedBench
 
 from .support import (

@@ -166,3 +166,24 @@ def test_a_stop_with_a_fault_latched_keeps_it_latched_across_the_restart(rig, tm
         assert "fault latched: estop: emergency stop by alice" in controller.fault_cause
     finally:
         close_restarted(controller)
+
+
+def test_the_id_nets_stray_limit_is_the_profiles(rig_factory, tmp_path):
+    """[identity] max_stray_voltage, not a figure of the controller's own: 0.3 V on the
+    ID net passes a 0.5 V limit and trips a 0.1 V one, before its resistor is measured."""
+    from .support import edited_bench
+
+    edit = ('max_stray_voltage = "0.5 V"         # what the ID', 'max_stray_voltage = "0.1 V" #')
+    rig = rig_factory(bench=edited_bench(tmp_path, {"profiles/mdb24.toml": [edit]}), arm=False)
+    rig.sim.inject("stray:ID=0.3")
+    with pytest.raises(FaultLatched, match=r"ID carries 0.(3|29)\d* V before it is energised"):
+        rig.controller.arm("operator")
+    assert rig.controller.fault_cause.startswith("dut-identity: ID carries 0.")
+    assert rig.controller.fault_cause.endswith("(max 0.1 V)")
+    reader = JournalReader(rig.journal.path)
+    try:
+        fault = next(e.payload for e in reader.entries() if e.kind == "fault")
+    finally:
+        reader.close()
+    assert fault["rule"] == "identity.stray_voltage"
+    assert fault["where"].endswith("profiles/mdb24.toml: identity.max_stray_voltage")

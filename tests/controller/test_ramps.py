@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from interlock.controller import controller as controller_module
+from interlock.controller import actuation as actuation_module
 from interlock.errors import FaultLatched, LimitViolation
 from interlock.journal import JournalReader
 from interlock.limits import evaluate
@@ -190,7 +190,7 @@ def forgets_where_it_left(decided_under, limits, left, state, request, now):
 def test_without_the_interruption_the_engine_still_refuses_the_jump(bus_at_12, monkeypatch):
     """Defence in depth: the engine's step and slew checks against the actual commanded
     state catch a ramp going on from a state it did not plan from."""
-    monkeypatch.setattr(controller_module, "continue_ramp", forgets_where_it_left)
+    monkeypatch.setattr(actuation_module, "continue_ramp", forgets_where_it_left)
     rig = bus_at_12
     first, second = two_ramps_on_the_bus(rig, monkeypatch)
     assert second.error is None
@@ -203,9 +203,10 @@ def test_without_the_interruption_the_engine_still_refuses_the_jump(bus_at_12, m
 def test_a_change_to_its_net_ends_a_ramp_waiting_for_its_next_step(
     rig_factory, tmp_path, monkeypatch
 ):
-    """At 0.2 V/s a 4 V step waits 20 s; output off ends that wait at once."""
+    """At 0.5 V/s a 4 V step waits 8 s; output off ends that wait at once. (The slowest
+    slew a profile loads with: 25 V in at most a minute of waiting.)"""
     bench = edited_bench(
-        tmp_path, {"profiles/mdb24.toml": [('max_slew = "40 V/s"', 'max_slew = "0.2 V/s"')]}
+        tmp_path, {"profiles/mdb24.toml": [('max_slew = "40 V/s"', 'max_slew = "0.5 V/s"')]}
     )
     rig = rig_factory(bench=bench)
     ctl = rig.controller

@@ -1,8 +1,8 @@
 """Deliberately wrong limit engines. The property tests must catch every one.
 
 Each takes the same arguments as :func:`interlock.limits.evaluate` (or, for
-planners and ramp continuations, as :func:`~interlock.ramps.plan_voltage` and
-:func:`~interlock.ramps.continue_ramp`) and gets one thing wrong in a way real
+planners and ramp continuations, as :func:`~interlock.limits.ramps.plan_voltage` and
+:func:`~interlock.limits.ramps.continue_ramp`) and gets one thing wrong in a way real
 code does.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from unittest import mock
 
-from interlock import ramps as engine
 from interlock.limits import ALLOWED, Decision, SetVoltage, apply, evaluate
+from interlock.limits import ramps as engine
 
 
 def off_by_tolerance(limits, state, request, now):

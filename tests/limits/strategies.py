@@ -11,13 +11,14 @@ import math
 
 from hypothesis import strategies as st
 
-from interlock.config.profile import NetLimits, SafeToMate
 from interlock.limits import (
     BenchState,
+    NetLimits,
     NetState,
     OpenBeforeChangeRule,
     PinnedLimits,
     RelayGroupRule,
+    SafeToMate,
     SetCurrentLimit,
     SetOutput,
     SetRelay,

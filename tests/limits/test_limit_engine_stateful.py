@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from interlock.limits import SAFE_STATE, SetVoltage, evaluate
-from interlock.ramps import plan_voltage
+from interlock.limits.ramps import plan_voltage
 
 from .strategies import pinned_limits, requests, state_violations, transition_violations
 

@@ -13,17 +13,18 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from interlock import ramps as engine
-from interlock.config.profile import NetLimits, SafeToMate
 from interlock.limits import (
     SAFE_STATE,
+    NetLimits,
     NetState,
+    SafeToMate,
     SetCurrentLimit,
     SetOutput,
     SetVoltage,
     evaluate,
 )
-from interlock.ramps import (
+from interlock.limits import ramps as engine
+from interlock.limits.ramps import (
     RAMP_MARGIN,
     RAMP_MAX_SECONDS,
     RAMP_MAX_STEPS,

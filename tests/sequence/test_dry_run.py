@@ -9,7 +9,7 @@ from interlock.config import load_configuration
 from interlock.controller import Controller
 from interlock.journal import Journal
 from interlock.limits import NetState
-from interlock.ramps import RAMP_MARGIN
+from interlock.limits.ramps import RAMP_MARGIN
 from interlock.sequence import armed_state, bind, dry_run, load_sequence
 from interlock.sequence.dryrun import (
     ALLOWED_UNEXPECTEDLY,
@@ -196,10 +196,10 @@ min = "23 V"
 
 
 def test_the_dry_run_plans_a_voltage_as_the_controller_does():
-    from interlock.controller import controller
+    from interlock.controller import actuation
     from interlock.sequence import dryrun
 
-    assert dryrun.plan_voltage is controller.plan_voltage
+    assert dryrun.plan_voltage is actuation.plan_voltage
 
 
 def test_the_dry_run_sends_nothing_to_any_instrument(tmp_path, sim_bench, write_sequence, capsys):

@@ -1,8 +1,9 @@
-"""The limit engine: pure functions, no I/O.
+"""Request-time rules: one requested change against the pinned limits and the
+whole commanded state.
 
 Given the limits pinned at arming (:class:`PinnedLimits`), the commanded state
-of the whole bench (:class:`BenchState`) and one requested change, it answers
-allowed (with the state that results) or refused, naming the rule that
+of the whole bench (:class:`BenchState`) and one requested change, the engine
+answers allowed (with the state that results) or refused, naming the rule that
 refused it and where that rule is defined. It rejects, never clamps: an
 allowed request always results in exactly the value that was asked for.
 
@@ -11,8 +12,7 @@ changes, total power, power-on and power-off order) are checked against the
 whole state the change would produce, not only the value that changes.
 
 :func:`check_target` checks the target of a voltage change on its own, as if
-it were reached at once: :mod:`interlock.ramps` calls it before it plans any
-ramp to it.
+it were reached at once: :mod:`.ramps` calls it before it plans any ramp to it.
 
 All values are SI floats (V, A, s); ``now`` is the caller's monotonic clock,
 passed in so the engine stays pure and tests can drive time.
@@ -21,169 +21,24 @@ passed in so the engine stays pure and tests can drive time.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from interlock.errors import LimitViolation
-
-if TYPE_CHECKING:  # the engine only reads NetLimits' fields; no import cycle with config
-    from interlock.config.profile import NetLimits
-
-BUILT_IN = "interlock built-in rule"
-
-
-# --- the pinned limits ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RelayGroupRule:
-    """No two of ``relays`` may be closed at once."""
-
-    rule: str
-    where: str
-    relays: frozenset[str]
-    reason: str
-
-
-@dataclass(frozen=True)
-class OpenBeforeChangeRule:
-    """All of ``relays`` must be open before ``net`` changes."""
-
-    rule: str
-    where: str
-    net: str
-    relays: frozenset[str]
-    reason: str
-
-
-@dataclass(frozen=True)
-class PinnedLimits:
-    """Everything the engine needs, resolved from bench.toml and the profile."""
-
-    nets: Mapping[str, NetLimits]
-    relays: frozenset[str]
-    power_relays: Mapping[str, str]  # net -> relay feeding it
-    never_together: tuple[RelayGroupRule, ...]
-    open_before_change: tuple[OpenBeforeChangeRule, ...]
-    power_on: tuple[str, ...]
-    power_off: tuple[str, ...]
-    max_total_power: float
-    profile_file: str  # as shown in refusals, e.g. "profiles/mdb24.toml"
-    bench_file: str
-    # Per net: the lowest current limit its supply channel can regulate at, and what
-    # that channel is ("E36312A CH1"). A supply refuses less and keeps its old value.
-    supply_floors: Mapping[str, tuple[float, str]] = field(default_factory=dict)
-    # Per net: the over-voltage protection the supply is programmed to at arming.
-    ovp_levels: Mapping[str, float] = field(default_factory=dict)
-
-    def where(self, key: str) -> str:
-        return f"{self.profile_file}: {key}"
-
-
-# --- the commanded state -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NetState:
-    voltage: float = 0.0  # programmed setpoint, V
-    current_limit: float = 0.0  # programmed current limit, A
-    output: bool = False
-    changed_at: float = -math.inf  # monotonic time of the last live voltage change
-
-
-@dataclass(frozen=True)
-class BenchState:
-    nets: Mapping[str, NetState] = field(default_factory=dict)
-    closed_relays: frozenset[str] = frozenset()
-
-    def net(self, name: str) -> NetState:
-        return self.nets.get(name, _UNPROGRAMMED)
-
-    def with_net(self, name: str, net_state: NetState) -> BenchState:
-        return self.__class__({**self.nets, name: net_state}, self.closed_relays)
-
-    @property
-    def live_nets(self) -> list[str]:
-        return [name for name, net in self.nets.items() if net.output]
-
-
-SAFE_STATE = BenchState()
-# What a net never programmed holds (immutable, so one instance serves every lookup).
-_UNPROGRAMMED = NetState()
-
-
-# --- requests ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SetVoltage:
-    net: str
-    volts: float
-
-
-@dataclass(frozen=True)
-class SetCurrentLimit:
-    net: str
-    amps: float
-
-
-@dataclass(frozen=True)
-class SetOutput:
-    net: str
-    on: bool
-
-
-@dataclass(frozen=True)
-class SetRelay:
-    relay: str
-    closed: bool
-
-
-Request = SetVoltage | SetCurrentLimit | SetOutput | SetRelay
-_NET_REQUESTS = (SetVoltage, SetCurrentLimit, SetOutput)
-
-
-def describe(request: Request) -> str:
-    match request:
-        case SetVoltage(net, volts):
-            return f"set {net} to {volts:g} V"
-        case SetCurrentLimit(net, amps):
-            return f"set {net} current limit to {amps:g} A"
-        case SetOutput(net, on):
-            return f"turn {net} output {'on' if on else 'off'}"
-        case SetRelay(relay, closed):
-            return f"{'close' if closed else 'open'} relay {relay}"
-    return repr(request)
-
-
-# --- verdicts ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verdict:
-    allowed: bool
-    rule: str | None = None
-    where: str | None = None
-    reason: str = ""
-
-    def raise_if_refused(self) -> None:
-        if not self.allowed:
-            raise LimitViolation(self.reason, self.rule or "", self.where or "")
-
-
-ALLOWED = Verdict(True)
-
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: Verdict
-    state: BenchState  # the resulting state if allowed, else the state unchanged
-
-
-def _refuse(rule: str, where: str, reason: str) -> Verdict:
-    return Verdict(False, rule, where, reason)
-
+from interlock.limits.model import (
+    ALLOWED,
+    BUILT_IN,
+    NET_REQUESTS,
+    BenchState,
+    Decision,
+    NetLimits,
+    NetState,
+    PinnedLimits,
+    Request,
+    SetCurrentLimit,
+    SetOutput,
+    SetRelay,
+    SetVoltage,
+    Verdict,
+    refuse,
+)
 
 # --- the engine -------------------------------------------------------------------
 
@@ -231,7 +86,8 @@ def apply(state: BenchState, request: Request, now: float) -> BenchState:
     raise TypeError(f"not a request: {request!r}")
 
 
-def _is_number(value: object) -> bool:
+def is_finite_number(value: object) -> bool:
+    """A real number JSON can hold: not a bool, NaN, an infinity or an int beyond any float."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         return False
     try:
@@ -240,17 +96,30 @@ def _is_number(value: object) -> bool:
         return False
 
 
+def check_finite(subject: str, quantity: str, value: object) -> Verdict:
+    """``finite-value``: a quantity asked for is a finite number, or the request is refused.
+
+    ``quantity`` as the journal names it (``"current_limit"``) or as people read it.
+    """
+    if is_finite_number(value):
+        return ALLOWED
+    shown = quantity.replace("_", " ")
+    return refuse(
+        "finite-value", BUILT_IN, f"{subject} {shown} must be a finite number, got {value!r}"
+    )
+
+
 def _check_request(
     limits: PinnedLimits, state: BenchState, request: Request, now: float, *, ramped: bool = False
 ) -> Verdict:
     if isinstance(request, SetRelay):
         return _check_relay(limits, state, request.relay, request.closed)
-    if not isinstance(request, _NET_REQUESTS):
-        return _refuse("request", BUILT_IN, f"not a request: {request!r}")
+    if not isinstance(request, NET_REQUESTS):
+        return refuse("request", BUILT_IN, f"not a request: {request!r}")
     net = request.net
     if net not in limits.nets:
         known = ", ".join(sorted(limits.nets))
-        return _refuse(
+        return refuse(
             "nets", limits.where("nets"), f'unknown net "{net}" (this profile has {known})'
         )
 
@@ -278,18 +147,17 @@ def _check_voltage(
 ) -> Verdict:
     """The value itself, then (unless ``ramped``: the target of a ramp) the live step."""
     key = f"nets.{net.net}"
-    if not _is_number(volts):
-        return _refuse(
-            "finite-value", BUILT_IN, f"{net.net} voltage must be a finite number, got {volts!r}"
-        )
+    verdict = check_finite(net.net, "voltage", volts)
+    if not verdict.allowed:
+        return verdict
     if volts < net.min_voltage:
-        return _refuse(
+        return refuse(
             f"{key}.min_voltage",
             limits.where(f"{key}.min_voltage"),
             f"{volts:g} V is below the minimum of {net.min_voltage:g} V",
         )
     if volts > net.max_voltage:
-        return _refuse(
+        return refuse(
             f"{key}.max_voltage",
             limits.where(f"{key}.max_voltage"),
             f"{volts:g} V is above the maximum of {net.max_voltage:g} V",
@@ -297,14 +165,14 @@ def _check_voltage(
     if current.output and not ramped:
         step = abs(volts - current.voltage)
         if step > net.max_step:
-            return _refuse(
+            return refuse(
                 f"{key}.max_step",
                 limits.where(f"{key}.max_step"),
                 f"a step of {step:g} V on a live net exceeds {net.max_step:g} V: ramp it",
             )
         elapsed = now - current.changed_at
         if step > net.max_slew * elapsed:
-            return _refuse(
+            return refuse(
                 f"{key}.max_slew",
                 limits.where(f"{key}.max_slew"),
                 f"{step:g} V in {elapsed:g} s exceeds {net.max_slew:g} V/s",
@@ -314,23 +182,20 @@ def _check_voltage(
 
 def _check_current_limit(limits: PinnedLimits, net: NetLimits, amps: float) -> Verdict:
     key = f"nets.{net.net}.max_current"
-    if not _is_number(amps):
-        return _refuse(
-            "finite-value",
-            BUILT_IN,
-            f"{net.net} current limit must be a finite number, got {amps!r}",
-        )
+    verdict = check_finite(net.net, "current limit", amps)
+    if not verdict.allowed:
+        return verdict
     if amps <= 0:
-        return _refuse(key, limits.where(key), f"a current limit must be above 0 A, got {amps:g} A")
+        return refuse(key, limits.where(key), f"a current limit must be above 0 A, got {amps:g} A")
     floor, channel = limits.supply_floors.get(net.net, (0.0, ""))
     if amps < floor:
-        return _refuse(
+        return refuse(
             "supply.min_current",
             f"{limits.bench_file}: wiring.{net.net}.supply",
             f"the {channel} cannot regulate below {floor:g} A, got {amps:g} A",
         )
     if amps > net.max_current:
-        return _refuse(
+        return refuse(
             key,
             limits.where(key),
             f"{amps:g} A is above the maximum current limit of {net.max_current:g} A",
@@ -342,20 +207,20 @@ def _check_output(
     limits: PinnedLimits, state: BenchState, net: NetLimits, current: NetState, on: object
 ) -> Verdict:
     if not isinstance(on, bool):
-        return _refuse("request", BUILT_IN, f"output must be on or off, got {on!r}")
+        return refuse("request", BUILT_IN, f"output must be on or off, got {on!r}")
     if on == current.output:
         return ALLOWED
     key = f"nets.{net.net}"
     if on:
         if current.voltage > net.max_step:
-            return _refuse(
+            return refuse(
                 f"{key}.max_step",
                 limits.where(f"{key}.max_step"),
                 f"turning on at {current.voltage:g} V is a step of more than "
                 f"{net.max_step:g} V from 0 V: turn on lower and ramp",
             )
         if current.current_limit <= 0:
-            return _refuse(
+            return refuse(
                 f"{key}.max_current",
                 limits.where(f"{key}.max_current"),
                 "no current limit programmed: set one before turning the output on",
@@ -363,7 +228,7 @@ def _check_output(
         before = limits.power_on[: limits.power_on.index(net.net)]
         missing = [n for n in before if not state.net(n).output]
         if missing:
-            return _refuse(
+            return refuse(
                 "sequencing.power_on",
                 limits.where("sequencing.power_on"),
                 f"{net.net} powers on after {', '.join(missing)}, which are off",
@@ -372,7 +237,7 @@ def _check_output(
         before = limits.power_off[: limits.power_off.index(net.net)]
         still_on = [n for n in before if state.net(n).output]
         if still_on:
-            return _refuse(
+            return refuse(
                 "sequencing.power_off",
                 limits.where("sequencing.power_off"),
                 f"{net.net} powers off after {', '.join(still_on)}, which are on",
@@ -386,7 +251,7 @@ def _check_open_before_change(limits: PinnedLimits, state: BenchState, net: str)
             continue
         closed = sorted(rule.relays & state.closed_relays)
         if closed:
-            return _refuse(
+            return refuse(
                 rule.rule,
                 rule.where,
                 f"{', '.join(closed)} must be open before {net} changes: {rule.reason}",
@@ -396,15 +261,15 @@ def _check_open_before_change(limits: PinnedLimits, state: BenchState, net: str)
 
 def _check_relay(limits: PinnedLimits, state: BenchState, relay: str, closed: object) -> Verdict:
     if relay not in limits.relays:
-        return _refuse("relays", f"{limits.bench_file}: relays", f'unknown relay "{relay}"')
+        return refuse("relays", f"{limits.bench_file}: relays", f'unknown relay "{relay}"')
     if not isinstance(closed, bool):
-        return _refuse("request", BUILT_IN, f"a relay is open or closed, got {closed!r}")
+        return refuse("request", BUILT_IN, f"a relay is open or closed, got {closed!r}")
     if closed == (relay in state.closed_relays):
         return ALLOWED
     for net, power_relay in limits.power_relays.items():
         if power_relay == relay and state.net(net).output:
             key = f"wiring.{net}.power_relay"
-            return _refuse(
+            return refuse(
                 "hot-switch",
                 f"{limits.bench_file}: {key}",
                 f"{relay} feeds {net}, whose output is on: turn it off first",
@@ -424,7 +289,7 @@ def check_state(limits: PinnedLimits, state: BenchState) -> Verdict:
         together = rule.relays & closed_relays
         if len(together) > 1:
             closed = sorted(together)
-            return _refuse(
+            return refuse(
                 rule.rule,
                 rule.where,
                 f"{' and '.join(closed)} would be closed together: {rule.reason}",
@@ -434,20 +299,20 @@ def check_state(limits: PinnedLimits, state: BenchState) -> Verdict:
             continue
         net_limits = limits.nets.get(name)
         if net_limits is None:
-            return _refuse("nets", limits.where("nets"), f'net "{name}" is live but has no limits')
+            return refuse("nets", limits.where("nets"), f'net "{name}" is live but has no limits')
         if not net_limits.min_voltage <= net.voltage <= net_limits.max_voltage:
             key = f"nets.{name}.max_voltage"
-            return _refuse(key, limits.where(key), f"{name} would be live at {net.voltage:g} V")
+            return refuse(key, limits.where(key), f"{name} would be live at {net.voltage:g} V")
         if not 0 < net.current_limit <= net_limits.max_current:
             key = f"nets.{name}.max_current"
-            return _refuse(
+            return refuse(
                 key,
                 limits.where(key),
                 f"{name} would be live with a {net.current_limit:g} A current limit",
             )
     power = total_power(state)
     if power > limits.max_total_power:
-        return _refuse(
+        return refuse(
             "rules.max_total_power",
             limits.where("rules.max_total_power"),
             f"the live nets could draw {power:g} W, above {limits.max_total_power:g} W",

@@ -1,9 +1,9 @@
 """Ramps: how a voltage is reached, planned and bounded by the limit engine's rules.
 
-Pure, as :mod:`interlock.limits` is. :func:`plan_voltage` turns one voltage
+Pure, as the rest of the engine. :func:`plan_voltage` turns one voltage
 request into the setpoints the controller sends: one, or on a live net a ramp
 in steps of at most ``max_step``, ``max_step / max_slew`` apart. The target is
-checked first (:func:`~interlock.limits.check_target`), then the ramp's length
+checked first (:func:`~interlock.limits.requests.check_target`), then the ramp's length
 and duration are bounded (:func:`check_ramp`), and only then are its steps
 listed, each decided at its planned time: no request costs work in proportion
 to the value asked for. While a ramp runs, :func:`continue_ramp` decides each
@@ -15,29 +15,21 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
-from interlock.limits import (
+from interlock.limits.model import (
     ALLOWED,
     BUILT_IN,
     SAFE_STATE,
     BenchState,
     Decision,
+    NetLimits,
     NetState,
     PinnedLimits,
     SetVoltage,
     Verdict,
-    check_target,
-    evaluate,
 )
-
-if TYPE_CHECKING:
-    from interlock.config.profile import NetLimits
-
-
-def _refuse(rule: str, where: str, reason: str) -> Verdict:
-    return Verdict(False, rule, where, reason)
-
+from interlock.limits.model import refuse as _refuse
+from interlock.limits.requests import check_target, evaluate
 
 # Margin over the slew-limited interval between ramp steps (clock granularity): the
 # controller waits this much longer than max_slew asks, and the dry run plans the same.
@@ -45,9 +37,22 @@ RAMP_MARGIN = 1.02
 # The most steps, and seconds, the interlock plans for one request whatever the
 # profile says: a legal but tiny max_step or max_slew must not make a request
 # unbounded. Deciding 1000 steps takes a few milliseconds; a client waits 120 s
-# (interlock.client.REQUEST_TIMEOUT) for an answer.
+# (interlock.client.REQUEST_TIMEOUT) for an answer. The configuration refuses a
+# profile whose whole range would need more (interlock.config.profile), so every
+# ramp inside a profile that loads can be planned.
 RAMP_MAX_STEPS = 1000
 RAMP_MAX_SECONDS = 60.0
+
+
+def ramp_step_count(net: NetLimits, start: float, target: float) -> float:
+    """How many steps of ``max_step`` a ramp from ``start`` to ``target`` needs, as a
+    float (inf or nan when absurd: never a list)."""
+    return abs(target - start) / net.max_step
+
+
+def ramp_duration(net: NetLimits, start: float, target: float) -> float:
+    """How long the waits of a ramp from ``start`` to ``target`` take at ``max_slew``."""
+    return abs(target - start) / net.max_slew * RAMP_MARGIN
 
 
 @dataclass(frozen=True)
@@ -139,8 +144,7 @@ def check_ramp(limits: PinnedLimits, net: NetLimits, start: float, target: float
     plan may hold up to two steps more: see :func:`ramp_steps`.)
     """
     key = f"nets.{net.net}"
-    distance = abs(target - start)
-    needed = distance / net.max_step  # a float: inf or nan when absurd, never a list
+    needed = ramp_step_count(net, start, target)
     legal = (net.max_voltage - net.min_voltage) / net.max_step
     if legal <= RAMP_MAX_STEPS:
         bound = max(1, math.ceil(legal))
@@ -160,7 +164,7 @@ def check_ramp(limits: PinnedLimits, net: NetLimits, start: float, target: float
             f"{net.max_step:g} V ({limits.where(f'{key}.max_step')}), more than the "
             f"{RAMP_MAX_STEPS} the interlock plans for one request",
         )
-    seconds = distance / net.max_slew * RAMP_MARGIN
+    seconds = ramp_duration(net, start, target)
     if not seconds <= RAMP_MAX_SECONDS:
         return _refuse(
             "ramp.max_duration",
@@ -227,7 +231,7 @@ def ramp_steps(net: NetLimits, start: float, target: float) -> list[float]:
     distance = target - start
     if distance == 0:
         return []
-    needed = abs(distance) / net.max_step
+    needed = ramp_step_count(net, start, target)
     if not needed <= RAMP_MAX_STEPS:
         raise ValueError(f"a ramp of {_count(needed)} steps: check_ramp() refuses it")
     least = max(1, math.ceil(needed))

@@ -1,0 +1,67 @@
+"""The fault latch and the actuation gate: who may still send, and why not.
+
+Every actuating exchange holds the gate (:meth:`Gate.actuating`); a trip
+latches its cause under the same gate. So once a trip has latched, no
+exchange can start, and an exchange already under way finishes (and records
+what it did) before the trip drives the bench safe: an operation racing an
+emergency stop cannot re-energise what the stop just turned off. The first
+cause latched is kept until an operator's reset clears it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+from interlock.errors import FaultLatched
+from interlock.journal import Journal
+
+# While an exchange holds the gate, its journal write waits at most this long: a trip
+# waits for the gate, so a stuck journal must become a JournalError (which trips)
+# rather than the journal's busy timeout.
+ACTUATING_JOURNAL_WAIT_S = 2.0
+
+
+class Gate:
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        # Re-entrant: a procedure holding the gate may itself trip.
+        self._lock = threading.RLock()
+        self._cause: str | None = None
+
+    @property
+    def cause(self) -> str | None:
+        """The first fault latched, or None."""
+        return self._cause
+
+    def latch(self, cause: str) -> bool:
+        """Latch ``cause`` unless a fault is latched already; True if it is the first."""
+        with self._lock:
+            first = self._cause is None
+            if first:
+                self._cause = cause
+            return first
+
+    def clear(self) -> None:
+        """An operator's reset: the bench was found safe."""
+        with self._lock:
+            self._cause = None
+
+    def raise_if_latched(self) -> None:
+        if self._cause is not None:
+            raise FaultLatched(f"tripped: {self._cause}")
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """The gate, to change what is recorded of the bench consistently with exchanges."""
+        with self._lock:
+            yield
+
+    @contextlib.contextmanager
+    def actuating(self) -> Iterator[None]:
+        """Hold the gate for one actuating exchange; refuse once a trip has latched."""
+        with self._lock:
+            self.raise_if_latched()
+            with self._journal.waiting_at_most(ACTUATING_JOURNAL_WAIT_S):
+                yield

@@ -1,0 +1,114 @@
+"""The monitor: every live net polled at the configured rate, each reading put to the engine.
+
+A pass reads the live nets of one supply in one exchange (a channel list),
+and asks the limit engine (:func:`~interlock.limits.measurements.check_live`)
+about each reading; the first finding trips the bench. Supplies are polled
+one after the other, each through :meth:`Monitor.poll_supply`, which touches
+nothing of another supply's. A pass commits the journal once, so that what
+it (or anyone) staged is on disk within a monitor period.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from interlock.controller.commanded import Commanded
+from interlock.controller.gate import Gate
+from interlock.controller.instruments import BenchInstruments
+from interlock.controller.worker import Trip, Worker
+from interlock.journal import Journal
+from interlock.limits import PinnedLimits
+from interlock.limits.measurements import Finding, check_live, settling
+
+log = logging.getLogger(__name__)
+
+
+class Monitor(Worker):
+    name = "monitor"
+
+    def __init__(
+        self,
+        period: float,
+        *,
+        journal: Journal,
+        instruments: BenchInstruments,
+        commanded: Commanded,
+        gate: Gate,
+        limits: Callable[[], PinnedLimits],
+        clock: Callable[[], float],
+        trip: Trip,
+        on_trip_failed: Callable[[str], None],
+    ) -> None:
+        super().__init__(period, trip, on_trip_failed)
+        self._journal = journal
+        self._instruments = instruments
+        self._commanded = commanded
+        self._gate = gate
+        self._limits = limits
+        self._clock = clock
+        self.passes = 0
+        # Per net: the last reading, for status.
+        self.last_measured: dict[str, dict[str, float]] = {}
+
+    def once(self) -> None:
+        journal = self._journal
+        if self._gate.cause is None and self._commanded.live_nets:
+            self.poll_live_nets()
+            self.passes += 1
+            # One commit per pass at most: what the pass (or anyone) staged is on
+            # disk within a monitor period, and what is held in memory stays bounded.
+            journal.flush()
+            return
+        # Nothing live: what a client staged (readbacks, measurements) goes to disk with
+        # its next command; written here only once it has waited a whole period, so a
+        # client commanding back to back never waits behind this thread's fsync.
+        since = journal.staged_since()
+        if since is not None and journal.clock.monotonic() - since >= self.period:
+            journal.flush()
+
+    def poll_live_nets(self) -> None:
+        """One pass: every live net measured in one exchange per supply."""
+        limits = self._limits()
+        ports = self._instruments.ports
+        by_supply: dict[str, list[str]] = {}
+        for net in self._commanded.live_nets:
+            if net in limits.nets:
+                by_supply.setdefault(ports[net].supply, []).append(net)
+        for supply, nets in by_supply.items():
+            found = self.poll_supply(supply, nets, limits)
+            if found is not None:
+                net, finding = found
+                self._trip_bench("monitor", f"{net}: {finding.problem}", finding=finding)
+                return
+
+    def poll_supply(
+        self, supply: str, nets: list[str], limits: PinnedLimits
+    ) -> tuple[str, Finding] | None:
+        """Read ``nets`` of one supply and ask the engine about each: the first finding."""
+        ports = self._instruments.ports
+        channels = [ports[n].channel for n in nets]
+        before = {n: self._commanded.window(n) for n in nets}
+        readings = self._instruments.supplies[supply].poll(channels)
+        for net, (volts, amps, tripped, protected) in zip(nets, readings, strict=True):
+            # The setpoints the output may have been at while measured: a step may have
+            # happened meanwhile.
+            after = self._commanded.window(net)
+            window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
+            self.last_measured[net] = {"voltage": volts, "current": amps, "at": self._clock()}
+            self._journal.measurement(net, voltage=volts, current=amps, durable=False)
+            if not self._commanded.net(net).output:
+                continue  # turned off while we were measuring
+            finding = check_live(
+                limits,
+                net,
+                volts,
+                amps,
+                tripped=tripped,
+                protected=protected,
+                window=window,
+                settling=settling(limits, self._commanded.state, net, self._clock()),
+            )
+            if finding is not None:
+                return net, finding
+        return None

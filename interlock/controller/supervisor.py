@@ -1,0 +1,119 @@
+"""The relay board's supervisor: its heartbeat, and its reports turned into faults.
+
+It heartbeats the board, so that if this process dies the board's own
+watchdog opens every relay, and turns what the board reports (the E-stop,
+its own trips, contact-sense mismatches, a restart) into faults, each once.
+While the safe state is being driven it sends no heartbeat (:meth:`withheld`):
+if driving it takes longer than the board's watchdog, the board opens every
+relay by itself instead of waiting for us.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+from interlock.controller.worker import Trip, Worker
+from interlock.errors import InstrumentError, InstrumentTimeout
+from interlock.protocols import RelayBank
+
+log = logging.getLogger(__name__)
+
+
+class BoardSupervisor(Worker):
+    name = "relay-board"
+
+    def __init__(
+        self,
+        period: float,
+        *,
+        board: RelayBank,
+        relays_of: Callable[[Iterable[int]], frozenset[str]],
+        trip: Trip,
+    ) -> None:
+        super().__init__(period, trip, on_trip_failed=self.stop_heartbeat)
+        self._board = board
+        self._relays_of = relays_of
+        self._seen: set[str] = set()
+        self._starved: str | None = None
+        self._holds = 0
+        self._holds_lock = threading.Lock()
+
+    def clear_seen(self) -> None:
+        self._seen.clear()
+
+    def mark_seen(self, *causes: str) -> None:
+        """Causes already reported elsewhere (at start-up): don't trip on them again."""
+        self._seen.update(causes)
+
+    @contextlib.contextmanager
+    def withheld(self) -> Iterator[None]:
+        """No heartbeat while the safe state is being driven."""
+        with self._holds_lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._holds_lock:
+                self._holds -= 1
+
+    def stop_heartbeat(self, why: str) -> None:
+        """Stop feeding the board's watchdog (it will open every relay)."""
+        log.error("relay board heartbeat stopped: %s", why)
+        self._starved = why
+
+    def _report(self, cause: str, detail: str) -> None:
+        if cause in self._seen:
+            return
+        self._seen.add(cause)
+        self._trip_bench(cause, detail)
+
+    def once(self) -> None:
+        board = self._board
+        self._drain_events(board)
+        if self._starved is not None or self._holds:
+            return
+        try:
+            state = board.heartbeat()
+        except InstrumentError as error:
+            self._report("relay-board", f"heartbeat failed: {error}")
+            return
+        if state.estop_active:
+            self._report("estop", "E-stop loop open (relay board)")
+        elif state.trip_cause is not None:
+            self._report("relay-board", f"board tripped: {state.trip_cause}")
+        if state.mismatches:
+            relays = ", ".join(sorted(self._relays_of(state.mismatches)))
+            self._report("contact-sense", f"contacts disagree with coils: {relays}")
+
+    def _relay_names(self, mask_text: str) -> str:
+        try:
+            mask = int(mask_text.split()[0], 16)
+        except (ValueError, IndexError):
+            return mask_text
+        channels = {c for c in range(1, 33) if mask >> (c - 1) & 1}
+        return ", ".join(sorted(self._relays_of(channels)))
+
+    def _drain_events(self, board: RelayBank) -> None:
+        while True:
+            try:
+                event = board.next_event(timeout=0)
+            except InstrumentTimeout:
+                return
+            if event.kind == "TRIP":
+                cause = "estop" if event.detail.startswith("ESTOP") else "relay-board"
+                self._report(cause, f"board event: TRIP {event.detail}")
+            elif event.kind == "MISMATCH":
+                self._report(
+                    "contact-sense",
+                    f"contacts disagree with coils: "
+                    f"{self._relay_names(event.detail)} (board event)",
+                )
+            elif event.kind == "BOOT":
+                self._report("relay-board", "board restarted: its relays were reset")
+
+    def start(self) -> None:
+        self._starved = None
+        super().start()
