@@ -10,7 +10,7 @@ equal to the place's ``acquired`` or among its ``allowed``, both labgrid's
 The decision (:meth:`ReservationGate.decide`) is pure: a dict lookup on what
 the coordinator last pushed, no I/O on a request's path. The coordinator is
 watched from a thread of its own (:class:`Reservations`, through
-:mod:`interlock.labgrid.coordinator`, imported only when reservations are on):
+:mod:`.placewatch`, imported only when reservations are on):
 every change of the place is journaled with its holder, and a lease whose
 holder no longer holds the place is lost, as a silent one is (a live or armed
 bench trips). While the coordinator cannot be reached, nothing new is
@@ -31,9 +31,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from interlock.errors import AccessDenied, ConfigError, InterlockError, JournalError
+from interlock.service.places import CoordinatorUnknown, PlaceInfo, PlaceSource
 
 if TYPE_CHECKING:
     from interlock.service.leases import LeaseManager
@@ -57,29 +58,6 @@ GATED = frozenset(
         "reset",
     }
 )
-
-
-@dataclass(frozen=True)
-class PlaceInfo:
-    """What the service needs to know of a labgrid place."""
-
-    name: str
-    acquired: str | None  # "host/user", or None while the place is free
-    allowed: frozenset[str] = frozenset()
-    changed: float = 0.0  # the coordinator's time of the place's last change
-
-    def held_by(self, who: str) -> bool:
-        return self.acquired is not None and (who == self.acquired or who in self.allowed)
-
-
-class PlaceSource(Protocol):
-    def place(self, name: str) -> PlaceInfo | None:
-        """The place as last known (None: no such place); CoordinatorUnknown if unknowable."""
-        ...
-
-
-class CoordinatorUnknown(InterlockError):
-    """Who holds the place cannot be told: the coordinator is not (yet) reachable."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +102,7 @@ class Reservations:
     """The service's side of ``reservations = "labgrid"``: the watcher, the gate, the journal.
 
     ``source`` replaces the coordinator (tests); by default a
-    :class:`~interlock.labgrid.coordinator.PlaceWatcher` on ``coordinator``.
+    :class:`~.placewatch.PlaceWatcher` on ``coordinator``.
     """
 
     def __init__(
@@ -242,7 +220,7 @@ class ReservationRefused(AccessDenied):
 
 def _watcher(coordinator: str, place: str, on_change: Callable, on_connection: Callable) -> Any:
     try:
-        from interlock.labgrid.coordinator import PlaceWatcher
+        from interlock.service.placewatch import PlaceWatcher
     except ImportError as error:
         raise ConfigError(
             "bench.toml",
