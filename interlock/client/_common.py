@@ -16,7 +16,7 @@ import logging
 import os
 import ssl
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import urlsplit
@@ -27,7 +27,7 @@ from interlock.config import Bench, load_bench
 from interlock.service.background import answers, start_background
 from interlock.service.schema import CLIENT_HEADER, USER_HEADER, Operation
 from interlock.service.tokens import ROLES, read_token
-from interlock.service.wire import InvalidRequest, ServiceUnavailable, is_loopback
+from interlock.service.wire import InvalidRequest, ServiceUnavailable, is_loopback, result_of
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +80,56 @@ class Remote:
         return cls(url, tls)
 
 
+@dataclass(frozen=True)
+class RemoteBench:
+    """A bench reached by its service's address alone, without a copy of its bench file:
+    its name and class as its service says them (a labgrid place's bench, the fleet)."""
+
+    name: str
+    environment: str
+    address: str
+    description: str = ""
+    relays: dict[str, Any] = field(default_factory=dict)  # no wiring descriptions here
+    path: None = None
+
+
 def resolve(
-    bench: str | Path,
+    bench: str | Path | None,
     role: str,
     token: str | None,
     address: str | None,
     ca: str | Path | None,
-) -> tuple[Bench, Remote | None]:
-    """The bench file read and the role checked; the remote address, if any, parsed."""
+    who: str | None = None,
+) -> tuple[Bench | RemoteBench, Remote | None]:
+    """The bench file read and the role checked; the remote address, if any, parsed.
+
+    Without a bench file (``bench`` None) the address and the token are needed, and
+    the bench's name and class are asked of its service (one ``GET /status``).
+    """
     if role not in ROLES:
         raise InvalidRequest(f'unknown role "{role}" (roles: {", ".join(ROLES)})')
-    description = load_bench(bench)
-    return description, (Remote.of(address, ca) if address is not None else None)
+    remote = Remote.of(address, ca) if address is not None else None
+    if bench is not None:
+        return load_bench(bench), remote
+    if remote is None or token is None:
+        raise InvalidRequest("without a bench file, a client needs the address and a token")
+    return remote_bench(remote, token, who), remote
+
+
+def remote_bench(remote: Remote, token: str, who: str | None) -> RemoteBench:
+    """The bench behind ``remote``, as its service's status names it."""
+    try:
+        with httpx.Client(
+            base_url=remote.url,
+            verify=remote.tls or False,
+            headers=identity_headers(token, who, None),
+            timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
+        ) as http:
+            response = http.get("/status")
+    except httpx.TransportError as exc:
+        raise unavailable(f"service on {remote.url}", exc) from exc
+    status = result_of(response)
+    return RemoteBench(str(status["bench"]), str(status["environment"]), remote.url)
 
 
 def ensure_service(description: Bench, bench: str | Path, start: bool) -> None:
@@ -113,7 +151,7 @@ def ensure_service(description: Bench, bench: str | Path, start: bool) -> None:
     start_background(description.path, socket_path)
 
 
-def token_of(description: Bench, role: str, token: str | None) -> str:
+def token_of(description: Bench | RemoteBench, role: str, token: str | None) -> str:
     return token if token is not None else read_token(description.service.tokens, role)
 
 

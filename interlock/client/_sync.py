@@ -20,6 +20,7 @@ from interlock.client._common import (
     REQUEST_TIMEOUT,
     Measurement,
     Remote,
+    RemoteBench,
     ensure_service,
     http_call,
     http_options,
@@ -29,7 +30,7 @@ from interlock.client._common import (
     unavailable,
 )
 from interlock.config import Bench
-from interlock.errors import InterlockError
+from interlock.errors import InterlockError, SimulatorError
 from interlock.service.schema import (
     ACQUIRE_LEASE,
     ARM,
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 
 
 def connect(
-    bench: str | Path = DEFAULT_BENCH,
+    bench: str | Path | None = DEFAULT_BENCH,
     *,
     role: str = "script",
     token: str | None = None,
@@ -75,9 +76,10 @@ def connect(
     answers and the bench is a simulation bench, start one in the background.
     ``address``: the service's TCP address, ``https://HOST:PORT`` (its
     certificate verified against the PEM file ``ca``, or the system's CAs),
-    or ``http://`` on loopback only; never started from here.
+    or ``http://`` on loopback only; never started from here. ``bench`` None: no
+    bench file here (a bench of a lab, reached by its address with ``token``).
     """
-    description, remote = resolve(bench, role, token, address, ca)
+    description, remote = resolve(bench, role, token, address, ca, who)
     if remote is None:
         ensure_service(description, bench, start)
     token = token_of(description, role, token)
@@ -92,7 +94,7 @@ class Client:
 
     def __init__(
         self,
-        bench: Bench,
+        bench: Bench | RemoteBench,
         *,
         role: str,
         token: str,
@@ -120,7 +122,7 @@ class Client:
                 f"bench {bench.name}",
             )
         )
-        self._lease: Lease | None = None
+        self._lease: Lease | PlaceLease | None = None
 
     @property
     def where(self) -> str:
@@ -172,6 +174,8 @@ class Client:
         :class:`~interlock.errors.SimulatorError` on any other bench."""
         from interlock.sim.client import SimulatorClient
 
+        if isinstance(self.bench, RemoteBench):
+            raise SimulatorError(f"bench {self.name} is reached by address: no simulator here")
         return SimulatorClient.of_bench(self.bench)
 
     # -- reading ---------------------------------------------------------------------
@@ -253,6 +257,20 @@ class Client:
         """
         return Lease(self)
 
+    def place_lease(self, place: str) -> PlaceLease:
+        """The bench's *place lease*: held on the bench host for as long as this client's
+        user holds the labgrid ``place`` (the service's ``[service] reservations =
+        "labgrid"``), with no heartbeat; the same user asking again, from any process,
+        gets the same lease. Closing the client keeps it; :meth:`PlaceLease.release`
+        gives it back (the bench trips if a net is still live)."""
+        if self._lease is not None:
+            raise InvalidRequest("this client already holds a lease")
+        granted = self._call(ACQUIRE_LEASE, place=place)
+        lease = PlaceLease(self, granted["id"], place)
+        self._http.headers[LEASE_HEADER] = lease.id
+        self._lease = lease
+        return lease
+
     @property
     def lease_lost(self) -> str | None:
         """Why the lease held now stopped heartbeating, or None."""
@@ -263,7 +281,7 @@ class Client:
     def close(self) -> None:
         try:
             if self._lease is not None:
-                self._lease.release()
+                self._lease.client_closing()
         finally:
             if self._channel is not None:
                 self._channel.close()
@@ -350,6 +368,10 @@ class Lease:
                 self._thread.join(timeout=5)
                 self._thread = None
 
+    def client_closing(self) -> None:
+        """Its client is closing: nobody would heartbeat any more, so it is given back."""
+        self.release()
+
     def __enter__(self) -> Lease:
         return self.acquire()
 
@@ -365,3 +387,30 @@ class Lease:
             if exc is None:
                 raise
             log.exception("releasing the lease after %s", exc_type.__name__ if exc_type else "")
+
+
+class PlaceLease:
+    """A place lease held through one client (see :meth:`Client.place_lease`)."""
+
+    lost: str | None = None  # kept by the place, not by this process: never lost here
+
+    def __init__(self, client: Client, lease_id: str, place: str) -> None:
+        self.client = client
+        self.id = lease_id
+        self.place = place
+
+    def client_closing(self) -> None:
+        """Its client is closing: the lease stays with the place holder on the bench host."""
+        self._forget()
+
+    def release(self) -> None:
+        """Give the lease back (the service trips the bench if a net is still live)."""
+        if self.client._lease is not self:
+            return
+        self._forget()
+        self.client._call(RELEASE_LEASE, lease_id=self.id)
+
+    def _forget(self) -> None:
+        if self.client._lease is self:
+            self.client._lease = None
+            self.client._http.headers.pop(LEASE_HEADER, None)

@@ -2,13 +2,17 @@
 
 The console never starts a service (the service owns the bench, and starting
 it is someone's decision); it waits for one and shows that it is waiting.
+``--place NAME`` opens a bench of a lab instead, found as a labgrid place
+(``interlock[labgrid]``), over TLS with the role's token of that bench.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from interlock.commands.common import add_bench_argument
+from interlock.commands.fleet import add_lab_arguments, labgrid_fleet
 from interlock.config import load_bench
 
 
@@ -28,13 +32,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="whose token to use (default: operator); arming, disarming and resetting "
         "need operator, anyone may stop",
     )
+    parser.add_argument(
+        "--place",
+        metavar="NAME",
+        help="open the bench of this labgrid place instead of --bench (see --coordinator)",
+    )
+    add_lab_arguments(parser)
     parser.set_defaults(handler=run_console)
 
 
 def run_console(args: argparse.Namespace) -> int:
     # Imported here: the other commands need no terminal UI.
-    from interlock.console import ConsoleApp, ServiceSource
+    from interlock.console import ConsoleApp
 
-    bench = load_bench(args.bench)
-    ConsoleApp(ServiceSource(bench, args.role)).run()
+    ConsoleApp(console_source(args)).run()
     return 0
+
+
+def console_source(args: argparse.Namespace) -> Any:
+    """The console's source: the local bench, or the bench of a labgrid place."""
+    from interlock.console import ServiceSource
+
+    if args.place is None:
+        return ServiceSource(load_bench(args.bench), args.role)
+    from interlock.client._common import Remote, remote_bench
+    from interlock.labgrid.drivers import token_directory
+    from interlock.service.tokens import read_token
+
+    found = labgrid_fleet().find_place(args.coordinator, args.place)
+    token = read_token(token_directory(args.tokens, found.bench), args.role)
+    remote = Remote.of(found.address, args.ca)
+    return ServiceSource(remote_bench(remote, token, None), args.role, token=token, remote=remote)

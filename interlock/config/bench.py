@@ -42,6 +42,7 @@ from interlock.units import DURATION
 
 ENVIRONMENTS = ("simulation", "engineering", "flight")
 DRIVERS = ("scpi-psu", "scpi-dmm", "relay-board")
+RESERVATIONS = ("none", "labgrid")
 # Each driver's models, by the model an instrument's identity names.
 _CATALOGUES: dict[str, tuple[str, dict[str, object]]] = {
     "scpi-psu": ("power supply", SUPPLIES),
@@ -113,6 +114,11 @@ class ServiceSettings:
     # TLS for TCP beyond loopback (PEM files): both or neither.
     tls_certificate: Path | None = None
     tls_key: Path | None = None
+    # Who may act: anyone with a role's token ("none"), or only the holder of the bench's
+    # labgrid place ("labgrid", asked of the coordinator at HOST:PORT).
+    reservations: str = "none"
+    coordinator: str | None = None
+    place: str | None = None
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,7 @@ def _service(table: Table, base: Path, board: RelayBoardModel) -> ServiceSetting
         journal_group=table.name("journal_group", required=False),
         tls_certificate=_readable_file(table, "tls_certificate", base),
         tls_key=_readable_file(table, "tls_key", base),
+        **_reservations(table),
     )
     if (settings.tls_certificate is None) != (settings.tls_key is None):
         missing = "tls_key" if settings.tls_key is None else "tls_certificate"
@@ -247,6 +254,26 @@ def _service(table: Table, base: Path, board: RelayBoardModel) -> ServiceSetting
         )
     table.finish()
     return settings
+
+
+def _reservations(table: Table) -> dict[str, str | None]:
+    """``reservations`` ("none" or "labgrid"), and for labgrid the coordinator and the place."""
+    kind = table.string("reservations", required=False, choices=RESERVATIONS) or "none"
+    coordinator = table.string("coordinator", required=False)
+    place = table.string("place", required=False, max_length=MAX_TITLE)
+    if kind == "none":
+        for key, value in (("coordinator", coordinator), ("place", place)):
+            if value is not None:
+                raise table.error(key, 'only with reservations = "labgrid"')
+        return {}
+    if coordinator is None:
+        raise table.error("coordinator", 'missing: reservations = "labgrid" asks it (HOST:PORT)')
+    host, sep, port = coordinator.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise table.error("coordinator", f'expected HOST:PORT, got "{shown_text(coordinator)}"')
+    if place is not None and not BENCH_NAME.fullmatch(place):
+        raise table.error("place", f'expected {BENCH_NAME_RULE}, got "{shown_text(place)}"')
+    return {"reservations": kind, "coordinator": coordinator, "place": place}
 
 
 def _below(value: float, floor: float) -> bool:

@@ -24,6 +24,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.widgets import Button, Footer, Static
 
+from interlock.client._common import RemoteBench
 from interlock.config import Bench
 from interlock.errors import InterlockError
 
@@ -274,8 +275,11 @@ class ConsoleApp(App[None]):
         await self.source.close()
 
 
-def _shown_socket(bench: Bench) -> str:
-    """The socket as bench.toml names it (relative to the bench file, when it is beside it)."""
+def _shown_socket(bench: Bench | RemoteBench) -> str:
+    """The socket as bench.toml names it (relative to the bench file, when it is beside it),
+    or the address of a bench reached without its file."""
+    if isinstance(bench, RemoteBench):
+        return bench.address
     socket = Path(bench.service.socket)
     try:
         return str(socket.relative_to(Path(bench.path).parent))

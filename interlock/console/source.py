@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from interlock.client import AsyncClient, transport_reason
+from interlock.client._common import Remote, RemoteBench
 from interlock.config import Bench
 from interlock.errors import InterlockError, JournalError, ServiceUnavailable
 from interlock.journal.db import ENTRY_COLUMNS, connect, row_to_entry
@@ -98,24 +99,27 @@ class Source(Protocol):
 
 
 class ServiceSource:
-    """The bench's service, reached over its Unix socket with the token of ``role``."""
+    """The bench's service, reached over its Unix socket with the token of ``role``, or at
+    ``remote`` (a bench of a lab: its journal is on its own host, and not shown here)."""
 
     def __init__(
         self,
-        bench: Bench,
+        bench: Bench | RemoteBench,
         role: str,
         *,
         token: str | None = None,
         who: str | None = None,
         period: float = STATUS_PERIOD,
+        remote: Remote | None = None,
     ) -> None:
         self.bench = bench
         self.role = role
         self.period = period
         self._token = token
         self._who = who
+        self._remote = remote
         self._actions: AsyncClient | None = None
-        self._journal = JournalTail(bench.service.journal)
+        self._journal = JournalTail(bench.service.journal) if isinstance(bench, Bench) else None
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -126,6 +130,7 @@ class ServiceSource:
             role=self.role,
             token=self._token or read_token(self.bench.service.tokens, self.role),
             who=self._who,
+            remote=self._remote,
             program=f"console pid {os.getpid()}",
             timeout=timeout,
             connect_timeout=CONNECT_TIMEOUT,
@@ -202,12 +207,15 @@ class ServiceSource:
         return await self._act("reset")
 
     async def journal_tail(self, limit: int) -> list[JournalLine]:
+        if self._journal is None:
+            return []
         return await asyncio.to_thread(self._journal.tail, limit)
 
     async def close(self) -> None:
         await self._drop_actions()
-        # In a thread: it waits for a tail still being read (at most its busy timeout).
-        await asyncio.to_thread(self._journal.close)
+        if self._journal is not None:
+            # In a thread: it waits for a tail still being read (at most its busy timeout).
+            await asyncio.to_thread(self._journal.close)
 
 
 class JournalTail:

@@ -7,6 +7,12 @@ role below the one the route needs, is refused: 401 without a valid token,
 403 for a role that may not. Refusals are counted and journaled in
 aggregate (:mod:`.refusals`), never one durable write each.
 
+With ``[service] reservations = "labgrid"`` an operation a script or an
+operator changes the bench with is accepted only from the holder of the
+bench's labgrid place (:mod:`.reservations`), refused otherwise with 403
+and counted under the rule ``reservations.labgrid``; the decision reads what
+the coordinator last pushed, no I/O.
+
 The token is checked from the headers, before any byte of the body is read
 (:mod:`.guard`); each route's least role is declared once, by its
 :class:`Access` dependency.
@@ -14,6 +20,7 @@ The token is checked from the headers, before any byte of the body is read
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -22,6 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from interlock.errors import InvalidArgument
 from interlock.service.refusals import RefusalLog, RefusalSource
+from interlock.service.reservations import RULE, ReservationRefused, Reservations
 from interlock.service.schema import CLIENT_HEADER, USER_HEADER
 from interlock.service.tokens import ROLES, TokenStore, rank
 from interlock.service.wire import AccessDenied
@@ -77,11 +85,19 @@ class Gatekeeper:
     """Tells a token's role and refuses who may not; shared by HTTP and the command channel.
 
     Does no I/O: a refusal is counted (:class:`~.refusals.RefusalLog`) and raised.
+    ``reservations`` gives the service's :class:`~.reservations.Reservations`, or None
+    while there are none.
     """
 
-    def __init__(self, tokens: TokenStore, refusals: RefusalLog) -> None:
+    def __init__(
+        self,
+        tokens: TokenStore,
+        refusals: RefusalLog,
+        reservations: Callable[[], Reservations | None] = lambda: None,
+    ) -> None:
         self.tokens = tokens
         self.refusals = refusals
+        self.reservations = reservations
 
     def authorize(
         self,
@@ -91,9 +107,11 @@ class Gatekeeper:
         needs: str,
         *,
         peer: str,
+        operation: str | None = None,
         **where: str,
     ) -> Identity:
-        """The caller's :class:`Identity`, if the role of ``token`` may do what needs ``needs``.
+        """The caller's :class:`Identity`, if the role of ``token`` may do what needs ``needs``
+        (and, with reservations, if the caller may do ``operation`` on the place).
 
         ``where`` (the HTTP method and path, or the channel and its operation)
         goes into the journal with a refusal.
@@ -104,19 +122,45 @@ class Gatekeeper:
             reason = "no token" if not token else "invalid token"
             self._refused(identity, reason, peer, where)
             raise AccessDenied(f"{reason}: send a role's token as 'Authorization: Bearer TOKEN'")
-        self.require_role(identity, needs, peer=peer, **where)
+        self.require_role(identity, needs, peer=peer, operation=operation, **where)
         return identity
 
-    def require_role(self, identity: Identity, needs: str, *, peer: str, **where: str) -> None:
-        """Refuse (counted, AccessDenied) a role below ``needs``."""
+    def require_role(
+        self,
+        identity: Identity,
+        needs: str,
+        *,
+        peer: str,
+        operation: str | None = None,
+        **where: str,
+    ) -> None:
+        """Refuse (counted, AccessDenied) a role below ``needs``, or, with reservations, one
+        not holding the place. The command channel names its operation ``op``."""
         if rank(identity.role) < rank(needs):
             reason = f"the {identity.role} role may not do this (needs {needs})"
             self._refused(identity, reason, peer, where)
             raise AccessDenied(reason, role=identity.role, needs=needs)
+        reservations = self.reservations()
+        if reservations is None:
+            return
+        decision = reservations.gate.decide(
+            identity.role, identity.who, operation or where.get("op")
+        )
+        if not decision.allowed:
+            self._refused(identity, decision.reason, peer, where, rule=RULE)
+            raise ReservationRefused(decision.reason, role=identity.role, holder=decision.holder)
 
-    def _refused(self, identity: Identity, reason: str, peer: str, where: dict[str, str]) -> None:
+    def _refused(
+        self,
+        identity: Identity,
+        reason: str,
+        peer: str,
+        where: dict[str, str],
+        *,
+        rule: str = "access",
+    ) -> None:
         source = RefusalSource(identity.role, identity.who, identity.client, peer)
-        self.refusals.record(source, reason, **where)
+        self.refusals.record(source, reason, rule=rule, **where)
 
 
 def peer_of(scope: dict[str, Any]) -> str:
@@ -128,10 +172,11 @@ def peer_of(scope: dict[str, Any]) -> str:
 class Access:
     """A route dependency: the caller's :class:`Identity`, if its role may use the route."""
 
-    def __init__(self, needs: str) -> None:
+    def __init__(self, needs: str, operation: str | None = None) -> None:
         if needs not in ROLES:
             raise InvalidArgument(f"unknown role {needs!r}")
         self.needs = needs
+        self.operation = operation
 
     # Async, so the check runs on the event loop: an emergency stop must not wait
     # for a worker thread to be scheduled. It does no I/O.
@@ -147,6 +192,7 @@ class Access:
             request.headers.get(CLIENT_HEADER),
             self.needs,
             peer=peer_of(request.scope),
+            operation=self.operation,
             method=request.method,
             path=request.url.path[:200],
         )

@@ -11,7 +11,7 @@ Routes and the role each needs (roles include the weaker ones):
 ``PUT /nets/{net}/current-limit``          script    ``{"amps": 0.2}``
 ``PUT /nets/{net}/output``                 script    ``{"on": true}`` (on needs the lease)
 ``PUT /relays/{relay}``                    script    ``{"closed": true}``
-``POST /leases``                           script    take the bench's lease
+``POST /leases``                           script    take the bench's lease (``{"place": ...}``)
 ``POST /leases/{id}/heartbeat``            script    keep it
 ``GET /leases/{id}/watch``                 script    NDJSON stream; its drop loses the lease
 ``DELETE /leases/{id}``                    script    give it back
@@ -75,6 +75,7 @@ from interlock.service.schema import (
     WATCH_LEASE,
     ArmBody,
     CurrentLimitBody,
+    LeaseBody,
     Operation,
     OutputBody,
     RelayBody,
@@ -92,7 +93,7 @@ Viewer = Annotated[Identity, Depends(Access("viewer"))]
 
 def caller(operation: Operation) -> Any:
     """A route's caller: its :class:`Identity`, if its role is at least the operation's."""
-    return Annotated[Identity, Depends(Access(operation.role))]
+    return Annotated[Identity, Depends(Access(operation.role, operation.name))]
 
 
 _ERROR = {"content": {"application/json": {"schema": {"type": "object"}}}}
@@ -128,7 +129,9 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
         responses=ERRORS,
     )
     app.state.service = service
-    app.state.gate = gate or Gatekeeper(service.tokens, RefusalLog(lambda: service.journal))
+    app.state.gate = gate or Gatekeeper(
+        service.tokens, RefusalLog(lambda: service.journal), lambda: service.reservations
+    )
     app.add_middleware(RequestGuard, gate=app.state.gate)
 
     actions = ScriptActions(service)
@@ -245,9 +248,10 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     # -- leases ----------------------------------------------------------------------
 
     @route(ACQUIRE_LEASE, status_code=201, summary="take the bench's lease (dead man's switch)")
-    def acquire(who: caller(ACQUIRE_LEASE)) -> dict[str, Any]:
+    def acquire(who: caller(ACQUIRE_LEASE), body: LeaseBody | None = None) -> dict[str, Any]:
+        place = body.place if body else None
+        lease = service.acquire_lease(who, place)
         leases = service.leases
-        lease = leases.acquire(who.who, who.client, who.role)
         return {
             "id": lease.id,
             "timeout": lease.timeout,

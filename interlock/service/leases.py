@@ -14,6 +14,15 @@ fault latched until an operator resets), journaled with the holder's
 identity: a client that vanished mid-test is exactly the doubt that must
 end in the safe state. Releasing a lease while a net is still live trips
 too: nobody would be watching it any more.
+
+A *place lease* (``place`` set; only with ``[service] reservations =
+"labgrid"``, see :mod:`.reservations`) is held for whoever holds the bench's
+labgrid place, for as long as they hold it: labgrid's power model, where
+``labgrid-client power on`` returns and the DUT stays powered. It needs no
+heartbeat and no watch stream; the coordinator saying that the place was
+released, or is held by someone else, takes it back (:meth:`LeaseManager.take_back`),
+and a live or armed bench trips as for any lost lease. The same holder asking
+again gets the same lease (``power off`` is another process than ``power on``).
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ class Lease:
     last_seen: float
     watchers: int = 0
     dropped: bool = field(default=False)
+    place: str | None = None  # a place lease: held while its holder holds this labgrid place
 
     def expires_in(self, now: float) -> float:
         return self.timeout - (now - self.last_seen)
@@ -59,6 +69,7 @@ class Lease:
             "held_for": round(now - self.granted_at, 3),
             "expires_in": round(max(0.0, self.expires_in(now)), 3),
             "watched": self.watchers > 0,
+            "place": self.place,
         }
 
 
@@ -107,10 +118,13 @@ class LeaseManager:
 
     # -- the holder's side -----------------------------------------------------------
 
-    def acquire(self, who: str, client: str, role: str) -> Lease:
+    def acquire(self, who: str, client: str, role: str, *, place: str | None = None) -> Lease:
+        """The lease for ``who``; a place lease (``place``) only once the place is checked."""
         with self._lock:
             now = self.clock()
             held = self._lease
+            if held is not None and place is not None and (held.place, held.who) == (place, who):
+                return held  # the same holder again: one place lease, whichever process asks
             if held is not None:
                 raise LeaseError(
                     f"the bench is leased by {held.who} ({held.client}) for "
@@ -124,9 +138,13 @@ class LeaseManager:
                 timeout=self.timeout,
                 granted_at=now,
                 last_seen=now,
+                place=place,
             )
             # Journal before the lease exists: a grant nobody recorded must not happen.
-            self.journal.request(who, client, "lease", event="granted", timeout=self.timeout)
+            extra = {"place": place} if place is not None else {}
+            self.journal.request(
+                who, client, "lease", event="granted", timeout=self.timeout, **extra
+            )
             self._lease = lease
         self.publish("lease", change="granted", who=who, client=client, timeout=self.timeout)
         return lease
@@ -186,7 +204,8 @@ class LeaseManager:
         """A watch stream ended: if its lease is still held, the client is gone."""
         with self._lock:
             lease.watchers -= 1
-            if self._lease is lease and lease.watchers == 0:
+            # A place lease is kept by the place, not by a connection.
+            if self._lease is lease and lease.watchers == 0 and lease.place is None:
                 lease.dropped = True
 
     # -- the watchdog --------------------------------------------------------------------
@@ -201,7 +220,7 @@ class LeaseManager:
     def check_expiry(self) -> None:
         with self._lock:
             lease = self._lease
-            if lease is None or self.stopping.is_set():
+            if lease is None or lease.place is not None or self.stopping.is_set():
                 return
             silent = self.clock() - lease.last_seen
             if lease.dropped:
@@ -209,6 +228,15 @@ class LeaseManager:
             elif silent > lease.timeout:
                 why = f"no heartbeat for {silent:.2f} s (lease timeout {lease.timeout:g} s)"
             else:
+                return
+            self._lease = None
+        self.lose(lease, why)
+
+    def take_back(self, lease: Lease, why: str) -> None:
+        """``lease`` is lost, if it is still the one held: its holder no longer holds the
+        place (see :mod:`.reservations`)."""
+        with self._lock:
+            if self._lease is not lease:
                 return
             self._lease = None
         self.lose(lease, why)

@@ -68,6 +68,7 @@ class RefusalCount:
     count: int
     seconds: float
     where: dict[str, str]
+    rule: str = "access"
 
 
 class RefusalLog:
@@ -91,20 +92,22 @@ class RefusalLog:
         self.max_sources = MAX_SOURCES if max_sources is None else max_sources
         self._clock = clock
         self._lock = threading.Lock()
-        self._tallies: dict[tuple[RefusalSource, str], _Tally] = {}
+        self._tallies: dict[tuple[RefusalSource, str, str], _Tally] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.total = 0  # refusals counted since the start
 
-    def record(self, source: RefusalSource, reason: str, **where: str) -> None:
+    def record(
+        self, source: RefusalSource, reason: str, *, rule: str = "access", **where: str
+    ) -> None:
         """Count one refusal: memory only, O(1), nothing waits."""
         now = self._clock()
         with self._lock:
             self.total += 1
-            key = (source, reason)
+            key = (source, rule, reason)
             tally = self._tallies.get(key)
             if tally is None and len(self._tallies) >= self.max_sources:
-                key = (OTHERS, "refused")
+                key = (OTHERS, "access", "refused")
                 tally = self._tallies.get(key)
             if tally is None:
                 self._tallies[key] = _Tally(1, now, now, dict(where))
@@ -121,8 +124,8 @@ class RefusalLog:
         with self._lock:
             tallies, self._tallies = self._tallies, {}
         return [
-            RefusalCount(source, reason, t.count, t.last - t.first, t.where)
-            for (source, reason), t in tallies.items()
+            RefusalCount(source, reason, t.count, t.last - t.first, t.where, rule)
+            for (source, rule, reason), t in tallies.items()
         ]
 
     def flush(self) -> list[RefusalCount]:
@@ -150,7 +153,7 @@ class RefusalLog:
                 journal.verdict(
                     False,
                     request=request,
-                    rule="access",
+                    rule=refused.rule,
                     where="service",
                     reason=refused.reason,
                     count=refused.count,

@@ -7,7 +7,9 @@ its resources to the controller: nothing else has to be started first. The
 simulator outlives the service, as real instruments would. ``resources``
 lets a caller point the controller at instruments of its own choosing (the
 tests use it to put a non-simulation bench file in front of simulated
-instruments).
+instruments). With ``[service] reservations = "labgrid"`` it also watches the
+bench's labgrid place (:mod:`.reservations`; ``places`` stands in for the
+coordinator in tests).
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from typing import Any
 
 from interlock.config import Configuration, load_configuration
 from interlock.controller import Controller
-from interlock.errors import InterlockError
+from interlock.errors import InterlockError, StateError
 from interlock.guardian import Guardian
 from interlock.journal import Journal
 from interlock.journal.files import JournalAccess
 from interlock.journal.startup import ChainGuard, check_at_start
+from interlock.service.access import Identity
 from interlock.service.events import EventHub
-from interlock.service.leases import LeaseManager
+from interlock.service.leases import Lease, LeaseManager
+from interlock.service.reservations import Reservations
 from interlock.service.tokens import TokenStore
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ class Service:
         *,
         resources: dict[str, str] | None = None,
         guardian: bool = False,
+        places: Any = None,
     ) -> None:
         self.configuration = (
             bench if isinstance(bench, Configuration) else load_configuration(bench)
@@ -53,6 +58,8 @@ class Service:
         self.journal: Journal | None = None
         self.controller: Controller | None = None
         self.leases: LeaseManager | None = None
+        self.reservations: Reservations | None = None
+        self._places = places
         self.connect_error: str | None = None
         self._want_guardian = guardian
         self.guardian: Guardian | None = None
@@ -106,6 +113,14 @@ class Service:
             publish=self.events.publish,
             stopping=self.stopping,
         ).start()
+        if self.settings.reservations == "labgrid":
+            self.reservations = Reservations(
+                self.settings.place or self.bench.name,
+                self.settings.coordinator or "",
+                self.journal,
+                self.leases,
+                source=self._places,
+            ).start()
         log.info(
             "service for bench %s [%s] up, controller %s",
             self.bench.name,
@@ -116,6 +131,8 @@ class Service:
     def close(self) -> None:
         """Stop watching leases, drive the bench safe, close everything; never raises."""
         self.stopping.set()
+        if self.reservations is not None:
+            self.reservations.stop()
         if self.leases is not None:
             self.leases.stop()
         if self.controller is not None:
@@ -130,14 +147,16 @@ class Service:
             self.journal.close()
         # The simulator is left running: it is the bench's instruments, not the service's.
         self.leases = self.controller = self.journal = self.simulator = self.guardian = None
+        self.reservations = None
 
     def _guardian_died(self) -> None:
         controller = self.controller
         if controller is not None and not self.stopping.is_set():
             log.error("the guardian process ended: a death of the service would leave supplies on")
             controller.trip(
-                "guardian", "the guardian process ended: nothing would turn the supplies off "
-                "if the service died; restart the service"
+                "guardian",
+                "the guardian process ended: nothing would turn the supplies off "
+                "if the service died; restart the service",
             )
 
     def _on_controller_event(self, event: str, details: dict[str, Any]) -> None:
@@ -157,7 +176,32 @@ class Service:
             "simulated": self.simulator is not None,
             "guardian": self.guardian.pid if self.guardian is not None else None,
         }
+        # What a client reaching the bench by address alone needs to switch it in order.
+        profile = self.configuration.profile
+        status["power"] = {"on": list(profile.power_on), "off": list(profile.power_off)}
+        reservations = self.reservations
+        status["reservations"] = reservations.public() if reservations else None
         return status
+
+    def acquire_lease(self, who: Identity, place: str | None) -> Lease:
+        """The bench's lease for ``who``; a place lease only with labgrid reservations."""
+        leases = self.leases
+        if leases is None:
+            raise InterlockError("the service is not running")
+        reservations = self.reservations
+        if place is not None and reservations is None:
+            raise StateError(
+                f'place leases need [service] reservations = "labgrid" '
+                f"({self.bench.shown_path}): bench {self.bench.name} is no labgrid place"
+            )
+        if reservations is not None:
+            reservations.check_lease(who.role, who.who, place)
+        lease = leases.acquire(who.who, who.client, who.role, place=place)
+        if reservations is not None:
+            reservations.enforce()  # a release between the check and the grant
+            if leases.holder() is not lease:
+                raise StateError(f"place {reservations.place} changed while the lease was granted")
+        return lease
 
     def require_controller(self) -> Controller:
         if self.controller is None:

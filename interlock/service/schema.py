@@ -74,6 +74,14 @@ class RelayBody(Arguments):
     closed: bool
 
 
+class LeaseBody(Arguments):
+    place: Name | None = Field(
+        None,
+        description="a place lease: held while the caller holds this labgrid place "
+        '(only with [service] reservations = "labgrid")',
+    )
+
+
 @dataclass(frozen=True)
 class Operation:
     """One operation of the service.
@@ -140,7 +148,7 @@ SET_OUTPUT = Operation(
 SET_RELAY = Operation(
     "set_relay", "script", "PUT", "/relays/{relay}", "relay", RelayBody, channel=True
 )
-ACQUIRE_LEASE = Operation("acquire_lease", "script", "POST", "/leases")
+ACQUIRE_LEASE = Operation("acquire_lease", "script", "POST", "/leases", body=LeaseBody)
 HEARTBEAT = Operation("heartbeat", "script", "POST", "/leases/{lease_id}/heartbeat", "lease_id")
 WATCH_LEASE = Operation("watch_lease", "script", "GET", "/leases/{lease_id}/watch", "lease_id")
 RELEASE_LEASE = Operation("release_lease", "script", "DELETE", "/leases/{lease_id}", "lease_id")

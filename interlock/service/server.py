@@ -266,7 +266,9 @@ class _Listening:
 
 def _gatekeeper(service: Service) -> Gatekeeper:
     """The one gate of HTTP and the channel; its refusals go to the service's journal."""
-    return Gatekeeper(service.tokens, RefusalLog(lambda: service.journal))
+    return Gatekeeper(
+        service.tokens, RefusalLog(lambda: service.journal), lambda: service.reservations
+    )
 
 
 # How long a thread holding the GIL keeps it while another waits (Python's default: 5 ms).
