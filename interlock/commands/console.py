@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from interlock.commands.common import add_bench_argument
-from interlock.config import load_bench
+from interlock.commands.common import add_bench_argument, command_bench
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +34,6 @@ def run_console(args: argparse.Namespace) -> int:
     # Imported here: the other commands need no terminal UI.
     from interlock.console import ConsoleApp, ServiceSource
 
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     ConsoleApp(ServiceSource(bench, args.role)).run()
     return 0

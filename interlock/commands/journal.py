@@ -25,8 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from interlock.commands.common import add_bench_argument, banner
-from interlock.config import load_bench
+from interlock.commands.common import add_bench_argument, banner, command_bench
 from interlock.errors import JournalError
 from interlock.exits import EXIT_FAULT, EXIT_USAGE
 from interlock.journal import Journal, JournalReader, verify_journal
@@ -139,7 +138,7 @@ def _locate(args: argparse.Namespace) -> tuple[Path, str | None]:
     """The journal path and, when known from the bench, the banner line."""
     if args.journal:
         return Path(args.journal), None
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     return bench.service.journal, banner(bench)
 
 
@@ -147,7 +146,7 @@ def _access(args: argparse.Namespace) -> JournalAccess | None:
     """Who may read the files, from the bench; None (leave them as they are) for --journal."""
     if args.journal:
         return None
-    return JournalAccess(load_bench(args.bench).service.journal_group)
+    return JournalAccess(command_bench(args).service.journal_group)
 
 
 def _writer(path: Path, args: argparse.Namespace) -> Journal:

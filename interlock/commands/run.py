@@ -15,7 +15,7 @@ import getpass
 import sys
 from typing import Any
 
-from interlock.commands.common import add_bench_argument, banner
+from interlock.commands.common import add_bench_argument, banner, bench_file
 from interlock.config import Configuration, load_configuration
 from interlock.config.reader import display_path
 from interlock.exits import EXIT_PASS, EXIT_REFUSED, EXIT_USAGE
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    configuration = load_configuration(args.bench)
+    configuration = load_configuration(bench_file(args))
     print(banner(configuration.bench), flush=True)
     sequence = load_sequence(args.sequence)
     profile = configuration.profile
@@ -125,7 +125,7 @@ def _target(args: argparse.Namespace, configuration: Configuration):
             f"(log {display_path(log_path(socket))}; it keeps running)"
         )
     sys.stdout.flush()
-    return service_client(args.bench)
+    return service_client(bench_file(args))
 
 
 # --- output --------------------------------------------------------------------------

@@ -22,8 +22,8 @@ import sys
 import threading
 from typing import Any
 
-from interlock.commands.common import add_bench_argument, banner
-from interlock.config import Bench, load_bench
+from interlock.commands.common import add_bench_argument, banner, command_bench
+from interlock.config import Bench
 from interlock.errors import SimulatorError
 from interlock.exits import EXIT_USAGE
 from interlock.sim import faults
@@ -118,14 +118,14 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
 def _client(args: argparse.Namespace) -> SimulatorClient:
     if args.control:
         return SimulatorClient(args.control)
-    return SimulatorClient.of_bench(load_bench(args.bench))
+    return SimulatorClient.of_bench(command_bench(args))
 
 
 # --- start and stop ---------------------------------------------------------------------
 
 
 def run_start(args: argparse.Namespace) -> int:
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     if args.background:
         return _start_background(args, bench)
     from interlock.sim.host import SimulatorHost
@@ -201,7 +201,7 @@ def run_stop(args: argparse.Namespace) -> int:
     from interlock.service.background import answers
     from interlock.sim.process import stop_simulator
 
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     print(banner(bench), flush=True)
     said = stop_simulator(bench)
     print(said)
@@ -248,6 +248,6 @@ def run_truth(args: argparse.Namespace) -> int:
         print()
     else:
         if not args.control:
-            print(banner(load_bench(args.bench)))
+            print(banner(command_bench(args)))
         print(render_truth(truth))
     return 0
