@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--background", action="store_true",
                        help="start it detached (free ports), or find the one running; "
                        "return once it answers")
-    start.add_argument("--fault", action="append", default=[], metavar="SPEC",
+    start.add_argument("--fault", action="append", default=[], metavar="SPEC", type=_fault_spec,
                        help="inject this fault from the start (repeatable; syntax below)")
     start.add_argument("--json", action="store_true",
                        help="first stdout line: JSON with the resources and the control socket")
@@ -75,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub = actions.add_parser(name, help=helptext, description=helptext, epilog=_fault_help(),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("spec", metavar="SPEC", nargs="?" if name == "clear" else None,
+                         type=_fault_spec if name == "inject" else _cleared_spec,
                          help="fault SPEC" + (" (default: all)" if name == "clear" else ""))
         _add_target_arguments(sub)
         sub.set_defaults(handler=run_inject if name == "inject" else run_clear)
@@ -91,6 +92,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     truth.add_argument("--since", metavar="SECONDS", type=_seconds,
                        help="with --history: only the last SECONDS")
     truth.set_defaults(handler=run_truth)
+
+
+def _fault_spec(text: str, *, for_clear: bool = False) -> str:
+    """A fault SPEC checked here: a bad one is a usage error (exit 2), whatever runs."""
+    try:
+        faults.parse_fault(text, for_clear=for_clear)
+    except SimulatorError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _cleared_spec(text: str) -> str:
+    return _fault_spec(text, for_clear=True)
 
 
 def _fault_help() -> str:

@@ -32,7 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from interlock.config import Configuration
-from interlock.errors import ConfigError, InterlockError, LimitViolation, StateError
+from interlock.errors import (
+    ConfigError,
+    FaultLatched,
+    InterlockError,
+    LimitViolation,
+    StateError,
+)
 from interlock.exits import EXIT_FAULT, EXIT_MEASUREMENT_FAILED, EXIT_PASS, EXIT_REFUSED
 from interlock.limits import ALLOWED, Verdict
 from interlock.sequence.dryrun import (
@@ -170,7 +176,8 @@ class SequenceRunner:
         """Arm the bench, or accept it armed and untouched; True if armed here."""
         status = self.target.status()
         if status.get("fault"):
-            raise StateError(f"bench {status['bench']} is in a latched fault: {status['fault']}")
+            # A fault, as the operator commands say it (exit 4): an operator's reset first.
+            raise FaultLatched(f"bench {status['bench']} is in a latched fault: {status['fault']}")
         if status["state"] == "safe":
             self.target.arm(self.operator)
             return True
