@@ -61,7 +61,7 @@ def _since(text: str) -> datetime:
 
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"expected a whole number of entries above 0, got {text!r}")
+        raise InvalidArgument(f"expected a whole number of entries above 0, got {text!r}")
     return int(text)
 
 

@@ -110,6 +110,24 @@ class Step:
             return f"{low} .. {high}"
         return f">= {low}" if low else f"<= {high}"
 
+    def shown(self, value: float) -> str:
+        """A measured value with just enough digits to tell it from its window's ends.
+
+        ``5.0000104 V`` against ``<= 5.00001 V``, never ``5 V``: a failed
+        measurement shows why it failed.
+        """
+        dimension = QUANTITIES.get(self.quantity or "", VOLTAGE)
+        ends = [end for end in (self.minimum, self.maximum) if end is not None]
+        text = format_quantity(value, dimension)
+        for digits in range(6, 16):
+            text = format_quantity(value, dimension, digits=digits)
+            if all(
+                value == end or text != format_quantity(end, dimension, digits=digits)
+                for end in ends
+            ):
+                break
+        return text
+
     def passes(self, value: float) -> bool:
         """A measured value inside the window (both ends included); NaN is never inside."""
         if not math.isfinite(value):

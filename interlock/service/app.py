@@ -65,6 +65,7 @@ from interlock.service.schema import (
     HEARTBEAT,
     LEASE_HEADER,
     MEASURE,
+    NOTE,
     RELEASE_LEASE,
     RESET,
     SET_CURRENT_LIMIT,
@@ -75,6 +76,7 @@ from interlock.service.schema import (
     WATCH_LEASE,
     ArmBody,
     CurrentLimitBody,
+    NoteBody,
     Operation,
     OutputBody,
     RelayBody,
@@ -241,6 +243,10 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         actions.set_relay(who, request.headers.get(LEASE_HEADER), relay, body.closed)
         return service.status()
+
+    @route(NOTE, summary="journal a marker in the run (a step begun, say)")
+    def note(body: NoteBody, who: caller(NOTE), request: Request) -> None:
+        actions.note(who, request.headers.get(LEASE_HEADER), body.text, body.step)
 
     # -- leases ----------------------------------------------------------------------
 
