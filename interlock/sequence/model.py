@@ -2,7 +2,10 @@
 
 A sequence names the DUT type it was written for and lists its steps in
 order. Every quantity carries its unit; every error names the file and the
-key (``sequences/x.toml: steps[3].voltage: expected a voltage, got "5"``).
+key, a step by its number (1-based, as a run shows it) and its label
+(``sequences/x.toml: step 4 [bus on].voltage: expected a voltage, got
+"5"``). Every error of a file is reported at once: one ConfigError lists
+them all, each with its file and key.
 The loader knows nothing of any bench: nets and relays are checked against
 a bench and its profile when the sequence is bound (:mod:`.binding`).
 
@@ -21,6 +24,7 @@ a bench and its profile when the sequence is bound (:mod:`.binding`).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from interlock.config.bounds import (
     WINDOW,
 )
 from interlock.config.reader import Table, display_path, read_toml, resolve_file
+from interlock.errors import ConfigError
 from interlock.units import CURRENT, DURATION, VOLTAGE, format_quantity
 
 ACTIONS = ("set", "ramp", "relay", "output", "measure", "wait", "prompt")
@@ -47,7 +52,7 @@ QUANTITIES = {"voltage": VOLTAGE, "current": CURRENT}
 class Step:
     """One step. Which fields are set depends on ``action``; the loader checks that."""
 
-    index: int  # 0-based, as in the key path steps[index]
+    index: int  # 0-based: the position in the file's [[steps]]; people see number
     action: str
     label: str = ""
     expect_refused: bool = False
@@ -71,7 +76,8 @@ class Step:
 
     @property
     def key(self) -> str:
-        return f"steps[{self.index}]"
+        """How errors name the step: its number and label (``step 4 [bus on]``)."""
+        return step_key(self.index, self.label)
 
     def describe(self) -> str:
         """What the step does, in a few words (units shown, never bare numbers)."""
@@ -157,8 +163,40 @@ class Sequence:
         return [step for step in self.steps if step.action == "prompt"]
 
 
+def step_key(index: int, label: object = "") -> str:
+    """A step as errors name it: 1-based, with its label when it has one (a string)."""
+    key = f"step {index + 1}"
+    # Only a label that is itself valid: an error about the label never echoes it.
+    if isinstance(label, str) and label.strip() and label.isprintable() and len(label) <= MAX_TITLE:
+        key += f" [{label.strip()}]"
+    return key
+
+
+# The reader names a step by its place in the array of tables; people count from 1.
+_TABLE_KEY = re.compile(r"^steps\[(\d+)\]")
+
+
+def _renamed(error: ConfigError, index: int, table: Table) -> ConfigError:
+    key = _TABLE_KEY.sub(lambda _: step_key(index, table.data.get("label")), error.key)
+    renamed = ConfigError(error.file, key, error.problem)
+    renamed.__cause__ = error.__cause__
+    return renamed
+
+
+def collected(errors: list[ConfigError]) -> ConfigError:
+    """Several errors of one file as one ConfigError, each with its file and key."""
+    if len(errors) == 1:
+        return errors[0]
+    lines = "\n".join(f"  {error}" for error in errors)
+    return ConfigError(errors[0].file, "", f"{len(errors)} errors:\n{lines}")
+
+
 def load_sequence(path: str | Path) -> Sequence:
-    """Load and validate a sequence file. Raises ConfigError naming file and key."""
+    """Load and validate a sequence file.
+
+    Raises ConfigError naming file and key: the first error of its header, or
+    every error of its steps at once.
+    """
     path = resolve_file(path)
     data, _raw = read_toml(path)
     root = Table(data, display_path(path))
@@ -172,9 +210,19 @@ def load_sequence(path: str | Path) -> Sequence:
     tables = root.array_of_tables("steps", max_items=MAX_STEPS)
     if not tables:
         raise root.error("steps", "a sequence needs at least one [[steps]]")
-    steps = tuple(_step(i, table) for i, table in enumerate(tables))
-    root.finish()
-    return Sequence(name, description, profile, path, steps)
+    steps, errors = [], []
+    for index, table in enumerate(tables):
+        try:
+            steps.append(_step(index, table))
+        except ConfigError as error:
+            errors.append(_renamed(error, index, table))
+    try:
+        root.finish()
+    except ConfigError as error:
+        errors.append(error)
+    if errors:
+        raise collected(errors)
+    return Sequence(name, description, profile, path, tuple(steps))
 
 
 def _step(index: int, table: Table) -> Step:

@@ -94,7 +94,7 @@ def test_a_bad_sequence_is_a_config_error(bench, capsys, write_sequence, tmp_pat
     assert main(["run", str(path), "--bench", bench]) == 2
     err = capsys.readouterr().err
     assert "ConfigError: " in err
-    assert f"{path.name}: steps[0].voltage: expected a voltage" in err
+    assert f"{path.name}: step 1.voltage: expected a voltage" in err
     assert main(["run", str(tmp_path / "nowhere.toml"), "--bench", bench]) == 2
     assert "nowhere.toml: file not found" in capsys.readouterr().err
 
