@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "interlock.commands.sim",
     "interlock.commands.service",
     "interlock.commands.console",
+    "interlock.commands.init",
 ]
 
 
