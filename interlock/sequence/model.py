@@ -4,8 +4,8 @@ A sequence names the DUT type it was written for and lists its steps in
 order. Every quantity carries its unit; every error names the file and the
 key, a step by its number (1-based, as a run shows it) and its label
 (``sequences/x.toml: step 4 [bus on].voltage: expected a voltage, got
-"5"``). Every error of a file is reported at once: one ConfigError lists
-them all, each with its file and key.
+"5"``). Every error of a file is reported at once, in one ConfigError: the
+file, then each error's key and problem.
 The loader knows nothing of any bench: nets and relays are checked against
 a bench and its profile when the sequence is bound (:mod:`.binding`).
 
@@ -183,12 +183,26 @@ def _renamed(error: ConfigError, index: int, table: Table) -> ConfigError:
     return renamed
 
 
+# An error is one line, bounded: a file with thousands of bad steps says how many.
+MAX_LISTED = 800
+
+
 def collected(errors: list[ConfigError]) -> ConfigError:
-    """Several errors of one file as one ConfigError, each with its file and key."""
-    if len(errors) == 1:
-        return errors[0]
-    lines = "\n".join(f"  {error}" for error in errors)
-    return ConfigError(errors[0].file, "", f"{len(errors)} errors:\n{lines}")
+    """Several errors of one file as one ConfigError: the first one's key and problem,
+    then each other's (``x.toml: step 2.voltage: ...; 2 more errors: step 4.net: ...;
+    step 5.to: ...``)."""
+    first, rest = errors[0], errors[1:]
+    if not rest:
+        return first
+    listed: list[str] = []
+    for error in rest:
+        item = f"{error.key}: {error.problem}" if error.key else error.problem
+        if sum(len(text) + 2 for text in listed) + len(item) > MAX_LISTED:
+            listed.append(f"and {len(rest) - len(listed)} more")
+            break
+        listed.append(item)
+    more = f"{len(rest)} more error{'s' if len(rest) > 1 else ''}"
+    return ConfigError(first.file, first.key, f"{first.problem}; {more}: {'; '.join(listed)}")
 
 
 def load_sequence(path: str | Path) -> Sequence:
