@@ -159,7 +159,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "all; runs that ended in a fault are kept unless --include-faulted.",
     )
     prune_.add_argument("--max-age", metavar="AGE", type=_argtype(parse_duration), help="e.g. 30d")
-    prune_.add_argument("--max-entries", metavar="N", type=int)
+    prune_.add_argument(
+        "--max-entries", metavar="N", type=int, help="keep at most N entries (the newest)"
+    )
     prune_.add_argument(
         "--max-bytes", metavar="SIZE", type=_argtype(parse_size), help="entry data, e.g. 50M"
     )
