@@ -37,7 +37,7 @@ class MeterModel:
     max_dc_current: float
 
 
-# The relay board firmware's host watchdog (firmware/rb_core.py WATCHDOG_MIN_MS and
+# The relay board firmware's host watchdog (interlock/firmware/rb_core.py WATCHDOG_MIN_MS and
 # WATCHDOG_MAX_MS, set in whole milliseconds): copied here so that configuration
 # and driver check against it without importing either; a test holds them equal.
 RELAY_WATCHDOG_MIN = 0.050  # s
@@ -89,7 +89,7 @@ METERS: dict[str, MeterModel] = {
 }
 
 RELAY_BOARDS: dict[str, RelayBoardModel] = {
-    # The interlock relay board of firmware/: 8 relays rated 30 V DC / 2 A.
+    # The interlock relay board of interlock/firmware/: 8 relays rated 30 V DC / 2 A.
     "RB8": RelayBoardModel(
         "interlock", "RB8", relays=8, contact_max_voltage=30.0, contact_max_current=2.0
     ),

@@ -6,9 +6,10 @@ to a function ``(args) -> int``. Only the CLI configures logging and turns
 errors into exit codes; the library never prints.
 
 Exit codes (shared by every sub-command, :mod:`interlock.exits`):
-0 pass, 1 a measurement failed, 2 config or usage error,
-3 refused by the interlock, 4 fault (instrument, journal, latched fault).
-This module imports the command modules; none of them imports it.
+0 pass, 1 a measurement failed, 2 config or usage error (argparse's own
+errors included), 3 refused by the interlock, 4 fault (instrument, journal,
+latched fault, no service), 130 interrupted. This module imports the
+command modules; none of them imports it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import sys
 
 from interlock.errors import InterlockError
-from interlock.exits import exit_code_for
+from interlock.exits import EXIT_INTERRUPTED, MEANINGS, exit_code_for
 
 # One module per sub-command family, in the order shown by --help.
 COMMAND_MODULES = [
@@ -30,16 +31,35 @@ COMMAND_MODULES = [
     "interlock.commands.service",
     "interlock.commands.console",
     "interlock.commands.fleet",
+    "interlock.commands.init",
 ]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("interlock")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def _exit_codes() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in MEANINGS.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="interlock",
         description="Safety interlock controller for hardware test benches.",
+        epilog=_exit_codes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (repeatable)"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"interlock {_version()}", help="print the version"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
@@ -60,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return exit_code_for(error)
     except KeyboardInterrupt:
-        return 130
+        # A command that had the bench drives it safe and says so itself; the rest end here.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,9 +32,16 @@ Faults a test leaves injected are cleared at teardown (a latched fault stays
 latched). On any other bench ``bench.sim`` raises
 :class:`~interlock.errors.SimulatorError`: there is nothing to inject into.
 
-Options: ``--interlock-bench FILE`` (ini ``interlock_bench``, default
-``bench.toml``), ``--interlock-role`` (ini ``interlock_role``),
-``--interlock-confirm NAME``.
+Each test that uses the fixture carries the run id (the journal's, for
+``interlock postmortem RUN``), the bench, its environment class and the
+bench file in its report's ``user_properties``: JUnit XML (``--junitxml``)
+shows them as ``<property>`` of the test case.
+
+Options: ``--interlock-bench FILE`` (ini ``interlock_bench``), else the
+``INTERLOCK_BENCH`` environment variable, else ``bench.toml`` in the
+current directory or the nearest one above it; ``--interlock-role`` (ini
+``interlock_role``), ``--interlock-confirm NAME``. No bench found is one
+line per test that asks for the fixture, not a traceback.
 """
 
 from __future__ import annotations
@@ -63,7 +70,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--interlock-confirm", metavar="NAME", help="the bench name: needed to arm a flight bench"
     )
-    parser.addini("interlock_bench", "bench.toml of the bench to test on", default="bench.toml")
+    parser.addini(
+        "interlock_bench",
+        "bench.toml of the bench to test on (default: $INTERLOCK_BENCH, else bench.toml here "
+        "or above)",
+        default="",
+    )
     parser.addini("interlock_role", "role of the bench fixture's client", default="operator")
 
 
@@ -71,16 +83,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def bench(request: pytest.FixtureRequest) -> Iterator[Client]:
     """A client of the bench's service, holding the lease; the bench is safe after the test."""
     from interlock.client import connect
+    from interlock.errors import ConfigError
+    from interlock.lookup import locate_bench
 
     config = request.config
-    path = config.getoption("interlock_bench") or config.getini("interlock_bench")
+    given = config.getoption("interlock_bench") or config.getini("interlock_bench") or None
     role = config.getoption("interlock_role") or config.getini("interlock_role")
-    client = connect(path, role=role)
+    try:
+        found = locate_bench(given)
+    except ConfigError as error:
+        pytest.fail(f"interlock: {error}", pytrace=False)
+    client = connect(found.path, role=role)
     try:
         lease = client.lease().acquire()
         try:
             if role == "operator" and client.status()["state"] == "safe":
                 client.arm(confirm=config.getoption("interlock_confirm"))
+            status = client.status()
+            request.node.user_properties.extend(
+                [
+                    ("interlock_run", status.get("run") or ""),
+                    ("interlock_bench", client.name),
+                    ("interlock_environment", client.environment),
+                    ("interlock_bench_file", f"{found.path} ({found.source})"),
+                ]
+            )
             yield client
         finally:
             return_to_safe(client, disarm=role == "operator")

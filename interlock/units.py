@@ -113,14 +113,17 @@ def parse_quantity(text: object, dimension: Dimension) -> float:
     return value
 
 
-def format_quantity(value: float, dimension: Dimension) -> str:
-    """Show an SI float with an engineering prefix: 0.5 A -> ``"500 mA"``."""
+def format_quantity(value: float, dimension: Dimension, *, digits: int = 6) -> str:
+    """Show an SI float with an engineering prefix: 0.5 A -> ``"500 mA"``.
+
+    ``digits``: significant digits at most (trailing zeros dropped).
+    """
     if dimension is RATIO:
-        return f"{value * 100:g} %"
+        return f"{value * 100:.{digits}g} %"
     if value == 0 or not math.isfinite(value):
         return f"{value:g} {dimension.symbol}"
     magnitude = abs(value)
     for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ")):
         if magnitude >= factor:
-            return f"{value / factor:.6g} {prefix}{dimension.symbol}"
-    return f"{value / 1e-9:.6g} n{dimension.symbol}"
+            return f"{value / factor:.{digits}g} {prefix}{dimension.symbol}"
+    return f"{value / 1e-9:.{digits}g} n{dimension.symbol}"

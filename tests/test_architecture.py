@@ -13,7 +13,10 @@ def _name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {_name(path): path for path in PACKAGE.rglob("*.py")}
+# The relay board firmware (MicroPython, package data) is not a module of the package.
+MODULES = {
+    _name(path): path for path in PACKAGE.rglob("*.py") if "firmware" not in path.parent.parts
+}
 
 
 def _imports(name: str, *, lazy: bool) -> set[str]:

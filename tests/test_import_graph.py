@@ -43,6 +43,8 @@ ENGINE_MAY_IMPORT = {
 def _modules() -> dict[str, tuple[Path, bool]]:
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent.name == "firmware":  # MicroPython, shipped as data: not the package's
+            continue
         parts = list(path.relative_to(ROOT).with_suffix("").parts)
         is_package = parts[-1] == "__init__"
         if is_package:

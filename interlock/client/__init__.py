@@ -7,7 +7,7 @@ routes, arguments, headers; :mod:`interlock.service.wire`: errors):
 
     import interlock
 
-    with interlock.connect() as bench:          # bench.toml, role "script"
+    with interlock.connect() as bench:          # the bench found, role "script"
         with bench.lease():                     # the dead man's switch
             bench.set_current_limit("VLOGIC", 0.3)
             bench.set_voltage("VLOGIC", 5.0)
@@ -19,7 +19,10 @@ routes, arguments, headers; :mod:`interlock.service.wire`: errors):
   :func:`connect_async` -> :class:`AsyncClient`, the same methods to ``await``
   and ``events()`` to ``async for``.
 
-``connect()`` reaches the service over the bench's Unix sockets, reading the
+``connect()`` finds the bench as the CLI does: the file given, else the
+``INTERLOCK_BENCH`` environment variable, else ``bench.toml`` in the current
+directory or the nearest one above it (:mod:`interlock.lookup`). It
+reaches the service over the bench's Unix sockets, reading the
 role's token from the bench's tokens directory. Setpoints, relays, outputs,
 measurements and the status go over the service's command channel (one JSON
 line each way, see :mod:`interlock.service.channel`); arming, leases, events

@@ -46,6 +46,7 @@ from interlock.service.schema import (
     HEARTBEAT,
     LEASE_HEADER,
     MEASURE,
+    NOTE,
     RELEASE_LEASE,
     RESET,
     SET_CURRENT_LIMIT,
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 
 
 def connect_async(
-    bench: str | Path = DEFAULT_BENCH,
+    bench: str | Path | None = DEFAULT_BENCH,
     *,
     role: str = "script",
     token: str | None = None,
@@ -191,6 +192,10 @@ class AsyncClient:
 
     async def output_off(self, net: str) -> None:
         await self._call(SET_OUTPUT, net=net, on=False)
+
+    async def note(self, text: str, step: int | None = None) -> None:
+        """As :meth:`interlock.Client.note`."""
+        await self._call(NOTE, text=text, step=step)
 
     # -- lease ---------------------------------------------------------------------------------
 

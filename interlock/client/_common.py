@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from interlock.config import Bench, load_bench
+from interlock.lookup import locate_bench
 from interlock.service.background import answers, start_background
 from interlock.service.schema import CLIENT_HEADER, USER_HEADER, Operation
 from interlock.service.tokens import ROLES, read_token
@@ -31,7 +32,8 @@ from interlock.service.wire import InvalidRequest, ServiceUnavailable, is_loopba
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BENCH = "bench.toml"
+#: No bench given: found as :func:`interlock.lookup.locate_bench` says.
+DEFAULT_BENCH = None
 # Room for the slowest operation: arming, or a slew-limited ramp across a whole range.
 REQUEST_TIMEOUT = 120.0
 CONNECT_TIMEOUT = 5.0
@@ -101,19 +103,22 @@ def resolve(
     ca: str | Path | None,
     who: str | None = None,
 ) -> tuple[Bench | RemoteBench, Remote | None]:
-    """The bench file read and the role checked; the remote address, if any, parsed.
+    """The bench file found and read, the role checked; the remote address, if any, parsed.
 
-    Without a bench file (``bench`` None) the address and the token are needed, and
-    the bench's name and class are asked of its service (one ``GET /status``).
+    ``bench`` None: with an address and a token and no bench file named, the bench's
+    name and class are asked of its service (one ``GET /status``); else
+    ``$INTERLOCK_BENCH``, else ``bench.toml`` here or above
+    (:func:`interlock.lookup.locate_bench`; which one was taken is logged).
     """
     if role not in ROLES:
         raise InvalidRequest(f'unknown role "{role}" (roles: {", ".join(ROLES)})')
     remote = Remote.of(address, ca) if address is not None else None
-    if bench is not None:
-        return load_bench(bench), remote
-    if remote is None or token is None:
-        raise InvalidRequest("without a bench file, a client needs the address and a token")
-    return remote_bench(remote, token, who), remote
+    if bench is None and remote is not None and token is not None:
+        return remote_bench(remote, token, who), remote
+    found = locate_bench(bench)
+    if found.implicit:
+        log.info("%s", found.describe())
+    return load_bench(found.path), remote
 
 
 def remote_bench(remote: Remote, token: str, who: str | None) -> RemoteBench:
@@ -132,20 +137,21 @@ def remote_bench(remote: Remote, token: str, who: str | None) -> RemoteBench:
     return RemoteBench(str(status["bench"]), str(status["environment"]), remote.url)
 
 
-def ensure_service(description: Bench, bench: str | Path, start: bool) -> None:
+def ensure_service(description: Bench, bench: str | Path | None, start: bool) -> None:
     """A service answering on the bench's socket; for a simulation bench, started if asked."""
     socket_path = description.service.socket
     if answers(socket_path):
         return
     if not start:
         raise ServiceUnavailable(
-            f"no service answers on {socket_path}: start one with `interlock serve --bench {bench}`"
+            f"no service answers on {socket_path}: start one with "
+            f"`interlock serve --bench {description.shown_path}`"
         )
     if description.environment != "simulation":
         raise ServiceUnavailable(
             f"no service answers on {socket_path}, and bench {description.name} is a "
             f"{description.environment} bench: its service is started by an operator "
-            f"(`interlock serve --bench {bench}`), never implicitly"
+            f"(`interlock serve --bench {description.shown_path}`), never implicitly"
         )
     log.info("no service for %s: starting one in the background", description.name)
     start_background(description.path, socket_path)

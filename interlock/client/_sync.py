@@ -41,6 +41,7 @@ from interlock.service.schema import (
     HEARTBEAT,
     LEASE_HEADER,
     MEASURE,
+    NOTE,
     RELEASE_LEASE,
     RESET,
     SET_CURRENT_LIMIT,
@@ -246,6 +247,11 @@ class Client:
 
     def output_off(self, net: str) -> None:
         self._call(SET_OUTPUT, net=net, on=False)
+
+    def note(self, text: str, step: int | None = None) -> None:
+        """Journal a marker in the run (``step``: the sequence step it begins, 1-based):
+        the post-mortem shows it on the time axis. At most 200 characters."""
+        self._call(NOTE, text=text, step=step)
 
     # -- lease ---------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from interlock.commands.common import add_bench_argument, banner
+from interlock.commands.common import add_bench_argument, banner, bench_file
 from interlock.config import Configuration, load_configuration
 from interlock.units import (
     CURRENT,
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    configuration = load_configuration(args.bench, args.profile)
+    configuration = load_configuration(bench_file(args), args.profile)
     print(render(configuration))
     return 0
 

@@ -1,21 +1,42 @@
-"""Pieces shared by sub-commands: the --bench option and the banner that heads every output."""
+"""Pieces shared by sub-commands: the --bench option, finding the bench, the banner."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from interlock.config import Bench
-
-DEFAULT_BENCH = "bench.toml"
+from interlock.config import Bench, load_bench
+from interlock.lookup import BENCH_FILE, ENVIRONMENT, locate_bench
 
 
 def add_bench_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bench",
-        default=DEFAULT_BENCH,
+        default=None,
         metavar="FILE",
-        help=f"bench description (default: {DEFAULT_BENCH})",
+        help=f"bench description (default: ${ENVIRONMENT}, else {BENCH_FILE} in the current "
+        "directory or the nearest one above it)",
     )
+
+
+def bench_file(args: argparse.Namespace) -> str:
+    """The bench file the command acts on: ``--bench``, ``$INTERLOCK_BENCH`` or found upward.
+
+    When it was not given nor in the current directory, says which one was taken
+    (on stderr, so that a command's output stays what it was).
+    """
+    found = getattr(args, "_bench_found", None)
+    if found is None:
+        found = locate_bench(args.bench)
+        args._bench_found = found
+        if found.implicit:
+            print(f"interlock: {found.describe()}", file=sys.stderr, flush=True)
+    return str(found.path)
+
+
+def command_bench(args: argparse.Namespace) -> Bench:
+    """The command's bench, loaded (ConfigError naming file and key)."""
+    return load_bench(bench_file(args))
 
 
 def banner(bench: Bench) -> str:

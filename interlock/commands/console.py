@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from interlock.commands.common import add_bench_argument
+from interlock.commands.common import add_bench_argument, command_bench
 from interlock.commands.fleet import add_lab_arguments, labgrid_fleet
-from interlock.config import load_bench
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,7 +53,7 @@ def console_source(args: argparse.Namespace) -> Any:
     from interlock.console import ServiceSource
 
     if args.place is None:
-        return ServiceSource(load_bench(args.bench), args.role)
+        return ServiceSource(command_bench(args), args.role)
     from interlock.client._common import Remote, remote_bench
     from interlock.labgrid.drivers import token_directory
     from interlock.service.tokens import read_token

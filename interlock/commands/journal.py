@@ -1,6 +1,6 @@
 """``interlock journal ...`` and ``interlock postmortem``: reading and keeping the journal.
 
-    interlock journal show [--run ID] [--since TIME] [--follow]
+    interlock journal show [--run ID] [--kind KIND] [--since TIME] [--tail N] [--follow]
     interlock journal verify [--adopt]
     interlock journal export --format jsonl [--out FILE]
     interlock journal prune [--max-age AGE] [--max-entries N] [--max-bytes SIZE]
@@ -20,16 +20,17 @@ import getpass
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from interlock.commands.common import add_bench_argument, banner
-from interlock.config import load_bench
-from interlock.errors import JournalError
+from interlock.commands.common import add_bench_argument, banner, command_bench
+from interlock.errors import InvalidArgument, JournalError
 from interlock.exits import EXIT_FAULT, EXIT_USAGE
 from interlock.journal import Journal, JournalReader, verify_journal
+from interlock.journal.entries import KINDS
 from interlock.journal.export import export_jsonl
 from interlock.journal.files import JournalAccess
 from interlock.journal.postmortem import write_postmortem
@@ -58,6 +59,20 @@ def _since(text: str) -> datetime:
     return parse_since(text, datetime.now(UTC))
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidArgument(f"expected a whole number of entries above 0, got {text!r}")
+    return int(text)
+
+
+def _require_run(reader: JournalReader, path: Path, run: str | None) -> None:
+    """A run asked for by id that the journal does not hold: a usage error, not silence."""
+    if run is not None and next(reader.entries(run=run, limit=1), None) is None:
+        raise InvalidArgument(
+            f"{path}: no run {run!r} in this journal (latest: {reader.latest_run() or 'none'})"
+        )
+
+
 def _location_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
@@ -76,12 +91,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = journal.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
 
-    show = actions.add_parser("show", parents=[where], help="print entries, one per line")
-    show.add_argument("--run", metavar="ID", help="only this run")
+    show = actions.add_parser(
+        "show",
+        parents=[where],
+        help="print entries, one per line",
+        description="Print the journal's entries, one per line, oldest first; the filters combine.",
+    )
+    show.add_argument("--run", metavar="ID", help="only this run (exit 2 if it has no entry)")
+    show.add_argument(
+        "--kind",
+        action="append",
+        choices=sorted(KINDS),
+        metavar="KIND",
+        help=f"only entries of this kind (repeatable): {', '.join(sorted(KINDS))}",
+    )
     show.add_argument(
         "--since", metavar="TIME", type=_argtype(_since), help="ISO time (UTC) or age: 10m, 2h"
     )
-    show.add_argument("--follow", action="store_true", help="keep printing new entries (Ctrl-C)")
+    show.add_argument(
+        "--tail", metavar="N", type=_argtype(_count), help="only the last N entries that match"
+    )
+    show.add_argument(
+        "--follow", action="store_true", help="then keep printing new entries (until Ctrl-C)"
+    )
     show.set_defaults(handler=run_show)
 
     verify = actions.add_parser(
@@ -99,11 +131,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     verify.set_defaults(handler=run_verify)
 
-    export = actions.add_parser("export", parents=[where], help="write entries as JSON lines")
-    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export = actions.add_parser(
+        "export",
+        parents=[where],
+        help="write entries as JSON lines",
+        description="Write the journal's entries as JSON lines, one object per entry with its "
+        "hashes, for tools and for keeping elsewhere.",
+    )
+    export.add_argument(
+        "--format", choices=["jsonl"], default="jsonl", help="output format (jsonl, the default)"
+    )
     export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
-    export.add_argument("--run", metavar="ID", help="only this run")
-    export.add_argument("--since", metavar="TIME", type=_argtype(_since))
+    export.add_argument("--run", metavar="ID", help="only this run (exit 2 if it has no entry)")
+    export.add_argument(
+        "--since",
+        metavar="TIME",
+        type=_argtype(_since),
+        help="only entries from this time: ISO time (UTC) or age: 10m, 2h",
+    )
     export.set_defaults(handler=run_export)
 
     prune_ = actions.add_parser(
@@ -114,7 +159,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "all; runs that ended in a fault are kept unless --include-faulted.",
     )
     prune_.add_argument("--max-age", metavar="AGE", type=_argtype(parse_duration), help="e.g. 30d")
-    prune_.add_argument("--max-entries", metavar="N", type=int)
+    prune_.add_argument(
+        "--max-entries", metavar="N", type=int, help="keep at most N entries (the newest)"
+    )
     prune_.add_argument(
         "--max-bytes", metavar="SIZE", type=_argtype(parse_size), help="entry data, e.g. 50M"
     )
@@ -139,7 +186,7 @@ def _locate(args: argparse.Namespace) -> tuple[Path, str | None]:
     """The journal path and, when known from the bench, the banner line."""
     if args.journal:
         return Path(args.journal), None
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     return bench.service.journal, banner(bench)
 
 
@@ -147,7 +194,7 @@ def _access(args: argparse.Namespace) -> JournalAccess | None:
     """Who may read the files, from the bench; None (leave them as they are) for --journal."""
     if args.journal:
         return None
-    return JournalAccess(load_bench(args.bench).service.journal_group)
+    return JournalAccess(command_bench(args).service.journal_group)
 
 
 def _writer(path: Path, args: argparse.Namespace) -> Journal:
@@ -180,22 +227,30 @@ def _quiet_on_broken_pipe(handler: Callable[[argparse.Namespace], int]):
 def run_show(args: argparse.Namespace) -> int:
     path, heading = _locate(args)
     since = format_wall(args.since) if args.since else None
+    kinds = frozenset(args.kind or ())
     with JournalReader(path) as reader:
+        _require_run(reader, path, args.run)
         if heading:
             print(heading)
-        last = 0
-        for entry in reader.entries(run=args.run, since=since):
+        last = reader.last_seq() if args.follow else 0
+        matching = (
+            entry
+            for entry in reader.entries(run=args.run, since=since)
+            if not kinds or entry.kind in kinds
+        )
+        # --tail keeps only the last N in memory: the journal may be large.
+        for entry in deque(matching, maxlen=args.tail) if args.tail else matching:
             print(format_line(entry))
-            last = entry.seq
+            last = max(last, entry.seq)
         if not args.follow:
             return 0
-        last = max(last, reader.last_seq())
         sys.stdout.flush()
         try:
             while True:
                 time.sleep(FOLLOW_POLL_S)
                 for entry in reader.entries(run=args.run, since=since, after_seq=last):
-                    print(format_line(entry), flush=True)
+                    if not kinds or entry.kind in kinds:
+                        print(format_line(entry), flush=True)
                     last = entry.seq
         except KeyboardInterrupt:
             return 0
@@ -234,6 +289,7 @@ def run_export(args: argparse.Namespace) -> int:
     path, _ = _locate(args)
     since = format_wall(args.since) if args.since else None
     with JournalReader(path) as reader:
+        _require_run(reader, path, args.run)
         if args.out is None:
             export_jsonl(reader, sys.stdout, run=args.run, since=since)
             return 0

@@ -6,6 +6,12 @@ clean. Operator prompts are asked at a terminal; ``--yes`` answers them all
 (printed as such); with no terminal and no ``--yes`` nobody could answer, so
 the run is not started (exit 2) rather than stopped halfway with the board
 live.
+
+The run's id (the journal's, for ``interlock postmortem RUN``) is printed
+when the run starts and in its summary; ``--report FILE`` writes the result
+as JUnit XML (``.xml``) or JSON (``.json``), as many as asked for. Ctrl-C
+stops the run: the bench is powered down through the interlock, the summary
+says the run was interrupted, and the reports are written (exit 130).
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import getpass
 import sys
 from typing import Any
 
-from interlock.commands.common import add_bench_argument, banner
+from interlock.commands.common import add_bench_argument, banner, bench_file
 from interlock.config import Configuration, load_configuration
 from interlock.config.reader import display_path
+from interlock.errors import InvalidArgument
 from interlock.exits import EXIT_PASS, EXIT_REFUSED, EXIT_USAGE
 from interlock.limits import Verdict
 from interlock.sequence import (
@@ -31,6 +38,7 @@ from interlock.sequence import (
     load_sequence,
 )
 from interlock.sequence.dryrun import ALLOWED_UNEXPECTEDLY, REFUSED, REFUSED_AS_EXPECTED
+from interlock.sequence.reports import report_format, verdict_word, write_report
 from interlock.sequence.runner import DECLINED, FAIL, FAULT, PASS, RunReport
 from interlock.sequence.target import service_client
 from interlock.units import CURRENT, DURATION, VOLTAGE, format_quantity
@@ -55,6 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--yes", action="store_true", help="answer yes to every operator prompt (unattended runs)"
     )
     parser.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="FILE",
+        type=_report_file,
+        help="write the result to FILE too: JUnit XML (.xml) or JSON (.json), by its extension "
+        "(repeatable): every step, verdict, measurement with its window, refusal with its rule, "
+        "the run id, the bench, the profile and its hash",
+    )
+    parser.add_argument(
         "--in-process",
         action="store_true",
         help="simulation benches only: run through a service hosted in this process, on a "
@@ -64,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    configuration = load_configuration(args.bench)
+    configuration = load_configuration(bench_file(args))
     print(banner(configuration.bench), flush=True)
     sequence = load_sequence(args.sequence)
     profile = configuration.profile
@@ -104,7 +122,20 @@ def run(args: argparse.Namespace) -> int:
         )
         result = runner.run()
     _print_summary(result)
+    for path in args.report:
+        try:
+            print(f"report    {write_report(result, path)}")
+        except OSError as exc:
+            raise InvalidArgument(f"--report {path}: cannot write it: {exc}") from exc
     return result.exit_code
+
+
+def _report_file(text: str) -> str:
+    try:
+        report_format(text)
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _target(args: argparse.Namespace, configuration: Configuration):
@@ -125,7 +156,7 @@ def _target(args: argparse.Namespace, configuration: Configuration):
             f"(log {display_path(log_path(socket))}; it keeps running)"
         )
     sys.stdout.flush()
-    return service_client(args.bench)
+    return service_client(bench_file(args))
 
 
 # --- output --------------------------------------------------------------------------
@@ -197,17 +228,20 @@ class _Console:
             return False
         return answer.strip().lower() in ("y", "yes")
 
+    def run_started(self, report: RunReport) -> None:
+        if report.run_id:
+            print(f"run       {report.run_id} (`interlock postmortem {report.run_id} --out DIR`)")
+        else:
+            print("run       no run id: the service gave none")
+        sys.stdout.flush()
+
     def step_started(self, step: Step, total: int) -> None:
         print(_step_title(step, total), flush=True)
 
     def step_finished(self, result: StepResult, total: int) -> None:
         step, words = result.step, OUTCOME_WORDS.get(result.outcome, result.outcome)
         if result.outcome in (PASS, FAIL):
-            dimension = CURRENT if step.quantity == "current" else VOLTAGE
-            words = (
-                f"{_short(result.value, dimension)}: {result.outcome.upper()} "
-                f"(window {step.window()})"
-            )
+            words = f"{step.shown(result.value)}: {result.outcome.upper()} (window {step.window()})"
         line = f"      {words}"
         if result.live:
             line += f"   live: {_live_text(result.live)}"
@@ -222,30 +256,39 @@ class _Console:
 def _print_summary(report: RunReport) -> None:
     total = len(report.sequence.steps)
     measured = report.count(PASS, FAIL)
-    verdict = {0: "PASS", 1: "FAIL", 3: "REFUSED", 4: "FAULT"}.get(report.exit_code, "?")
     print()
-    print(f"summary   {verdict}: {report.sequence.name}")
+    print(f"summary   {verdict_word(report)}: {report.sequence.name}")
+    print(f"  run           {report.run_id or 'none'}")
+    stopped = ", interrupted (Ctrl-C)" if report.interrupted else ", stopped"
     print(
         f"  steps         {len(report.results)} of {total} run"
-        + ("" if report.completed else ", stopped")
+        + ("" if report.completed else stopped)
     )
     print(f"  measurements  {report.count(PASS)} of {measured} passed")
     for result in report.results:
-        if result.outcome == FAIL:
-            print(f"    FAIL step {result.step.number}: {result.step.describe()}")
+        if result.outcome == FAIL and result.value is not None:
+            step = result.step
+            print(
+                f"    FAIL step {step.number}: {step.describe()}: "
+                f"measured {step.shown(result.value)}"
+            )
     expected = report.count(REFUSED_AS_EXPECTED)
     if expected:
         print(f"  refusals      {expected} expected and seen")
+    said = ""  # the fault, said once: a step's fault names the bench's latched one
     for result in report.results:
         if result.outcome in (REFUSED, ALLOWED_UNEXPECTEDLY):
             print(f"  stopped at step {result.step.number}: {_verdict_line(result.verdict)}")
         elif result.outcome == FAULT:
             print(f"  fault at step {result.step.number}: {result.detail}")
+            said += result.detail
         elif result.outcome == DECLINED:
             print(f"  stopped at step {result.step.number}: the operator declined")
+    if report.interrupted:
+        print("  interrupted   by Ctrl-C: the bench was powered down through the interlock")
     if report.safe_state_forced:
         print(f"  safe state forced: {report.safe_state_forced}")
-    elif report.fault:
+    elif report.fault and report.fault not in said:
         print(f"  bench fault: {report.fault}")
     print(f"  time          {format_quantity(round(report.elapsed, 2), DURATION)}")
     print(f"exit {report.exit_code}")

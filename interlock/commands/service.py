@@ -8,21 +8,24 @@ and ``tls_key``) anywhere. The other commands talk to that service through
 :mod:`interlock.client`, each with the token of its role (``--role``), and
 head their output with the bench's name and environment class.
 
-Exit codes (:mod:`interlock.exits`): 0 done, 2 usage or configuration,
-3 refused (access, state, limit), 4 fault or no service.
+Only ``serve`` (and ``run``) start a service; the operator commands never
+do: with none answering they say so and exit 4. Exit codes
+(:mod:`interlock.exits`): 0 done, 2 usage or configuration (a ``serve``
+where one already serves included), 3 refused (access, state, limit), 4
+fault or no service.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from interlock.commands.common import add_bench_argument, banner
-from interlock.config import load_bench
+from interlock.commands.common import add_bench_argument, banner, bench_file, command_bench
 from interlock.errors import InterlockError
-from interlock.exits import EXIT_FAULT, request_exit_code
+from interlock.exits import EXIT_FAULT, EXIT_USAGE, request_exit_code
 from interlock.units import CURRENT, VOLTAGE, format_quantity
 
 if TYPE_CHECKING:
@@ -48,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--background",
         action="store_true",
-        help="start the service detached and return once it answers",
+        help="start the service detached and return once it answers (exit 2 if one "
+        "already answers on the bench's socket)",
     )
     serve.set_defaults(handler=run_serve)
 
@@ -69,7 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status = subparsers.add_parser(
         "status",
         help="show the bench's state, nets, relays and lease holder",
-        description="Show the state of the bench, as its controller service sees it.",
+        description="Show the state of the bench, as its controller service sees it: each "
+        "net's readings only as measured, with their age. Never starts a service: with none "
+        "answering it says so (exit 4).",
     )
     add_bench_argument(status)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -124,7 +130,7 @@ def _tcp(text: str) -> tuple[str, int]:
 def run_stop(args: argparse.Namespace) -> int:
     from interlock.service.background import stop_service
 
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     print(banner(bench), flush=True)
     try:
         said = stop_service(bench.service.socket)
@@ -139,21 +145,41 @@ def run_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _already_serving(socket: Any) -> int:
+    """A second service for one bench: a usage error, the first one left alone."""
+    from interlock.service.background import pid_path
+
+    try:
+        pid = f"pid {int(pid_path(socket).read_text(encoding='ascii').strip())}, "
+    except (OSError, ValueError):
+        pid = ""
+    print(
+        f"AlreadyServing: a service already answers on {socket} ({pid}started earlier): "
+        "nothing started; `interlock stop` ends it",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
+
+
 def run_serve(args: argparse.Namespace) -> int:
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     print(banner(bench), flush=True)
     settings = bench.service
     if args.background:
-        from interlock.service.background import log_path, start_background
+        from interlock.service.background import answers, log_path, start_background
 
+        if answers(settings.socket):
+            return _already_serving(settings.socket)
         tcp = f"{args.tcp[0]}:{args.tcp[1]}" if args.tcp else None
         pid = start_background(bench.path, settings.socket, tcp=tcp)
+        if not _is_alive(pid):  # another starter won the race: its service is the one serving
+            return _already_serving(settings.socket)
         print(f"service started in the background: pid {pid}, socket {settings.socket}")
         print(f"log {log_path(settings.socket)}")
         return 0
 
     from interlock.service.runtime import Service
-    from interlock.service.server import serve
+    from interlock.service.server import AlreadyServing, serve
 
     def ready(addresses: list[str]) -> None:
         where = " and ".join(addresses)
@@ -161,21 +187,34 @@ def run_serve(args: argparse.Namespace) -> int:
             f"serving on {where}; tokens in {settings.tokens}; SIGINT or SIGTERM stops", flush=True
         )
 
-    serve(Service(args.bench, guardian=True), tcp=args.tcp, ready=ready)
+    try:
+        serve(Service(bench_file(args), guardian=True), tcp=args.tcp, ready=ready)
+    except AlreadyServing:
+        return _already_serving(settings.socket)
     print("service stopped; the bench was driven to the safe state", flush=True)
     if bench.environment == "simulation":
         print("its simulator keeps running (`interlock sim stop` ends it)", flush=True)
     return 0
 
 
+def _is_alive(pid: int) -> bool:
+    """Whether our child ``pid`` still runs (reaped here if it has ended)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == 0
+
+
 # -- the operator CLI ----------------------------------------------------------------------
 
 
-def _client(args: argparse.Namespace, start: bool) -> Client:
-    # Imported here: the other commands need no HTTP client.
+def _client(args: argparse.Namespace) -> Client:
+    # Imported here: the other commands need no HTTP client. Never started from here:
+    # starting the bench's service is someone's decision (`serve`, or `run`).
     from interlock.client import connect
 
-    return connect(args.bench, role=args.role, start=start)
+    return connect(bench_file(args), role=args.role, start=False)
 
 
 def _refused(error: InterlockError) -> int:
@@ -185,11 +224,11 @@ def _refused(error: InterlockError) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     if not args.json:
         print(banner(bench))
     try:
-        with _client(args, start=True) as client:
+        with _client(args) as client:
             status = client.status()
     except InterlockError as error:
         return _refused(error)
@@ -201,13 +240,13 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_arm(args: argparse.Namespace) -> int:
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     print(banner(bench))
     confirm = args.confirm
     if bench.environment == "flight" and confirm is None and sys.stdin.isatty():
         confirm = input(f"type the bench name ({bench.name}) to arm this FLIGHT bench: ").strip()
     try:
-        with _client(args, start=True) as client:
+        with _client(args) as client:
             client.arm(confirm=confirm)
             status = client.status()
     except InterlockError as error:
@@ -217,10 +256,10 @@ def run_arm(args: argparse.Namespace) -> int:
 
 
 def run_action(args: argparse.Namespace) -> int:
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     print(banner(bench))
     try:
-        with _client(args, start=False) as client:
+        with _client(args) as client:
             getattr(client, args.action)()
             status = client.status()
     except InterlockError as error:
@@ -255,7 +294,6 @@ def render_status(status: dict[str, Any]) -> str:
     for net, info in status["nets"].items():
         if info["supply"] is None:
             continue
-        measured = info.get("measured")
         rows.append(
             [
                 net,
@@ -263,10 +301,7 @@ def render_status(status: dict[str, Any]) -> str:
                 format_quantity(info["setpoint"], VOLTAGE),
                 format_quantity(info["current_limit"], CURRENT),
                 "on" if info["output"] else "off",
-                f"{format_quantity(measured['voltage'], VOLTAGE)} "
-                f"{format_quantity(measured['current'], CURRENT)}"
-                if measured
-                else "-",
+                reading_text(info.get("measured")),
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -277,3 +312,20 @@ def render_status(status: dict[str, Any]) -> str:
     closed = [relay for relay, is_closed in status["relays"].items() if is_closed]
     lines += ["", f"relays closed: {', '.join(closed)}" if closed else "relays: all open"]
     return "\n".join(lines)
+
+
+def reading_text(measured: dict[str, Any] | None) -> str:
+    """A net's reading as measured, with its age; ``-`` when none describes the net now.
+
+    The service gives a reading only if nothing was commanded to the net since it
+    was taken (:meth:`Controller.status`): never a live value on an off net.
+    """
+    if not measured:
+        return "-"
+    age = measured.get("age")
+    when = f"{age:.2f} s ago" if isinstance(age, int | float) else "age unknown"
+    of = "" if measured.get("output", True) else "off output, "
+    return (
+        f"{format_quantity(measured['voltage'], VOLTAGE)} "
+        f"{format_quantity(measured['current'], CURRENT)} ({of}{when})"
+    )

@@ -22,8 +22,8 @@ import sys
 import threading
 from typing import Any
 
-from interlock.commands.common import add_bench_argument, banner
-from interlock.config import Bench, load_bench
+from interlock.commands.common import add_bench_argument, banner, command_bench
+from interlock.config import Bench
 from interlock.errors import SimulatorError
 from interlock.exits import EXIT_USAGE
 from interlock.sim import faults
@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--background", action="store_true",
                        help="start it detached (free ports), or find the one running; "
                        "return once it answers")
-    start.add_argument("--fault", action="append", default=[], metavar="SPEC",
+    start.add_argument("--fault", action="append", default=[], metavar="SPEC", type=_fault_spec,
                        help="inject this fault from the start (repeatable; syntax below)")
     start.add_argument("--json", action="store_true",
                        help="first stdout line: JSON with the resources and the control socket")
@@ -75,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub = actions.add_parser(name, help=helptext, description=helptext, epilog=_fault_help(),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("spec", metavar="SPEC", nargs="?" if name == "clear" else None,
+                         type=_fault_spec if name == "inject" else _cleared_spec,
                          help="fault SPEC" + (" (default: all)" if name == "clear" else ""))
         _add_target_arguments(sub)
         sub.set_defaults(handler=run_inject if name == "inject" else run_clear)
@@ -91,6 +92,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     truth.add_argument("--since", metavar="SECONDS", type=_seconds,
                        help="with --history: only the last SECONDS")
     truth.set_defaults(handler=run_truth)
+
+
+def _fault_spec(text: str, *, for_clear: bool = False) -> str:
+    """A fault SPEC checked here: a bad one is a usage error (exit 2), whatever runs."""
+    try:
+        faults.parse_fault(text, for_clear=for_clear)
+    except SimulatorError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _cleared_spec(text: str) -> str:
+    return _fault_spec(text, for_clear=True)
 
 
 def _fault_help() -> str:
@@ -118,14 +132,14 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
 def _client(args: argparse.Namespace) -> SimulatorClient:
     if args.control:
         return SimulatorClient(args.control)
-    return SimulatorClient.of_bench(load_bench(args.bench))
+    return SimulatorClient.of_bench(command_bench(args))
 
 
 # --- start and stop ---------------------------------------------------------------------
 
 
 def run_start(args: argparse.Namespace) -> int:
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     if args.background:
         return _start_background(args, bench)
     from interlock.sim.host import SimulatorHost
@@ -201,7 +215,7 @@ def run_stop(args: argparse.Namespace) -> int:
     from interlock.service.background import answers
     from interlock.sim.process import stop_simulator
 
-    bench = load_bench(args.bench)
+    bench = command_bench(args)
     print(banner(bench), flush=True)
     said = stop_simulator(bench)
     print(said)
@@ -248,6 +262,6 @@ def run_truth(args: argparse.Namespace) -> int:
         print()
     else:
         if not args.control:
-            print(banner(load_bench(args.bench)))
+            print(banner(command_bench(args)))
         print(render_truth(truth))
     return 0

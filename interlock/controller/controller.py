@@ -41,7 +41,7 @@ from interlock.controller.energising import Energising
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments, NetPort
 from interlock.controller.machine import SAFE_STATES, ControllerState
-from interlock.controller.monitor import Monitor
+from interlock.controller.monitor import Monitor, Reading
 from interlock.controller.safe_state import (
     OffPlan,
     SafeStateReport,
@@ -59,7 +59,7 @@ from interlock.errors import (
     StateError,
 )
 from interlock.journal import Journal, Pending
-from interlock.limits import SAFE_STATE, BenchState, Verdict, is_finite_number
+from interlock.limits import SAFE_STATE, BenchState, NetState, Verdict, is_finite_number
 from interlock.limits.measurements import Finding
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class Controller:
                 "output": commanded.output,
                 "max_voltage": limits.max_voltage if limits else None,
                 "max_current": limits.max_current if limits else None,
-                "measured": self.monitor.last_measured.get(net),
+                "measured": self._reading(net, commanded),
             }
         return {
             "bench": self.bench.name,
@@ -207,6 +207,25 @@ class Controller:
             "run": self.journal.run_id,
             "nets": nets,
             "relays": {r: r in self.commanded.closed_relays for r in sorted(self.bench.relays)},
+        }
+
+    def _reading(self, net: str, commanded: NetState) -> dict[str, Any] | None:
+        """The net's last reading with its age, if nothing was commanded to it since; else None.
+
+        A reading from before the net's last change (a setpoint, a ramp step, its output
+        turned off, an arm or a trip) says nothing of the net now: a safety display
+        shows no reading rather than a stale one. An off net's reading is the
+        instrument's reading of the off output, when one was asked for since.
+        """
+        reading = self.monitor.reading(net)
+        if reading is None or reading.commanded != commanded:
+            return None
+        return {
+            "voltage": reading.voltage,
+            "current": reading.current,
+            "at": reading.at,
+            "age": round(max(0.0, self.clock() - reading.at), 3),
+            "output": commanded.output,
         }
 
     # -- state machine -------------------------------------------------------
@@ -560,8 +579,10 @@ class Controller:
             port = self.ports.get(net)
             if port is None or port.supply is None:
                 raise LimitViolation(f'unknown net "{net}"', "nets", self.limits.where("nets"))
+            taken, was = self.clock(), self.commanded.net(net)
             volts, amps = self.instruments.supplies[port.supply].measure([port.channel])[0]
             self.journal.measurement(net, voltage=volts, current=amps, durable=False)
+            self.monitor.note_reading(net, Reading(volts, amps, taken, was))
             return {"voltage": volts, "current": amps}
 
     def _wait(self, seconds: float, interrupted: Callable[[], bool] | None = None) -> None:

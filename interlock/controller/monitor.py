@@ -12,16 +12,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from interlock.controller.commanded import Commanded
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments
 from interlock.controller.worker import Trip, Worker
 from interlock.journal import Journal
-from interlock.limits import PinnedLimits
+from interlock.limits import NetState, PinnedLimits
 from interlock.limits.measurements import Finding, check_live, settling
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A net's reading: what was commanded to the net when it was taken, and when."""
+
+    voltage: float
+    current: float
+    at: float  # monotonic time the exchange began
+    commanded: NetState
 
 
 class Monitor(Worker):
@@ -49,7 +60,14 @@ class Monitor(Worker):
         self._clock = clock
         self.passes = 0
         # Per net: the last reading, for status.
-        self.last_measured: dict[str, dict[str, float]] = {}
+        self._readings: dict[str, Reading] = {}
+
+    def note_reading(self, net: str, reading: Reading) -> None:
+        self._readings[net] = reading
+
+    def reading(self, net: str) -> Reading | None:
+        """The net's last reading, by this monitor or by a client's measure."""
+        return self._readings.get(net)
 
     def once(self) -> None:
         journal = self._journal
@@ -89,13 +107,14 @@ class Monitor(Worker):
         ports = self._instruments.ports
         channels = [ports[n].channel for n in nets]
         before = {n: self._commanded.window(n) for n in nets}
+        taken, was = self._clock(), {n: self._commanded.net(n) for n in nets}
         readings = self._instruments.supplies[supply].poll(channels)
         for net, (volts, amps, tripped, protected) in zip(nets, readings, strict=True):
             # The setpoints the output may have been at while measured: a step may have
             # happened meanwhile.
             after = self._commanded.window(net)
             window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
-            self.last_measured[net] = {"voltage": volts, "current": amps, "at": self._clock()}
+            self.note_reading(net, Reading(volts, amps, taken, was[net]))
             self._journal.measurement(net, voltage=volts, current=amps, durable=False)
             if not self._commanded.net(net).output:
                 continue  # turned off while we were measuring

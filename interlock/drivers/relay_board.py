@@ -1,4 +1,4 @@
-"""Host driver for the interlock relay board (firmware/PROTOCOL.md) over pyserial.
+"""Host driver for the interlock relay board (interlock/firmware/PROTOCOL.md) over pyserial.
 
 One :class:`RelayBoard` owns one serial port. Each public method is one
 transaction under a lock: a frame out, its reply (matched by sequence number)

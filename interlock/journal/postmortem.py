@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interlock.errors import JournalCorrupt, JournalError
+from interlock.errors import InvalidArgument, JournalCorrupt, JournalError
 from interlock.journal.entries import Entry, Kind
 from interlock.journal.reader import JournalReader
 from interlock.journal.render import describe, value_text
@@ -307,10 +307,13 @@ def write_postmortem(
     with JournalReader(journal_path) as reader:
         run_id = run_id or reader.latest_run()
         if run_id is None:
-            raise JournalError(f"{journal_path}: no run in this journal")
+            raise InvalidArgument(f"{journal_path}: no run in this journal")
         entries = list(reader.entries(run=run_id))
         if not entries:
-            raise JournalError(f"{journal_path}: no entries for run {run_id!r}")
+            raise InvalidArgument(
+                f"{journal_path}: no run {run_id!r} in this journal (latest: "
+                f"{reader.latest_run() or 'none'})"
+            )
         before = reader.lead_in(entries[0].seq, LEAD_IN_KINDS)
     report: VerifyReport | None = None
     chain_error: str | None = None

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from interlock.config import Configuration
 from interlock.errors import ConfigError, LimitViolation
-from interlock.sequence.model import Sequence, Step
+from interlock.sequence.model import Sequence, Step, collected
 
 
 def check_profile(sequence: Sequence, configuration: Configuration) -> None:
@@ -32,11 +32,18 @@ def check_profile(sequence: Sequence, configuration: Configuration) -> None:
 
 
 def bind(sequence: Sequence, configuration: Configuration) -> Sequence:
-    """The sequence with relays resolved to the bench's names; ConfigError on unknown names."""
+    """The sequence with relays resolved to the bench's names; one ConfigError naming
+    every unknown name at once."""
     check_profile(sequence, configuration)
-    return replace(
-        sequence, steps=tuple(_bind_step(sequence, s, configuration) for s in sequence.steps)
-    )
+    steps, errors = [], []
+    for step in sequence.steps:
+        try:
+            steps.append(_bind_step(sequence, step, configuration))
+        except ConfigError as error:
+            errors.append(error)
+    if errors:
+        raise collected(errors)
+    return replace(sequence, steps=tuple(steps))
 
 
 def _bind_step(sequence: Sequence, step: Step, configuration: Configuration) -> Step:

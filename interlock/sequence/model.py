@@ -2,7 +2,10 @@
 
 A sequence names the DUT type it was written for and lists its steps in
 order. Every quantity carries its unit; every error names the file and the
-key (``sequences/x.toml: steps[3].voltage: expected a voltage, got "5"``).
+key, a step by its number (1-based, as a run shows it) and its label
+(``sequences/x.toml: step 4 [bus on].voltage: expected a voltage, got
+"5"``). Every error of a file is reported at once, in one ConfigError: the
+file, then each error's key and problem.
 The loader knows nothing of any bench: nets and relays are checked against
 a bench and its profile when the sequence is bound (:mod:`.binding`).
 
@@ -21,6 +24,7 @@ a bench and its profile when the sequence is bound (:mod:`.binding`).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from interlock.config.bounds import (
     WINDOW,
 )
 from interlock.config.reader import Table, display_path, read_toml, resolve_file
+from interlock.errors import ConfigError
 from interlock.units import CURRENT, DURATION, VOLTAGE, format_quantity
 
 ACTIONS = ("set", "ramp", "relay", "output", "measure", "wait", "prompt")
@@ -47,7 +52,7 @@ QUANTITIES = {"voltage": VOLTAGE, "current": CURRENT}
 class Step:
     """One step. Which fields are set depends on ``action``; the loader checks that."""
 
-    index: int  # 0-based, as in the key path steps[index]
+    index: int  # 0-based: the position in the file's [[steps]]; people see number
     action: str
     label: str = ""
     expect_refused: bool = False
@@ -71,7 +76,8 @@ class Step:
 
     @property
     def key(self) -> str:
-        return f"steps[{self.index}]"
+        """How errors name the step: its number and label (``step 4 [bus on]``)."""
+        return step_key(self.index, self.label)
 
     def describe(self) -> str:
         """What the step does, in a few words (units shown, never bare numbers)."""
@@ -110,6 +116,24 @@ class Step:
             return f"{low} .. {high}"
         return f">= {low}" if low else f"<= {high}"
 
+    def shown(self, value: float) -> str:
+        """A measured value with just enough digits to tell it from its window's ends.
+
+        ``5.0000104 V`` against ``<= 5.00001 V``, never ``5 V``: a failed
+        measurement shows why it failed.
+        """
+        dimension = QUANTITIES.get(self.quantity or "", VOLTAGE)
+        ends = [end for end in (self.minimum, self.maximum) if end is not None]
+        text = format_quantity(value, dimension)
+        for digits in range(6, 16):
+            text = format_quantity(value, dimension, digits=digits)
+            if all(
+                value == end or text != format_quantity(end, dimension, digits=digits)
+                for end in ends
+            ):
+                break
+        return text
+
     def passes(self, value: float) -> bool:
         """A measured value inside the window (both ends included); NaN is never inside."""
         if not math.isfinite(value):
@@ -139,8 +163,54 @@ class Sequence:
         return [step for step in self.steps if step.action == "prompt"]
 
 
+def step_key(index: int, label: object = "") -> str:
+    """A step as errors name it: 1-based, with its label when it has one (a string)."""
+    key = f"step {index + 1}"
+    # Only a label that is itself valid: an error about the label never echoes it.
+    if isinstance(label, str) and label.strip() and label.isprintable() and len(label) <= MAX_TITLE:
+        key += f" [{label.strip()}]"
+    return key
+
+
+# The reader names a step by its place in the array of tables; people count from 1.
+_TABLE_KEY = re.compile(r"^steps\[(\d+)\]")
+
+
+def _renamed(error: ConfigError, index: int, table: Table) -> ConfigError:
+    key = _TABLE_KEY.sub(lambda _: step_key(index, table.data.get("label")), error.key)
+    renamed = ConfigError(error.file, key, error.problem)
+    renamed.__cause__ = error.__cause__
+    return renamed
+
+
+# An error is one line, bounded: a file with thousands of bad steps says how many.
+MAX_LISTED = 800
+
+
+def collected(errors: list[ConfigError]) -> ConfigError:
+    """Several errors of one file as one ConfigError: the first one's key and problem,
+    then each other's (``x.toml: step 2.voltage: ...; 2 more errors: step 4.net: ...;
+    step 5.to: ...``)."""
+    first, rest = errors[0], errors[1:]
+    if not rest:
+        return first
+    listed: list[str] = []
+    for error in rest:
+        item = f"{error.key}: {error.problem}" if error.key else error.problem
+        if sum(len(text) + 2 for text in listed) + len(item) > MAX_LISTED:
+            listed.append(f"and {len(rest) - len(listed)} more")
+            break
+        listed.append(item)
+    more = f"{len(rest)} more error{'s' if len(rest) > 1 else ''}"
+    return ConfigError(first.file, first.key, f"{first.problem}; {more}: {'; '.join(listed)}")
+
+
 def load_sequence(path: str | Path) -> Sequence:
-    """Load and validate a sequence file. Raises ConfigError naming file and key."""
+    """Load and validate a sequence file.
+
+    Raises ConfigError naming file and key: the first error of its header, or
+    every error of its steps at once.
+    """
     path = resolve_file(path)
     data, _raw = read_toml(path)
     root = Table(data, display_path(path))
@@ -154,9 +224,19 @@ def load_sequence(path: str | Path) -> Sequence:
     tables = root.array_of_tables("steps", max_items=MAX_STEPS)
     if not tables:
         raise root.error("steps", "a sequence needs at least one [[steps]]")
-    steps = tuple(_step(i, table) for i, table in enumerate(tables))
-    root.finish()
-    return Sequence(name, description, profile, path, steps)
+    steps, errors = [], []
+    for index, table in enumerate(tables):
+        try:
+            steps.append(_step(index, table))
+        except ConfigError as error:
+            errors.append(_renamed(error, index, table))
+    try:
+        root.finish()
+    except ConfigError as error:
+        errors.append(error)
+    if errors:
+        raise collected(errors)
+    return Sequence(name, description, profile, path, tuple(steps))
 
 
 def _step(index: int, table: Table) -> Step:

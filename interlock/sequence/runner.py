@@ -17,6 +17,13 @@ Outcomes:
 - an operator who declines a prompt stops the run (exit 1).
 - a fault (instrument, readback, monitor, E-stop) stops the run (exit 4);
   the controller has already driven the bench safe.
+- Ctrl-C (KeyboardInterrupt) stops the run between two requests; the bench
+  is powered down as below and the report, marked ``interrupted``, is
+  returned (exit 130).
+
+Each step is marked in the run's journal before it begins (a ``note`` with
+its number), so that the post-mortem shows the steps on its time axis; the
+run's id is the journal's, given by the service once the bench is armed.
 
 However the run ends, whatever is still live is powered down through the
 interlock, in the profile's power-off order, then every relay is opened; if
@@ -28,12 +35,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from interlock.config import Configuration
-from interlock.errors import ConfigError, InterlockError, LimitViolation, StateError
-from interlock.exits import EXIT_FAULT, EXIT_MEASUREMENT_FAILED, EXIT_PASS, EXIT_REFUSED
+from interlock.errors import (
+    ConfigError,
+    FaultLatched,
+    InterlockError,
+    LimitViolation,
+    StateError,
+)
+from interlock.exits import (
+    EXIT_FAULT,
+    EXIT_INTERRUPTED,
+    EXIT_MEASUREMENT_FAILED,
+    EXIT_PASS,
+    EXIT_REFUSED,
+)
 from interlock.limits import ALLOWED, Verdict
 from interlock.sequence.dryrun import (
     ALLOWED_UNEXPECTEDLY,
@@ -63,6 +82,8 @@ class StepResult:
     value: float | None = None  # a measure step's reading, SI
     detail: str = ""
     live: dict[str, dict[str, float]] = field(default_factory=dict)  # net -> measured, after
+    at: float = 0.0  # when it began, s from the run's start
+    elapsed: float = 0.0  # how long it took, s
 
     @property
     def stops(self) -> bool:
@@ -76,6 +97,12 @@ class RunReport:
     fault: str | None = None  # the bench's latched fault at the end, if any
     safe_state_forced: str | None = None  # why the orderly power-down gave way to a safe state
     elapsed: float = 0.0
+    run_id: str | None = None  # the journal's run, as the service names it once armed
+    bench: str = ""
+    environment: str = ""
+    profile: dict[str, str] = field(default_factory=dict)  # name, path, sha256 (as pinned)
+    started: float = 0.0  # wall time (time.time()) of the first step
+    interrupted: bool = False  # stopped by Ctrl-C
 
     @property
     def completed(self) -> bool:
@@ -86,6 +113,8 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         if self.fault or self.count(FAULT):
             return EXIT_FAULT
         if self.count(REFUSED, ALLOWED_UNEXPECTEDLY):
@@ -96,16 +125,28 @@ class RunReport:
 
 
 class RunObserver(Protocol):
+    def run_started(self, report: RunReport) -> None: ...
     def step_started(self, step: Step, total: int) -> None: ...
     def step_finished(self, result: StepResult, total: int) -> None: ...
 
 
 class _Silent:
+    def run_started(self, report: RunReport) -> None:
+        pass
+
     def step_started(self, step: Step, total: int) -> None:
         pass
 
     def step_finished(self, result: StepResult, total: int) -> None:
         pass
+
+
+def _marker(step: Step, total: int) -> str:
+    """A step's marker in the journal: its number and what it does (bounded, as a note is)."""
+    text = f"step {step.number}/{total}: {step.describe()}"
+    if step.label:
+        text += f" [{step.label}]"
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 class SequenceRunner:
@@ -148,21 +189,43 @@ class SequenceRunner:
     def run(self) -> RunReport:
         self.preflight()
         armed_here = self._arm()
-        report = RunReport(self.sequence)
+        report = self._new_report()
+        self.observer.run_started(report)
         started = self.clock()
         total = len(self.sequence.steps)
         try:
             for step in self.sequence.steps:
                 self.observer.step_started(step, total)
+                began = self.clock()
                 result = self._execute(step)
+                result = replace(result, at=began - started, elapsed=self.clock() - began)
                 report.results.append(result)
                 self.observer.step_finished(result, total)
                 if result.stops:
                     break
+        except KeyboardInterrupt:
+            # Ctrl-C: power down as at any end, then report what was done (exit 130).
+            report.interrupted = True
         finally:
             report.elapsed = self.clock() - started
             self._finish(report, armed_here)
         return report
+
+    def _new_report(self) -> RunReport:
+        status = self.target.status()
+        profile = self.configuration.profile
+        return RunReport(
+            self.sequence,
+            run_id=status.get("run") or None,
+            bench=self.configuration.bench.name,
+            environment=self.configuration.bench.environment,
+            profile={
+                "name": profile.name,
+                "path": profile.shown_path,
+                "sha256": profile.sha256,
+            },
+            started=time.time(),
+        )
 
     # -- arming ----------------------------------------------------------------
 
@@ -170,7 +233,8 @@ class SequenceRunner:
         """Arm the bench, or accept it armed and untouched; True if armed here."""
         status = self.target.status()
         if status.get("fault"):
-            raise StateError(f"bench {status['bench']} is in a latched fault: {status['fault']}")
+            # A fault, as the operator commands say it (exit 4): an operator's reset first.
+            raise FaultLatched(f"bench {status['bench']} is in a latched fault: {status['fault']}")
         if status["state"] == "safe":
             self.target.arm(self.operator)
             return True
@@ -208,6 +272,7 @@ class SequenceRunner:
 
     def _execute(self, step: Step) -> StepResult:
         try:
+            self.target.note(_marker(step, len(self.sequence.steps)), step.number)
             if step.action in ACTUATING:
                 return self._actuate(step)
             if step.action == "measure":

@@ -50,6 +50,7 @@ class Target(Protocol):
     def measure(self, net: str) -> dict[str, float]: ...
     def status(self) -> dict[str, Any]: ...
     def safe_state(self, reason: str) -> None: ...
+    def note(self, text: str, step: int | None = None) -> None: ...
 
 
 class ClientTarget:
@@ -85,6 +86,9 @@ class ClientTarget:
 
     def status(self) -> dict[str, Any]:
         return self.client.status()
+
+    def note(self, text: str, step: int | None = None) -> None:
+        self.client.note(text, step)
 
     def safe_state(self, reason: str) -> None:
         # A client cannot command the safe state without a fault: the stop latches

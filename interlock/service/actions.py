@@ -69,6 +69,15 @@ class ScriptActions:
             )
             raise
 
+    def note(self, who: Identity, lease_id: str | None, text: str, step: int | None) -> None:
+        """A marker in the run's journal (a step begun, say), for the post-mortem.
+
+        From the lease holder only while one is held: one run's record is its own.
+        """
+        details: dict[str, Any] = {"text": text} if step is None else {"step": step, "text": text}
+        self._holder_only(who, lease_id, "note", **details)
+        self.service.journal.request(who.who, who.client, "note", durable=False, **details)
+
     def measure(self, net: str) -> dict[str, float]:
         return self._controller().measure(net)
 

@@ -65,6 +65,7 @@ from interlock.service.schema import (
     HEARTBEAT,
     LEASE_HEADER,
     MEASURE,
+    NOTE,
     RELEASE_LEASE,
     RESET,
     SET_CURRENT_LIMIT,
@@ -76,6 +77,7 @@ from interlock.service.schema import (
     ArmBody,
     CurrentLimitBody,
     LeaseBody,
+    NoteBody,
     Operation,
     OutputBody,
     RelayBody,
@@ -244,6 +246,10 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         actions.set_relay(who, request.headers.get(LEASE_HEADER), relay, body.closed)
         return service.status()
+
+    @route(NOTE, summary="journal a marker in the run (a step begun, say)")
+    def note(body: NoteBody, who: caller(NOTE), request: Request) -> None:
+        actions.note(who, request.headers.get(LEASE_HEADER), body.text, body.step)
 
     # -- leases ----------------------------------------------------------------------
 

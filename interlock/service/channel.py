@@ -25,7 +25,8 @@ strictly one reply per request, in order)::
 
 Operations and the least role each needs: ``status`` and ``measure``
 (viewer); ``set_voltage`` (``volts``), ``set_current_limit`` (``amps``),
-``set_relay`` (``relay``, ``closed``) and ``set_output`` (``on``) (script).
+``set_relay`` (``relay``, ``closed``), ``set_output`` (``on``) and ``note``
+(``text``, ``step``: a marker in the run's journal) (script).
 Each line is parsed into the model its HTTP route takes, defined once in
 :mod:`.schema` (strict: ``true`` is not ``1.0``, ``"5"`` is not ``5``).
 ``lease`` names the lease held, as the HTTP ``X-Interlock-Lease`` header
@@ -65,6 +66,7 @@ from interlock.service.actions import ScriptActions
 from interlock.service.schema import (
     CHANNEL,
     MEASURE,
+    NOTE,
     SET_CURRENT_LIMIT,
     SET_OUTPUT,
     SET_RELAY,
@@ -118,6 +120,7 @@ HANDLERS: dict[str, _Handler] = {
     ),
     SET_RELAY.name: lambda actions, who, lease, a: actions.set_relay(who, lease, a.relay, a.closed),
     SET_OUTPUT.name: lambda actions, who, lease, a: actions.set_output(who, lease, a.net, a.on),
+    NOTE.name: lambda actions, who, lease, a: actions.note(who, lease, a.text, a.step),
 }
 
 

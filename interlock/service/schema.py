@@ -82,6 +82,17 @@ class LeaseBody(Arguments):
     )
 
 
+#: A note's text is bounded: it goes to the journal whole.
+MAX_NOTE = 200
+
+
+class NoteBody(Arguments):
+    text: Name = Field(max_length=MAX_NOTE, description="what the script is doing, briefly")
+    step: int | None = Field(
+        None, ge=1, le=1_000_000, description="the sequence step it begins (1-based)"
+    )
+
+
 @dataclass(frozen=True)
 class Operation:
     """One operation of the service.
@@ -148,6 +159,7 @@ SET_OUTPUT = Operation(
 SET_RELAY = Operation(
     "set_relay", "script", "PUT", "/relays/{relay}", "relay", RelayBody, channel=True
 )
+NOTE = Operation("note", "script", "POST", "/notes", body=NoteBody, channel=True)
 ACQUIRE_LEASE = Operation("acquire_lease", "script", "POST", "/leases", body=LeaseBody)
 HEARTBEAT = Operation("heartbeat", "script", "POST", "/leases/{lease_id}/heartbeat", "lease_id")
 WATCH_LEASE = Operation("watch_lease", "script", "GET", "/leases/{lease_id}/watch", "lease_id")
@@ -165,6 +177,7 @@ OPERATIONS = (
     SET_CURRENT_LIMIT,
     SET_OUTPUT,
     SET_RELAY,
+    NOTE,
     ACQUIRE_LEASE,
     HEARTBEAT,
     WATCH_LEASE,

@@ -1,6 +1,6 @@
 """The relay board of the simulated bench: the real firmware on a pseudo-terminal.
 
-:class:`SimulatedRelayBoard` runs the unchanged files of ``firmware/`` under
+:class:`SimulatedRelayBoard` runs the unchanged files of ``interlock/firmware/`` under
 CPython, in a thread, through a HAL shim that stands in for ``rb_hal``: the
 relay outputs drive simulated relays, the contact-sense inputs read them back,
 the E-stop loop is a flag, and the host link is a pty, so a host opens the
@@ -46,7 +46,7 @@ from interlock.units import DURATION, QuantityError, parse_quantity
 
 log = logging.getLogger(__name__)
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
 # Loaded in dependency order; main.py is run last, as the board does.
 _FIRMWARE_MODULES = ("rb_core", "rb_protocol", "rb_loop")
 

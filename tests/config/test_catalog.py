@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_relay_boards_watchdog_range_is_the_firmwares():
     # The configuration and the driver take it from the catalogue; the firmware has its own.
-    spec = importlib.util.spec_from_file_location("rb_core", ROOT / "firmware" / "rb_core.py")
+    spec = importlib.util.spec_from_file_location(
+        "rb_core", ROOT / "interlock" / "firmware" / "rb_core.py"
+    )
     firmware = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(firmware)
     for model in RELAY_BOARDS.values():

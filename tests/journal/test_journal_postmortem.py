@@ -9,7 +9,7 @@ import pytest
 from journal_synthetic import RUN_ID
 from PIL import Image
 
-from interlock.errors import JournalError
+from interlock.errors import InvalidArgument
 from interlock.journal import Journal
 from interlock.journal.postmortem import write_postmortem
 
@@ -71,5 +71,6 @@ def test_a_broken_chain_is_reported_in_the_post_mortem(run_journal, tmp_path):
 
 
 def test_unknown_run_is_an_error(run_journal, tmp_path):
-    with pytest.raises(JournalError, match="no entries for run 'nope'"):
+    # A usage error (exit 2), naming the latest run there is: not a broken journal.
+    with pytest.raises(InvalidArgument, match=r"no run 'nope' in this journal \(latest: "):
         write_postmortem(run_journal, "nope", tmp_path / "pm")

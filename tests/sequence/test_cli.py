@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,6 +16,10 @@ import pytest
 
 import interlock.commands.run as run_command
 from interlock.cli import main
+from interlock.config import load_configuration
+from interlock.journal import JournalReader
+from interlock.sequence import bind, load_sequence
+from interlock.sequence.runner import FAULT, RunReport, StepResult
 from interlock.service.runtime import Service
 from interlock.service.server import ServiceThread
 from tests.sequence.conftest import EXAMPLE, ROOT, WRONG_PROFILE, bench_copy
@@ -62,7 +71,8 @@ def test_the_example_runs_end_to_end_in_process(bench, capsys):
         "by nets.VBUS.max_voltage (profiles/mdb24.toml: nets.VBUS.max_voltage): "
         "26 V is above the maximum of 25 V" in out
     )
-    assert "24 V: PASS (window 23.8 V .. 24.2 V)" in out
+    # The reading with the digits it has (24.0003 V, say): the window shows what passes.
+    assert re.search(r"\n      2[34]\.?\d* V: PASS \(window 23\.8 V \.\. 24\.2 V\)", out), out
     assert "live: VLOGIC 5 V" in out
     assert "summary   PASS: MDB-24 power-up" in out
     assert "  steps         28 of 28 run" in out
@@ -84,7 +94,7 @@ def test_a_bad_sequence_is_a_config_error(bench, capsys, write_sequence, tmp_pat
     assert main(["run", str(path), "--bench", bench]) == 2
     err = capsys.readouterr().err
     assert "ConfigError: " in err
-    assert f"{path.name}: steps[0].voltage: expected a voltage" in err
+    assert f"{path.name}: step 1.voltage: expected a voltage" in err
     assert main(["run", str(tmp_path / "nowhere.toml"), "--bench", bench]) == 2
     assert "nowhere.toml: file not found" in capsys.readouterr().err
 
@@ -136,3 +146,118 @@ def test_the_example_runs_through_the_service(short_bench, capsys):
     assert truth["nets"]["VBUS"]["max_voltage"] == pytest.approx(24.0, abs=0.2)
     assert truth["nets"]["VBUS"]["max_voltage"] < 25.0
     assert truth["contacts"] == []
+
+
+def test_the_run_id_is_printed_at_start_and_in_the_summary_and_reports_written(
+    bench, capsys, tmp_path
+):
+    xml, data = tmp_path / "junit.xml", tmp_path / "result.json"
+    argv = ["run", str(EXAMPLE), "--bench", bench, "--yes", "--in-process"]
+    assert main([*argv, "--report", str(xml), "--report", str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    started = next(line for line in lines if line.startswith("run       "))
+    run_id = started.split()[1]
+    assert started == f"run       {run_id} (`interlock postmortem {run_id} --out DIR`)"
+    assert lines.index(started) < lines.index(next(x for x in lines if x.startswith("step  1/")))
+    assert f"  run           {run_id}" in lines
+    assert lines[-2:] == [f"report    {xml}", f"report    {data}"]
+    assert json.loads(data.read_text())["run_id"] == run_id
+    assert f'<property name="run_id" value="{run_id}" />' in xml.read_text()
+
+
+def test_a_report_of_no_known_format_is_a_usage_error(bench, capsys, nothing_started):
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(EXAMPLE), "--bench", bench, "--report", "out.txt"])
+    assert exited.value.code == 2
+    assert ".xml (JUnit) or .json" in capsys.readouterr().err
+
+
+def test_a_failed_measurement_is_shown_against_its_window(bench, capsys, write_sequence):
+    steps = (
+        '[[steps]]\naction = "set"\nnet = "VLOGIC"\ncurrent_limit = "250 mA"\n'
+        '[[steps]]\naction = "set"\nnet = "VLOGIC"\nvoltage = "5 V"\n'
+        '[[steps]]\naction = "output"\nnet = "VLOGIC"\nstate = "on"\n'
+        '[[steps]]\naction = "measure"\nnet = "VLOGIC"\nquantity = "voltage"\nmax = "4.5 V"\n'
+    )
+    assert main(["run", str(write_sequence(steps)), "--bench", bench, "--in-process"]) == 1
+    out = capsys.readouterr().out
+    shown = re.search(r"\n      (\S+ V): FAIL \(window <= 4\.5 V\)", out)
+    assert shown, out
+    assert f"    FAIL step 4: measure VLOGIC voltage <= 4.5 V: measured {shown.group(1)}" in out
+
+
+def test_a_fault_is_said_once_in_the_summary(capsys):
+    configuration = load_configuration(ROOT / "bench.toml")
+    sequence = bind(load_sequence(EXAMPLE), configuration)
+    cause = "monitor: VBUS: 0.2 V, commanded 24 V (regulation lost: short or overload?)"
+    report = RunReport(
+        sequence,
+        results=[
+            StepResult(
+                sequence.steps[0],
+                FAULT,
+                detail=f"FaultLatched: bench sim-bench-01 is in a latched fault: {cause}"
+                f" (bench fault: {cause})",
+            )
+        ],
+        fault=cause,
+        run_id="20260314T093000Z-abcdef",
+    )
+    run_command._print_summary(report)
+    out = capsys.readouterr().out
+    assert out.count("regulation lost") == 2  # the step's detail holds it twice: said once
+    assert "  fault at step 1: FaultLatched" in out
+    assert "bench fault:" not in out.replace("(bench fault:", "")
+
+
+def test_ctrl_c_powers_down_prints_the_summary_and_exits_130(short_bench, write_sequence):
+    steps = (
+        '[[steps]]\naction = "set"\nnet = "VLOGIC"\ncurrent_limit = "250 mA"\n'
+        '[[steps]]\naction = "set"\nnet = "VLOGIC"\nvoltage = "5 V"\n'
+        '[[steps]]\naction = "output"\nnet = "VLOGIC"\nstate = "on"\n'
+        '[[steps]]\nlabel = "soak"\naction = "wait"\nduration = "60 s"\n'
+        '[[steps]]\naction = "output"\nnet = "VLOGIC"\nstate = "off"\n'
+    )
+    sequence = write_sequence(steps)
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "interlock", "run", str(sequence)),
+            *("--bench", str(short_bench), "--in-process"),
+            *("--report", str(short_bench.parent / "r.json")),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen = []
+        for line in process.stdout:  # the wait has begun: VLOGIC is live
+            seen.append(line)
+            if "wait 60 s" in line:
+                break
+        else:
+            raise AssertionError("".join(seen) + process.stderr.read())
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    lines = "".join(seen).splitlines() + out.splitlines()
+    assert "summary   INTERRUPTED: test" in lines
+    assert "  steps         3 of 5 run, interrupted (Ctrl-C)" in lines  # the 4th was cut short
+    assert "  interrupted   by Ctrl-C: the bench was powered down through the interlock" in lines
+    assert lines[-2:] == ["exit 130", f"report    {short_bench.parent / 'r.json'}"]
+    result = json.loads((short_bench.parent / "r.json").read_text())
+    assert result["interrupted"] is True and result["exit_code"] == 130
+    # Powered down through the interlock, after the interrupt: the journal says so.
+    with JournalReader(short_bench.parent / "journal.sqlite") as reader:
+        requests = [
+            (entry.payload.get("action"), entry.payload.get("net"), entry.payload.get("value"))
+            for entry in reader.entries(run=result["run_id"])
+            if entry.kind == "request"
+        ]
+    assert requests.index(("output", "VLOGIC", False)) > requests.index(("note", None, None))
+    assert requests[-1] == ("output", "VLOGIC", False) or ("set", None, False) in requests

@@ -137,7 +137,7 @@ def test_every_violation_is_listed_with_its_step(write_sequence, configuration):
     # is the first to meet the meter still routed to VBUS.
     assert by_number[9].verdict.reason.endswith("(going live: close relay K7)")
     assert by_number[13].outcome == ALLOWED_UNEXPECTEDLY
-    assert by_number[13].verdict.where.endswith("steps[12].expect")
+    assert by_number[13].verdict.where.endswith("step 13 [the spare relay is not forbidden].expect")
     # A refusal changes nothing: step 11 goes live from the state before step 9.
     assert by_number[11].verdict.allowed and by_number[14].verdict.allowed
 

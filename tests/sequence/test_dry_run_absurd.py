@@ -82,7 +82,7 @@ def test_a_ramp_beyond_any_bench_is_the_file_s_error_exit_2(write_sequence, caps
     assert main(["run", str(sequence), "--dry-run", "--bench", str(ROOT_BENCH)]) == 2
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
-    assert f"{sequence}: steps[4].to: expected a non-negative voltage of at most 1 kV" in (
+    assert f"{sequence}: step 5.to: expected a non-negative voltage of at most 1 kV" in (
         captured.err
     )
 
@@ -110,7 +110,7 @@ def test_any_target_in_a_sequence_is_checked_in_bounded_time(
         sequence = load_sequence(path)
     except ConfigError as error:  # beyond any bench (below 0 V, above 1 kV): the file's error
         assert volts < 0 or volts > 1000
-        assert str(error).startswith(f"{path}: steps[4].to: expected a non-negative voltage")
+        assert str(error).startswith(f"{path}: step 5.to: expected a non-negative voltage")
         return
     started = time.monotonic()
     report = dry_run(bind(sequence, configuration), configuration)

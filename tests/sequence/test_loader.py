@@ -28,66 +28,66 @@ def test_the_wrong_profile_example_loads():
 
 
 STEP_ERRORS = [
-    ('action = "set"\nnet = "VBUS"\nvoltage = "24"', "steps[0].voltage", "bare number"),
-    ('action = "set"\nnet = "VBUS"\nvoltage = 24', "steps[0].voltage", "bare number"),
-    ('action = "set"\nnet = "VBUS"\nvoltage = "24 A"', "steps[0].voltage", "not a voltage"),
-    ('action = "set"\nnet = "VBUS"\nvoltage = "nan V"', "steps[0].voltage", "finite"),
-    ('action = "set"\nnet = "VBUS"\ncurrent_limit = "300 mV"', "steps[0].current_limit", "current"),
-    ('action = "set"\nnet = "VBUS"\nvoltage = "-1 V"', "steps[0].voltage", "non-negative"),
-    ('action = "set"\nnet = "VBUS"', "steps[0]", "exactly one of voltage, current_limit"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = "24"', "step 1.voltage", "bare number"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = 24', "step 1.voltage", "bare number"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = "24 A"', "step 1.voltage", "not a voltage"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = "nan V"', "step 1.voltage", "finite"),
+    ('action = "set"\nnet = "VBUS"\ncurrent_limit = "300 mV"', "step 1.current_limit", "current"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = "-1 V"', "step 1.voltage", "non-negative"),
+    ('action = "set"\nnet = "VBUS"', "step 1", "exactly one of voltage, current_limit"),
     (
         'action = "set"\nnet = "VBUS"\nvoltage = "1 V"\ncurrent_limit = "1 A"',
-        "steps[0]",
+        "step 1",
         "exactly one",
     ),
-    ('action = "set"\nnet = "VBUS"\nvolts = "1 V"', "steps[0]", "exactly one"),
-    ('action = "ramp"\nnet = "VBUS"\nto = "1 V"\nrate = "2 V/s"', "steps[0].rate", "unknown key"),
-    ('action = "jump"', "steps[0].action", "expected one of"),
-    ('net = "VBUS"', "steps[0].action", "missing"),
-    ('action = "ramp"\nnet = "VBUS"', "steps[0].to", "missing"),
-    ('action = "relay"\nrelay = "K3"\nstate = "shut"', "steps[0].state", "open, closed"),
-    ('action = "output"\nnet = "VBUS"\nstate = true', "steps[0].state", "string"),
-    ('action = "wait"\nduration = "2"', "steps[0].duration", "bare number"),
-    ('action = "wait"\nduration = "2 V"', "steps[0].duration", "not a duration"),
-    ('action = "prompt"\nmessage = ""', "steps[0].message", "non-empty"),
+    ('action = "set"\nnet = "VBUS"\nvolts = "1 V"', "step 1", "exactly one"),
+    ('action = "ramp"\nnet = "VBUS"\nto = "1 V"\nrate = "2 V/s"', "step 1.rate", "unknown key"),
+    ('action = "jump"', "step 1.action", "expected one of"),
+    ('net = "VBUS"', "step 1.action", "missing"),
+    ('action = "ramp"\nnet = "VBUS"', "step 1.to", "missing"),
+    ('action = "relay"\nrelay = "K3"\nstate = "shut"', "step 1.state", "open, closed"),
+    ('action = "output"\nnet = "VBUS"\nstate = true', "step 1.state", "string"),
+    ('action = "wait"\nduration = "2"', "step 1.duration", "bare number"),
+    ('action = "wait"\nduration = "2 V"', "step 1.duration", "not a duration"),
+    ('action = "prompt"\nmessage = ""', "step 1.message", "non-empty"),
     (
         'action = "measure"\nnet = "VBUS"\nquantity = "voltage"\nmin = "25 V"\nmax = "23 V"',
-        "steps[0].min",
+        "step 1.min",
         "greater than max",
     ),
-    ('action = "measure"\nnet = "VBUS"\nquantity = "voltage"', "steps[0]", "min, max or both"),
+    ('action = "measure"\nnet = "VBUS"\nquantity = "voltage"', "step 1", "min, max or both"),
     (
         'action = "measure"\nnet = "VBUS"\nquantity = "power"\nmax = "1 W"',
-        "steps[0].quantity",
+        "step 1.quantity",
         "voltage, current",
     ),
     (
         'action = "measure"\nnet = "VBUS"\nquantity = "current"\nmax = "1 V"',
-        "steps[0].max",
+        "step 1.max",
         "not a current",
     ),
-    ('action = "wait"\nduration = "1 s"\nexpect = "refused"', "steps[0].expect", "can be refused"),
-    ('action = "relay"\nrelay = "K3"\nstate = "open"\nexpect = "no"', "steps[0].expect", "one of"),
+    ('action = "wait"\nduration = "1 s"\nexpect = "refused"', "step 1.expect", "can be refused"),
+    ('action = "relay"\nrelay = "K3"\nstate = "open"\nexpect = "no"', "step 1.expect", "one of"),
     # Every value bounded, every name one that can be looked up.
-    ('action = "wait"\nduration = "1e308 s"', "steps[0].duration", "at most 24 h"),
-    ('action = "wait"\nduration = "-5e-324 s"', "steps[0].duration", "non-negative"),
-    ('action = "set"\nnet = "VBUS"\nvoltage = "1e308 V"', "steps[0].voltage", "at most 1 kV"),
-    ('action = "ramp"\nnet = "VBUS"\nto = "9**9**9 V"', "steps[0].to", "not a number"),
+    ('action = "wait"\nduration = "1e308 s"', "step 1.duration", "at most 24 h"),
+    ('action = "wait"\nduration = "-5e-324 s"', "step 1.duration", "non-negative"),
+    ('action = "set"\nnet = "VBUS"\nvoltage = "1e308 V"', "step 1.voltage", "at most 1 kV"),
+    ('action = "ramp"\nnet = "VBUS"\nto = "9**9**9 V"', "step 1.to", "not a number"),
     (
         'action = "set"\nnet = "VBUS"\ncurrent_limit = "1e308 A"',
-        "steps[0].current_limit",
+        "step 1.current_limit",
         "at most 100 A",
     ),
     (
         'action = "measure"\nnet = "VBUS"\nquantity = "voltage"\nmin = "-1e308 V"',
-        "steps[0].min",
+        "step 1.min",
         "from -1 kV to 1 kV",
     ),
-    ('action = "set"\nnet = "VB/US"\nvoltage = "1 V"', "steps[0].net", "expected a name"),
-    ('action = "relay"\nrelay = "K3/../K4"\nstate = "open"', "steps[0].relay", "relay name"),
-    ('action = "relay"\nrelay = "VBUS.power.x"\nstate = "open"', "steps[0].relay", "NET.power"),
-    ('action = "wait"\nduration = "1 s"\nlabel = "\\u001b[2J"', "steps[0].label", "printable"),
-    (f'action = "prompt"\nmessage = "{"y" * 1001}"', "steps[0].message", "at most 1000"),
+    ('action = "set"\nnet = "VB/US"\nvoltage = "1 V"', "step 1.net", "expected a name"),
+    ('action = "relay"\nrelay = "K3/../K4"\nstate = "open"', "step 1.relay", "relay name"),
+    ('action = "relay"\nrelay = "VBUS.power.x"\nstate = "open"', "step 1.relay", "NET.power"),
+    ('action = "wait"\nduration = "1 s"\nlabel = "\\u001b[2J"', "step 1.label", "printable"),
+    (f'action = "prompt"\nmessage = "{"y" * 1001}"', "step 1.message", "at most 1000"),
 ]
 
 
@@ -111,12 +111,12 @@ def test_steps_are_bounded(write_sequence):
     assert caught.value.problem == "expected at most 10000 tables, got 10001"
 
 
-def test_a_later_step_is_named_by_its_index(write_sequence):
+def test_a_later_step_is_named_by_its_number(write_sequence):
     steps = '[[steps]]\naction = "wait"\nduration = "1 s"\n\n'
     steps += '[[steps]]\naction = "set"\nnet = "VBUS"\nvoltage = "12"\n'
     with pytest.raises(ConfigError) as caught:
         load_sequence(write_sequence(steps))
-    assert caught.value.key == "steps[1].voltage"
+    assert caught.value.key == "step 2.voltage"
 
 
 @pytest.mark.parametrize(
@@ -167,30 +167,30 @@ def configuration():
 @pytest.mark.parametrize(
     ("step", "key", "problem"),
     [
-        ('action = "set"\nnet = "VMAIN"\nvoltage = "1 V"', "steps[0].net", 'unknown net "VMAIN"'),
+        ('action = "set"\nnet = "VMAIN"\nvoltage = "1 V"', "step 1.net", 'unknown net "VMAIN"'),
         (
             'action = "measure"\nnet = "ID"\nquantity = "voltage"\nmax = "1 V"',
-            "steps[0].net",
+            "step 1.net",
             'unknown net "ID"',
         ),
         (
             'action = "relay"\nrelay = "K9"\nstate = "closed"',
-            "steps[0].relay",
+            "step 1.relay",
             'unknown relay "K9"',
         ),
         (
             'action = "relay"\nrelay = "VBUS.ground"\nstate = "closed"',
-            "steps[0].relay",
+            "step 1.relay",
             "NET.power or NET.sense",
         ),
         (
             'action = "relay"\nrelay = "ID.power"\nstate = "closed"',
-            "steps[0].relay",
+            "step 1.relay",
             "no power relay",
         ),
         (
             'action = "relay"\nrelay = "VMAIN.power"\nstate = "closed"',
-            "steps[0].relay",
+            "step 1.relay",
             "not wired",
         ),
     ],
@@ -231,3 +231,45 @@ def test_the_wrong_profile_example_binds_to_its_own_profile():
     snb5 = load_configuration(ROOT_BENCH, ROOT_BENCH.parent / "profiles" / "snb5.toml")
     bound = bind(load_sequence(WRONG_PROFILE), snb5)
     assert bound.profile == "SNB-5"
+
+
+def test_every_error_of_a_file_is_reported_at_once_each_with_file_and_key(write_sequence):
+    steps = '[[steps]]\naction = "wait"\nduration = "1 s"\n\n'
+    steps += '[[steps]]\nlabel = "bus on"\naction = "set"\nnet = "VBUS"\nvoltage = "12"\n\n'
+    steps += '[[steps]]\naction = "jump"\n\n'
+    steps += '[[steps]]\naction = "wait"\nduration = "2 V"\n'
+    path = write_sequence(steps)
+    with pytest.raises(ConfigError) as caught:
+        load_sequence(path)
+    text = str(caught.value)
+    assert text.isprintable()  # one line
+    assert caught.value.key == "step 2 [bus on].voltage"
+    assert text.startswith(f"{path}: step 2 [bus on].voltage: expected a voltage")
+    _, more = text.split("; 2 more errors: ")
+    items = more.split("; ")
+    assert items[0].startswith("step 3.action: expected one of")
+    assert items[1].startswith("step 4.duration: ")
+    assert len(items) == 2
+
+
+def test_thousands_of_errors_are_one_bounded_line(write_sequence):
+    path = write_sequence('[[steps]]\naction = "jump"\n' * 5000)
+    with pytest.raises(ConfigError) as caught:
+        load_sequence(path)
+    text = str(caught.value)
+    assert text.isprintable() and len(text) < 1000
+    assert text.startswith(f"{path}: step 1.action: expected one of")
+    assert "; 4999 more errors: step 2.action: expected one of" in text
+    assert text.endswith(" more")
+
+
+def test_every_unknown_name_is_reported_at_once(write_sequence, configuration):
+    steps = '[[steps]]\naction = "set"\nnet = "VMAIN"\nvoltage = "1 V"\n\n'
+    steps += '[[steps]]\naction = "wait"\nduration = "1 s"\n\n'
+    steps += '[[steps]]\nlabel = "spare"\naction = "relay"\nrelay = "K9"\nstate = "closed"\n'
+    path = write_sequence(steps)
+    with pytest.raises(ConfigError) as caught:
+        bind(load_sequence(path), configuration)
+    text = str(caught.value)
+    assert text.startswith(f"{caught.value.file}: step 1.net: unknown net")
+    assert "; 1 more error: step 3 [spare].relay: unknown relay" in text

@@ -53,6 +53,10 @@ class Recorder:
     def __init__(self) -> None:
         self.started: list[int] = []
         self.finished = []
+        self.run_ids: list[str | None] = []
+
+    def run_started(self, report):
+        self.run_ids.append(report.run_id)
 
     def step_started(self, step, total):
         self.started.append(step.number)

@@ -49,6 +49,7 @@ class FakeTarget:
         self.fault = None
         self.now = 0.0
         self.calls: list[str] = []
+        self.notes: list[tuple[int | None, str]] = []
         self.readings = readings or {}
         self.fail_on: str | None = None  # a call (by its description) that raises
         self.fault_after: int | None = None  # status() calls before a fault appears
@@ -121,6 +122,9 @@ class FakeTarget:
             },
             "relays": {r: r in self.state.closed_relays for r in sorted(self.limits.relays)},
         }
+
+    def note(self, text, step=None):
+        self.notes.append((step, text))
 
     def safe_state(self, reason):
         self.calls.append("safe state")

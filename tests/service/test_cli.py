@@ -16,7 +16,7 @@ import pytest
 
 from interlock.cli import main
 from interlock.service.background import answers, pid_path
-from tests.service.conftest import ROOT, write_bench
+from tests.service.conftest import ROOT, bring_up, write_bench
 
 BANNER = "bench sim-bench-01 [simulation]"
 USER = getpass.getuser()
@@ -198,6 +198,68 @@ def test_stop_never_signals_another_benchs_service(short_dir, capsys):
         code, out, _ = run(capsys, "stop", "--bench", bench_a)
         assert code == 0 and out[1].startswith(f"service stopped (pid {pid})")
     finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def test_status_shows_a_reading_only_while_it_describes_the_net(served, capsys):
+    """Never a stale live value: a reading is shown with its age, and only until the net
+    is commanded again; an off net shows the reading of its off output, or nothing."""
+    bench = str(served.bench_path)
+    client = served.client()
+    run(capsys, "arm", "--bench", bench)
+    with client.lease():
+        bring_up(client, "VLOGIC", 5.0, 0.3)
+        client.measure("VLOGIC")
+        status = client.status()
+        measured = status["nets"]["VLOGIC"]["measured"]
+        assert measured["output"] is True and abs(measured["voltage"] - 5.0) < 0.1
+        assert 0.0 <= measured["age"] < 60.0
+        code, out, _ = run(capsys, "status", "--bench", bench)
+        line = next(line for line in out if line.startswith("VLOGIC"))
+        assert code == 0 and re.search(r" on +[\d.]+ V [\d.]+ m?A \([\d.]+ s ago\)$", line), line
+        client.output_off("VLOGIC")
+        # The live reading says nothing of the net now: none is shown.
+        assert client.status()["nets"]["VLOGIC"]["measured"] is None
+        code, out, _ = run(capsys, "status", "--bench", bench)
+        line = next(line for line in out if line.startswith("VLOGIC"))
+        assert re.search(r" off +-$", line), line
+        # The instrument's reading of the off output, once asked for.
+        client.measure("VLOGIC")
+        measured = client.status()["nets"]["VLOGIC"]["measured"]
+        assert measured["output"] is False and measured["voltage"] < 0.5
+        code, out, _ = run(capsys, "status", "--bench", bench)
+        line = next(line for line in out if line.startswith("VLOGIC"))
+        assert "(off output, " in line, line
+
+
+def test_status_never_starts_a_service(short_dir, capsys):
+    bench = str(write_bench(short_dir))
+    for command in (["status"], ["status", "--json"], ["arm"], ["reset"], ["disarm"]):
+        code, _, err = run(capsys, *command, "--bench", bench)
+        assert code == 4, command
+        assert err.startswith("ServiceUnavailable: no service answers"), err
+    assert not answers(short_dir / "interlock.sock")
+    assert not (short_dir / "sim.json").exists()  # nor a simulator
+
+
+def test_a_second_background_serve_says_one_already_serves(short_dir, capsys):
+    bench = str(write_bench(short_dir))
+    socket_path = short_dir / "interlock.sock"
+    code, _, _ = run(capsys, "serve", "--bench", bench, "--background")
+    assert code == 0
+    pid = int(pid_path(socket_path).read_text())
+    try:
+        code, out, err = run(capsys, "serve", "--bench", bench, "--background")
+        assert (code, out) == (2, [BANNER])
+        assert err.startswith(f"AlreadyServing: a service already answers on {socket_path}")
+        assert f"pid {pid}" in err
+        code, out, err = run(capsys, "serve", "--bench", bench)  # in the foreground too
+        assert code == 2 and err.startswith("AlreadyServing: ")
+        assert int(pid_path(socket_path).read_text()) == pid and answers(socket_path)
+    finally:
+        run(capsys, "stop", "--bench", bench)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

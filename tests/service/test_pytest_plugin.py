@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,76 @@ def _test_names(path: Path) -> list[str]:
         for line in path.read_text().splitlines()
         if line.startswith("def test_")
     ]
+
+
+def test_each_test_report_carries_the_run_id_and_the_bench(served, tmp_path):
+    junit = tmp_path / "junit.xml"
+    result = run_pytest(
+        str(EXAMPLE / "test_mdb24_power.py"),
+        "--interlock-bench",
+        str(served.bench_path),
+        f"--junitxml={junit}",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    from junitparser import JUnitXml, Properties
+
+    cases = [case for suite in JUnitXml.fromfile(str(junit)) for case in suite]
+    assert cases
+    with JournalReader(served.service.settings.journal) as reader:
+        runs = {run.run_id for run in reader.runs()}
+    for case in cases:
+        (properties,) = case.iterchildren(Properties)  # pytest puts them on the test case
+        properties = {p.name: p.value for p in properties}
+        assert properties["interlock_bench"] == "sim-bench-01"
+        assert properties["interlock_environment"] == "simulation"
+        assert properties["interlock_run"] in runs
+        assert properties["interlock_bench_file"] == f"{served.bench_path} (given)"
+
+
+def test_the_bench_is_found_by_the_environment_or_upward_or_said_missing(served, tmp_path):
+    """Outside the checkout: $INTERLOCK_BENCH, else bench.toml here or above; else one line."""
+    lost = tmp_path / "elsewhere"  # no bench.toml here nor above
+    lost.mkdir()
+    suite = served.directory / "deep" / "er"  # the served bench.toml is above it
+    suite.mkdir(parents=True)
+    (lost / "test_one.py").write_text(
+        "def test_status(bench):\n    assert bench.status()['bench'] == 'sim-bench-01'\n"
+    )
+    (suite / "test_one.py").write_text(
+        "def test_status(bench):\n    assert bench.status()['bench'] == 'sim-bench-01'\n"
+    )
+
+    def pytest_in(directory, **environment):
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **environment},
+        )
+
+    clean = {k: v for k, v in os.environ.items() if k != "INTERLOCK_BENCH"}
+    missing = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"],
+        cwd=lost,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean,
+    )
+    assert missing.returncode == 1
+    assert "Traceback" not in missing.stdout and "interlock: bench.toml: no bench file" in (
+        missing.stdout
+    ), missing.stdout
+    found = pytest_in(lost, INTERLOCK_BENCH=str(served.bench_path))
+    assert found.returncode == 0, found.stdout + found.stderr
+    upward = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"],
+        cwd=suite,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean,
+    )
+    assert upward.returncode == 0, upward.stdout + upward.stderr

@@ -64,8 +64,10 @@ def test_start_json_inject_clear_truth_and_sigint(running_sim, visa, capsys):
     assert truth["instruments"]["psu"]["commands"][0]["line"] == "*IDN?"
     assert set(truth["nets"]) == {"VLOGIC", "VBUS", "MOTOR", "ID"}
 
-    # a refused request is an error of the CLI, not a crash
-    assert main(["sim", "inject", "melt:VBUS", "--bench", str(bench)]) == 4
+    # a bad SPEC is a usage error of the CLI (exit 2), not a crash, and never sent
+    with pytest.raises(SystemExit) as exited:
+        main(["sim", "inject", "melt:VBUS", "--bench", str(bench)])
+    assert exited.value.code == 2
     assert "unknown kind" in capsys.readouterr().err
 
     process.send_signal(signal.SIGINT)
