@@ -69,6 +69,10 @@ class ScriptActions:
             )
             raise
 
+    def heartbeat(self, lease_id: str) -> dict[str, float]:
+        """Keep the lease ``lease_id`` (LeaseError if it is not the one held)."""
+        return {"expires_in": self.service.leases.heartbeat(lease_id).timeout}
+
     def measure(self, net: str) -> dict[str, float]:
         return self._controller().measure(net)
 

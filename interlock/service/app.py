@@ -257,8 +257,7 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
 
     @route(HEARTBEAT, summary="keep the lease")
     def heartbeat(lease_id: str, _: caller(HEARTBEAT)) -> dict[str, Any]:
-        lease = service.leases.heartbeat(lease_id)
-        return {"expires_in": lease.timeout}
+        return actions.heartbeat(lease_id)
 
     @route(RELEASE_LEASE, summary="give the lease back (trips if a net is live)")
     def release(lease_id: str, _: caller(RELEASE_LEASE)) -> dict[str, Any]:

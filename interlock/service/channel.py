@@ -25,7 +25,9 @@ strictly one reply per request, in order)::
 
 Operations and the least role each needs: ``status`` and ``measure``
 (viewer); ``set_voltage`` (``volts``), ``set_current_limit`` (``amps``),
-``set_relay`` (``relay``, ``closed``) and ``set_output`` (``on``) (script).
+``set_relay`` (``relay``, ``closed``), ``set_output`` (``on``) and ``heartbeat``
+(``lease_id``: a lease's heartbeat, served by the connection's own thread,
+never queued behind the HTTP server's event loop) (script).
 Each line is parsed into the model its HTTP route takes, defined once in
 :mod:`.schema` (strict: ``true`` is not ``1.0``, ``"5"`` is not ``5``).
 ``lease`` names the lease held, as the HTTP ``X-Interlock-Lease`` header
@@ -64,6 +66,7 @@ from interlock.service.access import UNIX_PEER, Gatekeeper, Identity
 from interlock.service.actions import ScriptActions
 from interlock.service.schema import (
     CHANNEL,
+    HEARTBEAT,
     MEASURE,
     SET_CURRENT_LIMIT,
     SET_OUTPUT,
@@ -118,6 +121,7 @@ HANDLERS: dict[str, _Handler] = {
     ),
     SET_RELAY.name: lambda actions, who, lease, a: actions.set_relay(who, lease, a.relay, a.closed),
     SET_OUTPUT.name: lambda actions, who, lease, a: actions.set_output(who, lease, a.net, a.on),
+    HEARTBEAT.name: lambda actions, who, lease, a: actions.heartbeat(a.lease_id),
 }
 
 

@@ -141,7 +141,9 @@ SET_RELAY = Operation(
     "set_relay", "script", "PUT", "/relays/{relay}", "relay", RelayBody, channel=True
 )
 ACQUIRE_LEASE = Operation("acquire_lease", "script", "POST", "/leases")
-HEARTBEAT = Operation("heartbeat", "script", "POST", "/leases/{lease_id}/heartbeat", "lease_id")
+HEARTBEAT = Operation(
+    "heartbeat", "script", "POST", "/leases/{lease_id}/heartbeat", "lease_id", channel=True
+)
 WATCH_LEASE = Operation("watch_lease", "script", "GET", "/leases/{lease_id}/watch", "lease_id")
 RELEASE_LEASE = Operation("release_lease", "script", "DELETE", "/leases/{lease_id}", "lease_id")
 ARM = Operation("arm", "operator", "POST", "/arm", body=ArmBody)
