@@ -325,6 +325,8 @@ class Controller:
                     self.supervisor.start()
                 self.trip("identity", "; ".join(str(f) for f in failures))
                 raise failures[0]
+            # Fed from here: the board's watchdog is armed by its first frame.
+            self.supervisor.start(quiet=True)
             previous_stop = self._arming.previous_stop()
             there = self._arming.found()
             board_state = self.instruments.board.get_state()
