@@ -1,4 +1,5 @@
-"""What a script may do to the bench, with the service's own checks around the controller's.
+"""What a script may do to the bench, with the service's own checks around the controller's
+(and the emergency stop, which anyone may).
 
 One implementation for both ways in: the HTTP routes (:mod:`.app`) and the
 command channel (:mod:`.channel`) call these, so a check cannot be present
@@ -68,6 +69,11 @@ class ScriptActions:
                 "lease", f"lease of {who.who} ({who.client}) lost while {net} came up", who=who.who
             )
             raise
+
+    def estop(self, who: Identity) -> dict[str, Any]:
+        """Anyone may stop: the emergency stop, then the bench's status after it."""
+        self._controller().emergency_stop(who.who, client=who.client)
+        return self.service.status()
 
     def heartbeat(self, lease_id: str) -> dict[str, float]:
         """Keep the lease ``lease_id`` (LeaseError if it is not the one held)."""

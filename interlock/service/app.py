@@ -205,8 +205,7 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     async def estop(who: caller(ESTOP)) -> dict[str, Any]:
         # Run right here on the event loop, not queued for a worker thread: for these few
         # milliseconds nothing else the service does matters more.
-        controller().emergency_stop(who.who, client=who.client)
-        return service.status()
+        return actions.estop(who)
 
     # -- script --------------------------------------------------------------------
 

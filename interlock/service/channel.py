@@ -7,9 +7,10 @@ checks, the same journal, the same errors) as newline-delimited JSON over a
 Unix socket of its own, next to the HTTP one (``interlock.sock`` ->
 ``interlock.cmd.sock``, owner-only, local only). Each connection is served
 by a thread of its own, with blocking I/O: nothing between the line and the
-controller but JSON. Operator actions, leases, the event streams and the
-emergency stop stay on HTTP (the stop runs on the server's event loop, never
-behind a script's request).
+controller but JSON. Operator actions, taking and giving back
+leases and the event streams stay on HTTP. The emergency stop is on both: on
+the channel it is served by its connection's own thread, behind no other
+request (on HTTP it runs on the server's event loop).
 
 Protocol (one JSON object per line, UTF-8, at most :data:`~.wire.MAX_LINE` bytes;
 strictly one reply per request, in order)::
@@ -23,8 +24,8 @@ strictly one reply per request, in order)::
     -> {"op": "set_voltage", "net": "VLOGIC", "volts": 9.0}
     <- {"error": "LimitViolation", "message": "...", "rule": "...", "where": "...", ...}
 
-Operations and the least role each needs: ``status`` and ``measure``
-(viewer); ``set_voltage`` (``volts``), ``set_current_limit`` (``amps``),
+Operations and the least role each needs: ``status``, ``measure`` and
+``estop`` (viewer); ``set_voltage`` (``volts``), ``set_current_limit`` (``amps``),
 ``set_relay`` (``relay``, ``closed``), ``set_output`` (``on``) and ``heartbeat``
 (``lease_id``: a lease's heartbeat, served by the connection's own thread,
 never queued behind the HTTP server's event loop) (script).
@@ -66,6 +67,7 @@ from interlock.service.access import UNIX_PEER, Gatekeeper, Identity
 from interlock.service.actions import ScriptActions
 from interlock.service.schema import (
     CHANNEL,
+    ESTOP,
     HEARTBEAT,
     MEASURE,
     SET_CURRENT_LIMIT,
@@ -122,6 +124,7 @@ HANDLERS: dict[str, _Handler] = {
     SET_RELAY.name: lambda actions, who, lease, a: actions.set_relay(who, lease, a.relay, a.closed),
     SET_OUTPUT.name: lambda actions, who, lease, a: actions.set_output(who, lease, a.net, a.on),
     HEARTBEAT.name: lambda actions, who, lease, a: actions.heartbeat(a.lease_id),
+    ESTOP.name: lambda actions, who, lease, a: actions.estop(who),
 }
 
 

@@ -121,7 +121,8 @@ def _channel_model(operation: Operation) -> type[Arguments]:
 STATUS = Operation("status", "viewer", "GET", "/status", channel=True)
 MEASURE = Operation("measure", "viewer", "GET", "/nets/{net}/measurement", "net", channel=True)
 EVENTS = Operation("events", "viewer", "GET", "/events")
-ESTOP = Operation("estop", "viewer", "POST", "/estop")
+# On the command channel too: a connection's own thread serves it, behind nothing.
+ESTOP = Operation("estop", "viewer", "POST", "/estop", channel=True)
 SET_VOLTAGE = Operation(
     "set_voltage", "script", "PUT", "/nets/{net}/voltage", "net", VoltageBody, channel=True
 )

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import interlock
-from interlock.errors import LimitViolation, StateError
+from interlock.errors import FaultLatched, LimitViolation, StateError
 from interlock.journal import JournalReader
 from interlock.service import channel
 from interlock.service.runtime import Service
@@ -105,6 +105,33 @@ def test_the_channel_socket_is_owner_only_and_goes_with_the_service(serve_bench)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     served.stop()
     assert not path.exists()
+
+
+# -- the emergency stop over it --------------------------------------------------------
+
+
+def test_anyone_stops_the_bench_over_the_channel_while_a_script_holds_another(served, line):
+    _arm(served)
+    script = served.client("script")
+    with script.lease():
+        bring_up(script)
+        viewer = line("viewer", user="bob", client="panel pid 9")
+        reply = viewer.call({"op": "estop"})
+        assert reply["ok"]["state"] == "fault"
+        assert "emergency stop by bob" in reply["ok"]["fault"]
+        assert_bench_safe(served.truth())
+        with pytest.raises(FaultLatched):
+            script.set_voltage("VLOGIC", 4.0)
+    stops = [
+        e for e in _journal(served) if e.kind == "operator" and e.payload.get("action") == "estop"
+    ]
+    assert [(e.actor, e.payload["client"]) for e in stops] == [("bob", "viewer panel pid 9")]
+
+
+def test_the_clients_stop_goes_over_the_channel(served, monkeypatch):
+    viewer = served.client("viewer")
+    monkeypatch.setattr(viewer, "_request", lambda *a: pytest.fail("sent over HTTP"))
+    assert viewer.estop()["state"] == "fault"
 
 
 # -- what a script does over it ------------------------------------------------------
