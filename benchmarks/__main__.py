@@ -32,6 +32,7 @@ BENCHMARKS = {
     "memory": ("benchmarks.memory", "service resident memory over a long run"),
     "firmware_watchdog": ("benchmarks.firmware_watchdog", "relay board watchdog and E-stop"),
     "guardian": ("benchmarks.guardian", "kill -9 of the service to supplies off"),
+    "under_load": ("benchmarks.under_load", "no false trips beside CPU-bound processes"),
 }
 
 
