@@ -297,7 +297,8 @@ class Controller:
             steps=power_off_steps(
                 power_off_channels(self.bench, self.limits.power_off),
                 instruments.supplies,
-                ordered=self.limits.power_off,
+                self.configuration.profile.power_off_steps
+                or [(net,) for net in self.limits.power_off],
             ),
             all_supplies=tuple(instruments.supplies),
             board=instruments.board,

@@ -113,27 +113,29 @@ class OffPlan:
 def power_off_steps(
     channels: Sequence[WiredChannel],
     supplies: Mapping[str, PowerSupply],
-    ordered: Collection[str],
+    steps: Sequence[Collection[str]],
 ) -> tuple[tuple[SupplyOff, ...], ...]:
-    """The safe state's steps, from ``channels`` in power-off order (the profile's order,
-    ``ordered``, first: see :func:`~interlock.config.power_off_channels`).
+    """The safe state's steps, from ``channels`` in power-off order and the profile's
+    ``steps`` (its ``power_off``: a net, or an array of nets that go off together).
 
-    Each net the profile orders is a step of its own, and a step goes only once the one
-    before it is done; consecutive nets of one supply share its step (one exchange: the
-    supply executes a channel list in order). The nets the profile leaves unordered are
-    one last step, their supplies side by side: nothing says which comes first.
+    A step goes only once the one before it is done; the supplies of one step are sent
+    their off commands at once. Consecutive steps of one supply alone share its exchange
+    (it executes a channel list in order). The wired nets the profile does not name are
+    one last step: nothing says which of them comes first.
     """
-    steps: list[dict[str, list[WiredChannel]]] = []
-    unordered: dict[str, list[WiredChannel]] = {}
+    step_of = {net: i for i, step in enumerate(steps) for net in step}
+    grouped: dict[int, dict[str, list[WiredChannel]]] = {}
     for channel in channels:
-        if channel.net not in ordered:
-            unordered.setdefault(channel.supply, []).append(channel)
-        elif steps and list(steps[-1]) == [channel.supply]:
-            steps[-1][channel.supply].append(channel)
+        index = step_of.get(channel.net, len(steps))
+        grouped.setdefault(index, {}).setdefault(channel.supply, []).append(channel)
+    merged: list[dict[str, list[WiredChannel]]] = []
+    for index in sorted(grouped):
+        step = grouped[index]
+        last = merged[-1] if merged and index < len(steps) else None
+        if last is not None and len(last) == 1 and list(last) == list(step):
+            next(iter(last.values())).extend(next(iter(step.values())))
         else:
-            steps.append({channel.supply: [channel]})
-    if unordered:
-        steps.append(unordered)
+            merged.append(step)
     return tuple(
         tuple(
             SupplyOff(
@@ -144,7 +146,7 @@ def power_off_steps(
             )
             for name, chans in step.items()
         )
-        for step in steps
+        for step in merged
     )
 
 

@@ -1,9 +1,11 @@
 """The safe state's power-off steps: in the profile's order, one step's supplies at once.
 
-A step is one net the profile orders (consecutive nets of one supply share its
-exchange: the supply executes a channel list in order), then every net it
-leaves unordered, together. The supplies of one step are sent their off
-commands side by side; a step goes only once the one before it is done.
+A step is one entry of the profile's ``power_off``: a net, or an array of nets
+that go off together (consecutive steps of one supply alone share its
+exchange: the supply executes a channel list in order); the wired nets the
+profile does not name are one last step. The supplies of one step are sent
+their off commands side by side; a step goes only once the one before it is
+done.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 
 from hypothesis import given
@@ -26,22 +29,25 @@ NETS = [f"N{i}" for i in range(8)]
 
 @st.composite
 def wiring(draw):
-    """Wired channels in power-off order (ordered nets first), and the ordered ones."""
+    """Wired channels in power-off order, and the profile's steps (not every net named)."""
     nets = draw(st.lists(st.sampled_from(NETS), unique=True, min_size=1))
-    ordered = draw(st.sets(st.sampled_from(nets)))
-    channels = {}
-    for net in nets:
-        supply = draw(st.sampled_from(["a", "b", "c"]))
-        channels[net] = WiredChannel(net, supply, nets.index(net) + 1)
-    order = [channels[n] for n in nets if n in ordered]
-    order += [channels[n] for n in nets if n not in ordered]
-    return order, ordered
+    named = draw(st.lists(st.sampled_from(nets), unique=True))
+    steps, rest = [], list(named)
+    while rest:
+        size = draw(st.integers(1, len(rest)))
+        steps.append(tuple(rest[:size]))
+        rest = rest[size:]
+    channels = {
+        net: WiredChannel(net, draw(st.sampled_from("abc")), NETS.index(net) + 1) for net in nets
+    }
+    order = [channels[n] for n in named] + [channels[n] for n in nets if n not in named]
+    return order, steps
 
 
 @given(wiring())
 def test_the_steps_keep_the_profiles_order_and_name_every_channel_once(drawn):
-    channels, ordered = drawn
-    steps = power_off_steps(channels, {"a": None, "b": None, "c": None}, ordered)
+    channels, profile_steps = drawn
+    steps = power_off_steps(channels, {"a": None, "b": None, "c": None}, profile_steps)
     flat = [
         (t.name, c, n)
         for step in steps
@@ -50,19 +56,21 @@ def test_the_steps_keep_the_profiles_order_and_name_every_channel_once(drawn):
     ]
     assert sorted(flat) == sorted((c.supply, c.channel, c.net) for c in channels)
     step_of = {n: i for i, step in enumerate(steps) for t in step for n in t.nets}
-    in_order = [c.net for c in channels if c.net in ordered]
-    for earlier, later in itertools.pairwise(in_order):
-        # Never later than a net after it; in one step only on one supply, in order.
-        assert step_of[earlier] <= step_of[later]
-        if step_of[earlier] == step_of[later]:
-            [target] = steps[step_of[earlier]]
-            assert target.nets.index(earlier) < target.nets.index(later)
+    profile_step = {n: i for i, step in enumerate(profile_steps) for n in step}
+    for earlier, later in itertools.permutations(profile_step, 2):
+        if profile_step[earlier] < profile_step[later]:
+            # Never after a net of a later step; in one step only on one supply, in order.
+            assert step_of[earlier] <= step_of[later]
+            if step_of[earlier] == step_of[later] and len(steps[step_of[earlier]]) == 1:
+                [target] = steps[step_of[earlier]]
+                assert target.nets.index(earlier) < target.nets.index(later)
+            elif step_of[earlier] == step_of[later]:
+                raise AssertionError(f"{earlier} and {later} sent together across supplies")
     for step in steps:
         assert len({t.name for t in step}) == len(step)  # each supply once a step
-    unordered = {c.net for c in channels} - ordered
-    if unordered:
-        assert {n for t in steps[-1] for n in t.nets} == unordered
-        assert all(step_of[n] > step_of.get(m, -1) for n in unordered for m in ordered)
+    unnamed = {c.net for c in channels} - set(profile_step)
+    if unnamed:
+        assert {n for t in steps[-1] for n in t.nets} == unnamed
 
 
 @dataclass
@@ -126,7 +134,7 @@ def test_the_supplies_of_one_step_are_sent_their_off_commands_at_once(tmp_path):
     barrier = threading.Barrier(2, timeout=5)
     a, b = Supply("a", barrier, log), Supply("b", barrier, log)
     channels = [WiredChannel("N1", "a", 1), WiredChannel("N2", "b", 1)]
-    steps = power_off_steps(channels, {"a": a, "b": b}, ordered=())
+    steps = power_off_steps(channels, {"a": a, "b": b}, [("N1", "N2")])
     pool = SideBySide("test-off", 1)
     try:
         report = drive(tmp_path, plan_of(steps), pool)
@@ -143,7 +151,7 @@ def test_steps_go_in_order_each_once_the_one_before_is_done(tmp_path):
     a, b = Supply("a", alone, log), Supply("b", alone, log)
     # The profile orders N2 (on b) before N1 (on a), then N3 (on a).
     channels = [WiredChannel("N2", "b", 1), WiredChannel("N1", "a", 1), WiredChannel("N3", "a", 2)]
-    steps = power_off_steps(channels, {"a": a, "b": b}, ordered=("N2", "N1", "N3"))
+    steps = power_off_steps(channels, {"a": a, "b": b}, [("N2",), ("N1",), ("N3",)])
     assert [[(t.name, t.nets) for t in step] for step in steps] == [
         [("b", ("N2",))],
         [("a", ("N1", "N3"))],  # consecutive nets of one supply: one exchange, in order
@@ -155,3 +163,39 @@ def test_steps_go_in_order_each_once_the_one_before_is_done(tmp_path):
         pool.close()
     assert log == ["b", "a"]
     assert report.verified, report.unverified
+
+
+def test_a_profile_says_which_nets_go_off_together(tmp_path):
+    import pytest
+
+    from interlock.config import load_profile
+    from interlock.errors import ConfigError
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "profiles" / "mdb24.toml").read_text(encoding="utf-8")
+    assert 'power_off = ["MOTOR", "VBUS", "VLOGIC"]' in text
+    path = tmp_path / "profile.toml"
+    path.write_text(
+        text.replace(
+            'power_off = ["MOTOR", "VBUS", "VLOGIC"]', 'power_off = [["MOTOR", "VBUS"], "VLOGIC"]'
+        ),
+        encoding="utf-8",
+    )
+    profile = load_profile(path)
+    assert profile.power_off_steps == (("MOTOR", "VBUS"), ("VLOGIC",))
+    assert profile.power_off == ("MOTOR", "VBUS", "VLOGIC")
+    assert load_profile(root / "profiles" / "mdb24.toml").power_off_steps == (
+        ("MOTOR",),
+        ("VBUS",),
+        ("VLOGIC",),
+    )
+    for wrong in ('[[], "MOTOR", "VBUS", "VLOGIC"]', '[["MOTOR", 1], "VBUS", "VLOGIC"]',
+                  '[["MOTOR", "VBUS"], "VLOGIC", "VLOGIC"]'):  # fmt: skip
+        path.write_text(
+            text.replace('power_off = ["MOTOR", "VBUS", "VLOGIC"]', f"power_off = {wrong}"),
+            encoding="utf-8",
+        )
+        with pytest.raises(ConfigError) as error:
+            load_profile(path)
+        assert error.value.key == "sequencing.power_off"
+        assert str(path) in str(error.value)
