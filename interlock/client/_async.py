@@ -176,8 +176,15 @@ class AsyncClient:
 
     # -- script ----------------------------------------------------------------------------
 
-    async def set_voltage(self, net: str, volts: float) -> None:
-        await self._call(SET_VOLTAGE, net=net, volts=volts)
+    async def set_voltage(
+        self, net: str, volts: float, *, measure: bool = False
+    ) -> Measurement | None:
+        """As :meth:`interlock.Client.set_voltage`."""
+        if not measure:
+            await self._call(SET_VOLTAGE, net=net, volts=volts)
+            return None
+        result = (await self._call(SET_VOLTAGE, net=net, volts=volts, measure=True))["measurement"]
+        return Measurement(voltage=result["voltage"], current=result["current"])
 
     async def set_current_limit(self, net: str, amps: float) -> None:
         await self._call(SET_CURRENT_LIMIT, net=net, amps=amps)

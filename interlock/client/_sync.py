@@ -227,8 +227,14 @@ class Client:
 
     # -- script ----------------------------------------------------------------------------
 
-    def set_voltage(self, net: str, volts: float) -> None:
-        self._call(SET_VOLTAGE, net=net, volts=volts)
+    def set_voltage(self, net: str, volts: float, *, measure: bool = False) -> Measurement | None:
+        """Program a setpoint; with ``measure``, answer with the net's measurement once
+        the setpoint is in force (one round trip instead of two)."""
+        if not measure:
+            self._call(SET_VOLTAGE, net=net, volts=volts)
+            return None
+        result = self._call(SET_VOLTAGE, net=net, volts=volts, measure=True)["measurement"]
+        return Measurement(voltage=result["voltage"], current=result["current"])
 
     def set_current_limit(self, net: str, amps: float) -> None:
         self._call(SET_CURRENT_LIMIT, net=net, amps=amps)

@@ -35,10 +35,15 @@ class ScriptActions:
 
     # -- the actions ------------------------------------------------------------------
 
-    def set_voltage(self, who: Identity, lease_id: str | None, net: str, volts: float) -> None:
+    def set_voltage(
+        self, who: Identity, lease_id: str | None, net: str, volts: float, measure: bool = False
+    ) -> dict[str, float] | None:
+        """The setpoint; with ``measure``, then the net's measurement, in one request."""
         self._finite(who, net, "voltage", volts)
         self._holder_only(who, lease_id, "set", net=net, quantity="voltage", value=volts)
-        self._controller().set_voltage(net, volts, who=who.who, client=who.client)
+        controller = self._controller()
+        controller.set_voltage(net, volts, who=who.who, client=who.client)
+        return controller.measure(net) if measure else None
 
     def set_current_limit(self, who: Identity, lease_id: str | None, net: str, amps: float) -> None:
         self._finite(who, net, "current_limit", amps)

@@ -213,8 +213,11 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     def set_voltage(
         net: str, body: VoltageBody, who: caller(SET_VOLTAGE), request: Request
     ) -> dict[str, Any]:
-        actions.set_voltage(who, request.headers.get(LEASE_HEADER), net, body.volts)
-        return service.status()
+        measured = actions.set_voltage(
+            who, request.headers.get(LEASE_HEADER), net, body.volts, body.measure
+        )
+        status = service.status()
+        return status if measured is None else {**status, "measurement": measured}
 
     @route(SET_CURRENT_LIMIT, summary="program a net's current limit")
     def set_current_limit(

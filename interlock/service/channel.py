@@ -115,8 +115,8 @@ _Handler = Callable[[ScriptActions, Identity, str | None, Any], Any]
 HANDLERS: dict[str, _Handler] = {
     STATUS.name: lambda actions, who, lease, a: actions.status(who),
     MEASURE.name: lambda actions, who, lease, a: actions.measure(a.net),
-    SET_VOLTAGE.name: lambda actions, who, lease, a: actions.set_voltage(
-        who, lease, a.net, a.volts
+    SET_VOLTAGE.name: lambda actions, who, lease, a: _measured(
+        actions.set_voltage(who, lease, a.net, a.volts, a.measure)
     ),
     SET_CURRENT_LIMIT.name: (
         lambda actions, who, lease, a: actions.set_current_limit(who, lease, a.net, a.amps)
@@ -126,6 +126,12 @@ HANDLERS: dict[str, _Handler] = {
     HEARTBEAT.name: lambda actions, who, lease, a: actions.heartbeat(a.lease_id),
     ESTOP.name: lambda actions, who, lease, a: actions.estop(who),
 }
+
+
+def _measured(measurement: dict[str, float] | None) -> dict[str, Any] | None:
+    """A change asked with its measurement answers ``{"measurement": ...}`` (as on HTTP,
+    beside the status there)."""
+    return None if measurement is None else {"measurement": measurement}
 
 
 # Built once: json.dumps/loads with options build a new coder on every call.

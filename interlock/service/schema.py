@@ -60,6 +60,9 @@ class ArmBody(Arguments):
 
 class VoltageBody(Arguments):
     volts: float = Field(description="setpoint in volts")
+    measure: bool = Field(
+        False, description="answer with the net's measurement once the setpoint is in force"
+    )
 
 
 class CurrentLimitBody(Arguments):

@@ -521,3 +521,25 @@ def test_a_start_refused_for_a_running_service_leaves_its_files_alone(served):
         ServiceThread(Service(served.bench_path)).start()
     assert pid_file.read_text() == "12345\n"
     assert channel_path(socket_path).exists()
+
+
+def test_a_change_and_its_measurement_in_one_round_trip(served, line):
+    _arm(served)
+    script = served.client("script")
+    with script.lease():
+        bring_up(script)
+        measured = script.set_voltage("VLOGIC", 4.5, measure=True)
+        assert measured["voltage"] == pytest.approx(4.5, abs=0.05)
+        assert script.set_voltage("VLOGIC", 4.6) is None
+        conn = line("script")
+        request = {"op": "set_voltage", "net": "VLOGIC", "volts": 4.7, "lease": script._lease.id}
+        reply = conn.call({**request, "measure": True})
+        assert reply["ok"]["measurement"]["voltage"] == pytest.approx(4.7, abs=0.05)
+        refused = conn.call({**request, "measure": 1})
+        assert refused["error"] == "InvalidRequest" and "measure" in refused["message"]
+        script.output_off("VLOGIC")
+        script.set_relay("K1", False)
+    entries = _journal(served)
+    asked = next(i for i, e in enumerate(entries) if e.kind == "request"
+                 and e.payload.get("value") == 4.5)  # fmt: skip
+    assert any(e.kind == "measurement" for e in entries[asked:])
