@@ -128,6 +128,8 @@ def run(quick: bool = False, *, minutes: float | None = None, hogs: int = 4,
         def end() -> None:
             stop.set()
             for proc in procs:
+                if proc.pid is None:
+                    continue  # never started
                 proc.join(30)
                 if proc.is_alive():
                     proc.terminate()
