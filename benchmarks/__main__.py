@@ -26,11 +26,13 @@ BENCHMARKS = {
     "overhead": ("benchmarks.overhead", "overhead per checked setpoint change"),
     "time_to_safe": ("benchmarks.time_to_safe", "time to safe state, 4 live nets"),
     "estop_flood": ("benchmarks.estop_flood", "emergency stop under a flood of requests"),
+    "estop_exec": ("benchmarks.estop_exec", "interlock estop from exec to the stop journaled"),
     "monitor_scaling": ("benchmarks.monitor_scaling", "monitor poll rate against live nets"),
     "journal_throughput": ("benchmarks.journal_throughput", "durable journal entries per second"),
     "memory": ("benchmarks.memory", "service resident memory over a long run"),
     "firmware_watchdog": ("benchmarks.firmware_watchdog", "relay board watchdog and E-stop"),
     "guardian": ("benchmarks.guardian", "kill -9 of the service to supplies off"),
+    "under_load": ("benchmarks.under_load", "no false trips beside CPU-bound processes"),
 }
 
 

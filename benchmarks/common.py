@@ -110,8 +110,15 @@ class GeneratedBench:
         return f"psu{i // 3 + 1}", i % 3 + 1
 
 
-def make_bench(directory: Path, nets: int, *, monitor_period: str = "50 ms") -> GeneratedBench:
-    """Write a bench and its profile for ``nets`` nets into ``directory``."""
+def make_bench(
+    directory: Path, nets: int, *, monitor_period: str = "50 ms", power_off: str = "reversed"
+) -> GeneratedBench:
+    """Write a bench and its profile for ``nets`` nets into ``directory``.
+
+    ``power_off``: ``reversed`` (the profile orders every net, the last on first off:
+    each a step of the safe state) or ``together`` (one step of every net, reversed:
+    every supply sent its off command at once).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     names = [net_name(i + 1) for i in range(nets)]
     supplies = math.ceil(nets / 3)
@@ -208,7 +215,7 @@ def make_bench(directory: Path, nets: int, *, monitor_period: str = "50 ms") -> 
     profile += [
         "[sequencing]",
         f"power_on = [{order}]",
-        f"power_off = [{reverse}]",
+        f"power_off = [{reverse if power_off == 'reversed' else f'[{reverse}]'}]",
         "",
         "[rules]",
         f'max_total_power = "{nets * 2.5:g} W"',

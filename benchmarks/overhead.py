@@ -10,6 +10,8 @@ process of its own, 1 ms response latency, loopback TCP):
 - **a, service**: the Python client (``interlock.connect``) of ``interlock
   serve`` running in another process, over the service's command channel
   (one JSON line each way on a Unix socket);
+- **a1**: the same change asked with its measurement in one round trip
+  (``client.set_voltage(net, volts, measure=True)``);
 - **a-http**, for reference: the same change through the service's HTTP API
   (``PUT /nets/N01/voltage``, ``GET /nets/N01/measurement``, httpx);
 - **a0**, for reference: two ``status`` calls over the command channel, no
@@ -250,6 +252,9 @@ def variants(directory: Path) -> Iterator[Variants]:
             client.set_voltage(NET, volts)
             client.measure(NET)
 
+        def through_service_at_once(volts: float) -> None:
+            client.set_voltage(NET, volts, measure=True)
+
         def in_process(volts: float) -> None:
             controller.set_voltage(NET, volts)
             controller.measure(NET)
@@ -273,6 +278,7 @@ def variants(directory: Path) -> Iterator[Variants]:
 
         changes = {
             "a": through_service,
+            "a1": through_service_at_once,
             "a-http": through_http,
             "a0": channel_only,
             "b": in_process,
@@ -287,6 +293,7 @@ def variants(directory: Path) -> Iterator[Variants]:
 
 LABELS = {
     "a": "a. service (Python client, command channel)",
+    "a1": "a1. service, change and measurement in one round trip",
     "a-http": "a-http. service, HTTP API",
     "a0": "a0. service, 2 x status only",
     "b": "b. in-process Controller",

@@ -14,13 +14,14 @@ command modules; none of them imports it.
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
 import sys
+from typing import TYPE_CHECKING
 
 from interlock.errors import InterlockError
 from interlock.exits import EXIT_INTERRUPTED, MEANINGS, exit_code_for
+
+if TYPE_CHECKING:
+    import argparse
 
 # One module per sub-command family, in the order shown by --help.
 COMMAND_MODULES = [
@@ -49,6 +50,10 @@ def _exit_codes() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here: `interlock estop` goes out before any of this (see main).
+    import argparse
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="interlock",
         description="Safety interlock controller for hardware test benches.",
@@ -68,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["estop"]:
+        # The stop first, before the rest of the program is imported; it steps aside
+        # (None) for anything it does not understand, and the full command runs.
+        from interlock.commands.estop import main as stop
+
+        done = stop(words[1:])
+        if done is not None:
+            return done
+    import logging
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

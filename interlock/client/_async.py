@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
@@ -178,8 +177,15 @@ class AsyncClient:
 
     # -- script ----------------------------------------------------------------------------
 
-    async def set_voltage(self, net: str, volts: float) -> None:
-        await self._call(SET_VOLTAGE, net=net, volts=volts)
+    async def set_voltage(
+        self, net: str, volts: float, *, measure: bool = False
+    ) -> Measurement | None:
+        """As :meth:`interlock.Client.set_voltage`."""
+        if not measure:
+            await self._call(SET_VOLTAGE, net=net, volts=volts)
+            return None
+        result = (await self._call(SET_VOLTAGE, net=net, volts=volts, measure=True))["measurement"]
+        return Measurement(voltage=result["voltage"], current=result["current"])
 
     async def set_current_limit(self, net: str, amps: float) -> None:
         await self._call(SET_CURRENT_LIMIT, net=net, amps=amps)
@@ -249,14 +255,23 @@ class AsyncLease:
         return self
 
     async def _keep(self, period: float) -> None:
-        """Hold the watch stream open and heartbeat; ends on release (cancelled) or a failure."""
-        http = self.client._http
-        lease = {"lease_id": self.id}
+        """Hold the watch stream open and heartbeat on a schedule of its own (a task
+        beside the stream: a late line never delays a heartbeat); ends on release
+        (cancelled) or a failure."""
+        beating = asyncio.create_task(self._beat(period))
         try:
-            last = time.monotonic()
+            await self._watch()
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+
+    async def _watch(self) -> None:
+        http = self.client._http
+        try:
             async with http.stream(
                 WATCH_LEASE.method,
-                WATCH_LEASE.path(lease),
+                WATCH_LEASE.path({"lease_id": self.id}),
                 timeout=httpx.Timeout(10, read=max(1.0, self.timeout)),
             ) as response:
                 if not response.is_success:
@@ -265,15 +280,30 @@ class AsyncLease:
                 async for line in response.aiter_lines():
                     if line and json.loads(line).get("ended"):
                         break
-                    if time.monotonic() - last >= period:
-                        result_of(await http.request(HEARTBEAT.method, HEARTBEAT.path(lease)))
-                        last = time.monotonic()
-            if not self._released:
-                self.lost = "the service ended the lease"
+            self._lose("the service ended the lease")
         except (httpx.HTTPError, InterlockError) as exc:
-            if not self._released:
-                self.lost = f"{type(exc).__name__}: {exc}"
-                log.error("lease of bench %s lost: %s", self.client.name, self.lost)
+            self._lose(f"{type(exc).__name__}: {exc}")
+
+    async def _beat(self, period: float) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        try:
+            while True:
+                next_at = max(next_at + period, loop.time())
+                await asyncio.sleep(next_at - loop.time())
+                await self.client._call(HEARTBEAT, lease_id=self.id)
+        except InterlockError as exc:
+            self._lose(f"{type(exc).__name__}: {exc}")
+            # One gone, both gone: end the watch stream too.
+            task = self._task
+            if task is not None:
+                task.cancel()
+
+    def _lose(self, why: str) -> None:
+        if self._released or self.lost is not None:
+            return
+        self.lost = why
+        log.error("lease of bench %s lost: %s", self.client.name, why)
 
     async def release(self) -> None:
         """Give the lease back (the service trips the bench if a net is still live).

@@ -232,8 +232,14 @@ class Client:
 
     # -- script ----------------------------------------------------------------------------
 
-    def set_voltage(self, net: str, volts: float) -> None:
-        self._call(SET_VOLTAGE, net=net, volts=volts)
+    def set_voltage(self, net: str, volts: float, *, measure: bool = False) -> Measurement | None:
+        """Program a setpoint; with ``measure``, answer with the net's measurement once
+        the setpoint is in force (one round trip instead of two)."""
+        if not measure:
+            self._call(SET_VOLTAGE, net=net, volts=volts)
+            return None
+        result = self._call(SET_VOLTAGE, net=net, volts=volts, measure=True)["measurement"]
+        return Measurement(voltage=result["voltage"], current=result["current"])
 
     def set_current_limit(self, net: str, amps: float) -> None:
         self._call(SET_CURRENT_LIMIT, net=net, amps=amps)
@@ -312,7 +318,7 @@ class Lease:
         self.timeout = 0.0
         self.lost: str | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def acquire(self) -> Lease:
         if self.client._lease is not None:
@@ -321,24 +327,28 @@ class Lease:
         self.id, self.timeout = granted["id"], float(granted["timeout"])
         self.client._http.headers[LEASE_HEADER] = self.id
         self.client._lease = self
-        self._thread = threading.Thread(
-            target=self._keep,
-            args=(float(granted["heartbeat"]),),
-            name="interlock-lease",
-            daemon=True,
-        )
-        self._thread.start()
+        # Two threads: the heartbeats keep their own schedule, whatever the watch stream
+        # does; the watch stream only tells the service at once that we are gone.
+        self._threads = [
+            threading.Thread(target=self._watch, name="interlock-lease-watch", daemon=True),
+            threading.Thread(
+                target=self._beat,
+                args=(float(granted["heartbeat"]),),
+                name="interlock-lease",
+                daemon=True,
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
         return self
 
-    def _keep(self, period: float) -> None:
-        """Hold the watch stream open and heartbeat; ends on release or any failure."""
+    def _watch(self) -> None:
+        """Hold the watch stream open; ends on release or any failure."""
         http = self.client._new_http()
-        lease = {"lease_id": self.id}
         try:
-            last = time.monotonic()
             with http.stream(
                 WATCH_LEASE.method,
-                WATCH_LEASE.path(lease),
+                WATCH_LEASE.path({"lease_id": self.id}),
                 timeout=httpx.Timeout(10, read=max(1.0, self.timeout)),
             ) as response:
                 if not response.is_success:
@@ -346,18 +356,38 @@ class Lease:
                     result_of(response)
                 for line in response.iter_lines():
                     if self._stop.is_set() or (line and json.loads(line).get("ended")):
-                        return
-                    if time.monotonic() - last >= period:
-                        result_of(http.request(HEARTBEAT.method, HEARTBEAT.path(lease)))
-                        last = time.monotonic()
+                        break
             if not self._stop.is_set():
-                self.lost = "the service ended the lease"
+                self._lose("the service ended the lease")
         except (httpx.HTTPError, InterlockError) as exc:
-            if not self._stop.is_set():
-                self.lost = f"{type(exc).__name__}: {exc}"
-                log.error("lease of bench %s lost: %s", self.client.name, self.lost)
+            self._lose(f"{type(exc).__name__}: {exc}")
         finally:
             http.close()
+
+    def _beat(self, period: float) -> None:
+        """Heartbeat every ``period`` on a fixed schedule (over the command channel when
+        local: served by a thread of its own in the service, never queued behind the
+        event loop); ends on release or any failure."""
+        next_at = time.monotonic()
+        try:
+            while True:
+                next_at += period
+                # Late (a busy machine): beat now, and keep the schedule from here.
+                next_at = max(next_at, time.monotonic())
+                if self._stop.wait(next_at - time.monotonic()):
+                    return
+                self.client._call(HEARTBEAT, lease_id=self.id)
+        except InterlockError as exc:
+            self._lose(f"{type(exc).__name__}: {exc}")
+        finally:
+            self._stop.set()  # one gone, both gone: the watch stream closes too
+
+    def _lose(self, why: str) -> None:
+        if self._stop.is_set() or self.lost is not None:
+            return
+        self.lost = why
+        self._stop.set()
+        log.error("lease of bench %s lost: %s", self.client.name, why)
 
     def release(self) -> None:
         """Give the lease back (the service trips the bench if a net is still live)."""
@@ -370,9 +400,9 @@ class Lease:
             if self.lost is None:
                 self.client._call(RELEASE_LEASE, lease_id=self.id)
         finally:
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-                self._thread = None
+            for thread in self._threads:
+                thread.join(timeout=5)
+            self._threads = []
 
     def client_closing(self) -> None:
         """Its client is closing: nobody would heartbeat any more, so it is given back."""

@@ -17,8 +17,10 @@ from pathlib import Path
 from interlock.config.bounds import (
     CURRENT_LIMIT,
     MAX_CURRENT,
+    MAX_ITEMS,
     MAX_SLEW,
     MAX_STEP,
+    MAX_TEXT,
     MAX_TITLE,
     READBACK_ABSOLUTE,
     READBACK_ABSOLUTE_SHARE,
@@ -77,6 +79,10 @@ class Profile:
     # [rules] unlisted_max_stray_voltage: a wired supply channel of no net here, output
     # off at arming, may measure this much (None: the limit engine's default).
     unlisted_max_stray_voltage: float | None = None
+    # The steps of power_off, in order: the nets of one step may go off together (an
+    # array of names in the file); power_off is them one after another. Empty: each net
+    # a step of its own.
+    power_off_steps: tuple[tuple[str, ...], ...] = ()
 
     @property
     def shown_path(self) -> str:
@@ -116,7 +122,8 @@ def load_profile(path: str | Path) -> Profile:
 
     sequencing = root.table("sequencing")
     power_on = tuple(sequencing.string_list("power_on"))
-    power_off = tuple(sequencing.string_list("power_off"))
+    power_off_steps = _steps(sequencing, "power_off")
+    power_off = tuple(net for step in power_off_steps for net in step)
     for key, order in (("power_on", power_on), ("power_off", power_off)):
         if sorted(order) != sorted(nets):
             raise sequencing.error(
@@ -161,7 +168,29 @@ def load_profile(path: str | Path) -> Profile:
         never_together=tuple(never_together),
         open_before_change=tuple(open_before),
         unlisted_max_stray_voltage=unlisted_stray,
+        power_off_steps=power_off_steps,
     )
+
+
+def _steps(table: Table, key: str) -> tuple[tuple[str, ...], ...]:
+    """An order whose entries are a name, or an array of names that go together."""
+    value = table.data.get(key)
+    if not isinstance(value, list) or all(isinstance(entry, str) for entry in value):
+        return tuple((name,) for name in table.string_list(key) or [])
+    value = table._take(key, True)
+    if len(value) > MAX_ITEMS:
+        raise table.error(key, f"expected at most {MAX_ITEMS} entries, got {len(value)}")
+    steps = []
+    for entry in value:
+        names = entry if isinstance(entry, list) else [entry]
+        if not names or not all(
+            isinstance(n, str) and n and len(n) <= MAX_TEXT and n.isprintable() for n in names
+        ):
+            raise table.error(
+                key, "expected names, or arrays of names that go off together (non-empty)"
+            )
+        steps.append(tuple(names))
+    return tuple(steps)
 
 
 def _ordered(table: Table, key: str, low: float, high: float) -> None:

@@ -46,8 +46,9 @@ from interlock.controller.safe_state import (
     OffPlan,
     SafeStateReport,
     drive_safe,
-    supplies_in_power_off_order,
+    power_off_steps,
 )
+from interlock.controller.side_by_side import SideBySide
 from interlock.controller.supervisor import BoardSupervisor
 from interlock.errors import (
     ConfigError,
@@ -89,6 +90,10 @@ class Controller:
         self.last_safe_state: SafeStateReport | None = None
         self._operation = threading.RLock()
         self._safe_lock = threading.Lock()
+        # The safe state's off commands to the supplies of one power-off step, at once.
+        self._off_side_by_side = SideBySide(
+            "interlock-safe-state", len(self.instruments.supplies) - 1
+        )
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._actuation = Actuation(
             journal=journal,
@@ -296,6 +301,7 @@ class Controller:
                 self.journal,
                 stop_heartbeat=self.supervisor.stop_heartbeat,
                 state=lambda: self.state,
+                side_by_side=self._off_side_by_side,
             )
             self.last_safe_state = report
         if self.state == "live" and self.fault_cause is None:
@@ -307,8 +313,11 @@ class Controller:
     def _off_plan(self) -> OffPlan:
         instruments = self.instruments
         return OffPlan(
-            supplies=supplies_in_power_off_order(
-                power_off_channels(self.bench, self.limits.power_off), instruments.supplies
+            steps=power_off_steps(
+                power_off_channels(self.bench, self.limits.power_off),
+                instruments.supplies,
+                self.configuration.profile.power_off_steps
+                or [(net,) for net in self.limits.power_off],
             ),
             all_supplies=tuple(instruments.supplies),
             board=instruments.board,
@@ -344,6 +353,8 @@ class Controller:
                     self.supervisor.start()
                 self.trip("identity", "; ".join(str(f) for f in failures))
                 raise failures[0]
+            # Fed from here: the board's watchdog is armed by its first frame.
+            self.supervisor.start(quiet=True)
             previous_stop = self._arming.previous_stop()
             there = self._arming.found()
             board_state = self.instruments.board.get_state()
@@ -380,6 +391,7 @@ class Controller:
                 report = self.safe_state("controller closing")
             self.monitor.stop()
             self.supervisor.stop()
+            self._off_side_by_side.close()
             if self.state != "disconnected":
                 unclean = self._arming.release(report, self.fault_cause)
                 with contextlib.suppress(JournalError, StateError):

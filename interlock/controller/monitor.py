@@ -3,9 +3,11 @@
 A pass reads the live nets of one supply in one exchange (a channel list),
 and asks the limit engine (:func:`~interlock.limits.measurements.check_live`)
 about each reading; the first finding trips the bench. Supplies are polled
-one after the other, each through :meth:`Monitor.poll_supply`, which touches
-nothing of another supply's. A pass commits the journal once, so that what
-it (or anyone) staged is on disk within a monitor period.
+side by side (each has a session of its own), each through
+:meth:`Monitor.poll_supply`, which touches nothing of another supply's; a
+finding trips the bench as soon as its supply has answered, whatever the
+others are doing. A pass commits the journal once, so that what it (or
+anyone) staged is on disk within a monitor period.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from interlock.controller.commanded import Commanded
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments
+from interlock.controller.side_by_side import SideBySide
 from interlock.controller.worker import Trip, Worker
 from interlock.journal import Journal
 from interlock.limits import NetState, PinnedLimits
@@ -59,6 +62,7 @@ class Monitor(Worker):
         self._limits = limits
         self._clock = clock
         self.passes = 0
+        self._side_by_side = SideBySide("interlock-monitor", len(instruments.supplies))
         # Per net: the last reading, for status.
         self._readings: dict[str, Reading] = {}
 
@@ -85,6 +89,10 @@ class Monitor(Worker):
         if since is not None and journal.clock.monotonic() - since >= self.period:
             journal.flush()
 
+    def stop(self) -> None:
+        super().stop()
+        self._side_by_side.close()
+
     def poll_live_nets(self) -> None:
         """One pass: every live net measured in one exchange per supply."""
         limits = self._limits()
@@ -93,8 +101,11 @@ class Monitor(Worker):
         for net in self._commanded.live_nets:
             if net in limits.nets:
                 by_supply.setdefault(ports[net].supply, []).append(net)
-        for supply, nets in by_supply.items():
-            found = self.poll_supply(supply, nets, limits)
+        supplies = list(by_supply.items())
+        polls = self._side_by_side.as_done(
+            lambda item: self.poll_supply(item[0], item[1], limits), supplies
+        )
+        for found in polls:
             if found is not None:
                 net, finding = found
                 self._trip_bench("monitor", f"{net}: {finding.problem}", finding=finding)

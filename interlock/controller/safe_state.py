@@ -1,8 +1,10 @@
 """The safe-state procedure: outputs off in power-off order, relays open, verified.
 
-It is given what it acts on (:class:`OffPlan`: each supply with its wired
-channels in power-off order, the board) and the journal, and reaches into
-nothing else. It carries on past individual errors and reports what it could
+It is given what it acts on (:class:`OffPlan`: the power-off steps, each
+supply with its wired channels, the board) and the journal, and reaches into
+nothing else. The steps go in order; within a step the supplies are sent
+their off commands side by side (:func:`power_off_steps` says what may go
+together). It carries on past individual errors and reports what it could
 not verify. When a supply does not answer, the relays are opened before
 trying to reach it again: they disconnect the DUT whatever the supply is
 doing. When the journal itself cannot be written, the off commands go out all
@@ -22,10 +24,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from interlock.config import WiredChannel
+from interlock.controller.side_by_side import SideBySide
 from interlock.errors import InstrumentError, JournalError
 from interlock.journal import Journal
 from interlock.protocols import PowerSupply, RelayBank
@@ -82,29 +85,68 @@ class OffPlan:
     """What the safe state acts on. ``trusted(name)`` is asked as each step runs: an
     instrument that is not the one bench.toml names is never commanded, not even off."""
 
-    supplies: tuple[SupplyOff, ...]  # those with wired channels, in power-off order
+    steps: tuple[tuple[SupplyOff, ...], ...]  # in power-off order; one step's supplies at once
     all_supplies: tuple[str, ...]
     board: RelayBank
     trusted: Callable[[str], bool]
     identify: Callable[[PowerSupply], None]  # raises unless it is the one named
     relays_of: Callable[[Iterable[int]], frozenset[str]]
 
-
-def supplies_in_power_off_order(
-    channels: Sequence[WiredChannel], supplies: Mapping[str, PowerSupply]
-) -> tuple[SupplyOff, ...]:
-    """Each supply once, in the order its first channel comes in ``channels``."""
-    wired: dict[str, list[WiredChannel]] = {}
-    for channel in channels:
-        wired.setdefault(channel.supply, []).append(channel)
-    return tuple(
-        SupplyOff(
-            name,
-            supplies[name],
-            tuple(c.channel for c in chans),
-            tuple(c.net for c in chans),
+    @property
+    def supplies(self) -> tuple[SupplyOff, ...]:
+        """Each supply once with all its wired channels, in the order the steps name them."""
+        merged: dict[str, list[SupplyOff]] = {}
+        for step in self.steps:
+            for target in step:
+                merged.setdefault(target.name, []).append(target)
+        return tuple(
+            SupplyOff(
+                name,
+                parts[0].supply,
+                tuple(c for part in parts for c in part.channels),
+                tuple(n for part in parts for n in part.nets),
+            )
+            for name, parts in merged.items()
         )
-        for name, chans in wired.items()
+
+
+def power_off_steps(
+    channels: Sequence[WiredChannel],
+    supplies: Mapping[str, PowerSupply],
+    steps: Sequence[Collection[str]],
+) -> tuple[tuple[SupplyOff, ...], ...]:
+    """The safe state's steps, from ``channels`` in power-off order and the profile's
+    ``steps`` (its ``power_off``: a net, or an array of nets that go off together).
+
+    A step goes only once the one before it is done; the supplies of one step are sent
+    their off commands at once. Consecutive steps of one supply alone share its exchange
+    (it executes a channel list in order). The wired nets the profile does not name are
+    one last step: nothing says which of them comes first.
+    """
+    step_of = {net: i for i, step in enumerate(steps) for net in step}
+    grouped: dict[int, dict[str, list[WiredChannel]]] = {}
+    for channel in channels:
+        index = step_of.get(channel.net, len(steps))
+        grouped.setdefault(index, {}).setdefault(channel.supply, []).append(channel)
+    merged: list[dict[str, list[WiredChannel]]] = []
+    for index in sorted(grouped):
+        step = grouped[index]
+        last = merged[-1] if merged and index < len(steps) else None
+        if last is not None and len(last) == 1 and list(last) == list(step):
+            next(iter(last.values())).extend(next(iter(step.values())))
+        else:
+            merged.append(step)
+    return tuple(
+        tuple(
+            SupplyOff(
+                name,
+                supplies[name],
+                tuple(c.channel for c in chans),
+                tuple(c.net for c in chans),
+            )
+            for name, chans in step.items()
+        )
+        for step in merged
     )
 
 
@@ -115,16 +157,20 @@ def drive_safe(
     *,
     stop_heartbeat: Callable[[str], None],
     state: Callable[[], str],
+    side_by_side: SideBySide | None = None,
 ) -> SafeStateReport:
+    together = side_by_side.all if side_by_side is not None else _one_after_another
     report = SafeStateReport(reason=reason, started=time.monotonic())
     unjournaled_before = journal.unjournaled
     unreachable: dict[str, str] = {}  # supply -> why it did not answer
 
     for name in sorted(n for n in plan.all_supplies if not plan.trusted(n)):
         report.unverified.append(f"{name}: not the instrument bench.toml names; not commanded")
-    for target in plan.supplies:
-        if plan.trusted(target.name):
-            outcome = _turn_off(target)
+    for step in plan.steps:
+        # A supply that did not answer in an earlier step is not waited for again here:
+        # it is reconnected once the relays are open.
+        targets = [t for t in step if plan.trusted(t.name) and t.name not in unreachable]
+        for target, outcome in zip(targets, together(_turn_off, targets), strict=True):
             outcome.into(report)
             if outcome.unreachable is not None:
                 unreachable[target.name] = outcome.unreachable
@@ -143,21 +189,21 @@ def drive_safe(
     # A supply that stopped answering: reconnect, re-identify, then turn it off. Not
     # with the journal down: its identity check would wait for the journal, and the
     # relays are open already.
-    targets = {target.name: target for target in plan.supplies}
+    targets_by_supply = {target.name: target for target in plan.supplies}
     for name in sorted(unreachable):
         if journal_down:
             report.unverified.append(f"{name}: unreachable ({unreachable[name]}); not retried")
         else:
-            _reconnect_and_turn_off(targets[name], unreachable[name], plan.identify).into(report)
+            target = targets_by_supply[name]
+            _reconnect_and_turn_off(target, unreachable[name], plan.identify).into(report)
 
     # Verify by reading back (pure queries: journaled with the next commit): outputs
     # and relay contacts.
     outputs_ok = True
-    for target in plan.supplies:
-        if plan.trusted(target.name):
-            outcome = _verify_off(target)
-            outcome.into(report)
-            outputs_ok = outputs_ok and not outcome.unverified
+    trusted = [target for target in targets_by_supply.values() if plan.trusted(target.name)]
+    for outcome in together(_verify_off, trusted):
+        outcome.into(report)
+        outputs_ok = outputs_ok and not outcome.unverified
     if outputs_ok:
         report.outputs_off_at = time.monotonic()
     if journal_down:
@@ -193,6 +239,12 @@ def drive_safe(
     if report.unverified:
         log.error("safe state not fully verified (%s): %s", reason, "; ".join(report.unverified))
     return report
+
+
+def _one_after_another(
+    work: Callable[[SupplyOff], SupplyOutcome], targets: Sequence[SupplyOff]
+) -> list[SupplyOutcome]:
+    return [work(target) for target in targets]
 
 
 def _turn_off(target: SupplyOff) -> SupplyOutcome:

@@ -40,6 +40,7 @@ class BoardSupervisor(Worker):
         self._starved: str | None = None
         self._holds = 0
         self._holds_lock = threading.Lock()
+        self._quiet = False
 
     def clear_seen(self) -> None:
         self._seen.clear()
@@ -72,6 +73,12 @@ class BoardSupervisor(Worker):
 
     def once(self) -> None:
         board = self._board
+        if self._quiet:
+            # Start-up: only the heartbeat (start-up reads and reports what it finds).
+            if self._starved is None and not self._holds:
+                with contextlib.suppress(InstrumentError):
+                    board.heartbeat()
+            return
         self._drain_events(board)
         if self._starved is not None or self._holds:
             return
@@ -114,6 +121,13 @@ class BoardSupervisor(Worker):
             elif event.kind == "BOOT":
                 self._report("relay-board", "board restarted: its relays were reset")
 
-    def start(self) -> None:
+    def start(self, *, quiet: bool = False) -> None:
+        """Heartbeat and report; ``quiet``: heartbeat only, until started without it.
+
+        The board's watchdog arms at the first frame it is sent, and start-up's reads
+        and checks after that may take longer than the watchdog on a busy machine: it
+        is fed from the moment the board is known to be the one bench.toml names.
+        """
         self._starved = None
+        self._quiet = quiet
         super().start()

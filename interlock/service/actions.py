@@ -1,4 +1,5 @@
-"""What a script may do to the bench, with the service's own checks around the controller's.
+"""What a script may do to the bench, with the service's own checks around the controller's
+(and the emergency stop, which anyone may).
 
 One implementation for both ways in: the HTTP routes (:mod:`.app`) and the
 command channel (:mod:`.channel`) call these, so a check cannot be present
@@ -34,10 +35,15 @@ class ScriptActions:
 
     # -- the actions ------------------------------------------------------------------
 
-    def set_voltage(self, who: Identity, lease_id: str | None, net: str, volts: float) -> None:
+    def set_voltage(
+        self, who: Identity, lease_id: str | None, net: str, volts: float, measure: bool = False
+    ) -> dict[str, float] | None:
+        """The setpoint; with ``measure``, then the net's measurement, in one request."""
         self._finite(who, net, "voltage", volts)
         self._holder_only(who, lease_id, "set", net=net, quantity="voltage", value=volts)
-        self._controller().set_voltage(net, volts, who=who.who, client=who.client)
+        controller = self._controller()
+        controller.set_voltage(net, volts, who=who.who, client=who.client)
+        return controller.measure(net) if measure else None
 
     def set_current_limit(self, who: Identity, lease_id: str | None, net: str, amps: float) -> None:
         self._finite(who, net, "current_limit", amps)
@@ -77,6 +83,15 @@ class ScriptActions:
         details: dict[str, Any] = {"text": text} if step is None else {"step": step, "text": text}
         self._holder_only(who, lease_id, "note", **details)
         self.service.journal.request(who.who, who.client, "note", durable=False, **details)
+
+    def estop(self, who: Identity) -> dict[str, Any]:
+        """Anyone may stop: the emergency stop, then the bench's status after it."""
+        self._controller().emergency_stop(who.who, client=who.client)
+        return self.service.status()
+
+    def heartbeat(self, lease_id: str) -> dict[str, float]:
+        """Keep the lease ``lease_id`` (LeaseError if it is not the one held)."""
+        return {"expires_in": self.service.leases.heartbeat(lease_id).timeout}
 
     def measure(self, net: str) -> dict[str, float]:
         return self._controller().measure(net)

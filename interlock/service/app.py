@@ -210,8 +210,7 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     async def estop(who: caller(ESTOP)) -> dict[str, Any]:
         # Run right here on the event loop, not queued for a worker thread: for these few
         # milliseconds nothing else the service does matters more.
-        controller().emergency_stop(who.who, client=who.client)
-        return service.status()
+        return actions.estop(who)
 
     # -- script --------------------------------------------------------------------
 
@@ -219,8 +218,11 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     def set_voltage(
         net: str, body: VoltageBody, who: caller(SET_VOLTAGE), request: Request
     ) -> dict[str, Any]:
-        actions.set_voltage(who, request.headers.get(LEASE_HEADER), net, body.volts)
-        return service.status()
+        measured = actions.set_voltage(
+            who, request.headers.get(LEASE_HEADER), net, body.volts, body.measure
+        )
+        status = service.status()
+        return status if measured is None else {**status, "measurement": measured}
 
     @route(SET_CURRENT_LIMIT, summary="program a net's current limit")
     def set_current_limit(
@@ -267,8 +269,7 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
 
     @route(HEARTBEAT, summary="keep the lease")
     def heartbeat(lease_id: str, _: caller(HEARTBEAT)) -> dict[str, Any]:
-        lease = service.leases.heartbeat(lease_id)
-        return {"expires_in": lease.timeout}
+        return actions.heartbeat(lease_id)
 
     @route(RELEASE_LEASE, summary="give the lease back (trips if a net is live)")
     def release(lease_id: str, _: caller(RELEASE_LEASE)) -> dict[str, Any]:

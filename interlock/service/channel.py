@@ -7,9 +7,10 @@ checks, the same journal, the same errors) as newline-delimited JSON over a
 Unix socket of its own, next to the HTTP one (``interlock.sock`` ->
 ``interlock.cmd.sock``, owner-only, local only). Each connection is served
 by a thread of its own, with blocking I/O: nothing between the line and the
-controller but JSON. Operator actions, leases, the event streams and the
-emergency stop stay on HTTP (the stop runs on the server's event loop, never
-behind a script's request).
+controller but JSON. Operator actions, taking and giving back
+leases and the event streams stay on HTTP. The emergency stop is on both: on
+the channel it is served by its connection's own thread, behind no other
+request (on HTTP it runs on the server's event loop).
 
 Protocol (one JSON object per line, UTF-8, at most :data:`~.wire.MAX_LINE` bytes;
 strictly one reply per request, in order)::
@@ -23,10 +24,12 @@ strictly one reply per request, in order)::
     -> {"op": "set_voltage", "net": "VLOGIC", "volts": 9.0}
     <- {"error": "LimitViolation", "message": "...", "rule": "...", "where": "...", ...}
 
-Operations and the least role each needs: ``status`` and ``measure``
-(viewer); ``set_voltage`` (``volts``), ``set_current_limit`` (``amps``),
-``set_relay`` (``relay``, ``closed``), ``set_output`` (``on``) and ``note``
-(``text``, ``step``: a marker in the run's journal) (script).
+Operations and the least role each needs: ``status``, ``measure`` and
+``estop`` (viewer); ``set_voltage`` (``volts``), ``set_current_limit`` (``amps``),
+``set_relay`` (``relay``, ``closed``), ``set_output`` (``on``), ``note``
+(``text``, ``step``: a marker in the run's journal) and ``heartbeat``
+(``lease_id``: a lease's heartbeat, served by the connection's own thread,
+never queued behind the HTTP server's event loop) (script).
 Each line is parsed into the model its HTTP route takes, defined once in
 :mod:`.schema` (strict: ``true`` is not ``1.0``, ``"5"`` is not ``5``).
 ``lease`` names the lease held, as the HTTP ``X-Interlock-Lease`` header
@@ -65,6 +68,8 @@ from interlock.service.access import UNIX_PEER, Gatekeeper, Identity
 from interlock.service.actions import ScriptActions
 from interlock.service.schema import (
     CHANNEL,
+    ESTOP,
+    HEARTBEAT,
     MEASURE,
     NOTE,
     SET_CURRENT_LIMIT,
@@ -112,8 +117,8 @@ _Handler = Callable[[ScriptActions, Identity, str | None, Any], Any]
 HANDLERS: dict[str, _Handler] = {
     STATUS.name: lambda actions, who, lease, a: actions.status(who),
     MEASURE.name: lambda actions, who, lease, a: actions.measure(a.net),
-    SET_VOLTAGE.name: lambda actions, who, lease, a: actions.set_voltage(
-        who, lease, a.net, a.volts
+    SET_VOLTAGE.name: lambda actions, who, lease, a: _measured(
+        actions.set_voltage(who, lease, a.net, a.volts, a.measure)
     ),
     SET_CURRENT_LIMIT.name: (
         lambda actions, who, lease, a: actions.set_current_limit(who, lease, a.net, a.amps)
@@ -121,7 +126,15 @@ HANDLERS: dict[str, _Handler] = {
     SET_RELAY.name: lambda actions, who, lease, a: actions.set_relay(who, lease, a.relay, a.closed),
     SET_OUTPUT.name: lambda actions, who, lease, a: actions.set_output(who, lease, a.net, a.on),
     NOTE.name: lambda actions, who, lease, a: actions.note(who, lease, a.text, a.step),
+    HEARTBEAT.name: lambda actions, who, lease, a: actions.heartbeat(a.lease_id),
+    ESTOP.name: lambda actions, who, lease, a: actions.estop(who),
 }
+
+
+def _measured(measurement: dict[str, float] | None) -> dict[str, Any] | None:
+    """A change asked with its measurement answers ``{"measurement": ...}`` (as on HTTP,
+    beside the status there)."""
+    return None if measurement is None else {"measurement": measurement}
 
 
 # Built once: json.dumps/loads with options build a new coder on every call.

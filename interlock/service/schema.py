@@ -60,6 +60,9 @@ class ArmBody(Arguments):
 
 class VoltageBody(Arguments):
     volts: float = Field(description="setpoint in volts")
+    measure: bool = Field(
+        False, description="answer with the net's measurement once the setpoint is in force"
+    )
 
 
 class CurrentLimitBody(Arguments):
@@ -140,7 +143,8 @@ def _channel_model(operation: Operation) -> type[Arguments]:
 STATUS = Operation("status", "viewer", "GET", "/status", channel=True)
 MEASURE = Operation("measure", "viewer", "GET", "/nets/{net}/measurement", "net", channel=True)
 EVENTS = Operation("events", "viewer", "GET", "/events")
-ESTOP = Operation("estop", "viewer", "POST", "/estop")
+# On the command channel too: a connection's own thread serves it, behind nothing.
+ESTOP = Operation("estop", "viewer", "POST", "/estop", channel=True)
 SET_VOLTAGE = Operation(
     "set_voltage", "script", "PUT", "/nets/{net}/voltage", "net", VoltageBody, channel=True
 )
@@ -161,7 +165,9 @@ SET_RELAY = Operation(
 )
 NOTE = Operation("note", "script", "POST", "/notes", body=NoteBody, channel=True)
 ACQUIRE_LEASE = Operation("acquire_lease", "script", "POST", "/leases", body=LeaseBody)
-HEARTBEAT = Operation("heartbeat", "script", "POST", "/leases/{lease_id}/heartbeat", "lease_id")
+HEARTBEAT = Operation(
+    "heartbeat", "script", "POST", "/leases/{lease_id}/heartbeat", "lease_id", channel=True
+)
 WATCH_LEASE = Operation("watch_lease", "script", "GET", "/leases/{lease_id}/watch", "lease_id")
 RELEASE_LEASE = Operation("release_lease", "script", "DELETE", "/leases/{lease_id}", "lease_id")
 ARM = Operation("arm", "operator", "POST", "/arm", body=ArmBody)

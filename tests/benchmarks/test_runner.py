@@ -94,3 +94,21 @@ def test_relay_floor_makes_the_raw_exchanges_and_one_commit(tmp_path):
     with contextlib.closing(sqlite3.connect(tmp_path / "relay" / "relay.sqlite")) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert db.execute("SELECT count(*) FROM entries").fetchone() == (2,)
+
+
+def test_the_time_to_safe_bench_orders_its_power_off_or_leaves_it_to_one_step(tmp_path):
+    from interlock.config import power_off_channels
+    from interlock.controller.safe_state import power_off_steps
+
+    def steps(power_off: str) -> list[list[str]]:
+        bench = make_bench(tmp_path / power_off, RELAY_NETS, power_off=power_off)
+        configuration = load_generated(bench.sim_file)
+        found = power_off_steps(
+            power_off_channels(configuration.bench, configuration.limits.power_off),
+            dict.fromkeys(configuration.bench.instruments),
+            configuration.profile.power_off_steps,
+        )
+        return [sorted(target.name for target in step) for step in found]
+
+    assert steps("reversed") == [["psu2"], ["psu1"]]
+    assert steps("together") == [["psu1", "psu2"]]

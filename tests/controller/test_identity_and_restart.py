@@ -187,3 +187,21 @@ def test_the_id_nets_stray_limit_is_the_profiles(rig_factory, tmp_path):
         reader.close()
     assert fault["rule"] == "identity.stray_voltage"
     assert fault["where"].endswith("profiles/mdb24.toml: identity.max_stray_voltage")
+
+
+def test_a_slow_start_up_keeps_the_boards_watchdog_fed(rig_factory, monkeypatch):
+    # The board's watchdog arms at the first frame it hears (the identity check); what
+    # start-up reads after it took longer than the watchdog on a loaded machine, and the
+    # board tripped before the controller had begun to heartbeat it.
+    from interlock.controller.arming import Arming
+
+    found = Arming.found
+
+    def slow_found(self):
+        time.sleep(PAST_THE_WATCHDOG_S)
+        return found(self)
+
+    monkeypatch.setattr(Arming, "found", slow_found)
+    rig = rig_factory(arm=False)
+    assert (rig.controller.state, rig.controller.fault_cause) == ("safe", None)
+    assert rig.controller.instruments.board.get_state().trip_cause is None

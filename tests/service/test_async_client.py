@@ -139,3 +139,24 @@ def test_no_service_is_service_unavailable_and_said_plainly(short_dir):
     error = _run(scenario())
     assert transport_reason(error) == "no service answers on the socket"
     assert str(error).startswith("service of bench sim-bench-01 on ")
+
+
+def test_the_async_face_asks_a_change_and_its_measurement_at_once(served: Served):
+    async def scenario() -> dict:
+        async with interlock.connect_async(served.bench_path, role="operator") as operator:
+            await operator.arm()
+            async with (
+                interlock.connect_async(served.bench_path, role="script") as script,
+                script.lease(),
+            ):
+                await script.set_current_limit("VLOGIC", 0.3)
+                await script.set_voltage("VLOGIC", 5.0)
+                await script.output_on("VLOGIC")
+                measured = await script.set_voltage("VLOGIC", 4.5, measure=True)
+                assert await script.set_voltage("VLOGIC", 4.6) is None
+                await script.output_off("VLOGIC")
+                await script.set_relay("K1", False)
+                return measured
+
+    measured = _run(scenario())
+    assert measured["voltage"] == pytest.approx(4.5, abs=0.05)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import interlock
-from interlock.errors import LimitViolation, StateError
+from interlock.errors import FaultLatched, LimitViolation, StateError
 from interlock.journal import JournalReader
 from interlock.service import channel
 from interlock.service.runtime import Service
@@ -105,6 +105,33 @@ def test_the_channel_socket_is_owner_only_and_goes_with_the_service(serve_bench)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     served.stop()
     assert not path.exists()
+
+
+# -- the emergency stop over it --------------------------------------------------------
+
+
+def test_anyone_stops_the_bench_over_the_channel_while_a_script_holds_another(served, line):
+    _arm(served)
+    script = served.client("script")
+    with script.lease():
+        bring_up(script)
+        viewer = line("viewer", user="bob", client="panel pid 9")
+        reply = viewer.call({"op": "estop"})
+        assert reply["ok"]["state"] == "fault"
+        assert "emergency stop by bob" in reply["ok"]["fault"]
+        assert_bench_safe(served.truth())
+        with pytest.raises(FaultLatched):
+            script.set_voltage("VLOGIC", 4.0)
+    stops = [
+        e for e in _journal(served) if e.kind == "operator" and e.payload.get("action") == "estop"
+    ]
+    assert [(e.actor, e.payload["client"]) for e in stops] == [("bob", "viewer panel pid 9")]
+
+
+def test_the_clients_stop_goes_over_the_channel(served, monkeypatch):
+    viewer = served.client("viewer")
+    monkeypatch.setattr(viewer, "_request", lambda *a: pytest.fail("sent over HTTP"))
+    assert viewer.estop()["state"] == "fault"
 
 
 # -- what a script does over it ------------------------------------------------------
@@ -494,3 +521,25 @@ def test_a_start_refused_for_a_running_service_leaves_its_files_alone(served):
         ServiceThread(Service(served.bench_path)).start()
     assert pid_file.read_text() == "12345\n"
     assert channel_path(socket_path).exists()
+
+
+def test_a_change_and_its_measurement_in_one_round_trip(served, line):
+    _arm(served)
+    script = served.client("script")
+    with script.lease():
+        bring_up(script)
+        measured = script.set_voltage("VLOGIC", 4.5, measure=True)
+        assert measured["voltage"] == pytest.approx(4.5, abs=0.05)
+        assert script.set_voltage("VLOGIC", 4.6) is None
+        conn = line("script")
+        request = {"op": "set_voltage", "net": "VLOGIC", "volts": 4.7, "lease": script._lease.id}
+        reply = conn.call({**request, "measure": True})
+        assert reply["ok"]["measurement"]["voltage"] == pytest.approx(4.7, abs=0.05)
+        refused = conn.call({**request, "measure": 1})
+        assert refused["error"] == "InvalidRequest" and "measure" in refused["message"]
+        script.output_off("VLOGIC")
+        script.set_relay("K1", False)
+    entries = _journal(served)
+    asked = next(i for i, e in enumerate(entries) if e.kind == "request"
+                 and e.payload.get("value") == 4.5)  # fmt: skip
+    assert any(e.kind == "measurement" for e in entries[asked:])

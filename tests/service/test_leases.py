@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+import interlock
 from interlock.errors import FaultLatched, StateError
 from interlock.journal import JournalReader
+from interlock.service import app as service_app
 from tests.service.conftest import (
     LEASE_TIMEOUT,
     OFF_VOLTS,
@@ -152,3 +155,60 @@ def test_releasing_the_lease_with_a_net_live_trips(served):
     assert status["state"] == "fault"
     assert "released with VLOGIC still live" in status["fault"]
     assert_bench_safe(served.truth())
+
+
+# A lease short enough that a watch stream slower than it, yet quicker than the client's
+# read timeout on it (1 s at least), can be told apart from a dead one.
+SHORT_LEASE = 0.5
+SLOW_LINES = 0.8
+
+
+@pytest.fixture
+def slow_watch_stream(monkeypatch, serve_bench):
+    """A service whose watch stream says a line every SLOW_LINES s, slower than its lease."""
+
+    async def slow(service, lease):
+        try:
+            while service.leases.holder() is lease and not service.stopping.is_set():
+                yield service_app._line({"event": "lease", "expires_in": lease.timeout})
+                await asyncio.sleep(SLOW_LINES)
+        finally:
+            service.leases.watch_closed(lease)
+
+    monkeypatch.setattr(service_app, "_watch_lines", slow)
+    return serve_bench(lease_timeout=SHORT_LEASE)
+
+
+def test_heartbeats_keep_their_own_schedule_whatever_the_watch_stream_does(slow_watch_stream):
+    # They used to go out only when a line of the watch stream came in: a stream held up
+    # (a busy event loop) lost the lease of a holder that was alive.
+    served = slow_watch_stream
+    served.client("operator").arm()
+    script = served.client("script")
+    with script.lease():
+        bring_up(script)
+        time.sleep(SHORT_LEASE * 5)
+        assert script.lease_lost is None
+        status = script.status()
+        assert (status["state"], status["fault"]) == ("live", None)
+        assert status["lease"]["watched"]
+        script.output_off("VLOGIC")
+        script.set_relay("K1", False)
+    assert served.controller.state == "armed"
+
+
+def test_the_async_lease_keeps_its_heartbeats_whatever_the_watch_stream_does(slow_watch_stream):
+    served = slow_watch_stream
+
+    async def scenario() -> dict:
+        async with (
+            interlock.connect_async(served.bench_path, role="script") as script,
+            script.lease(),
+        ):
+            await asyncio.sleep(SHORT_LEASE * 5)
+            assert script.lease_lost is None
+            return await script.status()
+
+    status = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert status["lease"] is not None and status["fault"] is None
+    assert served.service.leases.holder() is None  # released on leaving the block

@@ -1,0 +1,180 @@
+"""``interlock estop``'s own way in: the stop, before the rest of the program is imported.
+
+The whole command line imports the units registry, the configuration
+loader, the HTTP client and more (half a second on a busy machine) before
+its first byte goes out. This path imports the standard library, the error
+tree and the token reader only: it reads from bench.toml exactly what the
+stop needs (the bench's name and environment for the banner, the service's
+socket and tokens; :func:`read_stop_settings`), sends ``estop`` over the
+command channel with the role's token, and prints what the full command
+prints.
+
+It stops or steps aside: an argument it does not know, a bench file it does
+not understand (not TOML, a key missing or of another type, a name or an
+environment the full loader would refuse), a missing token, no service, an
+error of any kind, and :func:`main` returns None for the full command to do
+all of it again (an emergency stop asked twice latches the first cause
+only). The tests hold its answers to the full loader's.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import socket
+import sys
+import tomllib
+from pathlib import Path
+
+# The full loader's rules and the wire's constants, repeated here so as not to import
+# them (tests/service/test_estop_path.py holds them equal).
+BENCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+ENVIRONMENTS = ("simulation", "engineering", "flight")
+ROLES = ("viewer", "script", "operator")
+MAX_FILE_BYTES = 1 << 20
+MAX_PATH_BYTES = 4096
+MAX_SOCKET_PATH_BYTES = 107
+CHANNEL_VERSION = 1
+MAX_LINE = 64 * 1024
+# Long enough for the safe state on a busy machine; a stop not answered by then is
+# asked again by the full command.
+REPLY_TIMEOUT_S = 10.0
+
+
+class StopSettings:
+    """What the stop needs of a bench file (a plain class: dataclasses alone take
+    longer to import than this whole module)."""
+
+    __slots__ = ("environment", "name", "socket", "tokens")
+
+    def __init__(self, name: str, environment: str, socket: Path, tokens: Path) -> None:
+        self.name, self.environment, self.socket, self.tokens = name, environment, socket, tokens
+
+    @property
+    def channel(self) -> Path:
+        """The command channel's socket, next to the HTTP one: ``x.sock`` -> ``x.cmd.sock``."""
+        return self.socket.with_name(f"{self.socket.stem}.cmd{self.socket.suffix or '.sock'}")
+
+
+def read_stop_settings(path: str | Path) -> StopSettings | None:
+    """The stop's settings of the bench file ``path``, or None where the full loader is
+    needed to say what is there (or what is wrong)."""
+    try:
+        file = Path(path).resolve()
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            return None
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (OSError, RuntimeError, ValueError):  # TOMLDecodeError, UnicodeDecodeError
+        return None
+    bench, service = data.get("bench"), data.get("service")
+    if not isinstance(bench, dict) or not isinstance(service, dict):
+        return None
+    name, environment = bench.get("name"), bench.get("environment")
+    if not isinstance(name, str) or not BENCH_NAME.fullmatch(name):
+        return None
+    if environment not in ENVIRONMENTS:
+        return None
+    paths = []
+    for key in ("socket", "tokens"):
+        value = service.get(key)
+        # As the full loader takes a file's path: printable text on one line, bounded.
+        if not isinstance(value, str) or not value.strip() or not value.isprintable():
+            return None
+        if len(value) > MAX_PATH_BYTES or len(os.fsencode(value)) > MAX_PATH_BYTES:
+            return None
+        try:
+            paths.append((file.parent / value).resolve())
+        except (OSError, RuntimeError, ValueError):
+            return None
+    settings = StopSettings(name, environment, paths[0], paths[1])
+    if len(os.fsencode(str(settings.channel))) > MAX_SOCKET_PATH_BYTES:
+        return None
+    return settings
+
+
+def _arguments(argv: list[str]) -> tuple[str, str] | None:
+    """``estop [--bench FILE] [--role ROLE]``: the bench file and role, or None."""
+    bench, role = "bench.toml", "viewer"
+    rest = list(argv)
+    while rest:
+        word = rest.pop(0)
+        option, equals, value = word.partition("=")
+        if option not in ("--bench", "--role"):
+            return None
+        if not equals:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        if option == "--bench":
+            bench = value
+        else:
+            role = value
+    if role not in ROLES:
+        return None
+    return bench, role
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _ask(conn: socket.socket, request: dict[str, object], buffer: bytearray) -> object:
+    conn.sendall((json.dumps(request, separators=(",", ":")) + "\n").encode())
+    while b"\n" not in buffer:
+        chunk = conn.recv(65536)
+        if not chunk or len(buffer) > MAX_LINE:
+            raise ConnectionError("no reply")
+        buffer += chunk
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    reply = json.loads(line)
+    if not isinstance(reply, dict) or "ok" not in reply:
+        raise ConnectionError("not an answer")  # an error: the full command says which
+    return reply["ok"]
+
+
+def send_stop(settings: StopSettings, token: str) -> dict[str, object]:
+    """The emergency stop over the command channel; the bench's status after it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(REPLY_TIMEOUT_S)
+        conn.connect(str(settings.channel))
+        buffer = bytearray()
+        hello = {
+            "hello": CHANNEL_VERSION,
+            "token": token,
+            "user": _user(),
+            "client": f"{Path(sys.argv[0] or 'python').name} pid {os.getpid()}",
+        }
+        _ask(conn, hello, buffer)
+        status = _ask(conn, {"op": "estop"}, buffer)
+    if not isinstance(status, dict):
+        raise ConnectionError("not a status")
+    return status
+
+
+def main(argv: list[str]) -> int | None:
+    """``interlock estop ARGS``: 0 once the stop is done, None to leave it to the full command."""
+    arguments = _arguments(argv)
+    if arguments is None:
+        return None
+    settings = read_stop_settings(arguments[0])
+    if settings is None:
+        return None
+    try:
+        from interlock.service.tokens import read_token  # the error tree alone besides
+
+        status = send_stop(settings, read_token(settings.tokens, arguments[1]))
+        state, fault = status["state"], status.get("fault")
+    except Exception:  # whatever it was, the full command tries again and says what
+        return None
+    marker = "  *** FLIGHT HARDWARE ***" if settings.environment == "flight" else ""
+    print(f"bench {settings.name} [{settings.environment}]{marker}")
+    print(f"emergency stop done: state {state}" + (f" ({fault})" if fault else ""))
+    return 0

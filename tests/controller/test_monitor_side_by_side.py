@@ -1,0 +1,86 @@
+"""The monitor polls its supplies side by side, and a finding trips at once.
+
+Each supply has a session of its own: one pass asks them all at once, so a pass
+over many supplies takes about as long as its slowest exchange, not their sum.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+from interlock.controller import monitor as monitor_module
+from interlock.controller.monitor import Monitor
+from interlock.journal import Journal
+
+
+class Supply:
+    def __init__(self, barrier: threading.Barrier, answered: threading.Event | None = None):
+        self.barrier, self.answered = barrier, answered
+
+    def poll(self, channels):
+        self.barrier.wait()
+        if self.answered is not None:
+            self.answered.wait(5)
+        return [(5.0, 0.1, False, True) for _ in channels]
+
+
+def make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on=None):
+    def check_live(limits, net, volts, amps, **_):
+        return SimpleNamespace(problem="out of its envelope") if net == finding_on else None
+
+    monkeypatch.setattr(monitor_module, "check_live", check_live)
+    monkeypatch.setattr(monitor_module, "settling", lambda *a: False)
+    nets = {f"{name}-net": SimpleNamespace(supply=name, channel=1) for name in supplies}
+    commanded = SimpleNamespace(
+        live_nets=set(nets),
+        window=lambda net: (5.0, 5.0),
+        net=lambda net: SimpleNamespace(output=True),
+        state=None,
+    )
+    journal = Journal(tmp_path / "journal.sqlite", bench="test")
+    monitor = Monitor(
+        1.0,
+        journal=journal,
+        instruments=SimpleNamespace(ports=nets, supplies=supplies),
+        commanded=commanded,
+        gate=SimpleNamespace(cause=None),
+        limits=lambda: SimpleNamespace(nets=nets),
+        clock=time.monotonic,
+        trip=lambda cause, detail, **_: trips.append(detail),
+        on_trip_failed=lambda why: None,
+    )
+    return monitor, journal
+
+
+def test_one_pass_asks_every_supply_at_once(tmp_path, monkeypatch):
+    # Each supply answers only once every other has been asked too: one after the other,
+    # the first would wait for the rest for ever (here: the barrier's 5 s).
+    barrier = threading.Barrier(3, timeout=5)
+    supplies = {name: Supply(barrier) for name in ("psu1", "psu2", "psu3")}
+    trips: list[str] = []
+    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch)
+    try:
+        monitor.poll_live_nets()
+    finally:
+        monitor.stop()
+        journal.close()
+    assert trips == [] and not barrier.broken
+    assert set(monitor.last_measured) == {"psu1-net", "psu2-net", "psu3-net"}
+
+
+def test_a_finding_trips_without_waiting_for_a_slower_supply(tmp_path, monkeypatch):
+    barrier = threading.Barrier(2, timeout=5)
+    slow_answers = threading.Event()
+    supplies = {"fast": Supply(barrier), "slow": Supply(barrier, slow_answers)}
+    trips: list[str] = []
+    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on="fast-net")
+    try:
+        monitor.poll_live_nets()  # returns once the fast supply's finding has tripped
+        assert trips == ["fast-net: out of its envelope"]
+        assert not slow_answers.is_set()  # the slow one is still being asked
+    finally:
+        slow_answers.set()
+        monitor.stop()
+        journal.close()
