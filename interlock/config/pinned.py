@@ -112,7 +112,7 @@ def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
     capacity = min(
         (
             RELAY_BOARDS[b.identity.model].forbidden_pairs
-            for b in bench.instruments_by_driver("relay-board")
+            for b in bench.instruments_of("switch")
             if b.identity.model in RELAY_BOARDS
         ),
         default=16,

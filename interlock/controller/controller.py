@@ -560,7 +560,8 @@ class Controller:
             port = self.ports.get(net)
             if port is None or port.supply is None:
                 raise LimitViolation(f'unknown net "{net}"', "nets", self.limits.where("nets"))
-            volts, amps = self.instruments.supplies[port.supply].measure([port.channel])[0]
+            measured = self.instruments.supplies[port.supply].measure([port.channel])[0]
+            volts, amps = measured.volts, measured.amps
             self.journal.measurement(net, voltage=volts, current=amps, durable=False)
             return {"voltage": volts, "current": amps}
 

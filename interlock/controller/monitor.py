@@ -90,7 +90,8 @@ class Monitor(Worker):
         channels = [ports[n].channel for n in nets]
         before = {n: self._commanded.window(n) for n in nets}
         readings = self._instruments.supplies[supply].poll(channels)
-        for net, (volts, amps, tripped, protected) in zip(nets, readings, strict=True):
+        for net, reading in zip(nets, readings, strict=True):
+            volts, amps = reading.volts, reading.amps
             # The setpoints the output may have been at while measured: a step may have
             # happened meanwhile.
             after = self._commanded.window(net)
@@ -104,8 +105,8 @@ class Monitor(Worker):
                 net,
                 volts,
                 amps,
-                tripped=tripped,
-                protected=protected,
+                tripped=reading.tripped,
+                protected=reading.protected,
                 window=window,
                 settling=settling(limits, self._commanded.state, net, self._clock()),
             )
