@@ -214,7 +214,7 @@ def check_off_before_live(
         return Finding(
             "readback.output", BUILT_IN, f"{net}: supply output {state} before it was turned on"
         )
-    if not protected:
+    if protected is False:
         return Finding(
             "readback.ocp",
             BUILT_IN,
