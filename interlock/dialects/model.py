@@ -112,7 +112,6 @@ class Capabilities:
             words.append("ocp" if self.ocp == "trip" else "ocp (limits only)")
         for flag in (
             "trip_query",
-            "output_query",
             "channel_lists",
             "compound",
             "panel_lock",
