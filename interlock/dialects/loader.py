@@ -361,6 +361,7 @@ def _models(table: _Table, kind: str, maker: str, dialect: str) -> dict[str, Mod
 _NEEDS = {
     ("ovp", "level"): ("set_ovp", "ovp?"),
     ("ocp", "trip"): ("ocp_on", "ocp_state?"),
+    ("ocp_level", "separate"): ("set_ocp", "ocp?"),
     ("panel_lock", True): ("lock", "unlock"),
     ("watchdog", True): ("watchdog_on", "watchdog_off"),
     ("general_output", True): ("general_on", "general_off"),

@@ -38,6 +38,9 @@ class DialectSupply(DialectDevice):
         self._trips = [q[k] for k in ("tripped?", "ovp_tripped?", "ocp_tripped?") if k in q]
         self._ocp_state = q.get("ocp_state?") if caps.ocp == "trip" else None
         self._ovp = q.get("ovp?") if caps.ovp == "level" else None
+        # An over-current trip at a level of its own follows the current limit.
+        separate = caps.ocp == "trip" and caps.ocp_level == "separate"
+        self._ocp_level = q["ocp?"] if separate else None
         self._clears = [c[k] for k in ("clear", "clear_ovp", "clear_ocp") if k in c]
         self._hook = hook_of(dialect)
 
@@ -64,6 +67,12 @@ class DialectSupply(DialectDevice):
         return self.number(self.dialect.queries["voltage?"], text)
 
     def program_current_limit(self, channel: int, amps: float, **context: Any) -> float:
+        """Set the current limit and return what the supply then holds.
+
+        Where over-current protection trips at a level of its own, that level is set to
+        the limit too, and the readback further from ``amps`` is returned: the rules
+        then judge both.
+        """
         text = self._set(
             "set_current",
             "current?",
@@ -73,7 +82,14 @@ class DialectSupply(DialectDevice):
             value=amps,
             **context,
         )
-        return self.number(self.dialect.queries["current?"], text)
+        limit = self.number(self.dialect.queries["current?"], text)
+        if self._ocp_level is None:
+            return limit
+        text = self._set(
+            "set_ocp", "ocp?", channel, amps, quantity="ocp_level", value=amps, **context
+        )
+        level = self.number(self._ocp_level, text)
+        return level if abs(level - amps) > abs(limit - amps) else limit
 
     def program_ovp(self, channel: int, volts: float, **context: Any) -> float:
         """Program the over-voltage protection's level (and arm it where it must be armed);
