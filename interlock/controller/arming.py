@@ -193,6 +193,27 @@ class Arming:
             nets[net] = NetState(voltage=0.0, current_limit=net_limits.max_current)
         self._commanded.set(BenchState(nets=nets))
 
+    def lock_panels(self, locked: bool, purpose: str) -> list[str]:
+        """Lock the front panel of every wired supply that can be locked (or give it back),
+        so that nobody turns a knob behind the interlock's back while it is armed.
+
+        Locking raises on the first supply that fails (arming must not go on); giving
+        back never does, since it follows a stop: it returns what failed, and a panel
+        left locked is the safe side.
+        """
+        failed = []
+        for name in self._instruments.supply_channels():
+            psu = self._instruments.supplies[name]
+            if not psu.capabilities.panel_lock:
+                continue
+            try:
+                psu.lock_panel(locked, purpose=purpose)
+            except InstrumentError as error:
+                if locked:
+                    raise
+                failed.append(f"{name}: front panel not given back: {error}")
+        return failed
+
     # -- reset and stop ----------------------------------------------------------------------
 
     def clear_protection_trips(self) -> None:
