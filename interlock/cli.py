@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "interlock.commands.sim",
     "interlock.commands.service",
     "interlock.commands.console",
+    "interlock.commands.probe",
 ]
 
 
