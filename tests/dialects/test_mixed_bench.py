@@ -4,11 +4,21 @@ a minimum gap), and the rules know what each can do."""
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 import pytest
 
 from interlock.config import load_configuration
-from interlock.errors import ConfigError
-from tests.controller.support import assert_safety_invariants, close_rig, edited_bench, make_rig
+from interlock.errors import ConfigError, InterlockError
+from tests.controller.support import (
+    assert_all_outputs_off,
+    assert_safety_invariants,
+    close_rig,
+    edited_bench,
+    make_rig,
+)
+from tests.dialects.support import SUPPLY_DIALECTS, motor_bench
 
 KORAD = [
     (
@@ -74,5 +84,35 @@ def test_the_quick_start_sequence_runs_on_a_bench_of_two_makes(sim_bench_factory
         assert_safety_invariants(rig)
         controller.output_off("MOTOR")
         assert controller.measure("MOTOR")["voltage"] < 0.5
+    finally:
+        close_rig(rig)
+
+
+@pytest.mark.parametrize("dialect", SUPPLY_DIALECTS)
+def test_quick_start_protection_and_safe_state_on_every_supply_dialect(
+    dialect, sim_bench_factory, tmp_path
+):
+    """The motor net on each supply dialect's twin: the quick-start, then a short behind
+    the live output ends in the safe state with every output off and nothing beyond limits."""
+    rig = make_rig(sim_bench_factory, tmp_path, bench=motor_bench(tmp_path, dialect))
+    try:
+        controller = rig.controller
+        rig.power_up_logic()
+        rig.power_up_bus()
+        controller.set_voltage("MOTOR", 3.0)
+        controller.output_on("MOTOR")
+        controller.set_voltage("MOTOR", 6.0)
+        assert controller.measure("MOTOR")["voltage"] == pytest.approx(6.0, abs=0.05)
+        assert rig.truth()["nets"]["MOTOR"]["voltage"] == pytest.approx(6.0, abs=0.05)
+        rig.sim.inject("short:MOTOR")
+        with contextlib.suppress(InterlockError):
+            for _ in range(100):  # the monitor, or the supply's own protection, trips
+                controller.measure("MOTOR")
+                if controller.state == "fault":
+                    break
+                time.sleep(0.05)
+        assert controller.state == "fault", controller.state
+        assert_all_outputs_off(rig)
+        assert_safety_invariants(rig)
     finally:
         close_rig(rig)
