@@ -25,6 +25,7 @@ from interlock.commands.common import add_bench_argument
 from interlock.dialects import Dialect, dialects, match_identity
 from interlock.drivers.device import DialectDevice, make_link
 from interlock.drivers.registry import DriverSpec, driver_class
+from interlock.drivers.visa import resource_manager
 from interlock.errors import InterlockError
 from interlock.exits import EXIT_MEASUREMENT_FAILED, EXIT_PASS
 from interlock.journal import Journal
@@ -92,9 +93,8 @@ def listed_resources() -> list[str]:
     """What pyvisa-py and pyserial list (neither sees a raw TCP socket)."""
     found: list[str] = []
     with contextlib.suppress(Exception):  # no backend, no permission: nothing listed
-        import pyvisa
-
-        found += pyvisa.ResourceManager("@py").list_resources("?*")
+        # The process's one manager: closing another would close the session they share.
+        found += resource_manager("@py").list_resources("?*")
     with contextlib.suppress(Exception):
         from serial.tools import list_ports
 

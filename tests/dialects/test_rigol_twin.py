@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import pyvisa
 
+from interlock.drivers.visa import resource_manager
 from tests.controller.support import edited_bench
-from tests.sim.conftest import visa  # noqa: F401 (a fixture, used by name)
 
 RIGOL = [
     (
@@ -21,9 +21,15 @@ RIGOL = [
 
 
 @pytest.fixture
-def rigol(tmp_path, sim_bench_factory, visa):  # noqa: F811
+def rigol(tmp_path, sim_bench_factory):
     sim = sim_bench_factory(edited_bench(tmp_path, {"bench.toml": RIGOL}))
-    return visa(sim.resources["psu"]), sim
+    # The process's one resource manager, left open: closing a manager of one's own
+    # would close the session every driver of this process shares.
+    psu = resource_manager("@py").open_resource(
+        sim.resources["psu"], read_termination="\n", write_termination="\n", timeout=2000
+    )
+    yield psu, sim
+    psu.close()
 
 
 def ask(psu: pyvisa.resources.MessageBasedResource, line: str) -> str | None:
