@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "interlock.commands.console",
     "interlock.commands.fleet",
     "interlock.commands.init",
+    "interlock.commands.probe",
 ]
 
 

@@ -8,8 +8,9 @@ guardian beside it, a small process independent of the service's state,
 holding the reading end of a pipe whose writing end only the service holds.
 The kernel closes that end when the service dies (killed, crashed, out of
 memory): the guardian reads end-of-file at once, asks each supply who it is,
-turns every wired output off in the profile's power-off order with one
-exchange per supply (all supplies at once), reads them back and journals
+turns every wired output off in the profile's power-off order, each supply
+in its own dialect through the driver registry, with one exchange per supply
+where the dialect can (all supplies at once), reads them back and journals
 what it did (the off commands go out even when the journal cannot take
 them: they are flagged and written when it can). A service that stops
 cleanly tells the guardian to stand down first.
@@ -61,6 +62,8 @@ class SupplyToGuard:
     identity: Identity
     channels: tuple[int, ...]  # wired channels, in the profile's power-off order
     nets: tuple[str, ...]  # the net each channel feeds
+    driver: str = "supply"  # the registered driver that speaks its dialect
+    dialect: str = "keysight-e36300"
 
 
 @dataclass(frozen=True)
@@ -100,10 +103,12 @@ def plan_for(configuration: Configuration, resources: Mapping[str, str] | None =
         supplies.append(
             SupplyToGuard(
                 name=name,
-                resource=resources.get(name) or instrument.resource or "",
+                resource=resources.get(name) or instrument.where,
                 identity=instrument.identity,
                 channels=tuple(c for c, _ in channels),
                 nets=tuple(n for _, n in channels),
+                driver=instrument.driver,
+                dialect=instrument.dialect,
             )
         )
     return GuardPlan(
@@ -116,14 +121,14 @@ def plan_for(configuration: Configuration, resources: Mapping[str, str] | None =
 
 def _turn_off(supply: SupplyToGuard, journal, timeout: float, report: GuardReport) -> None:
     # Imported here: the guardian's start should not wait for what only acting needs.
-    from interlock.drivers.scpi_psu import ScpiPowerSupply
-    from interlock.drivers.visa import VisaTransport
+    from interlock.dialects import dialects
+    from interlock.drivers.registry import DriverSpec, build
 
-    psu = ScpiPowerSupply(supply.name, VisaTransport(supply.name, supply.resource, timeout=timeout),
-                          journal)
+    spec = DriverSpec(supply.name, dialects()[supply.dialect], supply.resource, journal, timeout)
+    psu = build(supply.driver, spec, file="bench.toml", key=f"instruments.{supply.name}.driver")
     try:
         psu.open()
-        seen, _firmware = psu.identify()
+        seen = psu.identify().identity
         if not same_instrument(supply.identity, seen):
             # Not who bench.toml names: it may belong to another bench. Left alone.
             report.problems.append(

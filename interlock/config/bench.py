@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from interlock.catalog import METERS, RELAY_BOARDS, SUPPLIES, RelayBoardModel
+from interlock.catalog import METERS, RELAY_BOARDS, SUPPLIES, SWITCHES, RelayBoardModel
 from interlock.config.bounds import (
     BENCH_NAME,
     BENCH_NAME_RULE,
@@ -38,16 +38,24 @@ from interlock.config.bounds import (
     show,
 )
 from interlock.config.reader import Table, display_path, read_toml, resolve_file, shown_text
+from interlock.dialects import dialect_of, registered_drivers
 from interlock.units import DURATION
 
 ENVIRONMENTS = ("simulation", "engineering", "flight")
-DRIVERS = ("scpi-psu", "scpi-dmm", "relay-board")
 RESERVATIONS = ("none", "labgrid")
-# Each driver's models, by the model an instrument's identity names.
+# What the built-in drivers drive: the kind names the catalogue a model is looked up in.
+# A driver another package registers drives what its model's dialect file says.
+DRIVER_KINDS = {
+    "supply": "supply",
+    "scpi-psu": "supply",
+    "meter": "meter",
+    "scpi-dmm": "meter",
+    "relay-board": "switch",
+}
 _CATALOGUES: dict[str, tuple[str, dict[str, object]]] = {
-    "scpi-psu": ("power supply", SUPPLIES),
-    "scpi-dmm": ("multimeter", METERS),
-    "relay-board": ("relay board", RELAY_BOARDS),
+    "supply": ("power supply", SUPPLIES),
+    "meter": ("multimeter", METERS),
+    "switch": ("relay board", SWITCHES),
 }
 
 
@@ -66,10 +74,16 @@ class Identity:
 @dataclass(frozen=True)
 class Instrument:
     name: str
-    driver: str
+    driver: str  # a registered driver (entry point group interlock.drivers)
     identity: Identity
-    resource: str | None = None  # VISA resource string (scpi-* drivers)
-    port: str | None = None  # serial port (relay-board)
+    resource: str | None = None  # VISA resource string
+    port: str | None = None  # serial port (a dialect reached through pyserial)
+    kind: str = "supply"  # supply | meter | switch
+    dialect: str = ""  # the dialect file its model is in
+
+    @property
+    def where(self) -> str:
+        return self.resource or self.port or ""
 
 
 @dataclass(frozen=True)
@@ -159,6 +173,10 @@ class Bench:
     def instruments_by_driver(self, driver: str) -> list[Instrument]:
         return [i for i in self.instruments.values() if i.driver == driver]
 
+    def instruments_of(self, kind: str) -> list[Instrument]:
+        """Every instrument of one kind (supply, meter, switch)."""
+        return [i for i in self.instruments.values() if i.kind == kind]
+
 
 def load_bench(path: str | Path = "bench.toml") -> Bench:
     """Load and validate a bench description. Raises ConfigError naming file and key."""
@@ -179,7 +197,7 @@ def load_bench(path: str | Path = "bench.toml") -> Bench:
     instruments = _instruments(root)
     board = _relay_board(root, instruments)
     service = _service(root.table("service"), base, board)
-    relays = _relays(root, instruments, board)
+    relays = _relays(root, instruments)
     meter = _meter(root, instruments)
     wiring = _wiring(root, instruments, relays)
     simulation = _simulation(root, environment, wiring, service)
@@ -302,16 +320,16 @@ def _relay_watchdog(table: Table, board: RelayBoardModel) -> float:
 # An identity with these characters could never be seen: *IDN? answers in
 # comma-separated fields, the relay board in space-separated key=value words.
 _IDENTITY_SEPARATORS = {
-    "relay-board": (" \t,=", "the board reports key=value words: no spaces, commas or ="),
+    "interlock-rb8": (" \t,=", "the board reports key=value words: no spaces, commas or ="),
 }
 _IDN_SEPARATORS = (",", "*IDN? answers in comma-separated fields: no commas")
 
 
-def _identity(table: Table, driver: str) -> Identity:
+def _identity(table: Table, dialect: str) -> Identity:
     values = []
-    separators, why = _IDENTITY_SEPARATORS.get(driver, _IDN_SEPARATORS)
+    separators, why = _IDENTITY_SEPARATORS.get(dialect, _IDN_SEPARATORS)
     for key in ("maker", "model", "serial"):
-        value = table.string(key)
+        value = table.string(key, required=key != "serial") or ""
         if any(c in value for c in separators):
             raise table.error(key, f'"{value}" can never be reported ({why})')
         values.append(value)
@@ -336,21 +354,26 @@ def _readable_file(table: Table, key: str, base: Path) -> Path | None:
 def _instruments(root: Table) -> dict[str, Instrument]:
     instruments = {}
     for name, table in root.tables("instruments").items():
-        driver = table.string("driver", choices=DRIVERS)
+        driver = table.string("driver", choices=tuple(sorted(registered_drivers())))
         ident = table.table("identity")
-        identity = _identity(ident, driver)
-        kind, models = _CATALOGUES[driver]
-        if identity.model not in models:
+        model_name = ident.data.get("model")
+        dialect = dialect_of(model_name) if isinstance(model_name, str) else None
+        kind = DRIVER_KINDS.get(driver) or (dialect.kind if dialect else "supply")
+        what, models = _CATALOGUES[kind]
+        identity = _identity(ident, dialect.name if dialect else "")
+        if identity.model not in models or dialect is None:
             raise ident.error(
                 "model",
-                f'unknown {kind} model "{identity.model}" (known: {", ".join(sorted(models))})',
+                f'unknown {what} model "{identity.model}" (known: {", ".join(sorted(models))})',
             )
-        if driver == "relay-board":
+        if dialect.link.kind == "serial":
             resource, port = None, table.string("port")
         else:
             resource, port = table.string("resource"), None
         table.finish()
-        instruments[name] = Instrument(name, driver, identity, resource, port)
+        instruments[name] = Instrument(
+            name, driver, identity, resource, port, kind=kind, dialect=dialect.name
+        )
     if not instruments:
         raise root.error("instruments", "a bench needs at least one instrument")
     return instruments
@@ -358,7 +381,9 @@ def _instruments(root: Table) -> dict[str, Instrument]:
 
 def _relay_board(root: Table, instruments: dict[str, Instrument]) -> RelayBoardModel:
     """The bench's one relay board (the controller drives exactly one), by its model."""
-    boards = [i for i in instruments.values() if i.driver == "relay-board"]
+    boards = [
+        i for i in instruments.values() if i.kind == "switch" and i.identity.model in RELAY_BOARDS
+    ]
     if not boards:
         raise root.error("instruments", "a bench needs its relay board (driver relay-board)")
     if len(boards) > 1:
@@ -369,15 +394,14 @@ def _relay_board(root: Table, instruments: dict[str, Instrument]) -> RelayBoardM
     return RELAY_BOARDS[boards[0].identity.model]
 
 
-def _relays(
-    root: Table, instruments: dict[str, Instrument], model: RelayBoardModel
-) -> dict[str, Relay]:
+def _relays(root: Table, instruments: dict[str, Instrument]) -> dict[str, Relay]:
     relays: dict[str, Relay] = {}
     seen_channels: dict[tuple[str, int], str] = {}
     for name, table in root.tables("relays", required=False).items():
         board = table.string("board")
-        if board not in instruments or instruments[board].driver != "relay-board":
-            raise table.error("board", f'"{board}" is not a relay-board instrument of this bench')
+        if board not in instruments or instruments[board].kind != "switch":
+            raise table.error("board", f'"{board}" is not a switch unit of this bench')
+        model = SWITCHES[instruments[board].identity.model]
         channel = table.integer("channel", minimum=1)
         if channel > model.relays:
             raise table.error(
@@ -399,8 +423,8 @@ def _meter(root: Table, instruments: dict[str, Instrument]) -> str | None:
     if table is None:
         return None
     name = table.string("instrument")
-    if name not in instruments or instruments[name].driver != "scpi-dmm":
-        raise table.error("instrument", f'"{name}" is not a scpi-dmm instrument of this bench')
+    if name not in instruments or instruments[name].kind != "meter":
+        raise table.error("instrument", f'"{name}" is not a meter of this bench')
     table.finish()
     return name
 
@@ -439,10 +463,8 @@ def _wiring(
 
 def _supply(table: Table, instruments: dict[str, Instrument]) -> SupplyRef:
     instrument = table.string("instrument")
-    if instrument not in instruments or instruments[instrument].driver != "scpi-psu":
-        raise table.error(
-            "instrument", f'"{instrument}" is not a scpi-psu instrument of this bench'
-        )
+    if instrument not in instruments or instruments[instrument].kind != "supply":
+        raise table.error("instrument", f'"{instrument}" is not a power supply of this bench')
     model = SUPPLIES[instruments[instrument].identity.model]
     channel = table.integer("channel", minimum=1)
     if channel not in model.channels:

@@ -14,10 +14,13 @@ from pathlib import Path
 
 from interlock.catalog import RELAY_BOARDS, SUPPLIES
 from interlock.config.bench import Bench, load_bench
+from interlock.config.bounds import show
 from interlock.config.profile import Profile, load_profile
+from interlock.dialects import Capabilities, dialect_of
 from interlock.errors import ConfigError
 from interlock.limits.measurements import ovp_level
-from interlock.limits.model import OpenBeforeChangeRule, PinnedLimits, RelayGroupRule
+from interlock.limits.model import NetLimits, OpenBeforeChangeRule, PinnedLimits, RelayGroupRule
+from interlock.units import DURATION
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ def resolve_relay(bench: Bench, profile: Profile, key: str, reference: str) -> s
 
 
 def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
+    _check_monitor_period(bench)
     _check_capabilities(bench, profile)
     _check_safe_to_mate_wiring(bench, profile)
     if profile.identity is not None:
@@ -112,7 +116,7 @@ def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
     capacity = min(
         (
             RELAY_BOARDS[b.identity.model].forbidden_pairs
-            for b in bench.instruments_by_driver("relay-board")
+            for b in bench.instruments_of("switch")
             if b.identity.model in RELAY_BOARDS
         ),
         default=16,
@@ -210,6 +214,42 @@ def _check_identity_wiring(bench: Bench, profile: Profile) -> None:
         )
 
 
+def _check_required(
+    profile: Profile, net: str, instrument: str, model: str, limits: NetLimits, caps: Capabilities
+) -> None:
+    """A net's supply has what the profile requires of it (by default: the protections it
+    has are used, so a supply without OCP leaves over-current to the monitor)."""
+    for capability in limits.require or ():
+        if not caps.has(capability):
+            raise ConfigError(
+                profile.shown_path,
+                f"nets.{net}.require",
+                f"net {net} requires {capability}; its supply {instrument} ({model}) has none",
+            )
+
+
+def _check_monitor_period(bench: Bench) -> None:
+    """One monitor pass over every wired channel of a supply fits in the monitor period:
+    a dialect without channel lists or compound lines takes an exchange per query and
+    channel, each at least its minimum gap after the last."""
+    channels: dict[str, int] = {}
+    for wiring in bench.wiring.values():
+        if wiring.supply is not None:
+            channels[wiring.supply.instrument] = channels.get(wiring.supply.instrument, 0) + 1
+    for name, count in channels.items():
+        dialect = dialect_of(bench.instruments[name].identity.model)
+        exchanges = dialect.poll_exchanges(count)
+        needed = exchanges * dialect.link.min_gap
+        if needed > bench.service.monitor_period:
+            raise ConfigError(
+                bench.shown_path,
+                "service.monitor_period",
+                f"{show(bench.service.monitor_period, DURATION)} is shorter than one pass over "
+                f"{name} ({dialect.title}): {exchanges} exchanges at least "
+                f"{show(dialect.link.min_gap, DURATION)} apart take {show(needed, DURATION)}",
+            )
+
+
 def _check_capabilities(bench: Bench, profile: Profile) -> None:
     """Every limit must be within what the wired supply channel and relay contact can deliver."""
     for net, limits in profile.nets.items():
@@ -286,7 +326,9 @@ def _check_capabilities(bench: Bench, profile: Profile) -> None:
                     f"{value:g} {unit} is beyond what the {what} can deliver ({ceiling:g} {unit}); "
                     "a profile may only tighten",
                 )
-        if ovp_level(limits.max_voltage) > channel.max_ovp:
+        caps = dialect_of(model.model).capabilities
+        _check_required(profile, net, instrument.name, model.model, limits, caps)
+        if caps.has("ovp") and ovp_level(limits.max_voltage) > channel.max_ovp:
             raise ConfigError(
                 profile.shown_path,
                 f"{key}.max_voltage",

@@ -33,6 +33,7 @@ from interlock.config.bounds import (
     show,
 )
 from interlock.config.reader import Table, display_path, read_toml, resolve_file
+from interlock.dialects.model import REQUIRABLE
 from interlock.limits.model import DutIdentity, NetLimits, SafeToMate
 from interlock.limits.ramps import (
     RAMP_MARGIN,
@@ -220,6 +221,7 @@ def _net_limits(net: str, table: Table) -> NetLimits:
         live_min_current=table.bounded("live_min_current", CURRENT_LIMIT),
         live_max_current=table.bounded("live_max_current", CURRENT_LIMIT),
         safe_to_mate=safe_to_mate,
+        require=_require(table),
     )
     _ordered(table, "min_voltage", limits.min_voltage, limits.max_voltage)
     _ordered(table, "live_min_current", limits.live_min_current, limits.live_max_current)
@@ -235,6 +237,19 @@ def _net_limits(net: str, table: Table) -> NetLimits:
     _check_ramp(table, limits)
     table.finish()
     return limits
+
+
+def _require(table: Table) -> tuple[str, ...] | None:
+    """What the net's supply must be able to do; None: what it has of OVP and OCP."""
+    words = table.string_list("require", required=False)
+    if words is None:
+        return None
+    for word in words:
+        if word not in REQUIRABLE:
+            raise table.error(
+                "require", f'unknown capability "{word}" (known: {", ".join(REQUIRABLE)})'
+            )
+    return tuple(dict.fromkeys(words))
 
 
 def _check_ramp(table: Table, limits: NetLimits) -> None:

@@ -218,11 +218,8 @@ class Actuation:
         board = self._instruments.board
         mask = self._instruments.mask(decision.state.closed_relays)
         with self._gate.actuating():
-            # The board's frames carry their own sequence and CRC; the journal holds what they mean.
-            self._journal.command_intent(
-                board.name, f"SET {mask:X}\n", relay=relay, quantity="relay", value=closed
-            )
-            board.set_relays(mask)
+            # The board's driver journals what it sends before it goes out.
+            board.set_relays(mask, relay=relay, quantity="relay", value=closed)
             self._commanded.set(decision.state)
         self._await_contacts(mask)
 

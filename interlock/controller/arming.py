@@ -161,33 +161,58 @@ class Arming:
         limits = self._limits()
         for name, channels in self._instruments.supply_channels().items():
             readings = self._instruments.supplies[name].measure(channels)
-            for channel, (volts, _amps) in zip(channels, readings, strict=True):
+            for channel, reading in zip(channels, readings, strict=True):
                 net = self._instruments.net_at(name, channel)
-                finding = check_off_voltage(limits, name, channel, net, volts)
+                finding = check_off_voltage(limits, name, channel, net, reading.volts)
                 if finding is not None:
                     problems.append(finding.problem)
         if problems:
             raise InstrumentError("bench", "not everything is off: " + "; ".join(problems))
 
     def program_protection(self) -> None:
-        """Each channel: 0 V, current limit and OVP at the profile, OCP armed, all read back.
+        """Each channel: 0 V, current limit and OVP at the profile, OCP armed, all read back,
+        where the supply has them (its dialect's capabilities).
 
         With OCP armed the supply turns its output off itself when the load would
         pull it into current limiting (a short, an overload), before the monitor's
         next pass sees it; the interlock then trips on the protection it finds tripped.
+        A supply without OCP leaves that to the monitor (a profile may refuse it by
+        requiring ``ocp``: see the configuration's capability check).
         """
         limits = self._limits()
         nets = {}
         for net, net_limits in limits.nets.items():
-            for quantity, value in (
-                ("voltage", 0.0),
-                ("current_limit", net_limits.max_current),
-                ("ovp", limits.ovp_levels[net]),
-            ):
+            caps = self._instruments.capabilities(net)
+            settings = [("voltage", 0.0), ("current_limit", net_limits.max_current)]
+            if caps.has("ovp"):
+                settings.append(("ovp", limits.ovp_levels[net]))
+            for quantity, value in settings:
                 self._actuation.program(net, quantity, value)
-            self._actuation.arm_protection(net)
+            if caps.has("ocp"):
+                self._actuation.arm_protection(net)
             nets[net] = NetState(voltage=0.0, current_limit=net_limits.max_current)
         self._commanded.set(BenchState(nets=nets))
+
+    def lock_panels(self, locked: bool, purpose: str) -> list[str]:
+        """Lock the front panel of every wired supply that can be locked (or give it back),
+        so that nobody turns a knob behind the interlock's back while it is armed.
+
+        Locking raises on the first supply that fails (arming must not go on); giving
+        back never does, since it follows a stop: it returns what failed, and a panel
+        left locked is the safe side.
+        """
+        failed = []
+        for name in self._instruments.supply_channels():
+            psu = self._instruments.supplies[name]
+            if not psu.capabilities.panel_lock:
+                continue
+            try:
+                psu.lock_panel(locked, purpose=purpose)
+            except InstrumentError as error:
+                if locked:
+                    raise
+                failed.append(f"{name}: front panel not given back: {error}")
+        return failed
 
     # -- reset and stop ----------------------------------------------------------------------
 

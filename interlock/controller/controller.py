@@ -41,7 +41,7 @@ from interlock.controller.energising import Energising
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments, NetPort
 from interlock.controller.machine import SAFE_STATES, ControllerState
-from interlock.controller.monitor import Monitor, Reading
+from interlock.controller.monitor import Monitor, NetReading
 from interlock.controller.safe_state import (
     OffPlan,
     SafeStateReport,
@@ -393,12 +393,14 @@ class Controller:
             self.supervisor.stop()
             self._off_side_by_side.close()
             if self.state != "disconnected":
+                # Its own stop done, the service gives the panels back to the bench's people.
+                panels = self._give_panels_back("controller closing")
                 unclean = self._arming.release(report, self.fault_cause)
                 with contextlib.suppress(JournalError, StateError):
                     if unclean is None:
-                        self._transition("disconnect", stop="clean")
+                        self._transition("disconnect", stop="clean", **panels)
                     else:
-                        self._transition("disconnect", stop="unclean", why=unclean)
+                        self._transition("disconnect", stop="unclean", why=unclean, **panels)
             self.instruments.close()
 
     # -- operator actions ----------------------------------------------------------
@@ -436,6 +438,7 @@ class Controller:
                 self._energising.check_dut_identity()
                 self._arming.verify_all_off()
                 self._arming.program_protection()
+                self._arming.lock_panels(True, "arm")
             except (InstrumentError, FaultLatched) as error:
                 if not isinstance(error, IdentityMismatch) and self.fault_cause is None:
                     self.trip("arming", str(error))
@@ -455,8 +458,17 @@ class Controller:
             if not report.verified:
                 self.trip("disarm", "safe state not verified: " + "; ".join(report.unverified))
                 raise FaultLatched(f"disarm could not verify the safe state: {report.unverified}")
-            self._transition("disarm", operator=operator)
+            panels = self._give_panels_back("disarm")
+            self._transition("disarm", operator=operator, **panels)
             self.journal.end_run()
+
+    def _give_panels_back(self, purpose: str) -> dict[str, list[str]]:
+        """Unlock the supplies' front panels after a stop (never before: a stop comes first);
+        what failed, as details for the state change's journal entry."""
+        problems = self._arming.lock_panels(False, purpose)
+        for problem in problems:
+            log.warning("%s", problem)
+        return {"panels_locked": problems} if problems else {}
 
     def reset(self, operator: str, client: str = "") -> None:
         """Clear a latched fault after verifying the safe state. Never energises."""
@@ -486,12 +498,13 @@ class Controller:
                 raise StateError("reset refused, found energised: " + "; ".join(energised))
             for hook in self.before_reset:
                 hook(operator, self.fault_cause)
+            panels = self._give_panels_back("reset")
             self._gate.clear()
             self.commanded = SAFE_STATE
             self.supervisor.clear_seen()
             self.monitor.ensure_running()
             self.supervisor.ensure_running()
-            self._transition("reset", operator=operator)
+            self._transition("reset", operator=operator, **panels)
             self.journal.end_run()
 
     # -- script actions ------------------------------------------------------------
@@ -592,9 +605,10 @@ class Controller:
             if port is None or port.supply is None:
                 raise LimitViolation(f'unknown net "{net}"', "nets", self.limits.where("nets"))
             taken, was = self.clock(), self.commanded.net(net)
-            volts, amps = self.instruments.supplies[port.supply].measure([port.channel])[0]
+            measured = self.instruments.supplies[port.supply].measure([port.channel])[0]
+            volts, amps = measured.volts, measured.amps
             self.journal.measurement(net, voltage=volts, current=amps, durable=False)
-            self.monitor.note_reading(net, Reading(volts, amps, taken, was))
+            self.monitor.note_reading(net, NetReading(volts, amps, taken, was))
             return {"voltage": volts, "current": amps}
 
     def _wait(self, seconds: float, interrupted: Callable[[], bool] | None = None) -> None:

@@ -1,5 +1,5 @@
-"""The bench's instruments as the controller sees them: built from bench.toml,
-identified, and addressed by DUT net rather than by channel number."""
+"""The bench's instruments as the controller sees them: built from bench.toml through
+the driver registry, identified, and addressed by DUT net rather than by channel number."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import logging
 from dataclasses import dataclass
 
 from interlock.catalog import RELAY_BOARDS
-from interlock.config import Bench, Identity
-from interlock.drivers.relay_board import RelayBoard
-from interlock.drivers.scpi_dmm import ScpiMultimeter
-from interlock.drivers.scpi_psu import ScpiPowerSupply
-from interlock.drivers.visa import VisaTransport
+from interlock.config import Bench
+from interlock.dialects import Capabilities, dialects
+from interlock.drivers.registry import DriverSpec, build
 from interlock.errors import ConfigError, IdentityMismatch, InstrumentError
 from interlock.journal import Journal
 from interlock.limits.measurements import same_instrument
-from interlock.protocols import Meter, PowerSupply, RelayBank
+from interlock.protocols import Instrument, Meter, PowerSupply, RelayBank, SwitchUnit
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +40,34 @@ class BenchInstruments:
         # Typed by protocol: the controller relies on nothing a driver adds beyond it.
         self.supplies: dict[str, PowerSupply] = {}
         self.meter: Meter | None = None
+        self.switches: dict[str, SwitchUnit] = {}
         self.board: RelayBank | None = None
         for inst in bench.instruments.values():
-            where = resources.get(inst.name) or inst.resource or inst.port
-            if inst.driver == "scpi-psu":
-                transport = VisaTransport(inst.name, where, timeout=timeout)
-                self.supplies[inst.name] = ScpiPowerSupply(inst.name, transport, journal)
-            elif inst.driver == "scpi-dmm" and inst.name == bench.meter:
-                self.meter = ScpiMultimeter(
-                    inst.name, VisaTransport(inst.name, where, timeout=timeout), journal
-                )
-            elif inst.driver == "relay-board":
-                if self.board is not None:
-                    raise ConfigError(
-                        bench.shown_path,
-                        f"instruments.{inst.name}",
-                        "only one relay board per bench is supported",
-                    )
-                self.board = RelayBoard(where, name=inst.name, timeout=min(timeout, 0.5))
+            spec = DriverSpec(
+                inst.name,
+                dialects()[inst.dialect],
+                resources.get(inst.name) or inst.where,
+                journal,
+                timeout,
+            )
+            driver = build(
+                inst.driver, spec, file=bench.shown_path, key=f"instruments.{inst.name}.driver"
+            )
+            if inst.kind == "supply":
+                self.supplies[inst.name] = driver
+            elif inst.kind == "meter":
+                if inst.name == bench.meter:
+                    self.meter = driver
+            else:
+                self.switches[inst.name] = driver
+                if inst.identity.model in RELAY_BOARDS:
+                    if self.board is not None:
+                        raise ConfigError(
+                            bench.shown_path,
+                            f"instruments.{inst.name}",
+                            "only one relay board per bench is supported",
+                        )
+                    self.board = driver
         if self.board is None:
             raise ConfigError(bench.shown_path, "instruments", "a bench needs its relay board")
         self.board_model = RELAY_BOARDS[bench.instruments[self.board.name].identity.model]
@@ -78,8 +86,12 @@ class BenchInstruments:
         }
 
     @property
-    def all(self) -> list:
-        return [*self.supplies.values(), *([self.meter] if self.meter else []), self.board]
+    def all(self) -> list[Instrument]:
+        return [
+            *self.supplies.values(),
+            *([self.meter] if self.meter else []),
+            *self.switches.values(),
+        ]
 
     def open(self) -> None:
         for instrument in self.all:
@@ -110,6 +122,10 @@ class BenchInstruments:
                 channels[port.supply].append(port.channel)
         return {name: sorted(chs) for name, chs in channels.items() if chs}
 
+    def capabilities(self, net: str) -> Capabilities:
+        """What the supply feeding ``net`` can do (its dialect's capabilities)."""
+        return self.supplies[self.ports[net].supply].capabilities
+
     def trusted(self, name: str) -> bool:
         """Whether an instrument answered as the one bench.toml names when last asked."""
         return name not in self.untrusted
@@ -124,11 +140,8 @@ class BenchInstruments:
     def verify_identity(self, instrument) -> None:
         """Check one instrument against bench.toml; journal the check either way."""
         expected = self.bench.instruments[instrument.name].identity
-        if instrument is self.board:
-            ident = instrument.identify()
-            seen, firmware = Identity(ident.maker, ident.model, ident.serial), ident.firmware
-        else:
-            seen, firmware = instrument.identify()
+        answered = instrument.identify()
+        seen, firmware = answered.identity, answered.firmware
         ok = same_instrument(expected, seen)
         self.journal.identity(
             instrument.name, expected=str(expected), seen=str(seen), ok=ok, firmware=firmware

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Reading:
+class NetReading:
     """A net's reading: what was commanded to the net when it was taken, and when."""
 
     voltage: float
@@ -64,12 +64,12 @@ class Monitor(Worker):
         self.passes = 0
         self._side_by_side = SideBySide("interlock-monitor", len(instruments.supplies))
         # Per net: the last reading, for status.
-        self._readings: dict[str, Reading] = {}
+        self._readings: dict[str, NetReading] = {}
 
-    def note_reading(self, net: str, reading: Reading) -> None:
+    def note_reading(self, net: str, reading: NetReading) -> None:
         self._readings[net] = reading
 
-    def reading(self, net: str) -> Reading | None:
+    def reading(self, net: str) -> NetReading | None:
         """The net's last reading, by this monitor or by a client's measure."""
         return self._readings.get(net)
 
@@ -120,12 +120,13 @@ class Monitor(Worker):
         before = {n: self._commanded.window(n) for n in nets}
         taken, was = self._clock(), {n: self._commanded.net(n) for n in nets}
         readings = self._instruments.supplies[supply].poll(channels)
-        for net, (volts, amps, tripped, protected) in zip(nets, readings, strict=True):
+        for net, reading in zip(nets, readings, strict=True):
+            volts, amps = reading.volts, reading.amps
             # The setpoints the output may have been at while measured: a step may have
             # happened meanwhile.
             after = self._commanded.window(net)
             window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
-            self.note_reading(net, Reading(volts, amps, taken, was[net]))
+            self.note_reading(net, NetReading(volts, amps, taken, was[net]))
             self._journal.measurement(net, voltage=volts, current=amps, durable=False)
             if not self._commanded.net(net).output:
                 continue  # turned off while we were measuring
@@ -134,8 +135,8 @@ class Monitor(Worker):
                 net,
                 volts,
                 amps,
-                tripped=tripped,
-                protected=protected,
+                tripped=reading.tripped,
+                protected=reading.protected,
                 window=window,
                 settling=settling(limits, self._commanded.state, net, self._clock()),
             )

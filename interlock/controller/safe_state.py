@@ -179,8 +179,7 @@ def drive_safe(
     try:
         if not plan.trusted(board.name):
             raise InstrumentError(board.name, "not the board bench.toml names; not commanded")
-        journal.safe_off_record(board.name, "SET 0\n", purpose="safe-state")
-        board.open_all()
+        board.open_all(purpose="safe-state")  # journaled by the driver, even with it down
         report.done.append("relays commanded open")
     except InstrumentError as error:
         report.unverified.append(f"relays: {error}")

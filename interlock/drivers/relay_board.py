@@ -29,6 +29,13 @@ Errors (all from :mod:`interlock.errors`, or subclasses defined here)::
         └── EstopActive              NAK ESTOP_ACTIVE
 
 Channels are 1-based; a bit mask has channel 1 in bit 0.
+
+Journaled like every driver's exchanges, when given the journal: a frame that
+changes anything (SET, RESET, FORBID, WD) is on disk before it goes out; one
+that only opens relays (SET 0, BYE) goes out even when the journal cannot be
+written (flagged, and written when it can: failing safe comes first). The
+frames carry their own sequence number and CRC; the journal holds what they
+mean (``SET 5``).
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, ClassVar
 
 import serial
 
@@ -54,6 +61,8 @@ from interlock.errors import (
     InvalidArgument,
     ProtocolError,
 )
+from interlock.journal import Journal
+from interlock.protocols import Identified, RelayBank, SwitchState
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +121,9 @@ def _mask(channels: Iterable[int]) -> int:
 
 
 @dataclass(frozen=True)
-class BoardState:
-    """What the board reports: channel sets are 1-based."""
+class BoardState(SwitchState):
+    """What the board reports: channel sets are 1-based; it senses every contact."""
 
-    commanded: frozenset[int]
     contacts: frozenset[int]
     trip_cause: str | None
     estop_active: bool
@@ -170,11 +178,8 @@ class BoardState:
             raise ValueError(f"state lacks {exc.args[0]}") from exc
 
 
-class BoardIdentity(NamedTuple):
-    maker: str
-    model: str
-    serial: str
-    firmware: str
+# The board says who it is as every instrument does.
+BoardIdentity = Identified
 
 
 @dataclass(frozen=True)
@@ -256,7 +261,12 @@ class _Unanswered(Exception):
 
 
 class RelayBoard:
-    """The relay board on ``port`` (e.g. ``/dev/ttyACM0`` or a pty path)."""
+    """The relay board on ``port`` (e.g. ``/dev/ttyACM0`` or a pty path); implements
+    :class:`~interlock.protocols.RelayBank`."""
+
+    kind: ClassVar[str] = "switch"
+    implements: ClassVar[type] = RelayBank
+    contact_sense = True
 
     def __init__(
         self,
@@ -267,6 +277,7 @@ class RelayBoard:
         retries: int = 2,
         baudrate: int = 115200,
         on_event: Callable[[BoardEvent], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         if not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
             raise InvalidArgument(f"Not a valid timeout: {timeout!r}")
@@ -278,6 +289,7 @@ class RelayBoard:
         self.retries = retries
         self.baudrate = baudrate
         self.on_event = on_event
+        self.journal = journal
         self.events: queue.Queue[BoardEvent] = queue.Queue()
         self.relay_count: int | None = None
         self._lock = threading.RLock()
@@ -288,6 +300,17 @@ class RelayBoard:
         self._lost: Exception | None = None
         self._seq = random.randrange(0x10000)
         self._last_event: int | None = None
+
+    @classmethod
+    def build(cls, spec: Any) -> RelayBoard:
+        """The board of one bench.toml stanza (a :class:`~.registry.DriverSpec`), journaled."""
+        return cls(
+            spec.resource,
+            name=spec.name,
+            timeout=min(spec.timeout, 0.5),
+            baudrate=spec.dialect.link.baud,
+            journal=spec.journal,
+        )
 
     # -- life cycle ------------------------------------------------------------
 
@@ -338,14 +361,12 @@ class RelayBoard:
 
     # -- commands --------------------------------------------------------------
 
-    def identify(self) -> BoardIdentity:
+    def identify(self) -> Identified:
         """(maker, model, serial, firmware) as the board reports them."""
         text = self._transact("ID", "identify", resend_safe=True)
         fields = dict(word.partition("=")[::2] for word in text.split(" ")[1:])
         try:
-            identity = BoardIdentity(
-                fields["maker"], fields["model"], fields["serial"], fields["fw"]
-            )
+            identity = Identified(fields["maker"], fields["model"], fields["serial"], fields["fw"])
             relays = int(fields["relays"], 10)
         except (KeyError, ValueError) as exc:
             raise ProtocolError(self.name, f"identify: malformed reply {text!r}") from exc
@@ -361,9 +382,13 @@ class RelayBoard:
     def get_state(self) -> BoardState:
         return self._state(self._transact("GET", "get_state", resend_safe=True), "get_state")
 
-    def set_relays(self, closed: Iterable[int] | int) -> BoardState:
+    def set_relays(self, closed: Iterable[int] | int, **context: Any) -> BoardState:
         """Close exactly ``closed`` (channels, or a bit mask), open the rest."""
         mask = self._to_mask(closed, "set_relays")
+        if mask:
+            self._record(f"SET {mask:X}", context)
+        else:
+            self._record_off("SET 0", context)
         with self._lock:
             try:
                 text = self._transact(f"SET {mask:X}", "set_relays", resend_safe=False)
@@ -389,14 +414,15 @@ class RelayBoard:
             )
         return state
 
-    def open_all(self) -> BoardState:
+    def open_all(self, **context: Any) -> BoardState:
         """Open every relay; always allowed, even tripped or with the E-stop open."""
-        return self.set_relays(0)
+        return self.set_relays(0, **context)
 
     def release(self) -> BoardState:
         """Leave cleanly: the board opens every relay and disarms its host watchdog
         until the next frame, so the next host finds no WDT latched. Resent (with a
         new seq) after a lost reply: it never closes anything."""
+        self._record_off("BYE", {"purpose": "release"})
         state = self._state(self._transact("BYE", "release", resend_safe=True), "release")
         if state.commanded:
             raise ProtocolError(
@@ -406,6 +432,7 @@ class RelayBoard:
 
     def reset_trip(self) -> BoardState:
         """Clear a latched cause. Never closes a relay; refused while the E-stop is open."""
+        self._record("RESET", {"purpose": "reset"})
         with self._lock:
             try:
                 text = self._transact("RESET", "reset_trip", resend_safe=False)
@@ -432,6 +459,7 @@ class RelayBoard:
                 f"load_forbidden: the board holds 16 combinations, got {len(masks)}"
             )
         command = " ".join(["FORBID", *(f"{m:X}" for m in masks)])
+        self._record(command, {"purpose": "forbidden-combinations"})
         state = self._state(
             self._transact(command, "load_forbidden", resend_safe=True), "load_forbidden"
         )
@@ -452,6 +480,7 @@ class RelayBoard:
         ms = seconds * 1000
         if abs(ms - round(ms)) > 1e-6:
             raise InvalidArgument(f"set_watchdog: whole milliseconds only, got {seconds!r} s")
+        self._record(f"WD {round(ms)}", {"quantity": "watchdog", "value": seconds})
         state = self._state(
             self._transact(f"WD {round(ms)}", "set_watchdog", resend_safe=True), "set_watchdog"
         )
@@ -467,6 +496,16 @@ class RelayBoard:
             raise InstrumentTimeout(self.name, f"no event within {timeout} s") from None
 
     # -- internals -------------------------------------------------------------
+
+    def _record(self, command: str, context: dict[str, Any]) -> None:
+        """Journal a frame's meaning before the frame goes out (on disk)."""
+        if self.journal is not None:
+            self.journal.command_intent(self.name, f"{command}\n", **context)
+
+    def _record_off(self, command: str, context: dict[str, Any]) -> None:
+        """Journal a frame that only opens relays; it goes out even if this fails."""
+        if self.journal is not None:
+            self.journal.safe_off_record(self.name, f"{command}\n", **context)
 
     def _to_mask(self, closed: Iterable[int] | int, method: str) -> int:
         count = self.relay_count or MAX_RELAYS

@@ -46,11 +46,23 @@ def resource_manager(backend: str = "@py") -> pyvisa.ResourceManager:
 
 
 class VisaTransport:
-    def __init__(self, name: str, resource: str, *, timeout: float, backend: str = "@py") -> None:
+    def __init__(
+        self,
+        name: str,
+        resource: str,
+        *,
+        timeout: float,
+        backend: str = "@py",
+        read_termination: str = "\n",
+        serial: dict[str, object] | None = None,
+    ) -> None:
         self.name = name
         self.resource = resource
         self.timeout = timeout
         self.backend = backend
+        self.read_termination = read_termination
+        # An ASRL resource's line settings (baud_rate, parity, ...), as pyvisa names them.
+        self.serial = serial or {}
         self._session = None
         self._writer: JournaledWriter | None = None
         self._session_scope: contextlib.ExitStack | None = None
@@ -64,9 +76,10 @@ class VisaTransport:
         try:
             session = resource_manager(self.backend).open_resource(
                 self.resource,
-                read_termination="\n",  # without it every read waits for the timeout
+                read_termination=self.read_termination,  # or every read waits for the timeout
                 write_termination="",  # the journaled bytes carry their own terminator
                 timeout=int(self.timeout * 1000),
+                **self.serial,
             )
         except (pyvisa.errors.VisaIOError, OSError, ValueError) as exc:
             raise ConnectionLost(self.name, f"cannot open {self.resource}: {exc}") from exc
@@ -108,8 +121,20 @@ class VisaTransport:
             except Exception as exc:
                 raise self._failure(exc) from exc
 
-    def exchange(self, intent: DurableIntent) -> str:
-        """Send a query and return its reply line (without the terminator)."""
+    def send_off(self, data: bytes) -> None:
+        """Write an off-only line the journal took with ``safe_off_record`` (or flagged
+        for its next commit): failing safe comes before journaling. Only for dialects
+        whose off line the journal's own off-only check does not know."""
+        with self._lock:
+            self._usable()
+            try:
+                self._session.write_raw(data)
+            except Exception as exc:
+                raise self._failure(exc) from exc
+
+    def exchange(self, intent: DurableIntent, width: int | None = None) -> str:
+        """Send a query and return its reply line (without the terminator); VISA frames
+        replies by their terminator, so ``width`` is not needed here."""
         with self._lock:
             self._usable()
             session = self._session

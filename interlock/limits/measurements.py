@@ -65,11 +65,15 @@ def check_live(
     amps: float,
     *,
     tripped: bool,
-    protected: bool,
+    protected: bool | None,
     window: tuple[float, float],
     settling: bool = False,
 ) -> Finding | None:
     """A live net's reading against its envelope.
+
+    ``protected`` is None where the supply has no over-current protection (the
+    monitor is then the only one, and a profile that requires ``ocp`` refuses
+    such a supply at load).
 
     ``window`` is the range of setpoints the output may have been at while it
     was measured (a ramp step may have happened meanwhile). While ``settling``
@@ -79,7 +83,7 @@ def check_live(
     key = f"nets.{net}"
     if tripped:
         return Finding("live.protection_tripped", BUILT_IN, "the supply's protection tripped")
-    if not protected:
+    if protected is False:
         return Finding(
             "live.protection_off",
             BUILT_IN,
@@ -200,16 +204,17 @@ def check_output(
 
 
 def check_off_before_live(
-    net: str, *, output: bool, tripped: bool, protected: bool
+    net: str, *, output: bool, tripped: bool, protected: bool | None
 ) -> Finding | None:
-    """Before its relay closes, a net's supply channel is off, untripped and protected:
-    an output turned on behind our back must not reach the DUT."""
+    """Before its relay closes, a net's supply channel is off, untripped and protected
+    (where it has over-current protection: None where it has none): an output turned
+    on behind our back must not reach the DUT."""
     if output or tripped:
         state = "on" if output else "tripped"
         return Finding(
             "readback.output", BUILT_IN, f"{net}: supply output {state} before it was turned on"
         )
-    if not protected:
+    if protected is False:
         return Finding(
             "readback.ocp",
             BUILT_IN,

@@ -47,6 +47,9 @@ class NetLimits:
     live_min_current: float
     live_max_current: float
     safe_to_mate: SafeToMate
+    # The capabilities the net's supply must have (ovp, ocp, ...); None: the protections
+    # the wired supply has (the configuration resolves it at load).
+    require: tuple[str, ...] | None = None
 
     def readback_tolerance(self, commanded: float) -> float:
         """How far a read-back voltage may be from ``commanded`` (absolute + relative)."""

@@ -39,12 +39,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from interlock.catalog import RELAY_BOARDS, SUPPLIES
+from interlock.catalog import RELAY_BOARDS
+from interlock.dialects import dialects
 from interlock.errors import SimulatorError
 from interlock.sim import dut
 from interlock.sim.boards import board_channels, board_state, relay_states, stamp_of, watch_board
 from interlock.sim.control import ControlServer, bind_control
-from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.electrical import ElectricalBench, Route
 from interlock.sim.faults import (
     DEFAULT_WRONG_DUT_OHMS,
@@ -56,13 +56,19 @@ from interlock.sim.faults import (
 )
 from interlock.sim.instrument import IdentityString, Noise, ScpiInstrument
 from interlock.sim.loopthread import EventLoopThread
-from interlock.sim.psu import SimulatedSupply
 from interlock.sim.relay_board import SimulatedRelayBoard
+from interlock.sim.serial_server import SerialTwinServer
 from interlock.sim.server import InstrumentServer
 from interlock.sim.truth import SAMPLE_PERIOD, GroundTruth, History
+from interlock.sim.twins import TWINS
 
 _SOCKET_RESOURCE = re.compile(r"TCPIP\d*::([^:]+)::(\d+)::SOCKET", re.IGNORECASE)
-FIRMWARE_VERSIONS = {"scpi-psu": "2.1.0-1.0.4-1.12", "scpi-dmm": "A.02.14-02.40-02.14-00.49-01-01"}
+FIRMWARE_VERSIONS = {
+    "keysight-e36300": "2.1.0-1.0.4-1.12",
+    "keysight-truevolt": "A.02.14-02.40-02.14-00.49-01-01",
+    "korad-ka": "5.5",
+    "rigol-dp800": "00.01.17",
+}
 
 
 def _dut_load(load: Any) -> dut.Load:
@@ -146,24 +152,13 @@ class SimulatedBench:
         self.instruments: dict[str, ScpiInstrument] = {}
         self.servers: dict[str, InstrumentServer] = {}
         self.relay_boards: dict[str, SimulatedRelayBoard] = {}
+        self.serial_servers: dict[str, SerialTwinServer] = {}
         for name, spec in bench.instruments.items():
             identity = IdentityString(spec.identity.maker, spec.identity.model,
                                       spec.identity.serial,
-                                      FIRMWARE_VERSIONS.get(spec.driver, "1.0.0"))
+                                      FIRMWARE_VERSIONS.get(spec.dialect, "1.0.0"))
             rng = random.Random(self._rng.random())
-            if spec.driver == "scpi-psu":
-                if spec.identity.model not in SUPPLIES:
-                    raise SimulatorError(
-                        f'{bench.shown_path}: instruments.{name}: no simulation of supply model '
-                        f'"{spec.identity.model}" (known: {", ".join(SUPPLIES)})'
-                    )
-                instrument: ScpiInstrument = SimulatedSupply(
-                    name, identity, self.electrical, self.ground_truth,
-                    model=spec.identity.model, rng=rng)
-            elif spec.driver == "scpi-dmm":
-                instrument = SimulatedMeter(name, identity, self.electrical, self.ground_truth,
-                                            rng=rng)
-            elif spec.driver == "relay-board":
+            if spec.kind == "switch":
                 model = RELAY_BOARDS.get(spec.identity.model)
                 self.relay_boards[name] = SimulatedRelayBoard(
                     serial=spec.identity.serial,
@@ -171,8 +166,25 @@ class SimulatedBench:
                     watchdog=self._relay_watchdog,
                 )
                 continue
-            else:  # pragma: no cover - config validates drivers
-                raise SimulatorError(f"instruments.{name}: cannot simulate driver {spec.driver}")
+            twin = TWINS.get(spec.dialect)
+            if twin is None:
+                raise SimulatorError(
+                    f'{bench.shown_path}: instruments.{name}: no simulated twin of the '
+                    f'{spec.dialect} dialect (known: {", ".join(sorted(TWINS))})'
+                )
+            if spec.kind == "supply":
+                instrument: ScpiInstrument = twin(
+                    name, identity, self.electrical, self.ground_truth,
+                    model=spec.identity.model, rng=rng)
+            else:
+                instrument = twin(name, identity, self.electrical, self.ground_truth, rng=rng)
+            link = dialects()[spec.dialect].link
+            if link.kind != "visa-socket":  # a serial instrument: its twin on a pty
+                self.instruments[name] = instrument
+                self.serial_servers[name] = SerialTwinServer(
+                    instrument, self.ground_truth, link, self._latency
+                )
+                continue
             self.instruments[name] = instrument
             host, port = "127.0.0.1", 0
             if self._ports == "bench":
@@ -221,6 +233,8 @@ class SimulatedBench:
                         f"instrument {name}: cannot listen on {server.host}:{server.port}: {exc}"
                     ) from exc
                 self.resources[name] = server.resource
+            for name, twin in self.serial_servers.items():
+                self.resources[name] = twin.start()
             for name, board in self.relay_boards.items():
                 board.add_listener(self._relay_listener(name))
                 watch_board(self.ground_truth, name, board, self.bench.relays)
@@ -273,6 +287,8 @@ class SimulatedBench:
             self._sampler.cancel()
         for server in self.servers.values():
             self._loop.run(server.close())
+        for twin in self.serial_servers.values():
+            twin.close()
         self._loop.stop()
         self.ground_truth.event("bench-stopped", self.bench.name)
         if errors:

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from interlock.sim.electrical import ElectricalBench
-from interlock.sim.scpi import CommandSet, ErrorQueue, Parameters, ScpiError
+from interlock.sim.scpi import CommandSet, ErrorQueue, Parameters, ScpiError, parse_bool
 from interlock.sim.truth import GroundTruth
 
 
@@ -68,6 +68,8 @@ class ScpiInstrument:
         self.extra_noise: Noise | None = None
         self.ignore_setpoints = False
         self.lie_about_setpoints = False
+        # Whether the front panel is locked from the interface (SYST:REM, SYST:RWL).
+        self.panel_locked = False
         self._register_common()
 
     # --- the server's entry point ------------------------------------------
@@ -115,8 +117,16 @@ class ScpiInstrument:
         c.query("SYSTem:ERRor[:NEXT]", _no_params(self.errors.pop))
         c.query("SYSTem:ERRor:COUNt", _no_params(lambda: f"{self.errors.count():+d}"))
         c.query("SYSTem:VERSion", _no_params(lambda: "1999.0"))
-        for node in ("REMote", "LOCal", "RWLock"):
-            c.command(f"SYSTem:{node}", _no_params(lambda: None))
+        c.command("SYSTem:REMote", _no_params(lambda: self._lock_panel(True)))
+        c.command("SYSTem:LOCal", _no_params(lambda: self._lock_panel(False)))
+        c.command("SYSTem:RWLock[:STATe]", self._rwlock)
+
+    def _lock_panel(self, locked: bool) -> None:
+        self.panel_locked = locked
+
+    def _rwlock(self, params: Parameters) -> None:
+        params.at_most(1)
+        self._lock_panel(parse_bool(params.items[0]) if len(params) else True)
 
     def _idn(self, params: Parameters) -> str:
         params.at_most(0)

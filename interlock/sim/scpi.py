@@ -9,7 +9,10 @@ match a tree of nodes written the way programming guides print them::
 
 Upper-case letters are the short form, the whole word the long form; either is
 accepted, in any case, and nothing in between (``VOLTA`` is an error, as on
-real instruments). Bracketed nodes are optional. After a unit, the parser's
+real instruments). Bracketed nodes are optional. A node written with ``#``
+takes a numeric suffix (``[SOURce#:]VOLTage`` matches ``SOUR2:VOLT``, ``CH#:VOLTage``
+matches ``CH1:VOLT``); the handler finds the numbers in ``Parameters.suffixes``,
+None where the suffix was left out. After a unit, the parser's
 current path is the header without its last node, so ``SOUR:VOLT 5;CURR 1``
 sets the current of ``SOUR``; a leading ``:`` goes back to the root. Common
 commands (``*IDN?``) leave the path alone.
@@ -38,6 +41,7 @@ STANDARD_ERRORS: dict[int, str] = {
     -108: "Parameter not allowed",
     -109: "Missing parameter",
     -113: "Undefined header",
+    -114: "Header suffix out of range",
     -120: "Numeric data error",
     -123: "Exponent too large",
     -131: "Invalid suffix",
@@ -126,17 +130,34 @@ class ErrorQueue:
 # --- header tree -------------------------------------------------------------
 
 
+# A header suffix has at most this many digits: enough for any channel or slot.
+_MAX_SUFFIX_DIGITS = 3
+_SUFFIX = re.compile(rf"([A-Z*]+?)([0-9]{{1,{_MAX_SUFFIX_DIGITS}}})")
+_NO_MATCH = object()
+
+
 @dataclass(frozen=True)
 class Node:
     short: str
     long: str
     optional: bool
+    numbered: bool = False  # takes a numeric suffix (``SOURce#``)
 
     def matches(self, word: str) -> bool:
-        return word == self.short or word == self.long
+        return self.suffix(word) is not _NO_MATCH
+
+    def suffix(self, word: str) -> object:
+        """The word's numeric suffix (None if absent), or ``_NO_MATCH``."""
+        if word == self.short or word == self.long:
+            return None
+        if self.numbered:
+            found = _SUFFIX.fullmatch(word)
+            if found and found.group(1) in (self.short, self.long):
+                return int(found.group(2))
+        return _NO_MATCH
 
 
-_PATTERN_NODE = re.compile(r"\[:?(\*?[A-Za-z]+)\]|:?(\*?[A-Za-z]+)")
+_PATTERN_NODE = re.compile(r"\[:?(\*?[A-Za-z]+#?)\]|:?(\*?[A-Za-z]+#?)")
 
 
 def parse_pattern(pattern: str) -> tuple[Node, ...]:
@@ -149,22 +170,35 @@ def parse_pattern(pattern: str) -> tuple[Node, ...]:
         if not match:
             raise ValueError(f"bad SCPI header pattern {pattern!r} at {position}")
         word = match.group(1) or match.group(2)
+        numbered = word.endswith("#")
+        word = word.rstrip("#")
         short = "".join(c for c in word if c.isupper() or c == "*")
         nodes.append(Node(short=short or word.upper(), long=word.upper(),
-                          optional=match.group(1) is not None))
+                          optional=match.group(1) is not None, numbered=numbered))
         position = match.end()
     return tuple(nodes)
 
 
-def _match_nodes(nodes: tuple[Node, ...], words: list[str]) -> bool:
+def _match_nodes(nodes: tuple[Node, ...], words: list[str]) -> tuple[int | None, ...] | None:
+    """The suffixes of the numbered nodes if ``words`` match ``nodes``, else None."""
+
     # Small backtracking match: optional nodes may be skipped or consumed.
-    def walk(n: int, w: int) -> bool:
+    def walk(n: int, w: int) -> tuple[int | None, ...] | None:
         if n == len(nodes):
-            return w == len(words)
+            return () if w == len(words) else None
         node = nodes[n]
-        if w < len(words) and node.matches(words[w]) and walk(n + 1, w + 1):
-            return True
-        return node.optional and walk(n + 1, w)
+        if w < len(words):
+            found = node.suffix(words[w])
+            if found is not _NO_MATCH:
+                rest = walk(n + 1, w + 1)
+                if rest is not None:
+                    return (found, *rest) if node.numbered else rest  # type: ignore[misc]
+        if not node.optional:
+            return None
+        rest = walk(n + 1, w)
+        if rest is None:
+            return None
+        return (None, *rest) if node.numbered else rest
 
     return walk(0, 0)
 
@@ -174,6 +208,8 @@ class Parameters:
     """The comma-separated parameters of one unit, raw (handlers parse them)."""
 
     items: tuple[str, ...]
+    # One per numbered header node (``SOURce#``), in order; None where left out.
+    suffixes: tuple[int | None, ...] = ()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -185,7 +221,7 @@ class Parameters:
     def split_channels(self) -> tuple[Parameters, str | None]:
         """Detach a trailing channel list ``(@...)``, as most commands accept one."""
         if self.items and self.items[-1].startswith("("):
-            return Parameters(self.items[:-1]), self.items[-1]
+            return Parameters(self.items[:-1], self.suffixes), self.items[-1]
         return self, None
 
 
@@ -205,9 +241,11 @@ _HEADER = re.compile(r"(\*[A-Za-z]+|:?[A-Za-z][A-Za-z0-9]*(?::[A-Za-z][A-Za-z0-9
 class CommandSet:
     """Commands of one instrument and the dispatcher that runs a line against them."""
 
-    def __init__(self, errors: ErrorQueue) -> None:
+    def __init__(self, errors: ErrorQueue, undefined_detail: str = "") -> None:
         self.errors = errors
         self._entries: list[_Entry] = []
+        # what the family appends to -113 (Rigol: "keyword cannot be found")
+        self.undefined_detail = undefined_detail
 
     def command(self, pattern: str, handler: Handler) -> None:
         self._entries.append(_Entry(parse_pattern(pattern), False, handler))
@@ -215,10 +253,14 @@ class CommandSet:
     def query(self, pattern: str, handler: Handler) -> None:
         self._entries.append(_Entry(parse_pattern(pattern), True, handler))
 
-    def _lookup(self, words: list[str], query: bool) -> Handler | None:
+    def _lookup(
+        self, words: list[str], query: bool
+    ) -> tuple[Handler, tuple[int | None, ...]] | None:
         for entry in self._entries:
-            if entry.query == query and _match_nodes(entry.nodes, words):
-                return entry.handler
+            if entry.query == query:
+                suffixes = _match_nodes(entry.nodes, words)
+                if suffixes is not None:
+                    return entry.handler, suffixes
         return None
 
     def execute(self, line: str) -> str | None:
@@ -236,9 +278,12 @@ class CommandSet:
                 else:
                     absolute = path + words
                     path = absolute[:-1]
-                handler = self._lookup(absolute, query)
-                if handler is None:
-                    raise ScpiError(-113)
+                found = self._lookup(absolute, query)
+                if found is None:
+                    raise ScpiError(-113, self.undefined_detail)
+                handler, suffixes = found
+                if suffixes:
+                    params = Parameters(params.items, suffixes)
                 response = handler(params)
             except ScpiError as error:
                 self.errors.push(error.code, error.detail)

@@ -43,6 +43,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from interlock.dialects import dialects
 from interlock.errors import FaultLatched, InterlockError, LimitViolation, StateError
 from interlock.limits import SetVoltage
 from interlock.limits.ramps import plan_voltage
@@ -147,6 +148,12 @@ def assert_truth_within_limits(rig, rewired: set[tuple[str, str]]) -> None:
         assert record["max_current"] <= amps, f"{net} carried {record['max_current']} A"
 
 
+# Every supply dialect but the default bench's own, which the tests above run on.
+OTHER_SUPPLY_DIALECTS = sorted(
+    n for n, d in dialects().items() if d.kind == "supply" and n != "keysight-e36300"
+)
+
+
 def _sim_factory(**kwargs):
     sim = SimulatedBench(kwargs.pop("bench"), ports="free", **kwargs)
     sim.start()
@@ -154,6 +161,8 @@ def _sim_factory(**kwargs):
 
 
 class ControllerMachine(RuleBasedStateMachine):
+    BENCH = ROOT / "bench.toml"  # a subclass swaps the motor net's supply (per dialect)
+
     # No preconditions on the controller's state: it changes on its own (the
     # monitor trips), and rule choice must not depend on timing. Operator
     # actions are simply attempted; the controller refuses what is not allowed.
@@ -163,7 +172,7 @@ class ControllerMachine(RuleBasedStateMachine):
         self.tmp = tempfile.TemporaryDirectory()
         # Armed by the first step: a trip while arming (the board's watchdog, on a loaded
         # machine) is then one more outcome, not an error of the test.
-        self.rig = make_rig(_sim_factory, Path(self.tmp.name), bench=ROOT / "bench.toml", arm=False)
+        self.rig = make_rig(_sim_factory, Path(self.tmp.name), bench=self.BENCH, arm=False)
         self.ctl = self.rig.controller
         self.tripped = False
         self.rewired: set[tuple[str, str]] = set()  # swap faults injected
@@ -337,9 +346,9 @@ class ControllerMachine(RuleBasedStateMachine):
         assert_no_forbidden_relays(self.rig)
 
 
-def run(examples: int, steps: int) -> None:
+def run(examples: int, steps: int, machine: type = ControllerMachine) -> None:
     run_state_machine_as_test(
-        ControllerMachine,
+        machine,
         settings=settings(
             max_examples=examples,
             stateful_step_count=steps,
@@ -368,3 +377,34 @@ def test_controller_stateful_long():
     print(f"\ncontroller stateful run (slow): {TALLY.summary()}")
     assert TALLY.live_steps >= TALLY.steps / 2, TALLY.summary()
     assert TALLY.mid_ramp_faults, TALLY.summary()
+
+
+def _machine_for(dialect: str, directory: Path) -> type:
+    from tests.dialects.support import motor_bench
+
+    return type(f"ControllerMachine_{dialect}", (ControllerMachine,),
+                {"BENCH": motor_bench(directory, dialect)})
+
+
+@pytest.mark.parametrize("dialect", OTHER_SUPPLY_DIALECTS)
+def test_controller_stateful_per_supply_dialect(dialect, tmp_path):
+    """The same machine with the motor net on each other supply dialect's twin (few
+    examples here; the long runs are slow)."""
+    TALLY.__init__()
+    examples = int(os.environ.get("INTERLOCK_STATEFUL_DIALECT_EXAMPLES", "3"))
+    run(examples, 25, _machine_for(dialect, tmp_path))
+    print(f"\ncontroller stateful run on {dialect}: {TALLY.summary()}")
+    # Too few examples to be sure of drawing a fault: the slow run asserts trips.
+    assert TALLY.live_steps, TALLY.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("dialect", OTHER_SUPPLY_DIALECTS)
+def test_controller_stateful_per_supply_dialect_long(dialect, tmp_path):
+    TALLY.__init__()
+    machine = _machine_for(dialect, tmp_path)
+    while TALLY.steps < 3_000:
+        run(50, 50, machine)
+    print(f"\ncontroller stateful run on {dialect} (slow): {TALLY.summary()}")
+    assert TALLY.live_steps >= TALLY.steps / 2 and TALLY.trips, TALLY.summary()

@@ -216,9 +216,11 @@ def test_a_non_finite_reading_is_garbage_and_never_staged(rig):
     from interlock.errors import JournalError, ProtocolError
 
     psu = rig.controller.instruments.supplies["psu"]
+    query = psu.dialect.queries["measure_voltage?"]
     for reply in ("INF", "nan", "9.9E37,inf"):
         with pytest.raises(ProtocolError, match="not a finite number"):
-            psu.numbers(reply, len(reply.split(",")), "MEAS:VOLT?")
+            for field in psu.fields(query, reply, len(reply.split(","))):
+                psu.number(query, field)
     with pytest.raises(JournalError):
         rig.journal.measurement("VLOGIC", voltage=float("inf"), durable=False)
     assert rig.journal.staged == 0

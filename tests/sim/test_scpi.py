@@ -127,3 +127,53 @@ def test_channel_lists():
         with pytest.raises(ScpiError) as info:
             parse_channel_list(bad, {1, 2, 3})
         assert info.value.code == code
+
+
+@pytest.fixture
+def numbered():
+    errors = ErrorQueue()
+    commands = CommandSet(errors)
+    seen = []
+    commands.command("[SOURce#:]VOLTage[:LEVel]", lambda p: seen.append(("volt", p.suffixes)))
+    commands.command("[SOURce#:]CURRent", lambda p: seen.append(("curr", p.suffixes)))
+    commands.command("CH#:VOLTage", lambda p: seen.append(("ch", p.suffixes, p.items)))
+    commands.query("OUTPut#:TRACk#", lambda p: f"{p.suffixes}")
+    return commands, errors, seen
+
+
+@pytest.mark.parametrize("line, suffixes", [
+    ("SOUR1:VOLT 1", (1,)), (":source2:voltage:level 1", (2,)), ("SOURCE12:VOLT 1", (12,)),
+    ("SOUR:VOLT 1", (None,)), ("VOLT 1", (None,)), ("SOUR3:VOLT:LEV 1", (3,)),
+])
+def test_a_numeric_header_suffix_reaches_the_handler(numbered, line, suffixes):
+    commands, errors, seen = numbered
+    commands.execute(line)
+    assert seen == [("volt", suffixes)]
+    assert errors.count() == 0
+
+
+def test_numeric_suffixes_on_several_nodes_and_in_the_header_path(numbered):
+    commands, errors, seen = numbered
+    assert commands.execute("OUTP2:TRAC3?;:OUTP:TRAC?") == "(2, 3);(None, None)"
+    commands.execute("SOUR2:VOLT 1;CURR 2")  # CURR under SOUR2: the path keeps its suffix
+    commands.execute("CH3:VOLT 5,(@1)")
+    assert seen == [("volt", (2,)), ("curr", (2,)), ("ch", (3,), ("5", "(@1)"))]
+    assert errors.count() == 0
+
+
+@pytest.mark.parametrize("line", [
+    "VOLT1 1",  # VOLTage takes no suffix
+    "SOUR1234:VOLT 1",  # more digits than any channel or slot
+    "SOURA1:VOLT 1", "SOUR1A:VOLT 1", "CH1:VOLT1 5",
+])
+def test_a_suffix_where_none_is_taken_or_malformed_is_an_undefined_header(numbered, line):
+    commands, errors, seen = numbered
+    commands.execute(line)
+    assert seen == []
+    assert errors.codes() in ([-113], [-102])
+
+
+def test_the_undefined_header_detail_is_the_familys():
+    errors = ErrorQueue()
+    CommandSet(errors, undefined_detail="keyword cannot be found").execute(":FOO:BAR")
+    assert errors.pop() == '-113,"Undefined header;keyword cannot be found"'

@@ -1,0 +1,268 @@
+"""What every dialect-speaking driver shares: journaled lines, strict replies, identity.
+
+One :class:`DialectDevice` per instrument: its dialect (the lines and how
+replies read), its link (VISA or raw serial) and the journal. Every line out
+is journaled first (a pure query staged, anything that sets durably on
+disk); every reply is parsed strictly, and anything else is a ProtocolError.
+Several lines go out as one exchange where the dialect joins them (``;``),
+else one exchange each.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from interlock.dialects import Dialect, match_identity
+from interlock.dialects.model import Query
+from interlock.drivers.serial_link import SerialLink
+from interlock.drivers.visa import VisaTransport
+from interlock.errors import JournalError, ProtocolError
+from interlock.journal import DurableIntent, Journal, is_pure_query
+from interlock.journal.intent import is_off_only
+from interlock.protocols import Identified
+
+if TYPE_CHECKING:
+    from interlock.drivers.registry import DriverSpec
+
+log = logging.getLogger(__name__)
+
+
+class Link(Protocol):
+    """What a driver needs of its transport (VisaTransport, SerialLink)."""
+
+    name: str
+    resource: str
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def send(self, intent: DurableIntent) -> None: ...
+
+    def exchange(self, intent: DurableIntent, width: int | None = None) -> str: ...
+
+    def send_off(self, data: bytes) -> None: ...
+
+
+_PARITY = {"N": "none", "E": "even", "O": "odd"}
+_STOP_BITS = {1: 10, 2: 20}  # pyvisa's StopBits: tenths of a bit
+_FLOW = {"none": 0, "xon-xoff": 1, "rts-cts": 2, "dtr-dsr": 4}  # pyvisa's ControlFlow
+
+
+def make_link(spec: DriverSpec) -> Link:
+    """The transport a dialect names: a VISA socket, a VISA serial port or raw pyserial."""
+    link = spec.dialect.link
+    if link.kind == "serial":
+        return SerialLink(spec.name, spec.resource, link, timeout=spec.timeout)
+    serial = None
+    if link.kind == "visa-serial":
+        import pyvisa.constants as c
+
+        serial = {
+            "baud_rate": link.baud,
+            "data_bits": link.data_bits,
+            "parity": getattr(c.Parity, _PARITY[link.parity]),
+            "stop_bits": c.StopBits(_STOP_BITS[link.stop_bits]),
+            "flow_control": _FLOW[link.flow],
+        }
+    return VisaTransport(
+        spec.name,
+        spec.resource,
+        timeout=spec.timeout,
+        read_termination=link.read_termination,
+        serial=serial,
+    )
+
+
+def joined(lines: Sequence[str]) -> str:
+    """Lines as one compound line: each unit after the first starts at the root."""
+    return lines[0] + "".join(";" + (u if u.startswith(":") else ":" + u) for u in lines[1:])
+
+
+class DialectDevice:
+    kind: ClassVar[str] = ""
+
+    def __init__(self, name: str, dialect: Dialect, link: Link, journal: Journal) -> None:
+        self.name = name
+        self.dialect = dialect
+        self.transport = link
+        self.journal = journal
+        self.capabilities = dialect.capabilities
+        self._end = dialect.link.write_termination
+        self._compound = dialect.capabilities.compound
+
+    @classmethod
+    def build(cls, spec: DriverSpec) -> DialectDevice:
+        """The driver for one instrument of bench.toml, over its dialect's link."""
+        return cls(spec.name, spec.dialect, make_link(spec), spec.journal)
+
+    def open(self) -> None:
+        self.transport.open()
+        # A family that wants a line before anything else (SYST:REM over RS-232).
+        setup = self.dialect.command("remote")
+        if setup is not None:
+            self.command(setup.line(), purpose="setup")
+
+    def close(self) -> None:
+        self.transport.close()
+
+    @property
+    def is_open(self) -> bool:
+        """Connected, and not poisoned by a timeout or a lost connection."""
+        return self.transport.is_open
+
+    # -- journaled lines ---------------------------------------------------------------
+
+    def command(self, text: str, **context: Any) -> None:
+        intent = self.journal.command_intent(self.name, text + self._end, **context)
+        self.transport.send(intent)
+
+    def ask(self, text: str, width: int | None = None, **context: Any) -> str:
+        """A line that only asks: its record staged for the next commit."""
+        data = text + self._end
+        if is_pure_query(data.encode("ascii", "replace")):
+            intent = self.journal.query_intent(self.name, data, **context)
+        else:
+            intent = self.journal.command_intent(self.name, data, **context)
+        reply = self.transport.exchange(intent, width)
+        self.journal.readback(self.name, text, reply, durable=False, **context)
+        return reply
+
+    def set_and_ask(self, text: str, width: int | None = None, **context: Any) -> str:
+        """A line that sets something and reads it back: on disk before it goes out."""
+        intent = self.journal.command_intent(self.name, text + self._end, **context)
+        reply = self.transport.exchange(intent, width)
+        self.journal.readback(self.name, text, reply, durable=False, **context)
+        return reply
+
+    def send_off(self, text: str, **context: Any) -> None:
+        """A line that only turns outputs off: it goes out even when the journal cannot be
+        written (failing safe comes first; see Journal.safe_off_intent)."""
+        data = text + self._end
+        if is_off_only(data.encode("ascii", "replace")):
+            self.transport.send(self.journal.safe_off_intent(self.name, data, **context))
+            return
+        # The journal's off-only check knows the SCPI channel-list form only: the line is
+        # recorded (or flagged for the next commit) as an off command, then written.
+        self.journal.safe_off_record(self.name, data, **context)
+        self.transport.send_off(data.encode("ascii"))
+
+    def turn_off_and_ask(self, text: str, **context: Any) -> str:
+        """:meth:`send_off` and its readback in one line (``OUTP OFF,(@1);:OUTP? (@1)``)."""
+        intent = self.journal.safe_off_intent(self.name, text + self._end, **context)
+        reply = self.transport.exchange(intent)
+        try:
+            self.journal.readback(self.name, text, reply, durable=False, **context)
+        except JournalError as error:  # the reply matters more now than its record
+            log.error("%s: reply to %r not journaled: %s", self.name, text, error)
+        return reply
+
+    def ask_all(self, queries: Sequence[tuple[Query, Sequence[int]]]) -> list[list[str]]:
+        """Each query's fields for its channels: one line per channel list (or per channel),
+        all lines in one exchange where the dialect joins them."""
+        lines: list[tuple[Query, str, int]] = []  # query, line, how many channels it answers
+        for query, channels in queries:
+            if query.per_channel_list:
+                chs = self.dialect.list_separator.join(map(str, channels))
+                lines.append((query, query.line(chs=chs), len(channels)))
+            else:
+                lines += [(query, query.line(ch=c), 1) for c in channels]
+        if self._compound and len(lines) > 1:
+            reply = self.ask(joined([line for _, line, _ in lines]))
+            parts = reply.split(";")
+            if len(parts) != len(lines):
+                raise ProtocolError(self.name, f"expected {len(lines)} replies, got {reply!r}")
+        else:
+            parts = [self.ask(line, query.width) for query, line, _ in lines]
+        found: dict[int, list[str]] = {}
+        for (query, _, count), part in zip(lines, parts, strict=True):
+            found.setdefault(id(query), []).extend(self.fields(query, part, count))
+        return [found[id(query)] for query, _ in queries]
+
+    # -- replies -------------------------------------------------------------------------
+
+    def fields(self, query: Query, reply: str, count: int) -> list[str]:
+        """The ``count`` values of one reply (``count`` x ``query.count`` for "numbers")."""
+        if query.pattern is not None:
+            match = query.pattern.fullmatch(reply.strip())
+            if match is None:
+                raise ProtocolError(self.name, f"{query.template}: unexpected reply {reply!r}")
+            reply = match.group("value")
+        if query.reply == "bit":
+            return [reply] * count if count == 1 else self._split(query, reply, count)
+        per = query.count or 1
+        return self._split(query, reply, count * per)
+
+    def _split(self, query: Query, reply: str, count: int) -> list[str]:
+        parts = reply.split(",")
+        if len(parts) != count:
+            raise ProtocolError(
+                self.name, f"{query.template}: expected {count} values, got {reply!r}"
+            )
+        return parts
+
+    def number(self, query: Query, text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ProtocolError(self.name, f"{query.template}: not a number: {text!r}") from None
+        if not math.isfinite(value):  # NaN/INF: no instrument reading can be trusted
+            raise ProtocolError(self.name, f"{query.template}: not a finite number: {text!r}")
+        return value
+
+    def flag(self, query: Query, text: str) -> bool:
+        if query.reply == "bit":
+            assert query.bit is not None
+            if query.width is not None and len(text) == query.width == 1:
+                word = ord(text)  # a binary status byte
+            else:
+                try:
+                    word = int(text.strip(), 0)
+                except ValueError:
+                    raise ProtocolError(
+                        self.name, f"{query.template}: not a status word: {text!r}"
+                    ) from None
+            return bool(word >> query.bit & 1)
+        token = text.strip()
+        if token in query.true:
+            return True
+        if token in query.false:
+            return False
+        raise ProtocolError(
+            self.name,
+            f"{query.template}: expected {'/'.join(query.true + query.false)}, got {text!r}",
+        )
+
+    # -- identity ------------------------------------------------------------------------
+
+    def identify(self) -> Identified:
+        """Who the instrument says it is, read by its dialect's identity query and pattern."""
+        identity = self.dialect.identity
+        if identity is None:
+            raise ProtocolError(self.name, "its dialect has no identity query")
+        reply = self.ask(identity.query.template, identity.query.width)
+        match = match_identity(self.dialect, reply)
+        if match is None:
+            # Another model altogether (the wrong instrument at this address): say who it
+            # is, for the identity check to refuse by name.
+            fields = [f.strip() for f in reply.split(",")]
+            if len(fields) == 4 and all(fields[:3]):
+                return Identified(*fields)
+            raise ProtocolError(
+                self.name,
+                f"{identity.query.template} reply is not a {self.dialect.title}'s: {reply!r}",
+            )
+        groups = match.groupdict()
+        model = self.dialect.models.get(groups["model"])
+        # A family whose reply leaves out its maker (or spells it its own way) is named
+        # by its dialect file.
+        maker = groups.get("maker") or (model.maker if model is not None else "")
+        return Identified(
+            maker, groups["model"], groups.get("serial") or "", groups.get("firmware") or ""
+        )

@@ -1,0 +1,183 @@
+"""A raw serial line (pyserial) that writes only journaled commands.
+
+For instruments that speak over a serial port without VISA's framing: no
+terminator either way (Korad's ``VSET1:05.00``), replies of a fixed width or
+ended by silence, and a minimum gap between commands that the instrument
+needs (a line sent too soon is dropped by the instrument, and every later
+reply answers the wrong question). The gap is kept here, for every line,
+answered or not, on ``time.monotonic``.
+
+As with :class:`~interlock.drivers.visa.VisaTransport`, a timeout, a short
+reply or a lost port poisons the link: a late reply could be read as the
+answer to the next query, so every later call raises ConnectionLost until
+the link is reopened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import serial
+
+from interlock.dialects.model import Link
+from interlock.errors import ConnectionLost, InstrumentError, InstrumentTimeout, ProtocolError
+from interlock.journal import DurableIntent, JournaledWriter
+
+_PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
+# The longest reply read from a line that has no framing of its own.
+MAX_REPLY = 256
+
+
+class SerialLink:
+    def __init__(self, name: str, port: str, link: Link, *, timeout: float) -> None:
+        self.name = name
+        self.resource = port
+        self.link = link
+        self.timeout = timeout
+        self._port: serial.Serial | None = None
+        self._writer: JournaledWriter | None = None
+        self._broken: str | None = None
+        self._lock = threading.Lock()
+        self._ready_at = 0.0  # monotonic time the next line may go out
+
+    def open(self) -> None:
+        self.close()
+        link = self.link
+        try:
+            port = serial.Serial(
+                self.resource,
+                link.baud,
+                bytesize=link.data_bits,
+                parity=_PARITY[link.parity],
+                stopbits=link.stop_bits,
+                rtscts=link.flow == "rts-cts",
+                dsrdtr=link.flow == "dtr-dsr",
+                xonxoff=link.flow == "xon-xoff",
+                timeout=self.timeout,
+                write_timeout=self.timeout,
+                exclusive=True,
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise ConnectionLost(self.name, f"cannot open {self.resource}: {exc}") from exc
+        with contextlib.suppress(serial.SerialException, OSError):
+            port.reset_input_buffer()
+        self._port = port
+        self._writer = JournaledWriter(self.name, port.write)
+        self._broken = None
+        # What an earlier host sent last may still be in the instrument's gap.
+        self._ready_at = time.monotonic() + link.min_gap
+
+    def close(self) -> None:
+        port, self._port, self._writer = self._port, None, None
+        if port is not None:
+            with contextlib.suppress(serial.SerialException, OSError):
+                port.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None and self._broken is None
+
+    def send(self, intent: DurableIntent) -> None:
+        with self._lock:
+            self._usable()
+            self._write(intent)
+            self._ready_at = time.monotonic() + self.link.min_gap + self.link.after_set
+
+    def send_off(self, data: bytes) -> None:
+        """Write an off-only line the journal took with ``safe_off_record`` (or flagged
+        for its next commit): failing safe comes before journaling."""
+        with self._lock:
+            self._usable()
+            wait = self._ready_at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                self._port.write(data)  # type: ignore[union-attr]
+            except (serial.SerialException, OSError) as exc:
+                self._broken = "a lost port"
+                raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
+            self._ready_at = time.monotonic() + self.link.min_gap + self.link.after_set
+
+    def exchange(self, intent: DurableIntent, width: int | None = None) -> str:
+        """Send a query; its reply of ``width`` bytes, or up to the terminator or silence."""
+        with self._lock:
+            self._usable()
+            self._write(intent)
+            try:
+                raw = self._read(width)
+            except InstrumentError:
+                raise
+            except (serial.SerialException, OSError) as exc:
+                self._broken = "a lost port"
+                raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
+            finally:
+                self._ready_at = time.monotonic() + self.link.min_gap
+        try:
+            return raw.decode("latin-1").rstrip("\r\n")
+        except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes any byte
+            raise ProtocolError(self.name, f"reply is not text: {raw[:40]!r}") from exc
+
+    def _write(self, intent: DurableIntent) -> None:
+        wait = self._ready_at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        try:
+            assert self._writer is not None
+            self._writer.send(intent)
+            self._port.flush()  # type: ignore[union-attr]
+        except InstrumentError:
+            raise
+        except serial.SerialTimeoutException as exc:
+            self._broken = "a write timeout"
+            raise InstrumentTimeout(self.name, "write timed out") from exc
+        except (serial.SerialException, OSError) as exc:
+            self._broken = "a lost port"
+            raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
+
+    def _read(self, width: int | None) -> bytes:
+        port = self._port
+        assert port is not None
+        link = self.link
+        deadline = time.monotonic() + self.timeout
+        if width is not None:
+            port.timeout = self.timeout
+            data = port.read(width)
+            if len(data) < width:
+                self._broken = "a short reply"
+                raise InstrumentTimeout(
+                    self.name, f"{len(data)} of {width} bytes within {self.timeout:g} s"
+                )
+            return data
+        if link.framing == "line":
+            terminator = link.read_termination.encode("latin-1")
+            port.timeout = self.timeout
+            data = port.read_until(terminator, MAX_REPLY)
+            if not data.endswith(terminator):
+                self._broken = "a timeout"
+                raise InstrumentTimeout(self.name, f"no reply within {self.timeout:g} s")
+            return data[: -len(terminator)]
+        # Framed by silence (or a fixed-framed reply of no set width, such as an
+        # identity): the first byte within the timeout, then until the line is idle.
+        port.timeout = self.timeout
+        first = port.read(1)
+        if not first:
+            self._broken = "a timeout"
+            raise InstrumentTimeout(self.name, f"no reply within {self.timeout:g} s")
+        parts = [first]
+        port.timeout = link.idle
+        size = 1
+        while size < MAX_REPLY and time.monotonic() < deadline:
+            more = port.read(MAX_REPLY - size)
+            if not more:
+                break
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts)
+
+    def _usable(self) -> None:
+        if self._port is None:
+            raise ConnectionLost(self.name, "not connected")
+        if self._broken is not None:
+            raise ConnectionLost(self.name, f"link unusable after {self._broken}; reconnect")

@@ -1,0 +1,26 @@
+"""Simulated twins: for every dialect, an instrument that answers in it.
+
+A twin is the same electrical model (:class:`~interlock.sim.psu.SimulatedSupply`'s
+outputs and protections, :class:`~interlock.sim.dmm.SimulatedMeter`) behind a
+command table of its dialect's own, served over the dialect's transport: a
+TCP socket for a VISA socket link, a pseudo-terminal at the dialect's framing
+for a serial one (:mod:`interlock.sim.serial_server`). ``TWINS`` maps a
+dialect's name to the class of its twin; a family's twin registers here.
+"""
+
+from __future__ import annotations
+
+from interlock.sim.dmm import SimulatedMeter
+from interlock.sim.psu import SimulatedSupply
+from interlock.sim.twins.korad import KoradSupply
+from interlock.sim.twins.rigol import RigolSupply
+
+# dialect name -> twin class (constructed as SimulatedSupply / SimulatedMeter are)
+TWINS: dict[str, type] = {
+    "keysight-e36300": SimulatedSupply,
+    "keysight-truevolt": SimulatedMeter,
+    "korad-ka": KoradSupply,
+    "rigol-dp800": RigolSupply,
+}
+
+__all__ = ["TWINS"]

@@ -1,0 +1,53 @@
+"""A bench whose motor net is fed by a supply of any dialect, through its twin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from interlock.dialects import SupplyModel, dialects
+from tests.controller.support import edited_bench
+
+# The default bench's own supply: its dialect is what bench.toml already holds.
+DEFAULT = "keysight-e36300"
+SUPPLY_DIALECTS = sorted(n for n, d in dialects().items() if d.kind == "supply")
+
+
+def motor_model(dialect: str) -> SupplyModel:
+    """The dialect's first model whose first output holds the motor net (12 V, 600 mA)."""
+    for model in dialects()[dialect].models.values():
+        assert isinstance(model, SupplyModel)
+        out = model.channels.get(1)
+        if out is not None and out.max_voltage >= 12 and out.max_current >= 0.6:
+            return model
+    raise AssertionError(f"no {dialect} model can feed the motor net")
+
+
+def motor_edits(dialect: str) -> list[tuple[str, str]]:
+    """bench.toml edits: an instrument ``motor_psu`` of ``dialect`` feeds MOTOR from CH1."""
+    model = motor_model(dialect)
+    link = dialects()[dialect].link
+    where = (
+        f'resource = "TCPIP::127.0.0.1::{link.port}::SOCKET"'
+        if link.kind == "visa-socket"
+        else 'port = "/dev/ttyUSB0"'
+    )
+    marker = "# --- relays: name -> board channel"
+    stanza = (
+        f'[instruments.motor_psu]\ndriver = "supply"\n{where}\n'
+        f'identity = {{ maker = "{model.maker}", model = "{model.model}", serial = "00012345" }}'
+    )
+    return [
+        (marker, f"{stanza}\n\n{marker}"),
+        (
+            'supply = { instrument = "psu", channel = 3 }',
+            'supply = { instrument = "motor_psu", channel = 1 }',
+        ),
+        # a dialect without channel lists takes more exchanges per pass
+        ('monitor_period = "50 ms"', 'monitor_period = "400 ms"'),
+    ]
+
+
+def motor_bench(directory: Path, dialect: str) -> Path:
+    if dialect == DEFAULT:
+        return edited_bench(directory, {})
+    return edited_bench(directory, {"bench.toml": motor_edits(dialect)})

@@ -1,0 +1,65 @@
+"""The dialect files load, say what they need to, and the README shows them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from interlock.dialects import dialects
+from interlock.dialects.loader import load_dialect
+from interlock.dialects.table import END, START, supported_models_table
+from interlock.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_lists_the_supported_models_from_the_dialect_files():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.split(START)[1].split(END)[0].strip()
+    assert shown == supported_models_table(), (
+        "the README's table of supported models is stale: paste the output of "
+        "`python -m interlock.dialects.table` between its markers"
+    )
+
+
+def test_every_model_with_an_unconfirmed_fact_says_so_in_the_table():
+    table = supported_models_table()
+    for dialect in dialects().values():
+        for model in dialect.models.values():
+            for fact in (*dialect.unconfirmed, *model.unconfirmed):
+                assert fact in table
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "words"),
+    [
+        (('ovp = "level"', 'ovp = "lots"'), "capabilities.ovp", "expected one of"),
+        (
+            ("panel_lock = true", "panel_lock = true\nwobble = true"),
+            "capabilities.wobble",
+            "unknown key",
+        ),
+        (('lock = "SYST:REM"\n', ""), "capabilities.panel_lock", '"lock"'),
+        (
+            ('"voltage?" = "VOLT? (@{chs})"', '"voltage?" = "VOLT? (@{chan})"'),
+            "queries.voltage?.send",
+            "unknown field",
+        ),
+        (
+            ('max_voltage = "6 V", max_current = "5 A"', 'max_voltage = "6", max_current = "5 A"'),
+            "models.E36312A.channels.1.max_voltage",
+            "voltage",
+        ),
+    ],
+)
+def test_a_mistake_in_a_dialect_file_names_the_file_and_key(tmp_path, edit, key, words):
+    source = ROOT / "interlock" / "dialects" / "keysight_e36300.toml"
+    text = source.read_text(encoding="utf-8")
+    assert edit[0] in text
+    broken = tmp_path / "keysight_e36300.toml"
+    broken.write_text(text.replace(edit[0], edit[1], 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_dialect(broken)
+    assert error.value.key == key
+    assert words in error.value.problem

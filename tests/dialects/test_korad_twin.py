@@ -1,0 +1,96 @@
+"""The Korad twin answers a plain pyserial client as the protocol says (sigrok wiki,
+libsigrok, koradctl; research notes, table tests 1-14): no terminator, fixed-width
+replies, a binary status byte, and a command sent within the gap dropped."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import serial
+
+from interlock.dialects import dialects
+from interlock.sim.electrical import ElectricalBench, Route
+from interlock.sim.instrument import IdentityString
+from interlock.sim.serial_server import SerialTwinServer
+from interlock.sim.truth import GroundTruth
+from interlock.sim.twins.korad import KoradSupply
+
+GAP = 0.1  # s: the dialect's own (koradctl's 50 ms, libsigrok's 80 ms, rounded up)
+
+
+@pytest.fixture
+def korad():
+    dialect = dialects()["korad-ka"]
+    truth = GroundTruth(["OUT"])
+    electrical = ElectricalBench(
+        [Route("OUT", ("psu", 1), None, None)], {}, truth, threading.RLock()
+    )
+    twin = KoradSupply(
+        "psu", IdentityString("KORAD", "KA3005P", "", "5.5"), electrical, truth, model="KA3005P"
+    )
+    server = SerialTwinServer(twin, truth, dialect.link, latency=0)
+    port = server.start()
+    link = serial.Serial(port, 9600, timeout=1.0)
+    yield link, twin, truth
+    link.close()
+    server.close()
+
+
+def exchange(link: serial.Serial, command: str, width: int | None = None) -> bytes:
+    time.sleep(GAP)
+    link.write(command.encode("ascii"))
+    if width is None:  # no reply: nothing comes within the gap (a late one fails the next row)
+        time.sleep(GAP)
+        return link.read(link.in_waiting)
+    return link.read(width)
+
+
+TABLE = [
+    # (command, width of the reply, the reply; None: no reply)
+    ("*IDN?", 18, b"KORAD KA3005P V5.5"),  # ended by silence: read to its length here
+    ("VSET1:05.00", None, b""),
+    ("VSET1?", 5, b"05.00"),
+    ("ISET1:0.500", None, b""),
+    ("ISET1?", 5, b"0.500"),
+    ("VSET1:12.34", None, b""),
+    ("VSET1?", 5, b"12.34"),
+    ("VOUT1?", 5, b"00.00"),  # output off
+    ("IOUT1?", 5, b"0.000"),
+    ("STATUS?", 1, b"\x01"),  # CV, output off
+    ("OUT1", None, b""),
+    ("STATUS?", 1, b"\x41"),  # CV and output on (no load: CV)
+    ("VOUT1?", 5, b"12.34"),
+    ("OUT0", None, b""),
+    ("STATUS?", 1, b"\x01"),
+    ("VSET1:40.00", None, b""),  # beyond its range: ignored, the setting kept
+    ("VSET1?", 5, b"12.34"),
+    ("BEEP0", None, b""),  # unknown to the twin's model, answered by nothing
+    ("OVP1", None, b""),
+    ("OUT1", None, b""),
+    ("RCL1", None, b""),  # recalling a memory turns the output off
+    ("STATUS?", 1, b"\x01"),
+]
+
+
+def test_the_twin_answers_as_the_protocol_says(korad):
+    link, _, _ = korad
+    for command, width, expected in TABLE:
+        assert exchange(link, command, width) == expected, command
+
+
+def test_a_command_sent_within_the_gap_is_never_applied(korad):
+    """Sent back to back, the second command is lost: dropped as too soon, or run into the
+    first as one line no table knows. Either way the setting is not the second's."""
+    link, _, truth = korad
+    exchange(link, "VSET1:05.00")
+    time.sleep(GAP)
+    link.write(b"VSET1:07.00")
+    link.write(b"VSET1:09.00")
+    assert exchange(link, "VSET1?", 5) in (b"05.00", b"07.00")
+    lines = truth.commands("psu")
+    assert any(
+        c.get("note") == "dropped: sent within the gap" or c["line"] == "VSET1:07.00VSET1:09.00"
+        for c in lines
+    )
