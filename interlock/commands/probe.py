@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from interlock.commands.common import add_bench_argument
+from interlock.commands.common import add_bench_argument, bench_file
 from interlock.dialects import Dialect, dialects, match_identity
 from interlock.drivers.device import DialectDevice, make_link
 from interlock.drivers.registry import DriverSpec, driver_class
@@ -70,7 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    named = simulator_resources(args.bench)
+    try:
+        where = bench_file(args)
+    except InterlockError:
+        where = None  # no bench here: probe what pyvisa and pyserial list
+    named = simulator_resources(where) if where is not None else {}
     resources = list(args.resources) or listed_resources() + list(named.values())
     resources = list(dict.fromkeys(resources))[:MAX_RESOURCES]
     names = {where: name for name, where in named.items()}
