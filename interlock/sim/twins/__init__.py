@@ -13,12 +13,14 @@ from __future__ import annotations
 from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.psu import SimulatedSupply
 from interlock.sim.twins.korad import KoradSupply
+from interlock.sim.twins.siglent import SiglentSupply
 
 # dialect name -> twin class (constructed as SimulatedSupply / SimulatedMeter are)
 TWINS: dict[str, type] = {
     "keysight-e36300": SimulatedSupply,
     "keysight-truevolt": SimulatedMeter,
     "korad-ka": KoradSupply,
+    "siglent-spd3303x": SiglentSupply,
 }
 
 __all__ = ["TWINS"]
