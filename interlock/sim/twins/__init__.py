@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.psu import SimulatedSupply
+from interlock.sim.twins.keithley import KeithleySupply
 from interlock.sim.twins.korad import KoradSupply
 from interlock.sim.twins.siglent import SiglentSupply
 
@@ -19,6 +20,7 @@ from interlock.sim.twins.siglent import SiglentSupply
 TWINS: dict[str, type] = {
     "keysight-e36300": SimulatedSupply,
     "keysight-truevolt": SimulatedMeter,
+    "keithley-2230": KeithleySupply,
     "korad-ka": KoradSupply,
     "siglent-spd3303x": SiglentSupply,
 }
