@@ -68,6 +68,7 @@ FIRMWARE_VERSIONS = {
     "keysight-truevolt": "A.02.14-02.40-02.14-00.49-01-01",
     "keithley-2230": "1.16-1.04",
     "korad-ka": "5.5",
+    "rs-hmp": "HW50020003/SW2.70",
     "siglent-spd3303x": "1.01.01.02.05",
 }
 

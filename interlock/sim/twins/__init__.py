@@ -14,6 +14,7 @@ from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.psu import SimulatedSupply
 from interlock.sim.twins.keithley import KeithleySupply
 from interlock.sim.twins.korad import KoradSupply
+from interlock.sim.twins.rs_hmp import HmpSupply
 from interlock.sim.twins.siglent import SiglentSupply
 
 # dialect name -> twin class (constructed as SimulatedSupply / SimulatedMeter are)
@@ -22,6 +23,7 @@ TWINS: dict[str, type] = {
     "keysight-truevolt": SimulatedMeter,
     "keithley-2230": KeithleySupply,
     "korad-ka": KoradSupply,
+    "rs-hmp": HmpSupply,
     "siglent-spd3303x": SiglentSupply,
 }
 
