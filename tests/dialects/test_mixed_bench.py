@@ -83,26 +83,35 @@ THREE_MAKES = [
         "# --- relays: name -> board channel",
         '[instruments.siglent]\ndriver = "supply"\nresource = "TCPIP::127.0.0.1::5030::SOCKET"\n'
         'identity = { maker = "Siglent Technologies", model = "SPD3303X", '
-        'serial = "SPD3X0001" }\n\n' + KORAD[0][1],
+        'serial = "SPD3X0001" }\n\n'
+        '[instruments.keithley]\ndriver = "supply"\nresource = "TCPIP::127.0.0.1::5031::SOCKET"\n'
+        'identity = { maker = "Keithley Instruments", model = "2230-30-1", serial = "9203269" }'
+        "\n\n# --- relays: name -> board channel",
     ),
     (
         'supply = { instrument = "psu", channel = 2 }',
         'supply = { instrument = "siglent", channel = 1 }',
     ),
-    *KORAD[1:],
+    (
+        'supply = { instrument = "psu", channel = 3 }',
+        'supply = { instrument = "keithley", channel = 1 }',
+    ),
+    # Three exchanges per pass on the Siglent, 100 ms apart: the period must hold them.
+    ('monitor_period = "50 ms"', 'monitor_period = "400 ms"'),
 ]
 
 
 def test_the_quick_start_sequence_runs_on_a_bench_of_three_makes(sim_bench_factory, tmp_path):
     """VLOGIC on the E36312A, VBUS on a Siglent SPD3303X (a socket with 100 ms between
-    lines), the motor on a Korad (a pty): the README's quick-start sequence passes, with
-    its one refusal, and leaves every net off within its limits."""
+    lines), the motor on a Keithley 2230 (a selected channel and a general output): the
+    README's quick-start sequence passes, with its one refusal, and leaves every net off
+    within its limits."""
     from interlock.sequence import SequenceRunner, bind, in_process_service, load_sequence
     from tests.sequence.conftest import EXAMPLE
 
     configuration = load_configuration(edited_bench(tmp_path, {"bench.toml": THREE_MAKES}))
     # Connecting reads every supply before the board gets its first heartbeat; with the
-    # Siglent's 100 ms gaps that outlasts the simulator's default 500 ms board watchdog,
+    # Siglent's 100 ms gaps that can outlast the simulator's default 500 ms board watchdog,
     # and the bench would start latched (WDT). A longer watchdog keeps this test on the
     # dialects; the start-up order is the controller's.
     sim = sim_bench_factory(bench=configuration.bench, relay_watchdog="3 s")
