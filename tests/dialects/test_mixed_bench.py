@@ -52,7 +52,7 @@ def test_required_ocp_on_a_supply_that_has_it_loads(tmp_path):
 
 
 def test_the_quick_start_sequence_runs_on_a_bench_of_two_makes(sim_bench_factory, tmp_path):
-    bench = edited_bench(tmp_path, {"bench.toml": THREE_MAKES})
+    bench = edited_bench(tmp_path, {"bench.toml": KORAD})
     rig = make_rig(sim_bench_factory, tmp_path, bench=bench)
     try:
         controller = rig.controller
