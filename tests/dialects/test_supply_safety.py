@@ -85,7 +85,7 @@ def motor_live(rig, volts: float = 3.0) -> None:
     rig.controller.output_on("MOTOR")
 
 
-def test_the_motor_goes_live_reads_back_and_goes_off(rig):
+def test_the_motor_goes_live_reads_back_goes_off_and_an_estop_leaves_all_off(rig):
     controller = rig.controller
     motor_live(rig)
     controller.set_voltage("MOTOR", 6.0)
@@ -95,6 +95,13 @@ def test_the_motor_goes_live_reads_back_and_goes_off(rig):
     assert_safety_invariants(rig)
     controller.output_off("MOTOR")
     assert controller.measure("MOTOR")["voltage"] < 0.5
+    assert not rig.sim.instruments["extra"].live_outputs()
+    controller.set_voltage("MOTOR", 3.0)
+    controller.output_on("MOTOR")
+    controller.emergency_stop("anyone")  # with every net live
+    assert controller.state == "fault"
+    assert_all_outputs_off(rig)
+    assert not rig.sim.instruments["extra"].live_outputs()
 
 
 def test_a_value_beyond_the_limits_is_refused_and_nothing_is_sent(rig):
@@ -112,14 +119,6 @@ def test_a_supply_that_keeps_its_old_setpoint_never_goes_live(rig):
         rig.controller.set_voltage("MOTOR", 3.0)
     assert rig.controller.state == "fault"
     assert_all_outputs_off(rig)
-
-
-def test_an_emergency_stop_leaves_every_output_off(rig):
-    motor_live(rig)
-    rig.controller.emergency_stop("anyone")
-    assert rig.controller.state == "fault"
-    assert_all_outputs_off(rig)
-    assert not rig.sim.instruments["extra"].live_outputs()
 
 
 def test_a_short_on_the_net_faults_the_bench_and_leaves_it_off(rig):
