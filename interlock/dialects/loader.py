@@ -251,6 +251,14 @@ def _query(table: _Table, key: str, link: Link) -> Query:
     if compiled is not None and "value" not in compiled.groupindex:
         raise spec.error("pattern", 'needs a group "value"')
     fields = spec.get("fields", dict, {})
+    bit = spec.get("bit", (int, dict), None)
+    bits = {}
+    if isinstance(bit, dict):  # { 1 = 4, 2 = 5 }: a status word with a bit per channel
+        for ch, at in bit.items():
+            if not ch.isdigit() or not isinstance(at, int) or isinstance(at, bool):
+                raise spec.error("bit", "expected a bit number or { channel = bit, ... }")
+            bits[int(ch)] = at
+        bit = None
     query = Query(
         key=key,
         template=template,
@@ -258,14 +266,15 @@ def _query(table: _Table, key: str, link: Link) -> Query:
         per_channel_list="chs" in names,
         true=tuple(spec.strings("true")) or ("1",),
         false=tuple(spec.strings("false")) or ("0",),
-        bit=spec.get("bit", int, None),
+        bit=bit,
+        bits=bits,
         width=spec.get("width", int, None),
         pattern=compiled,
         count=spec.get("count", int, None),
         fields={str(k): int(v) for k, v in fields.items()},
     )
     spec.finish()
-    if query.reply == "bit" and query.bit is None:
+    if query.reply == "bit" and query.bit is None and not query.bits:
         raise spec.error("bit", "a status-bit reply names its bit")
     if query.reply == "numbers" and not query.count:
         raise spec.error("count", "a reply of several numbers says how many")

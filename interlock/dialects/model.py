@@ -67,6 +67,8 @@ class Query:
     true: tuple[str, ...] = ("1",)
     false: tuple[str, ...] = ("0",)
     bit: int | None = None  # reply "bit": which bit of a status byte or word
+    # reply "bit" where one status word serves every channel: each channel's own bit
+    bits: dict[int, int] = field(default_factory=dict)
     width: int | None = None  # fixed-framed replies: bytes to read
     pattern: re.Pattern[str] | None = None  # a group "value" holds the reply's value
     count: int | None = None  # reply "numbers": values per channel

@@ -77,6 +77,7 @@ def make_link(spec: DriverSpec) -> Link:
         timeout=spec.timeout,
         read_termination=link.read_termination,
         serial=serial,
+        gap=link.min_gap,
     )
 
 
@@ -216,9 +217,13 @@ class DialectDevice:
             raise ProtocolError(self.name, f"{query.template}: not a finite number: {text!r}")
         return value
 
-    def flag(self, query: Query, text: str) -> bool:
+    def flag(self, query: Query, text: str, channel: int | None = None) -> bool:
+        """A reply read as on/off; ``channel`` picks its bit of a status word shared by
+        every channel (the query's ``bits``)."""
         if query.reply == "bit":
-            assert query.bit is not None
+            bit = query.bits.get(channel, query.bit) if channel is not None else query.bit
+            if bit is None:
+                raise ProtocolError(self.name, f"{query.template}: no status bit for {channel}")
             if query.width is not None and len(text) == query.width == 1:
                 word = ord(text)  # a binary status byte
             else:
@@ -228,7 +233,7 @@ class DialectDevice:
                     raise ProtocolError(
                         self.name, f"{query.template}: not a status word: {text!r}"
                     ) from None
-            return bool(word >> query.bit & 1)
+            return bool(word >> bit & 1)
         token = text.strip()
         if token in query.true:
             return True

@@ -128,7 +128,7 @@ class DialectSupply(DialectDevice):
         """Turn one output on or off; True if it then reads on."""
         key = "output_on" if on else "output_off"
         text = self._set(key, "output?", channel, on, quantity="output", value=on, **context)
-        state = self.flag(self._output, text)
+        state = self.flag(self._output, text, channel)
         general = self.dialect.commands.get("general_on")
         if on and state and general is not None:
             self.command(general.line(), quantity="output", value=True, **context)
@@ -156,7 +156,7 @@ class DialectSupply(DialectDevice):
             for channel in channels:
                 self.send_off(off.line(ch=channel, state=self._off), **context)
         (states,) = self.ask_all([(self._output, list(channels))])
-        return [self.flag(self._output, f) for f in states]
+        return [self.flag(self._output, f, ch) for f, ch in zip(states, channels, strict=True)]
 
     def clear_protection(self, channel: int, **context: Any) -> None:
         """Clear a latched protection trip; the output stays off."""
@@ -209,7 +209,7 @@ class DialectSupply(DialectDevice):
                 tripped[i] = self.flag(query, found) or tripped[i]
         if by_output:
             for i, found in enumerate(next(answers)):
-                tripped[i] = not self.flag(self._output, found)
+                tripped[i] = not self.flag(self._output, found, chs[i])
         protected: list[bool | None] = [None] * len(chs)
         if armed and self._ocp_state is not None:
             protected = [self.flag(self._ocp_state, f) for f in next(answers)]
@@ -238,7 +238,7 @@ class DialectSupply(DialectDevice):
             ChannelSettings(
                 voltage=self.number(q["voltage?"], volts[i]),
                 current_limit=self.number(q["current?"], amps[i]),
-                output=self.flag(self._output, outputs[i]),
+                output=self.flag(self._output, outputs[i], chs[i]),
                 ovp=self.number(self._ovp, ovps[i]) if ovps is not None else None,
                 ocp=self.flag(self._ocp_state, ocps[i]) if ocps is not None else None,
                 tripped=any(

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 
 import pyvisa
 import pyvisa.constants
@@ -55,6 +56,7 @@ class VisaTransport:
         backend: str = "@py",
         read_termination: str = "\n",
         serial: dict[str, object] | None = None,
+        gap: float = 0.0,
     ) -> None:
         self.name = name
         self.resource = resource
@@ -63,6 +65,10 @@ class VisaTransport:
         self.read_termination = read_termination
         # An ASRL resource's line settings (baud_rate, parity, ...), as pyvisa names them.
         self.serial = serial or {}
+        # Seconds between the end of one exchange and the next line: firmware that
+        # answers nothing to a line sent sooner (Siglent's SPD3303X) needs them kept.
+        self.gap = gap
+        self._ready_at = 0.0
         self._session = None
         self._writer: JournaledWriter | None = None
         self._session_scope: contextlib.ExitStack | None = None
@@ -114,12 +120,15 @@ class VisaTransport:
     def send(self, intent: DurableIntent) -> None:
         with self._lock:
             self._usable()
+            self._keep_gap()
             try:
                 self._writer.send(intent)
             except InstrumentError:
                 raise
             except Exception as exc:
                 raise self._failure(exc) from exc
+            finally:
+                self._ready_at = time.monotonic() + self.gap
 
     def send_off(self, data: bytes) -> None:
         """Write an off-only line the journal took with ``safe_off_record`` (or flagged
@@ -127,16 +136,20 @@ class VisaTransport:
         whose off line the journal's own off-only check does not know."""
         with self._lock:
             self._usable()
+            self._keep_gap()
             try:
                 self._session.write_raw(data)
             except Exception as exc:
                 raise self._failure(exc) from exc
+            finally:
+                self._ready_at = time.monotonic() + self.gap
 
     def exchange(self, intent: DurableIntent, width: int | None = None) -> str:
         """Send a query and return its reply line (without the terminator); VISA frames
         replies by their terminator, so ``width`` is not needed here."""
         with self._lock:
             self._usable()
+            self._keep_gap()
             session = self._session
             try:
                 self._writer.send(intent)
@@ -145,6 +158,8 @@ class VisaTransport:
                 raise
             except Exception as exc:
                 raise self._failure(exc) from exc
+            finally:
+                self._ready_at = time.monotonic() + self.gap
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError as exc:
@@ -170,6 +185,12 @@ class VisaTransport:
             chunk, status = read(vi, size)
             parts.append(chunk)
         return b"".join(parts)
+
+    def _keep_gap(self) -> None:
+        if self.gap:
+            wait = self._ready_at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
 
     def _usable(self) -> None:
         if self._session is None:

@@ -66,8 +66,11 @@ _SOCKET_RESOURCE = re.compile(r"TCPIP\d*::([^:]+)::(\d+)::SOCKET", re.IGNORECASE
 FIRMWARE_VERSIONS = {
     "keysight-e36300": "2.1.0-1.0.4-1.12",
     "keysight-truevolt": "A.02.14-02.40-02.14-00.49-01-01",
+    "keithley-2230": "1.16-1.04",
     "korad-ka": "5.5",
     "rigol-dp800": "00.01.17",
+    "rs-hmp": "HW50020003/SW2.70",
+    "siglent-spd3303x": "1.01.01.02.05",
 }
 
 

@@ -12,15 +12,21 @@ from __future__ import annotations
 
 from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.psu import SimulatedSupply
+from interlock.sim.twins.keithley import KeithleySupply
 from interlock.sim.twins.korad import KoradSupply
 from interlock.sim.twins.rigol import RigolSupply
+from interlock.sim.twins.rs_hmp import HmpSupply
+from interlock.sim.twins.siglent import SiglentSupply
 
 # dialect name -> twin class (constructed as SimulatedSupply / SimulatedMeter are)
 TWINS: dict[str, type] = {
     "keysight-e36300": SimulatedSupply,
     "keysight-truevolt": SimulatedMeter,
+    "keithley-2230": KeithleySupply,
     "korad-ka": KoradSupply,
     "rigol-dp800": RigolSupply,
+    "rs-hmp": HmpSupply,
+    "siglent-spd3303x": SiglentSupply,
 }
 
 __all__ = ["TWINS"]

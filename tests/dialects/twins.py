@@ -1,0 +1,81 @@
+"""One twin alone, served over its dialect's transport, for table tests with a plain
+pyvisa or pyserial client."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyvisa
+
+from interlock.dialects import dialects
+from interlock.sim.electrical import ElectricalBench, Route
+from interlock.sim.instrument import IdentityString
+from interlock.sim.loopthread import EventLoopThread
+from interlock.sim.serial_server import SerialTwinServer
+from interlock.sim.server import InstrumentServer
+from interlock.sim.truth import GroundTruth
+from interlock.sim.twins import TWINS
+
+
+@dataclass
+class Served:
+    resource: str  # a VISA resource or a pty path
+    twin: object
+    truth: GroundTruth
+    electrical: ElectricalBench
+
+
+@contextlib.contextmanager
+def served_twin(
+    dialect: str, identity: IdentityString, loads: dict | None = None
+) -> Iterator[Served]:
+    """The dialect's twin of ``identity.model`` with a net OUTn on each output (``loads``:
+    net -> :class:`interlock.sim.dut.Load`), served as the real one is."""
+    link = dialects()[dialect].link
+    channels = dialects()[dialect].models[identity.model].channels
+    nets = [f"OUT{n}" for n in channels]
+    truth = GroundTruth(nets)
+    routes = [Route(f"OUT{n}", ("psu", n), f"K{n}", None) for n in channels]
+    electrical = ElectricalBench(routes, loads or {}, truth, threading.RLock())
+    for n in channels:  # each output wired to its net
+        electrical.set_relay(f"K{n}", True, n)
+    twin = TWINS[dialect]("psu", identity, electrical, truth, model=identity.model)
+    if link.kind == "visa-socket":
+        loop = EventLoopThread("twin-test")
+        loop.start()
+        server = InstrumentServer(twin, truth, latency=0)
+        loop.run(server.start())
+        try:
+            yield Served(server.resource, twin, truth, electrical)
+        finally:
+            loop.run(server.close())
+            loop.stop()
+    else:
+        serial_server = SerialTwinServer(twin, truth, link, latency=0)
+        port = serial_server.start()
+        try:
+            yield Served(port, twin, truth, electrical)
+        finally:
+            serial_server.close()
+
+
+@contextlib.contextmanager
+def visa_client(
+    resource: str, dialect: str, timeout: float = 1.0
+) -> Iterator[pyvisa.resources.MessageBasedResource]:
+    """A plain pyvisa session at the dialect's terminators."""
+    link = dialects()[dialect].link
+    rm = pyvisa.ResourceManager("@py")  # shared with the drivers: never closed here
+    session = rm.open_resource(
+        resource,
+        read_termination=link.read_termination,
+        write_termination=link.write_termination,
+        timeout=int(timeout * 1000),
+    )
+    try:
+        yield session
+    finally:
+        session.close()
