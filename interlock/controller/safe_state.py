@@ -1,7 +1,7 @@
 """The safe-state procedure: outputs off in power-off order, relays open, verified.
 
 It is given what it acts on (:class:`OffPlan`: each supply with its wired
-channels in power-off order, the board) and the journal, and reaches into
+channels in power-off order, the board, the other switch units) and the journal, and reaches into
 nothing else. It carries on past individual errors and reports what it could
 not verify. When a supply does not answer, the relays are opened before
 trying to reach it again: they disconnect the DUT whatever the supply is
@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from interlock.config import WiredChannel
-from interlock.errors import InstrumentError, JournalError
+from interlock.errors import InstrumentError, InterlockError, JournalError
 from interlock.journal import Journal
-from interlock.protocols import PowerSupply, RelayBank
+from interlock.protocols import PowerSupply, RelayBank, SwitchUnit
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class OffPlan:
     trusted: Callable[[str], bool]
     identify: Callable[[PowerSupply], None]  # raises unless it is the one named
     relays_of: Callable[[Iterable[int]], frozenset[str]]
+    units: tuple[SwitchUnit, ...] = ()  # switch units besides the board
 
 
 def supplies_in_power_off_order(
@@ -137,6 +138,8 @@ def drive_safe(
         report.done.append("relays commanded open")
     except InstrumentError as error:
         report.unverified.append(f"relays: {error}")
+    for unit in plan.units:
+        _open_unit(unit, plan.trusted).into(report)
 
     journal_down = journal.unjournaled > unjournaled_before
     # A supply that stopped answering: reconnect, re-identify, then turn it off. Not
@@ -192,6 +195,20 @@ def drive_safe(
     if report.unverified:
         log.error("safe state not fully verified (%s): %s", reason, "; ".join(report.unverified))
     return report
+
+
+def _open_unit(unit: SwitchUnit, trusted: Callable[[str], bool]) -> SupplyOutcome:
+    """Every relay of a switch unit besides the board open, read back by its driver."""
+    outcome = SupplyOutcome()
+    if not trusted(unit.name):
+        outcome.unverified.append(f"{unit.name}: not the unit bench.toml names; not commanded")
+        return outcome
+    try:
+        unit.open_all(purpose="safe-state")
+        outcome.done.append(f"{unit.name}: relays open")
+    except InterlockError as error:  # a journal that cannot be written included
+        outcome.unverified.append(f"{unit.name} relays: {error}")
+    return outcome
 
 
 def _turn_off(target: SupplyOff) -> SupplyOutcome:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.psu import SimulatedSupply
+from interlock.sim.twins.daq970 import Daq970Switch
 from interlock.sim.twins.korad import KoradSupply
 
-# dialect name -> twin class (constructed as SimulatedSupply / SimulatedMeter are)
+# dialect name -> twin class (constructed as SimulatedSupply / SimulatedMeter are; a
+# switch unit's with ``relays``, its channels' relay names)
 TWINS: dict[str, type] = {
     "keysight-e36300": SimulatedSupply,
     "keysight-truevolt": SimulatedMeter,
     "korad-ka": KoradSupply,
+    "keysight-daq970": Daq970Switch,
 }
 
 __all__ = ["TWINS"]
