@@ -69,7 +69,8 @@ class DialectSwitch(DialectDevice):
         else:
             self.command(line, **context)
 
-    def _query(self, line: str) -> str:
+    def reply_to(self, line: str) -> str:
+        """A query's answer (its echo removed where the dialect echoes)."""
         reply = self.ask(line)
         return self._echoed(line, reply) if getattr(self._hook, "ECHO", False) else reply
 
@@ -98,10 +99,10 @@ class DialectSwitch(DialectDevice):
         closed = set()
         if query.per_channel_list:
             (line,) = self._lines("closed?", self.channels)
-            flags = self.fields(query, self._query(line), len(self.channels))
+            flags = self.fields(query, self.reply_to(line), len(self.channels))
         else:
             lines = self._lines("closed?", self.channels)
-            flags = [self.fields(query, self._query(line), 1)[0] for line in lines]
+            flags = [self.fields(query, self.reply_to(line), 1)[0] for line in lines]
         for channel, text in zip(self.channels, flags, strict=True):
             if self.flag(query, text):
                 closed.add(channel)

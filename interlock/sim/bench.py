@@ -68,6 +68,7 @@ FIRMWARE_VERSIONS = {
     "keysight-truevolt": "A.02.14-02.40-02.14-00.49-01-01",
     "korad-ka": "5.5",
     "keysight-daq970": "A.02.04-00.16-11.29-00.02-02-01",
+    "numato-relay": "00000008",
 }
 
 

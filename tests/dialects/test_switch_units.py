@@ -1,7 +1,8 @@
 """A bench with two switch units: the RB8 board (contact sense, a watchdog, its own
-table of forbidden pairs) and a DAQ970A's actuator (commanded state read back only, no
-watchdog). Relay names map to unit and channel in bench.toml; the controller drives
-each unit in its dialect, and the safe state opens every unit's relays."""
+table of forbidden pairs) and, per kind, a DAQ970A's actuator or a Numato USB relay
+module (commanded state read back only, no watchdog). Relay names map to unit and
+channel in bench.toml; the controller drives each unit in its dialect, and the safe
+state opens every unit's relays."""
 
 from __future__ import annotations
 
@@ -25,8 +26,36 @@ DAQ = [
 ]
 
 
-def two_units(tmp_path):
-    return edited_bench(tmp_path, {"bench.toml": DAQ})
+NUMATO = [
+    (
+        "# --- relays: name -> board channel",
+        '[instruments.daq]\ndriver = "switch"\nport = "/dev/ttyACM1"\n'
+        'identity = { maker = "Numato Lab", model = "USBRELAY8", serial = "BENCH001" }'
+        "\n\n# --- relays: name -> board channel",
+    ),
+    ('[relays.K3]\nboard = "relays"', '[relays.K3]\nboard = "daq"'),
+    ('[relays.K6]\nboard = "relays"', '[relays.K6]\nboard = "daq"'),
+    ('[relays.K7]\nboard = "relays"', '[relays.K7]\nboard = "daq"'),
+]
+# Each kind of switch unit beside the RB8: its edits, the line closing K3, the lines
+# that open all its relays.
+KINDS = {
+    "daq970a": (
+        DAQ,
+        ["ROUT:CLOS (@103)"],
+        ["ROUT:OPEN (@" + ",".join(str(100 + c) for c in range(1, 21)) + ")"],
+    ),
+    "numato": (NUMATO, ["relay on 2"], [f"relay off {c}" for c in range(8)]),
+}
+
+
+@pytest.fixture(params=sorted(KINDS))
+def kind(request):
+    return KINDS[request.param]
+
+
+def two_units(tmp_path, kind=None):
+    return edited_bench(tmp_path, {"bench.toml": (kind or KINDS["daq970a"])[0]})
 
 
 def test_a_relay_beyond_the_units_channels_is_refused_naming_the_key(tmp_path):
@@ -40,8 +69,8 @@ def test_a_relay_beyond_the_units_channels_is_refused_naming_the_key(tmp_path):
     assert "DAQ970A" in error.value.problem and "1 to 20" in error.value.problem
 
 
-def test_the_quick_start_sequence_runs_across_two_switch_units(sim_bench_factory, tmp_path):
-    rig = make_rig(sim_bench_factory, tmp_path, bench=two_units(tmp_path))
+def test_the_quick_start_sequence_runs_across_two_switch_units(sim_bench_factory, tmp_path, kind):
+    rig = make_rig(sim_bench_factory, tmp_path, bench=two_units(tmp_path, kind))
     try:
         controller = rig.controller
         assert controller.state == "armed"  # the DUT's ID measured through the DAQ's K7
@@ -59,16 +88,16 @@ def test_the_quick_start_sequence_runs_across_two_switch_units(sim_bench_factory
             "coil": True,
             "contact": True,
         }
-        daq_lines = [c["line"] for c in truth["instruments"]["daq"]["commands"]]
-        assert "ROUT:CLOS (@103)" in daq_lines and "SYST:CTYP? 100" in daq_lines
+        unit_lines = [c["line"] for c in truth["instruments"]["daq"]["commands"]]
+        assert set(kind[1]) <= set(unit_lines)
         assert_safety_invariants(rig)
         controller.output_off("MOTOR")
     finally:
         close_rig(rig)
 
 
-def test_a_stop_opens_the_relays_of_every_unit(sim_bench_factory, tmp_path):
-    rig = make_rig(sim_bench_factory, tmp_path, bench=two_units(tmp_path))
+def test_a_stop_opens_the_relays_of_every_unit(sim_bench_factory, tmp_path, kind):
+    rig = make_rig(sim_bench_factory, tmp_path, bench=two_units(tmp_path, kind))
     try:
         controller = rig.controller
         rig.power_up_logic()
@@ -80,10 +109,8 @@ def test_a_stop_opens_the_relays_of_every_unit(sim_bench_factory, tmp_path):
         truth = rig.truth()
         assert controller.state == "fault"
         assert not any(r["coil"] or r["contact"] for r in truth["relay_states"].values())
-        assert (
-            "ROUT:OPEN (@101,102,103,104,105,106,107,108,109,110,111,112,113,114,115,116,"
-            "117,118,119,120)" in [c["line"] for c in truth["instruments"]["daq"]["commands"]]
-        )
+        unit_lines = [c["line"] for c in truth["instruments"]["daq"]["commands"]]
+        assert set(kind[2]) <= set(unit_lines)
     finally:
         close_rig(rig)
 
@@ -101,11 +128,11 @@ def test_a_unit_holding_another_module_is_not_trusted(sim_bench_factory, tmp_pat
 
 
 def test_the_guardian_opens_a_unit_without_a_watchdog_when_the_service_dies(
-    sim_bench_factory, tmp_path
+    sim_bench_factory, tmp_path, kind
 ):
     from interlock.guardian import act, plan_for
 
-    rig = make_rig(sim_bench_factory, tmp_path, bench=two_units(tmp_path))
+    rig = make_rig(sim_bench_factory, tmp_path, bench=two_units(tmp_path, kind))
     try:
         rig.power_up_logic()
         rig.power_up_bus()
@@ -113,6 +140,7 @@ def test_the_guardian_opens_a_unit_without_a_watchdog_when_the_service_dies(
         rig.controller.output_on("MOTOR")
         rig.controller.monitor.stop()  # the service dies: no safe state, no goodbye
         rig.controller.supervisor.stop()
+        rig.controller.instruments.units["daq"].close()  # the kernel closes a dead one's ports
         plan = plan_for(rig.configuration, rig.sim.resources)
         assert [u.name for u in plan.switches] == ["daq"]  # the RB8's watchdog acts itself
         report = act(plan, rig.journal, why="test")

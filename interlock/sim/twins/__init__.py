@@ -14,6 +14,7 @@ from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.psu import SimulatedSupply
 from interlock.sim.twins.daq970 import Daq970Switch
 from interlock.sim.twins.korad import KoradSupply
+from interlock.sim.twins.numato import NumatoRelays
 
 # dialect name -> twin class (constructed as SimulatedSupply / SimulatedMeter are; a
 # switch unit's with ``relays``, its channels' relay names)
@@ -22,6 +23,7 @@ TWINS: dict[str, type] = {
     "keysight-truevolt": SimulatedMeter,
     "korad-ka": KoradSupply,
     "keysight-daq970": Daq970Switch,
+    "numato-relay": NumatoRelays,
 }
 
 __all__ = ["TWINS"]
