@@ -84,7 +84,7 @@ class DialectSwitch(DialectDevice):
 
     def identify(self) -> Identified:
         if self._hook is not None and hasattr(self._hook, "identify"):
-            return self._hook.identify(self)
+            return Identified(*self._hook.identify(self))
         identified = super().identify()
         check = self.dialect.queries.get("module?")
         if check is not None and self._hook is not None:
