@@ -69,6 +69,7 @@ FIRMWARE_VERSIONS = {
     "korad-ka": "5.5",
     "keysight-daq970": "A.02.04-00.16-11.29-00.02-02-01",
     "numato-relay": "00000008",
+    "hp-34401a": "11-5-2",
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 from interlock.sim.electrical import ElectricalBench
 from interlock.sim.instrument import IdentityString, Noise, ScpiInstrument
@@ -59,6 +60,9 @@ MAX_SAMPLES = 100
 class SimulatedMeter(ScpiInstrument):
     """34461A-like DMM."""
 
+    # A family's twin gives its own ranges (the 34401A's current ranges differ).
+    functions: ClassVar[dict[str, Function]] = FUNCTIONS
+
     def __init__(
         self,
         name: str,
@@ -68,7 +72,7 @@ class SimulatedMeter(ScpiInstrument):
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(name, identity, electrical, truth, rng)
-        self.function = FUNCTIONS["VOLT"]
+        self.function = self.functions["VOLT"]
         self.range = AUTO
         self.resolution = 0.0
         self.samples = 1
@@ -78,7 +82,7 @@ class SimulatedMeter(ScpiInstrument):
         self._register()
 
     def reset(self) -> None:
-        self.function = FUNCTIONS["VOLT"]
+        self.function = self.functions["VOLT"]
         self.range = AUTO
         self.resolution = 0.0
         self.samples = 1
@@ -134,7 +138,7 @@ class SimulatedMeter(ScpiInstrument):
         return span, resolution
 
     def _configure(self, params: Parameters, key: str) -> None:
-        function = FUNCTIONS[key]
+        function = self.functions[key]
         span, resolution = self._parse_setup(params, function)
         self.function, self.range, self.resolution = function, span, resolution
         self.samples = 1  # CONFigure (and so MEASure) resets the sample count, as the 34461A does
@@ -156,7 +160,7 @@ class SimulatedMeter(ScpiInstrument):
                    "RES": "RES", "RESISTANCE": "RES", "FRES": "FRES", "FRESISTANCE": "FRES"}
         if text not in aliases:
             raise ScpiError(-224)
-        self.function = FUNCTIONS[aliases[text]]
+        self.function = self.functions[aliases[text]]
         self.range = AUTO
 
     # The SENSe settings below belong to the function being configured; like
@@ -164,14 +168,14 @@ class SimulatedMeter(ScpiInstrument):
     def _set_range(self, params: Parameters, key: str) -> None:
         if len(params) == 0:
             raise ScpiError(-109)
-        span, _ = self._parse_setup(params, FUNCTIONS[key])
+        span, _ = self._parse_setup(params, self.functions[key])
         if self.function.name == key:
             self.range = span
 
     def _range_of(self, params: Parameters, key: str) -> str:
         params.at_most(0)
         if self.function.name != key:
-            return format_number(FUNCTIONS[key].ranges[2])  # that function's power-on range
+            return format_number(self.functions[key].ranges[2])  # that function's power-on range
         return format_number(self._effective_range(self._true_value()))
 
     def _set_auto(self, params: Parameters, key: str) -> None:
