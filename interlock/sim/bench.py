@@ -70,6 +70,7 @@ FIRMWARE_VERSIONS = {
     "keysight-daq970": "A.02.04-00.16-11.29-00.02-02-01",
     "numato-relay": "00000008",
     "hp-34401a": "11-5-2",
+    "keithley-dmm6500": "1.7.3c",
 }
 
 

@@ -81,6 +81,10 @@ class SimulatedMeter(ScpiInstrument):
         self.reset()
         self._register()
 
+    def number_text(self, value: float) -> str:
+        """A reading or setting as the family writes numbers (Keysight: ``+5.00000000E+00``)."""
+        return format_number(value)
+
     def reset(self) -> None:
         self.function = self.functions["VOLT"]
         self.range = AUTO
@@ -114,7 +118,7 @@ class SimulatedMeter(ScpiInstrument):
             # integration time: accepted and shown, it changes nothing here
             c.command(f"[SENSe:]{node}:NPLCycles", self._set_nplc)
             c.query(f"[SENSe:]{node}:NPLCycles", lambda p: (p.at_most(0),
-                                                            format_number(self.nplc))[1])
+                                                            self.number_text(self.nplc))[1])
 
     # --- configuration ---------------------------------------------------------
 
@@ -148,7 +152,7 @@ class SimulatedMeter(ScpiInstrument):
         params.at_most(0)
         span = self._effective_range(self._true_value())
         resolution = self.resolution or span * self.function.default_resolution
-        return f'"{self.function.name} {format_number(span)},{format_number(resolution)}"'
+        return f'"{self.function.name} {self.number_text(span)},{self.number_text(resolution)}"'
 
     def _set_function(self, params: Parameters) -> None:
         if len(params) == 0:
@@ -175,8 +179,8 @@ class SimulatedMeter(ScpiInstrument):
     def _range_of(self, params: Parameters, key: str) -> str:
         params.at_most(0)
         if self.function.name != key:
-            return format_number(self.functions[key].ranges[2])  # that function's power-on range
-        return format_number(self._effective_range(self._true_value()))
+            return self.number_text(self.functions[key].ranges[2])  # that function's power-on range
+        return self.number_text(self._effective_range(self._true_value()))
 
     def _set_auto(self, params: Parameters, key: str) -> None:
         if len(params) == 0:
@@ -237,11 +241,11 @@ class SimulatedMeter(ScpiInstrument):
 
     def _measure(self, params: Parameters, key: str) -> str:
         self._configure(params, key)
-        return ",".join(format_number(v) for v in self._readings())
+        return ",".join(self.number_text(v) for v in self._readings())
 
     def _read(self, params: Parameters) -> str:
         params.at_most(0)
-        return ",".join(format_number(v) for v in self._readings())
+        return ",".join(self.number_text(v) for v in self._readings())
 
     def _initiate(self, params: Parameters) -> None:
         params.at_most(0)
@@ -251,4 +255,4 @@ class SimulatedMeter(ScpiInstrument):
         params.at_most(0)
         if self.fetched is None:
             raise ScpiError(-221)  # nothing measured since the last configuration
-        return ",".join(format_number(v) for v in self.fetched)
+        return ",".join(self.number_text(v) for v in self.fetched)

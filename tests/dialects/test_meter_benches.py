@@ -12,12 +12,20 @@ KEYSIGHT_DMM = (
     '[instruments.dmm]\ndriver = "scpi-dmm"\nresource = "TCPIP::127.0.0.1::5026::SOCKET"\n'
     'identity = { maker = "Keysight Technologies", model = "34461A", serial = "MY53005678" }'
 )
+DMM6500 = (
+    '[instruments.dmm]\ndriver = "meter"\nresource = "TCPIP::127.0.0.1::5026::SOCKET"\n'
+    'identity = { maker = "KEITHLEY INSTRUMENTS", model = "DMM6500", serial = "04493036" }'
+)
 # meter -> (its stanza, the lines it must have received, in order)
 METERS = {
     "hp-34401a": (
         '[instruments.dmm]\ndriver = "meter"\nport = "/dev/ttyS0"\n'
         'identity = { maker = "HEWLETT-PACKARD", model = "34401A", serial = "0" }',
         ["SYST:REM", "*IDN?", "MEAS:RES?", "MEAS:VOLT:DC?"],
+    ),
+    "keithley-dmm6500": (
+        DMM6500,
+        ["*LANG?", "*IDN?", ":MEAS:RES?", ":MEAS:VOLT:DC?"],
     ),
 }
 
@@ -47,5 +55,22 @@ def test_the_quick_start_sequence_runs_with_each_meter(sim_bench_factory, tmp_pa
         assert all(line in seen for line in lines), received
         assert_safety_invariants(rig)
         controller.output_off("MOTOR")
+    finally:
+        close_rig(rig)
+
+
+def test_a_dmm6500_in_another_command_set_is_not_trusted(sim_bench_factory, tmp_path):
+    bench = edited_bench(tmp_path, {"bench.toml": [(KEYSIGHT_DMM, DMM6500)]})
+    rig = make_rig(sim_bench_factory, tmp_path, bench=bench, connect=False)
+    try:
+        dmm = rig.sim.instruments["dmm"]
+        dmm.next_language = "SCPI34401"  # left in the 34401A emulation by someone
+        dmm.power_cycle()
+        with pytest.raises(Exception) as error:
+            rig.controller.connect()
+        assert "SCPI34401" in str(error.value)
+        assert not rig.controller.instruments.trusted("dmm")
+        received = [c["line"] for c in rig.truth()["instruments"]["dmm"]["commands"]]
+        assert received == ["*LANG?"]  # nothing asked of it in a language it does not speak
     finally:
         close_rig(rig)

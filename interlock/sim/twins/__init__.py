@@ -13,6 +13,7 @@ from __future__ import annotations
 from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.psu import SimulatedSupply
 from interlock.sim.twins.daq970 import Daq970Switch
+from interlock.sim.twins.dmm6500 import Dmm6500Meter
 from interlock.sim.twins.hp34401a import Hp34401aMeter
 from interlock.sim.twins.korad import KoradSupply
 from interlock.sim.twins.numato import NumatoRelays
@@ -26,6 +27,7 @@ TWINS: dict[str, type] = {
     "keysight-daq970": Daq970Switch,
     "numato-relay": NumatoRelays,
     "hp-34401a": Hp34401aMeter,
+    "keithley-dmm6500": Dmm6500Meter,
 }
 
 __all__ = ["TWINS"]
