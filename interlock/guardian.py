@@ -12,7 +12,9 @@ turns every wired output off in the profile's power-off order, each supply
 in its own dialect through the driver registry, with one exchange per supply
 where the dialect can (all supplies at once), reads them back and journals
 what it did (the off commands go out even when the journal cannot take
-them: they are flagged and written when it can). A service that stops
+them: they are flagged and written when it can). Then it opens every relay of
+each switch unit that has no watchdog of its own (a DAQ970A, a Numato
+module), which nothing else would open. A service that stops
 cleanly tells the guardian to stand down first.
 
 The guardian knows only bench.toml and the profile as they were when it
@@ -67,6 +69,18 @@ class SupplyToGuard:
 
 
 @dataclass(frozen=True)
+class SwitchToGuard:
+    """A switch unit with no watchdog of its own: nothing else opens it when the service
+    dies."""
+
+    name: str
+    resource: str
+    identity: Identity
+    driver: str
+    dialect: str
+
+
+@dataclass(frozen=True)
 class GuardPlan:
     """Everything the guardian needs, fixed when it starts."""
 
@@ -74,6 +88,7 @@ class GuardPlan:
     journal: Path
     io_timeout: float
     supplies: tuple[SupplyToGuard, ...]
+    switches: tuple[SwitchToGuard, ...] = ()
 
 
 @dataclass
@@ -111,11 +126,20 @@ def plan_for(configuration: Configuration, resources: Mapping[str, str] | None =
                 dialect=instrument.dialect,
             )
         )
+    from interlock.dialects import dialects
+
+    switches = tuple(
+        SwitchToGuard(i.name, resources.get(i.name) or i.where, i.identity, i.driver, i.dialect)
+        for i in bench.instruments_of("switch")
+        if not dialects()[i.dialect].capabilities.watchdog  # a board's watchdog acts itself
+        and any(r.board == i.name for r in bench.relays.values())
+    )
     return GuardPlan(
         bench=bench.name,
         journal=bench.service.journal,
         io_timeout=bench.service.io_timeout,
         supplies=tuple(supplies),
+        switches=switches,
     )
 
 
@@ -145,6 +169,30 @@ def _turn_off(supply: SupplyToGuard, journal, timeout: float, report: GuardRepor
         psu.close()
 
 
+def _open_relays(unit: SwitchToGuard, journal, timeout: float, report: GuardReport) -> None:
+    from interlock.dialects import dialects
+    from interlock.drivers.registry import DriverSpec, build
+
+    spec = DriverSpec(
+        unit.name, dialects()[unit.dialect], unit.resource, journal, timeout, unit.identity.model
+    )
+    switch = build(unit.driver, spec, file="bench.toml", key=f"instruments.{unit.name}.driver")
+    try:
+        switch.open()
+        seen = switch.identify().identity
+        if not same_instrument(unit.identity, seen):
+            report.problems.append(
+                f"{unit.name}: answers as {seen}, not {unit.identity}: not commanded"
+            )
+            return
+        switch.open_all(purpose="guardian")  # read back by the driver
+        report.off.append(f"{unit.name} relays open")
+    except InterlockError as error:
+        report.problems.append(f"{unit.name}: {error}")
+    finally:
+        switch.close()
+
+
 def act(plan: GuardPlan, journal, *, why: str) -> GuardReport:
     """Every supply at once: identify, all wired outputs off in one exchange, read back."""
     report = GuardReport(started=time.monotonic())
@@ -162,6 +210,9 @@ def act(plan: GuardPlan, journal, *, why: str) -> GuardReport:
     for supply, thread in zip(plan.supplies, threads, strict=True):
         if thread.is_alive():
             report.problems.append(f"{supply.name}: still not answering")
+    # Then the switch units that have no watchdog (the outputs behind them are off now).
+    for unit in plan.switches:
+        _open_relays(unit, journal, plan.io_timeout, report)
     report.finished = time.monotonic()
     detail = (
         f"{why}; guardian turned off: {', '.join(report.off) or 'nothing'}"

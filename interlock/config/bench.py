@@ -51,11 +51,12 @@ DRIVER_KINDS = {
     "meter": "meter",
     "scpi-dmm": "meter",
     "relay-board": "switch",
+    "switch": "switch",
 }
 _CATALOGUES: dict[str, tuple[str, dict[str, object]]] = {
     "supply": ("power supply", SUPPLIES),
     "meter": ("multimeter", METERS),
-    "switch": ("relay board", SWITCHES),
+    "switch": ("switch unit", SWITCHES),
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from interlock.catalog import RELAY_BOARDS, SUPPLIES
+from interlock.catalog import RELAY_BOARDS, SUPPLIES, SWITCHES
 from interlock.config.bench import Bench, load_bench
 from interlock.config.bounds import show
 from interlock.config.profile import Profile, load_profile
@@ -294,13 +294,14 @@ def _check_capabilities(bench: Bench, profile: Profile) -> None:
             ),
         ]
         relay = bench.relays[wiring.power_relay]
-        board = RELAY_BOARDS.get(bench.instruments[relay.board].identity.model)
+        # Every switch unit's contacts carry the net: the board's or any other unit's.
+        board = SWITCHES.get(bench.instruments[relay.board].identity.model)
         if board is None:
             raise ConfigError(
                 bench.shown_path,
                 f"instruments.{relay.board}.identity.model",
-                f'unknown relay board model "{bench.instruments[relay.board].identity.model}" '
-                f"(known: {', '.join(sorted(RELAY_BOARDS))})",
+                f'unknown switch unit model "{bench.instruments[relay.board].identity.model}" '
+                f"(known: {', '.join(sorted(SWITCHES))})",
             )
         ceilings += [
             (

@@ -215,6 +215,10 @@ class Actuation:
         decision = self.decide(seq, SetRelay(relay, closed))
         if decision.state.closed_relays == self._commanded.state.closed_relays:
             return
+        unit = self._instruments.unit_of(relay)
+        if unit in self._instruments.units:
+            self._switch_unit(unit, relay, closed, decision)
+            return
         board = self._instruments.board
         mask = self._instruments.mask(decision.state.closed_relays)
         with self._gate.actuating():
@@ -222,6 +226,23 @@ class Actuation:
             board.set_relays(mask, relay=relay, quantity="relay", value=closed)
             self._commanded.set(decision.state)
         self._await_contacts(mask)
+
+    def _switch_unit(self, name: str, relay: str, closed: bool, decision) -> None:  # type: ignore[no-untyped-def]
+        """A relay of a switch unit without the board's contact sense: its commanded state
+        is all it reports, read back by its driver (a mismatch is a ProtocolError)."""
+        unit = self._instruments.units[name]
+        wanted = self._instruments.unit_channels(name, decision.state.closed_relays)
+        with self._gate.actuating():
+            state = unit.set_relays(wanted, relay=relay, quantity="relay", value=closed)
+            self._commanded.set(decision.state)
+        self._journal.readback(
+            name,
+            "GET",
+            ",".join(map(str, sorted(state.commanded))) or "-",
+            quantity="relay",
+            expected=sorted(wanted),
+            ok=state.commanded == wanted,
+        )
 
     def _await_contacts(self, mask: int) -> None:
         """The auxiliary contacts must follow the coils, or the relay is not where we think."""

@@ -78,7 +78,11 @@ class Arming:
                     found = tripped if finding.rule == "all-off.protection" else energised
                     found.append(finding.problem)
         state = self._instruments.board.get_state()
-        closed = check_relays_open(self._instruments.relays_of(state.commanded | state.contacts))
+        relays = set(self._instruments.relays_of(state.commanded | state.contacts))
+        for name, unit in self._instruments.units.items():
+            if self._instruments.trusted(name):  # what it commands: it senses nothing
+                relays |= self._instruments.relays_of(unit.get_state().commanded, name)
+        closed = check_relays_open(sorted(relays))
         if closed is not None:
             energised.append(closed.problem)
         return Found(energised, tripped)
@@ -139,7 +143,9 @@ class Arming:
             relays = sorted(group.relays)
             for i, a in enumerate(relays):
                 for b in relays[i + 1 :]:
-                    masks.add(self._instruments.mask({a, b}))
+                    mask = self._instruments.mask({a, b})
+                    if mask.bit_count() == 2:  # both on the board: its table holds it too
+                        masks.add(mask)
         return sorted(masks)
 
     # -- arming ----------------------------------------------------------------------------

@@ -321,6 +321,7 @@ class Controller:
             ),
             all_supplies=tuple(instruments.supplies),
             board=instruments.board,
+            units=tuple(instruments.units.values()),
             trusted=instruments.trusted,
             identify=instruments.verify_identity,
             relays_of=instruments.relays_of,

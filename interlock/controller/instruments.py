@@ -49,6 +49,7 @@ class BenchInstruments:
                 resources.get(inst.name) or inst.where,
                 journal,
                 timeout,
+                inst.identity.model,
             )
             driver = build(
                 inst.driver, spec, file=bench.shown_path, key=f"instruments.{inst.name}.driver"
@@ -73,7 +74,18 @@ class BenchInstruments:
         self.board_model = RELAY_BOARDS[bench.instruments[self.board.name].identity.model]
         # Instruments whose identity did not match (or did not answer): never commanded.
         self.untrusted: set[str] = set()
-        self.relay_channels = {r.name: r.channel for r in bench.relays.values()}
+        # Relays by unit: the board's (contact sense, its own rules) and every other
+        # switch unit's (commanded state read back only).
+        self.relay_channels = {
+            r.name: r.channel for r in bench.relays.values() if r.board == self.board.name
+        }
+        self.units: dict[str, SwitchUnit] = {
+            name: unit for name, unit in self.switches.items() if unit is not self.board
+        }
+        self.unit_relays = {
+            name: {r.name: r.channel for r in bench.relays.values() if r.board == name}
+            for name in self.units
+        }
         self.ports = {
             net: NetPort(
                 net,
@@ -105,14 +117,28 @@ class BenchInstruments:
                 log.warning("closing %s failed", instrument.name, exc_info=True)
 
     def mask(self, relays: frozenset[str] | set[str]) -> int:
+        """The board's channels of ``relays`` as a mask (relays of other units left out)."""
         mask = 0
         for relay in relays:
-            mask |= 1 << (self.relay_channels[relay] - 1)
+            if relay in self.relay_channels:
+                mask |= 1 << (self.relay_channels[relay] - 1)
         return mask
 
-    def relays_of(self, channels) -> frozenset[str]:
-        by_channel = {c: r for r, c in self.relay_channels.items()}
-        return frozenset(by_channel.get(c, f"channel {c}") for c in channels)
+    def relays_of(self, channels, unit: str | None = None) -> frozenset[str]:
+        """The relay names of a unit's channels (the board's by default)."""
+        named = self.relay_channels if unit is None else self.unit_relays[unit]
+        by_channel = {c: r for r, c in named.items()}
+        where = "channel" if unit is None else f"{unit} channel"
+        return frozenset(by_channel.get(c, f"{where} {c}") for c in channels)
+
+    def unit_of(self, relay: str) -> str:
+        """The switch unit a relay is on."""
+        return self.bench.relays[relay].board
+
+    def unit_channels(self, unit: str, relays: frozenset[str] | set[str]) -> frozenset[int]:
+        """The channels of ``unit`` among ``relays``."""
+        named = self.unit_relays[unit]
+        return frozenset(named[r] for r in relays if r in named)
 
     def supply_channels(self) -> dict[str, list[int]]:
         """Every wired channel of every supply (also those the profile does not use)."""

@@ -1,8 +1,8 @@
 """The safe-state procedure: outputs off in power-off order, relays open, verified.
 
 It is given what it acts on (:class:`OffPlan`: the power-off steps, each
-supply with its wired channels, the board) and the journal, and reaches into
-nothing else. The steps go in order; within a step the supplies are sent
+supply with its wired channels, the board, the other switch units) and the
+journal, and reaches into nothing else. The steps go in order; within a step the supplies are sent
 their off commands side by side (:func:`power_off_steps` says what may go
 together). It carries on past individual errors and reports what it could
 not verify. When a supply does not answer, the relays are opened before
@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 from interlock.config import WiredChannel
 from interlock.controller.side_by_side import SideBySide
-from interlock.errors import InstrumentError, JournalError
+from interlock.errors import InstrumentError, InterlockError, JournalError
 from interlock.journal import Journal
-from interlock.protocols import PowerSupply, RelayBank
+from interlock.protocols import PowerSupply, RelayBank, SwitchUnit
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class OffPlan:
     trusted: Callable[[str], bool]
     identify: Callable[[PowerSupply], None]  # raises unless it is the one named
     relays_of: Callable[[Iterable[int]], frozenset[str]]
+    units: tuple[SwitchUnit, ...] = ()  # switch units besides the board
 
     @property
     def supplies(self) -> tuple[SupplyOff, ...]:
@@ -183,6 +184,8 @@ def drive_safe(
         report.done.append("relays commanded open")
     except InstrumentError as error:
         report.unverified.append(f"relays: {error}")
+    for unit in plan.units:
+        _open_unit(unit, plan.trusted).into(report)
 
     journal_down = journal.unjournaled > unjournaled_before
     # A supply that stopped answering: reconnect, re-identify, then turn it off. Not
@@ -244,6 +247,20 @@ def _one_after_another(
     work: Callable[[SupplyOff], SupplyOutcome], targets: Sequence[SupplyOff]
 ) -> list[SupplyOutcome]:
     return [work(target) for target in targets]
+
+
+def _open_unit(unit: SwitchUnit, trusted: Callable[[str], bool]) -> SupplyOutcome:
+    """Every relay of a switch unit besides the board open, read back by its driver."""
+    outcome = SupplyOutcome()
+    if not trusted(unit.name):
+        outcome.unverified.append(f"{unit.name}: not the unit bench.toml names; not commanded")
+        return outcome
+    try:
+        unit.open_all(purpose="safe-state")
+        outcome.done.append(f"{unit.name}: relays open")
+    except InterlockError as error:  # a journal that cannot be written included
+        outcome.unverified.append(f"{unit.name} relays: {error}")
+    return outcome
 
 
 def _turn_off(target: SupplyOff) -> SupplyOutcome:

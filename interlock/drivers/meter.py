@@ -6,7 +6,8 @@ import math
 from typing import Any, ClassVar
 
 from interlock.drivers.device import DialectDevice
-from interlock.protocols import Meter
+from interlock.errors import IdentityMismatch
+from interlock.protocols import Identified, Meter
 
 # What a SCPI meter answers for an overload (an open circuit on a resistance range).
 SCPI_OVERLOAD = 9.9e37
@@ -17,6 +18,19 @@ class DialectMeter(DialectDevice):
 
     kind: ClassVar[str] = "meter"
     implements: ClassVar[type] = Meter
+
+    def identify(self) -> Identified:
+        """Who it is; first, where the family has several command sets (``command_set?``,
+        its true words the set this dialect speaks), that the one in force is that set:
+        in another, every reply means something else."""
+        check = self.dialect.queries.get("command_set?")
+        if check is not None:
+            (word,) = self.fields(check, self.ask(check.line()), 1)
+            if not self.flag(check, word):
+                raise IdentityMismatch(
+                    self.name, f"the {'/'.join(check.true)} command set", word.strip()
+                )
+        return super().identify()
 
     def _reading(self, key: str, **context: Any) -> float:
         query = self.dialect.queries[key]

@@ -34,6 +34,7 @@ class DriverSpec:
     resource: str  # VISA resource string or serial port
     journal: Journal
     timeout: float  # s, per exchange
+    model: str = ""  # the model bench.toml expects (a switch unit's relay count is its model's)
 
 
 class Driver(Protocol):

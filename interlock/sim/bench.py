@@ -71,6 +71,10 @@ FIRMWARE_VERSIONS = {
     "rigol-dp800": "00.01.17",
     "rs-hmp": "HW50020003/SW2.70",
     "siglent-spd3303x": "1.01.01.02.05",
+    "keysight-daq970": "A.02.04-00.16-11.29-00.02-02-01",
+    "numato-relay": "00000008",
+    "hp-34401a": "11-5-2",
+    "keithley-dmm6500": "1.7.3c",
 }
 
 
@@ -156,12 +160,13 @@ class SimulatedBench:
         self.servers: dict[str, InstrumentServer] = {}
         self.relay_boards: dict[str, SimulatedRelayBoard] = {}
         self.serial_servers: dict[str, SerialTwinServer] = {}
+        self.switch_units: dict[str, Any] = {}  # switch twins but the RB8 boards
         for name, spec in bench.instruments.items():
             identity = IdentityString(spec.identity.maker, spec.identity.model,
                                       spec.identity.serial,
                                       FIRMWARE_VERSIONS.get(spec.dialect, "1.0.0"))
             rng = random.Random(self._rng.random())
-            if spec.kind == "switch":
+            if spec.kind == "switch" and spec.dialect == "interlock-rb8":
                 model = RELAY_BOARDS.get(spec.identity.model)
                 self.relay_boards[name] = SimulatedRelayBoard(
                     serial=spec.identity.serial,
@@ -175,7 +180,11 @@ class SimulatedBench:
                     f'{bench.shown_path}: instruments.{name}: no simulated twin of the '
                     f'{spec.dialect} dialect (known: {", ".join(sorted(TWINS))})'
                 )
-            if spec.kind == "supply":
+            if spec.kind == "switch":
+                instrument = twin(name, identity, self.electrical, self.ground_truth,
+                                  relays=board_channels(bench.relays, name), rng=rng)
+                self.switch_units[name] = instrument
+            elif spec.kind == "supply":
                 instrument: ScpiInstrument = twin(
                     name, identity, self.electrical, self.ground_truth,
                     model=spec.identity.model, rng=rng)
@@ -396,6 +405,12 @@ class SimulatedBench:
             else:
                 self._loop.run(server.undrop())
                 self.resources[fault.target] = server.resource
+        elif kind == "weld" and fault.target in self.bench.relays and (
+            self.bench.relays[fault.target].board in self.switch_units
+        ):
+            relay = self.bench.relays[fault.target]
+            with self._lock:
+                self.switch_units[relay.board].relays.weld(relay.channel, on)
         elif kind == "weld":
             board, channel = self._relay(fault.target)
             # never call the board with the bench lock held: its listener takes it
@@ -455,6 +470,15 @@ class SimulatedBench:
             for channel, settings in channels.items():
                 settings["net"] = nets.get((name, int(channel)))
         snapshot["relay_states"] = relay_states(self.bench.relays, self.relay_boards)
+        for name, relay in self.bench.relays.items():
+            unit = self.switch_units.get(relay.board)
+            if unit is not None and 1 <= relay.channel <= unit.relays.count:
+                snapshot["relay_states"][name] = {
+                    "board": relay.board,
+                    "channel": relay.channel,
+                    "coil": unit.relays.coils()[relay.channel - 1],
+                    "contact": unit.relays.contacts()[relay.channel - 1],
+                }
         snapshot["boards"] = {name: board_state(b) for name, b in self.relay_boards.items()}
         return snapshot
 

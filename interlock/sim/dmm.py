@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 from interlock.sim.electrical import ElectricalBench
 from interlock.sim.instrument import IdentityString, Noise, ScpiInstrument
@@ -59,6 +60,9 @@ MAX_SAMPLES = 100
 class SimulatedMeter(ScpiInstrument):
     """34461A-like DMM."""
 
+    # A family's twin gives its own ranges (the 34401A's current ranges differ).
+    functions: ClassVar[dict[str, Function]] = FUNCTIONS
+
     def __init__(
         self,
         name: str,
@@ -68,7 +72,7 @@ class SimulatedMeter(ScpiInstrument):
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(name, identity, electrical, truth, rng)
-        self.function = FUNCTIONS["VOLT"]
+        self.function = self.functions["VOLT"]
         self.range = AUTO
         self.resolution = 0.0
         self.samples = 1
@@ -77,8 +81,12 @@ class SimulatedMeter(ScpiInstrument):
         self.reset()
         self._register()
 
+    def number_text(self, value: float) -> str:
+        """A reading or setting as the family writes numbers (Keysight: ``+5.00000000E+00``)."""
+        return format_number(value)
+
     def reset(self) -> None:
-        self.function = FUNCTIONS["VOLT"]
+        self.function = self.functions["VOLT"]
         self.range = AUTO
         self.resolution = 0.0
         self.samples = 1
@@ -110,7 +118,7 @@ class SimulatedMeter(ScpiInstrument):
             # integration time: accepted and shown, it changes nothing here
             c.command(f"[SENSe:]{node}:NPLCycles", self._set_nplc)
             c.query(f"[SENSe:]{node}:NPLCycles", lambda p: (p.at_most(0),
-                                                            format_number(self.nplc))[1])
+                                                            self.number_text(self.nplc))[1])
 
     # --- configuration ---------------------------------------------------------
 
@@ -134,7 +142,7 @@ class SimulatedMeter(ScpiInstrument):
         return span, resolution
 
     def _configure(self, params: Parameters, key: str) -> None:
-        function = FUNCTIONS[key]
+        function = self.functions[key]
         span, resolution = self._parse_setup(params, function)
         self.function, self.range, self.resolution = function, span, resolution
         self.samples = 1  # CONFigure (and so MEASure) resets the sample count, as the 34461A does
@@ -144,7 +152,7 @@ class SimulatedMeter(ScpiInstrument):
         params.at_most(0)
         span = self._effective_range(self._true_value())
         resolution = self.resolution or span * self.function.default_resolution
-        return f'"{self.function.name} {format_number(span)},{format_number(resolution)}"'
+        return f'"{self.function.name} {self.number_text(span)},{self.number_text(resolution)}"'
 
     def _set_function(self, params: Parameters) -> None:
         if len(params) == 0:
@@ -156,7 +164,7 @@ class SimulatedMeter(ScpiInstrument):
                    "RES": "RES", "RESISTANCE": "RES", "FRES": "FRES", "FRESISTANCE": "FRES"}
         if text not in aliases:
             raise ScpiError(-224)
-        self.function = FUNCTIONS[aliases[text]]
+        self.function = self.functions[aliases[text]]
         self.range = AUTO
 
     # The SENSe settings below belong to the function being configured; like
@@ -164,15 +172,15 @@ class SimulatedMeter(ScpiInstrument):
     def _set_range(self, params: Parameters, key: str) -> None:
         if len(params) == 0:
             raise ScpiError(-109)
-        span, _ = self._parse_setup(params, FUNCTIONS[key])
+        span, _ = self._parse_setup(params, self.functions[key])
         if self.function.name == key:
             self.range = span
 
     def _range_of(self, params: Parameters, key: str) -> str:
         params.at_most(0)
         if self.function.name != key:
-            return format_number(FUNCTIONS[key].ranges[2])  # that function's power-on range
-        return format_number(self._effective_range(self._true_value()))
+            return self.number_text(self.functions[key].ranges[2])  # that function's power-on range
+        return self.number_text(self._effective_range(self._true_value()))
 
     def _set_auto(self, params: Parameters, key: str) -> None:
         if len(params) == 0:
@@ -233,11 +241,11 @@ class SimulatedMeter(ScpiInstrument):
 
     def _measure(self, params: Parameters, key: str) -> str:
         self._configure(params, key)
-        return ",".join(format_number(v) for v in self._readings())
+        return ",".join(self.number_text(v) for v in self._readings())
 
     def _read(self, params: Parameters) -> str:
         params.at_most(0)
-        return ",".join(format_number(v) for v in self._readings())
+        return ",".join(self.number_text(v) for v in self._readings())
 
     def _initiate(self, params: Parameters) -> None:
         params.at_most(0)
@@ -247,4 +255,4 @@ class SimulatedMeter(ScpiInstrument):
         params.at_most(0)
         if self.fetched is None:
             raise ScpiError(-221)  # nothing measured since the last configuration
-        return ",".join(format_number(v) for v in self.fetched)
+        return ",".join(self.number_text(v) for v in self.fetched)

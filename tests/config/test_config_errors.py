@@ -362,7 +362,7 @@ CASES = [
         'model = "RB9"',
         "bench.toml",
         "instruments.relays.identity.model",
-        'unknown relay board model "RB9" (known: RB8)',
+        'unknown switch unit model "RB9" (known: ',
         id="unknown-relay-board",
     ),
     pytest.param(

@@ -130,7 +130,7 @@ def assert_intents_before_commands(rig: Rig) -> None:
         for entry in reader.entries():
             # A record written after its command went out (journal down) is no intent.
             if entry.kind == "command" and "unjournaled" not in entry.payload:
-                line = payload_data(entry.payload).decode().rstrip("\n")
+                line = payload_data(entry.payload).decode().rstrip("\r\n")
                 intents.setdefault((entry.payload["instrument"], line), []).append(entry.mono_time)
     for instrument, record in truth["instruments"].items():
         for received in record["commands"]:

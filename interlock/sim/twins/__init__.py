@@ -12,13 +12,18 @@ from __future__ import annotations
 
 from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.psu import SimulatedSupply
+from interlock.sim.twins.daq970 import Daq970Switch
+from interlock.sim.twins.dmm6500 import Dmm6500Meter
+from interlock.sim.twins.hp34401a import Hp34401aMeter
 from interlock.sim.twins.keithley import KeithleySupply
 from interlock.sim.twins.korad import KoradSupply
+from interlock.sim.twins.numato import NumatoRelays
 from interlock.sim.twins.rigol import RigolSupply
 from interlock.sim.twins.rs_hmp import HmpSupply
 from interlock.sim.twins.siglent import SiglentSupply
 
-# dialect name -> twin class (constructed as SimulatedSupply / SimulatedMeter are)
+# dialect name -> twin class (constructed as SimulatedSupply / SimulatedMeter are; a
+# switch unit's with ``relays``, its channels' relay names)
 TWINS: dict[str, type] = {
     "keysight-e36300": SimulatedSupply,
     "keysight-truevolt": SimulatedMeter,
@@ -27,6 +32,10 @@ TWINS: dict[str, type] = {
     "rigol-dp800": RigolSupply,
     "rs-hmp": HmpSupply,
     "siglent-spd3303x": SiglentSupply,
+    "keysight-daq970": Daq970Switch,
+    "numato-relay": NumatoRelays,
+    "hp-34401a": Hp34401aMeter,
+    "keithley-dmm6500": Dmm6500Meter,
 }
 
 __all__ = ["TWINS"]
