@@ -39,11 +39,17 @@ _rm_lock = threading.Lock()
 
 
 def resource_manager(backend: str = "@py") -> pyvisa.ResourceManager:
-    """One resource manager per backend for the whole process (opening one is slow)."""
+    """One resource manager per backend for the whole process (opening one is slow).
+
+    pyvisa hands every caller of ``ResourceManager(backend)`` in a process the same
+    manager: one closed by anyone else in the process (a user's script, a test) is
+    opened again here rather than failing every later open.
+    """
     with _rm_lock:
-        if backend not in _resource_managers:
-            _resource_managers[backend] = pyvisa.ResourceManager(backend)
-        return _resource_managers[backend]
+        manager = _resource_managers.get(backend)
+        if manager is None or manager._session is None:
+            manager = _resource_managers[backend] = pyvisa.ResourceManager(backend)
+        return manager
 
 
 class VisaTransport:

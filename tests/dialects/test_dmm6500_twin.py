@@ -36,12 +36,11 @@ def dmm():
     loop.start()
     server = InstrumentServer(twin, truth, 0.0, "127.0.0.1", 0)
     loop.run(server.start())
-    rm = pyvisa.ResourceManager("@py")
+    rm = pyvisa.ResourceManager("@py")  # shared with the drivers: never closed here
     inst = rm.open_resource(server.resource, read_termination="\n", write_termination="\n")
     inst.timeout = 2000
     yield inst, twin
     inst.close()
-    rm.close()
     loop.run(server.close())
     loop.stop()
 
