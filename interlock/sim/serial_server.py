@@ -86,7 +86,8 @@ class SerialTwinServer:
         terminator = self.link.write_termination.encode("latin-1")
         buffer = b""
         started = 0.0  # when the command being received began
-        last_end = -1e9  # when the previous command ended
+        arrived = 0.0  # when its last bytes arrived
+        last_end = -1e9  # when the previous command's last bytes arrived
         while not self._stop.is_set():
             timeout = self.quiet if buffer and not terminator else 0.05
             ready, _, _ = select.select([master], [], [], timeout)
@@ -96,8 +97,9 @@ class SerialTwinServer:
                 except OSError:
                     time.sleep(0.01)
                     continue
+                arrived = time.monotonic()
                 if not buffer:
-                    started = time.monotonic()
+                    started = arrived
                 buffer += chunk
                 if len(buffer) > MAX_LINE:
                     buffer = b""
@@ -105,27 +107,29 @@ class SerialTwinServer:
                     continue
                 while terminator in buffer:
                     raw, buffer = buffer.split(terminator, 1)
-                    last_end = self._handle(raw, started, last_end)
-                    started = time.monotonic()
+                    self._handle(raw, started, last_end)
+                    last_end = started = arrived
             elif buffer and not terminator:  # silence ends a command without a terminator
                 raw, buffer = buffer, b""
-                last_end = self._handle(raw, started, last_end)
+                self._handle(raw, started, last_end)
+                # The gap runs from the command's arrival, as the host keeps it from its
+                # sending: the twin's own time answering must not count against the host.
+                last_end = arrived
 
-    def _handle(self, raw: bytes, started: float, last_end: float) -> float:
+    def _handle(self, raw: bytes, started: float, last_end: float) -> None:
         line = raw.decode("latin-1").rstrip("\r\n")
-        now = time.monotonic()
         if self.hung:
             self.truth.command(self.name, line, note="ignored: hang")
-            return now
+            return
         if started - last_end < self.gap:
             self.truth.command(self.name, line, note="dropped: sent within the gap")
-            return now
+            return
         self.truth.command(self.name, line)
         try:
             response = self.instrument.execute(line)
         except Exception:  # a bug in a model must not take the instrument off the bench
             log.exception("%s: internal error on %r", self.name, line)
-            return time.monotonic()
+            return
         if response is not None:
             if self.latency > 0:
                 time.sleep(self.latency)
@@ -133,4 +137,3 @@ class SerialTwinServer:
             data += self.link.read_termination.encode("latin-1")
             with contextlib.suppress(OSError):
                 os.write(self._master, data)  # type: ignore[arg-type]
-        return time.monotonic()

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from interlock.controller import monitor as monitor_module
 from interlock.controller.monitor import Monitor
 from interlock.journal import Journal
+from interlock.protocols import Reading
 
 
 class Supply:
@@ -23,7 +24,7 @@ class Supply:
         self.barrier.wait()
         if self.answered is not None:
             self.answered.wait(5)
-        return [(5.0, 0.1, False, True) for _ in channels]
+        return [Reading(5.0, 0.1, False, True) for _ in channels]
 
 
 def make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on=None):
@@ -67,7 +68,7 @@ def test_one_pass_asks_every_supply_at_once(tmp_path, monkeypatch):
         monitor.stop()
         journal.close()
     assert trips == [] and not barrier.broken
-    assert set(monitor.last_measured) == {"psu1-net", "psu2-net", "psu3-net"}
+    assert all(monitor.reading(net) is not None for net in ("psu1-net", "psu2-net", "psu3-net"))
 
 
 def test_a_finding_trips_without_waiting_for_a_slower_supply(tmp_path, monkeypatch):

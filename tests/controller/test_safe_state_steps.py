@@ -94,7 +94,7 @@ class Supply:
 class Board:
     name = "relays"
 
-    def open_all(self):
+    def open_all(self, **context):
         pass
 
     def get_state(self):

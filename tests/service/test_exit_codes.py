@@ -97,6 +97,7 @@ CASES = [
         served=True,
     ),
     Case("init over an existing bench", ("init", "{dir}"), 2, "InvalidArgument: "),
+    Case("fleet without its subcommand", ("fleet",), 2, ""),
     Case("stop a missing bench", ("stop", "--bench", "{dir}/no.toml"), 2, "ConfigError: "),
     Case("console on a missing bench", ("console", "--bench", "{dir}/no.toml"), 2, "ConfigError: "),
     Case("serve where one serves", ("serve",), 2, "AlreadyServing: ", served=True),
@@ -107,6 +108,7 @@ CASES = [
         "AlreadyServing: ",
         served=True,
     ),
+    Case("probe a port where nothing answers", ("probe", "{dir}/no-such-port"), 1, ""),
     # -- refused by the interlock --------------------------------------------------
     Case("dry run over a limit", ("run", "{dir}/over.toml", "--dry-run"), 3, ""),
     Case("run over a limit", ("run", "{dir}/over.toml"), 3, ""),
@@ -120,6 +122,12 @@ CASES = [
     Case("reset with no service", ("reset",), 4, "ServiceUnavailable: "),
     Case("estop with no service", ("estop",), 4, "ServiceUnavailable: "),
     Case("sim clear with no simulator", ("sim", "clear"), 4, "SimulatorError: "),
+    Case(
+        "fleet status with no coordinator",
+        ("fleet", "status", "--coordinator", "127.0.0.1:1"),
+        4,
+        "CoordinatorUnavailable: ",
+    ),
     Case("journal show with no journal", ("journal", "show"), 4, "JournalError: "),
     Case(
         "disarm a latched fault",
@@ -143,7 +151,7 @@ CASES = [
 def _argv(case_argv: tuple[str, ...], bench: Path) -> list[str]:
     argv = [part.format(bench=bench, dir=bench.parent) for part in case_argv]
     # Every command that takes --bench is given this one (argparse errors come first anyway).
-    if argv and argv[0] not in ("frobnicate", "init") and "--bench" not in argv:
+    if argv and argv[0] not in ("frobnicate", "init", "fleet") and "--bench" not in argv:
         argv += ["--bench", str(bench)]
     return argv
 

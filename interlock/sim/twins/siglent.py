@@ -55,10 +55,9 @@ class SiglentSupply(SimulatedSupply):
                     instrument=self.name,
                 )
                 return None
-            try:
-                return self._execute(" ".join(line.strip().upper().split()))
-            finally:
-                self._last = time.monotonic()
+            # The gap runs from each line's arrival, as the host keeps it from its sending:
+            # the twin's own time answering must not count against the host.
+            return self._execute(" ".join(line.strip().upper().split()))
 
     def _execute(self, command: str) -> str | None:
         if command == "*IDN?":
