@@ -386,6 +386,7 @@ def _machine_for(dialect: str, directory: Path) -> type:
                 {"BENCH": motor_bench(directory, dialect)})
 
 
+@pytest.mark.slow  # about 25 s a dialect: run with -m slow beside the long runs
 @pytest.mark.parametrize("dialect", OTHER_SUPPLY_DIALECTS)
 def test_controller_stateful_per_supply_dialect(dialect, tmp_path):
     """The same machine with the motor net on each other supply dialect's twin (few
