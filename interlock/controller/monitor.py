@@ -128,8 +128,11 @@ class Monitor(Worker):
             window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
             self.note_reading(net, NetReading(volts, amps, taken, was[net]))
             self._journal.measurement(net, voltage=volts, current=amps, durable=False)
-            if not self._commanded.net(net).output:
+            now = self._commanded.net(net)
+            if not now.output:
                 continue  # turned off while we were measuring
+            if now.changed_at != was[net].changed_at:
+                continue  # turned off and on again while we were measuring: the next pass judges it
             finding = check_live(
                 limits,
                 net,

@@ -88,14 +88,7 @@ def test_the_quick_start_sequence_runs_on_a_bench_of_two_makes(sim_bench_factory
         close_rig(rig)
 
 
-# The Korad's bench tests run with -m slow: its monitor can trip a live net falsely
-# ("protection tripped": the output read off) when a pass reads the status byte
-# between an output-on being commanded and the line going out after the 100 ms gap;
-# a known defect, failing safe, not yet fixed.
-@pytest.mark.parametrize(
-    "dialect",
-    [pytest.param(d, marks=pytest.mark.slow) if d == "korad-ka" else d for d in SUPPLY_DIALECTS],
-)
+@pytest.mark.parametrize("dialect", SUPPLY_DIALECTS)
 def test_quick_start_protection_and_safe_state_on_every_supply_dialect(
     dialect, sim_bench_factory, tmp_path
 ):

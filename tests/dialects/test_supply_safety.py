@@ -60,15 +60,7 @@ def bench_with(tmp_path, dialect_name: str):
     return edited_bench(tmp_path, {"bench.toml": edits})
 
 
-# The Korad's bench tests run with -m slow: its monitor can trip a live net falsely
-# ("protection tripped": the output read off) when a pass reads the status byte
-# between an output-on being commanded and the line going out after the 100 ms gap;
-# a known defect, failing safe, not yet fixed.
-@pytest.fixture(
-    params=[
-        pytest.param(d, marks=pytest.mark.slow) if d == "korad-ka" else d for d in SUPPLY_DIALECTS
-    ]
-)
+@pytest.fixture(params=SUPPLY_DIALECTS)
 def rig(request, sim_bench_factory, tmp_path):
     rig = make_rig(sim_bench_factory, tmp_path, bench=bench_with(tmp_path, request.param))
     yield rig
