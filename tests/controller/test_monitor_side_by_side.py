@@ -37,7 +37,7 @@ def make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on=None):
     commanded = SimpleNamespace(
         live_nets=set(nets),
         window=lambda net: (5.0, 5.0),
-        net=lambda net: SimpleNamespace(output=True),
+        net=lambda net: SimpleNamespace(output=True, changed_at=0.0),
         state=None,
     )
     journal = Journal(tmp_path / "journal.sqlite", bench="test")
