@@ -9,28 +9,19 @@ and the setting kept (the manual's code 116; this twin queues SCPI's -222).
 
 from __future__ import annotations
 
-from interlock.sim.psu import CURRENT_NOISE, VOLTAGE_NOISE, SimulatedSupply
+from interlock.sim.psu import CURRENT_NOISE, VOLTAGE_NOISE
 from interlock.sim.scpi import Parameters, ScpiError, parse_bool, parse_choice
+from interlock.sim.twins.general import GeneralSwitchSupply
 
 
-class KeithleySupply(SimulatedSupply):
+class KeithleySupply(GeneralSwitchSupply):
     """A 2220 (two outputs) or 2230 (three) answering in Keithley's command tree."""
 
     def reset(self) -> None:
         super().reset()
-        self.general = False
         for out in self.channels.values():
             out.ovp_enabled = False  # no over-voltage protection to trip
             out.ovp = out.rating.max_voltage
-
-    def live_outputs(self) -> dict[int, tuple[float, float]]:
-        return super().live_outputs() if self.general else {}
-
-    def settings(self) -> dict[int, dict[str, float | bool]]:
-        found = super().settings()
-        for record in found.values():  # what the terminals see: both switches
-            record["output"] = bool(record["output"]) and self.general
-        return found
 
     def _register(self) -> None:
         c = self.commands

@@ -11,25 +11,13 @@ plain decimals; a value beyond the range is refused with -222, the setting kept.
 
 from __future__ import annotations
 
-from interlock.sim.psu import CURRENT_NOISE, VOLTAGE_NOISE, SimulatedSupply
+from interlock.sim.psu import CURRENT_NOISE, VOLTAGE_NOISE
 from interlock.sim.scpi import Parameters, ScpiError, parse_bool, parse_choice, parse_number
+from interlock.sim.twins.general import GeneralSwitchSupply
 
 
-class HmpSupply(SimulatedSupply):
+class HmpSupply(GeneralSwitchSupply):
     """An HMP2020, HMP2030, HMP4030 or HMP4040 answering in its command tree."""
-
-    def reset(self) -> None:
-        super().reset()
-        self.general = False
-
-    def live_outputs(self) -> dict[int, tuple[float, float]]:
-        return super().live_outputs() if self.general else {}
-
-    def settings(self) -> dict[int, dict[str, float | bool]]:
-        found = super().settings()
-        for record in found.values():  # what the terminals see: both switches
-            record["output"] = bool(record["output"]) and self.general
-        return found
 
     def _register(self) -> None:
         c = self.commands
