@@ -75,6 +75,7 @@ FIRMWARE_VERSIONS = {
     "numato-relay": "00000008",
     "hp-34401a": "11-5-2",
     "keithley-dmm6500": "1.7.3c",
+    "aimtti-plp": "3.05-4.06",
 }
 
 
@@ -202,7 +203,8 @@ class SimulatedBench:
             if self._ports == "bench":
                 host, port = self._socket_address(name, spec.resource)
             self.servers[name] = InstrumentServer(instrument, self.ground_truth,
-                                                  self._latency, host, port)
+                                                  self._latency, host, port,
+                                                  terminator=link.read_termination)
 
     def _socket_address(self, name: str, resource: str | None) -> tuple[str, int]:
         match = _SOCKET_RESOURCE.fullmatch(resource or "")

@@ -24,6 +24,7 @@ from tests.controller.support import (
     edited_bench,
     make_rig,
 )
+from tests.dialects.support import motor_output
 
 SUPPLY_DIALECTS = sorted(
     name for name, d in dialects().items() if d.kind == "supply" and name in TWINS
@@ -33,11 +34,7 @@ DEADLINE = 10.0  # s: generous, for a loaded machine; the tests wait for an outc
 
 def bench_with(tmp_path, dialect_name: str):
     dialect = dialects()[dialect_name]
-    model = next(iter(dialect.models.values()))
-    # The first output that can feed the motor net (12 V, 600 mA).
-    channel = next(
-        n for n, c in model.channels.items() if c.max_voltage >= 12 and c.max_current >= 0.6
-    )
+    model, channel = motor_output(dialect_name)
     if dialect.link.kind == "visa-socket":
         where = f'resource = "TCPIP::127.0.0.1::{dialect.link.port}::SOCKET"'
     else:

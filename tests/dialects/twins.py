@@ -46,7 +46,7 @@ def served_twin(
     if link.kind == "visa-socket":
         loop = EventLoopThread("twin-test")
         loop.start()
-        server = InstrumentServer(twin, truth, latency=0)
+        server = InstrumentServer(twin, truth, latency=0, terminator=link.read_termination)
         loop.run(server.start())
         try:
             yield Served(server.resource, twin, truth, electrical)

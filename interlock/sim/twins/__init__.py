@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.psu import SimulatedSupply
+from interlock.sim.twins.aimtti import AimTtiSupply
 from interlock.sim.twins.daq970 import Daq970Switch
 from interlock.sim.twins.dmm6500 import Dmm6500Meter
 from interlock.sim.twins.hp34401a import Hp34401aMeter
@@ -36,6 +37,7 @@ TWINS: dict[str, type] = {
     "numato-relay": NumatoRelays,
     "hp-34401a": Hp34401aMeter,
     "keithley-dmm6500": Dmm6500Meter,
+    "aimtti-plp": AimTtiSupply,
 }
 
 __all__ = ["TWINS"]
