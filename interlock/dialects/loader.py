@@ -200,6 +200,7 @@ def _capabilities(table: _Table | None) -> Capabilities:
         panel_lock=table.get("panel_lock", bool, False),
         watchdog=table.get("watchdog", bool, False),
         general_output=table.get("general_output", bool, False),
+        common_output=table.get("common_output", bool, False),
         contact_sense=table.get("contact_sense", bool, False),
         unconfirmed=table.strings("unconfirmed"),
     )

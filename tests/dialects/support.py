@@ -22,16 +22,22 @@ def motor_output(dialect: str) -> tuple[SupplyModel, int]:
     raise AssertionError(f"no {dialect} model can feed the motor net")
 
 
+def where_line(dialect: str) -> str:
+    """bench.toml's line saying where an instrument of ``dialect`` is (the simulator
+    serves it elsewhere): a socket resource, an ASRL resource or a serial port."""
+    link = dialects()[dialect].link
+    if link.kind == "visa-socket":
+        return f'resource = "TCPIP::127.0.0.1::{link.port}::SOCKET"'
+    if link.kind == "visa-serial":
+        return 'resource = "ASRL/dev/ttyS0::INSTR"'
+    return 'port = "/dev/ttyUSB0"'
+
+
 def motor_edits(dialect: str) -> list[tuple[str, str]]:
     """bench.toml edits: an instrument ``motor_psu`` of ``dialect`` feeds MOTOR (from the
     first output that can)."""
     model, channel = motor_output(dialect)
-    link = dialects()[dialect].link
-    where = (
-        f'resource = "TCPIP::127.0.0.1::{link.port}::SOCKET"'
-        if link.kind == "visa-socket"
-        else 'port = "/dev/ttyUSB0"'
-    )
+    where = where_line(dialect)
     marker = "# --- relays: name -> board channel"
     stanza = (
         f'[instruments.motor_psu]\ndriver = "supply"\n{where}\n'
