@@ -107,6 +107,7 @@ def resolve_relay(bench: Bench, profile: Profile, key: str, reference: str) -> s
 
 def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
     _check_monitor_period(bench)
+    _check_common_output(bench)
     _check_capabilities(bench, profile)
     _check_safe_to_mate_wiring(bench, profile)
     if profile.identity is not None:
@@ -226,6 +227,29 @@ def _check_required(
                 f"nets.{net}.require",
                 f"net {net} requires {capability}; its supply {instrument} ({model}) has none",
             )
+
+
+def _check_common_output(bench: Bench) -> None:
+    """One net per shared output switch: a supply whose outputs share one switch (the
+    E3631A's OUTP) turns every output on with any one, so a second net on it would go
+    live without its own safe-to-mate, readback and power-on order."""
+    fed: dict[str, str] = {}
+    for net, wiring in bench.wiring.items():
+        if wiring.supply is None:
+            continue
+        name = wiring.supply.instrument
+        dialect = dialect_of(bench.instruments[name].identity.model)
+        if dialect is None or not dialect.capabilities.common_output:
+            continue
+        if name in fed:
+            raise ConfigError(
+                bench.shown_path,
+                f"wiring.{net}.supply",
+                f"{name} ({dialect.title}) switches all its outputs at once (one net per "
+                f"shared output switch): it already feeds {fed[name]}, so {net} would go "
+                "live with it",
+            )
+        fed[name] = net
 
 
 def _check_monitor_period(bench: Bench) -> None:

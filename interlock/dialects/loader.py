@@ -200,6 +200,7 @@ def _capabilities(table: _Table | None) -> Capabilities:
         panel_lock=table.get("panel_lock", bool, False),
         watchdog=table.get("watchdog", bool, False),
         general_output=table.get("general_output", bool, False),
+        common_output=table.get("common_output", bool, False),
         contact_sense=table.get("contact_sense", bool, False),
         unconfirmed=table.strings("unconfirmed"),
     )
@@ -391,7 +392,12 @@ def _check_capabilities(dialect: Dialect) -> None:
     caps = dialect.capabilities
     have = set(dialect.commands) | set(dialect.queries)
     needed: list[tuple[str, str]] = []
+    # Over-current protection with a level of its own and no switch (Aim-TTi's OCP1) is
+    # armed whenever it holds a level: its level lines are what it needs.
+    always_armed = caps.ocp_level == "separate" and not have & {"ocp_on", "ocp_state?"}
     for (flag, value), keys in _NEEDS.items():
+        if (flag, value) == ("ocp", "trip") and always_armed:
+            continue
         if getattr(caps, flag) == value:
             needed += [(f"capabilities.{flag}", k) for k in keys]
     if dialect.kind == "supply":

@@ -102,6 +102,7 @@ class Capabilities:
     panel_lock: bool = False  # the front panel can be locked from the interface
     watchdog: bool = False  # an output watchdog of its own
     general_output: bool = False  # a master switch besides each output's own
+    common_output: bool = False  # one switch for every output: no output goes on alone
     contact_sense: bool = False  # (switches) auxiliary contacts read back
     unconfirmed: tuple[str, ...] = ()  # capabilities taken from a single or no source
 
@@ -119,6 +120,7 @@ class Capabilities:
             "panel_lock",
             "watchdog",
             "general_output",
+            "common_output",
             "contact_sense",
         ):
             if getattr(self, flag):

@@ -117,6 +117,13 @@ class DialectSupply(DialectDevice):
 
     def enable_ocp(self, channel: int, **context: Any) -> bool:
         """Arm over-current protection (the output trips off); True if it reads armed."""
+        if self._ocp_state is None and self._ocp_level is not None:
+            # No switch of its own (Aim-TTi): armed at its level, which was programmed
+            # with the current limit and judged then; it must still read back a level.
+            query = self._ocp_level
+            reply = self.ask(query.line(ch=channel, chs=channel), query.width, **context)
+            self.number(query, self.fields(query, reply, 1)[0])
+            return True
         if self._ocp_state is None:
             raise ProtocolError(self.name, f"a {self.dialect.title} has no over-current trip")
         text = self._set(

@@ -75,6 +75,9 @@ FIRMWARE_VERSIONS = {
     "numato-relay": "00000008",
     "hp-34401a": "11-5-2",
     "keithley-dmm6500": "1.7.3c",
+    "aimtti-plp": "3.05-4.06",
+    "keysight-e3631a": "2.1-5.0-1.0",
+    "keysight-e3632a": "1.7-5.0-1.0",
 }
 
 
@@ -202,7 +205,8 @@ class SimulatedBench:
             if self._ports == "bench":
                 host, port = self._socket_address(name, spec.resource)
             self.servers[name] = InstrumentServer(instrument, self.ground_truth,
-                                                  self._latency, host, port)
+                                                  self._latency, host, port,
+                                                  terminator=link.read_termination)
 
     def _socket_address(self, name: str, resource: str | None) -> tuple[str, int]:
         match = _SOCKET_RESOURCE.fullmatch(resource or "")
@@ -246,7 +250,8 @@ class SimulatedBench:
                     ) from exc
                 self.resources[name] = server.resource
             for name, twin in self.serial_servers.items():
-                self.resources[name] = twin.start()
+                twin.start()
+                self.resources[name] = twin.resource
             for name, board in self.relay_boards.items():
                 board.add_listener(self._relay_listener(name))
                 watch_board(self.ground_truth, name, board, self.bench.relays)

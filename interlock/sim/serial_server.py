@@ -59,6 +59,9 @@ class SerialTwinServer:
 
     @property
     def resource(self) -> str:
+        """What a host opens: the pty's path, or its VISA name for a VISA serial link."""
+        if self.link.kind == "visa-serial":
+            return f"ASRL{self.port}::INSTR"
         return self.port
 
     def start(self) -> str:

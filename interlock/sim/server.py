@@ -2,9 +2,10 @@
 
 Lines end with ``\\n`` (a trailing ``\\r`` is dropped); each is recorded in
 the ground truth, then executed; a query's reply goes back after the
-instrument's response latency, ``\\n``-terminated, like a LAN instrument on
-port 5025. ``TCP_NODELAY`` is set on every accepted socket so the reply is not
-held back by Nagle's algorithm.
+instrument's response latency, ``\\n``-terminated (or as its dialect ends
+replies: Aim-TTi's ``\\r\\n``), like a LAN instrument on port 5025.
+``TCP_NODELAY`` is set on every accepted socket so the reply is not held back
+by Nagle's algorithm.
 
 Faults live here because they are about the link, not the model:
 
@@ -40,8 +41,10 @@ class InstrumentServer:
         latency: float = 0.001,
         host: str = "127.0.0.1",
         port: int = 0,
+        terminator: str = "\n",
     ) -> None:
         self.instrument = instrument
+        self.terminator = terminator.encode("latin-1")
         self.name = instrument.name
         self.truth = truth
         self.latency = latency
@@ -154,5 +157,5 @@ class InstrumentServer:
             return
         if self.latency > 0:
             await asyncio.sleep(self.latency)
-        writer.write(response.encode("latin-1", errors="replace") + b"\n")
+        writer.write(response.encode("latin-1", errors="replace") + self.terminator)
         await writer.drain()

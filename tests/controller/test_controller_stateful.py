@@ -379,11 +379,47 @@ def test_controller_stateful_long():
     assert TALLY.mid_ramp_faults, TALLY.summary()
 
 
+def _machine_on(name: str, bench: Path) -> type:
+    return type(f"ControllerMachine_{name}", (ControllerMachine,), {"BENCH": bench})
+
+
 def _machine_for(dialect: str, directory: Path) -> type:
     from tests.dialects.support import motor_bench
 
-    return type(f"ControllerMachine_{dialect}", (ControllerMachine,),
-                {"BENCH": motor_bench(directory, dialect)})
+    return _machine_on(dialect, motor_bench(directory, dialect))
+
+
+def _machine_with_switch(kind: str, directory: Path) -> type:
+    from tests.dialects.test_switch_units import KINDS, two_units
+
+    return _machine_on(kind, two_units(directory, KINDS[kind]))
+
+
+SWITCH_KINDS = ["daq970a", "numato"]  # beside the RB8 (the default bench's only unit)
+# The default run's short runs: per dialect and per switch kind, a few examples of a few
+# steps each (the whole set about 20 s on a quiet machine); the long runs are slow.
+QUICK_EXAMPLES = int(os.environ.get("INTERLOCK_STATEFUL_QUICK_EXAMPLES", "2"))
+QUICK_STEPS = 10
+
+
+@pytest.mark.parametrize("dialect", OTHER_SUPPLY_DIALECTS)
+def test_controller_stateful_short_per_supply_dialect(dialect, tmp_path):
+    """The machine with the motor net on each other supply dialect's twin: faults,
+    protection, readback, safe-to-mate, start-up and the safe state, briefly."""
+    TALLY.__init__()
+    run(QUICK_EXAMPLES, QUICK_STEPS, _machine_for(dialect, tmp_path))
+    print(f"\ncontroller stateful run on {dialect} (short): {TALLY.summary()}")
+    assert TALLY.steps and TALLY.live_steps, TALLY.summary()
+
+
+@pytest.mark.parametrize("kind", SWITCH_KINDS)
+def test_controller_stateful_short_per_switch_kind(kind, tmp_path):
+    """The machine on a bench whose motor relay and the meter's routes are on another
+    kind of switch unit beside the RB8."""
+    TALLY.__init__()
+    run(QUICK_EXAMPLES, QUICK_STEPS, _machine_with_switch(kind, tmp_path))
+    print(f"\ncontroller stateful run with a {kind} (short): {TALLY.summary()}")
+    assert TALLY.steps and TALLY.live_steps, TALLY.summary()
 
 
 @pytest.mark.slow  # about 25 s a dialect: run with -m slow beside the long runs
@@ -408,4 +444,16 @@ def test_controller_stateful_per_supply_dialect_long(dialect, tmp_path):
     while TALLY.steps < 3_000:
         run(50, 50, machine)
     print(f"\ncontroller stateful run on {dialect} (slow): {TALLY.summary()}")
+    assert TALLY.live_steps >= TALLY.steps / 2 and TALLY.trips, TALLY.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("kind", SWITCH_KINDS)
+def test_controller_stateful_per_switch_kind_long(kind, tmp_path):
+    TALLY.__init__()
+    machine = _machine_with_switch(kind, tmp_path)
+    while TALLY.steps < 3_000:
+        run(50, 50, machine)
+    print(f"\ncontroller stateful run with a {kind} (slow): {TALLY.summary()}")
     assert TALLY.live_steps >= TALLY.steps / 2 and TALLY.trips, TALLY.summary()

@@ -12,25 +12,32 @@ DEFAULT = "keysight-e36300"
 SUPPLY_DIALECTS = sorted(n for n, d in dialects().items() if d.kind == "supply")
 
 
-def motor_model(dialect: str) -> SupplyModel:
-    """The dialect's first model whose first output holds the motor net (12 V, 600 mA)."""
+def motor_output(dialect: str) -> tuple[SupplyModel, int]:
+    """The dialect's first model and output that can feed the motor net (12 V, 600 mA)."""
     for model in dialects()[dialect].models.values():
         assert isinstance(model, SupplyModel)
-        out = model.channels.get(1)
-        if out is not None and out.max_voltage >= 12 and out.max_current >= 0.6:
-            return model
+        for number, out in sorted(model.channels.items()):
+            if out.max_voltage >= 12 and out.max_current >= 0.6:
+                return model, number
     raise AssertionError(f"no {dialect} model can feed the motor net")
 
 
-def motor_edits(dialect: str) -> list[tuple[str, str]]:
-    """bench.toml edits: an instrument ``motor_psu`` of ``dialect`` feeds MOTOR from CH1."""
-    model = motor_model(dialect)
+def where_line(dialect: str) -> str:
+    """bench.toml's line saying where an instrument of ``dialect`` is (the simulator
+    serves it elsewhere): a socket resource, an ASRL resource or a serial port."""
     link = dialects()[dialect].link
-    where = (
-        f'resource = "TCPIP::127.0.0.1::{link.port}::SOCKET"'
-        if link.kind == "visa-socket"
-        else 'port = "/dev/ttyUSB0"'
-    )
+    if link.kind == "visa-socket":
+        return f'resource = "TCPIP::127.0.0.1::{link.port}::SOCKET"'
+    if link.kind == "visa-serial":
+        return 'resource = "ASRL/dev/ttyS0::INSTR"'
+    return 'port = "/dev/ttyUSB0"'
+
+
+def motor_edits(dialect: str) -> list[tuple[str, str]]:
+    """bench.toml edits: an instrument ``motor_psu`` of ``dialect`` feeds MOTOR (from the
+    first output that can)."""
+    model, channel = motor_output(dialect)
+    where = where_line(dialect)
     marker = "# --- relays: name -> board channel"
     stanza = (
         f'[instruments.motor_psu]\ndriver = "supply"\n{where}\n'
@@ -40,7 +47,7 @@ def motor_edits(dialect: str) -> list[tuple[str, str]]:
         (marker, f"{stanza}\n\n{marker}"),
         (
             'supply = { instrument = "psu", channel = 3 }',
-            'supply = { instrument = "motor_psu", channel = 1 }',
+            f'supply = {{ instrument = "motor_psu", channel = {channel} }}',
         ),
         # a dialect without channel lists takes more exchanges per pass
         ('monitor_period = "50 ms"', 'monitor_period = "400 ms"'),

@@ -24,6 +24,7 @@ from tests.controller.support import (
     edited_bench,
     make_rig,
 )
+from tests.dialects.support import motor_output, where_line
 
 SUPPLY_DIALECTS = sorted(
     name for name, d in dialects().items() if d.kind == "supply" and name in TWINS
@@ -33,15 +34,8 @@ DEADLINE = 10.0  # s: generous, for a loaded machine; the tests wait for an outc
 
 def bench_with(tmp_path, dialect_name: str):
     dialect = dialects()[dialect_name]
-    model = next(iter(dialect.models.values()))
-    # The first output that can feed the motor net (12 V, 600 mA).
-    channel = next(
-        n for n, c in model.channels.items() if c.max_voltage >= 12 and c.max_current >= 0.6
-    )
-    if dialect.link.kind == "visa-socket":
-        where = f'resource = "TCPIP::127.0.0.1::{dialect.link.port}::SOCKET"'
-    else:
-        where = 'port = "/dev/ttyUSB0"'
+    model, channel = motor_output(dialect_name)
+    where = where_line(dialect_name)
     # The monitor's pass over the net must fit its period (the dialect's gap).
     needed = dialect.poll_exchanges(1) * dialect.link.min_gap
     period = max(50, round(needed * 1500))

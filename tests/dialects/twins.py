@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyvisa
+from pyvisa.constants import ControlFlow, Parity, StopBits
 
 from interlock.dialects import dialects
 from interlock.sim.electrical import ElectricalBench, Route
@@ -46,7 +47,7 @@ def served_twin(
     if link.kind == "visa-socket":
         loop = EventLoopThread("twin-test")
         loop.start()
-        server = InstrumentServer(twin, truth, latency=0)
+        server = InstrumentServer(twin, truth, latency=0, terminator=link.read_termination)
         loop.run(server.start())
         try:
             yield Served(server.resource, twin, truth, electrical)
@@ -55,9 +56,9 @@ def served_twin(
             loop.stop()
     else:
         serial_server = SerialTwinServer(twin, truth, link, latency=0)
-        port = serial_server.start()
+        serial_server.start()
         try:
-            yield Served(port, twin, truth, electrical)
+            yield Served(serial_server.resource, twin, truth, electrical)
         finally:
             serial_server.close()
 
@@ -68,12 +69,22 @@ def visa_client(
 ) -> Iterator[pyvisa.resources.MessageBasedResource]:
     """A plain pyvisa session at the dialect's terminators."""
     link = dialects()[dialect].link
+    line = {}
+    if link.kind == "visa-serial":  # the frame a plain client sets up for the port
+        line = {
+            "baud_rate": link.baud,
+            "data_bits": link.data_bits,
+            "parity": Parity.none if link.parity == "N" else Parity.even,
+            "stop_bits": StopBits.two if link.stop_bits == 2 else StopBits.one,
+            "flow_control": ControlFlow.dtr_dsr if link.flow == "dtr-dsr" else ControlFlow.none,
+        }
     rm = pyvisa.ResourceManager("@py")  # shared with the drivers: never closed here
     session = rm.open_resource(
         resource,
         read_termination=link.read_termination,
         write_termination=link.write_termination,
         timeout=int(timeout * 1000),
+        **line,
     )
     try:
         yield session

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from interlock.sim.dmm import SimulatedMeter
 from interlock.sim.psu import SimulatedSupply
+from interlock.sim.twins.aimtti import AimTtiSupply
 from interlock.sim.twins.daq970 import Daq970Switch
 from interlock.sim.twins.dmm6500 import Dmm6500Meter
+from interlock.sim.twins.e363xa import E3631aSupply, E3632aSupply
 from interlock.sim.twins.hp34401a import Hp34401aMeter
 from interlock.sim.twins.keithley import KeithleySupply
 from interlock.sim.twins.korad import KoradSupply
@@ -36,6 +38,9 @@ TWINS: dict[str, type] = {
     "numato-relay": NumatoRelays,
     "hp-34401a": Hp34401aMeter,
     "keithley-dmm6500": Dmm6500Meter,
+    "aimtti-plp": AimTtiSupply,
+    "keysight-e3631a": E3631aSupply,
+    "keysight-e3632a": E3632aSupply,
 }
 
 __all__ = ["TWINS"]

@@ -1,0 +1,171 @@
+"""The Aim-TTi PL-P twin answers a plain pyvisa client as the reference drivers say
+(research notes, table tests 1-14): the output's number in the header, prefixed setting
+replies, readbacks with a unit, CR LF after every reply, OVP and OCP trips latched in
+LSR<n>? until TRIPRST, and nothing answered to what it does not take."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from interlock.sim.dut import Load
+from interlock.sim.instrument import IdentityString
+from tests.dialects.twins import served_twin, visa_client
+
+IDENTITY = IdentityString("THURLBY THANDAR", "PL303QMD-P", "514710", "3.05-4.06")
+
+TABLE = [
+    # (line, the reply; None: no reply; a float: a measurement, to within its noise)
+    ("*IDN?", "THURLBY THANDAR, PL303QMD-P, 514710, 3.05-4.06"),
+    ("V2V 1.2", None),
+    ("V2?", "V2 1.200"),
+    ("I2 0.1", None),
+    ("I2?", "I2 0.100"),
+    ("OP2?", "0"),
+    ("V2O?", "0.000V"),  # off
+    ("OP2 1", None),
+    ("OP2?", "1"),
+    ("V2O?", 1.2),  # 100 ohm: 12 mA, below the 100 mA limit
+    ("I2O?", 0.012),
+    ("OP2 0", None),
+    ("OP2?", "0"),
+    ("OPALL 1", None),
+    ("OP1?", "1"),
+    ("OP2?", "1"),
+    ("OPALL 0", None),
+    ("OP1?", "0"),
+    ("OP2?", "0"),
+    ("IRANGE2 2", None),
+    ("IRANGE2?", "2"),
+    ("OVP1 12", None),
+    ("OVP1?", "VP1 12.00"),
+    ("OCP1 1", None),
+    ("OCP1?", "CP1 1.000"),
+    ("V1 40", None),  # beyond the 30 V rating: refused, the setting kept
+    ("V1?", "V1 0.000"),
+    ("EER?", "100"),
+    ("EER?", "0"),  # read and cleared
+    ("V3 1", None),  # no output 3 on a PL303QMD-P: a command error
+    ("BOGUS", None),
+    ("*ESR?", str(16 | 32)),
+    ("IFLOCK", "1"),
+    ("IFLOCK?", "1"),
+    ("IFUNLOCK", "0"),
+    ("LSR1?", "0"),
+    ("*OPC?", "1"),
+]
+
+
+@pytest.fixture
+def served():
+    loads = {"OUT1": Load(resistance=2.0), "OUT2": Load(resistance=100.0)}
+    with served_twin("aimtti-plp", IDENTITY, loads) as served:
+        yield served
+
+
+def test_the_twin_answers_as_the_reference_drivers_say(served):
+    with visa_client(served.resource, "aimtti-plp") as client:
+        for line, reply in TABLE:
+            if isinstance(reply, float):  # the supply's own meter has its noise
+                got = client.query(line)
+                unit = "V" if line[0] == "V" else "A"
+                assert re.fullmatch(rf"-?\d+\.\d{{3}}{unit}", got), (line, got)
+                assert float(got[:-1]) == pytest.approx(reply, abs=2e-3), line
+            elif reply is None:
+                client.write(line)
+            else:
+                assert client.query(line) == reply, line
+
+
+def test_every_reply_ends_in_cr_lf(served):
+    host, port = re.fullmatch(r"TCPIP::(.+)::(\d+)::SOCKET", served.resource).groups()
+    with socket.create_connection((host, int(port)), timeout=2) as link:
+        link.sendall(b"V1?\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            data += link.recv(64)
+    assert data == b"V1 0.000\r\n"
+
+
+def test_an_over_current_trip_latches_until_triprst_and_leaves_the_output_off(served):
+    with visa_client(served.resource, "aimtti-plp") as client:
+        client.write("V1 5")  # 2 ohm: 2.5 A wanted
+        client.write("I1 1")
+        client.write("OCP1 1")
+        client.write("OP1 1")
+        assert client.query("OP1?") == "0"  # into current limit at the OCP level: tripped
+        assert int(client.query("LSR1?")) & 1 << 3
+        assert int(client.query("LSR1?")) & 1 << 3  # still latched
+        client.write("OP1 1")  # refused while tripped
+        assert client.query("OP1?") == "0"
+        client.write("TRIPRST")
+        assert client.query("LSR1?") == "0"
+        assert client.query("OP1?") == "0"  # cleared, still off
+
+
+def test_an_over_voltage_trip_sets_its_own_bit(served):
+    with visa_client(served.resource, "aimtti-plp") as client:
+        client.write("OVP2 5")
+        client.write("V2 6")
+        client.write("OP2 1")
+        assert client.query("OP2?") == "0"
+        assert int(client.query("LSR2?")) == 1 << 2
+
+
+@pytest.fixture
+def driver(served, tmp_path):
+    """The generic supply driver speaking the dialect to the twin."""
+    from interlock.dialects import dialects
+    from interlock.drivers.registry import DriverSpec, build
+    from interlock.journal import Journal
+
+    with Journal(tmp_path / "j.sqlite", bench="b") as journal:
+        spec = DriverSpec("psu", dialects()["aimtti-plp"], served.resource, journal, 1.0)
+        psu = build("supply", spec, file="bench.toml", key="instruments.psu")
+        psu.open()
+        try:
+            yield psu
+        finally:
+            psu.close()
+
+
+def test_the_driver_programs_the_ocp_level_with_the_limit_and_reads_it_armed(served, driver):
+    assert driver.program_current_limit(1, 0.5) == pytest.approx(0.5)
+    assert served.twin.ocp_levels[1] == pytest.approx(0.5)  # its own level, set alongside
+    assert driver.enable_ocp(1) is True  # no switch: armed at the level it reads back
+    assert driver.program_ovp(1, 13.2) == pytest.approx(13.2)
+    lines = [c["line"] for c in served.truth.commands("psu")]
+    assert lines[-7:] == ["I1 0.500", "I1?", "OCP1 0.500", "OCP1?", "OCP1?", "OVP1 13.20", "OVP1?"]
+
+
+def test_a_trip_reads_back_from_lsr_and_triprst_clears_it_leaving_the_output_off(served, driver):
+    driver.program_voltage(1, 5.0)
+    driver.program_current_limit(1, 1.0)  # 2 ohm: 2.5 A wanted, OCP at 1 A
+    driver.set_output(1, True)
+    (settings,) = driver.settings([1])
+    assert settings.tripped and not settings.output
+    (reading,) = driver.poll([1])
+    assert reading.tripped
+    driver.clear_protection(1)
+    (settings,) = driver.settings([1])
+    assert not settings.tripped and not settings.output
+
+
+def test_an_ocp_without_a_switch_needs_its_level_lines(tmp_path):
+    from interlock.dialects.loader import load_dialect
+    from interlock.errors import ConfigError
+    from tests.controller.support import ROOT
+
+    text = (ROOT / "interlock" / "dialects" / "aimtti_plp.toml").read_text(encoding="utf-8")
+    broken = tmp_path / "aimtti_plp.toml"
+    broken.write_text(text.replace('"ocp?" = ', '"ocp_level?" = ', 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_dialect(broken)
+    assert error.value.key == "capabilities.ocp_level" and '"ocp?"' in error.value.problem
+    # A switch named without its state query is still refused: armed must read back.
+    broken.write_text(text.replace('clear = "TRIPRST"', 'clear = "TRIPRST"\nocp_on = "X"'))
+    with pytest.raises(ConfigError) as error:
+        load_dialect(broken)
+    assert error.value.key == "capabilities.ocp" and '"ocp_state?"' in error.value.problem
