@@ -127,7 +127,7 @@ def flooder(socket_path: str, token: str, kind: str, active: Any, stop: Any, sen
 
 
 def run(quick: bool = False, *, trials: int | None = None, flooders: int = FLOODERS,
-        directory: str | None = None) -> dict[str, Any]:  # fmt: skip
+        directory: str | None = None, power_off: str = "together") -> dict[str, Any]:  # fmt: skip
     import interlock
 
     trials = trials or (3 if quick else TRIALS)
@@ -140,7 +140,7 @@ def run(quick: bool = False, *, trials: int | None = None, flooders: int = FLOOD
     context = multiprocessing.get_context("spawn")
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="efl-", dir=directory)))
-        bench = make_bench(tmp / "sim", NETS)
+        bench = make_bench(tmp / "sim", NETS, power_off=power_off)
         sim = stack.enter_context(SimProcess(bench))
         served = served_bench(bench, sim.resources, tmp / "svc")
         stack.enter_context(service_process(served, tmp / "service.log"))
@@ -252,7 +252,8 @@ def run(quick: bool = False, *, trials: int | None = None, flooders: int = FLOOD
             ]
         )
     print_table(
-        f"E-stop request to all outputs off, 4 live nets, {flooders} flooding processes",
+        f"E-stop request to all outputs off, 4 live nets on 2 supplies, power-off order "
+        f"{power_off}, {flooders} flooding processes",
         ["flood", "requests/s", "n", "median ms", "p99 ms", "max ms", "bar p99 ms", "bar"],
         rows,
     )
@@ -305,10 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--flooders", type=int, default=FLOODERS, help="flooding processes")
     parser.add_argument("--dir", help="directory for the journal (default: a tmp dir)")
+    parser.add_argument(
+        "--power-off",
+        choices=("together", "reversed"),
+        default="together",
+        help="the profile's power-off order: one step of all nets, or each net a step",
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     run(args.quick, trials=None if args.quick else args.trials, flooders=args.flooders,
-        directory=args.dir)  # fmt: skip
+        directory=args.dir, power_off=args.power_off)  # fmt: skip
     return 0
 
 

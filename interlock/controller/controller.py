@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from interlock.config import Configuration, power_off_channels
+from interlock.controller import stop_first
 from interlock.controller.actuation import Actuation
 from interlock.controller.arming import Arming, limits_summary
 from interlock.controller.commanded import Commanded
@@ -259,7 +260,7 @@ class Controller:
         the trip waits for the journal longer than TRIP_JOURNAL_WAIT_S: what cannot
         be written by then is staged, and the trip goes on.
         """
-        with self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
+        with stop_first.stopping(), self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
             return self._trip(cause, detail, who, finding)
 
     def _trip(
@@ -329,7 +330,7 @@ class Controller:
 
     def emergency_stop(self, who: str, client: str = "") -> SafeStateReport:
         """Anyone may stop. Journaled, then the trip."""
-        with self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
+        with stop_first.stopping(), self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
             with contextlib.suppress(JournalError):
                 self.journal.operator(who, "estop", client=client, durable=False)
             return self.trip("estop", f"emergency stop by {who}", who=who)

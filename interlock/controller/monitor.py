@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from interlock.controller import stop_first
 from interlock.controller.commanded import Commanded
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments
@@ -74,6 +75,7 @@ class Monitor(Worker):
         return self._readings.get(net)
 
     def once(self) -> None:
+        stop_first.yield_to_stop()  # a pass begun now would only slow the stop
         journal = self._journal
         if self._gate.cause is None and self._commanded.live_nets:
             self.poll_live_nets()

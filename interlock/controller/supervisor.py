@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from interlock.controller.worker import Trip, Worker
@@ -41,6 +42,9 @@ class BoardSupervisor(Worker):
         self._holds = 0
         self._holds_lock = threading.Lock()
         self._quiet = False
+        # When the last heartbeats were answered (monotonic s): a board's watchdog trip
+        # says with them whether this host was late, or the link or the board.
+        self._beats: tuple[float | None, float | None] = (None, None)
 
     def clear_seen(self) -> None:
         self._seen.clear()
@@ -87,13 +91,25 @@ class BoardSupervisor(Worker):
         except InstrumentError as error:
             self._report("relay-board", f"heartbeat failed: {error}")
             return
+        self._beats = (self._beats[1], time.monotonic())
         if state.estop_active:
             self._report("estop", "E-stop loop open (relay board)")
         elif state.trip_cause is not None:
-            self._report("relay-board", f"board tripped: {state.trip_cause}")
+            host = self._host_side() if state.trip_cause == "WDT" else ""
+            self._report("relay-board", f"board tripped: {state.trip_cause}{host}")
         if state.mismatches:
             relays = ", ".join(sorted(self._relays_of(state.mismatches)))
             self._report("contact-sense", f"contacts disagree with coils: {relays}")
+
+    def _host_side(self) -> str:
+        """This host's heartbeats as a watchdog trip is read: the last gap between two and
+        the time since the last (both well under the watchdog: the host was not late)."""
+        before, last = self._beats
+        if last is None:
+            return ""
+        since = (time.monotonic() - last) * 1e3
+        gap = f"{(last - before) * 1e3:.0f} ms apart, " if before is not None else ""
+        return f" (this host's last heartbeats: {gap}the last {since:.0f} ms ago)"
 
     def _relay_names(self, mask_text: str) -> str:
         try:
@@ -111,7 +127,8 @@ class BoardSupervisor(Worker):
                 return
             if event.kind == "TRIP":
                 cause = "estop" if event.detail.startswith("ESTOP") else "relay-board"
-                self._report(cause, f"board event: TRIP {event.detail}")
+                host = self._host_side() if event.detail.startswith("WDT") else ""
+                self._report(cause, f"board event: TRIP {event.detail}{host}")
             elif event.kind == "MISMATCH":
                 self._report(
                     "contact-sense",

@@ -85,8 +85,12 @@ class Interlock:
 
     # -- inputs, called by the main loop ------------------------------------
 
-    def poll(self, now, estop_open, contacts):
-        """Apply the inputs seen at tick ``now``. Opening comes first."""
+    def poll(self, now, estop_open, contacts, heard_by=None):
+        """Apply the inputs seen at tick ``now``. Opening comes first.
+
+        ``heard_by``: the tick as of which the host is judged (default ``now``):
+        the loop passes the tick it last looked at the port when frames wait
+        there, which may have come in at any moment since."""
         if estop_open:
             if not self.estop:
                 self.estop = True
@@ -103,7 +107,8 @@ class Interlock:
         if (
             self.armed
             and self.cause is None
-            and self._diff(now, self.last_host) > self.watchdog_ms
+            and self._diff(now if heard_by is None else heard_by, self.last_host)
+            > self.watchdog_ms
         ):
             self._trip(CAUSE_WDT)
         contacts = contacts & self.all_mask

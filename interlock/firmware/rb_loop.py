@@ -1,10 +1,11 @@
 """Relay board main loop: the only place that moves data between HAL and logic.
 
-``run(hal)`` is the firmware. It polls the inputs, lets the core decide,
-drives the relay outputs, answers the host and feeds the MCU's hardware
-watchdog, in that order, forever (or until ``hal.running()`` says stop, which
-only the simulator does). The hardware watchdog is fed here and nowhere else,
-so a hung or crashed loop resets the MCU, and a reset opens every relay.
+``run(hal)`` is the firmware. It reads what waits at the port, polls the
+inputs, lets the core decide, drives the relay outputs, answers the host and
+feeds the MCU's hardware watchdog, in that order, forever (or until
+``hal.running()`` says stop, which only the simulator does). The hardware
+watchdog is fed here and nowhere else, so a hung or crashed loop resets the
+MCU, and a reset opens every relay.
 
 The HAL object must provide: ``config()`` (dict with relays, watchdog_ms,
 serial, model), ``ticks_ms()``, ``ticks_diff(a, b)``, ``estop_open()`` (true
@@ -27,17 +28,25 @@ def run(hal):
     proto = rb_protocol.Protocol(core, cfg["serial"], cfg["model"])
     reader = rb_protocol.LineReader()
     written = 0
+    looked = hal.ticks_ms()
     while hal.running():
-        core.poll(hal.ticks_ms(), hal.estop_open(), hal.read_contacts())
+        now = hal.ticks_ms()
+        data = hal.read()
+        # Frames read now came in at any moment since the port was last looked
+        # at: the host is judged as of then, so a pass held up (a busy board)
+        # does not count frames that came in time as missing. A pass that finds
+        # nothing waiting judges the host as of now.
+        heard_by = looked if data else now
+        looked = now
+        core.poll(now, hal.estop_open(), hal.read_contacts(), heard_by)
         written = _drive(hal, core, written)
         _send_events(hal, proto)
-        data = hal.read()
         if data:
             for line in reader.feed(data):
                 # Inputs again before every frame: a set must never act on
                 # an E-stop state older than the frame itself.
                 now = hal.ticks_ms()
-                core.poll(now, hal.estop_open(), hal.read_contacts())
+                core.poll(now, hal.estop_open(), hal.read_contacts(), heard_by)
                 written = _drive(hal, core, written)
                 reply = proto.handle(line, now)
                 written = _drive(hal, core, written)

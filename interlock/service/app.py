@@ -50,6 +50,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 
 from interlock.controller import Controller
+from interlock.controller.stop_first import stopping
 from interlock.errors import InterlockError
 from interlock.service.access import Access, Gatekeeper, Identity
 from interlock.service.actions import ScriptActions
@@ -210,7 +211,8 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     async def estop(who: caller(ESTOP)) -> dict[str, Any]:
         # Run right here on the event loop, not queued for a worker thread: for these few
         # milliseconds nothing else the service does matters more.
-        return actions.estop(who)
+        with stopping():
+            return actions.estop(who)
 
     # -- script --------------------------------------------------------------------
 

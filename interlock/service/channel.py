@@ -63,6 +63,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from interlock.controller.stop_first import stopping, yield_to_stop
 from interlock.errors import InterlockError
 from interlock.service.access import UNIX_PEER, Gatekeeper, Identity
 from interlock.service.actions import ScriptActions
@@ -77,6 +78,7 @@ from interlock.service.schema import (
     SET_RELAY,
     SET_VOLTAGE,
     STATUS,
+    Operation,
     summary,
 )
 from interlock.service.wire import (
@@ -333,17 +335,12 @@ class CommandChannel:
             if found is None:
                 raise InvalidRequest(f"unknown op {op!r} (ops: {', '.join(CHANNEL)})"[:300])
             operation, model = found
-            # Access first, as on HTTP: a refused role is journaled whatever the arguments.
-            self.gate.require_role(
-                identity, operation.role, peer=UNIX_PEER, channel="command", op=op
-            )
-            del request["op"]
-            try:
-                arguments = model.model_validate(request)
-            except ValidationError as invalid:
-                raise InvalidRequest(summary(invalid.errors(), f"{op}: ")[:300]) from None
-            result = HANDLERS[op](self.actions, identity, arguments.lease, arguments)
-            return _encode({"ok": result})
+            if operation is ESTOP:
+                with stopping():
+                    return self._handle(identity, operation, model, request)
+            if operation is not HEARTBEAT:  # a lease's heartbeat goes on through a stop
+                yield_to_stop()  # a request begun now would only slow a stop under way
+            return self._handle(identity, operation, model, request)
         except InterlockError as error:
             if status_of(error) >= 500:
                 log.warning("command channel %s: %s", op, error)
@@ -351,6 +348,20 @@ class CommandChannel:
         except Exception as error:  # a bug: answer, keep serving, leave the trace in the log
             log.exception("command channel %s", op)
             return _encode(error_to_wire(InterlockError(f"internal error: {error!r}"[:300])))
+
+    def _handle(
+        self, identity: Identity, operation: Operation, model: Any, request: dict[str, Any]
+    ) -> bytes:
+        op = operation.name
+        # Access first, as on HTTP: a refused role is journaled whatever the arguments.
+        self.gate.require_role(identity, operation.role, peer=UNIX_PEER, channel="command", op=op)
+        del request["op"]
+        try:
+            arguments = model.model_validate(request)
+        except ValidationError as invalid:
+            raise InvalidRequest(summary(invalid.errors(), f"{op}: ")[:300]) from None
+        result = HANDLERS[op](self.actions, identity, arguments.lease, arguments)
+        return _encode({"ok": result})
 
 
 def _peer_pid(conn: socket.socket) -> int:

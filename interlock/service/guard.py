@@ -29,6 +29,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from interlock.controller.stop_first import yield_to_stop
 from interlock.errors import InterlockError
 from interlock.service.access import Gatekeeper, bearer_token, peer_of
 from interlock.service.schema import CLIENT_HEADER, USER_HEADER
@@ -65,6 +66,10 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if (scope["method"], scope["path"]) not in BODYLESS:
+            # Blocks the event loop while a stop is under way, deliberately: nothing it
+            # would serve meanwhile matters more than the stop, which it would slow.
+            yield_to_stop()
         headers = _headers(scope)
         try:
             # Every route needs at least a viewer; the route's own dependency checks more.

@@ -244,3 +244,22 @@ def test_a_slow_safe_state_is_overtaken_by_the_board(rig):
     # long before the safe state would have given up on the hung supply.
     assert max(opened) - start < io_timeout + watchdog + 0.3
     assert_all_outputs_off(rig)
+
+
+def test_a_board_watchdog_trip_says_how_late_this_host_was(rig):
+    """The host's side of a watchdog trip is in its cause: when its last heartbeats went
+    out. Here the host stopped beating, so the last was at least a watchdog ago."""
+    import re
+
+    rig.power_up_logic()
+    rig.controller.supervisor.stop_heartbeat("a host held up, for the test")
+    assert wait_for(lambda: rig.controller.state == "fault", timeout=10)
+    cause = rig.controller.fault_cause
+    assert "WDT" in cause
+    found = re.search(
+        r"this host's last heartbeats: (?:\d+ ms apart, )?the last (\d+) ms ago", cause
+    )
+    assert found, cause
+    watchdog_ms = rig.configuration.bench.service.relay_watchdog * 1e3
+    assert int(found[1]) >= watchdog_ms
+    assert_all_outputs_off(rig)

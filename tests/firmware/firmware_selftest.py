@@ -468,8 +468,9 @@ def test_fewer_relays_limit_the_mask():
 class ScriptHal:
     """A HAL that plays a script: {pass number: (bytes in, estop open)}; stops after ``passes``."""
 
-    def __init__(self, script, passes, watchdog_ms=500):
+    def __init__(self, script, passes, watchdog_ms=500, stalls=None):
         self.script = script
+        self.stalls = stalls or {}  # {pass number: ms the pass is held up before it reads}
         self.passes = passes
         self.watchdog_ms = watchdog_ms
         self.now = 0
@@ -516,7 +517,7 @@ class ScriptHal:
 
     def idle(self):
         self.count += 1
-        self.now += 10
+        self.now += 10 + self.stalls.get(self.count, 0)
 
     def running(self):
         return self.count < self.passes
@@ -563,6 +564,37 @@ def test_loop_opens_relays_when_the_host_goes_silent():
     rb_loop.run(hal)
     assert hal.relay_writes() == [0, 0xFF, 0], hal.calls
     assert any("EVT TRIP WDT" in line for line in hal.out), hal.out
+
+
+def test_loop_held_up_counts_the_frames_that_came_in_time():
+    # A heartbeat every pass; pass 3 is held up 80 ms (longer than the 50 ms watchdog)
+    # before it reads the heartbeat that came in meanwhile: no trip.
+    beats = dict((n, (rb_protocol.seal("%04X|GET" % (n + 1)), False)) for n in range(2, 8))
+    beats[1] = (rb_protocol.seal("0001|SET FF"), False)
+    hal = ScriptHal(beats, passes=8, watchdog_ms=50, stalls={3: 80})
+    rb_loop.run(hal)
+    assert not any("EVT TRIP" in line for line in hal.out), hal.out
+    assert hal.relay_writes() == [0, 0xFF], hal.calls
+
+
+def test_loop_held_up_still_trips_on_a_host_that_was_silent():
+    # The same hold-up with no frame waiting after it: the host was silent too long, and
+    # the very pass after the hold-up says so.
+    hal = ScriptHal({1: (rb_protocol.seal("0001|SET FF"), False)}, passes=3, watchdog_ms=50,
+                    stalls={2: 80})
+    rb_loop.run(hal)
+    assert any("EVT TRIP WDT" in line for line in hal.out), hal.out
+    assert hal.relay_writes() == [0, 0xFF, 0], hal.calls
+
+
+def test_loop_held_up_trips_on_a_host_already_late_when_last_looked():
+    # Silent for 60 ms of ordinary passes (the trip is due), then a hold-up, then a frame:
+    # it came too late, whenever in the hold-up it came.
+    script = {1: (rb_protocol.seal("0001|SET FF"), False), 9: (rb_protocol.seal("0002|GET"), False)}
+    hal = ScriptHal(script, passes=10, watchdog_ms=50, stalls={8: 200})
+    rb_loop.run(hal)
+    assert any("EVT TRIP WDT" in line for line in hal.out), hal.out
+    assert hal.relay_writes() == [0, 0xFF, 0], hal.calls
 
 
 def run_all():

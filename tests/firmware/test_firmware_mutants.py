@@ -78,8 +78,18 @@ MUTANTS = {
     "loop handles frames on stale inputs": (
         "rb_loop",
         "                now = hal.ticks_ms()\n"
-        "                core.poll(now, hal.estop_open(), hal.read_contacts())\n",
+        "                core.poll(now, hal.estop_open(), hal.read_contacts(), heard_by)\n",
         "                now = hal.ticks_ms()\n",
+    ),
+    "loop judges waiting frames as of now": (
+        "rb_loop",
+        "        heard_by = looked if data else now\n",
+        "        heard_by = now\n",
+    ),
+    "loop judges an idle port as of the last look": (
+        "rb_loop",
+        "        heard_by = looked if data else now\n",
+        "        heard_by = looked\n",
     ),
     "loop skips the hardware watchdog": ("rb_loop", "        hal.feed_wdt()\n", ""),
     "loop never drives the outputs": (
