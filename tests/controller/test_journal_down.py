@@ -18,9 +18,12 @@ from tests.controller.support import assert_all_outputs_off
 
 
 def _hold_journal(rig) -> sqlite3.Connection:
-    """Another writer holds the journal: the controller's writes wait its busy timeout."""
+    """Another writer holds the journal: the controller's writes wait its busy timeout.
+
+    It waits (up to 10 s) for a commit under way to end before it takes the journal: the
+    monitor and the supervisor write too, and a holder that cannot wait fails the test."""
     other = sqlite3.connect(
-        rig.journal.path, isolation_level=None, timeout=0, check_same_thread=False
+        rig.journal.path, isolation_level=None, timeout=10, check_same_thread=False
     )
     other.execute("BEGIN IMMEDIATE")
     return other
