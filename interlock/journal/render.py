@@ -77,7 +77,7 @@ def _request(p: dict[str, Any]) -> tuple[str, set[str]]:
     if p.get("action") == "note":
         # A script's marker (a sequence step begun): its text says which step.
         text = str(p.get("text", ""))
-        if "step" in p and not text.startswith("step "):
+        if "step" in p and f"step {p['step']}" not in text:
             text = f"step {p['step']}: {text}"
         return f"note: {text} (via {p.get('client', '?')})", {"action", "client", "step", "text"}
     return f"{p.get('action', '?')} {_setpoint(p)} (via {p.get('client', '?')})", {

@@ -53,6 +53,7 @@ from interlock.exits import (
     EXIT_PASS,
     EXIT_REFUSED,
 )
+from interlock.journal.entries import FAILED_NOTE_PREFIX
 from interlock.limits import ALLOWED, Verdict
 from interlock.sequence.dryrun import (
     ALLOWED_UNEXPECTEDLY,
@@ -146,6 +147,11 @@ def _marker(step: Step, total: int) -> str:
     text = f"step {step.number}/{total}: {step.describe()}"
     if step.label:
         text += f" [{step.label}]"
+    return _bounded(text)
+
+
+def _bounded(text: str) -> str:
+    """A note's text within the 200 characters the service takes."""
     return text if len(text) <= 200 else text[:199] + "…"
 
 
@@ -312,6 +318,10 @@ class SequenceRunner:
         reading = self.target.measure(step.net)
         value = reading[step.quantity]
         outcome = PASS if step.passes(value) else FAIL
+        if outcome == FAIL:
+            # Right after its measurement, so the post-mortem marks the reading that failed.
+            text = f"{FAILED_NOTE_PREFIX}{_marker(step, len(self.sequence.steps))}"
+            self.target.note(_bounded(f"{text}: measured {step.shown(value)}"), step.number)
         return StepResult(step, outcome, value=value, live=self._live())
 
     def _wait(self, step: Step) -> StepResult:
