@@ -65,6 +65,7 @@ from interlock.sequence.dryrun import (
 )
 from interlock.sequence.model import ACTUATING, Sequence, Step
 from interlock.sequence.target import Target
+from interlock.units import CURRENT, VOLTAGE, format_quantity
 
 PASS = "pass"
 FAIL = "fail"
@@ -266,9 +267,10 @@ class SequenceRunner:
             if have.get("output"):
                 found.append(f"{net} is live")
             if abs(have.get("setpoint", 0.0) - want.voltage) > 1e-9:
-                found.append(f"{net} set to {have.get('setpoint'):g} V")
+                found.append(f"{net} set to {format_quantity(have.get('setpoint', 0.0), VOLTAGE)}")
             if abs(have.get("current_limit", 0.0) - want.current_limit) > 1e-9:
-                found.append(f"{net} current limit {have.get('current_limit'):g} A")
+                limit = format_quantity(have.get("current_limit", 0.0), CURRENT)
+                found.append(f"{net} current limit {limit}")
         closed = sorted(r for r, is_closed in status.get("relays", {}).items() if is_closed)
         if closed:
             found.append(f"relays closed: {', '.join(closed)}")
