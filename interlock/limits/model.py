@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from interlock.errors import LimitViolation
-from interlock.units import CURRENT, VOLTAGE, format_quantity
 
 BUILT_IN = "interlock built-in rule"
 
@@ -195,10 +194,9 @@ NET_REQUESTS = (SetVoltage, SetCurrentLimit, SetOutput)
 def describe(request: Request) -> str:
     match request:
         case SetVoltage(net, volts):
-            return f"set {net} to {format_quantity(volts, VOLTAGE)}"
+            return f"set {net} to {volts:g} V"
         case SetCurrentLimit(net, amps):
-            # "200 mA" as a sequence writes it, not "0.2 A".
-            return f"set {net} current limit to {format_quantity(amps, CURRENT)}"
+            return f"set {net} current limit to {amps:g} A"
         case SetOutput(net, on):
             return f"turn {net} output {'on' if on else 'off'}"
         case SetRelay(relay, closed):

@@ -18,7 +18,6 @@ from interlock.limits import (
     apply,
     evaluate,
 )
-from interlock.limits.model import describe
 
 from .broken_engines import BROKEN_ENGINES
 from .strategies import bench_states, pinned_limits, requests, transition_violations
@@ -212,17 +211,3 @@ def test_refusal_leaves_state_unchanged(limits):
     state = BenchState()
     decision = evaluate(limits, state, SetVoltage("VBUS", 99.0), 0.0)
     assert decision.state is state
-
-
-@pytest.mark.parametrize(
-    ("request_", "text"),
-    [
-        (SetCurrentLimit("VLOGIC", 0.2), "set VLOGIC current limit to 200 mA"),
-        (SetCurrentLimit("VBUS", 1.5), "set VBUS current limit to 1.5 A"),
-        (SetVoltage("VBUS", 0.005), "set VBUS to 5 mV"),
-        (SetVoltage("VBUS", 24.0), "set VBUS to 24 V"),
-    ],
-)
-def test_a_request_is_described_with_the_prefix_its_quantity_is_written_with(request_, text):
-    # As sequences and profiles write them ("200 mA"), not "0.2 A".
-    assert describe(request_) == text
