@@ -1,13 +1,20 @@
 """The operator console: a Textual app over a :class:`~interlock.console.source.Source`.
 
 Keys: ``space`` emergency stop (everywhere, also over a dialog), ``a`` arm,
-``d`` disarm, ``r`` acknowledge and reset a latched fault, ``q`` quit.
+``d`` disarm, ``r`` acknowledge and reset a latched fault, ``x`` dismiss the
+alert of a stop not delivered, ``q`` quit.
 
 The console shows and asks; the service decides. An action the console's
 role may not take, or that makes no sense in the bench's state, is not
 sent: its reason is shown instead. The emergency stop is always sent, in
 every state, connected or not (a stale connection is not a dead service);
-if it cannot be delivered the console says so, loudly.
+if it cannot be delivered the console says so, loudly, in an alert that
+stays (through reconnections) until the operator dismisses it or a stop
+gets through.
+
+On a short terminal (under 36 lines) the console is compact: every net and
+every relay stays in view; the reasons beside the actions give way (an
+action refused is still explained when its key is pressed).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -34,6 +41,9 @@ from .source import Disconnected, Event, Source, Status
 from .widgets import Banner, ConnectionLine, JournalPanel, NetsPanel, RelaysPanel, Summary
 
 log = logging.getLogger(__name__)
+
+#: Below this many lines the console is compact (see the module's docstring).
+COMPACT_BELOW = 36
 
 #: Seconds between journal tail reads (the status itself is pushed by the service).
 JOURNAL_PERIOD = 0.5
@@ -53,6 +63,7 @@ class ConsoleApp(App[None]):
         Binding("a", "arm", "Arm"),
         Binding("d", "disarm", "Disarm"),
         Binding("r", "reset", "Ack + reset fault"),
+        Binding("x", "dismiss_alert", "Dismiss stop alert"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -66,6 +77,7 @@ class ConsoleApp(App[None]):
         self.history = History()
         self.journal: list[JournalLine] = []
         self.message = ""
+        self.estop_alert: str | None = None  # a stop not delivered, until dismissed or delivered
         self.events: list[dict[str, Any]] = []  # the stream's events, newest last (bounded)
         self._journal_period = journal_period
         self._journal_busy = False
@@ -75,6 +87,7 @@ class ConsoleApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
         yield ConnectionLine(id="connection")
+        yield Static("", id="estop-alert")
         with Horizontal(id="top"):
             yield Summary(id="summary")
             with Vertical(id="estop-box"):
@@ -95,6 +108,7 @@ class ConsoleApp(App[None]):
     def on_mount(self) -> None:
         # The screen the panels live on; self.query_one() would search a dialog while one is open.
         self.main = self.screen
+        self.set_class(self.size.height < COMPACT_BELOW, "-compact")
         self.main.query_one("#relays").border_title = "relays"
         self.main.query_one("#journal-box").border_title = "journal (newest last)"
         self.main.query_one("#nets").border_title = "nets"
@@ -103,6 +117,13 @@ class ConsoleApp(App[None]):
         if self._journal_period is not None:
             self.set_interval(self._journal_period, self.refresh_journal)
         self.call_later(self.refresh_journal)
+
+    def on_resize(self, event: events.Resize) -> None:
+        compact = event.size.height < COMPACT_BELOW
+        if compact != self.has_class("-compact"):
+            self.set_class(compact, "-compact")
+            if hasattr(self, "main"):  # a resize comes before the panels are up, too
+                self._render_all()
 
     # -- data --------------------------------------------------------------------------
 
@@ -184,7 +205,9 @@ class ConsoleApp(App[None]):
         self.main.query_one(Summary).set_class(bool(status and status.get("fault")), "-fault")
         if status is not None:
             self.main.query_one(NetsPanel).show(status, self.history)
-            self.main.query_one(RelaysPanel).show(self.bench, status)
+            self.main.query_one(RelaysPanel).show(
+                self.bench, status, heading=not self.has_class("-compact")
+            )
         for action in ACTIONS:
             allowed = availability(action, self.role, self.state, connected)
             self.main.query_one(f"#{action}", Button).disabled = not allowed.allowed
@@ -212,14 +235,27 @@ class ConsoleApp(App[None]):
             status = await self.source.estop()
         except InterlockError as error:
             log.error("emergency stop not delivered: %s", error)
-            self.say(
+            self.show_alert(
                 f"EMERGENCY STOP NOT DELIVERED ({type(error).__name__}: {error}). "
-                "Use the bench's hardware E-stop.",
-                "bold white on red",
+                "Use the bench's hardware E-stop. (x: dismiss this alert)"
             )
+            self.say("EMERGENCY STOP NOT DELIVERED: see the alert above", "bold white on red")
             return
+        self.show_alert(None)
         self.apply(Status(status))
         self.say(f"emergency stop done: state {status.get('state')}", "bold red")
+
+    def show_alert(self, text: str | None) -> None:
+        """The stop-not-delivered alert: wrapped in full, kept until dismissed or a stop lands."""
+        self.estop_alert = text
+        alert = self.main.query_one("#estop-alert", Static)
+        alert.update(Text(text or ""))
+        alert.set_class(text is not None, "-shown")
+
+    def action_dismiss_alert(self) -> None:
+        if self.estop_alert is not None:
+            self.show_alert(None)
+            self.say("stop alert dismissed")
 
     def _refused_here(self, action: str) -> bool:
         if self.screen is not self.main:

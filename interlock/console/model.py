@@ -74,7 +74,9 @@ class History:
 
     A repeated status carries the same (stale) measurement: keyed on its
     timestamp, it is counted once, so a net that stopped being measured
-    does not draw a flat line of invented samples.
+    does not draw a flat line of invented samples. A net whose output goes
+    off gets one sample of zero then (its output was commanded off; the
+    last reading, from before, would draw the trip as if the net stayed up).
     """
 
     def __init__(self, size: int = HISTORY) -> None:
@@ -82,18 +84,29 @@ class History:
         self._voltage: dict[str, deque[float]] = {}
         self._current: dict[str, deque[float]] = {}
         self._last_at: dict[str, Any] = {}
+        self._live: dict[str, bool] = {}
 
     def add(self, status: dict[str, Any]) -> None:
         for net, info in (status.get("nets") or {}).items():
+            live, was_live = bool(info.get("output")), self._live.get(net, False)
+            self._live[net] = live
             measured = info.get("measured")
+            if was_live and not live:
+                self._append(net, 0.0, 0.0)
+                # A reading taken while it was live is not the off output's.
+                self._last_at[net] = (measured or {}).get("at")
+                continue
             if not measured:
                 continue
             at = measured.get("at")
             if at is not None and self._last_at.get(net) == at:
                 continue
             self._last_at[net] = at
-            self._voltage.setdefault(net, deque(maxlen=self.size)).append(measured["voltage"])
-            self._current.setdefault(net, deque(maxlen=self.size)).append(measured["current"])
+            self._append(net, measured["voltage"], measured["current"])
+
+    def _append(self, net: str, volts: float, amps: float) -> None:
+        self._voltage.setdefault(net, deque(maxlen=self.size)).append(volts)
+        self._current.setdefault(net, deque(maxlen=self.size)).append(amps)
 
     def voltage(self, net: str) -> list[float]:
         return list(self._voltage.get(net, ()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
@@ -105,6 +106,10 @@ class Summary(Static):
         self.update(text)
 
 
+def _latest(samples: Sequence[float]) -> float:
+    return samples[-1]
+
+
 class NetRow(Horizontal):
     """One net: commanded, limits, measured, output, and sparklines of V and I."""
 
@@ -114,8 +119,9 @@ class NetRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static(classes="net-text")
-        yield Sparkline([], classes="spark-v")
-        yield Sparkline([], classes="spark-i")
+        # Each column the latest of its samples (not their maximum): a drop to zero shows.
+        yield Sparkline([], summary_function=_latest, classes="spark-v")
+        yield Sparkline([], summary_function=_latest, classes="spark-i")
 
     def show(self, info: dict[str, Any], history: History) -> None:
         live = bool(info.get("output"))
@@ -151,7 +157,9 @@ class NetsPanel(Vertical):
             i="meas I",
             out="out",
         )
-        yield Static(Text(f"{heading}  {'V trend':<16} I trend", style="bold"), classes="heading")
+        # One line however narrow the terminal (cut, as the sparklines under it are).
+        heading = Text(f"{heading}  {'V trend':<16} I trend", style="bold", no_wrap=True)
+        yield Static(heading, classes="heading")
 
     def show(self, status: dict[str, Any], history: History) -> None:
         for net, info in status.get("nets", {}).items():
@@ -170,7 +178,7 @@ class NetsPanel(Vertical):
 class RelaysPanel(Static):
     """Each relay's commanded state; contact sense as the controller supervises it."""
 
-    def show(self, bench: Bench, status: dict[str, Any]) -> None:
+    def show(self, bench: Bench, status: dict[str, Any], *, heading: bool = True) -> None:
         relays = status.get("relays", {})
         disagree = relays_in_fault(status.get("fault"), list(relays))
         table = Table.grid(padding=(0, 1))
@@ -178,7 +186,8 @@ class RelaysPanel(Static):
             table.add_column()
         # Contact sense is the controller's to supervise: a mismatch trips it (cause
         # contact-sense, naming the relays); the status carries no contact readings.
-        table.add_row(*(Text(h, style="bold") for h in ("", "commanded", "wiring", "contacts")))
+        if heading:  # left out when the console is compact: every relay keeps its row
+            table.add_row(*(Text(h, style="bold") for h in ("", "commanded", "wiring", "contacts")))
         for relay, closed in relays.items():
             description = bench.relays[relay].description if relay in bench.relays else ""
             if relay in disagree:

@@ -10,7 +10,10 @@ configuration layer (:mod:`interlock.units`).
 
 Kinds and their payloads (``?`` marks an optional key):
 
-``request``   something a client asked for. ``actor`` is *who* (user or
+``request``   something a client asked for (or marked: ``"action": "note"``,
+              ``{"text": ..., "step"?: 8}``, a step begun; a note whose text
+              begins ``FAIL `` says the measurement just before it failed
+              its window, see :data:`FAILED_NOTE_PREFIX`). ``actor`` is *who* (user or
               operator name). ``{"client": "pytest-plugin", "action": "set",
               "net"?: "VBUS", "quantity"?: "voltage" | "current_limit" |
               "output" | "relay", "value"?: 5.0 | true, "relay"?: "K3"}``
@@ -96,6 +99,9 @@ _encode_payload = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
 _encode_hashed = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+# A runner's note that the measurement just journaled failed its window.
+FAILED_NOTE_PREFIX = "FAIL "
 
 # Setpoint-type requests and commands name one of these in "quantity".
 QUANTITIES = ("voltage", "current_limit", "output", "relay")

@@ -2,9 +2,8 @@
 
 ``timeline.txt`` says what was asked, what was refused and by which rule,
 what was sent, what was read back and measured, in order, under the
-configuration and limits pinned at arming. ``nets.png`` shows, per net, the
-commanded voltage and current limit against the measured voltage and
-current, with faults (red) and operator actions (grey) as vertical lines.
+configuration and limits pinned at arming. ``nets.png`` tells the incident
+at a glance (see :mod:`interlock.journal.plot`).
 
 Both are built from journal entries alone, following the payload
 conventions of :mod:`interlock.journal.entries`. Times are seconds from the
@@ -21,6 +20,7 @@ from typing import Any
 
 from interlock.errors import InvalidArgument, JournalCorrupt, JournalError
 from interlock.journal.entries import Entry, Kind
+from interlock.journal.plot import plot_run
 from interlock.journal.reader import JournalReader
 from interlock.journal.render import describe, value_text
 from interlock.journal.verify import VerifyReport, verify_journal
@@ -154,152 +154,6 @@ def timeline_text(
     return "\n".join(lines) + "\n"
 
 
-@dataclass
-class _NetSeries:
-    commanded_v: list[tuple[float, float]]
-    commanded_i: list[tuple[float, float]]
-    measured_v: list[tuple[float, float]]
-    measured_i: list[tuple[float, float]]
-    output: list[tuple[float, bool]]
-
-
-def _series(entries: list[Entry], t0: float) -> dict[str, _NetSeries]:
-    nets: dict[str, _NetSeries] = {}
-
-    def net(name: str) -> _NetSeries:
-        return nets.setdefault(name, _NetSeries([], [], [], [], []))
-
-    for entry in entries:
-        p = entry.payload
-        name = p.get("net")
-        if not isinstance(name, str):
-            continue
-        t = entry.mono_time - t0
-        if entry.kind == Kind.COMMAND and "value" in p:
-            quantity, value = p.get("quantity"), p["value"]
-            if quantity == "voltage" and isinstance(value, int | float):
-                net(name).commanded_v.append((t, float(value)))
-            elif quantity == "current_limit" and isinstance(value, int | float):
-                net(name).commanded_i.append((t, float(value)))
-            elif quantity == "output" and isinstance(value, bool):
-                net(name).output.append((t, value))
-        elif entry.kind == Kind.MEASUREMENT:
-            if isinstance(p.get("voltage"), int | float):
-                net(name).measured_v.append((t, float(p["voltage"])))
-            if isinstance(p.get("current"), int | float):
-                net(name).measured_i.append((t, float(p["current"])))
-    return nets
-
-
-def _output_spans(output: list[tuple[float, bool]], end: float) -> list[tuple[float, float]]:
-    spans, since = [], None
-    for t, on in output:
-        if on and since is None:
-            since = t
-        elif not on and since is not None:
-            spans.append((since, t))
-            since = None
-    if since is not None:
-        spans.append((since, end))
-    return spans
-
-
-def plot_nets(entries: list[Entry], path: Path, *, title: str) -> None:
-    """Write the PNG: one row per net, voltage left, current right."""
-    # Figure on an Agg canvas, without pyplot: no global state, no display
-    # needed, whatever MPLBACKEND says; safe in a service thread.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    t0 = entries[0].mono_time
-    end = entries[-1].mono_time - t0
-    nets = _series(entries, t0)
-    # Power nets only: a sense net (say, the DUT's ID resistor) only ever
-    # measured for a check has no commanded value and no current to show.
-    names = sorted(
-        name
-        for name, series in nets.items()
-        if series.commanded_v or series.commanded_i or series.measured_i or series.output
-    )
-    rows = max(1, len(names))
-    fig = Figure(figsize=(11, 2.6 * rows + 0.8), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, 2, squeeze=False, sharex=True)
-    fig.suptitle(title)
-    marks = [
-        (e.mono_time - t0, "fault", str(e.payload.get("cause", "fault")))
-        for e in entries
-        if e.kind == Kind.FAULT
-    ] + [
-        (e.mono_time - t0, "operator", f"{e.actor}: {e.payload.get('action', '?')}")
-        for e in entries
-        if e.kind == Kind.OPERATOR
-    ]
-
-    def step(ax: Any, points: list[tuple[float, float]], label: str, color: str) -> None:
-        if points:
-            xs = [t for t, _ in points] + [end]
-            ys = [v for _, v in points] + [points[-1][1]]
-            ax.step(xs, ys, where="post", color=color, linestyle="--", label=label)
-
-    def dots(ax: Any, points: list[tuple[float, float]], label: str, color: str) -> None:
-        if points:
-            ax.plot(*zip(*points, strict=True), "o-", ms=3, color=color, label=label)
-
-    for row, name in enumerate(names):
-        series = nets[name]
-        volt_ax, amp_ax = axes[row]
-        step(volt_ax, series.commanded_v, "commanded", "tab:blue")
-        dots(volt_ax, series.measured_v, "measured", "tab:orange")
-        step(amp_ax, series.commanded_i, "current limit", "tab:blue")
-        dots(amp_ax, series.measured_i, "measured", "tab:orange")
-        volt_ax.set_ylabel(f"{name}\nvoltage (V)")
-        amp_ax.set_ylabel("current (A)")
-        for ax in (volt_ax, amp_ax):
-            for start, stop in _output_spans(series.output, end):
-                ax.axvspan(start, stop, color="tab:green", alpha=0.08)
-    if not names:
-        for ax in axes[0]:
-            ax.text(
-                0.5,
-                0.5,
-                "no net data in this run",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-            )
-
-    for ax in axes.flat:
-        for t, what, _ in marks:
-            ax.axvline(
-                t,
-                color="tab:red" if what == "fault" else "grey",
-                linestyle="-" if what == "fault" else ":",
-                linewidth=1.2,
-            )
-        ax.grid(True, alpha=0.3)
-        # Room on both sides for the labels of marks at the very start and end.
-        ax.set_xlim(-0.03 * max(end, 1e-3), 1.1 * max(end, 1e-3))
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best", fontsize="small")
-    for t, what, label in marks:
-        axes[0][0].annotate(
-            label,
-            xy=(t, 1.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(2, -2),
-            textcoords="offset points",
-            rotation=90,
-            va="top",
-            ha="left",
-            fontsize="x-small",
-            color="tab:red" if what == "fault" else "dimgrey",
-        )
-    for ax in axes[-1]:
-        ax.set_xlabel("time from run start (s)")
-    fig.savefig(path, dpi=90)
-
-
 def write_postmortem(
     journal_path: str | Path, run_id: str | None, out_dir: str | Path
 ) -> PostmortemResult:
@@ -331,7 +185,7 @@ def write_postmortem(
             encoding="utf-8",
         )
         plot = out / PLOT_FILE
-        plot_nets(entries, plot, title=f"bench {entries[0].bench}, run {run_id}")
+        plot_run(entries, plot, bench=entries[0].bench, run_id=run_id)
     except OSError as exc:
         raise JournalError(f"cannot write the post-mortem to {out}: {exc}") from exc
     return PostmortemResult(run_id, len(entries), timeline, plot, chain_error)

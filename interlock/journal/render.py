@@ -20,7 +20,14 @@ _UNIT_BY_ENDING = (
     ("resistance", "Ohm"),
     ("power", "W"),
     ("slew", "V/s"),
+    ("max_step", "V"),  # a profile's largest voltage step
+    ("ovp", "V"),
+    ("ocp", "A"),  # a level where a supply takes one (a switch where it takes on/off)
     ("time", "s"),
+    ("timeout", "s"),
+    ("watchdog", "s"),
+    ("duration", "s"),
+    ("period", "s"),
     ("_s", "s"),
 )
 
@@ -36,6 +43,9 @@ def value_text(value: Any, name: str = "") -> str:
     if isinstance(value, bool):
         words = {"output": ("on", "off"), "relay": ("closed", "open")}.get(name)
         return str(value).lower() if words is None else words[0 if value else 1]
+    if name == "relay" and isinstance(value, int):
+        # A relay board's readback is a mask of closed relays, as its reply prints it (hex).
+        return f"mask 0x{value:02x}"
     if isinstance(value, float | int):
         unit = unit_for(name)
         return f"{value:g} {unit}" if unit else f"{value:g}"
@@ -64,6 +74,12 @@ _SETPOINT_KEYS = {"net", "relay", "quantity", "value"}
 
 
 def _request(p: dict[str, Any]) -> tuple[str, set[str]]:
+    if p.get("action") == "note":
+        # A script's marker (a sequence step begun): its text says which step.
+        text = str(p.get("text", ""))
+        if "step" in p and f"step {p['step']}" not in text:
+            text = f"step {p['step']}: {text}"
+        return f"note: {text} (via {p.get('client', '?')})", {"action", "client", "step", "text"}
     return f"{p.get('action', '?')} {_setpoint(p)} (via {p.get('client', '?')})", {
         "action",
         "client",

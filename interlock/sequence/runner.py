@@ -53,6 +53,7 @@ from interlock.exits import (
     EXIT_PASS,
     EXIT_REFUSED,
 )
+from interlock.journal.entries import FAILED_NOTE_PREFIX
 from interlock.limits import ALLOWED, Verdict
 from interlock.sequence.dryrun import (
     ALLOWED_UNEXPECTEDLY,
@@ -64,6 +65,7 @@ from interlock.sequence.dryrun import (
 )
 from interlock.sequence.model import ACTUATING, Sequence, Step
 from interlock.sequence.target import Target
+from interlock.units import CURRENT, VOLTAGE, format_quantity
 
 PASS = "pass"
 FAIL = "fail"
@@ -146,6 +148,11 @@ def _marker(step: Step, total: int) -> str:
     text = f"step {step.number}/{total}: {step.describe()}"
     if step.label:
         text += f" [{step.label}]"
+    return _bounded(text)
+
+
+def _bounded(text: str) -> str:
+    """A note's text within the 200 characters the service takes."""
     return text if len(text) <= 200 else text[:199] + "…"
 
 
@@ -260,9 +267,10 @@ class SequenceRunner:
             if have.get("output"):
                 found.append(f"{net} is live")
             if abs(have.get("setpoint", 0.0) - want.voltage) > 1e-9:
-                found.append(f"{net} set to {have.get('setpoint'):g} V")
+                found.append(f"{net} set to {format_quantity(have.get('setpoint', 0.0), VOLTAGE)}")
             if abs(have.get("current_limit", 0.0) - want.current_limit) > 1e-9:
-                found.append(f"{net} current limit {have.get('current_limit'):g} A")
+                limit = format_quantity(have.get("current_limit", 0.0), CURRENT)
+                found.append(f"{net} current limit {limit}")
         closed = sorted(r for r, is_closed in status.get("relays", {}).items() if is_closed)
         if closed:
             found.append(f"relays closed: {', '.join(closed)}")
@@ -312,6 +320,10 @@ class SequenceRunner:
         reading = self.target.measure(step.net)
         value = reading[step.quantity]
         outcome = PASS if step.passes(value) else FAIL
+        if outcome == FAIL:
+            # Right after its measurement, so the post-mortem marks the reading that failed.
+            text = f"{FAILED_NOTE_PREFIX}{_marker(step, len(self.sequence.steps))}"
+            self.target.note(_bounded(f"{text}: measured {step.shown(value)}"), step.number)
         return StepResult(step, outcome, value=value, live=self._live())
 
     def _wait(self, step: Step) -> StepResult:

@@ -80,6 +80,25 @@ def test_history_counts_each_measurement_once():
     assert history.voltage("ID") == []
 
 
+def test_the_sparklines_drop_to_zero_when_a_net_goes_off():
+    history = History()
+
+    def status(output: bool, volts: float, at: float) -> dict:
+        reading = {"voltage": volts, "current": 0.2 if output else 0.0, "at": at}
+        return {"nets": {"VBUS": {"output": output, "measured": reading}}}
+
+    for at in (1.0, 2.0):
+        history.add(status(True, 24.0, at))
+    # The trip: the output is off, and the status still carries the last live reading.
+    history.add(status(False, 24.0, 2.0))
+    history.add(status(False, 24.0, 2.0))
+    assert history.voltage("VBUS") == [24.0, 24.0, 0.0]
+    assert history.current("VBUS") == [0.2, 0.2, 0.0]
+    # A reading of the off output, when one comes, is drawn as read.
+    history.add(status(False, 0.003, 3.0))
+    assert history.voltage("VBUS") == [24.0, 24.0, 0.0, 0.003]
+
+
 def test_a_contact_sense_fault_names_its_relays():
     relays = ["K1", "K2", "K3", "K12"]
     fault = "contact-sense: contacts disagree with coils: K1, K12 (board event)"

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
 from interlock.config import load_configuration
 from interlock.journal import JournalReader
+from interlock.journal.entries import FAILED_NOTE_PREFIX
 from interlock.sequence import SequenceRunner, bind, in_process_service, load_sequence
 from interlock.sequence.model import Step
 from interlock.sequence.reports import junit_xml, report_format, result_dict, write_report
@@ -154,8 +156,17 @@ def test_each_step_is_marked_in_the_runs_journal(run_report, tmp_path):
             for entry in reader.entries(run=run_report.run_id)
             if entry.kind == "request" and entry.payload.get("action") == "note"
         ]
-    assert [note["step"] for note in notes] == list(range(1, 8))  # the 8th never began
-    assert notes[1]["text"] == "step 2/8: set VLOGIC to 5 V [logic at 5 V]"
+    markers = [note for note in notes if not note["text"].startswith(FAILED_NOTE_PREFIX)]
+    assert [note["step"] for note in markers] == list(range(1, 8))  # the 8th never began
+    assert markers[1]["text"] == "step 2/8: set VLOGIC to 5 V [logic at 5 V]"
+    # The failed measurement is said right after its step's marker (and its reading).
+    (failed,) = [note for note in notes if note not in markers]
+    assert notes.index(failed) == notes.index(markers[4]) + 1 and failed["step"] == 5
+    assert re.fullmatch(
+        r"FAIL step 5/8: measure VLOGIC current <= 1 mA \[a window no board meets\]: "
+        r"measured \d+\.\d+ mA",
+        failed["text"],
+    ), failed["text"]
 
 
 def test_a_value_no_number_can_hold_is_said_in_words(configuration):

@@ -199,7 +199,7 @@ def test_an_armed_bench_must_be_as_arming_left_it(configuration, sim_bench, tmp_
         runner = SequenceRunner(
             sequence, configuration, target, operator="tester", confirm=lambda step: True
         )
-        with pytest.raises(StateError, match=r"VBUS current limit 0\.3 A"):
+        with pytest.raises(StateError, match=r"VBUS current limit 300 mA"):
             runner.run()
         assert sim_bench.truth()["nets"]["VLOGIC"]["max_voltage"] == 0.0
 
