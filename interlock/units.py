@@ -18,6 +18,7 @@ from functools import cache
 
 import pint
 
+from interlock.engineering import amount
 from interlock.errors import QuantityError
 
 
@@ -120,10 +121,4 @@ def format_quantity(value: float, dimension: Dimension, *, digits: int = 6) -> s
     """
     if dimension is RATIO:
         return f"{value * 100:.{digits}g} %"
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g} {dimension.symbol}"
-    magnitude = abs(value)
-    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ")):
-        if magnitude >= factor:
-            return f"{value / factor:.{digits}g} {prefix}{dimension.symbol}"
-    return f"{value / 1e-9:.{digits}g} n{dimension.symbol}"
+    return amount(value, dimension.symbol, digits=digits)

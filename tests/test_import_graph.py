@@ -35,6 +35,7 @@ ENGINE_MAY_IMPORT = {
     "re",
     "typing",
     "interlock.catalog",
+    "interlock.engineering",  # numbers with their units, as text: no I/O
     "interlock.errors",
     "interlock.limits",
 }

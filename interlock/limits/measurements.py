@@ -16,8 +16,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from interlock.engineering import amount
 from interlock.limits.model import BUILT_IN, BenchState, PinnedLimits
 from interlock.limits.requests import is_finite_number
+
+# The unit of each setting a readback is checked for.
+READBACK_UNITS = {"voltage": "V", "current_limit": "A", "ovp": "V", "ocp": "A"}
+
+
+def _read(value: object, unit: str) -> str:
+    """A reply as read: a number in its unit, anything else as it came."""
+    return amount(value, unit) if is_finite_number(value) else repr(value)
+
 
 # What a net may carry before it is measured when the profile does not say: the ID
 # net ([identity] max_stray_voltage) and a wired supply channel of no net in the
@@ -97,25 +107,26 @@ def check_live(
         return Finding(
             "live.max_voltage",
             limits.where(f"{key}.max_voltage") + " (and the readback tolerance)",
-            f"{volts:g} V above the limit of {n.max_voltage:g} V",
+            f"{amount(volts, 'V')} above the limit of {amount(n.max_voltage, 'V')}",
         )
     if volts > high + tolerance or (not settling and volts < low - tolerance):
         return Finding(
             "live.regulation",
             _tolerance_where(limits, net),
-            f"{volts:g} V, commanded {high:g} V (regulation lost: short or overload?)",
+            f"{amount(volts, 'V')}, commanded {amount(high, 'V')} "
+            "(regulation lost: short or overload?)",
         )
     if amps > n.live_max_current:
         return Finding(
             f"{key}.live_max_current",
             limits.where(f"{key}.live_max_current"),
-            f"{amps:g} A above the live window ({n.live_max_current:g} A)",
+            f"{amount(amps, 'A')} above the live window ({amount(n.live_max_current, 'A')})",
         )
     if not settling and amps < n.live_min_current:
         return Finding(
             f"{key}.live_min_current",
             limits.where(f"{key}.live_min_current"),
-            f"{amps:g} A below the live window ({n.live_min_current:g} A): open?",
+            f"{amount(amps, 'A')} below the live window ({amount(n.live_min_current, 'A')}): open?",
         )
     return None
 
@@ -164,11 +175,12 @@ def check_readback(
         if quantity == "current_limit"
         else _tolerance_where(limits, net)
     )
+    unit = READBACK_UNITS.get(quantity, "")
     return Finding(
         f"readback.{quantity}",
         where,
-        f"{net} {quantity} reads back {readback:g}, commanded {commanded:g} "
-        f"(tolerance {tolerance:g})",
+        f"{net} {quantity} reads back {_read(readback, unit)}, commanded "
+        f"{amount(commanded, unit)} (tolerance {amount(tolerance, unit)})",
     )
 
 
@@ -198,7 +210,7 @@ def check_output(
     else:
         problem = (
             "output went off at once: the supply's protection tripped (does the DUT "
-            f"draw more than the {limit:g} A current limit?)"
+            f"draw more than the {amount(limit, 'A')} current limit?)"
         )
     return Finding("readback.output", BUILT_IN, problem)
 
@@ -234,7 +246,9 @@ def _stray(rule: str, where: str, net: str, volts: float, limit: float) -> Findi
     if abs(volts) <= limit:
         return None
     return Finding(
-        rule, where, f"{net} carries {volts:g} V before it is energised (max {limit:g} V)"
+        rule,
+        where,
+        f"{net} carries {amount(volts, 'V')} before it is energised (max {amount(limit, 'V')})",
     )
 
 
@@ -254,8 +268,8 @@ def check_mate_resistance(limits: PinnedLimits, net: str, ohms: float) -> Findin
     return Finding(
         "safe-to-mate.resistance",
         f"{table}.min_resistance, max_resistance",
-        f"{net} measures {ohms:g} ohm, expected {mate.min_resistance:g} .. "
-        f"{mate.max_resistance:g} ohm ({table}): miswired or wrong DUT",
+        f"{net} measures {amount(ohms, 'ohm')}, expected {amount(mate.min_resistance, 'ohm')} .. "
+        f"{amount(mate.max_resistance, 'ohm')} ({table}): miswired or wrong DUT",
     )
 
 
@@ -290,8 +304,9 @@ def check_dut_identity(limits: PinnedLimits, ohms: float) -> IdentityCheck:
     identity = limits.identity
     if identity is None:
         raise ValueError("the profile has no [identity] to check")
-    expected = f"{identity.min_resistance:g} .. {identity.max_resistance:g} ohm on {identity.net}"
-    seen = f"{ohms:g} ohm"
+    low, high = amount(identity.min_resistance, "ohm"), amount(identity.max_resistance, "ohm")
+    expected = f"{low} .. {high} on {identity.net}"
+    seen = f"{amount(ohms, 'ohm')}"
     if identity.min_resistance <= ohms <= identity.max_resistance:
         return IdentityCheck(expected, seen, None)
     where = limits.where("identity.min_resistance, identity.max_resistance")
@@ -327,7 +342,11 @@ def check_channel_off(
     findings = []
     if output:
         findings.append(
-            Finding("all-off.output", BUILT_IN, f"{supply} CH{channel} output on at {voltage:g} V")
+            Finding(
+                "all-off.output",
+                BUILT_IN,
+                f"{supply} CH{channel} output on at {amount(voltage, 'V')}",
+            )
         )
     if tripped:
         findings.append(
@@ -366,7 +385,7 @@ def check_off_voltage(
     return Finding(
         "all-off.stray_voltage",
         where,
-        f"{supply} CH{channel} measures {volts:g} V with its output off",
+        f"{supply} CH{channel} measures {amount(volts, 'V')} with its output off",
     )
 
 
@@ -390,6 +409,6 @@ def check_contacts(
     )
     return Finding(
         "contact-sense",
-        f"interlock/catalog.py: RelayBoardModel.contact_settle_time ({settle_time:g} s)",
+        f"interlock/catalog.py: RelayBoardModel.contact_settle_time ({amount(settle_time, 's')})",
         f"relay contacts disagree with their coils: {', '.join(relays)}",
     )

@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from interlock.engineering import amount
 from interlock.errors import LimitViolation
 
 BUILT_IN = "interlock built-in rule"
@@ -194,9 +195,9 @@ NET_REQUESTS = (SetVoltage, SetCurrentLimit, SetOutput)
 def describe(request: Request) -> str:
     match request:
         case SetVoltage(net, volts):
-            return f"set {net} to {volts:g} V"
+            return f"set {net} to {amount(volts, 'V')}"
         case SetCurrentLimit(net, amps):
-            return f"set {net} current limit to {amps:g} A"
+            return f"set {net} current limit to {amount(amps, 'A')}"
         case SetOutput(net, on):
             return f"turn {net} output {'on' if on else 'off'}"
         case SetRelay(relay, closed):

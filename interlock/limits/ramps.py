@@ -16,6 +16,7 @@ import itertools
 import math
 from dataclasses import dataclass, replace
 
+from interlock.engineering import amount
 from interlock.limits.model import (
     ALLOWED,
     BUILT_IN,
@@ -152,16 +153,18 @@ def check_ramp(limits: PinnedLimits, net: NetLimits, start: float, target: float
             return _refuse(
                 "ramp.max_steps",
                 limits.where(f"{key}.max_step"),
-                f"a ramp from {start:g} V to {target:g} V takes {_count(needed)} steps of at "
-                f"most {net.max_step:g} V, more than the {bound} that any ramp inside "
+                f"a ramp from {amount(start, 'V')} to {amount(target, 'V')} takes "
+                f"{_count(needed)} steps of at "
+                f"most {amount(net.max_step, 'V')}, more than the {bound} that any ramp inside "
                 f"{key}.min_voltage .. {key}.max_voltage needs",
             )
     elif not needed <= RAMP_MAX_STEPS:
         return _refuse(
             "ramp.max_steps",
             BUILT_IN,
-            f"a ramp from {start:g} V to {target:g} V takes {_count(needed)} steps of at most "
-            f"{net.max_step:g} V ({limits.where(f'{key}.max_step')}), more than the "
+            f"a ramp from {amount(start, 'V')} to {amount(target, 'V')} takes "
+            f"{_count(needed)} steps of at most "
+            f"{amount(net.max_step, 'V')} ({limits.where(f'{key}.max_step')}), more than the "
             f"{RAMP_MAX_STEPS} the interlock plans for one request",
         )
     seconds = ramp_duration(net, start, target)
@@ -169,9 +172,10 @@ def check_ramp(limits: PinnedLimits, net: NetLimits, start: float, target: float
         return _refuse(
             "ramp.max_duration",
             BUILT_IN,
-            f"a ramp from {start:g} V to {target:g} V at {net.max_slew:g} V/s "
-            f"({limits.where(f'{key}.max_slew')}) takes {seconds:g} s, longer than the "
-            f"{RAMP_MAX_SECONDS:g} s the interlock allows one request",
+            f"a ramp from {amount(start, 'V')} to {amount(target, 'V')} "
+            f"at {amount(net.max_slew, 'V/s')} "
+            f"({limits.where(f'{key}.max_slew')}) takes {amount(seconds, 's')}, longer than the "
+            f"{amount(RAMP_MAX_SECONDS, 's')} the interlock allows one request",
         )
     return ALLOWED
 
@@ -212,7 +216,7 @@ def continue_ramp(
                 "ramp.interrupted",
                 BUILT_IN,
                 f"{request.net} was changed by another request during the ramp (now "
-                f"{held.voltage:g} V, output {output}): the ramp stops here",
+                f"{amount(held.voltage, 'V')}, output {output}): the ramp stops here",
             ),
             state,
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+from interlock.engineering import amount
 from interlock.limits.model import (
     ALLOWED,
     BUILT_IN,
@@ -154,13 +155,13 @@ def _check_voltage(
         return refuse(
             f"{key}.min_voltage",
             limits.where(f"{key}.min_voltage"),
-            f"{volts:g} V is below the minimum of {net.min_voltage:g} V",
+            f"{amount(volts, 'V')} is below the minimum of {amount(net.min_voltage, 'V')}",
         )
     if volts > net.max_voltage:
         return refuse(
             f"{key}.max_voltage",
             limits.where(f"{key}.max_voltage"),
-            f"{volts:g} V is above the maximum of {net.max_voltage:g} V",
+            f"{amount(volts, 'V')} is above the maximum of {amount(net.max_voltage, 'V')}",
         )
     if current.output and not ramped:
         step = abs(volts - current.voltage)
@@ -168,14 +169,16 @@ def _check_voltage(
             return refuse(
                 f"{key}.max_step",
                 limits.where(f"{key}.max_step"),
-                f"a step of {step:g} V on a live net exceeds {net.max_step:g} V: ramp it",
+                f"a step of {amount(step, 'V')} on a live net exceeds "
+                f"{amount(net.max_step, 'V')}: ramp it",
             )
         elapsed = now - current.changed_at
         if step > net.max_slew * elapsed:
             return refuse(
                 f"{key}.max_slew",
                 limits.where(f"{key}.max_slew"),
-                f"{step:g} V in {elapsed:g} s exceeds {net.max_slew:g} V/s",
+                f"{amount(step, 'V')} in {amount(elapsed, 's')} exceeds "
+                f"{amount(net.max_slew, 'V/s')}",
             )
     return ALLOWED
 
@@ -186,19 +189,22 @@ def _check_current_limit(limits: PinnedLimits, net: NetLimits, amps: float) -> V
     if not verdict.allowed:
         return verdict
     if amps <= 0:
-        return refuse(key, limits.where(key), f"a current limit must be above 0 A, got {amps:g} A")
+        return refuse(
+            key, limits.where(key), f"a current limit must be above 0 A, got {amount(amps, 'A')}"
+        )
     floor, channel = limits.supply_floors.get(net.net, (0.0, ""))
     if amps < floor:
         return refuse(
             "supply.min_current",
             f"{limits.bench_file}: wiring.{net.net}.supply",
-            f"the {channel} cannot regulate below {floor:g} A, got {amps:g} A",
+            f"the {channel} cannot regulate below {amount(floor, 'A')}, got {amount(amps, 'A')}",
         )
     if amps > net.max_current:
         return refuse(
             key,
             limits.where(key),
-            f"{amps:g} A is above the maximum current limit of {net.max_current:g} A",
+            f"{amount(amps, 'A')} is above the maximum current limit of "
+            f"{amount(net.max_current, 'A')}",
         )
     return ALLOWED
 
@@ -216,8 +222,8 @@ def _check_output(
             return refuse(
                 f"{key}.max_step",
                 limits.where(f"{key}.max_step"),
-                f"turning on at {current.voltage:g} V is a step of more than "
-                f"{net.max_step:g} V from 0 V: turn on lower and ramp",
+                f"turning on at {amount(current.voltage, 'V')} is a step of more than "
+                f"{amount(net.max_step, 'V')} from 0 V: turn on lower and ramp",
             )
         if current.current_limit <= 0:
             return refuse(
@@ -302,20 +308,23 @@ def check_state(limits: PinnedLimits, state: BenchState) -> Verdict:
             return refuse("nets", limits.where("nets"), f'net "{name}" is live but has no limits')
         if not net_limits.min_voltage <= net.voltage <= net_limits.max_voltage:
             key = f"nets.{name}.max_voltage"
-            return refuse(key, limits.where(key), f"{name} would be live at {net.voltage:g} V")
+            return refuse(
+                key, limits.where(key), f"{name} would be live at {amount(net.voltage, 'V')}"
+            )
         if not 0 < net.current_limit <= net_limits.max_current:
             key = f"nets.{name}.max_current"
             return refuse(
                 key,
                 limits.where(key),
-                f"{name} would be live with a {net.current_limit:g} A current limit",
+                f"{name} would be live with a {amount(net.current_limit, 'A')} current limit",
             )
     power = total_power(state)
     if power > limits.max_total_power:
         return refuse(
             "rules.max_total_power",
             limits.where("rules.max_total_power"),
-            f"the live nets could draw {power:g} W, above {limits.max_total_power:g} W",
+            f"the live nets could draw {amount(power, 'W')}, "
+            f"above {amount(limits.max_total_power, 'W')}",
         )
     return ALLOWED
 

@@ -204,7 +204,7 @@ def test_current_limit_below_what_the_supply_regulates_is_refused(rig):
     with pytest.raises(LimitViolation) as info:
         rig.controller.set_current_limit("VLOGIC", 1e-6)
     assert info.value.rule == "supply.min_current"
-    assert "E36312A CH1 cannot regulate below 0.002 A" in info.value.reason
+    assert "E36312A CH1 cannot regulate below 2 mA, got 1 µA" in info.value.reason
     assert rig.controller.fault_cause is None
 
 

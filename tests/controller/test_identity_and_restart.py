@@ -176,10 +176,10 @@ def test_the_id_nets_stray_limit_is_the_profiles(rig_factory, tmp_path):
     edit = ('max_stray_voltage = "0.5 V"         # what the ID', 'max_stray_voltage = "0.1 V" #')
     rig = rig_factory(bench=edited_bench(tmp_path, {"profiles/mdb24.toml": [edit]}), arm=False)
     rig.sim.inject("stray:ID=0.3")
-    with pytest.raises(FaultLatched, match=r"ID carries 0.(3|29)\d* V before it is energised"):
+    with pytest.raises(FaultLatched, match=r"ID carries (300|29\d)(\.\d+)? mV before it is"):
         rig.controller.arm("operator")
-    assert rig.controller.fault_cause.startswith("dut-identity: ID carries 0.")
-    assert rig.controller.fault_cause.endswith("(max 0.1 V)")
+    assert rig.controller.fault_cause.startswith("dut-identity: ID carries ")
+    assert rig.controller.fault_cause.endswith("(max 100 mV)")
     reader = JournalReader(rig.journal.path)
     try:
         fault = next(e.payload for e in reader.entries() if e.kind == "fault")

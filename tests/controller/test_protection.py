@@ -113,7 +113,7 @@ def test_turning_on_into_an_overload_says_the_protection_tripped(rig):
     rig.controller.set_voltage("VLOGIC", 5.0)
     with pytest.raises(ReadbackMismatch, match="the supply's protection tripped"):
         rig.controller.output_on("VLOGIC")
-    assert "does the DUT draw more than the 0.02 A" in rig.controller.fault_cause
+    assert "does the DUT draw more than the 20 mA" in rig.controller.fault_cause
     assert_all_outputs_off(rig)
 
 

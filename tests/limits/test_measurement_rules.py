@@ -270,7 +270,7 @@ def test_an_unset_stray_limit_is_the_engines_named_default():
     assert finding.where == "p.toml: rules.unlisted_max_stray_voltage"
     finding = check_identity_stray(keyed, 0.06)
     assert finding.where == "p.toml: identity.max_stray_voltage"
-    assert finding.problem == "ID carries 0.06 V before it is energised (max 0.05 V)"
+    assert finding.problem == "ID carries 60 mV before it is energised (max 50 mV)"
 
 
 @pytest.mark.parametrize("value", [*NOT_NUMBERS, 1e308, -1e308])
@@ -326,3 +326,22 @@ def test_a_live_net_at_zero_volts_is_predicted_to_trip():
     assert finding is not None and finding.rule == "nets.VBUS.live_min_current"
     registered(finding)
     assert check_live_at_zero(limits, BenchState({"VBUS": NetState(0.0, 0.1)}), "VBUS") is None
+
+
+def test_the_engine_writes_quantities_as_engineers_do():
+    """Values in the engine's words carry the prefix one would write (20 mA, not 0.02 A),
+    and never an ambiguous one (3e+07 V, not 30 MV)."""
+    from interlock.engineering import amount
+
+    assert amount(0.02, "A") == "20 mA"
+    assert amount(0.00015, "A") == "150 µA"
+    assert amount(5.0, "V") == "5 V"
+    assert amount(0.9999999, "A") == "1 A"  # as printed: not "1000 mA"
+    assert amount(4700.0, "ohm") == "4.7 kohm"
+    assert amount(1e7, "ohm") == "10 Mohm"
+    assert amount(3e7, "V") == "3e+07 V"
+    assert amount(1e308, "V") == "1e+308 V"
+    assert amount(-0.0, "V") == "-0 V"
+    assert amount(5e-324, "V") == "4.94066e-324 V"
+    assert amount(float("nan"), "V") == "nan V"
+    assert amount(-0.25, "V") == "-250 mV"

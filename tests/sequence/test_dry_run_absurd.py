@@ -64,7 +64,7 @@ def test_absurd_targets_are_refused_by_the_limit_with_their_step(write_sequence,
         (8, "nets.VBUS.live_min_current", where.format("VBUS.live_min_current")),
         (9, "nets.VBUS.live_min_current", where.format("VBUS.live_min_current")),
     ]
-    assert report.violations[0].verdict.reason == "1000 V is above the maximum of 25 V"
+    assert report.violations[0].verdict.reason == "1 kV is above the maximum of 25 V"
 
 
 def test_the_command_line_dry_run_of_an_absurd_ramp_exits_3_naming_the_step(write_sequence, capsys):
