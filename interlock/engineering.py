@@ -24,7 +24,7 @@ def amount(value: float, unit: str, *, digits: int = DIGITS) -> str:
     if value == 0 or not math.isfinite(value):
         return f"{value:.{digits}g} {unit}"
     magnitude = abs(value)
-    largest = LARGEST.get(unit, 1e6)
+    largest = LARGEST.get(unit.lower(), 1e6)
     if magnitude >= largest or magnitude < 1e-9:
         return f"{value:.{digits}g} {unit}"
     for factor, prefix in PREFIXES:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from interlock.engineering import amount
 from interlock.journal.entries import Entry, Kind, payload_data
 
 # Units of the SI floats a payload key or a limit name carries, by its ending
@@ -48,7 +49,7 @@ def value_text(value: Any, name: str = "") -> str:
         return f"mask 0x{value:02x}"
     if isinstance(value, float | int):
         unit = unit_for(name)
-        return f"{value:g} {unit}" if unit else f"{value:g}"
+        return amount(value, unit) if unit else f"{value:g}"
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True)
