@@ -3,10 +3,12 @@
 Without resources it looks where instruments can be found: the VISA resources
 pyvisa-py lists, the serial ports pyserial lists and, for a simulation bench
 whose simulator runs, the simulator's own resources (``sim.json``: its
-sockets and pseudo-terminals, which neither lists). Each is asked who it is
-with its dialects' identity query only: nothing is set, switched or locked.
-A relay board, once identified, is released (relays open, its host watchdog
-disarmed), the state it is in when no host drives it. For each instrument it
+sockets and pseudo-terminals, which neither lists). Each is asked who it is,
+one way of asking at a time (:func:`questions`), until one is answered: nothing
+is set, switched or locked. An RS-232 family that listens only in remote gets
+its front panel back after (``SYST:LOC``), and a relay board, once identified,
+is released (relays open, its host watchdog disarmed): the states they are in
+when no host drives them. For each instrument it
 prints the matching dialect, its capabilities and the ``[instruments.x]``
 stanza to paste into bench.toml. Its scratch journal is thrown away.
 """
@@ -198,6 +200,18 @@ def _rank(end: str) -> int:
     return 0 if end.endswith("\n") else 1 if end else 3
 
 
+def _steps(serial: bool) -> list[Question | Dialect]:
+    """The questions in order; on a serial port the switch units that say who they are
+    only to their own driver (each ends what an earlier question left unended) go
+    after the line-ended questions and before the unended ones."""
+    steps: list[Question | Dialect] = [*questions(serial)]
+    if serial:
+        steps += [d for d in dialects().values() if d.kind == "switch" and d.identity is None]
+    return sorted(
+        steps, key=lambda s: _rank(s.asked.link.write_termination) if isinstance(s, Question) else 2
+    )
+
+
 def probe_all(
     resources: list[str], journal: Journal, timeout: float, names: dict[str, str]
 ) -> list[Found]:
@@ -213,13 +227,7 @@ def probe(resource: str, journal: Journal, timeout: float, name: str = "") -> Fo
     port = serial_port(resource)
     where = port if port is not None else resource
     problem = "no known instrument answered"
-    steps: list[Question | Dialect] = [*questions(port is not None)]
-    if port is not None:  # switch units that say who they are only to their own driver
-        steps += [d for d in dialects().values() if d.kind == "switch" and d.identity is None]
-        steps.sort(
-            key=lambda s: _rank(s.asked.link.write_termination) if isinstance(s, Question) else 2
-        )
-    for step in steps:
+    for step in _steps(serial=port is not None):
         if isinstance(step, Dialect):
             board = _board(step, where, journal, timeout)
             if board is not None:
