@@ -3,10 +3,12 @@
 Without resources it looks where instruments can be found: the VISA resources
 pyvisa-py lists, the serial ports pyserial lists and, for a simulation bench
 whose simulator runs, the simulator's own resources (``sim.json``: its
-sockets and pseudo-terminals, which neither lists). Each is asked who it is
-with its dialects' identity query only: nothing is set, switched or locked.
-A relay board, once identified, is released (relays open, its host watchdog
-disarmed), the state it is in when no host drives it. For each instrument it
+sockets and pseudo-terminals, which neither lists). Each is asked who it is,
+one way of asking at a time (:func:`questions`), until one is answered: nothing
+is set, switched or locked. An RS-232 family that listens only in remote gets
+its front panel back after (``SYST:LOC``), and a relay board, once identified,
+is released (relays open, its host watchdog disarmed): the states they are in
+when no host drives them. For each instrument it
 prints the matching dialect, its capabilities and the ``[instruments.x]``
 stanza to paste into bench.toml. Its scratch journal is thrown away.
 """
@@ -15,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
-import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +36,10 @@ from interlock.protocols import Identified
 
 log = logging.getLogger(__name__)
 
-_SOCKET = re.compile(r"TCPIP\d*::[^:]+::\d+::SOCKET", re.IGNORECASE)
 MAX_RESOURCES = 64  # bound the work: each one costs a timeout when nothing answers
+# Resources asked at once: each waits on its own line, so a port that answers nothing
+# (a few timeouts) holds up only itself.
+AT_ONCE = 8
 
 
 @dataclass(frozen=True)
@@ -76,12 +81,15 @@ def run(args: argparse.Namespace) -> int:
         where = None  # no bench here: probe what pyvisa and pyserial list
     named = simulator_resources(where) if where is not None else {}
     resources = list(args.resources) or listed_resources() + list(named.values())
-    resources = list(dict.fromkeys(resources))[:MAX_RESOURCES]
+    # One port listed twice (/dev/ttyS0 by pyserial, ASRL/dev/ttyS0::INSTR by pyvisa) is
+    # asked once, by the name last given (the simulator's, which says its instrument).
+    unique = {serial_port(r) or r: r for r in resources}
+    resources = list(unique.values())[:MAX_RESOURCES]
     names = {where: name for name, where in named.items()}
     with tempfile.TemporaryDirectory(prefix="interlock-probe-") as scratch:
         journal = Journal(Path(scratch) / "probe.sqlite", bench="probe")
         try:
-            found = [probe(r, journal, args.timeout, names.get(r, "")) for r in resources]
+            found = probe_all(resources, journal, args.timeout, names)
         finally:
             journal.close()
     print(render(found))
@@ -103,8 +111,10 @@ def listed_resources() -> list[str]:
         from serial.tools import list_ports
 
         found += [port.device for port in list_ports.comports()]
-    return [r for r in found if not r.upper().startswith("ASRL")] + [
-        r for r in found if r.upper().startswith("ASRL")
+    # An interface (a GPIB board, a Prologix adapter: ::INTFC) is not an instrument.
+    found = [r for r in found if not r.upper().endswith("::INTFC")]
+    return [r for r in found if serial_port(r) is None] + [
+        r for r in found if serial_port(r) is not None
     ]
 
 
@@ -127,79 +137,173 @@ def simulator_resources(bench_file: str) -> dict[str, str]:
 # -- asking ------------------------------------------------------------------------------
 
 
-def probe(resource: str, journal: Journal, timeout: float, name: str = "") -> Found:
-    """Ask ``resource`` who it is in each dialect that could be spoken over it."""
-    serial = not _SOCKET.fullmatch(resource)
-    asked: dict[tuple[str, str, str, str], str | None] = {}
-    problem = "no known instrument answered"
+@dataclass(frozen=True)
+class Question:
+    """One way of asking who is there: ``asked`` says how (its link, paced at the largest
+    gap of the family), ``family`` the dialects whose identity its reply may be."""
+
+    asked: Dialect
+    family: tuple[Dialect, ...]
+
+
+def serial_port(resource: str) -> str | None:
+    """The port a serial resource names (``ASRL/dev/ttyUSB0::INSTR`` or a path); None for
+    any other VISA resource (a socket, USB-TMC, GPIB, VXI-11)."""
+    if resource.upper().startswith("ASRL") and resource.upper().endswith("::INSTR"):
+        return resource[4 : -len("::INSTR")]
+    return None if "::" in resource else resource
+
+
+def _line_end(ends: set[str]) -> str:
+    # A reply read to its newline reads one ending CR LF too (the CR is stripped).
+    return "\n" if all(end.endswith("\n") for end in ends) else "|".join(sorted(ends))
+
+
+def _way(dialect: Dialect, serial: bool) -> tuple[object, ...]:
+    """What tells two ways of asking apart on the wire: the line and how it is framed,
+    and on a serial port the frame, the handshake and the line that must come first."""
+    link, identity = dialect.link, dialect.identity
+    assert identity is not None
+    way: tuple[object, ...] = (identity.query.template, link.write_termination, link.framing)
+    way += (_line_end({link.read_termination}),)
+    if serial:
+        remote = dialect.command("remote")
+        way += (link.baud, link.data_bits, link.parity, link.stop_bits, link.flow)
+        way += (remote.template if remote else "",)
+    return way
+
+
+def questions(serial: bool) -> list[Question]:
+    """Every way of asking over a serial port (or over any other VISA resource), each
+    once, in the order they are asked: lines ended by a newline first, then those ended
+    otherwise, those framed by silence last (their bytes wait, unended, in the input of
+    an instrument that reads to a line end, and would spoil the next question to it)."""
+    groups: dict[tuple[object, ...], list[Dialect]] = {}
     for dialect in dialects().values():
-        if dialect.identity is None or (dialect.link.kind == "visa-socket") == serial:
+        if dialect.identity is None or (dialect.link.kind != "visa-socket") != serial:
             continue
-        link = dialect.link
-        key = (dialect.identity.query.template, link.kind, repr(link), link.write_termination)
-        if key not in asked:  # one question per way of asking, matched against every dialect
-            asked[key] = _ask(dialect, resource, journal, timeout)
-        reply = asked[key]
+        groups.setdefault(_way(dialect, serial), []).append(dialect)
+    found = []
+    for family in groups.values():
+        first = family[0]
+        link = dataclasses.replace(
+            first.link,
+            kind="serial" if serial else "visa-socket",
+            read_termination=_line_end({d.link.read_termination for d in family}),
+            min_gap=max(d.link.min_gap for d in family),
+        )
+        found.append(Question(dataclasses.replace(first, link=link), tuple(family)))
+    return sorted(found, key=lambda q: _rank(q.asked.link.write_termination))
+
+
+def _rank(end: str) -> int:
+    return 0 if end.endswith("\n") else 1 if end else 3
+
+
+def _steps(serial: bool) -> list[Question | Dialect]:
+    """The questions in order; on a serial port the switch units that say who they are
+    only to their own driver (each ends what an earlier question left unended) go
+    after the line-ended questions and before the unended ones."""
+    steps: list[Question | Dialect] = [*questions(serial)]
+    if serial:
+        steps += [d for d in dialects().values() if d.kind == "switch" and d.identity is None]
+    return sorted(
+        steps, key=lambda s: _rank(s.asked.link.write_termination) if isinstance(s, Question) else 2
+    )
+
+
+def probe_all(
+    resources: list[str], journal: Journal, timeout: float, names: dict[str, str]
+) -> list[Found]:
+    """Each resource probed, :data:`AT_ONCE` at a time; the results in the order given."""
+    if not resources:
+        return []
+    with ThreadPoolExecutor(min(AT_ONCE, len(resources)), "probe") as pool:
+        return list(pool.map(lambda r: probe(r, journal, timeout, names.get(r, "")), resources))
+
+
+def probe(resource: str, journal: Journal, timeout: float, name: str = "") -> Found:
+    """Ask ``resource`` who it is, each way it could be asked, until one answers."""
+    port = serial_port(resource)
+    where = port if port is not None else resource
+    problem = "no known instrument answered"
+    for step in _steps(serial=port is not None):
+        if isinstance(step, Dialect):
+            board = _board(step, where, journal, timeout)
+            if board is not None:
+                return Found(resource, step, board, name)
+            continue
+        reply = _ask(step.asked, where, journal, timeout)
         if reply is None:
             continue
-        match = match_identity(dialect, reply)
-        if match is not None:
-            groups = match.groupdict()
-            model = dialect.models.get(groups["model"])
-            maker = groups.get("maker") or (model.maker if model is not None else "")
-            identity = Identified(
-                maker, groups["model"], groups.get("serial") or "", groups.get("firmware") or ""
-            )
-            return Found(resource, dialect, identity, name)
+        for dialect in step.family:
+            identity = _identified(dialect, reply)
+            if identity is not None:
+                return Found(resource, dialect, identity, name)
         problem = f"answered {reply!r}: no dialect knows it"
-    if serial:
-        board = _board(resource, journal, timeout)
-        if board is not None:
-            return Found(resource, board[0], board[1], name)
     return Found(resource, name=name, problem=problem)
 
 
-def _spec(dialect: Dialect, resource: str, journal: Journal, timeout: float) -> DriverSpec:
-    if dialect.link.kind == "visa-serial" and not resource.upper().startswith("ASRL"):
-        resource = f"ASRL{resource}::INSTR"
-    return DriverSpec("probe", dialect, resource, journal, timeout)
-
-
-def _ask(dialect: Dialect, resource: str, journal: Journal, timeout: float) -> str | None:
-    """The identity query's reply, or None if nothing (readable) came back."""
-    assert dialect.identity is not None
-    device = DialectDevice(
-        "probe", dialect, make_link(_spec(dialect, resource, journal, timeout)), journal
+def _identified(dialect: Dialect, reply: str) -> Identified | None:
+    match = match_identity(dialect, reply)
+    if match is None:
+        return None
+    groups = match.groupdict()
+    model = dialect.models.get(groups["model"])
+    maker = groups.get("maker") or (model.maker if model is not None else "")
+    return Identified(
+        maker, groups["model"], groups.get("serial") or "", groups.get("firmware") or ""
     )
+
+
+def _ask(dialect: Dialect, where: str, journal: Journal, timeout: float) -> str | None:
+    """The identity query's reply, or None if nothing (readable) came back. A family that
+    listens on RS-232 only in remote (SYST:REM first) is given back to its front panel
+    (its ``local`` line) whether it answered or not."""
+    assert dialect.identity is not None
+    spec = DriverSpec("probe", dialect, where, journal, timeout)
+    device = DialectDevice("probe", dialect, make_link(spec), journal)
+    local = dialect.command("local")
+    remote_sent = False
     try:
         device.transport.open()
+        remote = dialect.command("remote")
+        if remote is not None:
+            device.command(remote.line(), purpose="probe")
+            remote_sent = True
         return device.ask(dialect.identity.query.template, dialect.identity.query.width)
     except InterlockError as error:
-        log.debug("%s: no %s reply: %s", resource, dialect.name, error)
+        log.debug("%s: no reply to %s: %s", where, dialect.identity.query.template, error)
         return None
     finally:
+        with contextlib.suppress(InterlockError):
+            if remote_sent and local is not None:
+                if not device.transport.is_open:  # a timeout poisons the link: a fresh one
+                    device.transport.open()
+                device.command(local.line(), purpose="probe")
         with contextlib.suppress(InterlockError):
             device.transport.close()
 
 
-def _board(resource: str, journal: Journal, timeout: float) -> tuple[Dialect, Identified] | None:
-    """A switch unit with a driver of its own (the RB8): its identify, then released."""
-    for dialect in dialects().values():
-        if dialect.kind != "switch":
-            continue
-        board = driver_class(dialect.driver).build(_spec(dialect, resource, journal, timeout))
-        try:
-            board.open()
-            identity = board.identify()
-            if identity.model in dialect.models:
-                board.release()  # no host watchdog left running behind us
-                return dialect, identity
-        except InterlockError as error:
-            log.debug("%s: not a %s: %s", resource, dialect.name, error)
-        finally:
-            with contextlib.suppress(InterlockError):
-                board.close()
-    return None
+def _board(dialect: Dialect, port: str, journal: Journal, timeout: float) -> Identified | None:
+    """A switch unit identified by its own driver (the RB8's frames, the Numato's ver);
+    one with a host watchdog is released after (relays open, the watchdog disarmed), as
+    no host drives it."""
+    board = driver_class(dialect.driver).build(DriverSpec("probe", dialect, port, journal, timeout))
+    try:
+        board.open()
+        identity = board.identify()
+        if identity.model not in dialect.models:
+            return None
+        if dialect.capabilities.watchdog:
+            board.release()  # no host watchdog left running behind us
+        return identity
+    except InterlockError as error:
+        log.debug("%s: not a %s: %s", port, dialect.name, error)
+        return None
+    finally:
+        with contextlib.suppress(InterlockError):
+            board.close()
 
 
 # -- what it prints ----------------------------------------------------------------------
@@ -209,7 +313,14 @@ def stanza(name: str, found: Found) -> str:
     """The ``[instruments.<name>]`` stanza for bench.toml."""
     assert found.dialect is not None and found.identity is not None
     ident = found.identity
-    where = "resource" if _SOCKET.fullmatch(found.resource) or "::" in found.resource else "port"
+    # Where bench.toml looks for it is its dialect's: a port for pyserial, else a resource.
+    port = serial_port(found.resource)
+    kind = found.dialect.link.kind
+    where = f'resource = "{found.resource}"'
+    if port is not None and kind == "serial":
+        where = f'port = "{port}"'
+    elif port is not None:
+        where = f'resource = "ASRL{port}::INSTR"'
     fields = [f'maker = "{ident.maker}"', f'model = "{ident.model}"']
     if ident.serial:
         fields.append(f'serial = "{ident.serial}"')
@@ -217,7 +328,7 @@ def stanza(name: str, found: Found) -> str:
         [
             f"[instruments.{name}]",
             f'driver = "{found.dialect.driver}"',
-            f'{where} = "{found.resource}"',
+            where,
             f"identity = {{ {', '.join(fields)} }}",
         ]
     )

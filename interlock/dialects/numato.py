@@ -24,6 +24,9 @@ def address(channel: int) -> str:
 
 def identify(device: Any) -> tuple[str, str, str, str]:
     """Maker, model, serial (the user ID) and firmware, as the module tells them."""
+    # An empty line first: it ends whatever an earlier host (or a question in another
+    # family's line ends) left unended, which the module would read as part of ``ver``.
+    device.reply_to("")
     version = device.reply_to("ver")
     user_id = device.reply_to("id get")
     states = device.reply_to("relay readall")
