@@ -27,7 +27,11 @@ Kinds and their payloads (``?`` marks an optional key):
               "psu", "query": "VOLT? (@1)", "reply": "5.000", "net"?,
               "quantity"?, "value"?: 5.0, "expected"?: 5.0, "ok"?: true}``
 ``measurement`` what was measured on a net. ``{"net": "VBUS", "voltage"?: 24.01,
-              "current"?: 0.2, "resistance"?: ...}``
+              "current"?: 0.2, "resistance"?: ...}``; or, for the nets of one
+              supply read in one exchange (the monitor's pass, since entries
+              came one per net before), ``{"instrument": "psu1", "nets":
+              {"VBUS": {"voltage": 24.01, "current": 0.2}, ...}}``. Readers
+              take both forms through :func:`net_readings`.
 ``state``     a state-machine transition. ``{"from": "armed", "to": "live",
               "trigger": "energise"}``
 ``fault``     a fault (latched by the controller). ``{"cause": "readback",
@@ -202,6 +206,20 @@ def computed_hash(entry: Entry) -> str:
         payload_json=entry.payload_json,
         prev_hash=entry.prev_hash,
     )
+
+
+def net_readings(payload: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A ``measurement`` payload's readings by net, whichever form it has: one net's
+    (``"net"`` and its values) or several (``"nets"``). Anything else reads as none."""
+    nets = payload.get("nets")
+    if isinstance(nets, Mapping):
+        return {
+            str(net): dict(values) for net, values in nets.items() if isinstance(values, Mapping)
+        }
+    net = payload.get("net")
+    if isinstance(net, str):
+        return {net: {k: v for k, v in payload.items() if k != "net"}}
+    return {}
 
 
 def data_fields(data: bytes) -> dict[str, str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from interlock.errors import InvalidArgument, JournalCorrupt, JournalError
-from interlock.journal.entries import Entry, Kind
+from interlock.journal.entries import Entry, Kind, net_readings
 from interlock.journal.reader import JournalReader
 from interlock.journal.render import describe, value_text
 from interlock.journal.verify import VerifyReport, verify_journal
@@ -86,11 +86,15 @@ def _summary(entries: list[Entry]) -> str:
         return f"{n} {noun}" + ("" if n == 1 else "s")
 
     refused = sum(1 for e in entries if e.kind == Kind.VERDICT and not e.payload.get("allowed"))
+    # A net's reading each, whether an entry holds one net's or a supply's.
+    readings = sum(
+        max(1, len(net_readings(e.payload))) for e in entries if e.kind == Kind.MEASUREMENT
+    )
     parts = [
         f"{count(kinds[Kind.REQUEST], 'request')} ({refused} refused)",
         count(kinds[Kind.COMMAND], "command"),
         count(kinds[Kind.READBACK], "readback"),
-        count(kinds[Kind.MEASUREMENT], "measurement"),
+        count(readings, "measurement"),
         count(kinds[Kind.FAULT], "fault"),
         count(kinds[Kind.OPERATOR], "operator action"),
     ]
@@ -171,10 +175,17 @@ def _series(entries: list[Entry], t0: float) -> dict[str, _NetSeries]:
 
     for entry in entries:
         p = entry.payload
+        t = entry.mono_time - t0
+        if entry.kind == Kind.MEASUREMENT:
+            for name, values in net_readings(p).items():
+                if isinstance(values.get("voltage"), int | float):
+                    net(name).measured_v.append((t, float(values["voltage"])))
+                if isinstance(values.get("current"), int | float):
+                    net(name).measured_i.append((t, float(values["current"])))
+            continue
         name = p.get("net")
         if not isinstance(name, str):
             continue
-        t = entry.mono_time - t0
         if entry.kind == Kind.COMMAND and "value" in p:
             quantity, value = p.get("quantity"), p["value"]
             if quantity == "voltage" and isinstance(value, int | float):
@@ -183,11 +194,6 @@ def _series(entries: list[Entry], t0: float) -> dict[str, _NetSeries]:
                 net(name).commanded_i.append((t, float(value)))
             elif quantity == "output" and isinstance(value, bool):
                 net(name).output.append((t, value))
-        elif entry.kind == Kind.MEASUREMENT:
-            if isinstance(p.get("voltage"), int | float):
-                net(name).measured_v.append((t, float(p["voltage"])))
-            if isinstance(p.get("current"), int | float):
-                net(name).measured_i.append((t, float(p["current"])))
     return nets
 
 

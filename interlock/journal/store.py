@@ -728,6 +728,18 @@ class Journal:
     def measurement(self, net: str, *, durable: bool = True, **values: Any) -> Entry | Pending:
         return self._record(Kind.MEASUREMENT, {**values, "net": net}, None, durable)
 
+    def measurements(
+        self,
+        instrument: str,
+        readings: Mapping[str, Mapping[str, float]],
+        *,
+        durable: bool = True,
+    ) -> Entry | Pending:
+        """The nets of one instrument read in one exchange, in one entry: ``readings``
+        maps each net to its values (``voltage``, ``current``)."""
+        payload = {"instrument": instrument, "nets": {n: dict(v) for n, v in readings.items()}}
+        return self._record(Kind.MEASUREMENT, payload, None, durable)
+
     def state(
         self, source: str, dest: str, trigger: str, *, durable: bool = True, **details: Any
     ) -> Entry | Pending:
