@@ -139,8 +139,20 @@ class SystemClock:
         return time.monotonic()
 
 
+# The last second format_wall wrote, and its text up to the seconds: entries come many
+# a second, and the text of the second is most of the cost of formatting one.
+_second: tuple[tuple[int, int, int, int, int, int], str] = ((0, 0, 0, 0, 0, 0), "")
+
+
 def format_wall(moment: datetime) -> str:
     """UTC, fixed width, so wall times sort and compare as text."""
+    global _second
+    if moment.tzinfo is UTC and type(moment) is datetime and moment.year >= 1000:
+        key = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+        last = _second  # one read: another thread may replace it meanwhile
+        if last[0] != key:
+            last = _second = (key, moment.strftime("%Y-%m-%dT%H:%M:%S"))
+        return f"{last[1]}.{moment.microsecond:06d}Z"
     if moment.tzinfo is None:
         raise JournalError(f"wall time must be timezone-aware, got {moment!r}")
     utc = moment.astimezone(UTC)

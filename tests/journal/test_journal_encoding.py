@@ -325,3 +325,25 @@ def test_canonical_payload_is_the_reference_for_any_payload(payload):
             canonical_payload(payload)
     else:
         assert canonical_payload(payload) == expected
+
+
+@given(
+    moments=st.lists(
+        st.datetimes(
+            min_value=datetime(1, 1, 1),
+            timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(0))]),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_wall_times_are_strftime_text_whatever_came_before(moments):
+    # The text of a second is kept from one entry to the next: any sequence of times
+    # (the same second, a new one, an older one) must still read as strftime's.
+    for moment in moments:
+        utc = moment.astimezone(UTC)
+        if utc.year >= 1000:
+            assert format_wall(moment) == utc.strftime(WALL_FORMAT)
+    again = moments[0]
+    if again.astimezone(UTC).year >= 1000:
+        assert format_wall(again) == again.astimezone(UTC).strftime(WALL_FORMAT)
