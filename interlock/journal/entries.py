@@ -25,7 +25,10 @@ Kinds and their payloads (``?`` marks an optional key):
               of ``"data"``.
 ``readback``  what an instrument reported back for a setting. ``{"instrument":
               "psu", "query": "VOLT? (@1)", "reply": "5.000", "net"?,
-              "quantity"?, "value"?: 5.0, "expected"?: 5.0, "ok"?: true}``
+              "quantity"?, "value"?: 5.0, "expected"?: 5.0, "ok"?: true}``;
+              ``"data"?``: the exact bytes of a pure query whose answer took
+              its ``command`` entry's place (and time) before they were written
+              (:meth:`~interlock.journal.store.Journal.answer`)
 ``measurement`` what was measured on a net. ``{"net": "VBUS", "voltage"?: 24.01,
               "current"?: 0.2, "resistance"?: ...}``; or, for the nets of one
               supply read in one exchange (the monitor's pass, since entries

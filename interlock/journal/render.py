@@ -100,7 +100,8 @@ def _readback(p: dict[str, Any]) -> tuple[str, set[str]]:
         text += f" expected {value_text(p['expected'], str(p.get('quantity', '')))}"
     if "ok" in p:
         text += " OK" if p["ok"] else " MISMATCH"
-    return text, {"instrument", "query", "reply", "expected", "ok", *_SETPOINT_KEYS}
+    # "data": the exact bytes of a pure query answered in its own entry's place.
+    return text, {"instrument", "query", "reply", "expected", "ok", "data", *_SETPOINT_KEYS}
 
 
 def _reading(net: str, values: dict[str, Any]) -> str:
