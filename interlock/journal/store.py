@@ -665,10 +665,11 @@ class Journal:
         asked = getattr(intent, "staged_as", None)
         if isinstance(asked, Pending):
             # With the exact bytes sent, as the query's own entry had them.
-            payload_json, refs = _encode_staged({**payload, **data_fields(intent.data)})
+            merged = {**payload, **data_fields(intent.data)}
+            payload_json, refs = _encode_staged(merged)
             answered = Pending(
                 Kind.READBACK.value,
-                payload,
+                merged,
                 asked.actor,
                 asked.run_id,
                 asked.wall,
