@@ -107,16 +107,13 @@ _encode_hashed = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).enc
 _quote = json.encoder.encode_basestring
 
 
-def _not_json(value: Any) -> Any:
-    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
-
-
 # The C encoder under _encode_payload, made once instead of per call (JSONEncoder.encode
 # makes it anew each time: half the cost of a small payload). Without the check for
-# circular references, which ends in a RecursionError instead (refused all the same).
+# circular references, which ends in a RecursionError instead (refused all the same);
+# JSONEncoder's own default refuses what JSON cannot hold (TypeError), as before.
 _payload_chunks = (
     json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-        None, _not_json, _quote, None, ":", ",", True, False, False
+        None, json.JSONEncoder().default, _quote, None, ":", ",", True, False, False
     )
     if getattr(json.encoder, "c_make_encoder", None) is not None
     else None
