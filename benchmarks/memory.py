@@ -67,8 +67,11 @@ class JournalCounter:
 
     def update(self) -> int:
         head = self._head()
+        # A net's reading each: the monitor's entries hold a supply's nets each.
         (count,) = self.db.execute(
-            "SELECT count(*) FROM entries WHERE seq > ? AND seq <= ? AND kind = 'measurement'",
+            "SELECT coalesce(sum(CASE WHEN json_type(payload, '$.nets') = 'object' "
+            "THEN (SELECT count(*) FROM json_each(payload, '$.nets')) ELSE 1 END), 0) "
+            "FROM entries WHERE seq > ? AND seq <= ? AND kind = 'measurement'",
             (self.seq, head),
         ).fetchone()
         self.measurements += count

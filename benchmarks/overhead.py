@@ -460,7 +460,9 @@ def service_path(rig: Variants, count: int) -> None:
         marks["intent"] = _first(journaled, sent, "command::VOLT")
         marks["set_received"] = _first(received, sent, "VOLT")
         marks["set_readback"] = _first(journaled, sent, "readback::VOLT")
-        marks["query"] = _first(journaled, sent, "command::MEAS")
+        # A query's own entry, or its answer in its place (Journal.answer).
+        asked = [_first(journaled, sent, f"{kind}::MEAS") for kind in ("command", "readback")]
+        marks["query"] = min((at for at in asked if at is not None), default=None)
         marks["meas_received"] = _first(received, sent, "MEAS")
         marks["measurement"] = _first(journaled, sent, "measurement:")
         if any(v is None or v > done for v in marks.values()):

@@ -1,9 +1,10 @@
 """The monitor: every live net polled at the configured rate, each reading put to the engine.
 
 A pass reads the live nets of one supply in one exchange (a channel list),
-and asks the limit engine (:func:`~interlock.limits.measurements.check_live`)
-about each reading; the first finding trips the bench. Supplies are polled
-side by side (each has a session of its own), each through
+journals their readings in one entry, and asks the limit engine
+(:func:`~interlock.limits.measurements.check_live`) about each reading; the
+first finding trips the bench. Supplies are polled side by side (each has a
+session of its own), each through
 :meth:`Monitor.poll_supply`, which touches nothing of another supply's; a
 finding trips the bench as soon as its supply has answered, whatever the
 others are doing. A pass commits the journal once, so that what it (or
@@ -122,14 +123,18 @@ class Monitor(Worker):
         before = {n: self._commanded.window(n) for n in nets}
         taken, was = self._clock(), {n: self._commanded.net(n) for n in nets}
         readings = self._instruments.supplies[supply].poll(channels)
-        for net, reading in zip(nets, readings, strict=True):
+        # Every net's reading recorded before any is judged, in one entry for the supply:
+        # an entry per net cost the pass more than the engine's checks of them all.
+        read = list(zip(nets, readings, strict=True))
+        values = {net: {"voltage": r.volts, "current": r.amps} for net, r in read}
+        self._journal.measurements(supply, values, durable=False)
+        for net, reading in read:
             volts, amps = reading.volts, reading.amps
             # The setpoints the output may have been at while measured: a step may have
             # happened meanwhile.
             after = self._commanded.window(net)
             window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
             self.note_reading(net, NetReading(volts, amps, taken, was[net]))
-            self._journal.measurement(net, voltage=volts, current=amps, durable=False)
             now = self._commanded.net(net)
             if not now.output:
                 continue  # turned off while we were measuring

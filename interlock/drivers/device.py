@@ -125,14 +125,15 @@ class DialectDevice:
         self.transport.send(intent)
 
     def ask(self, text: str, width: int | None = None, **context: Any) -> str:
-        """A line that only asks: its record staged for the next commit."""
+        """A line that only asks: its record staged for the next commit, and the answer
+        in its place while it waits there (see Journal.answer)."""
         data = text + self._end
         if is_pure_query(data.encode("ascii", "replace")):
             intent = self.journal.query_intent(self.name, data, **context)
         else:
             intent = self.journal.command_intent(self.name, data, **context)
         reply = self.transport.exchange(intent, width)
-        self.journal.readback(self.name, text, reply, durable=False, **context)
+        self.journal.answer(intent, text, reply, **context)
         return reply
 
     def set_and_ask(self, text: str, width: int | None = None, **context: Any) -> str:

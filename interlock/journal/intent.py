@@ -164,10 +164,11 @@ class QueryIntent(DurableIntent):
 
     Made only by :meth:`~interlock.journal.store.Journal.query_intent`, which
     refuses anything that is not a pure query (:func:`is_pure_query`). ``seq``
-    is 0 until the entry is written.
+    is 0 until the entry is written. ``staged_as`` is its entry while staged (for the
+    journal to put the answer in its place: :meth:`~interlock.journal.store.Journal.answer`).
     """
 
-    __slots__ = ()
+    __slots__ = ("staged_as",)
 
     def __repr__(self) -> str:
         return f"QueryIntent(instrument={self.instrument!r}, data={self.data!r})"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interlock.journal.entries import FAILED_NOTE_PREFIX, Entry, Kind
+from interlock.journal.entries import FAILED_NOTE_PREFIX, Entry, Kind, net_readings
 
 # The safe state's measurements of a net (stray voltage, resistance) are the
 # DMM's, taken with the output off: not the output's trace.
@@ -134,15 +134,17 @@ def run_story(entries: list[Entry]) -> RunStory:
                 series(name).output.append((t, p["value"]))
             elif p.get("value") is False:
                 all_off(t)  # the safe state: every output off in one command
-        elif entry.kind == Kind.MEASUREMENT and name is not None:
+        elif entry.kind == Kind.MEASUREMENT:
             if p.get("purpose") in _NOT_THE_OUTPUT:
                 continue
-            volts, amps = _number(p.get("voltage")), _number(p.get("current"))
-            if volts is not None:
-                series(name).measured_v.append((t, volts))
-            if amps is not None:
-                series(name).measured_i.append((t, amps))
-            last_measured = Mark(t, "measured", "", name, value=volts, current=amps)
+            # One net's reading, or a monitor pass's of every net on a supply.
+            for measured, values in net_readings(p).items():
+                volts, amps = _number(values.get("voltage")), _number(values.get("current"))
+                if volts is not None:
+                    series(measured).measured_v.append((t, volts))
+                if amps is not None:
+                    series(measured).measured_i.append((t, amps))
+                last_measured = Mark(t, "measured", "", measured, value=volts, current=amps)
         elif entry.kind == Kind.FAULT:
             if first_fault is None:
                 first_fault = (t, p)

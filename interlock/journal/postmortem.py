@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from interlock.errors import InvalidArgument, JournalCorrupt, JournalError
-from interlock.journal.entries import Entry, Kind
+from interlock.journal.entries import Entry, Kind, net_readings
 from interlock.journal.plot import plot_run
 from interlock.journal.reader import JournalReader
 from interlock.journal.render import describe, value_text
@@ -86,11 +86,15 @@ def _summary(entries: list[Entry]) -> str:
         return f"{n} {noun}" + ("" if n == 1 else "s")
 
     refused = sum(1 for e in entries if e.kind == Kind.VERDICT and not e.payload.get("allowed"))
+    # A net's reading each, whether an entry holds one net's or a supply's.
+    readings = sum(
+        max(1, len(net_readings(e.payload))) for e in entries if e.kind == Kind.MEASUREMENT
+    )
     parts = [
         f"{count(kinds[Kind.REQUEST], 'request')} ({refused} refused)",
         count(kinds[Kind.COMMAND], "command"),
         count(kinds[Kind.READBACK], "readback"),
-        count(kinds[Kind.MEASUREMENT], "measurement"),
+        count(readings, "measurement"),
         count(kinds[Kind.FAULT], "fault"),
         count(kinds[Kind.OPERATOR], "operator action"),
     ]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from interlock.engineering import amount
-from interlock.journal.entries import Entry, Kind, payload_data
+from interlock.journal.entries import Entry, Kind, net_readings, payload_data
 
 # Units of the SI floats a payload key or a limit name carries, by its ending
 # ("max_voltage", "live_min_current"). A name that says nothing gets no unit:
@@ -117,15 +117,24 @@ def _readback(p: dict[str, Any]) -> tuple[str, set[str]]:
         text += f" expected {value_text(p['expected'], str(p.get('quantity', '')))}"
     if "ok" in p:
         text += " OK" if p["ok"] else " MISMATCH"
-    return text, {"instrument", "query", "reply", "expected", "ok", *_SETPOINT_KEYS}
+    # "data": the exact bytes of a pure query answered in its own entry's place.
+    return text, {"instrument", "query", "reply", "expected", "ok", "data", *_SETPOINT_KEYS}
+
+
+def _reading(net: str, values: dict[str, Any]) -> str:
+    parts = [net]
+    for key in ("voltage", "current", "resistance"):
+        if key in values:
+            parts.append(value_text(values[key], key))
+    return " ".join(parts)
 
 
 def _measurement(p: dict[str, Any]) -> tuple[str, set[str]]:
-    parts = [str(p.get("net", "?"))]
-    for key in ("voltage", "current", "resistance"):
-        if key in p:
-            parts.append(value_text(p[key], key))
-    return " ".join(parts), {"net", "voltage", "current", "resistance"}
+    if "nets" in p:  # the nets of one instrument, read in one exchange
+        readings = net_readings(p)
+        text = "; ".join(_reading(net, values) for net, values in readings.items())
+        return f"{p.get('instrument', '?')}: {text or '?'}", {"instrument", "nets"}
+    return _reading(str(p.get("net", "?")), p), {"net", "voltage", "current", "resistance"}
 
 
 def _state(p: dict[str, Any]) -> tuple[str, set[str]]:

@@ -139,8 +139,20 @@ class SystemClock:
         return time.monotonic()
 
 
+# The last second format_wall wrote, and its text up to the seconds: entries come many
+# a second, and the text of the second is most of the cost of formatting one.
+_second: tuple[tuple[int, int, int, int, int, int], str] = ((0, 0, 0, 0, 0, 0), "")
+
+
 def format_wall(moment: datetime) -> str:
     """UTC, fixed width, so wall times sort and compare as text."""
+    global _second
+    if moment.tzinfo is UTC and type(moment) is datetime and moment.year >= 1000:
+        key = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+        last = _second  # one read: another thread may replace it meanwhile
+        if last[0] != key:
+            last = _second = (key, moment.strftime("%Y-%m-%dT%H:%M:%S"))
+        return f"{last[1]}.{moment.microsecond:06d}Z"
     if moment.tzinfo is None:
         raise JournalError(f"wall time must be timezone-aware, got {moment!r}")
     utc = moment.astimezone(UTC)
@@ -254,6 +266,9 @@ class Journal:
         self._tx_checked: Point | None = None
         self._tx_reanchor = False
         self._staged_lock = threading.Lock()
+        # How many of the first staged entries a write transaction has taken (they may
+        # no longer be replaced: see answer()).
+        self._writing = 0
         self._access = access
         self._conn: sqlite3.Connection | None = connect(
             self.path, create=True, busy_timeout=busy_timeout, access=access
@@ -342,6 +357,7 @@ class Journal:
                 raise JournalError(f"{self.path}: cannot start a write: {exc}") from exc
             with self._staged_lock:
                 staged = self._staged[:]
+                self._writing = len(staged)  # these are this transaction's now
             try:
                 # The chain's head is read once per transaction and written once at its end.
                 self._tx_start = self._head(conn)
@@ -355,8 +371,11 @@ class Journal:
                 conn.execute("COMMIT")
                 with self._staged_lock:
                     del self._staged[: len(staged)]
+                    self._writing = 0
                 committed = (self._tx_start, self._tx_head, self._tx_checked, self._tx_reanchor)
             except BaseException as exc:
+                with self._staged_lock:
+                    self._writing = 0  # still staged, for the next commit
                 for pending in staged:
                     pending.seq = None
                 with contextlib.suppress(sqlite3.Error):
@@ -625,8 +644,47 @@ class Journal:
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         if not is_pure_query(raw):
             raise JournalError(f"not a pure query, journal it durably first: {raw!r}")
-        self._stage(Kind.COMMAND, _command_payload(instrument, raw, context, query=True), actor)
-        return QueryIntent(_JOURNAL_TOKEN, seq=0, instrument=instrument, data=raw, entry_hash="")
+        payload = _command_payload(instrument, raw, context, query=True)
+        pending = self._stage(Kind.COMMAND, payload, actor)
+        intent = QueryIntent(_JOURNAL_TOKEN, seq=0, instrument=instrument, data=raw, entry_hash="")
+        object.__setattr__(intent, "staged_as", pending)
+        return intent
+
+    def answer(
+        self, intent: DurableIntent, query: str, reply: str, **details: Any
+    ) -> Entry | Pending:
+        """What ``intent``'s instrument answered, as a ``readback`` (staged).
+
+        The answer to a pure query whose entry is still staged takes that entry's
+        place and time (when the query went out), with its exact bytes (``data``):
+        the two would carry the same facts and the answer one more, and they would
+        go to disk in the same commit. Once a commit has taken the query's entry,
+        or for a line that set something, the answer is a readback of its own.
+        """
+        payload = {**details, "instrument": intent.instrument, "query": query, "reply": reply}
+        asked = getattr(intent, "staged_as", None)
+        if isinstance(asked, Pending):
+            # With the exact bytes sent, as the query's own entry had them.
+            merged = {**payload, **data_fields(intent.data)}
+            payload_json, refs = _encode_staged(merged)
+            answered = Pending(
+                Kind.READBACK.value,
+                merged,
+                asked.actor,
+                asked.run_id,
+                asked.wall,
+                asked.mono,
+                asked._wall_time,
+                payload_json,
+                refs,
+            )
+            with self._staged_lock:
+                staged = self._staged
+                for i in range(len(staged) - 1, self._writing - 1, -1):
+                    if staged[i] is asked:
+                        staged[i] = answered
+                        return answered
+        return self._stage(Kind.READBACK, payload, None)
 
     def command_intent(
         self, instrument: str, data: bytes | str, *, actor: str | None = None, **context: Any
@@ -727,6 +785,18 @@ class Journal:
 
     def measurement(self, net: str, *, durable: bool = True, **values: Any) -> Entry | Pending:
         return self._record(Kind.MEASUREMENT, {**values, "net": net}, None, durable)
+
+    def measurements(
+        self,
+        instrument: str,
+        readings: Mapping[str, Mapping[str, float]],
+        *,
+        durable: bool = True,
+    ) -> Entry | Pending:
+        """The nets of one instrument read in one exchange, in one entry: ``readings``
+        maps each net to its values (``voltage``, ``current``)."""
+        payload = {"instrument": instrument, "nets": {n: dict(v) for n, v in readings.items()}}
+        return self._record(Kind.MEASUREMENT, payload, None, durable)
 
     def state(
         self, source: str, dest: str, trigger: str, *, durable: bool = True, **details: Any

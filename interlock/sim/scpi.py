@@ -235,6 +235,11 @@ class _Entry:
     handler: Handler
 
 
+# Headers whose lookup is remembered per command set: a poll repeats a few headers
+# (the monitor's five queries, the setpoints) and a walk of the tree costs more than
+# the rest of the exchange. Bounded, as headers come from the wire.
+_LOOKUPS_KEPT = 256
+
 _HEADER = re.compile(r"(\*[A-Za-z]+|:?[A-Za-z][A-Za-z0-9]*(?::[A-Za-z][A-Za-z0-9]*)*)(\?)?")
 
 
@@ -244,18 +249,35 @@ class CommandSet:
     def __init__(self, errors: ErrorQueue, undefined_detail: str = "") -> None:
         self.errors = errors
         self._entries: list[_Entry] = []
+        self._looked_up: dict[
+            tuple[tuple[str, ...], bool], tuple[Handler, tuple[int | None, ...]] | None
+        ] = {}
         # what the family appends to -113 (Rigol: "keyword cannot be found")
         self.undefined_detail = undefined_detail
 
     def command(self, pattern: str, handler: Handler) -> None:
         self._entries.append(_Entry(parse_pattern(pattern), False, handler))
+        self._looked_up.clear()
 
     def query(self, pattern: str, handler: Handler) -> None:
         self._entries.append(_Entry(parse_pattern(pattern), True, handler))
+        self._looked_up.clear()
 
     def _lookup(
         self, words: list[str], query: bool
     ) -> tuple[Handler, tuple[int | None, ...]] | None:
+        key = (tuple(words), query)
+        try:
+            return self._looked_up[key]
+        except KeyError:
+            pass
+        found = self._walk(words, query)
+        if len(self._looked_up) >= _LOOKUPS_KEPT:
+            self._looked_up.clear()
+        self._looked_up[key] = found
+        return found
+
+    def _walk(self, words: list[str], query: bool) -> tuple[Handler, tuple[int | None, ...]] | None:
         for entry in self._entries:
             if entry.query == query:
                 suffixes = _match_nodes(entry.nodes, words)

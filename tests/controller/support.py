@@ -121,7 +121,9 @@ def assert_intents_before_commands(rig: Rig) -> None:
     wire order may differ from the journal order: each received line is
     matched to the earliest unused intent with the same bytes written before it.
     The truth is read first: whatever it holds arrived after its intent was on
-    disk, so the journal read after it holds every intent needed.
+    disk, so the journal read after it holds every intent needed. A pure query's
+    record is its command entry, or its answer, which takes that entry's place,
+    time and bytes while both wait for a commit (Journal.answer).
     """
     truth = rig.truth()
     rig.journal.flush()  # pure queries are journaled with the next commit
@@ -129,7 +131,8 @@ def assert_intents_before_commands(rig: Rig) -> None:
         intents: dict[tuple[str, str], list[float]] = {}
         for entry in reader.entries():
             # A record written after its command went out (journal down) is no intent.
-            if entry.kind == "command" and "unjournaled" not in entry.payload:
+            asked = entry.kind == "readback" and "data" in entry.payload
+            if (entry.kind == "command" or asked) and "unjournaled" not in entry.payload:
                 line = payload_data(entry.payload).decode().rstrip("\r\n")
                 intents.setdefault((entry.payload["instrument"], line), []).append(entry.mono_time)
     for instrument, record in truth["instruments"].items():

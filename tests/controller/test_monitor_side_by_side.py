@@ -85,3 +85,36 @@ def test_a_finding_trips_without_waiting_for_a_slower_supply(tmp_path, monkeypat
         slow_answers.set()
         monitor.stop()
         journal.close()
+
+
+def test_a_pass_journals_one_entry_per_supply_with_every_nets_reading(tmp_path, monkeypatch):
+    from interlock.journal import JournalReader
+    from interlock.journal.entries import Kind, net_readings
+
+    barrier = threading.Barrier(2, timeout=5)
+    supplies = {name: Supply(barrier) for name in ("psu1", "psu2")}
+    trips: list[str] = []
+    # A finding on psu1's first net: its other nets' readings are on the record too.
+    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on="psu1-a")
+    ports = {
+        f"{name}-{c}": SimpleNamespace(supply=name, channel=i)
+        for name in supplies
+        for i, c in enumerate("abc", start=1)
+    }
+    monitor._instruments.ports = ports
+    monitor._limits = lambda: SimpleNamespace(nets=ports)
+    monitor._commanded.live_nets = set(ports)
+    try:
+        monitor.poll_live_nets()
+        journal.flush()
+    finally:
+        monitor.stop()
+        journal.close()
+    assert trips == ["psu1-a: out of its envelope"]
+    with JournalReader(journal.path) as reader:
+        entries = [e for e in reader.entries() if e.kind == Kind.MEASUREMENT]
+    by_supply = {e.payload["instrument"]: net_readings(e.payload) for e in entries}
+    assert len(entries) == 2
+    assert by_supply == {
+        name: {f"{name}-{c}": {"voltage": 5.0, "current": 0.1} for c in "abc"} for name in supplies
+    }

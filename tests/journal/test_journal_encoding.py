@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from interlock.errors import JournalError
 from interlock.journal import Journal, JournalReader, Kind, store, verify_journal
@@ -275,3 +278,72 @@ def test_a_reference_to_an_entry_never_written_is_null(journal, journal_path):
     journal.verdict(False, request=never, durable=False)
     journal.flush()
     assert journal.last().payload == {"allowed": False, "request": None}
+
+
+# Whatever the fields: the writer's text is the reference's, or both refuse it alike.
+_text = st.text(st.characters(codec=None, blacklist_categories=()))
+_floats = st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True) | st.sampled_from(
+    [1e308, -1e308, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308]
+)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | _floats | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _outcome(function, *args):
+    try:
+        return function(*args)
+    except (JournalError, ValueError, TypeError) as error:  # UnicodeEncodeError: ValueError
+        return type(error)
+
+
+@given(
+    seq=st.integers(min_value=-(2**70), max_value=2**70) | st.booleans(),
+    wall=_text,
+    mono=_floats | st.integers(min_value=-(2**60), max_value=2**60),
+    fields=st.lists(_text, min_size=6, max_size=6),
+)
+def test_entry_hash_is_the_reference_for_any_fields(seq, wall, mono, fields):
+    bench, run_id, kind, actor, payload, prev = fields
+    row = (seq, wall, mono, bench, run_id, kind, actor, payload, prev)
+    ours = _outcome(entry_hash, *row)
+    if isinstance(mono, float) and not math.isfinite(mono):
+        assert ours is JournalError
+    else:
+        assert ours == _outcome(reference_hash, (*row, None))
+
+
+@given(payload=st.dictionaries(_text | st.integers() | _floats, _json, max_size=6))
+def test_canonical_payload_is_the_reference_for_any_payload(payload):
+    try:
+        expected = reference_payload(payload)
+        expected.encode("utf-8")
+    except (TypeError, ValueError):
+        with pytest.raises(JournalError, match="not plain JSON"):
+            canonical_payload(payload)
+    else:
+        assert canonical_payload(payload) == expected
+
+
+@given(
+    moments=st.lists(
+        st.datetimes(
+            min_value=datetime(1, 1, 1),
+            timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(0))]),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_wall_times_are_strftime_text_whatever_came_before(moments):
+    # The text of a second is kept from one entry to the next: any sequence of times
+    # (the same second, a new one, an older one) must still read as strftime's.
+    for moment in moments:
+        utc = moment.astimezone(UTC)
+        if utc.year >= 1000:
+            assert format_wall(moment) == utc.strftime(WALL_FORMAT)
+    again = moments[0]
+    if again.astimezone(UTC).year >= 1000:
+        assert format_wall(again) == again.astimezone(UTC).strftime(WALL_FORMAT)

@@ -112,3 +112,74 @@ def test_text_that_is_not_unicode_is_refused_at_staging_and_poisons_nothing(jour
     assert journal.staged == 0
     entry = journal.append("request", {"net": "VLOGIC"})
     assert entry.payload == {"net": "VLOGIC"}
+
+
+def test_the_answer_to_a_staged_query_takes_its_place_time_and_bytes(tmp_path):
+    path = tmp_path / "j.sqlite"
+    line = "MEAS:VOLT? (@1)\n"
+    with Journal(path, bench="b") as journal:
+        journal.request("alice", "script", "measure", net="VBUS", durable=False)
+        intent = journal.query_intent("psu", line)
+        asked_at = intent.staged_as.mono
+        journal.verdict(True, durable=False)  # staged by anyone in between: it stays after
+        journal.answer(intent, line.rstrip(), "+5.0E+00", net="VBUS")
+        assert journal.staged == 3
+        journal.flush()
+        entries = [journal.last()]
+    written = kinds(path)
+    assert [k for k, _ in written] == ["request", "readback", "verdict"]
+    assert written[1][1] == {
+        "data": line,
+        "instrument": "psu",
+        "net": "VBUS",
+        "query": "MEAS:VOLT? (@1)",
+        "reply": "+5.0E+00",
+    }
+    with JournalReader(path) as reader:
+        assert next(reader.entries(after_seq=1)).mono_time == asked_at
+    assert entries[0].kind == "verdict"
+    assert verify_journal(path).entries == 3
+
+
+def test_a_query_already_written_keeps_its_entry_and_the_answer_gets_its_own(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with Journal(path, bench="b") as journal:
+        intent = journal.query_intent("psu", "*IDN?\n")
+        journal.flush()  # another thread's commit took the query's entry meanwhile
+        journal.answer(intent, "*IDN?", "KEYSIGHT,E36312A,1,2")
+        durable = journal.command_intent("psu", "VOLT 5,(@1);:VOLT? (@1)\n")
+        journal.answer(durable, "VOLT 5,(@1);:VOLT? (@1)", "+5.0")  # a line that set
+    assert [(k, p.get("query")) for k, p in kinds(path)] == [
+        ("command", True),
+        ("readback", "*IDN?"),
+        ("command", None),
+        ("readback", "VOLT 5,(@1);:VOLT? (@1)"),
+    ]
+    assert all("data" not in p for k, p in kinds(path) if k == "readback")
+
+
+def test_a_query_taken_by_a_commit_under_way_is_not_replaced(tmp_path, monkeypatch):
+    path = tmp_path / "j.sqlite"
+    with Journal(path, bench="b") as journal:
+        intent = journal.query_intent("psu", "*IDN?\n")
+        insert = journal._insert_staged
+
+        def answered_while_writing(conn, staged, head):  # the answer comes mid-commit
+            journal.answer(intent, "*IDN?", "KEYSIGHT,E36312A,1,2")
+            return insert(conn, staged, head)
+
+        monkeypatch.setattr(journal, "_insert_staged", answered_while_writing)
+        journal.flush()
+        monkeypatch.undo()
+        assert journal.staged == 1  # the answer, for the next commit
+    assert [k for k, _ in kinds(path)] == ["command", "readback"]
+    assert verify_journal(path).entries == 2
+
+
+def test_a_query_that_got_no_answer_keeps_its_entry(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with Journal(path, bench="b") as journal:
+        journal.query_intent("psu", "MEAS:VOLT? (@1)\n")  # then the exchange timed out
+    assert kinds(path) == [
+        ("command", {"data": "MEAS:VOLT? (@1)\n", "instrument": "psu", "query": True})
+    ]

@@ -33,7 +33,7 @@ NOT_QUANTITIES = [
     r"\b[A-Z][A-Za-z]*-?\d+\b",  # names with digits: MDB-24, CH2, K7
     r"firmware=[^\],]*",
 ]
-UNITS = r"([mµukM]?(V/s|V|A|W|Ohm|ohm|Ω|s)|%)"
+UNITS = r"([GMkmµun]?(V/s|V|A|W|Ohm|ohm|Ω|s)|%)"
 NUMBER = re.compile(r"(?<![\w.+-])[-+]?\d+(\.\d+)?(e[-+]?\d+)?")
 
 

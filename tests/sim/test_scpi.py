@@ -177,3 +177,31 @@ def test_the_undefined_header_detail_is_the_familys():
     errors = ErrorQueue()
     CommandSet(errors, undefined_detail="keyword cannot be found").execute(":FOO:BAR")
     assert errors.pop() == '-113,"Undefined header;keyword cannot be found"'
+
+
+def test_a_repeated_header_is_looked_up_once_and_a_new_command_is_found(toy, monkeypatch):
+    import interlock.sim.scpi as scpi
+
+    commands, errors, _ = toy
+    walks = []
+    match = scpi._match_nodes
+    monkeypatch.setattr(scpi, "_match_nodes", lambda *a: walks.append(a) or match(*a))
+    for _ in range(3):
+        assert commands.execute("MEAS:VOLT?;:MEAS:CURR?") == "M;I"
+    walked = len(walks)
+    assert commands.execute("MEAS:VOLT?;:MEAS:CURR?") == "M;I"
+    assert len(walks) == walked  # remembered: no walk of the tree
+    assert commands.execute("OUTP?") is None and errors.codes() == [-113]
+    commands.query("OUTPut[:STATe]", lambda p: "0")  # registering forgets what was looked up
+    assert commands.execute("OUTP?") == "0"
+    assert errors.codes() == [-113]  # the one before it was registered
+
+
+def test_the_lookups_remembered_are_bounded(toy):
+    import interlock.sim.scpi as scpi
+
+    commands, _, _ = toy
+    for i in range(3 * scpi._LOOKUPS_KEPT):
+        commands.execute(f"FOO{i}:BAR?")
+    assert len(commands._looked_up) <= scpi._LOOKUPS_KEPT
+    assert commands.execute("*IDN?") == "ID"
