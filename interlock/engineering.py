@@ -16,15 +16,19 @@ PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "
 DIGITS = 6
 # Megavolts and gigamperes are no bench's: a value that large reads plainer as 3e+07 V
 # (and "MV" is one letter from "mV"). Resistances go to gigaohms.
-LARGEST = {"ohm": 1e12}
+LARGEST = {"ohm": 1e12, "Ω": 1e12}
 
 
-def amount(value: float, unit: str, *, digits: int = DIGITS) -> str:
-    """``value`` (in ``unit``, SI) with an engineering prefix: 0.2, "A" -> ``"200 mA"``."""
+def amount(value: float, unit: str, *, digits: int = DIGITS, largest: float | None = None) -> str:
+    """``value`` (in ``unit``, SI) with an engineering prefix: 0.2, "A" -> ``"200 mA"``.
+
+    ``largest``: the magnitude from which no prefix is used (default: by unit, as
+    :data:`LARGEST` says, else a million)."""
     if value == 0 or not math.isfinite(value):
         return f"{value:.{digits}g} {unit}"
     magnitude = abs(value)
-    largest = LARGEST.get(unit.lower(), 1e6)
+    if largest is None:
+        largest = LARGEST.get(unit.lower(), LARGEST.get(unit, 1e6))
     if magnitude >= largest or magnitude < 1e-9:
         return f"{value:.{digits}g} {unit}"
     for factor, prefix in PREFIXES:

@@ -121,4 +121,5 @@ def format_quantity(value: float, dimension: Dimension, *, digits: int = 6) -> s
     """
     if dimension is RATIO:
         return f"{value * 100:.{digits}g} %"
-    return amount(value, dimension.symbol, digits=digits)
+    # A configuration's bounds go to gigaohms and beyond: every prefix.
+    return amount(value, dimension.symbol, digits=digits, largest=math.inf)
