@@ -138,7 +138,7 @@ class Monitor(Worker):
             now = self._commanded.net(net)
             if not now.output:
                 continue  # turned off while we were measuring
-            if now.changed_at != was[net].changed_at:
+            if now.on_at != was[net].on_at:
                 continue  # turned off and on again while we were measuring: the next pass judges it
             finding = check_live(
                 limits,

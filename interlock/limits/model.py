@@ -138,6 +138,7 @@ class NetState:
     current_limit: float = 0.0  # programmed current limit, A
     output: bool = False
     changed_at: float = -math.inf  # monotonic time of the last live voltage change
+    on_at: float = -math.inf  # monotonic time the output last went on (off -> on)
 
 
 @dataclass(frozen=True)

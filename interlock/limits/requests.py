@@ -62,23 +62,24 @@ def evaluate(limits: PinnedLimits, state: BenchState, request: Request, now: flo
 
 def apply(state: BenchState, request: Request, now: float) -> BenchState:
     """The state after ``request``, unchecked (the engine calls it only once allowed)."""
-    # NetState(voltage, current_limit, output, changed_at), built directly: this runs
-    # for every check of every step, and only the named fields change.
+    # NetState(voltage, current_limit, output, changed_at, on_at), built directly: this
+    # runs for every check of every step, and only the named fields change.
     if isinstance(request, SetVoltage):
         old = state.net(request.net)
         changed_at = now if old.output else old.changed_at
-        new = NetState(float(request.volts), old.current_limit, old.output, changed_at)
+        new = NetState(float(request.volts), old.current_limit, old.output, changed_at, old.on_at)
         return state.with_net(request.net, new)
     if isinstance(request, SetCurrentLimit):
         old = state.net(request.net)
-        new = NetState(old.voltage, float(request.amps), old.output, old.changed_at)
+        new = NetState(old.voltage, float(request.amps), old.output, old.changed_at, old.on_at)
         return state.with_net(request.net, new)
     if isinstance(request, SetOutput):
         old = state.net(request.net)
         on = request.on
-        changed_at = now if on and not old.output else old.changed_at
+        turned_on = on and not old.output
+        changed_at, on_at = (now, now) if turned_on else (old.changed_at, old.on_at)
         return state.with_net(
-            request.net, NetState(old.voltage, old.current_limit, bool(on), changed_at)
+            request.net, NetState(old.voltage, old.current_limit, bool(on), changed_at, on_at)
         )
     if isinstance(request, SetRelay):
         relay = request.relay

@@ -37,7 +37,7 @@ def make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on=None):
     commanded = SimpleNamespace(
         live_nets=set(nets),
         window=lambda net: (5.0, 5.0),
-        net=lambda net: SimpleNamespace(output=True, changed_at=0.0),
+        net=lambda net: SimpleNamespace(output=True, changed_at=0.0, on_at=0.0),
         state=None,
     )
     journal = Journal(tmp_path / "journal.sqlite", bench="test")
@@ -118,3 +118,41 @@ def test_a_pass_journals_one_entry_per_supply_with_every_nets_reading(tmp_path, 
     assert by_supply == {
         name: {f"{name}-{c}": {"voltage": 5.0, "current": 0.1} for c in "abc"} for name in supplies
     }
+
+
+def test_a_setpoint_changed_during_a_pass_does_not_hide_the_reading(tmp_path, monkeypatch):
+    """A client changing a live net's setpoint while the pass reads it (every change sets
+    the net's ``changed_at``) must not keep the reading from the engine: the window covers
+    the change. Only an output turned off and on again meanwhile (``on_at``) waits for the
+    next pass. Skipped on every change, a short under a client commanding without pause
+    went unjudged for pass after pass."""
+    supplies = {"psu": Supply(threading.Barrier(1, timeout=5))}
+    trips: list[str] = []
+    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on="psu-net")
+    changes = iter(range(1, 1000))
+    # Each look at the net finds a newer setpoint change; the output went on once, at 0.
+    monitor._commanded.net = lambda net: SimpleNamespace(
+        output=True, changed_at=float(next(changes)), on_at=0.0
+    )
+    try:
+        monitor.poll_live_nets()
+    finally:
+        monitor.stop()
+        journal.close()
+    assert trips == ["psu-net: out of its envelope"]
+
+
+def test_an_output_turned_off_and_on_during_a_pass_waits_for_the_next(tmp_path, monkeypatch):
+    supplies = {"psu": Supply(threading.Barrier(1, timeout=5))}
+    trips: list[str] = []
+    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on="psu-net")
+    toggles = iter(range(1, 1000))
+    monitor._commanded.net = lambda net: SimpleNamespace(
+        output=True, changed_at=0.0, on_at=float(next(toggles))
+    )
+    try:
+        monitor.poll_live_nets()
+    finally:
+        monitor.stop()
+        journal.close()
+    assert trips == []

@@ -211,3 +211,23 @@ def test_refusal_leaves_state_unchanged(limits):
     state = BenchState()
     decision = evaluate(limits, state, SetVoltage("VBUS", 99.0), 0.0)
     assert decision.state is state
+
+
+def test_the_state_says_when_an_output_last_went_on_apart_from_setpoint_changes():
+    """``on_at`` moves only when an output goes from off to on; ``changed_at`` also moves
+    with every live setpoint change (the monitor tells the two apart)."""
+    from interlock.limits import BenchState, NetState
+    from interlock.limits.requests import apply
+
+    state = BenchState(nets={"N": NetState(voltage=1.0, current_limit=0.1)})
+    on = apply(state, SetOutput("N", True), 10.0).net("N")
+    assert (on.on_at, on.changed_at) == (10.0, 10.0)
+    stepped = apply(state.with_net("N", on), SetVoltage("N", 1.5), 11.0).net("N")
+    assert (stepped.on_at, stepped.changed_at) == (10.0, 11.0)
+    limited = apply(state.with_net("N", stepped), SetCurrentLimit("N", 0.2), 12.0).net("N")
+    assert (limited.on_at, limited.changed_at) == (10.0, 11.0)
+    again = apply(state.with_net("N", limited), SetOutput("N", True), 13.0).net("N")
+    assert again.on_at == 10.0  # already on: not a new turn-on
+    off = apply(state.with_net("N", again), SetOutput("N", False), 14.0).net("N")
+    back = apply(state.with_net("N", off), SetOutput("N", True), 15.0).net("N")
+    assert back.on_at == 15.0
