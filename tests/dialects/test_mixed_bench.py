@@ -147,7 +147,7 @@ THREE_MAKES = [
 ]
 
 
-@pytest.mark.slow  # about 20 s, and its Siglent link is paced 100 ms a line: -m slow
+# About 20 s (its Siglent link is paced 100 ms a line): the suite runs in two processes.
 def test_the_quick_start_sequence_runs_on_a_bench_of_three_makes(sim_bench_factory, tmp_path):
     """VLOGIC on the E36312A, VBUS on a Siglent SPD3303X (a socket with 100 ms between
     lines), the motor on a Keithley 2230 (a selected channel and a general output): the
