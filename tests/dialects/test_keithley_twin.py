@@ -4,13 +4,11 @@ an output switch per channel and a general one, plain decimal replies."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from interlock.sim.dut import Load
 from interlock.sim.instrument import IdentityString
-from tests.dialects.twins import served_twin, visa_client
+from tests.dialects.twins import play_table, served_twin, visa_client
 
 IDENTITY = IdentityString("Keithley instruments", "2230-30-1", "9203269", "1.16-1.04")
 
@@ -55,12 +53,4 @@ def keithley():
 
 
 def test_the_twin_answers_as_the_reference_drivers_say(keithley):
-    for line, reply in TABLE:
-        if isinstance(reply, float):  # the supply's own meter has its noise
-            got = keithley.query(line)
-            assert re.fullmatch(r"-?\d+\.\d+", got), line
-            assert float(got) == pytest.approx(reply, abs=2e-3), line
-        elif reply is None:
-            keithley.write(line)
-        else:
-            assert keithley.query(line) == reply, line
+    play_table(keithley, TABLE)

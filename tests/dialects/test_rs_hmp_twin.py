@@ -4,13 +4,11 @@ general output, OVP always armed, the electronic fuse as over-current protection
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from interlock.sim.dut import Load
 from interlock.sim.instrument import IdentityString
-from tests.dialects.twins import served_twin, visa_client
+from tests.dialects.twins import play_table, served_twin, visa_client
 
 IDENTITY = IdentityString("ROHDE&SCHWARZ", "HMP4040", "109401", "HW50020003/SW2.70")
 
@@ -64,12 +62,4 @@ def hmp():
 
 
 def test_the_twin_answers_as_the_reference_drivers_say(hmp):
-    for line, reply in TABLE:
-        if isinstance(reply, float):  # the supply's own meter has its noise
-            got = hmp.query(line)
-            assert re.fullmatch(r"-?\d+\.\d+", got), line
-            assert float(got) == pytest.approx(reply, abs=2e-3), line
-        elif reply is None:
-            hmp.write(line)
-        else:
-            assert hmp.query(line) == reply, line
+    play_table(hmp, TABLE)

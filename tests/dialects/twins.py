@@ -4,10 +4,12 @@ pyvisa or pyserial client."""
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pytest
 import pyvisa
 from pyvisa.constants import ControlFlow, Parity, StopBits
 
@@ -90,3 +92,18 @@ def visa_client(
         yield session
     finally:
         session.close()
+
+
+def play_table(client: pyvisa.resources.MessageBasedResource, table) -> None:  # type: ignore[no-untyped-def]
+    """Each (line, reply) of a twin's table: a str is the exact reply, None a line that
+    gets none, a float the supply's own meter reading (with its noise: a plain decimal
+    within 2 mV or 2 mA)."""
+    for line, reply in table:
+        if isinstance(reply, float):
+            got = client.query(line)
+            assert re.fullmatch(r"-?\d+\.\d+", got), line
+            assert float(got) == pytest.approx(reply, abs=2e-3), line
+        elif reply is None:
+            client.write(line)
+        else:
+            assert client.query(line) == reply, line
