@@ -310,8 +310,12 @@ class Actuation:
             return False
         psu, channel = self._supply(net)
         with self._gate.actuating():
-            off = not psu.set_output(channel, False, net=net)
+            # Recorded off before the line goes out (as the safe state does): a monitor
+            # pass reading the output between the exchange and the record would see it
+            # off while commanded on, and trip on a change that was asked for. Should
+            # it stay on, the readback below trips.
             self._commanded.set(decision.state)
+            off = not psu.set_output(channel, False, net=net)
         self._commanded.drop_window(net)
         finding = check_output(net, False, not off)
         if finding is not None:

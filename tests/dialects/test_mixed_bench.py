@@ -88,12 +88,9 @@ def test_the_quick_start_sequence_runs_on_a_bench_of_two_makes(sim_bench_factory
         close_rig(rig)
 
 
-# The Korad's bench tests run with -m slow: on a loaded machine its simulated
-# serial link (commands ended by silence, 100 ms apart) can lose or merge a line, and
-# the bench trips (failing safe); not yet made robust.
 @pytest.mark.parametrize(
     "dialect",
-    [pytest.param(d, marks=pytest.mark.slow) if d == "korad-ka" else d for d in SUPPLY_DIALECTS],
+    SUPPLY_DIALECTS,
 )
 def test_quick_start_protection_and_safe_state_on_every_supply_dialect(
     dialect, sim_bench_factory, tmp_path

@@ -54,14 +54,7 @@ def bench_with(tmp_path, dialect_name: str):
     return edited_bench(tmp_path, {"bench.toml": edits})
 
 
-# The Korad's bench tests run with -m slow: on a loaded machine its simulated
-# serial link (commands ended by silence, 100 ms apart) can lose or merge a line, and
-# the bench trips (failing safe); not yet made robust.
-@pytest.fixture(
-    params=[
-        pytest.param(d, marks=pytest.mark.slow) if d == "korad-ka" else d for d in SUPPLY_DIALECTS
-    ]
-)
+@pytest.fixture(params=SUPPLY_DIALECTS)
 def rig(request, sim_bench_factory, tmp_path):
     rig = make_rig(sim_bench_factory, tmp_path, bench=bench_with(tmp_path, request.param))
     yield rig
