@@ -1,0 +1,287 @@
+"""The floor of an emergency stop under a script flood: the least any Python service pays.
+
+A stand-in for any service between scripts and instruments, with none of the
+interlock's work (no limit check, no journal chain, no access control, no
+monitor): one thread per connection on a Unix socket, one JSON line each
+way, one pyvisa-py session per supply (TCP_NODELAY), and one lock held over
+each exchange that changes a setting, which a stop waits for, so that a
+change in flight cannot land after the stop's off line (the least ordering a
+stop needs). Requests:
+
+- ``{"op": "set", "supply": S, "channel": C, "volts": v}``: one durable
+  SQLite commit (WAL, ``synchronous=FULL``), then ``VOLT v,(@C);:VOLT? (@C)``
+  under the lock, the readback compared;
+- ``{"op": "measure", "supply": S, "channel": C}``: the measurement exchange;
+- ``{"op": "status"}``: a small answer, no instrument (the flood);
+- ``{"op": "stop"}``: the lock, one durable commit, and ``OUTP OFF`` with
+  every channel to every supply, one after another (a write each, no reply).
+
+:func:`run` measures it as :mod:`benchmarks.estop_flood` measures the
+service: a keeper changing a setpoint and measuring without pause, flooding
+processes asking ``status`` as fast as they are answered (at the same nice
+level as there), a stop at a random moment, and the time from the request
+to the last supply receiving its off line (the simulator's ground truth).
+Run with the service's figures by ``python -m benchmarks.estop_flood``; alone::
+
+    .venv/bin/python -m benchmarks.stop_floor [--trials 100] [--flooders 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pyvisa
+
+from benchmarks.common import (
+    PYTHON,
+    SimProcess,
+    disable_nagle,
+    make_bench,
+    median,
+    percentile,
+    stop_process,
+)
+
+CONDITIONS = ("quiet", "script")
+
+
+class StopRelay:
+    """The exchanges, the commit and the stop, answered over a socket."""
+
+    def __init__(self, resources: dict[str, str], channels: dict[str, list[int]], db: Path):
+        self.rm = pyvisa.ResourceManager("@py")
+        self.sessions = {}
+        for name, resource in resources.items():
+            session = self.rm.open_resource(
+                resource, read_termination="\n", write_termination="\n", timeout=5000
+            )
+            if not disable_nagle(session):
+                raise RuntimeError("could not set TCP_NODELAY on the pyvisa-py session")
+            self.sessions[name] = session
+        self.channels = channels
+        self.db = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, body TEXT)")
+        self.db_lock = threading.Lock()
+        self.gate = threading.Lock()  # held over a setting's exchange; the stop waits for it
+        self.session_locks = {name: threading.Lock() for name in self.sessions}
+
+    def commit(self, body: dict[str, Any]) -> None:
+        with self.db_lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT INTO entries (body) VALUES (?)", (json.dumps(body),))
+            self.db.execute("COMMIT")
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request["op"]
+        if op == "status":
+            return {"ok": {"state": "live", "nets": len(self.channels)}}
+        if op == "stop":
+            with self.gate:
+                self.commit({"op": "stop"})
+                for name, session in self.sessions.items():
+                    chs = ",".join(map(str, self.channels[name]))
+                    with self.session_locks[name]:
+                        session.write(f"OUTP OFF,(@{chs})")
+            return {"ok": True}
+        supply, channel = request["supply"], int(request["channel"])
+        session = self.sessions[supply]
+        if op == "set":
+            volts = float(request["volts"])
+            self.commit({"supply": supply, "channel": channel, "volts": volts})
+            with self.gate, self.session_locks[supply]:
+                readback = float(session.query(f"VOLT {volts:g},(@{channel});:VOLT? (@{channel})"))
+            if abs(readback - volts) > 1e-6:
+                return {"error": f"read back {readback}, set {volts}"}
+            return {"ok": readback}
+        with self.session_locks[supply]:
+            reply = session.query(f"MEAS:VOLT? (@{channel});:MEAS:CURR? (@{channel})")
+        volts, amps = (float(x) for x in reply.split(";"))
+        return {"ok": {"voltage": volts, "current": amps}}
+
+    def serve(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            while True:
+                while b"\n" not in buffer:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                line, buffer = buffer.split(b"\n", 1)
+                conn.sendall(json.dumps(self.answer(json.loads(line))).encode() + b"\n")
+
+
+class LineClient:
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.buffer = b""
+
+    def call(self, **request: Any) -> Any:
+        self.sock.sendall(json.dumps(request).encode() + b"\n")
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the relay closed the connection")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply["ok"]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def keeper(path: str, supply: str, channel: int, commanding: Any, stop: Any) -> None:
+    client = LineClient(path)
+    i = 0
+    while not stop.is_set():
+        if not commanding.is_set():
+            time.sleep(0.01)
+            continue
+        client.call(op="set", supply=supply, channel=channel, volts=5.0 if i % 2 else 4.9)
+        client.call(op="measure", supply=supply, channel=channel)
+        i += 1
+    client.close()
+
+
+def flooder(path: str, active: Any, stop: Any, nice: int) -> None:
+    os.nice(nice)
+    client = LineClient(path)
+    while not stop.is_set():
+        if not active.is_set():
+            time.sleep(0.01)
+            continue
+        client.call(op="status")
+    client.close()
+
+
+def run(trials: int, flooders: int, nice: int, directory: str | None = None) -> dict[str, Any]:
+    """The stop's time through the minimal relay, quiet and under a script flood."""
+    from benchmarks.time_to_safe import _all_off_at
+
+    results: dict[str, list[float]] = {c: [] for c in CONDITIONS}
+    missed = dict.fromkeys(CONDITIONS, 0)
+    rng = random.Random(11)
+    context = multiprocessing.get_context("spawn")
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sfl-", dir=directory)))
+        bench = make_bench(tmp / "sim", 4, power_off="together")
+        sim = stack.enter_context(SimProcess(bench))
+        channels: dict[str, list[int]] = {}
+        for net in bench.nets:
+            supply, channel = bench.supply_of(net)
+            channels.setdefault(supply, []).append(channel)
+        path = str(tmp / "relay.sock")
+        relay = subprocess.Popen(
+            [PYTHON, "-m", "benchmarks.stop_floor", "--serve", path, str(tmp / "floor.sqlite"),
+             json.dumps({s: sim.resources[s] for s in channels}), json.dumps(channels)],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        stack.callback(stop_process, relay)
+        assert relay.stdout is not None
+        if relay.stdout.readline().strip() != "ready":
+            raise RuntimeError("the stop relay did not start")
+        stop, commanding, active = context.Event(), context.Event(), context.Event()
+        supply, channel = bench.supply_of(bench.nets[0])
+        procs = [context.Process(target=keeper, args=(path, supply, channel, commanding, stop))]
+        procs += [
+            context.Process(target=flooder, args=(path, active, stop, nice))
+            for _ in range(flooders)
+        ]
+        for proc in procs:
+            proc.start()
+
+        def end() -> None:
+            stop.set()
+            for proc in procs:
+                proc.join(10)
+                if proc.is_alive():
+                    proc.terminate()
+
+        stack.callback(end)
+        stopper = LineClient(path)
+        stack.callback(stopper.close)
+        stopper.call(op="stop")  # the first of everything (sessions, the database) not timed
+        for condition in [c for _ in range(trials) for c in CONDITIONS]:
+            if condition == "script":
+                commanding.set()
+                active.set()
+            time.sleep(rng.uniform(0.2, 0.4))
+            start = time.monotonic()
+            stopper.call(op="stop")
+            commanding.clear()
+            active.clear()
+            off = _all_off_at(sim.truth(), list(channels), start)
+            if off is None:
+                missed[condition] += 1
+            else:
+                results[condition].append(off - start)
+    return {"results": results, "missed": missed}
+
+
+def rows(results: dict[str, list[float]]) -> list[list[Any]]:
+    out = []
+    for condition, values in results.items():
+        ms = [v * 1e3 for v in values]
+        out.append([f"floor, {condition}", len(ms), median(ms), percentile(ms, 99), max(ms)])
+    return out
+
+
+def _serve(argv: list[str]) -> int:
+    path, database, resources, channels = argv[0], Path(argv[1]), argv[2], argv[3]
+    from interlock.service.server import SWITCH_INTERVAL_S
+
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the service does
+    relay = StopRelay(json.loads(resources), json.loads(channels), database)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    print("ready", flush=True)
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=relay.serve, args=(conn,), daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--serve":
+        return _serve(argv[1:])
+    from benchmarks.common import print_table
+    from benchmarks.estop_flood import FLOODER_NICE, FLOODERS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--flooders", type=int, default=FLOODERS)
+    args = parser.parse_args(argv)
+    found = run(args.trials, args.flooders, FLOODER_NICE)
+    print_table(
+        "The floor: a stop through a minimal relay, request to all outputs off",
+        ["condition", "n", "median ms", "p99 ms", "max ms"],
+        rows(found["results"]),
+    )
+    if any(found["missed"].values()):
+        print(f"no all-off line found in the ground truth: {found['missed']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
