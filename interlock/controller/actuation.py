@@ -35,6 +35,7 @@ from interlock.limits import (
     Verdict,
     describe,
     evaluate,
+    went_on,
 )
 from interlock.limits.measurements import (
     check_contacts,
@@ -288,7 +289,8 @@ class Actuation:
         self._commanded.set_window(net, commanded.voltage, commanded.voltage)
         with self._gate.actuating():
             on = psu.set_output(channel, True, net=net)
-            self._commanded.set(decision.state)
+            # Settling from now: the output is known on only once the exchange is over.
+            self._commanded.set(went_on(decision.state, net, self._clock()))
             if not on:  # tripped here, the gate held: before the monitor's trip, if any
                 finding = check_output(
                     net,

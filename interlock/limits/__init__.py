@@ -59,6 +59,7 @@ from interlock.limits.requests import (
     evaluate,
     is_finite_number,
     total_power,
+    went_on,
 )
 
 __all__ = [
@@ -101,4 +102,5 @@ __all__ = [
     "ramp_steps",
     "step_interval",
     "total_power",
+    "went_on",
 ]

@@ -88,6 +88,15 @@ def apply(state: BenchState, request: Request, now: float) -> BenchState:
     raise TypeError(f"not a request: {request!r}")
 
 
+def went_on(state: BenchState, net: str, at: float) -> BenchState:
+    """``net`` once its supply reads its output on: its settle time (and the slew of its
+    next step) counts from ``at``, not from when turning it on was decided. On a slow
+    link (a serial supply with a gap between commands) the exchange alone can outlast
+    the settle time, and a DUT charging its capacitors would be judged before it could."""
+    old = state.net(net)
+    return state.with_net(net, NetState(old.voltage, old.current_limit, old.output, at, at))
+
+
 def is_finite_number(value: object) -> bool:
     """A real number JSON can hold: not a bool, NaN, an infinity or an int beyond any float."""
     if not isinstance(value, int | float) or isinstance(value, bool):

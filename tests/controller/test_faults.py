@@ -300,3 +300,30 @@ def test_a_monitor_pass_while_an_output_goes_off_is_not_a_trip(rig, monkeypatch)
     assert passes_seen == [2] or passes_seen[0] > 2  # the monitor did read the output off
     assert controller.state == "live"  # VLOGIC still is
     assert rig.truth()["nets"]["VBUS"]["voltage"] < 0.5
+
+
+def test_a_net_settles_from_when_its_output_reads_on(rig, monkeypatch):
+    # A slow link (a serial supply's gap between commands) can make turning an output on
+    # take longer than the net's settle time: the monitor must still give a DUT charging
+    # its capacitors the whole settle time once the output is on.
+    from interlock.limits.measurements import settling
+
+    controller = rig.controller
+    limits = controller.limits
+    settle = limits.nets["VLOGIC"].settle_time
+    supply = controller.instruments.supplies[controller.ports["VLOGIC"].supply]
+    set_output = supply.set_output
+    known_on: list[float] = []
+
+    def slow_on(channel, on, **context):
+        if on:
+            time.sleep(3 * settle)  # the link's wait before the line may go out
+        state = set_output(channel, on, **context)
+        known_on.append(controller.clock())
+        return state
+
+    monkeypatch.setattr(supply, "set_output", slow_on)
+    rig.power_up_logic()
+    assert controller.state == "live" and controller.fault_cause is None
+    assert settling(limits, controller.commanded, "VLOGIC", known_on[0])
+    assert not settling(limits, controller.commanded, "VLOGIC", known_on[0] + 2 * settle)
