@@ -287,8 +287,8 @@ def run(quick: bool = False, *, trials: int | None = None, flooders: int = FLOOD
         print_table(
             "The floor, measured next: the same stop through a minimal relay process "
             "(benchmarks.stop_floor), request to all outputs off",
-            ["condition", "n", "median ms", "p99 ms", "max ms"],
-            stop_floor.rows(below["results"]),
+            stop_floor.HEADER,
+            stop_floor.rows(below),
         )
         found["floor"] = below
     return found

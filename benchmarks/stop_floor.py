@@ -13,14 +13,19 @@ stop needs). Requests:
   under the lock, the readback compared;
 - ``{"op": "measure", "supply": S, "channel": C}``: the measurement exchange;
 - ``{"op": "status"}``: a small answer, no instrument (the flood);
+- ``{"op": "live"}``: every output on at 5 V (before each trial, as the
+  service's trials begin with every net live);
 - ``{"op": "stop"}``: the lock, one durable commit, and ``OUTP OFF`` with
   every channel to every supply, one after another (a write each, no reply).
 
 :func:`run` measures it as :mod:`benchmarks.estop_flood` measures the
-service: a keeper changing a setpoint and measuring without pause, flooding
+service: a keeper changing a setpoint and measuring without pause (every
+net in turn, on both supplies), flooding
 processes asking ``status`` as fast as they are answered (at the same nice
 level as there), a stop at a random moment, and the time from the request
 to the last supply receiving its off line (the simulator's ground truth).
+The stop turns every output off in one step (the service's ``--power-off
+together``).
 Run with the service's figures by ``python -m benchmarks.estop_flood``; alone::
 
     .venv/bin/python -m benchmarks.stop_floor [--trials 100] [--flooders 4]
@@ -91,6 +96,15 @@ class StopRelay:
         op = request["op"]
         if op == "status":
             return {"ok": {"state": "live", "nets": len(self.channels)}}
+        if op == "live":  # every output on at 5 V, as the service's trials begin
+            with self.gate:
+                for name, session in self.sessions.items():
+                    chs = ",".join(map(str, self.channels[name]))
+                    with self.session_locks[name]:
+                        session.write(f"VOLT 5,(@{chs})")
+                        session.write(f"OUTP ON,(@{chs})")
+                        session.query(f"OUTP? (@{chs})")
+            return {"ok": True}
         if op == "stop":
             with self.gate:
                 self.commit({"op": "stop"})
@@ -150,20 +164,25 @@ class LineClient:
         self.sock.close()
 
 
-def keeper(path: str, supply: str, channel: int, commanding: Any, stop: Any) -> None:
+def keeper(
+    path: str, ports: list[tuple[str, int]], commanding: Any, stop: Any, changes: Any
+) -> None:
+    """The script: every net in turn, a setpoint and its measurement, without pause."""
     client = LineClient(path)
     i = 0
     while not stop.is_set():
         if not commanding.is_set():
             time.sleep(0.01)
             continue
+        supply, channel = ports[i % len(ports)]
         client.call(op="set", supply=supply, channel=channel, volts=5.0 if i % 2 else 4.9)
         client.call(op="measure", supply=supply, channel=channel)
         i += 1
+        changes.value = i
     client.close()
 
 
-def flooder(path: str, active: Any, stop: Any, nice: int) -> None:
+def flooder(path: str, active: Any, stop: Any, nice: int, sent: Any) -> None:
     os.nice(nice)
     client = LineClient(path)
     while not stop.is_set():
@@ -171,6 +190,8 @@ def flooder(path: str, active: Any, stop: Any, nice: int) -> None:
             time.sleep(0.01)
             continue
         client.call(op="status")
+        with sent.get_lock():
+            sent.value += 1
     client.close()
 
 
@@ -179,6 +200,7 @@ def run(trials: int, flooders: int, nice: int, directory: str | None = None) -> 
     from benchmarks.time_to_safe import _all_off_at
 
     results: dict[str, list[float]] = {c: [] for c in CONDITIONS}
+    rates: dict[str, list[float]] = {c: [] for c in CONDITIONS}
     missed = dict.fromkeys(CONDITIONS, 0)
     rng = random.Random(11)
     context = multiprocessing.get_context("spawn")
@@ -201,10 +223,11 @@ def run(trials: int, flooders: int, nice: int, directory: str | None = None) -> 
         if relay.stdout.readline().strip() != "ready":
             raise RuntimeError("the stop relay did not start")
         stop, commanding, active = context.Event(), context.Event(), context.Event()
-        supply, channel = bench.supply_of(bench.nets[0])
-        procs = [context.Process(target=keeper, args=(path, supply, channel, commanding, stop))]
+        changes, sent = context.Value("q", 0), context.Value("q", 0)
+        ports = [bench.supply_of(net) for net in bench.nets]
+        procs = [context.Process(target=keeper, args=(path, ports, commanding, stop, changes))]
         procs += [
-            context.Process(target=flooder, args=(path, active, stop, nice))
+            context.Process(target=flooder, args=(path, active, stop, nice, sent))
             for _ in range(flooders)
         ]
         for proc in procs:
@@ -222,10 +245,16 @@ def run(trials: int, flooders: int, nice: int, directory: str | None = None) -> 
         stack.callback(stopper.close)
         stopper.call(op="stop")  # the first of everything (sessions, the database) not timed
         for condition in [c for _ in range(trials) for c in CONDITIONS]:
+            stopper.call(op="live")
             if condition == "script":
                 commanding.set()
                 active.set()
-            time.sleep(rng.uniform(0.2, 0.4))
+            before = changes.value + sent.value
+            settle = rng.uniform(0.2, 0.4)
+            time.sleep(settle)
+            rates[condition].append((changes.value + sent.value - before) / settle)
+            if not all(proc.is_alive() for proc in procs):
+                raise RuntimeError("a keeper or flooding process ended: the flood is not there")
             start = time.monotonic()
             stopper.call(op="stop")
             commanding.clear()
@@ -235,14 +264,18 @@ def run(trials: int, flooders: int, nice: int, directory: str | None = None) -> 
                 missed[condition] += 1
             else:
                 results[condition].append(off - start)
-    return {"results": results, "missed": missed}
+    return {"results": results, "missed": missed, "rates": rates}
 
 
-def rows(results: dict[str, list[float]]) -> list[list[Any]]:
+HEADER = ["condition", "requests/s", "n", "median ms", "p99 ms", "max ms"]
+
+
+def rows(found: dict[str, Any]) -> list[list[Any]]:
     out = []
-    for condition, values in results.items():
+    for condition, values in found["results"].items():
         ms = [v * 1e3 for v in values]
-        out.append([f"floor, {condition}", len(ms), median(ms), percentile(ms, 99), max(ms)])
+        rate = f"{median(found['rates'][condition]):.0f}"
+        out.append([f"floor, {condition}", rate, len(ms), median(ms), percentile(ms, 99), max(ms)])
     return out
 
 
@@ -275,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     found = run(args.trials, args.flooders, FLOODER_NICE)
     print_table(
         "The floor: a stop through a minimal relay, request to all outputs off",
-        ["condition", "n", "median ms", "p99 ms", "max ms"],
-        rows(found["results"]),
+        HEADER,
+        rows(found),
     )
     if any(found["missed"].values()):
         print(f"no all-off line found in the ground truth: {found['missed']}")

@@ -521,7 +521,8 @@ class Controller:
         return self.journal.request(who, client, action, durable=False, **shown)
 
     def _guarded(self, request_seq: Pending, action: Callable[..., Any], *args: Any) -> Any:
-        """Run ``action(*args)``: a state error is a journaled refusal; instrument trouble trips."""
+        """Run ``action(*args)``: a state error is a journaled refusal; instrument trouble,
+        a journal that cannot be written and any error no part is meant to raise trip."""
         try:
             self._require("armed", "live")
         except (StateError, FaultLatched) as error:
@@ -537,6 +538,11 @@ class Controller:
             raise
         except JournalError as error:
             self.trip("journal", str(error))
+            raise
+        except Exception as error:
+            # Not an error any part is meant to raise (a defect): what was recorded may
+            # not be what the instruments hold, so the bench goes safe.
+            self.trip("internal", f"{type(error).__name__}: {error}")
             raise
 
     def set_voltage(self, net: str, volts: float, *, who: str = "script", client: str = "") -> None:
