@@ -104,6 +104,9 @@ class VisaTransport:
         self._session_scope = scope
         self._writer = JournaledWriter(self.name, session.write_raw)
         self._broken = None
+        # What an earlier host (or session) sent last may still be in the instrument's
+        # gap: a service started again, or the guardian taking over, waits it out first.
+        self._ready_at = max(self._ready_at, time.monotonic() + self.gap)
 
     def close(self) -> None:
         session, self._session, self._writer = self._session, None, None

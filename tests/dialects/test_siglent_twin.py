@@ -84,3 +84,23 @@ def test_a_line_sent_within_the_gap_gets_no_answer(siglent):
     time.sleep(GAP)
     assert client.query("CH1:VOLT?") == "5.000"
     assert any(e["kind"] == "command-dropped" for e in served.truth.events())
+
+
+def test_a_new_session_waits_out_the_gap_of_the_host_before_it(siglent, tmp_path):
+    # Another host's last line (a service that died, the guardian taking over) may be a
+    # moment ago: the first line of a new session, sent within its gap, would get no answer.
+    from interlock.dialects import dialects
+    from interlock.drivers.registry import DriverSpec, build
+    from interlock.journal import Journal
+
+    client, served = siglent
+    with Journal(tmp_path / "journal.sqlite", bench="twin") as journal:
+        spec = DriverSpec("psu", dialects()["siglent-spd3303x"], served.resource, journal, 1.0)
+        psu = build("supply", spec, file="bench.toml", key="instruments.psu.driver")
+        exchange(client, "CH1:VOLT 5", None)  # the other host's last line: its gap begins
+        psu.open()
+        try:
+            assert psu.identify().identity.model == "SPD3303X"
+        finally:
+            psu.close()
+    assert not any(e["kind"] == "command-dropped" for e in served.truth.events())
