@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.overhead import RawVisa
@@ -73,6 +74,20 @@ class RelayClient:
         self.sock.close()
 
 
+def serve_lines(conn: socket.socket, answer: Callable[[dict], dict]) -> None:
+    """One JSON line in, ``answer``'s JSON line out, until the client closes."""
+    buffer = b""
+    with conn:
+        while True:
+            while b"\n" not in buffer:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buffer += chunk
+            line, buffer = buffer.split(b"\n", 1)
+            conn.sendall(json.dumps(answer(json.loads(line))).encode() + b"\n")
+
+
 def main(argv: list[str]) -> int:
     path, resource, database = Path(argv[0]), argv[1], Path(argv[2])
     relay = Relay(resource, database)
@@ -82,16 +97,8 @@ def main(argv: list[str]) -> int:
     print("ready", flush=True)
     conn, _ = listener.accept()
     listener.close()
-    buffer = b""
-    with conn:
-        while True:
-            while b"\n" not in buffer:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return 0
-                buffer += chunk
-            line, buffer = buffer.split(b"\n", 1)
-            conn.sendall(json.dumps(relay.answer(json.loads(line))).encode() + b"\n")
+    serve_lines(conn, relay.answer)
+    return 0
 
 
 if __name__ == "__main__":

@@ -49,17 +49,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyvisa
-
 from benchmarks.common import (
     PYTHON,
     SimProcess,
-    disable_nagle,
     make_bench,
     median,
     percentile,
     stop_process,
 )
+from benchmarks.overhead import RawVisa
+from benchmarks.relay import RelayClient, serve_lines
 
 CONDITIONS = ("quiet", "script")
 
@@ -68,15 +67,8 @@ class StopRelay:
     """The exchanges, the commit and the stop, answered over a socket."""
 
     def __init__(self, resources: dict[str, str], channels: dict[str, list[int]], db: Path):
-        self.rm = pyvisa.ResourceManager("@py")
-        self.sessions = {}
-        for name, resource in resources.items():
-            session = self.rm.open_resource(
-                resource, read_termination="\n", write_termination="\n", timeout=5000
-            )
-            if not disable_nagle(session):
-                raise RuntimeError("could not set TCP_NODELAY on the pyvisa-py session")
-            self.sessions[name] = session
+        # The raw variant's sessions (terminators, TCP_NODELAY): a session per supply.
+        self.sessions = {name: RawVisa(resource).psu for name, resource in resources.items()}
         self.channels = channels
         self.db = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode = WAL")
@@ -98,20 +90,12 @@ class StopRelay:
             return {"ok": {"state": "live", "nets": len(self.channels)}}
         if op == "live":  # every output on at 5 V, as the service's trials begin
             with self.gate:
-                for name, session in self.sessions.items():
-                    chs = ",".join(map(str, self.channels[name]))
-                    with self.session_locks[name]:
-                        session.write(f"VOLT 5,(@{chs})")
-                        session.write(f"OUTP ON,(@{chs})")
-                        session.query(f"OUTP? (@{chs})")
+                self.to_every_supply("VOLT 5,(@{chs})", "OUTP ON,(@{chs})", ask="OUTP? (@{chs})")
             return {"ok": True}
         if op == "stop":
             with self.gate:
                 self.commit({"op": "stop"})
-                for name, session in self.sessions.items():
-                    chs = ",".join(map(str, self.channels[name]))
-                    with self.session_locks[name]:
-                        session.write(f"OUTP OFF,(@{chs})")
+                self.to_every_supply("OUTP OFF,(@{chs})")
             return {"ok": True}
         supply, channel = request["supply"], int(request["channel"])
         session = self.sessions[supply]
@@ -128,55 +112,33 @@ class StopRelay:
         volts, amps = (float(x) for x in reply.split(";"))
         return {"ok": {"voltage": volts, "current": amps}}
 
-    def serve(self, conn: socket.socket) -> None:
-        buffer = b""
-        with conn:
-            while True:
-                while b"\n" not in buffer:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                line, buffer = buffer.split(b"\n", 1)
-                conn.sendall(json.dumps(self.answer(json.loads(line))).encode() + b"\n")
-
-
-class LineClient:
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.buffer = b""
-
-    def call(self, **request: Any) -> Any:
-        self.sock.sendall(json.dumps(request).encode() + b"\n")
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the relay closed the connection")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        return reply["ok"]
-
-    def close(self) -> None:
-        self.sock.close()
+    def to_every_supply(self, *lines: str, ask: str | None = None) -> None:
+        """Each line to every supply in turn, ``{chs}`` its channels; no reply waited but
+        ``ask``'s, which says the supply has taken the lines before it."""
+        for name, session in self.sessions.items():
+            chs = ",".join(map(str, self.channels[name]))
+            with self.session_locks[name]:
+                for line in lines:
+                    session.write(line.format(chs=chs))
+                if ask is not None:
+                    session.query(ask.format(chs=chs))
 
 
 def keeper(
     path: str, ports: list[tuple[str, int]], commanding: Any, stop: Any, changes: Any
 ) -> None:
     """The script: every net in turn, a setpoint and its measurement, without pause."""
-    client = LineClient(path)
+    client = RelayClient(Path(path))
     i = 0
     while not stop.is_set():
         if not commanding.is_set():
             time.sleep(0.01)
             continue
         supply, channel = ports[i % len(ports)]
-        client.call(op="set", supply=supply, channel=channel, volts=5.0 if i % 2 else 4.9)
-        client.call(op="measure", supply=supply, channel=channel)
+        client.call(
+            {"op": "set", "supply": supply, "channel": channel, "volts": 5.0 if i % 2 else 4.9}
+        )
+        client.call({"op": "measure", "supply": supply, "channel": channel})
         i += 1
         changes.value = i
     client.close()
@@ -184,12 +146,12 @@ def keeper(
 
 def flooder(path: str, active: Any, stop: Any, nice: int, sent: Any) -> None:
     os.nice(nice)
-    client = LineClient(path)
+    client = RelayClient(Path(path))
     while not stop.is_set():
         if not active.is_set():
             time.sleep(0.01)
             continue
-        client.call(op="status")
+        client.call({"op": "status"})
         with sent.get_lock():
             sent.value += 1
     client.close()
@@ -241,11 +203,11 @@ def run(trials: int, flooders: int, nice: int, directory: str | None = None) -> 
                     proc.terminate()
 
         stack.callback(end)
-        stopper = LineClient(path)
+        stopper = RelayClient(Path(path))
         stack.callback(stopper.close)
-        stopper.call(op="stop")  # the first of everything (sessions, the database) not timed
+        stopper.call({"op": "stop"})  # the first of everything (sessions, the database) not timed
         for condition in [c for _ in range(trials) for c in CONDITIONS]:
-            stopper.call(op="live")
+            stopper.call({"op": "live"})
             if condition == "script":
                 commanding.set()
                 active.set()
@@ -256,7 +218,7 @@ def run(trials: int, flooders: int, nice: int, directory: str | None = None) -> 
             if not all(proc.is_alive() for proc in procs):
                 raise RuntimeError("a keeper or flooding process ended: the flood is not there")
             start = time.monotonic()
-            stopper.call(op="stop")
+            stopper.call({"op": "stop"})
             commanding.clear()
             active.clear()
             off = _all_off_at(sim.truth(), list(channels), start)
@@ -291,7 +253,7 @@ def _serve(argv: list[str]) -> int:
     print("ready", flush=True)
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=relay.serve, args=(conn,), daemon=True).start()
+        threading.Thread(target=serve_lines, args=(conn, relay.answer), daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
