@@ -21,6 +21,7 @@ passed in so the engine stays pure and tests can drive time.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from interlock.engineering import amount
 from interlock.limits.model import (
@@ -93,8 +94,7 @@ def went_on(state: BenchState, net: str, at: float) -> BenchState:
     next step) counts from ``at``, not from when turning it on was decided. On a slow
     link (a serial supply with a gap between commands) the exchange alone can outlast
     the settle time, and a DUT charging its capacitors would be judged before it could."""
-    old = state.net(net)
-    return state.with_net(net, NetState(old.voltage, old.current_limit, old.output, at, at))
+    return state.with_net(net, replace(state.net(net), changed_at=at, on_at=at))
 
 
 def is_finite_number(value: object) -> bool:

@@ -30,6 +30,11 @@ class Rig:
     def truth(self) -> dict:
         return self.sim.truth()
 
+    def supply_driver(self, net: str):
+        """The controller's driver of the supply that feeds ``net``."""
+        controller = self.controller
+        return controller.instruments.supplies[controller.ports[net].supply]
+
     def power_up_logic(self, volts: float = 5.0) -> None:
         self.controller.set_voltage("VLOGIC", volts)
         self.controller.output_on("VLOGIC")

@@ -275,7 +275,7 @@ def test_a_monitor_pass_while_an_output_goes_off_is_not_a_trip(rig, monkeypatch)
     time.sleep(0.3)  # beyond VBUS's settle time (100 ms): a low reading is a fault again
     controller = rig.controller
     monitor = controller.monitor
-    supply = controller.instruments.supplies[controller.ports["VBUS"].supply]
+    supply = rig.supply_driver("VBUS")
     set_output = supply.set_output
     passes_seen: list[int] = []
 
@@ -310,7 +310,7 @@ def test_an_error_no_part_should_raise_while_turning_an_output_off_trips(rig, mo
     rig.power_up_logic()
     rig.power_up_bus()
     controller = rig.controller
-    supply = controller.instruments.supplies[controller.ports["VBUS"].supply]
+    supply = rig.supply_driver("VBUS")
 
     def broken(channel, on, **context):
         raise KeyError("a defect")
@@ -333,7 +333,7 @@ def test_a_net_settles_from_when_its_output_reads_on(rig, monkeypatch):
     controller = rig.controller
     limits = controller.limits
     settle = limits.nets["VLOGIC"].settle_time
-    supply = controller.instruments.supplies[controller.ports["VLOGIC"].supply]
+    supply = rig.supply_driver("VLOGIC")
     set_output = supply.set_output
     known_on: list[float] = []
 
