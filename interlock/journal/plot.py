@@ -358,28 +358,18 @@ def _draw_mark(mark: Mark, axes: Any, rows_of: dict[str, Any]) -> None:
         return
     row = rows_of.get(mark.net or "")
     if mark.kind == "refused":
-        if row is not None and mark.value is not None and mark.quantity == "current_limit":
-            row[1].plot(
-                [mark.t],
-                [mark.value],
-                "x",
-                ms=10,
-                mew=2.5,
-                color="tab:red",
-                label="refused",
-                gid="refused",
-            )
-        elif row is not None and mark.value is not None and mark.quantity == "voltage":
-            row[0].plot(
-                [mark.t],
-                [mark.value],
-                "x",
-                ms=10,
-                mew=2.5,
-                color="tab:red",
-                label="refused",
-                gid="refused",
-            )
+        # A refused setpoint on the voltage axis of its net's row, a current limit on the
+        # current axis; anything else (a relay, a net without a row) across every row.
+        axis = {"voltage": 0, "current_limit": 1}.get(mark.quantity or "")
+        if row is None or mark.value is None or axis is None:
+            for ax in axes.flat:
+                ax.axvline(mark.t, color="tab:red", linestyle="--", linewidth=1.0, gid="refused")
+            return
+        row[axis].plot(
+            [mark.t], [mark.value], "x", ms=10, mew=2.5, color="tab:red", label="refused",
+            gid="refused",
+        )  # fmt: skip
+        if axis == 0:
             row[0].annotate(
                 f"{mark.value:g} V refused",
                 (mark.t, mark.value),
@@ -388,9 +378,6 @@ def _draw_mark(mark: Mark, axes: Any, rows_of: dict[str, Any]) -> None:
                 color="tab:red",
                 fontsize="small",
             )
-        else:  # a relay, or a net the plot has no row for: across every row
-            for ax in axes.flat:
-                ax.axvline(mark.t, color="tab:red", linestyle="--", linewidth=1.0, gid="refused")
         return
     if mark.kind == "failed" and row is not None:
         for ax, value in ((row[0], mark.value), (row[1], mark.current)):
