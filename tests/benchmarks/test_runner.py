@@ -112,3 +112,59 @@ def test_the_time_to_safe_bench_orders_its_power_off_or_leaves_it_to_one_step(tm
 
     assert steps("reversed") == [["psu2"], ["psu1"]]
     assert steps("together") == [["psu1", "psu2"]]
+
+
+def test_the_record_floor_writes_the_rows_the_interlock_writes(tmp_path):
+    """Variant e of the overhead benchmark records a change as the interlock does: the same
+    kinds, in the same order, with the same payload keys, on a chain that verifies."""
+    import contextlib
+    import json
+    import sqlite3
+
+    from benchmarks.common import SimProcess, served_bench
+    from benchmarks.overhead import NET, RawVisa, RecordFloor
+    from interlock.config import load_configuration
+    from interlock.controller import Controller
+    from interlock.journal import Journal
+    from interlock.journal.verify import verify_connection
+
+    def change_rows(path):
+        """Kinds and payload keys of the rows from the request to set 3.0 V on."""
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            rows = [(k, json.loads(p)) for k, p in db.execute("SELECT kind, payload FROM entries")]
+        start = next(
+            i for i, (kind, p) in enumerate(rows) if kind == "request" and p.get("value") == 3.0
+        )
+        return [(kind, sorted(payload)) for kind, payload in rows[start : start + 6]]
+
+    with SimProcess(make_bench(tmp_path / "sim", 1)) as sim:
+        configuration = load_configuration(
+            served_bench(sim.bench, sim.resources, tmp_path / "local")
+        )
+        journal_path = tmp_path / "local" / "journal.sqlite"
+        with Journal(journal_path, bench=configuration.bench.name) as journal:
+            controller = Controller(configuration, journal)
+            controller.connect()
+            try:
+                controller.arm("test")
+                for volts in (3.3, 3.0):
+                    controller.set_voltage(NET, volts)
+                    controller.measure(NET)
+            finally:
+                controller.close()
+        raw = RawVisa(sim.resources["psu1"])
+        floor = RecordFloor(raw, tmp_path / "floor.sqlite")
+        try:
+            for volts in (3.3, 3.0, 3.3):
+                floor.change(volts)
+            with contextlib.closing(sqlite3.connect(tmp_path / "floor.sqlite")) as db:
+                # Six rows a change; the last three wait for the next commit. Raises at a break.
+                assert verify_connection(db).entries == 15
+        finally:
+            floor.close()
+            raw.close()
+    interlock = change_rows(journal_path)
+    assert [kind for kind, _ in interlock] == [
+        "request", "verdict", "command", "readback", "readback", "measurement",
+    ]  # fmt: skip
+    assert change_rows(tmp_path / "floor.sqlite") == interlock
