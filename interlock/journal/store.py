@@ -35,7 +35,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -265,6 +265,7 @@ class Journal:
         # overwritten with the new head (an operator acknowledged what it held).
         self._tx_checked: Point | None = None
         self._tx_reanchor = False
+        self._tx_last_row: tuple[Any, ...] = ()  # the last row a transaction wrote in one go
         self._staged_lock = threading.Lock()
         # How many of the first staged entries a write transaction has taken (they may
         # no longer be replaced: see answer()).
@@ -328,11 +329,15 @@ class Journal:
     # -- writing -----------------------------------------------------------
 
     @contextlib.contextmanager
-    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+    def _write_transaction(
+        self, last: Callable[[], Pending] | None = None
+    ) -> Iterator[sqlite3.Connection]:
         """Hold the write lock (threads and processes) for one transaction.
 
         Waits for it (another thread's write, another process's) as long as the
         busy timeout, or as :meth:`waiting_at_most` allows: JournalError after that.
+        ``last`` makes one more entry, written after what was staged and in the same
+        statement: made once the lock is held, so its times come after theirs.
         """
         wait = getattr(self._bound, "seconds", None)
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
@@ -358,12 +363,15 @@ class Journal:
             with self._staged_lock:
                 staged = self._staged[:]
                 self._writing = len(staged)  # these are this transaction's now
+            rows = staged
             try:
+                if last is not None:
+                    rows = [*staged, last()]
                 # The chain's head is read once per transaction and written once at its end.
                 self._tx_start = self._head(conn)
                 # What was staged goes first: it happened before what is written now.
                 self._tx_head = (
-                    self._insert_staged(conn, staged, self._tx_start) if staged else self._tx_start
+                    self._insert_staged(conn, rows, self._tx_start) if rows else self._tx_start
                 )
                 yield conn
                 if self._tx_head != self._tx_start:
@@ -376,7 +384,7 @@ class Journal:
             except BaseException as exc:
                 with self._staged_lock:
                     self._writing = 0  # still staged, for the next commit
-                for pending in staged:
+                for pending in rows:
                     pending.seq = None
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
@@ -480,6 +488,7 @@ class Journal:
             rows.append((*fields, prev_hash))
             pending.seq = seq
         conn.executemany(_INSERT, rows)
+        self._tx_last_row = rows[-1]
         return Point(seq, prev_hash)
 
     def _insert(
@@ -522,8 +531,12 @@ class Journal:
         run_id: str | None = None,
     ) -> Entry:
         """Append one entry; returns once it is durable on disk."""
-        with self._write_transaction() as conn:
-            return self._insert(conn, kind, payload, actor, run_id)
+        if kind not in KINDS:
+            raise JournalError(f"unknown entry kind {kind!r} (known: {', '.join(sorted(KINDS))})")
+        # Made under the write lock, after the staged entries it follows, and written with
+        # them in one statement.
+        with self._write_transaction(lambda: self._pending(kind, payload, actor, run_id)):
+            return Entry(*self._tx_last_row)
 
     def upkeep(
         self,
@@ -572,25 +585,7 @@ class Journal:
         # The row is made now, as far as it can be before the write: whatever
         # cannot be written is refused here (staged, it would fail every later
         # commit), and the payload is recorded as it is now.
-        payload_json, refs = _encode_staged(payload)
-        if actor is not None:
-            writable_text(actor, "actor")
-        clock = self.clock
-        wall = clock.wall()
-        mono = float(clock.monotonic())
-        if not math.isfinite(mono):
-            raise JournalError(f"monotonic time must be finite, got {mono!r}")
-        pending = Pending(
-            str(kind),
-            payload,
-            actor,
-            self.run_id,
-            wall,
-            mono,
-            format_wall(wall),
-            payload_json,
-            refs,
-        )
+        pending = self._pending(kind, payload, actor, None)
         with self._staged_lock:
             self._staged.append(pending)
             backlog = len(self._staged)
@@ -604,6 +599,35 @@ class Journal:
             except JournalError as error:
                 log.warning("%d entries staged, not written yet: %s", backlog, error)
         return pending
+
+    def _pending(
+        self,
+        kind: str,
+        payload: Mapping[str, Any] | None,
+        actor: str | None,
+        run_id: str | None,
+    ) -> Pending:
+        """An entry's row as far as it can be made before the write (seq and hashes
+        come with the write): its times are now's, its payload encoded now."""
+        payload_json, refs = _encode_staged(payload)
+        if actor is not None:
+            writable_text(actor, "actor")
+        clock = self.clock
+        wall = clock.wall()
+        mono = float(clock.monotonic())
+        if not math.isfinite(mono):
+            raise JournalError(f"monotonic time must be finite, got {mono!r}")
+        return Pending(
+            str(kind),
+            payload,
+            actor,
+            self.run_id if run_id is None else run_id,
+            wall,
+            mono,
+            format_wall(wall),
+            payload_json,
+            refs,
+        )
 
     @property
     def staged(self) -> int:
