@@ -42,6 +42,7 @@ import math
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,9 @@ def _monitor_lines(path: Path, after: int) -> dict[str, str]:
     return lines
 
 
-def raw_pass(resources: dict[str, str], lines: dict[str, str], seconds: float) -> float:
-    """The floor: the monitor's own lines by pyvisa-py, one session and one thread per
-    supply, side by side, nothing else (no engine, no journal): median seconds a pass."""
+@contextlib.contextmanager
+def _sessions(resources: dict[str, str], lines: dict[str, str]) -> Iterator[list[tuple[Any, str]]]:
+    """A pyvisa-py session (TCP_NODELAY) to each supply of ``lines``, with its line."""
     rm = pyvisa.ResourceManager("@py")
     sessions = []
     try:
@@ -149,36 +150,34 @@ def raw_pass(resources: dict[str, str], lines: dict[str, str], seconds: float) -
             )
             disable_nagle(session)
             sessions.append((session, line))
-        times = []
-        with ThreadPoolExecutor(max(1, len(sessions))) as pool:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                begin = time.perf_counter()
-                futures = [pool.submit(s.query, line) for s, line in sessions[1:]]
-                sessions[0][0].query(sessions[0][1])
-                wait(futures)
-                for future in futures:
-                    future.result()
-                times.append(time.perf_counter() - begin)
-        return median(times)
+        yield sessions
     finally:
         for session, _ in sessions:
             session.close()
+
+
+def raw_pass(resources: dict[str, str], lines: dict[str, str], seconds: float) -> float:
+    """The floor: the monitor's own lines by pyvisa-py, one session and one thread per
+    supply, side by side, nothing else (no engine, no journal): median seconds a pass."""
+    with _sessions(resources, lines) as sessions, ThreadPoolExecutor(len(sessions)) as pool:
+        times = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            begin = time.perf_counter()
+            futures = [pool.submit(s.query, line) for s, line in sessions[1:]]
+            sessions[0][0].query(sessions[0][1])
+            wait(futures)
+            for future in futures:
+                future.result()
+            times.append(time.perf_counter() - begin)
+        return median(times)
 
 
 def raw_pass_pipelined(resources: dict[str, str], lines: dict[str, str], seconds: float) -> float:
     """The monitor's lines by pyvisa-py from one thread: every supply's line written, then
     every reply read in the same order (each supply still answers on its own): median
     seconds a pass."""
-    rm = pyvisa.ResourceManager("@py")
-    sessions = []
-    try:
-        for name, line in sorted(lines.items()):
-            session = rm.open_resource(
-                resources[name], read_termination="\n", write_termination="\n", timeout=5000
-            )
-            disable_nagle(session)
-            sessions.append((session, line))
+    with _sessions(resources, lines) as sessions:
         times = []
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -189,9 +188,6 @@ def raw_pass_pipelined(resources: dict[str, str], lines: dict[str, str], seconds
                 session.read()
             times.append(time.perf_counter() - begin)
         return median(times)
-    finally:
-        for session, _ in sessions:
-            session.close()
 
 
 def raw_pass_apart(directory: Path, lines: dict[str, str], seconds: float) -> float:
