@@ -73,16 +73,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NOT_DELIVERED = "EMERGENCY STOP NOT DELIVERED: use the bench's hardware E-stop"
+
+
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
-    if words[:1] == ["estop"]:
-        # The stop first, before the rest of the program is imported; it steps aside
-        # (None) for anything it does not understand, and the full command runs.
-        from interlock.commands.estop import main as stop
+    if words[:1] != ["estop"]:
+        return _command(argv)
+    # The stop first, before the rest of the program is imported; it steps aside
+    # (None) for anything it does not understand, and the full command runs.
+    from interlock.commands.estop import main as stop
 
-        done = stop(words[1:])
-        if done is not None:
-            return done
+    done = stop(words[1:])
+    if done is not None:
+        return done
+    try:
+        code = _command(argv)
+    except SystemExit as exit_:  # argparse: --help (0), arguments refused (2)
+        if exit_.code not in (0, None):
+            print(NOT_DELIVERED, file=sys.stderr)
+        raise
+    if code != 0:  # said last, after why, where whoever asked sees it
+        print(NOT_DELIVERED, file=sys.stderr)
+    return code
+
+
+def _command(argv: list[str] | None) -> int:
     import logging
 
     parser = build_parser()

@@ -9,12 +9,16 @@ socket and tokens; :func:`read_stop_settings`), sends ``estop`` over the
 command channel with the role's token, and prints what the full command
 prints.
 
-It stops or steps aside: an argument it does not know, a bench file it does
-not understand (not TOML, a key missing or of another type, a name or an
-environment the full loader would refuse), a missing token, no service, an
-error of any kind, and :func:`main` returns None for the full command to do
-all of it again (an emergency stop asked twice latches the first cause
-only). The tests hold its answers to the full loader's.
+It stops or steps aside: an argument it does not know, a missing token, no
+service, an error of any kind, and :func:`main` returns None for the full
+command to do all of it again (an emergency stop asked twice latches the
+first cause only). The tests hold its answers to the full loader's.
+
+A bench file that is not what the loader takes (being edited, a line cut
+short, a table misspelt) must not keep anyone from stopping a bench whose
+service still answers: the stop then finds the service's socket and tokens
+in the file's lines (:func:`salvage_stop_settings`), stops, and says the
+file needs ``interlock check``.
 """
 
 from __future__ import annotations
@@ -96,6 +100,71 @@ def read_stop_settings(path: str | Path) -> StopSettings | None:
     return settings
 
 
+# A key's line as the stop needs it: a one-line string, in either quote, and a comment.
+_LINE = re.compile(
+    r"""^[ \t]*(?P<key>[A-Za-z_]+)[ \t]*=[ \t]*(?:"(?P<basic>[^"\\\n]*)"|'(?P<literal>[^'\n]*)')"""
+    r"""[ \t]*(?:#.*)?$""",
+    re.MULTILINE,
+)
+_TABLE = re.compile(r"^[ \t]*\[[ \t]*(?P<name>[^\]\n]*?)[ \t]*\][ \t]*(?:#.*)?$", re.MULTILINE)
+
+
+def _lines_of(text: str, table: str) -> dict[str, list[str]]:
+    """Each key's values in the lines of ``table`` (the whole text if it has no such
+    table: its header may be what is misspelt)."""
+    headers = [(m.start(), m.end(), m["name"]) for m in _TABLE.finditer(text)]
+    spans = [
+        (end, headers[i + 1][0] if i + 1 < len(headers) else len(text))
+        for i, (_, end, name) in enumerate(headers)
+        if name == table
+    ]
+    found: dict[str, list[str]] = {}
+    for start, stop in spans or [(0, len(text))]:
+        for m in _LINE.finditer(text, start, stop):
+            value = m["basic"] if m["basic"] is not None else m["literal"]
+            found.setdefault(m["key"], []).append(value)
+    return found
+
+
+def salvage_stop_settings(path: str | Path) -> StopSettings | None:
+    """For a bench file :func:`read_stop_settings` does not take: the service's socket
+    and tokens as the file's lines give them (each key on one line, once, in the
+    ``[service]`` table, or anywhere if the file has none), the bench's name and
+    environment as far as they are there ("?" where not). None if either path is not
+    there once."""
+    try:
+        file = Path(path).resolve()
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            return None
+        text = raw.decode("utf-8", "replace")
+    except (OSError, RuntimeError, ValueError):
+        return None
+    service, bench = _lines_of(text, "service"), _lines_of(text, "bench")
+    paths = []
+    for key in ("socket", "tokens"):
+        values = service.get(key, [])
+        if len(values) != 1:
+            return None
+        value = values[0]
+        if not value.strip() or not value.isprintable() or len(os.fsencode(value)) > MAX_PATH_BYTES:
+            return None
+        try:
+            paths.append((file.parent / value).resolve())
+        except (OSError, RuntimeError, ValueError):
+            return None
+    names, environments = bench.get("name", []), bench.get("environment", [])
+    name = names[0] if len(names) == 1 and BENCH_NAME.fullmatch(names[0]) else "?"
+    environment = environments[0] if len(environments) == 1 else "?"
+    if environment not in ENVIRONMENTS:
+        environment = "?"
+    settings = StopSettings(name, environment, paths[0], paths[1])
+    if len(os.fsencode(str(settings.channel))) > MAX_SOCKET_PATH_BYTES:
+        return None
+    return settings
+
+
 def _arguments(argv: list[str]) -> tuple[str, str] | None:
     """``estop [--bench FILE] [--role ROLE]``: the bench file and role, or None."""
     bench, role = "bench.toml", "viewer"
@@ -165,8 +234,11 @@ def main(argv: list[str]) -> int | None:
     if arguments is None:
         return None
     settings = read_stop_settings(arguments[0])
-    if settings is None:
-        return None
+    salvaged = settings is None
+    if salvaged:
+        settings = salvage_stop_settings(arguments[0])
+        if settings is None:
+            return None
     try:
         from interlock.service.tokens import read_token  # the error tree alone besides
 
@@ -177,4 +249,10 @@ def main(argv: list[str]) -> int | None:
     marker = "  *** FLIGHT HARDWARE ***" if settings.environment == "flight" else ""
     print(f"bench {settings.name} [{settings.environment}]{marker}")
     print(f"emergency stop done: state {state}" + (f" ({fault})" if fault else ""))
+    if salvaged:
+        print(
+            f"{arguments[0]}: not a bench file the loader takes as it is; its service was "
+            f"found by its lines (`interlock check --bench {arguments[0]}` says what is wrong)",
+            file=sys.stderr,
+        )
     return 0

@@ -160,3 +160,57 @@ def test_with_no_service_the_full_command_says_so(tmp_path):
     )
     assert done.returncode == 4
     assert "no service answers" in done.stderr
+    # Said last, whatever the reason: not "start a service", but what to do now.
+    assert done.stderr.splitlines()[-1] == (
+        "EMERGENCY STOP NOT DELIVERED: use the bench's hardware E-stop"
+    )
+
+
+# A bench file as an edit leaves it: each breaks the full loader, and none should keep
+# anyone from stopping a bench whose service answers.
+BREAKS = {
+    "a string cut short": lambda text: text.replace('= "sim-bench-01"', '= "sim-bench-01', 1),
+    "a table misspelt": lambda text: text.replace("[service]", "[servce]", 1),
+    "a key misspelt": lambda text: text.replace("monitor_period =", "monitor_perod =", 1),
+    "a line that is not TOML": lambda text: text + "\nthis is not toml\n",
+}
+
+
+@pytest.mark.parametrize("edit", BREAKS.values(), ids=BREAKS.keys())
+def test_a_broken_bench_file_still_stops_a_bench_whose_service_answers(served: Served, edit):
+    good = served.bench_path
+    broken = good.with_name("broken.toml")
+    broken.write_text(edit(good.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(ConfigError):
+        load_bench(broken)
+    served.client("operator").arm()
+    done = subprocess.run(
+        [sys.executable, "-m", "interlock", "estop", "--bench", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "emergency stop done: state fault" in done.stdout
+    assert served.controller.state == "fault"
+    if estop.read_stop_settings(broken) is None:  # found by its lines: and said so
+        assert f"interlock check --bench {broken}" in done.stderr
+
+
+def test_the_lines_of_a_broken_file_give_the_loaders_paths_or_nothing(tmp_path):
+    loaded = load_bench(write_bench(tmp_path))
+    text = (tmp_path / "bench.toml").read_text(encoding="utf-8")
+    broken = tmp_path / "broken.toml"
+    for edit in BREAKS.values():
+        broken.write_text(edit(text), encoding="utf-8")
+        found = estop.salvage_stop_settings(broken)
+        assert found is not None
+        assert (found.socket, found.tokens) == (loaded.service.socket, loaded.service.tokens)
+        assert found.name in (loaded.name, "?")
+    # Not once: a second socket line (which one?), or none, gives nothing.
+    broken.write_text(text.replace("[service]", '[service]\nsocket = "other.sock"', 1))
+    assert estop.salvage_stop_settings(broken) is None
+    broken.write_text(re.sub(r"(?m)^socket = .*$", "", text), encoding="utf-8")
+    assert estop.salvage_stop_settings(broken) is None
+    assert estop.salvage_stop_settings(tmp_path / "missing.toml") is None
