@@ -107,6 +107,14 @@ class ReadbackMismatch(InstrumentError):
 class FaultLatched(InterlockError):
     """The bench is in a latched fault; only an operator reset clears it."""
 
+    @classmethod
+    def on_bench(cls, bench: str, cause: str) -> FaultLatched:
+        """Refused because of the latch: what it is, and who clears it how."""
+        return cls(
+            f"bench {bench} is in a latched fault: {cause} (an operator clears it with "
+            "`interlock reset` once its cause is dealt with)"
+        )
+
 
 class StateError(InterlockError):
     """The operation is not allowed in the controller's current state."""

@@ -245,7 +245,7 @@ class Controller:
 
     def _require(self, *states: str) -> None:
         if self.fault_cause is not None:
-            raise FaultLatched(f"bench {self.bench.name} is in a latched fault: {self.fault_cause}")
+            raise FaultLatched.on_bench(self.bench.name, self.fault_cause)
         if self.state not in states:
             raise StateError(f"not allowed while {self.state} (needs {' or '.join(states)})")
 

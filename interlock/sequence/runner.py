@@ -241,7 +241,7 @@ class SequenceRunner:
         status = self.target.status()
         if status.get("fault"):
             # A fault, as the operator commands say it (exit 4): an operator's reset first.
-            raise FaultLatched(f"bench {status['bench']} is in a latched fault: {status['fault']}")
+            raise FaultLatched.on_bench(status["bench"], status["fault"])
         if status["state"] == "safe":
             self.target.arm(self.operator)
             return True

@@ -133,8 +133,8 @@ def test_emergency_stop_latches_and_reset_never_energises(rig):
     assert ctl.state == "fault" and ctl.fault_cause.startswith("estop")
     assert_all_outputs_off(rig)
     assert rig.truth()["contacts"] == []
-    with pytest.raises(FaultLatched):
-        ctl.set_voltage("VLOGIC", 1.0)
+    with pytest.raises(FaultLatched, match=r"estop.*clears it with `interlock reset`"):
+        ctl.set_voltage("VLOGIC", 1.0)  # the refusal says what the latch is and the way out
     ctl.reset("operator")
     assert ctl.state == "safe"
     time.sleep(0.2)
