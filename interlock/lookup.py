@@ -45,7 +45,12 @@ class BenchFile:
         return f"bench file {self.path} ({how})"
 
 
-def locate_bench(given: str | Path | None = None, *, start: str | Path | None = None) -> BenchFile:
+def locate_bench(
+    given: str | Path | None = None,
+    *,
+    start: str | Path | None = None,
+    option: str = "--bench FILE",
+) -> BenchFile:
     """The bench file meant by ``given`` (None: look for it); ConfigError if none is found.
 
     ``start`` is where the upward search begins (default: the current directory).
@@ -65,7 +70,7 @@ def locate_bench(given: str | Path | None = None, *, start: str | Path | None = 
     raise ConfigError(
         BENCH_FILE,
         "",
-        f"no bench file: none given (--bench FILE), ${ENVIRONMENT} is not set, and there is "
+        f"no bench file: none given ({option}), ${ENVIRONMENT} is not set, and there is "
         f"no {BENCH_FILE} in {here} or any directory above it; `interlock init DIR` writes "
         "an example simulated bench",
     )

@@ -16,7 +16,8 @@ run on one's own bench; a flight bench also needs ``--interlock-confirm``).
 At teardown, whatever the test did, it returns the bench to the safe state:
 outputs off in the profile's power-off order, relays open, disarmed; if that
 cannot be done in order, an emergency stop. A bench found in a latched fault
-is never reset by the fixture: the test errors and an operator looks.
+is never reset by the fixture: the test errors at its set-up, saying so in a
+line, and an operator looks.
 
 On a ``simulation`` bench, ``bench.sim`` is the simulator the bench's service
 uses (:class:`~interlock.sim.client.SimulatorClient`), so a team can test how
@@ -83,21 +84,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def bench(request: pytest.FixtureRequest) -> Iterator[Client]:
     """A client of the bench's service, holding the lease; the bench is safe after the test."""
     from interlock.client import connect
-    from interlock.errors import ConfigError
+    from interlock.errors import ConfigError, FaultLatched
     from interlock.lookup import locate_bench
 
     config = request.config
     given = config.getoption("interlock_bench") or config.getini("interlock_bench") or None
     role = config.getoption("interlock_role") or config.getini("interlock_role")
     try:
-        found = locate_bench(given)
+        found = locate_bench(given, option="--interlock-bench FILE")
     except ConfigError as error:
-        pytest.fail(f"interlock: {error}", pytrace=False)
+        problem = f"interlock: {error}"
+    else:
+        problem = None
+    if problem is not None:  # failed here, not in the handler: one line, no chained error
+        pytest.fail(problem, pytrace=False)
     client = connect(found.path, role=role)
     try:
         lease = client.lease().acquire()
         try:
-            if role == "operator" and client.status()["state"] == "safe":
+            status = client.status()
+            if status.get("fault"):
+                # An error of this test's set-up, once, rather than a failure in its body:
+                # the latch is the bench's, for an operator to look at and reset.
+                latched = FaultLatched.on_bench(client.name, status["fault"])
+                pytest.fail(f"interlock: {latched}", pytrace=False)
+            if role == "operator" and status["state"] == "safe":
                 client.arm(confirm=config.getoption("interlock_confirm"))
             status = client.status()
             request.node.user_properties.extend(

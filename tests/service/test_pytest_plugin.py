@@ -186,6 +186,9 @@ def test_the_bench_is_found_by_the_environment_or_upward_or_said_missing(served,
     assert "Traceback" not in missing.stdout and "interlock: bench.toml: no bench file" in (
         missing.stdout
     ), missing.stdout
+    # pytest's own option is named, and the error is one, not one raised while handling another.
+    assert "none given (--interlock-bench FILE)" in missing.stdout
+    assert "During handling" not in missing.stdout
     found = pytest_in(lost, INTERLOCK_BENCH=str(served.bench_path))
     assert found.returncode == 0, found.stdout + found.stderr
     upward = subprocess.run(
@@ -197,3 +200,30 @@ def test_the_bench_is_found_by_the_environment_or_upward_or_said_missing(served,
         env=clean,
     )
     assert upward.returncode == 0, upward.stdout + upward.stderr
+
+
+def test_a_bench_in_a_latched_fault_errors_each_test_at_its_set_up_saying_why(served, tmp_path):
+    served.client("viewer").estop()
+    (tmp_path / "test_two.py").write_text(
+        "def test_one(bench):\n    bench.set_voltage('VLOGIC', 1.0)\n\n"
+        "def test_two(bench):\n    bench.set_voltage('VLOGIC', 1.0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", "test_two.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "INTERLOCK_BENCH": str(served.bench_path)},
+    )
+    assert outcomes(result) == {"test_one": "ERROR", "test_two": "ERROR"}, result.stdout
+    # Each error says it in a line (pytrace off: the line alone, no frames).
+    said = [line for line in result.stdout.splitlines() if "is in a latched fault" in line]
+    assert len(said) == 2, result.stdout
+    assert all(
+        line.startswith("interlock: bench sim-bench-01 is in a latched fault: estop")
+        and "`interlock reset`" in line
+        for line in said
+    ), said
+    assert "Traceback" not in result.stdout
+    assert served.controller.state == "fault"  # never reset by the fixture
