@@ -9,10 +9,12 @@ it is someone's decision); it waits for one and shows that it is waiting.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from interlock.commands.common import add_bench_argument, command_bench
 from interlock.commands.fleet import add_lab_arguments, labgrid_fleet
+from interlock.exits import EXIT_USAGE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,10 +43,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_console(args: argparse.Namespace) -> int:
+    source = console_source(args)  # a bench that is not there is said first
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Drawn into a file or a pipe, a full-screen UI is bytes no one reads, and it
+        # would wait for keys no one can press.
+        print(
+            "interlock console needs a terminal (its input and output are not one); "
+            "from a script: interlock status, interlock estop",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     # Imported here: the other commands need no terminal UI.
     from interlock.console import ConsoleApp
 
-    ConsoleApp(console_source(args)).run()
+    ConsoleApp(source).run()
     return 0
 
 

@@ -100,6 +100,7 @@ CASES = [
     Case("fleet without its subcommand", ("fleet",), 2, ""),
     Case("stop a missing bench", ("stop", "--bench", "{dir}/no.toml"), 2, "ConfigError: "),
     Case("console on a missing bench", ("console", "--bench", "{dir}/no.toml"), 2, "ConfigError: "),
+    Case("console without a terminal", ("console",), 2, "interlock console needs a terminal"),
     Case("serve where one serves", ("serve",), 2, "AlreadyServing: ", served=True),
     Case(
         "serve --background where one serves",
@@ -120,7 +121,8 @@ CASES = [
     Case("arm with no service", ("arm",), 4, "ServiceUnavailable: "),
     Case("disarm with no service", ("disarm",), 4, "ServiceUnavailable: "),
     Case("reset with no service", ("reset",), 4, "ServiceUnavailable: "),
-    Case("estop with no service", ("estop",), 4, "ServiceUnavailable: "),
+    # Why (ServiceUnavailable: ...) comes first; last, that the stop did not go out.
+    Case("estop with no service", ("estop",), 4, "EMERGENCY STOP NOT DELIVERED: "),
     Case("sim clear with no simulator", ("sim", "clear"), 4, "SimulatorError: "),
     Case(
         "fleet status with no coordinator",
