@@ -13,6 +13,7 @@ wrong, the error is a :class:`~interlock.errors.ConfigError` naming the file.
 
 from __future__ import annotations
 
+import difflib
 import os
 import stat
 import tomllib
@@ -32,6 +33,9 @@ from interlock.units import Dimension, QuantityError, parse_quantity
 
 #: The largest configuration file read (the shipped ones are a few KiB).
 MAX_FILE_BYTES = 1 << 20
+# How alike a present key must be to a missing one to be named as its misspelling
+# (difflib's ratio: monitor_perod 0.96, max_slwe 0.88; min_voltage for max_voltage 0.82).
+MISSPELT = 0.85
 # How much of a value or key an error message shows.
 _SHOWN = 60
 
@@ -173,9 +177,17 @@ class Table:
         self._used.add(key)
         if key not in self.data:
             if required:
-                raise self.error(key, "missing")
+                raise self.error(key, "missing" + self._misspelt(key))
             return None
         return self.data[key]
+
+    def _misspelt(self, key: str) -> str:
+        """A key of the table that looks like ``key`` misspelt, said beside "missing":
+        the typo is what the user has to find. Close enough that min_ and max_ of the
+        same quantity are never taken for each other."""
+        others = [k for k in self.data if isinstance(k, str) and k not in self._used]
+        close = difflib.get_close_matches(key, others, n=1, cutoff=MISSPELT)
+        return f' (is "{shown_text(close[0])}" a misspelling of it?)' if close else ""
 
     def string(
         self,

@@ -752,3 +752,27 @@ def test_every_command_refuses_the_bench_with_exit_2(bench_dir, capsys, argv):
     if argv == ["estop"]:  # no service answered the stop's own way: it says so, last
         said.append("EMERGENCY STOP NOT DELIVERED: use the bench's hardware E-stop")
     assert err.splitlines() == said
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "key", "hint"),
+    [
+        ("bench.toml", 'monitor_period = "50 ms"', 'monitor_perod = "50 ms"',
+         "service.monitor_period", "monitor_perod"),
+        ("bench.toml", "[service]", "[servce]", "service", "servce"),
+        ("bench.toml", 'power_relay = "K1"', 'power_realy = "K1"', ".power_relay", "power_realy"),
+        (PROFILE, 'max_slew = "50 V/s"', 'max_slwe = "50 V/s"', ".max_slew", "max_slwe"),
+        # Alike, but another key of the same table: never offered as the misspelling.
+        (PROFILE, 'max_voltage = "5.5 V"', 'min_voltage_ = "5.5 V"', ".max_voltage", None),
+    ],
+)  # fmt: skip
+def test_a_missing_key_names_the_present_key_it_is_likely_misspelt_as(
+    bench_dir, file, old, new, key, hint
+):
+    edit(bench_dir / file, old, new)
+    error = error_for(bench_dir)
+    assert error.file.endswith(file) and error.key.endswith(key), str(error)
+    if hint is None:
+        assert error.problem == "missing", str(error)
+    else:
+        assert error.problem == f'missing (is "{hint}" a misspelling of it?)', str(error)
