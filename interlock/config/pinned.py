@@ -69,7 +69,15 @@ def load_configuration(
 ) -> Configuration:
     """Load bench.toml and its profile (or ``profile_path`` instead), cross-check and pin them."""
     bench = load_bench(bench_path)
-    profile = load_profile(profile_path if profile_path is not None else bench.profile_path)
+    try:
+        profile = load_profile(profile_path if profile_path is not None else bench.profile_path)
+    except ConfigError as error:
+        if profile_path is None and not error.key and error.problem == "file not found":
+            # Named where it was written: the fix is in bench.toml, or a file to restore.
+            raise ConfigError(
+                bench.shown_path, "bench.profile", f"{error.file}: file not found"
+            ) from None
+        raise
     return Configuration(bench, profile, pin_limits(bench, profile))
 
 

@@ -260,9 +260,9 @@ CASES = [
         "bench.toml",
         'profile = "profiles/mdb24.toml"',
         'profile = "profiles/nope.toml"',
-        "profiles/nope.toml",
-        "",
-        "file not found",
+        "bench.toml",  # named where it is written: bench.toml's key
+        "bench.profile",
+        "profiles/nope.toml: file not found",
         id="missing-profile",
     ),
     # --- every value bounded, and held against the catalogue's models ---
