@@ -30,6 +30,7 @@ from interlock.config.bounds import (
     STRAY_VOLTAGE,
     TOTAL_POWER,
     VOLTAGE_LIMIT,
+    Range,
     show,
 )
 from interlock.config.reader import Table, display_path, read_toml, resolve_file
@@ -114,7 +115,14 @@ def load_profile(path: str | Path) -> Profile:
             max_resistance=ident.bounded("max_resistance", RESISTANCE_LIMIT),
             max_stray_voltage=ident.bounded("max_stray_voltage", STRAY_VOLTAGE, required=False),
         )
-        _ordered(ident, "min_resistance", identity.min_resistance, identity.max_resistance)
+        _ordered(
+            ident,
+            "min_resistance",
+            identity.min_resistance,
+            "max_resistance",
+            identity.max_resistance,
+            RESISTANCE_LIMIT,
+        )
         ident.finish()
 
     nets = {net: _net_limits(net, table) for net, table in root.tables("nets").items()}
@@ -194,9 +202,11 @@ def _steps(table: Table, key: str) -> tuple[tuple[str, ...], ...]:
     return tuple(steps)
 
 
-def _ordered(table: Table, key: str, low: float, high: float) -> None:
+def _ordered(table: Table, key: str, low: float, high_key: str, high: float, bound: Range) -> None:
+    """``key``'s value at most ``high_key``'s, or an error that shows both."""
     if low > high:
-        raise table.error(key, "is greater than its maximum")
+        shown_low, shown_high = show(low, bound.dimension), show(high, bound.dimension)
+        raise table.error(key, f"{shown_low} is above {high_key} ({shown_high})")
 
 
 def _net_limits(net: str, table: Table) -> NetLimits:
@@ -206,7 +216,14 @@ def _net_limits(net: str, table: Table) -> NetLimits:
         max_resistance=mate.bounded("max_resistance", RESISTANCE_LIMIT),
         max_stray_voltage=mate.bounded("max_stray_voltage", STRAY_VOLTAGE),
     )
-    _ordered(mate, "min_resistance", safe_to_mate.min_resistance, safe_to_mate.max_resistance)
+    _ordered(
+        mate,
+        "min_resistance",
+        safe_to_mate.min_resistance,
+        "max_resistance",
+        safe_to_mate.max_resistance,
+        RESISTANCE_LIMIT,
+    )
     mate.finish()
     limits = NetLimits(
         net=net,
@@ -223,10 +240,25 @@ def _net_limits(net: str, table: Table) -> NetLimits:
         safe_to_mate=safe_to_mate,
         require=_require(table),
     )
-    _ordered(table, "min_voltage", limits.min_voltage, limits.max_voltage)
-    _ordered(table, "live_min_current", limits.live_min_current, limits.live_max_current)
-    if limits.live_max_current > limits.max_current:
-        raise table.error("live_max_current", "is greater than max_current")
+    _ordered(
+        table, "min_voltage", limits.min_voltage, "max_voltage", limits.max_voltage, VOLTAGE_LIMIT
+    )
+    _ordered(
+        table,
+        "live_min_current",
+        limits.live_min_current,
+        "live_max_current",
+        limits.live_max_current,
+        CURRENT_LIMIT,
+    )
+    _ordered(
+        table,
+        "live_max_current",
+        limits.live_max_current,
+        "max_current",
+        limits.max_current,
+        CURRENT_LIMIT,
+    )
     if limits.readback_absolute > READBACK_ABSOLUTE_SHARE * limits.max_voltage:
         raise table.error(
             "readback_absolute",

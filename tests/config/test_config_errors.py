@@ -776,3 +776,22 @@ def test_a_missing_key_names_the_present_key_it_is_likely_misspelt_as(
         assert error.problem == "missing", str(error)
     else:
         assert error.problem == f'missing (is "{hint}" a misspelling of it?)', str(error)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "problem"),
+    [
+        ('min_voltage = "0 V"', 'min_voltage = "30 V"', ".min_voltage",
+         "30 V is above max_voltage (5.5 V)"),
+        ('live_min_current = "50 mA"', 'live_min_current = "300 mA"', ".live_min_current",
+         "300 mA is above live_max_current (250 mA)"),
+        ('live_max_current = "250 mA"', 'live_max_current = "2 A"', ".live_max_current",
+         "2 A is above max_current (400 mA)"),
+        ('min_resistance = "9.8 kohm"', 'min_resistance = "98 kohm"', ".min_resistance",
+         "98 kΩ is above max_resistance (10.2 kΩ)"),
+    ],
+)  # fmt: skip
+def test_a_minimum_above_its_maximum_shows_both(bench_dir, old, new, key, problem):
+    edit(bench_dir / PROFILE, old, new)
+    error = error_for(bench_dir)
+    assert error.key.endswith(key) and error.problem == problem, str(error)
