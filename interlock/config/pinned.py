@@ -16,7 +16,7 @@ from interlock.catalog import RELAY_BOARDS, SUPPLIES, SWITCHES
 from interlock.config.bench import Bench, load_bench
 from interlock.config.bounds import show
 from interlock.config.profile import Profile, load_profile
-from interlock.dialects import Capabilities, dialect_of
+from interlock.dialects import Capabilities, SupplyChannel, dialect_of
 from interlock.errors import ConfigError
 from interlock.limits.measurements import ovp_level
 from interlock.limits.model import NetLimits, OpenBeforeChangeRule, PinnedLimits, RelayGroupRule
@@ -168,6 +168,7 @@ def pin_limits(bench: Bench, profile: Profile) -> PinnedLimits:
         profile_file=profile.shown_path,
         bench_file=bench.shown_path,
         supply_floors=_supply_floors(bench, profile),
+        supply_ranges=_supply_ranges(bench, profile),
         ovp_levels={net: ovp_level(limits.max_voltage) for net, limits in profile.nets.items()},
         identity=profile.identity,
         unlisted_max_stray_voltage=profile.unlisted_max_stray_voltage,
@@ -184,6 +185,20 @@ def _supply_floors(bench: Bench, profile: Profile) -> dict[str, tuple[float, str
             f"{model.model} CH{supply.channel}",
         )
     return floors
+
+
+def _supply_ranges(bench: Bench, profile: Profile) -> dict[str, str]:
+    """The output range of each net whose supply channel has ranges (checked to exist by
+    ``_check_capabilities``)."""
+    ranges = {}
+    for net, limits in profile.nets.items():
+        supply = bench.wiring[net].supply
+        model = SUPPLIES[bench.instruments[supply.instrument].identity.model]
+        channel = model.channels[supply.channel]
+        chosen = channel.range_for(limits.max_voltage, limits.max_current)
+        if chosen is not None:
+            ranges[net] = chosen.name
+    return ranges
 
 
 def _check_safe_to_mate_wiring(bench: Bench, profile: Profile) -> None:
@@ -235,6 +250,25 @@ def _check_required(
                 f"nets.{net}.require",
                 f"net {net} requires {capability}; its supply {instrument} ({model}) has none",
             )
+
+
+def _check_range(
+    profile: Profile, net: str, what: str, channel: SupplyChannel, limits: NetLimits
+) -> None:
+    """A channel with output ranges delivers its maxima only one range at a time: one range
+    must cover both the net's max_voltage and its max_current (the first that does is
+    selected at arming; the OVP level's range does not depend on the output range)."""
+    if not channel.ranges or channel.range_for(limits.max_voltage, limits.max_current):
+        return
+    ranges = ", ".join(
+        f"{r.name} {r.max_voltage:g} V / {r.max_current:g} A" for r in channel.ranges
+    )
+    raise ConfigError(
+        profile.shown_path,
+        f"nets.{net}",
+        f"max_voltage {limits.max_voltage:g} V with max_current {limits.max_current:g} A: "
+        f"no output range of the {what} delivers both ({ranges}); a profile may only tighten",
+    )
 
 
 def _check_common_output(bench: Bench) -> None:
@@ -359,6 +393,7 @@ def _check_capabilities(bench: Bench, profile: Profile) -> None:
                     f"{value:g} {unit} is beyond what the {what} can deliver ({ceiling:g} {unit}); "
                     "a profile may only tighten",
                 )
+        _check_range(profile, net, f"{model.model} CH{wiring.supply.channel}", channel, limits)
         caps = dialect_of(model.model).capabilities
         _check_required(profile, net, instrument.name, model.model, limits, caps)
         if caps.has("ovp") and ovp_level(limits.max_voltage) > channel.max_ovp:

@@ -41,6 +41,7 @@ from interlock.limits.measurements import (
     check_contacts,
     check_output,
     check_protection_armed,
+    check_range,
     check_readback,
 )
 from interlock.limits.ramps import VoltagePlan, at_step, continue_ramp, plan_voltage
@@ -199,6 +200,16 @@ class Actuation:
         with self._gate.actuating():
             readback = program(channel, value, net=net)
         self.expect(net, quantity, value, readback)
+
+    def select_range(self, net: str) -> None:
+        """Select the net's output range (pinned from its limits) and read it back."""
+        psu, channel = self._supply(net)
+        with self._gate.actuating():
+            readback = psu.select_range(channel, self._limits().supply_ranges[net], net=net)
+        finding = check_range(self._limits(), net, readback)
+        if finding is not None:
+            self._trip("readback", finding.problem, finding=finding)
+            raise ReadbackMismatch(self._instruments.ports[net].supply or "bench", finding.problem)
 
     def arm_protection(self, net: str) -> None:
         """Arm the net's over-current protection; it must read back armed."""

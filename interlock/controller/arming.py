@@ -176,8 +176,9 @@ class Arming:
             raise InstrumentError("bench", "not everything is off: " + "; ".join(problems))
 
     def program_protection(self) -> None:
-        """Each channel: 0 V, current limit and OVP at the profile, OCP armed, all read back,
-        where the supply has them (its dialect's capabilities).
+        """Each channel: its output range where it has several, 0 V, current limit and OVP
+        at the profile, OCP armed, all read back, where the supply has them (its dialect's
+        capabilities).
 
         With OCP armed the supply turns its output off itself when the load would
         pull it into current limiting (a short, an overload), before the monitor's
@@ -188,6 +189,8 @@ class Arming:
         limits = self._limits()
         nets = {}
         for net, net_limits in limits.nets.items():
+            if net in limits.supply_ranges:  # first: in another range a setting is refused
+                self._actuation.select_range(net)
             caps = self._instruments.capabilities(net)
             settings = [("voltage", 0.0), ("current_limit", net_limits.max_current)]
             if caps.has("ovp"):

@@ -30,6 +30,7 @@ from interlock.dialects.model import (
     Model,
     SupplyChannel,
     SupplyModel,
+    SupplyRange,
     SwitchModel,
 )
 from interlock.errors import ConfigError
@@ -44,6 +45,7 @@ __all__ = [
     "Model",
     "SupplyChannel",
     "SupplyModel",
+    "SupplyRange",
     "SwitchModel",
     "dialect_of",
     "dialects",

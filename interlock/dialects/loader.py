@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import string
 import tomllib
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,17 @@ from interlock.dialects.model import (
     Query,
     SupplyChannel,
     SupplyModel,
+    SupplyRange,
     SwitchModel,
 )
 from interlock.errors import ConfigError
 from interlock.units import CURRENT, DURATION, RESISTANCE, VOLTAGE, Dimension, parse_quantity
 
-# The fields each template may use: a channel, a channel list, a value, an on/off word.
-_FIELDS = {"ch", "chs", "value", "state"}
+# The fields each template may use: a channel, a channel list, a value, an on/off word,
+# an output range's name.
+_FIELDS = {"ch", "chs", "value", "state", "range"}
+# An output range's name goes into a line as it is: a word, nothing a line could break on.
+_RANGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,15}")
 _MAX_TEMPLATE = 200
 
 
@@ -219,7 +224,7 @@ def _fields(table: _Table, key: str, template: str) -> set[str]:
     if unknown or "" in names:
         raise table.error(key, f"unknown field {{{sorted(unknown or {''})[0]}}}")
     try:  # every format spec must take what the driver gives it
-        template.format(ch=1, chs="1", value=1.5, state="ON")
+        template.format(ch=1, chs="1", value=1.5, state="ON", range="P15V")
     except (ValueError, TypeError) as exc:
         raise table.error(key, f"cannot be formatted: {exc}") from None
     return names
@@ -232,6 +237,9 @@ def _commands(table: _Table | None) -> dict[str, Command]:
     for key in list(table.data):
         template = table.get(key, str)
         names = _fields(table, key, template)
+        if ("range" in names) != (key == "set_range"):  # the range's name, and only there
+            problem = "takes {range}" if key == "set_range" else "only set_range takes {range}"
+            raise table.error(key, problem)
         commands[key] = Command(key, template, "chs" in names)
     table.finish()
     return commands
@@ -244,6 +252,8 @@ def _query(table: _Table, key: str, link: Link) -> Query:
     spec = _Table(value, table.file, f"{table.key}.{key}")
     template = spec.get("send", str)
     names = _fields(spec, "send", template)
+    if "range" in names:
+        raise spec.error("send", "only the set_range command takes {range}")
     pattern = spec.get("pattern", str, None)
     try:
         compiled = re.compile(pattern) if pattern is not None else None
@@ -289,6 +299,8 @@ def _queries(table: _Table | None, link: Link) -> dict[str, Query]:
         return {}
     queries = {key: _query(table, key, link) for key in list(table.data)}
     table.finish()
+    if "range?" in queries and queries["range?"].reply != "text":
+        raise table.error("range?", 'a range is read back by its name: reply = "text"')
     return queries
 
 
@@ -330,8 +342,10 @@ def _models(table: _Table, kind: str, maker: str, dialect: str) -> dict[str, Mod
                     max_ovp=ch.quantity("max_ovp", VOLTAGE, 0.0),
                     min_current=ch.quantity("min_current", CURRENT, 0.002),
                     min_voltage=ch.quantity("min_voltage", VOLTAGE, 0.0),
+                    ranges=_ranges(ch),
                 )
                 ch.finish()
+                _check_ranges(ch, channels[int(number)])
             chans.finish()
             model = SupplyModel(model_maker, name, channels, dialect, unconfirmed)
         elif kind == "meter":
@@ -365,6 +379,54 @@ def _models(table: _Table, kind: str, maker: str, dialect: str) -> dict[str, Mod
     if not models:
         raise table.error("", "a dialect names at least one model")
     return models
+
+
+def _ranges(channel: _Table) -> tuple[SupplyRange, ...]:
+    """A channel's output ranges, ``[{ name, max_voltage, max_current }, ...]``."""
+    found = []
+    for i, item in enumerate(channel.get("ranges", list, [])):
+        if not isinstance(item, dict):
+            raise channel.error(f"ranges[{i}]", "expected { name, max_voltage, max_current }")
+        spec = _Table(item, channel.file, f"{channel.key}.ranges[{i}]")
+        name = spec.get("name", str)
+        if not _RANGE_NAME.fullmatch(name):
+            raise spec.error("name", f'"{name}": 1 to 16 letters, digits, _ . + or -')
+        found.append(
+            SupplyRange(
+                name,
+                max_voltage=spec.quantity("max_voltage", VOLTAGE),
+                max_current=spec.quantity("max_current", CURRENT),
+            )
+        )
+        spec.finish()
+    return tuple(found)
+
+
+def _check_ranges(table: _Table, channel: SupplyChannel) -> None:
+    """Ranges are declared smallest first (the first that covers a net is chosen), each
+    named once, within the channel's maxima, which are their envelope."""
+    ranges = channel.ranges
+    if not ranges:
+        return
+    if len(ranges) == 1:
+        raise table.error("ranges", "a channel with ranges has two or more")
+    for i, (before, after) in enumerate(pairwise(ranges), start=1):
+        if after.max_voltage <= before.max_voltage:
+            raise table.error(
+                f"ranges[{i}]",
+                f"{after.name}: smallest first (by max_voltage), after {before.name}",
+            )
+    names = [r.name.upper() for r in ranges]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise table.error(f"ranges[{i}].name", f'"{ranges[i].name}" is named twice')
+    for field in ("max_voltage", "max_current"):
+        envelope = max(getattr(r, field) for r in ranges)
+        if envelope != getattr(channel, field):
+            raise table.error(
+                field,
+                f"{getattr(channel, field):g} is not what its ranges reach at most ({envelope:g})",
+            )
 
 
 # What each capability needs from the templates.
@@ -406,6 +468,13 @@ def _check_capabilities(dialect: Dialect) -> None:
             needed.append(("capabilities.trip_query", "tripped?"))
         if "measure?" not in have:
             needed += [("queries", "measure_voltage?"), ("queries", "measure_current?")]
+        ranged = [
+            name
+            for name, model in dialect.models.items()
+            if any(c.ranges for c in model.channels.values())  # type: ignore[union-attr]
+        ]
+        if ranged:
+            needed += [(f"models.{ranged[0]}", "set_range"), (f"models.{ranged[0]}", "range?")]
     for where, key in needed:
         if key not in have:
             raise ConfigError(dialect.path, where, f'needs the line "{key}"')

@@ -141,14 +141,38 @@ REQUIRABLE = ("ovp", "ocp", "trip_query", "panel_lock", "watchdog")
 
 
 @dataclass(frozen=True)
+class SupplyRange:
+    """One output range of a channel that has several (the E3632A's P15V and P30V): what
+    it can deliver, in V and A, and its name as the range command and query say it."""
+
+    name: str
+    max_voltage: float
+    max_current: float
+
+    def covers(self, volts: float, amps: float) -> bool:
+        return volts <= self.max_voltage and amps <= self.max_current
+
+
+@dataclass(frozen=True)
 class SupplyChannel:
-    """One output of a power supply: rated ranges in V and A."""
+    """One output of a power supply: rated ranges in V and A.
+
+    A channel with output ranges (``ranges``, smallest first) delivers its maxima only
+    in one range or another: the maxima are their envelope, and the range a net needs
+    is chosen from its limits (:meth:`range_for`).
+    """
 
     max_voltage: float
     max_current: float
     max_ovp: float  # highest over-voltage protection setting (0 without a level)
     min_current: float = 0.002  # lowest current limit it regulates at
     min_voltage: float = 0.0  # a negative output goes below zero
+    ranges: tuple[SupplyRange, ...] = ()
+
+    def range_for(self, volts: float, amps: float) -> SupplyRange | None:
+        """The first declared range that delivers both ``volts`` and ``amps``: None if
+        none does (or if the channel has no ranges)."""
+        return next((r for r in self.ranges if r.covers(volts, amps)), None)
 
 
 @dataclass(frozen=True)

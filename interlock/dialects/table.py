@@ -7,20 +7,26 @@ equal to it, so what the README promises is what the files say.
 from __future__ import annotations
 
 from interlock.dialects import dialects
-from interlock.dialects.model import MeterModel, SupplyModel, SwitchModel
+from interlock.dialects.model import MeterModel, SupplyChannel, SupplyModel, SwitchModel
 
 START = "<!-- supported-models:start -->"
 END = "<!-- supported-models:end -->"
 
 
+def _channel(number: int, channel: SupplyChannel) -> str:
+    if channel.ranges:  # each range as it is selected: P15V 15 V / 7 A or P30V 30 V / 4 A
+        return f"CH{number} " + " or ".join(
+            f"{r.name} {r.max_voltage:g} V / {r.max_current:g} A" for r in channel.ranges
+        )
+    volts = f"{channel.max_voltage:g} V"
+    if channel.min_voltage < 0:
+        volts = f"{channel.min_voltage:g}..{volts}"
+    return f"CH{number} {volts} / {channel.max_current:g} A"
+
+
 def _ranges(model: object) -> str:
     if isinstance(model, SupplyModel):
-        return "; ".join(
-            f"CH{n} {c.min_voltage:g}..{c.max_voltage:g} V / {c.max_current:g} A"
-            if c.min_voltage < 0
-            else f"CH{n} {c.max_voltage:g} V / {c.max_current:g} A"
-            for n, c in sorted(model.channels.items())
-        )
+        return "; ".join(_channel(n, c) for n, c in sorted(model.channels.items()))
     if isinstance(model, MeterModel):
         return f"{model.max_dc_voltage:g} V DC, {model.max_resistance:g} ohm"
     if isinstance(model, SwitchModel):

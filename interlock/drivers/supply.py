@@ -50,6 +50,9 @@ class DialectSupply(DialectDevice):
         line = self.dialect.commands[command].line(
             ch=channel, chs=channel, value=amount, state=self._on
         )
+        return self._set_line(line, query, channel, **context)
+
+    def _set_line(self, line: str, query: str, channel: int, **context: Any) -> str:
         ask = self.dialect.queries[query]
         readback = ask.line(ch=channel, chs=channel)
         if self._compound:
@@ -65,6 +68,15 @@ class DialectSupply(DialectDevice):
             "set_voltage", "voltage?", channel, volts, quantity="voltage", value=volts, **context
         )
         return self.number(self.dialect.queries["voltage?"], text)
+
+    def select_range(self, channel: int, name: str, **context: Any) -> str:
+        """Select an output range by its name (the dialect's ``ranges``) and return the
+        range the supply then says it is in."""
+        if "set_range" not in self.dialect.commands:
+            raise ProtocolError(self.name, f"a {self.dialect.title} has no output ranges")
+        line = self.dialect.commands["set_range"].line(ch=channel, chs=channel, range=name)
+        text = self._set_line(line, "range?", channel, quantity="range", value=name, **context)
+        return text.strip()
 
     def program_current_limit(self, channel: int, amps: float, **context: Any) -> float:
         """Set the current limit and return what the supply then holds.

@@ -184,6 +184,19 @@ def check_readback(
     )
 
 
+def check_range(limits: PinnedLimits, net: str, readback: object) -> Finding | None:
+    """The output range selected at arming reads back by its name (in any case)."""
+    selected = limits.supply_ranges[net]
+    if isinstance(readback, str) and readback.strip().upper() == selected.upper():
+        return None
+    return Finding(
+        "readback.range",
+        limits.where(f"nets.{net}.max_voltage, nets.{net}.max_current"),
+        f"{net} output range reads back {readback!r}, selected {selected} "
+        "(the first of its supply's ranges that covers the net's limits)",
+    )
+
+
 def check_protection_armed(net: str, armed: bool) -> Finding | None:
     """Over-current protection, commanded on at arming, reads back on."""
     if armed is True:

@@ -119,6 +119,9 @@ class PinnedLimits:
     supply_floors: Mapping[str, tuple[float, str]] = field(default_factory=dict)
     # Per net: the over-voltage protection the supply is programmed to at arming.
     ovp_levels: Mapping[str, float] = field(default_factory=dict)
+    # Per net on a supply channel with output ranges: the range selected at arming,
+    # before anything else is programmed on it (the first that covers its limits).
+    supply_ranges: Mapping[str, str] = field(default_factory=dict)
     # The DUT's identity check, if the profile has one.
     identity: DutIdentity | None = None
     # What a wired supply channel of no net in the profile may show with its output

@@ -269,6 +269,15 @@ RULES: tuple[Rule, ...] = (
         "`measurements.check_readback` (arming, energising)",
     ),
     Rule(
+        "readback.range",
+        MEASUREMENT,
+        "a supply's output range read back other than the one selected at arming, the first "
+        "of its channel's `ranges` that covers the net's maximum voltage and current",
+        _key(PROFILE, "nets.<net>.max_voltage", "max_current")
+        + ", with the model's `ranges` (`interlock/dialects/<family>.toml`)",
+        "`measurements.check_range` (arming)",
+    ),
+    Rule(
         "readback.ocp",
         MEASUREMENT,
         "over-current protection reading off when armed, or before going live",

@@ -104,6 +104,8 @@ def cases():
     yield m.check_live_at_zero(LIMITS, zero, "VBUS").rule, "a dry run's live net at 0 V"
     for quantity in ("voltage", "current_limit", "ovp"):
         yield m.check_readback(LIMITS, "VBUS", quantity, 1.0, 2.0).rule, quantity
+    ranged = dataclasses.replace(LIMITS, supply_ranges={"VBUS": "P30V"})
+    yield m.check_range(ranged, "VBUS", "P15V").rule, "the supply left in another range"
     yield m.check_protection_armed("VBUS", False).rule, "OCP off"
     yield m.check_output("VBUS", True, False).rule, "did not turn on"
     yield m.check_off_before_live("VBUS", output=False, tripped=True, protected=True).rule, "trip"
