@@ -17,6 +17,7 @@ import difflib
 import os
 import stat
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -185,9 +186,14 @@ class Table:
         """A key of the table that looks like ``key`` misspelt, said beside "missing":
         the typo is what the user has to find. Close enough that min_ and max_ of the
         same quantity are never taken for each other."""
+        return self.misspelling(key, lambda found: f' (is "{found}" a misspelling of it?)')
+
+    def misspelling(self, key: str, said: Callable[[str], str]) -> str:
+        """``said(k)`` for a key ``k`` of the table, not read, that looks like ``key``
+        misspelt; "" if there is none."""
         others = [k for k in self.data if isinstance(k, str) and k not in self._used]
         close = difflib.get_close_matches(key, others, n=1, cutoff=MISSPELT)
-        return f' (is "{shown_text(close[0])}" a misspelling of it?)' if close else ""
+        return said(shown_text(close[0])) if close else ""
 
     def string(
         self,

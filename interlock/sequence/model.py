@@ -254,7 +254,11 @@ def _step(index: int, table: Table) -> Step:
             voltage = table.bounded("voltage", STEP_VOLTAGE, required=False)
             current = table.bounded("current_limit", STEP_CURRENT, required=False)
             if (voltage is None) == (current is None):
-                raise table.error("", "a set step takes exactly one of voltage, current_limit")
+                raise table.error(
+                    "",
+                    "a set step takes exactly one of voltage, current_limit"
+                    + _misspelt(table, "voltage", "current_limit"),
+                )
             fields.update(voltage=voltage, current_limit=current)
         case "ramp":
             fields.update(net=table.name("net"), voltage=table.bounded("to", STEP_VOLTAGE))
@@ -301,7 +305,18 @@ def _measure(table: Table) -> dict[str, object]:
     minimum = table.bounded("min", bound, required=False)
     maximum = table.bounded("max", bound, required=False)
     if minimum is None and maximum is None:
-        raise table.error("", "a measure step needs min, max or both")
+        raise table.error(
+            "", "a measure step needs min, max or both" + _misspelt(table, "min", "max")
+        )
     if minimum is not None and maximum is not None and minimum > maximum:
         raise table.error("min", "is greater than max")
     return {"net": net, "quantity": quantity, "minimum": minimum, "maximum": maximum}
+
+
+def _misspelt(table: Table, *keys: str) -> str:
+    """Of a step that lacks all of ``keys``: a key it has that looks like one misspelt."""
+    for key in keys:
+        hint = table.misspelling(key, lambda found, key=key: f' (is "{found}" {key} misspelt?)')
+        if hint:
+            return hint
+    return ""

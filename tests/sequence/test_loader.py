@@ -41,6 +41,17 @@ STEP_ERRORS = [
         "exactly one",
     ),
     ('action = "set"\nnet = "VBUS"\nvolts = "1 V"', "step 1", "exactly one"),
+    # A misspelt key is what lacks: named (not for volts: too unlike voltage to be sure).
+    (
+        'action = "set"\nnet = "VBUS"\ncurrentlimit = "250 mA"',
+        "step 1",
+        'exactly one of voltage, current_limit (is "currentlimit" current_limit misspelt?)',
+    ),
+    (
+        'action = "measure"\nnet = "VBUS"\nquantity = "voltage"\nmax_ = "1 V"',
+        "step 1",
+        'min, max or both (is "max_" max misspelt?)',
+    ),
     ('action = "ramp"\nnet = "VBUS"\nto = "1 V"\nrate = "2 V/s"', "step 1.rate", "unknown key"),
     ('action = "jump"', "step 1.action", "expected one of"),
     ('net = "VBUS"', "step 1.action", "missing"),
