@@ -29,15 +29,16 @@ class Dimension:
     name: str  # "voltage": used in messages ("expected a voltage")
     si_unit: str  # pint unit the float is converted to
     symbol: str  # how the float is shown to people
+    examples: str = ""  # how a quantity of it is written, for a message that refuses one
 
 
-VOLTAGE = Dimension("voltage", "volt", "V")
-CURRENT = Dimension("current", "ampere", "A")
-RESISTANCE = Dimension("resistance", "ohm", "Ω")
-POWER = Dimension("power", "watt", "W")
-DURATION = Dimension("duration", "second", "s")
-SLEW_RATE = Dimension("slew rate", "volt / second", "V/s")
-RATIO = Dimension("ratio", "dimensionless", "")
+VOLTAGE = Dimension("voltage", "volt", "V", '"5 V", "250 mV", "1.5 kV"')
+CURRENT = Dimension("current", "ampere", "A", '"2 A", "250 mA", "50 uA"')
+RESISTANCE = Dimension("resistance", "ohm", "Ω", '"25 ohm", "4.7 kohm", "10 MΩ"')
+POWER = Dimension("power", "watt", "W", '"5 W", "500 mW"')
+DURATION = Dimension("duration", "second", "s", '"50 ms", "2 s", "1 min"')
+SLEW_RATE = Dimension("slew rate", "volt / second", "V/s", '"2 V/s", "5 V/ms"')
+RATIO = Dimension("ratio", "dimensionless", "", '"1 %", "500 ppm"')
 
 DIMENSIONS = {d.name: d for d in (VOLTAGE, CURRENT, RESISTANCE, POWER, DURATION, SLEW_RATE, RATIO)}
 
@@ -50,6 +51,8 @@ _UNIT = r"(?:[^\W\d_]+|%)"
 _QUANTITY = re.compile(rf"{_NUMBER}\s*{_UNIT}(?:\s*[/*]\s*{_UNIT}|\s+{_UNIT})*", re.IGNORECASE)
 _NUMBER_ONLY = re.compile(_NUMBER, re.IGNORECASE)
 _WORDS = re.compile(r"[^\d()*^]+")  # no digits, no arithmetic: a unit, if an unknown one
+# Units are case-sensitive (mV and MV are a million million apart): said with examples.
+_UNKNOWN = "unknown unit; units are case-sensitive, as in {}"
 #: The longest quantity text parsed ("12.5 mV/ms" is 10 characters).
 MAX_QUANTITY_TEXT = 64
 
@@ -75,7 +78,11 @@ def parse_quantity(text: object, dimension: Dimension) -> float:
     if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise QuantityError(f"{expected} with its unit, got {reprlib.repr(text)}")
     if not isinstance(text, str):
-        raise QuantityError(f'{expected}, got "{reprlib.repr(text)}" (a bare number: add its unit)')
+        # A TOML number: shown as written, and how to write it with its unit.
+        raise QuantityError(
+            f"{expected}, got {reprlib.repr(text)} (a bare number: add its unit, as a text "
+            f"such as {dimension.examples})"
+        )
     if len(text) > MAX_QUANTITY_TEXT:
         raise QuantityError(
             f"{expected}, got a text of {len(text)} characters (at most {MAX_QUANTITY_TEXT})"
@@ -88,13 +95,19 @@ def parse_quantity(text: object, dimension: Dimension) -> float:
         raise QuantityError(f'{expected}, got "{text}" (a bare number: add its unit)')
     if not _QUANTITY.fullmatch(stripped):
         unit = _NUMBER_ONLY.sub("", stripped, count=1)
-        why = "unknown unit" if _WORDS.fullmatch(unit) else "not a number with a unit"
+        why = (
+            _UNKNOWN.format(dimension.examples)
+            if _WORDS.fullmatch(unit)
+            else "not a number with a unit"
+        )
         raise QuantityError(f'{expected}, got "{text}" ({why})')
     ureg = registry()
     try:
         quantity = ureg.Quantity(stripped)
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError) as exc:
-        raise QuantityError(f'{expected}, got "{text}" (unknown unit)') from exc
+        raise QuantityError(
+            f'{expected}, got "{text}" ({_UNKNOWN.format(dimension.examples)})'
+        ) from exc
     except Exception as exc:  # pint raises a zoo of parser errors for garbage
         raise QuantityError(f'{expected}, got "{text}" (not a quantity)') from exc
     if not isinstance(quantity, pint.Quantity):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import given
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from interlock.units import (
     CURRENT,
+    DIMENSIONS,
     DURATION,
     RATIO,
     RESISTANCE,
@@ -116,3 +118,19 @@ def test_numbers_and_unit_words_still_parse(text, dimension, expected):
 def test_large_values_are_shown_with_their_prefix():
     assert format_quantity(1e9, RESISTANCE) == "1 GΩ"
     assert format_quantity(2.5e6, VOLTAGE) == "2.5 MV"
+
+
+@pytest.mark.parametrize("dimension", list(DIMENSIONS.values()), ids=lambda d: d.name)
+def test_the_examples_a_refusal_gives_are_quantities_of_its_dimension(dimension):
+    examples = re.findall(r'"([^"]+)"', dimension.examples)
+    assert len(examples) >= 2
+    for example in examples:
+        parse_quantity(example, dimension)  # raises if the advice itself were wrong
+    with pytest.raises(QuantityError, match="unknown unit; units are case-sensitive") as unknown:
+        parse_quantity("25 blargs", dimension)
+    assert dimension.examples in str(unknown.value)
+    with pytest.raises(QuantityError) as bare:
+        parse_quantity(25, dimension)  # a TOML number: shown as the file has it, no quotes
+    assert str(bare.value).endswith(
+        f"got 25 (a bare number: add its unit, as a text such as {dimension.examples})"
+    )
