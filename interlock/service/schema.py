@@ -198,10 +198,24 @@ CHANNEL: dict[str, tuple[Operation, type[Arguments]]] = {
 }
 
 
+# A setpoint that is not a number is most often one written with its unit, as the
+# configuration files write them: the wire takes SI numbers.
+_SI = {"volts": "volts", "amps": "amperes"}
+_NOT_A_NUMBER = ("float_parsing", "float_type")
+
+
+def _said(error: Any) -> str:
+    loc = error.get("loc", ())
+    field = str(loc[-1]) if loc else ""
+    if field in _SI and error.get("type") in _NOT_A_NUMBER:
+        return f"expected a plain number of {_SI[field]} (5.0, 0.25), not a text with its unit"
+    return str(error.get("msg", ""))
+
+
 def summary(errors: list[Any], prefix: str = "") -> str:
     """pydantic's errors in one line, ``where: what; ...``, never echoing the input."""
     return "; ".join(
-        f"{prefix}{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
+        f"{prefix}{'.'.join(str(part) for part in error.get('loc', ()))}: {_said(error)}"
         for error in errors
     )
 

@@ -55,7 +55,7 @@ def test_a_script_drives_a_net_with_the_lease_and_refusals_come_back_whole(serve
                 assert refused.value.rule == "nets.VLOGIC.max_voltage"
                 with pytest.raises(LimitViolation, match="must be a finite number"):
                     await script.set_voltage("VLOGIC", math.inf)
-                with pytest.raises(InvalidRequest, match="volts"):
+                with pytest.raises(InvalidRequest, match="expected a plain number of volts"):
                     await script.set_voltage("VLOGIC", "5 V")  # type: ignore[arg-type]
                 live = await script.status()
                 await script.output_off("VLOGIC")

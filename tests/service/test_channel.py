@@ -543,3 +543,11 @@ def test_a_change_and_its_measurement_in_one_round_trip(served, line):
     asked = next(i for i, e in enumerate(entries) if e.kind == "request"
                  and e.payload.get("value") == 4.5)  # fmt: skip
     assert any(e.kind == "measurement" for e in entries[asked:])
+
+
+def test_a_setpoint_written_with_its_unit_is_refused_saying_the_wire_takes_si_numbers(served):
+    script = served.client("script")
+    with pytest.raises(InvalidRequest, match=r"volts: expected a plain number of volts"):
+        script.set_voltage("VLOGIC", "5 V")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequest, match=r"amps: expected a plain number of amperes"):
+        script.set_current_limit("VLOGIC", "250 mA")  # type: ignore[arg-type]
