@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"report    {write_report(result, path)}")
         except OSError as exc:
             raise InvalidArgument(f"--report {path}: cannot write it: {exc}") from exc
+    print(f"exit {result.exit_code}")  # last: what the shell gets
     return result.exit_code
 
 
@@ -291,4 +292,3 @@ def _print_summary(report: RunReport) -> None:
     elif report.fault and report.fault not in said:
         print(f"  bench fault: {report.fault}")
     print(f"  time          {format_quantity(round(report.elapsed, 2), DURATION)}")
-    print(f"exit {report.exit_code}")

@@ -160,7 +160,7 @@ def test_the_run_id_is_printed_at_start_and_in_the_summary_and_reports_written(
     assert started == f"run       {run_id} (`interlock postmortem {run_id} --out DIR`)"
     assert lines.index(started) < lines.index(next(x for x in lines if x.startswith("step  1/")))
     assert f"  run           {run_id}" in lines
-    assert lines[-2:] == [f"report    {xml}", f"report    {data}"]
+    assert lines[-3:] == [f"report    {xml}", f"report    {data}", "exit 0"]  # exit last
     assert json.loads(data.read_text())["run_id"] == run_id
     assert f'<property name="run_id" value="{run_id}" />' in xml.read_text()
 
@@ -249,7 +249,7 @@ def test_ctrl_c_powers_down_prints_the_summary_and_exits_130(short_bench, write_
     assert "summary   INTERRUPTED: test" in lines
     assert "  steps         3 of 5 run, interrupted (Ctrl-C)" in lines  # the 4th was cut short
     assert "  interrupted   by Ctrl-C: the bench was powered down through the interlock" in lines
-    assert lines[-2:] == ["exit 130", f"report    {short_bench.parent / 'r.json'}"]
+    assert lines[-2:] == [f"report    {short_bench.parent / 'r.json'}", "exit 130"]
     result = json.loads((short_bench.parent / "r.json").read_text())
     assert result["interrupted"] is True and result["exit_code"] == 130
     # Powered down through the interlock, after the interrupt: the journal says so.
