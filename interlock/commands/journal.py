@@ -1,6 +1,6 @@
 """``interlock journal ...`` and ``interlock postmortem``: reading and keeping the journal.
 
-    interlock journal show [--run ID] [--kind KIND] [--since TIME] [--tail N] [--follow]
+    interlock journal show [--run ID] [--kind KIND] [--refused] [--since TIME] [--tail N] [--follow]
     interlock journal verify [--adopt]
     interlock journal export --format jsonl [--out FILE]
     interlock journal prune [--max-age AGE] [--max-entries N] [--max-bytes SIZE]
@@ -30,7 +30,7 @@ from interlock.commands.common import add_bench_argument, banner, command_bench
 from interlock.errors import InvalidArgument, JournalError
 from interlock.exits import EXIT_FAULT, EXIT_USAGE
 from interlock.journal import Journal, JournalReader, verify_journal
-from interlock.journal.entries import KINDS
+from interlock.journal.entries import KINDS, Entry, Kind
 from interlock.journal.export import export_jsonl
 from interlock.journal.files import JournalAccess
 from interlock.journal.postmortem import write_postmortem
@@ -104,6 +104,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=sorted(KINDS),
         metavar="KIND",
         help=f"only entries of this kind (repeatable): {', '.join(sorted(KINDS))}",
+    )
+    show.add_argument(
+        "--refused",
+        action="store_true",
+        help="only the refusals: verdicts that did not allow what was asked",
     )
     show.add_argument(
         "--since", metavar="TIME", type=_argtype(_since), help="ISO time (UTC) or age: 10m, 2h"
@@ -228,16 +233,18 @@ def run_show(args: argparse.Namespace) -> int:
     path, heading = _locate(args)
     since = format_wall(args.since) if args.since else None
     kinds = frozenset(args.kind or ())
+
+    def shown(entry: Entry) -> bool:
+        if args.refused and not (entry.kind == Kind.VERDICT and not entry.payload.get("allowed")):
+            return False
+        return not kinds or entry.kind in kinds
+
     with JournalReader(path) as reader:
         _require_run(reader, path, args.run)
         if heading:
             print(heading)
         last = reader.last_seq() if args.follow else 0
-        matching = (
-            entry
-            for entry in reader.entries(run=args.run, since=since)
-            if not kinds or entry.kind in kinds
-        )
+        matching = (entry for entry in reader.entries(run=args.run, since=since) if shown(entry))
         # --tail keeps only the last N in memory: the journal may be large.
         for entry in deque(matching, maxlen=args.tail) if args.tail else matching:
             print(format_line(entry))
@@ -249,7 +256,7 @@ def run_show(args: argparse.Namespace) -> int:
             while True:
                 time.sleep(FOLLOW_POLL_S)
                 for entry in reader.entries(run=args.run, since=since, after_seq=last):
-                    if not kinds or entry.kind in kinds:
+                    if shown(entry):
                         print(format_line(entry), flush=True)
                     last = entry.seq
         except KeyboardInterrupt:
@@ -277,9 +284,14 @@ def run_verify(args: argparse.Namespace) -> int:
     print(f"head sha256 {report.head_hash}")
     witness = report.witness
     if witness is not None:
+        checked = witness.checked.seq
         print(
-            f"witness {witness_path(path).name}: seq {witness.head.seq}, "
-            f"checked at start up to seq {witness.checked.seq}"
+            f"witness {witness_path(path).name}: holds the head at seq {witness.head.seq}; "
+            + (
+                f"the service's start-up check has verified the chain up to seq {checked}"
+                if checked
+                else "no start-up check of the service has verified the chain yet"
+            )
         )
     return 0
 

@@ -285,6 +285,14 @@ def test_show_filters_by_kind_and_keeps_the_tail(run_journal, capsys):
     assert out == [line for line in every if line.split()[2] == RUN_ID]
 
 
+def test_show_refused_keeps_only_the_verdicts_that_refused(run_journal, capsys):
+    journal = str(run_journal)
+    _, verdicts, _ = cli(capsys, "journal", "show", "--journal", journal, "--kind", "verdict")
+    code, out, _ = cli(capsys, "journal", "show", "--journal", journal, "--refused")
+    assert code == 0 and out and out == [line for line in verdicts if "REFUSED" in line]
+    assert len(out) < len(verdicts)  # the allowed ones are left out
+
+
 def test_show_or_postmortem_of_an_unknown_run_is_a_usage_error(run_journal, tmp_path, capsys):
     for argv in (
         ["journal", "show", "--run", "nonexistent"],

@@ -210,7 +210,10 @@ def test_a_journal_from_before_witnesses_is_adopted_explicitly(hundred, capsys):
     )
     assert out[2].startswith("  no witness beside the journal (journal.sqlite.head)")
     assert f"adopted by cli:{getpass.getuser()} at entry 102 (" in out[2]
-    assert out[4] == "witness journal.sqlite.head: seq 102, checked at start up to seq 101"
+    assert out[4] == (
+        "witness journal.sqlite.head: holds the head at seq 102; "
+        "the service's start-up check has verified the chain up to seq 101"
+    )
     with JournalReader(hundred) as reader:
         entry = list(reader.entries())[-1]
     assert (entry.kind, entry.actor, entry.payload["action"]) == (
