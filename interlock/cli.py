@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 NOT_DELIVERED = "EMERGENCY STOP NOT DELIVERED: use the bench's hardware E-stop"
+# Interrupted while it waited for the answer, the stop may or may not have gone out.
+NOT_KNOWN = "EMERGENCY STOP INTERRUPTED, not known to be done: use the bench's hardware E-stop"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     # (None) for anything it does not understand, and the full command runs.
     from interlock.commands.estop import main as stop
 
-    done = stop(words[1:])
+    try:
+        done = stop(words[1:])
+    except KeyboardInterrupt:
+        print(NOT_KNOWN, file=sys.stderr)
+        return EXIT_INTERRUPTED
     if done is not None:
         return done
     try:
@@ -94,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             print(NOT_DELIVERED, file=sys.stderr)
         raise
     if code != 0:  # said last, after why, where whoever asked sees it
-        print(NOT_DELIVERED, file=sys.stderr)
+        print(NOT_KNOWN if code == EXIT_INTERRUPTED else NOT_DELIVERED, file=sys.stderr)
     return code
 
 
