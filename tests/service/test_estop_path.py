@@ -214,3 +214,16 @@ def test_the_lines_of_a_broken_file_give_the_loaders_paths_or_nothing(tmp_path):
     broken.write_text(re.sub(r"(?m)^socket = .*$", "", text), encoding="utf-8")
     assert estop.salvage_stop_settings(broken) is None
     assert estop.salvage_stop_settings(tmp_path / "missing.toml") is None
+
+
+def test_a_stop_interrupted_while_it_waits_is_said_not_known_to_be_done(monkeypatch, capsys):
+    from interlock.cli import main
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(estop, "main", interrupted)
+    assert main(["estop"]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "EMERGENCY STOP INTERRUPTED, not known to be done: use the bench's hardware E-stop"
+    ]
