@@ -159,7 +159,7 @@ def _sessions(resources: dict[str, str], lines: dict[str, str]) -> Iterator[list
 def raw_pass(resources: dict[str, str], lines: dict[str, str], seconds: float) -> float:
     """The floor: the monitor's own lines by pyvisa-py, one session and one thread per
     supply, side by side, nothing else (no engine, no journal): median seconds a pass."""
-    with _sessions(resources, lines) as sessions, ThreadPoolExecutor(len(sessions)) as pool:
+    with _sessions(resources, lines) as sessions, ThreadPoolExecutor(max(1, len(sessions))) as pool:
         times = []
         end = time.monotonic() + seconds
         while time.monotonic() < end:

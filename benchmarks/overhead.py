@@ -626,8 +626,12 @@ def breakdown_in_process(rig: Variants, count: int) -> None:
         return lambda: setattr(owner, name, original)
 
     undo = [timed(VisaTransport, "exchange", "exchanges")]
-    undo.append(timed(Journal, "command_intent", "durable intent (commit, witness)"))
-    undo += [timed(Journal, name, "staged entries") for name in STAGING]
+    undo.append(
+        timed(
+            Journal, "command_intent", "durable intent (the staged rows' insert, commit, witness)"
+        )
+    )
+    undo += [timed(Journal, name, "staged entries (their rows made)") for name in STAGING]
     totals = {"b": 0.0, "c+": 0.0}
     cpu = {"b": 0.0, "c+": 0.0}
     try:
@@ -638,7 +642,7 @@ def breakdown_in_process(rig: Variants, count: int) -> None:
                 totals[key] += time.perf_counter() - start
                 cpu[key] += time.thread_time() - began
     finally:
-        for restore in undo:
+        for restore in reversed(undo):
             restore()
     per = 1e6 / count
     rows = [[part, f"{seconds * per:.0f}"] for part, seconds in spent.items()]

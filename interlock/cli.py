@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         if exit_.code not in (0, None):
             print(NOT_DELIVERED, file=sys.stderr)
         raise
+    except KeyboardInterrupt:  # while the full command was still being imported
+        print(NOT_KNOWN, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException:
+        print(NOT_DELIVERED, file=sys.stderr)
+        raise
     if code != 0:  # said last, after why, where whoever asked sees it
         print(NOT_KNOWN if code == EXIT_INTERRUPTED else NOT_DELIVERED, file=sys.stderr)
     return code

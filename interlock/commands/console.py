@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_console(args: argparse.Namespace) -> int:
     source = console_source(args)  # a bench that is not there is said first
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stdout)):
         # Drawn into a file or a pipe, a full-screen UI is bytes no one reads, and it
         # would wait for keys no one can press.
         print(

@@ -100,19 +100,23 @@ def read_stop_settings(path: str | Path) -> StopSettings | None:
     return settings
 
 
-# A key's line as the stop needs it: a one-line string, in either quote, and a comment.
+# A key's line as the stop needs it: a one-line string, in either quote, and a comment;
+# a table's header, of a table or an array of tables. No two parts of either can match
+# the same characters: the time is linear in the file, whatever is in it.
 _LINE = re.compile(
-    r"""^[ \t]*(?P<key>[A-Za-z_]+)[ \t]*=[ \t]*(?:"(?P<basic>[^"\\\n]*)"|'(?P<literal>[^'\n]*)')"""
-    r"""[ \t]*(?:#.*)?$""",
+    r"""^[ \t]*(?P<key>[A-Za-z_]+)[ \t]*=[ \t]*"""
+    r"""(?:"(?P<basic>[^"\\\r\n]*)"|'(?P<literal>[^'\r\n]*)')[ \t]*(?:#[^\r\n]*)?\r?$""",
     re.MULTILINE,
 )
-_TABLE = re.compile(r"^[ \t]*\[[ \t]*(?P<name>[^\]\n]*?)[ \t]*\][ \t]*(?:#.*)?$", re.MULTILINE)
+_TABLE = re.compile(
+    r"^[ \t]*\[\[?(?P<name>[^\[\]\r\n]*)\]\]?[ \t]*(?:#[^\r\n]*)?\r?$", re.MULTILINE
+)
 
 
 def _lines_of(text: str, table: str) -> dict[str, list[str]]:
     """Each key's values in the lines of ``table`` (the whole text if it has no such
     table: its header may be what is misspelt)."""
-    headers = [(m.start(), m.end(), m["name"]) for m in _TABLE.finditer(text)]
+    headers = [(m.start(), m.end(), m["name"].strip()) for m in _TABLE.finditer(text)]
     spans = [
         (end, headers[i + 1][0] if i + 1 < len(headers) else len(text))
         for i, (_, end, name) in enumerate(headers)
@@ -246,8 +250,12 @@ def main(argv: list[str]) -> int | None:
         state, fault = status["state"], status.get("fault")
     except Exception:  # whatever it was, the full command tries again and says what
         return None
-    marker = "  *** FLIGHT HARDWARE ***" if settings.environment == "flight" else ""
-    print(f"bench {settings.name} [{settings.environment}]{marker}")
+    # The bench as the service that stopped says it is: the file may be half-edited.
+    name, environment = status.get("bench"), status.get("environment")
+    name = name if isinstance(name, str) and BENCH_NAME.fullmatch(name) else settings.name
+    environment = environment if environment in ENVIRONMENTS else settings.environment
+    marker = "  *** FLIGHT HARDWARE ***" if environment == "flight" else ""
+    print(f"bench {name} [{environment}]{marker}")
     print(f"emergency stop done: state {state}" + (f" ({fault})" if fault else ""))
     if salvaged:
         print(

@@ -260,8 +260,9 @@ def run_action(args: argparse.Namespace) -> int:
     print(banner(bench))
     try:
         with _client(args) as client:
-            getattr(client, args.action)()
-            status = client.status()
+            status = getattr(client, args.action)()
+            if args.action != "estop":  # the stop answers with the status after it
+                status = client.status()
     except InterlockError as error:
         return _refused(error)
     done = {"disarm": "disarmed", "estop": "emergency stop done", "reset": "fault reset"}

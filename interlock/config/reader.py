@@ -155,6 +155,18 @@ def _describe(value: object) -> str:
     return shown_text(repr(value))
 
 
+def _other_key(key: str, found: str) -> bool:
+    """``found`` is a key of its own, not ``key`` misspelt, as the keys that differ by
+    a whole word are: min_ and max_ of a window, a _dc_ rating, a plural."""
+    words, other = key.split("_"), found.split("_")
+    swapped = [{"min": "max", "max": "min"}.get(w, w) for w in other]
+    return (
+        swapped == words
+        or ([w for w in words if w != "dc"] == [w for w in other if w != "dc"] and words != other)
+        or found in (key + "s", key[:-1])
+    )
+
+
 class Table:
     """One TOML table being read; tracks which keys were used."""
 
@@ -191,7 +203,11 @@ class Table:
     def misspelling(self, key: str, said: Callable[[str], str]) -> str:
         """``said(k)`` for a key ``k`` of the table, not read, that looks like ``key``
         misspelt; "" if there is none."""
-        others = [k for k in self.data if isinstance(k, str) and k not in self._used]
+        others = [
+            k
+            for k in self.data
+            if isinstance(k, str) and k not in self._used and not _other_key(key, k)
+        ]
         close = difflib.get_close_matches(key, others, n=1, cutoff=MISSPELT)
         return said(shown_text(close[0])) if close else ""
 

@@ -475,6 +475,21 @@ def _check_capabilities(dialect: Dialect) -> None:
         ]
         if ranged:
             needed += [(f"models.{ranged[0]}", "set_range"), (f"models.{ranged[0]}", "range?")]
+            several = [n for n in ranged if len(dialect.models[n].channels) > 1]  # type: ignore[union-attr]
+            line = dialect.commands.get("set_range")
+            named = (
+                {f for _, f, _, _ in string.Formatter().parse(line.template) if f}
+                if line
+                else set()
+            )
+            if several and line is not None and not {"ch", "chs"} & named:
+                # Else the range would go to whichever output the supply has selected.
+                raise ConfigError(
+                    dialect.path,
+                    "commands.set_range",
+                    f"the {several[0]} has several outputs with ranges: the line names its "
+                    "channel ({ch} or {chs})",
+                )
     for where, key in needed:
         if key not in have:
             raise ConfigError(dialect.path, where, f'needs the line "{key}"')

@@ -208,7 +208,9 @@ def _said(error: Any) -> str:
     loc = error.get("loc", ())
     field = str(loc[-1]) if loc else ""
     if field in _SI and error.get("type") in _NOT_A_NUMBER:
-        return f"expected a plain number of {_SI[field]} (5.0, 0.25), not a text with its unit"
+        said = f"expected a plain number of {_SI[field]} (5.0, 0.25)"
+        # Of the input, its type alone: a message never echoes what was sent.
+        return said + (", not a text with its unit" if isinstance(error.get("input"), str) else "")
     return str(error.get("msg", ""))
 
 

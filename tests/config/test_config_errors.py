@@ -764,6 +764,10 @@ def test_every_command_refuses_the_bench_with_exit_2(bench_dir, capsys, argv):
         (PROFILE, 'max_slew = "50 V/s"', 'max_slwe = "50 V/s"', ".max_slew", "max_slwe"),
         # Alike, but another key of the same table: never offered as the misspelling.
         (PROFILE, 'max_voltage = "5.5 V"', 'min_voltage_ = "5.5 V"', ".max_voltage", None),
+        (PROFILE, 'min_resistance = "9.8 kohm"', 'min_resistancee = "9.8 kohm"',
+         "identity.min_resistance", "min_resistancee"),
+        (PROFILE, 'min_resistance = "9.8 kohm"', "", "identity.min_resistance", None),
+        (PROFILE, 'live_min_current = "50 mA"', "", ".live_min_current", None),
     ],
 )  # fmt: skip
 def test_a_missing_key_names_the_present_key_it_is_likely_misspelt_as(
@@ -795,3 +799,28 @@ def test_a_minimum_above_its_maximum_shows_both(bench_dir, old, new, key, proble
     edit(bench_dir / PROFILE, old, new)
     error = error_for(bench_dir)
     assert error.key.endswith(key) and error.problem == problem, str(error)
+
+
+def test_no_key_the_loaders_read_is_offered_as_a_misspelling_of_another():
+    """Every pair of keys the configuration, dialect and sequence loaders ask for by name:
+    alike as some are (min_/max_, a _dc_ rating, a plural), none is said to be the other
+    misspelt."""
+    import itertools
+    import re
+
+    from interlock.config.reader import Table
+
+    sources = [
+        *(ROOT / "interlock").glob("config/*.py"),
+        *(ROOT / "interlock").glob("dialects/*.py"),
+    ]
+    sources += (ROOT / "interlock").glob("sequence/*.py")
+    keys = {
+        key
+        for source in sources
+        for key in re.findall(r'\.[a-z_]+\(\s*"([a-z][a-z0-9_]*)"', source.read_text())
+    }
+    assert {"max_voltage", "min_voltage", "live_min_current", "channel"} <= keys
+    for key, other in itertools.permutations(sorted(keys), 2):
+        table = Table({other: 1}, "x.toml")
+        assert table.misspelling(key, str) == "", (key, other)

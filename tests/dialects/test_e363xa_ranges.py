@@ -297,6 +297,16 @@ P30V = '{ name = "P30V", max_voltage = "30 V", max_current = "4 A" }'
             "queries.range?",
             'reply = "text"',
         ),
+        # A model with several ranged outputs: the line must say which output.
+        (
+            '    { name = "P20V", max_voltage = "20 V", max_current = "10 A" },\n] }\n',
+            '    { name = "P20V", max_voltage = "20 V", max_current = "10 A" },\n] }\n'
+            '2 = { max_voltage = "20 V", max_current = "20 A", max_ovp = "22 V", ranges = [\n'
+            '    { name = "P8V", max_voltage = "8 V", max_current = "20 A" },\n'
+            '    { name = "P20V", max_voltage = "20 V", max_current = "10 A" },\n] }\n',
+            "commands.set_range",
+            "names its channel",
+        ),
     ],
 )
 def test_a_mistake_in_the_ranges_names_the_file_and_key(tmp_path, old, new, key, words):

@@ -551,3 +551,7 @@ def test_a_setpoint_written_with_its_unit_is_refused_saying_the_wire_takes_si_nu
         script.set_voltage("VLOGIC", "5 V")  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest, match=r"amps: expected a plain number of amperes"):
         script.set_current_limit("VLOGIC", "250 mA")  # type: ignore[arg-type]
+    # Not a text: no word of one.
+    with pytest.raises(InvalidRequest) as refused:
+        script.set_voltage("VLOGIC", None)  # type: ignore[arg-type]
+    assert str(refused.value).endswith("volts: expected a plain number of volts (5.0, 0.25)")

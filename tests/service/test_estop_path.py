@@ -192,6 +192,8 @@ def test_a_broken_bench_file_still_stops_a_bench_whose_service_answers(served: S
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
+    # The bench as the service that stopped says it is, whatever line of the file broke.
+    assert done.stdout.splitlines()[0] == "bench sim-bench-01 [simulation]"
     assert "emergency stop done: state fault" in done.stdout
     assert served.controller.state == "fault"
     if estop.read_stop_settings(broken) is None:  # found by its lines: and said so
@@ -227,3 +229,35 @@ def test_a_stop_interrupted_while_it_waits_is_said_not_known_to_be_done(monkeypa
     assert capsys.readouterr().err.splitlines() == [
         "EMERGENCY STOP INTERRUPTED, not known to be done: use the bench's hardware E-stop"
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" + "\t" * 3000 + "\n",  # a header never closed, long: once cubic in its length
+        ("[" + " " * 4000 + "\n") * 250,  # a megabyte of them
+        ("socket" + " " * 4000 + "=" + " " * 4000 + "'x\n") * 100,
+        ('socket = "' + "a" * 100_000 + "\n") * 10,
+    ],
+    ids=["open-header", "open-headers-1MiB", "spaced-keys", "unclosed-strings"],
+)
+def test_reading_the_lines_of_any_file_takes_time_linear_in_it(tmp_path, text):
+    """The stop waits for this: a file no edit would leave, read in well under a second
+    (a cubic pattern took 15 s on the first and for ever on the second)."""
+    import time
+
+    path = tmp_path / "bench.toml"
+    path.write_text(text, encoding="utf-8")
+    began = time.monotonic()
+    assert estop.salvage_stop_settings(path) is None
+    assert time.monotonic() - began < 5.0  # about 30 ms here: the margin is for a busy machine
+
+
+def test_a_bench_file_with_crlf_line_ends_is_read_by_its_lines(tmp_path):
+    loaded = load_bench(write_bench(tmp_path))
+    text = (tmp_path / "bench.toml").read_text(encoding="utf-8").replace("[service]", "[servce]")
+    broken = tmp_path / "broken.toml"
+    broken.write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
+    found = estop.salvage_stop_settings(broken)
+    assert found is not None and found.name == loaded.name
+    assert (found.socket, found.tokens) == (loaded.service.socket, loaded.service.tokens)
