@@ -160,7 +160,10 @@ def create_app(service: Service, gate: Gatekeeper | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = jsonable_encoder(error.errors(), exclude={"input", "ctx"})
-        body = {"error": "InvalidRequest", "message": summary(problems)[:1000], "detail": problems}
+        # The message from the errors as raised (the input's type is read, never shown),
+        # as the command channel makes it: one answer whichever way a body comes.
+        message = summary(error.errors())[:1000]
+        body = {"error": "InvalidRequest", "message": message, "detail": problems}
         return JSONResponse(body, status_code=422)
 
     # -- reading -----------------------------------------------------------------
