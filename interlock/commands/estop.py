@@ -65,14 +65,13 @@ class StopSettings:
 def read_stop_settings(path: str | Path) -> StopSettings | None:
     """The stop's settings of the bench file ``path``, or None where the full loader is
     needed to say what is there (or what is wrong)."""
+    read = _read(path)
+    if read is None:
+        return None
+    file, raw = read
     try:
-        file = Path(path).resolve()
-        with open(file, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            return None
         data = tomllib.loads(raw.decode("utf-8"))
-    except (OSError, RuntimeError, ValueError):  # TOMLDecodeError, UnicodeDecodeError
+    except (RuntimeError, ValueError):  # RecursionError, TOMLDecodeError, UnicodeDecodeError
         return None
     bench, service = data.get("bench"), data.get("service")
     if not isinstance(bench, dict) or not isinstance(service, dict):
@@ -82,10 +81,28 @@ def read_stop_settings(path: str | Path) -> StopSettings | None:
         return None
     if environment not in ENVIRONMENTS:
         return None
+    return _settings(file, name, environment, service.get("socket"), service.get("tokens"))
+
+
+def _read(path: str | Path) -> tuple[Path, bytes] | None:
+    """The bench file's resolved path and its bytes, if it has at most MAX_FILE_BYTES."""
+    try:
+        file = Path(path).resolve()
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return None if len(raw) > MAX_FILE_BYTES else (file, raw)
+
+
+def _settings(
+    file: Path, name: str, environment: str, socket: object, tokens: object
+) -> StopSettings | None:
+    """The settings, if the socket and tokens are paths as the full loader takes them
+    (printable text on one line, bounded; relative to the bench file) and the command
+    channel's socket path is one a Unix socket can have."""
     paths = []
-    for key in ("socket", "tokens"):
-        value = service.get(key)
-        # As the full loader takes a file's path: printable text on one line, bounded.
+    for value in (socket, tokens):
         if not isinstance(value, str) or not value.strip() or not value.isprintable():
             return None
         if len(value) > MAX_PATH_BYTES or len(os.fsencode(value)) > MAX_PATH_BYTES:
@@ -136,37 +153,21 @@ def salvage_stop_settings(path: str | Path) -> StopSettings | None:
     ``[service]`` table, or anywhere if the file has none), the bench's name and
     environment as far as they are there ("?" where not). None if either path is not
     there once."""
-    try:
-        file = Path(path).resolve()
-        with open(file, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            return None
-        text = raw.decode("utf-8", "replace")
-    except (OSError, RuntimeError, ValueError):
+    read = _read(path)
+    if read is None:
         return None
+    file, raw = read
+    text = raw.decode("utf-8", "replace")
     service, bench = _lines_of(text, "service"), _lines_of(text, "bench")
-    paths = []
-    for key in ("socket", "tokens"):
-        values = service.get(key, [])
-        if len(values) != 1:
-            return None
-        value = values[0]
-        if not value.strip() or not value.isprintable() or len(os.fsencode(value)) > MAX_PATH_BYTES:
-            return None
-        try:
-            paths.append((file.parent / value).resolve())
-        except (OSError, RuntimeError, ValueError):
-            return None
+    sockets, tokens = service.get("socket", []), service.get("tokens", [])
+    if len(sockets) != 1 or len(tokens) != 1:
+        return None
     names, environments = bench.get("name", []), bench.get("environment", [])
     name = names[0] if len(names) == 1 and BENCH_NAME.fullmatch(names[0]) else "?"
     environment = environments[0] if len(environments) == 1 else "?"
     if environment not in ENVIRONMENTS:
         environment = "?"
-    settings = StopSettings(name, environment, paths[0], paths[1])
-    if len(os.fsencode(str(settings.channel))) > MAX_SOCKET_PATH_BYTES:
-        return None
-    return settings
+    return _settings(file, name, environment, sockets[0], tokens[0])
 
 
 def _arguments(argv: list[str]) -> tuple[str, str] | None:
