@@ -37,6 +37,20 @@ def run_pytest(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def pytest_in(
+    directory: Path, environment: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """pytest run in ``directory`` with exactly ``environment``, as a team runs its own suite."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+
+
 def outcomes(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
     return {
         line.split("::")[-1].split()[0]: line.split()[0]
@@ -163,25 +177,8 @@ def test_the_bench_is_found_by_the_environment_or_upward_or_said_missing(served,
         "def test_status(bench):\n    assert bench.status()['bench'] == 'sim-bench-01'\n"
     )
 
-    def pytest_in(directory, **environment):
-        return subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, **environment},
-        )
-
     clean = {k: v for k, v in os.environ.items() if k != "INTERLOCK_BENCH"}
-    missing = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"],
-        cwd=lost,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=clean,
-    )
+    missing = pytest_in(lost, clean, "-q", "test_one.py")
     assert missing.returncode == 1
     assert "Traceback" not in missing.stdout and "interlock: bench.toml: no bench file" in (
         missing.stdout
@@ -189,16 +186,11 @@ def test_the_bench_is_found_by_the_environment_or_upward_or_said_missing(served,
     # pytest's own option is named, and the error is one, not one raised while handling another.
     assert "none given (--interlock-bench FILE)" in missing.stdout
     assert "During handling" not in missing.stdout
-    found = pytest_in(lost, INTERLOCK_BENCH=str(served.bench_path))
-    assert found.returncode == 0, found.stdout + found.stderr
-    upward = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"],
-        cwd=suite,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=clean,
+    found = pytest_in(
+        lost, {**os.environ, "INTERLOCK_BENCH": str(served.bench_path)}, "-q", "test_one.py"
     )
+    assert found.returncode == 0, found.stdout + found.stderr
+    upward = pytest_in(suite, clean, "-q", "test_one.py")
     assert upward.returncode == 0, upward.stdout + upward.stderr
 
 
@@ -208,14 +200,8 @@ def test_a_bench_in_a_latched_fault_errors_each_test_at_its_set_up_saying_why(se
         "def test_one(bench):\n    bench.set_voltage('VLOGIC', 1.0)\n\n"
         "def test_two(bench):\n    bench.set_voltage('VLOGIC', 1.0)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", "test_two.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "INTERLOCK_BENCH": str(served.bench_path)},
-    )
+    environment = {**os.environ, "INTERLOCK_BENCH": str(served.bench_path)}
+    result = pytest_in(tmp_path, environment, "-rA", "test_two.py")
     assert outcomes(result) == {"test_one": "ERROR", "test_two": "ERROR"}, result.stdout
     # Each error says it in a line (pytrace off: the line alone, no frames).
     said = [line for line in result.stdout.splitlines() if "is in a latched fault" in line]
