@@ -383,6 +383,25 @@ class SimProcess:
         self.stop()
 
 
+def start_processes(
+    stack: contextlib.ExitStack, procs: Sequence[Any], stop: Any, join_s: float
+) -> None:
+    """Start ``procs`` (multiprocessing); when ``stack`` closes, set ``stop`` and give each
+    ``join_s`` to end, then terminate it."""
+    for proc in procs:
+        proc.start()
+
+    def end() -> None:
+        stop.set()
+        for proc in procs:
+            proc.join(join_s)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+
+    stack.callback(end)
+
+
 def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 15.0) -> None:
     """SIGTERM one process we started, wait, SIGKILL it if it will not go; close its pipes."""
     if proc is None:

@@ -49,6 +49,7 @@ from benchmarks.common import (
     print_table,
     served_bench,
     service_process,
+    start_processes,
 )
 from benchmarks.time_to_safe import STEPS, _all_off_at, _estop_path, _wait_for
 
@@ -170,18 +171,7 @@ def run(quick: bool = False, *, trials: int | None = None, flooders: int = FLOOD
                 context.Process(target=flooder, args=(socket_path, token, kind, active, stop, sent))
                 for _ in range(flooders)
             ]
-        for proc in procs:
-            proc.start()
-
-        def end_processes() -> None:
-            stop.set()
-            for proc in procs:
-                proc.join(20)
-                if proc.is_alive():
-                    proc.terminate()
-                    proc.join(5)
-
-        stack.callback(end_processes)
+        start_processes(stack, procs, stop, 20)
 
         def all_live(status: dict[str, Any]) -> bool:
             return status["state"] == "live" and all(

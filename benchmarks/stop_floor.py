@@ -55,6 +55,7 @@ from benchmarks.common import (
     make_bench,
     median,
     percentile,
+    start_processes,
     stop_process,
 )
 from benchmarks.overhead import RawVisa
@@ -192,17 +193,7 @@ def run(trials: int, flooders: int, nice: int, directory: str | None = None) -> 
             context.Process(target=flooder, args=(path, active, stop, nice, sent))
             for _ in range(flooders)
         ]
-        for proc in procs:
-            proc.start()
-
-        def end() -> None:
-            stop.set()
-            for proc in procs:
-                proc.join(10)
-                if proc.is_alive():
-                    proc.terminate()
-
-        stack.callback(end)
+        start_processes(stack, procs, stop, 10)
         stopper = RelayClient(Path(path))
         stack.callback(stopper.close)
         stopper.call({"op": "stop"})  # the first of everything (sessions, the database) not timed
