@@ -4,20 +4,20 @@ For each count of live nets, a generated bench (three nets per simulated
 E36312A, in a process of its own) and a :class:`~interlock.controller.Controller`
 in this process whose monitor is asked to poll as fast as it can (period
 1 us): each pass reads every live net, one exchange per supply (SCPI channel
-list), and journals the readings of each supply's nets. The table shows
-passes per second, the time of one pass, exchanges, journal entries and
-commits per pass, and whether the pass fits in the bench's 50 ms monitor
-period. Beside each, the floor (raw): the monitor's own lines sent by
-pyvisa-py to the same simulator, one session and thread per supply, side by
-side, with nothing else, once the monitor has stopped; and the difference,
-the interlock's own time per pass. The simulated supplies share one process,
-where real ones each answer on their own; so the raw floor at the most nets
-is measured a second time with each supply simulated in a process of its
-own. The two come out alike: what grows with the supplies is the poller's own
-work (a pyvisa-py session and thread per supply, one interpreter, 2 cores),
-not the shared simulator. A third raw figure writes every supply's line from
-one thread and then reads every reply: the supplies still answer side by
-side, without a thread hand-over per supply.
+list), asking every supply before it reads any reply, and journals the
+readings of each supply's nets. The table shows passes per second, the time
+of one pass, exchanges, journal entries and commits per pass, and whether
+the pass fits in the bench's 50 ms monitor period. Beside each, the floor
+(raw): the monitor's own lines sent by pyvisa-py to the same simulator from
+one thread, every supply's line written and then every reply read (the
+supplies answer side by side), with nothing else, once the monitor has
+stopped; and the difference, the interlock's own time per pass. At the most
+nets the same lines are also sent with one session and thread per supply
+(as the monitor polled before), in the simulator's one process and with
+each supply simulated in a process of its own: the two come out alike, so
+what grows with the supplies is the poller's own work (a pyvisa-py session
+and a thread hand-over per supply, one interpreter, 2 cores), not the
+shared simulator.
 
 The RB8 relay board has 8 relays; a net goes live through the interlock
 only with a power relay and a sense relay (safe-to-mate), so at most 4 nets
@@ -101,8 +101,8 @@ def measure_nets(directory: Path, nets: int, seconds: float) -> dict[str, Any]:
                 controller.monitor.stop()
                 journal.flush()
                 lines = _monitor_lines(journal.path, seq)
-                raw = raw_pass(sim.resources, lines, seconds)
-                piped = raw_pass_pipelined(sim.resources, lines, seconds)
+                threads = raw_pass(sim.resources, lines, seconds)
+                raw = raw_pass_pipelined(sim.resources, lines, seconds)
             finally:
                 controller.close()
     rate = passes / elapsed
@@ -118,7 +118,7 @@ def measure_nets(directory: Path, nets: int, seconds: float) -> dict[str, Any]:
         ),
         "fault": fault,
         "raw ms/pass": raw * 1e3,
-        "piped ms/pass": piped * 1e3,
+        "threads ms/pass": threads * 1e3,
         "lines": lines,
     }
 
@@ -157,8 +157,8 @@ def _sessions(resources: dict[str, str], lines: dict[str, str]) -> Iterator[list
 
 
 def raw_pass(resources: dict[str, str], lines: dict[str, str], seconds: float) -> float:
-    """The floor: the monitor's own lines by pyvisa-py, one session and one thread per
-    supply, side by side, nothing else (no engine, no journal): median seconds a pass."""
+    """The monitor's own lines by pyvisa-py, one session and one thread per supply, side
+    by side, nothing else (no engine, no journal): median seconds a pass."""
     with _sessions(resources, lines) as sessions, ThreadPoolExecutor(max(1, len(sessions))) as pool:
         times = []
         end = time.monotonic() + seconds
@@ -174,9 +174,9 @@ def raw_pass(resources: dict[str, str], lines: dict[str, str], seconds: float) -
 
 
 def raw_pass_pipelined(resources: dict[str, str], lines: dict[str, str], seconds: float) -> float:
-    """The monitor's lines by pyvisa-py from one thread: every supply's line written, then
-    every reply read in the same order (each supply still answers on its own): median
-    seconds a pass."""
+    """The floor: the monitor's lines by pyvisa-py from one thread, every supply's line
+    written, then every reply read in the same order (each supply still answers on its
+    own), nothing else (no engine, no journal): median seconds a pass."""
     with _sessions(resources, lines) as sessions:
         times = []
         end = time.monotonic() + seconds
@@ -192,7 +192,7 @@ def raw_pass_pipelined(resources: dict[str, str], lines: dict[str, str], seconds
 
 def raw_pass_apart(directory: Path, lines: dict[str, str], seconds: float) -> float:
     """:func:`raw_pass` with each supply simulated in a process of its own, as real
-    supplies each answer on their own: the floor without the shared simulator."""
+    supplies each answer on their own: a thread per supply without the shared simulator."""
     with contextlib.ExitStack() as stack:
         resources = {}
         for name in lines:
@@ -258,18 +258,18 @@ def run(quick: bool = False, *, nets: list[int] | None = None, seconds: float | 
             f"{base['nets']}: x {ratio:.2f}, {'met' if ratio <= BAR_RATIO else 'NOT met'}; "
             f"the raw floor: x {floor:.2f}"
         )
+        threads = last["threads ms/pass"] / base["threads ms/pass"]
+        print(
+            f"raw, one session and thread per supply: {base['threads ms/pass']:.2f} ms/pass "
+            f"at {base['nets']} nets, {last['threads ms/pass']:.2f} at {last['nets']}: "
+            f"x {threads:.2f}"
+        )
         if apart is not None:
             print(
-                f"the raw floor with each of the {len(last['lines'])} supplies simulated in a "
-                f"process of its own: {apart:.2f} ms/pass, x {apart / base['raw ms/pass']:.2f} "
-                f"(shared: {last['raw ms/pass']:.2f} ms/pass)"
+                f"the same with each of the {len(last['lines'])} supplies simulated in a "
+                f"process of its own: {apart:.2f} ms/pass, "
+                f"x {apart / base['threads ms/pass']:.2f}"
             )
-        piped = last["piped ms/pass"] / base["piped ms/pass"]
-        print(
-            f"raw, one thread writing every supply's line and then reading every reply: "
-            f"{base['piped ms/pass']:.2f} ms/pass at {base['nets']} nets, "
-            f"{last['piped ms/pass']:.2f} at {last['nets']}: x {piped:.2f}"
-        )
         ys = [r["ms/pass"] for r in results]
         for what in ("nets", "exchanges/pass"):
             fixed, slope = _fit([r[what] for r in results], ys)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from interlock.config import Identity
 from interlock.dialects.model import Capabilities
+from interlock.posted import Posted
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ class PowerSupply(Instrument, Protocol):
     def measure(self, channels: Sequence[int]) -> list[Measured]: ...
 
     def poll(self, channels: Sequence[int]) -> list[Reading]: ...
+
+    def post_poll(self, channels: Sequence[int]) -> Posted[list[Reading]]: ...
 
     def settings(self, channels: Sequence[int]) -> list[ChannelSettings]: ...
 

@@ -4,15 +4,18 @@ A pass reads the live nets of one supply in one exchange (a channel list),
 journals their readings in one entry, and asks the limit engine
 (:func:`~interlock.limits.measurements.check_live`) about each reading; the
 first finding trips the bench. Supplies are polled side by side (each has a
-session of its own), each through
-:meth:`Monitor.poll_supply`, which touches nothing of another supply's; a
-finding trips the bench as soon as its supply has answered, whatever the
-others are doing. A pass commits the journal once, so that what it (or
+session of its own): the pass asks every supply first, then reads the replies
+as they arrive (:func:`~interlock.posted.as_answered`), from this one
+thread, with no thread hand-over per supply. A finding trips the bench as soon
+as its supply has answered, whatever the others are doing; a reply still owed
+is read by the next exchange on its session (the safe state's, say) before its
+own line goes out. A pass commits the journal once, so that what it (or
 anyone) staged is on disk within a monitor period.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +24,13 @@ from interlock.controller import stop_first
 from interlock.controller.commanded import Commanded
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments
-from interlock.controller.side_by_side import SideBySide
 from interlock.controller.worker import Trip, Worker
+from interlock.errors import InterlockError
 from interlock.journal import Journal
 from interlock.limits import NetState, PinnedLimits
 from interlock.limits.measurements import Finding, check_live, settling
+from interlock.posted import Posted, as_answered
+from interlock.protocols import Reading
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,6 @@ class Monitor(Worker):
         self._limits = limits
         self._clock = clock
         self.passes = 0
-        self._side_by_side = SideBySide("interlock-monitor", len(instruments.supplies))
         # Per net: the last reading, for status.
         self._readings: dict[str, NetReading] = {}
 
@@ -92,10 +96,6 @@ class Monitor(Worker):
         if since is not None and journal.clock.monotonic() - since >= self.period:
             journal.flush()
 
-    def stop(self) -> None:
-        super().stop()
-        self._side_by_side.close()
-
     def poll_live_nets(self) -> None:
         """One pass: every live net measured in one exchange per supply."""
         limits = self._limits()
@@ -104,30 +104,54 @@ class Monitor(Worker):
         for net in self._commanded.live_nets:
             if net in limits.nets:
                 by_supply.setdefault(ports[net].supply, []).append(net)
-        supplies = list(by_supply.items())
-        polls = self._side_by_side.as_done(
-            lambda item: self.poll_supply(item[0], item[1], limits), supplies
-        )
-        for found in polls:
+        asked = [self.ask_supply(supply, nets, limits) for supply, nets in by_supply.items()]
+        unread = set(map(id, asked))
+        for answered in as_answered(asked):
+            unread.discard(id(answered))
+            found = answered.result()
             if found is not None:
                 net, finding = found
                 self._trip_bench("monitor", f"{net}: {finding.problem}", finding=finding)
+                # The other supplies' replies, read by the safe state's exchanges before
+                # their own lines, go on the record with this pass's (not judged: the
+                # bench is safe now). A session the safe state found dead says so.
+                for rest in asked:
+                    if id(rest) in unread:
+                        with contextlib.suppress(InterlockError):
+                            rest.result()
                 return
 
-    def poll_supply(
+    def ask_supply(
         self, supply: str, nets: list[str], limits: PinnedLimits
-    ) -> tuple[str, Finding] | None:
-        """Read ``nets`` of one supply and ask the engine about each: the first finding."""
+    ) -> Posted[tuple[str, Finding] | None]:
+        """Ask one supply for ``nets``' readings; the result reads them and asks the engine
+        about each: the first finding."""
         ports = self._instruments.ports
         channels = [ports[n].channel for n in nets]
         before = {n: self._commanded.window(n) for n in nets}
         taken, was = self._clock(), {n: self._commanded.net(n) for n in nets}
-        readings = self._instruments.supplies[supply].poll(channels)
+
+        def judge(readings: list[Reading]) -> tuple[str, Finding] | None:
+            return self._judge(supply, nets, readings, before, taken, was, limits)
+
+        return self._instruments.supplies[supply].post_poll(channels).then(judge)
+
+    def _judge(
+        self,
+        supply: str,
+        nets: list[str],
+        readings: list[Reading],
+        before: dict[str, tuple[float, float]],
+        taken: float,
+        was: dict[str, NetState],
+        limits: PinnedLimits,
+    ) -> tuple[str, Finding] | None:
         # Every net's reading recorded before any is judged, in one entry for the supply:
         # an entry per net cost the pass more than the engine's checks of them all.
         read = list(zip(nets, readings, strict=True))
         values = {net: {"voltage": r.volts, "current": r.amps} for net, r in read}
         self._journal.measurements(supply, values, durable=False)
+        judging = self._gate.cause is None  # else the bench was tripped during the pass
         for net, reading in read:
             volts, amps = reading.volts, reading.amps
             # The setpoints the output may have been at while measured: a step may have
@@ -135,6 +159,8 @@ class Monitor(Worker):
             after = self._commanded.window(net)
             window = (min(before[net][0], after[0]), max(before[net][1], after[1]))
             self.note_reading(net, NetReading(volts, amps, taken, was[net]))
+            if not judging:
+                continue
             now = self._commanded.net(net)
             if not now.output:
                 continue  # turned off while we were measuring

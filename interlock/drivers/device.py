@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from interlock.dialects import Dialect, match_identity
@@ -22,6 +22,7 @@ from interlock.drivers.visa import VisaTransport
 from interlock.errors import JournalError, ProtocolError
 from interlock.journal import DurableIntent, Journal, is_pure_query
 from interlock.journal.intent import is_off_only
+from interlock.posted import Owed, Posted
 from interlock.protocols import Identified
 
 if TYPE_CHECKING:
@@ -48,6 +49,12 @@ class Link(Protocol):
     def exchange(self, intent: DurableIntent, width: int | None = None) -> str: ...
 
     def send_off(self, data: bytes) -> None: ...
+
+    def post(self, intent: DurableIntent, width: int | None = None) -> Owed: ...
+
+    def collect(self, token: int) -> str: ...
+
+    def fileno(self) -> int | None: ...
 
 
 _PARITY = {"N": "none", "E": "even", "O": "odd"}
@@ -127,14 +134,30 @@ class DialectDevice:
     def ask(self, text: str, width: int | None = None, **context: Any) -> str:
         """A line that only asks: its record staged for the next commit, and the answer
         in its place while it waits there (see Journal.answer)."""
-        data = text + self._end
-        if is_pure_query(data.encode("ascii", "replace")):
-            intent = self.journal.query_intent(self.name, data, **context)
-        else:
-            intent = self.journal.command_intent(self.name, data, **context)
+        intent = self._asking(text, **context)
         reply = self.transport.exchange(intent, width)
         self.journal.answer(intent, text, reply, **context)
         return reply
+
+    def post(self, text: str, width: int | None = None, **context: Any) -> Posted[str]:
+        """:meth:`ask`, its reply read later: whatever goes next on this link reads it
+        first, so the line's reply still answers it."""
+        intent = self._asking(text, **context)
+        transport = self.transport
+        owed = transport.post(intent, width)
+
+        def reply() -> str:
+            answer = transport.collect(owed.token)
+            self.journal.answer(intent, text, answer, **context)
+            return answer
+
+        return Posted(transport.fileno(), owed.due, reply)
+
+    def _asking(self, text: str, **context: Any) -> DurableIntent:
+        data = text + self._end
+        if is_pure_query(data.encode("ascii", "replace")):
+            return self.journal.query_intent(self.name, data, **context)
+        return self.journal.command_intent(self.name, data, **context)
 
     def set_and_ask(self, text: str, width: int | None = None, **context: Any) -> str:
         """A line that sets something and reads it back: on disk before it goes out."""
@@ -168,24 +191,50 @@ class DialectDevice:
     def ask_all(self, queries: Sequence[tuple[Query, Sequence[int]]]) -> list[list[str]]:
         """Each query's fields for its channels: one line per channel list (or per channel),
         all lines in one exchange where the dialect joins them."""
-        lines: list[tuple[Query, str, int]] = []  # query, line, how many channels it answers
+        lines, found = self._lines(queries)
+        if self._compound and len(lines) > 1:
+            return found(self._parts(self.ask(joined([line for _, line, _ in lines])), lines))
+        return found([self.ask(line, query.width) for query, line, _ in lines])
+
+    def post_all(self, queries: Sequence[tuple[Query, Sequence[int]]]) -> Posted[list[list[str]]]:
+        """:meth:`ask_all`, its reply read later where its lines go out as one exchange;
+        else (several exchanges) asked in full when the result is read."""
+        lines, found = self._lines(queries)
+        if len(lines) == 1:
+            query, line, _ = lines[0]
+            return self.post(line, query.width).then(lambda reply: found([reply]))
+        if self._compound and lines:
+            posted = self.post(joined([line for _, line, _ in lines]))
+            return posted.then(lambda reply: found(self._parts(reply, lines)))
+        return Posted(None, 0.0, lambda: self.ask_all(queries))
+
+    def _lines(
+        self, queries: Sequence[tuple[Query, Sequence[int]]]
+    ) -> tuple[list[tuple[Query, str, int]], Callable[[list[str]], list[list[str]]]]:
+        """The lines that ask ``queries`` (query, line, how many channels it answers), and
+        how their replies read as each query's fields."""
+        lines: list[tuple[Query, str, int]] = []
         for query, channels in queries:
             if query.per_channel_list:
                 chs = self.dialect.list_separator.join(map(str, channels))
                 lines.append((query, query.line(chs=chs), len(channels)))
             else:
                 lines += [(query, query.line(ch=c), 1) for c in channels]
-        if self._compound and len(lines) > 1:
-            reply = self.ask(joined([line for _, line, _ in lines]))
-            parts = reply.split(";")
-            if len(parts) != len(lines):
-                raise ProtocolError(self.name, f"expected {len(lines)} replies, got {reply!r}")
-        else:
-            parts = [self.ask(line, query.width) for query, line, _ in lines]
-        found: dict[int, list[str]] = {}
-        for (query, _, count), part in zip(lines, parts, strict=True):
-            found.setdefault(id(query), []).extend(self.fields(query, part, count))
-        return [found[id(query)] for query, _ in queries]
+
+        def found(parts: list[str]) -> list[list[str]]:
+            fields: dict[int, list[str]] = {}
+            for (query, _, count), part in zip(lines, parts, strict=True):
+                fields.setdefault(id(query), []).extend(self.fields(query, part, count))
+            return [fields[id(query)] for query, _ in queries]
+
+        return lines, found
+
+    def _parts(self, reply: str, lines: Sequence[object]) -> list[str]:
+        """A compound line's reply, one part per line."""
+        parts = reply.split(";")
+        if len(parts) != len(lines):
+            raise ProtocolError(self.name, f"expected {len(lines)} replies, got {reply!r}")
+        return parts
 
     # -- replies -------------------------------------------------------------------------
 

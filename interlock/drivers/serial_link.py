@@ -24,6 +24,7 @@ import serial
 from interlock.dialects.model import Link
 from interlock.errors import ConnectionLost, InstrumentError, InstrumentTimeout, ProtocolError
 from interlock.journal import DurableIntent, JournaledWriter
+from interlock.posted import Owed
 
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 # The longest reply read from a line that has no framing of its own.
@@ -41,6 +42,12 @@ class SerialLink:
         self._broken: str | None = None
         self._lock = threading.Lock()
         self._ready_at = 0.0  # monotonic time the next line may go out
+        # A posted query's reply, by its token: still to be read (owed: token and width,
+        # late by _due), or read by another exchange and kept for collect().
+        self._posts = 0
+        self._owed: tuple[int, int | None] | None = None
+        self._due = 0.0
+        self._kept: tuple[int, bytes] | None = None
 
     def open(self) -> None:
         self.close()
@@ -66,6 +73,7 @@ class SerialLink:
         self._port = port
         self._writer = JournaledWriter(self.name, port.write)
         self._broken = None
+        self._owed, self._kept = None, None
         # What an earlier host sent last may still be in the instrument's gap.
         self._ready_at = time.monotonic() + link.min_gap
 
@@ -82,6 +90,7 @@ class SerialLink:
     def send(self, intent: DurableIntent) -> None:
         with self._lock:
             self._usable()
+            self._read_owed()
             self._write(intent)
             self._ready_at = time.monotonic() + self.link.min_gap + self.link.after_set
 
@@ -90,6 +99,7 @@ class SerialLink:
         for its next commit): failing safe comes before journaling."""
         with self._lock:
             self._usable()
+            self._read_owed()
             wait = self._ready_at - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
@@ -104,20 +114,59 @@ class SerialLink:
         """Send a query; its reply of ``width`` bytes, or up to the terminator or silence."""
         with self._lock:
             self._usable()
+            self._read_owed()
             self._write(intent)
-            try:
-                raw = self._read(width)
-            except InstrumentError:
-                raise
-            except (serial.SerialException, OSError) as exc:
-                self._broken = "a lost port"
-                raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
-            finally:
-                self._ready_at = time.monotonic() + self.link.min_gap
+            raw = self._reply(width)
+        return raw.decode("latin-1").rstrip("\r\n")  # latin-1 decodes any byte
+
+    def post(self, intent: DurableIntent, width: int | None = None) -> Owed:
+        """Send a query and leave its reply (of ``width`` bytes) owed, for :meth:`collect`."""
+        with self._lock:
+            self._usable()
+            self._read_owed()
+            self._write(intent)
+            self._posts += 1
+            self._owed, self._due = (self._posts, width), time.monotonic() + self.timeout
+            return Owed(self._posts, self._due)
+
+    def collect(self, token: int) -> str:
+        """The reply to the posted query ``token`` (read now, or already by another
+        exchange before its own line)."""
+        with self._lock:
+            if self._owed is not None and self._owed[0] == token:
+                self._usable()
+                self._read_owed()
+            kept, self._kept = self._kept, None
+            if kept is None or kept[0] != token:
+                self._usable()  # a link that died reading it says so
+                raise ProtocolError(self.name, "a posted query's reply was not kept for it")
+        return kept[1].decode("latin-1").rstrip("\r\n")
+
+    def fileno(self) -> int | None:
+        """The port's descriptor a reply arrives on, for waiting on several links at once."""
         try:
-            return raw.decode("latin-1").rstrip("\r\n")
-        except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes any byte
-            raise ProtocolError(self.name, f"reply is not text: {raw[:40]!r}") from exc
+            return self._port.fileno() if self._port is not None else None
+        except (AttributeError, OSError, serial.SerialException):
+            return None
+
+    def _read_owed(self) -> None:
+        """Read a posted query's reply before the link's next line, and keep it."""
+        if self._owed is None:
+            return
+        (token, width), self._owed = self._owed, None
+        # Asked a while ago: wait only for what is left of its timeout.
+        self._kept = (token, self._reply(width, max(0.001, self._due - time.monotonic())))
+
+    def _reply(self, width: int | None, timeout: float | None = None) -> bytes:
+        try:
+            return self._read(width, self.timeout if timeout is None else timeout)
+        except InstrumentError:
+            raise
+        except (serial.SerialException, OSError) as exc:
+            self._broken = "a lost port"
+            raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
+        finally:
+            self._ready_at = time.monotonic() + self.link.min_gap
 
     def _write(self, intent: DurableIntent) -> None:
         wait = self._ready_at - time.monotonic()
@@ -136,13 +185,13 @@ class SerialLink:
             self._broken = "a lost port"
             raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
 
-    def _read(self, width: int | None) -> bytes:
+    def _read(self, width: int | None, timeout: float) -> bytes:
         port = self._port
         assert port is not None
         link = self.link
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + timeout
         if width is not None:
-            port.timeout = self.timeout
+            port.timeout = timeout
             data = port.read(width)
             if len(data) < width:
                 self._broken = "a short reply"
@@ -152,7 +201,7 @@ class SerialLink:
             return data
         if link.framing == "line":
             terminator = link.read_termination.encode("latin-1")
-            port.timeout = self.timeout
+            port.timeout = timeout
             data = port.read_until(terminator, MAX_REPLY)
             if not data.endswith(terminator):
                 self._broken = "a timeout"
@@ -160,7 +209,7 @@ class SerialLink:
             return data[: -len(terminator)]
         # Framed by silence (or a fixed-framed reply of no set width, such as an
         # identity): the first byte within the timeout, then until the line is idle.
-        port.timeout = self.timeout
+        port.timeout = timeout
         first = port.read(1)
         if not first:
             self._broken = "a timeout"

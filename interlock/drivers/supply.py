@@ -10,7 +10,7 @@ reported as such (None), never made up: the rules decide what that means.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from interlock.dialects import Dialect, hook_of
@@ -18,6 +18,7 @@ from interlock.dialects.model import Query
 from interlock.drivers.device import DialectDevice, Link, joined
 from interlock.errors import ProtocolError
 from interlock.journal import Journal
+from interlock.posted import Posted
 from interlock.protocols import ChannelSettings, Measured, PowerSupply, Reading
 
 
@@ -198,7 +199,21 @@ class DialectSupply(DialectDevice):
         """Measured volts, amps and protection state of each channel (the monitor's pass)."""
         return [Reading(*row) for row in self._read(channels, trips=True, armed=True)]
 
+    def post_poll(self, channels: Sequence[int]) -> Posted[list[Reading]]:
+        """:meth:`poll` asked now, its reply read from the result: the monitor asks every
+        supply before it reads any."""
+        queries, rows = self._reading(channels, trips=True, armed=True)
+        return self.post_all(queries).then(lambda found: [Reading(*row) for row in rows(found)])
+
     def _read(self, channels: Sequence[int], *, trips: bool, armed: bool) -> list[tuple]:
+        queries, rows = self._reading(channels, trips=trips, armed=armed)
+        return rows(self.ask_all(queries))
+
+    def _reading(
+        self, channels: Sequence[int], *, trips: bool, armed: bool
+    ) -> tuple[list[tuple[Query, Sequence[int]]], Callable[[list[list[str]]], list[tuple]]]:
+        """The queries that read ``channels``, and how their fields read as rows of
+        (volts, amps, tripped, protected)."""
         chs = list(channels)
         queries: list[tuple[Query, Sequence[int]]] = []
         if self._measure_all is not None:
@@ -213,26 +228,30 @@ class DialectSupply(DialectDevice):
             queries.append((self._output, chs))
         if armed and self._ocp_state is not None:
             queries.append((self._ocp_state, chs))
-        answers = iter(self.ask_all(queries))
-        if self._measure_all is not None:
-            query, found = self._measure_all, next(answers)
-            per, at_v, at_a = query.count or 1, query.fields["volts"], query.fields["amps"]
-            volts = [self.number(query, found[i * per + at_v]) for i in range(len(chs))]
-            amps = [self.number(query, found[i * per + at_a]) for i in range(len(chs))]
-        else:
-            volts = [self.number(self._measure[0], f) for f in next(answers)]
-            amps = [self.number(self._measure[1], f) for f in next(answers)]
-        tripped = [False] * len(chs)
-        for query in trip_queries:
-            for i, found in enumerate(next(answers)):
-                tripped[i] = self.flag(query, found) or tripped[i]
-        if by_output:
-            for i, found in enumerate(next(answers)):
-                tripped[i] = not self.flag(self._output, found, chs[i])
-        protected: list[bool | None] = [None] * len(chs)
-        if armed and self._ocp_state is not None:
-            protected = [self.flag(self._ocp_state, f) for f in next(answers)]
-        return list(zip(volts, amps, tripped, protected, strict=True))
+
+        def rows(found_all: list[list[str]]) -> list[tuple]:
+            answers = iter(found_all)
+            if self._measure_all is not None:
+                query, found = self._measure_all, next(answers)
+                per, at_v, at_a = query.count or 1, query.fields["volts"], query.fields["amps"]
+                volts = [self.number(query, found[i * per + at_v]) for i in range(len(chs))]
+                amps = [self.number(query, found[i * per + at_a]) for i in range(len(chs))]
+            else:
+                volts = [self.number(self._measure[0], f) for f in next(answers)]
+                amps = [self.number(self._measure[1], f) for f in next(answers)]
+            tripped = [False] * len(chs)
+            for query in trip_queries:
+                for i, found in enumerate(next(answers)):
+                    tripped[i] = self.flag(query, found) or tripped[i]
+            if by_output:
+                for i, found in enumerate(next(answers)):
+                    tripped[i] = not self.flag(self._output, found, chs[i])
+            protected: list[bool | None] = [None] * len(chs)
+            if armed and self._ocp_state is not None:
+                protected = [self.flag(self._ocp_state, f) for f in next(answers)]
+            return list(zip(volts, amps, tripped, protected, strict=True))
+
+        return queries, rows
 
     def settings(self, channels: Sequence[int]) -> list[ChannelSettings]:
         """Everything the supply holds for these channels (one exchange where it can)."""

@@ -10,6 +10,12 @@ A timeout or a lost connection poisons the session: a late reply could
 otherwise be read as the answer to the next query, so every later call
 raises :class:`ConnectionLost` until the session is reopened (and the
 instrument's identity checked again by the controller).
+
+A query may also be *posted* (:meth:`VisaTransport.post`) and its reply
+collected later (:meth:`VisaTransport.collect`): the monitor asks every
+supply before it reads any reply. A reply still owed is read first by
+whatever exchange comes next on the session, so each reply still answers its
+own question; the reply is then kept for :meth:`~VisaTransport.collect`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import pyvisa.errors
 
 from interlock.errors import ConnectionLost, InstrumentError, InstrumentTimeout, ProtocolError
 from interlock.journal import DurableIntent, JournaledWriter
+from interlock.posted import Owed
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +87,13 @@ class VisaTransport:
         self._session_scope: contextlib.ExitStack | None = None
         self._broken: str | None = None
         self._lock = threading.Lock()
+        # A posted query's reply, by its token: still to be read (owed, and late by
+        # _due), or read by another exchange and kept for collect().
+        self._posts = 0
+        self._owed: int | None = None
+        self._due = 0.0
+        self._kept: tuple[int, bytes] | None = None
+        self._fileno: int | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -95,7 +109,12 @@ class VisaTransport:
             )
         except (pyvisa.errors.VisaIOError, OSError, ValueError) as exc:
             raise ConnectionLost(self.name, f"cannot open {self.resource}: {exc}") from exc
-        _disable_nagle(session)
+        sock = _socket(session)
+        if sock is not None:
+            # Without it every write followed by another write or a query stalls about
+            # 40 ms (Nagle against delayed ACK); pyvisa-py does not take the attribute.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._fileno = sock.fileno() if sock is not None else None
         # What read_raw() ignores around each read, ignored once for the session's life:
         # its only reads are _read's, and its writes return neither status.
         scope = contextlib.ExitStack()
@@ -104,6 +123,7 @@ class VisaTransport:
         self._session_scope = scope
         self._writer = JournaledWriter(self.name, session.write_raw)
         self._broken = None
+        self._owed, self._kept = None, None
         # What an earlier host (or session) sent last may still be in the instrument's
         # gap: a service started again, or the guardian taking over, waits it out first.
         self._ready_at = max(self._ready_at, time.monotonic() + self.gap)
@@ -129,6 +149,7 @@ class VisaTransport:
     def send(self, intent: DurableIntent) -> None:
         with self._lock:
             self._usable()
+            self._read_owed()
             self._keep_gap()
             try:
                 self._writer.send(intent)
@@ -145,6 +166,7 @@ class VisaTransport:
         whose off line the journal's own off-only check does not know."""
         with self._lock:
             self._usable()
+            self._read_owed()
             self._keep_gap()
             try:
                 self._session.write_raw(data)
@@ -158,6 +180,7 @@ class VisaTransport:
         replies by their terminator, so ``width`` is not needed here."""
         with self._lock:
             self._usable()
+            self._read_owed()
             self._keep_gap()
             session = self._session
             try:
@@ -169,6 +192,66 @@ class VisaTransport:
                 raise self._failure(exc) from exc
             finally:
                 self._ready_at = time.monotonic() + self.gap
+        return self._text(raw)
+
+    def post(self, intent: DurableIntent, width: int | None = None) -> Owed:
+        """Send a query and leave its reply owed, for :meth:`collect`. VISA frames
+        replies by their terminator, so ``width`` is not needed here."""
+        with self._lock:
+            self._usable()
+            self._read_owed()
+            self._keep_gap()
+            try:
+                self._writer.send(intent)
+            except InstrumentError:
+                raise
+            except Exception as exc:
+                raise self._failure(exc) from exc
+            finally:
+                self._ready_at = time.monotonic() + self.gap
+            self._posts += 1
+            self._owed, self._due = self._posts, time.monotonic() + self.timeout
+            return Owed(self._owed, self._due)
+
+    def collect(self, token: int) -> str:
+        """The reply to the posted query ``token`` (read now, or already by another
+        exchange before its own line)."""
+        with self._lock:
+            if self._owed == token:
+                self._usable()
+                self._read_owed()
+            kept, self._kept = self._kept, None
+            if kept is None or kept[0] != token:
+                self._usable()  # a session that died reading it says so
+                raise ProtocolError(self.name, "a posted query's reply was not kept for it")
+        return self._text(kept[1])
+
+    def fileno(self) -> int | None:
+        """The socket a reply arrives on, for waiting on several sessions at once."""
+        return self._fileno if self._session is not None else None
+
+    def _read_owed(self) -> None:
+        """Read a posted query's reply before the session's next line, and keep it."""
+        token, self._owed = self._owed, None
+        if token is None:
+            return
+        session = self._session
+        try:
+            left = self._due - time.monotonic()
+            if left > 0.9 * self.timeout:
+                self._kept = (token, self._read(session))
+            else:  # asked a while ago: wait only for what is left of its timeout
+                session.timeout = max(1, int(left * 1000))
+                try:
+                    self._kept = (token, self._read(session))
+                finally:
+                    session.timeout = int(self.timeout * 1000)
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        finally:
+            self._ready_at = time.monotonic() + self.gap
+
+    def _text(self, raw: bytes) -> str:
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError as exc:
@@ -225,17 +308,15 @@ class VisaTransport:
         return ConnectionLost(self.name, f"transport error: {exc!r}")
 
 
-def _disable_nagle(session) -> None:
-    """Set TCP_NODELAY on a pyvisa-py socket session.
-
-    Without it every write followed by another write or a query stalls about
-    40 ms (Nagle against delayed ACK). pyvisa-py does not take the VISA
-    attribute, but its session object holds the socket.
-    """
+def _socket(session) -> socket.socket | None:
+    """A pyvisa-py socket session's TCP socket (None for any other session): pyvisa-py
+    does not take the VISA attribute for TCP_NODELAY, but its session object holds the
+    socket."""
     try:
         backend_session = session.visalib.sessions[session.session]
     except (AttributeError, KeyError):
-        return
+        return None
     sock = getattr(backend_session, "interface", None)
     if isinstance(sock, socket.socket) and sock.type == socket.SOCK_STREAM:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    return None

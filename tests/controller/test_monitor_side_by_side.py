@@ -1,11 +1,15 @@
 """The monitor polls its supplies side by side, and a finding trips at once.
 
-Each supply has a session of its own: one pass asks them all at once, so a pass
-over many supplies takes about as long as its slowest exchange, not their sum.
+Each supply has a session of its own: one pass asks them all before it reads any
+reply, and reads each reply as it arrives, so a pass over many supplies takes
+about as long as its slowest exchange, not their sum. Here each supply's reply
+arrives on a pipe when the test says, as a socket's would.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import threading
 import time
 from types import SimpleNamespace
@@ -13,21 +17,50 @@ from types import SimpleNamespace
 from interlock.controller import monitor as monitor_module
 from interlock.controller.monitor import Monitor
 from interlock.journal import Journal
+from interlock.posted import Posted
 from interlock.protocols import Reading
 
 
 class Supply:
-    def __init__(self, barrier: threading.Barrier, answered: threading.Event | None = None):
-        self.barrier, self.answered = barrier, answered
+    """A supply that is asked at once and answers when :meth:`answer` is called."""
 
-    def poll(self, channels):
-        self.barrier.wait()
-        if self.answered is not None:
-            self.answered.wait(5)
-        return [Reading(5.0, 0.1, False, True) for _ in channels]
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        self.asked = threading.Event()
+        self.collected = False
+
+    def answer(self) -> None:
+        os.write(self._write, b"x")
+
+    def post_poll(self, channels):
+        self.asked.set()
+
+        def result():
+            # As a session's read: the reply within the timeout (5 s), or an error.
+            assert select.select([self._read], [], [], 5)[0], "no reply within 5 s"
+            os.read(self._read, 1)
+            self.collected = True
+            return [Reading(5.0, 0.1, False, True) for _ in channels]
+
+        return Posted(self._read, time.monotonic() + 5, result)
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
 
 
-def make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on=None):
+def answer_once_all_asked(supplies) -> threading.Thread:
+    def answer():
+        if all(s.asked.wait(5) for s in supplies):
+            for s in supplies:
+                s.answer()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return thread
+
+
+def make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on=None, on_trip=lambda: None):
     def check_live(limits, net, volts, amps, **_):
         return SimpleNamespace(problem="out of its envelope") if net == finding_on else None
 
@@ -49,7 +82,7 @@ def make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on=None):
         gate=SimpleNamespace(cause=None),
         limits=lambda: SimpleNamespace(nets=nets),
         clock=time.monotonic,
-        trip=lambda cause, detail, **_: trips.append(detail),
+        trip=lambda cause, detail, **_: (trips.append(detail), on_trip()),
         on_trip_failed=lambda why: None,
     )
     return monitor, journal
@@ -57,9 +90,9 @@ def make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on=None):
 
 def test_one_pass_asks_every_supply_at_once(tmp_path, monkeypatch):
     # Each supply answers only once every other has been asked too: one after the other,
-    # the first would wait for the rest for ever (here: the barrier's 5 s).
-    barrier = threading.Barrier(3, timeout=5)
-    supplies = {name: Supply(barrier) for name in ("psu1", "psu2", "psu3")}
+    # the first reply would never come (here: an error after 5 s).
+    supplies = {name: Supply() for name in ("psu1", "psu2", "psu3")}
+    answering = answer_once_all_asked(list(supplies.values()))
     trips: list[str] = []
     monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch)
     try:
@@ -67,32 +100,44 @@ def test_one_pass_asks_every_supply_at_once(tmp_path, monkeypatch):
     finally:
         monitor.stop()
         journal.close()
-    assert trips == [] and not barrier.broken
+        answering.join()
+    assert trips == []
     assert all(monitor.reading(net) is not None for net in ("psu1-net", "psu2-net", "psu3-net"))
 
 
 def test_a_finding_trips_without_waiting_for_a_slower_supply(tmp_path, monkeypatch):
-    barrier = threading.Barrier(2, timeout=5)
-    slow_answers = threading.Event()
-    supplies = {"fast": Supply(barrier), "slow": Supply(barrier, slow_answers)}
+    # The slow supply is asked first and answers only once the bench has tripped (as the
+    # safe state's exchange reads a reply still owed): the fast one's reply is read as it
+    # arrives, and its finding trips the bench without waiting for the slow one's.
+    supplies = {"slow": Supply(), "fast": Supply()}
+    supplies["fast"].answer()
+    at_trip: list[bool] = []
+
+    def on_trip():
+        at_trip.append(supplies["slow"].collected)
+        supplies["slow"].answer()
+
     trips: list[str] = []
-    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on="fast-net")
+    monitor, journal = make_monitor(
+        tmp_path, supplies, trips, monkeypatch, finding_on="fast-net", on_trip=on_trip
+    )
     try:
-        monitor.poll_live_nets()  # returns once the fast supply's finding has tripped
-        assert trips == ["fast-net: out of its envelope"]
-        assert not slow_answers.is_set()  # the slow one is still being asked
+        monitor.poll_live_nets()
     finally:
-        slow_answers.set()
         monitor.stop()
         journal.close()
+    assert trips == ["fast-net: out of its envelope"]
+    assert at_trip == [False]  # tripped before the slow supply's reply was read
+    # ... which was read after, for the record.
+    assert supplies["slow"].collected and monitor.reading("slow-net") is not None
 
 
 def test_a_pass_journals_one_entry_per_supply_with_every_nets_reading(tmp_path, monkeypatch):
     from interlock.journal import JournalReader
     from interlock.journal.entries import Kind, net_readings
 
-    barrier = threading.Barrier(2, timeout=5)
-    supplies = {name: Supply(barrier) for name in ("psu1", "psu2")}
+    supplies = {name: Supply() for name in ("psu1", "psu2")}
+    answering = answer_once_all_asked(list(supplies.values()))
     trips: list[str] = []
     # A finding on psu1's first net: its other nets' readings are on the record too.
     monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on="psu1-a")
@@ -110,6 +155,7 @@ def test_a_pass_journals_one_entry_per_supply_with_every_nets_reading(tmp_path, 
     finally:
         monitor.stop()
         journal.close()
+        answering.join()
     assert trips == ["psu1-a: out of its envelope"]
     with JournalReader(journal.path) as reader:
         entries = [e for e in reader.entries() if e.kind == Kind.MEASUREMENT]
@@ -126,7 +172,8 @@ def test_a_setpoint_changed_during_a_pass_does_not_hide_the_reading(tmp_path, mo
     the change. Only an output turned off and on again meanwhile (``on_at``) waits for the
     next pass. Skipped on every change, a short under a client commanding without pause
     went unjudged for pass after pass."""
-    supplies = {"psu": Supply(threading.Barrier(1, timeout=5))}
+    supplies = {"psu": Supply()}
+    supplies["psu"].answer()
     trips: list[str] = []
     monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on="psu-net")
     changes = iter(range(1, 1000))
@@ -143,7 +190,8 @@ def test_a_setpoint_changed_during_a_pass_does_not_hide_the_reading(tmp_path, mo
 
 
 def test_an_output_turned_off_and_on_during_a_pass_waits_for_the_next(tmp_path, monkeypatch):
-    supplies = {"psu": Supply(threading.Barrier(1, timeout=5))}
+    supplies = {"psu": Supply()}
+    supplies["psu"].answer()
     trips: list[str] = []
     monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on="psu-net")
     toggles = iter(range(1, 1000))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -155,3 +156,83 @@ def test_closing_gives_the_read_warnings_back(journal):
     assert not visalib._ignore_warning_in_session[vi]
     with pytest.raises(ConnectionLost, match="not connected"):
         ask(journal, transport)
+
+
+# -- a query posted now, its reply collected later (the monitor's pass) ----------------
+
+
+def post(journal: Journal, transport: VisaTransport, line: str):
+    return transport.post(journal.query_intent("dev", f"{line}\n"))
+
+
+def test_a_posted_querys_reply_is_collected_by_its_token(journal):
+    instrument, transport = open_transport([b"1.5\n"])
+    try:
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        assert transport.fileno() is not None
+        assert transport.collect(owed.token) == "1.5"
+        assert transport.is_open
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_a_reply_still_owed_is_read_before_the_next_line_and_kept_for_its_query(journal):
+    # Another exchange comes between the post and the collect (a client's, the safe
+    # state's): it reads the owed reply first, so each reply answers its own line.
+    instrument, transport = open_transport([b"posted\n", b"asked\n"])
+    try:
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        assert ask(journal, transport, "OUTP? (@1)") == "asked"
+        assert transport.collect(owed.token) == "posted"
+        assert instrument.lines == [b"MEAS:VOLT? (@1)", b"OUTP? (@1)"]
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_a_reply_is_never_handed_to_another_posts_token(journal):
+    instrument, transport = open_transport([b"one\n", b"two\n", b"three\n"])
+    try:
+        first = post(journal, transport, "Q1?")
+        second = post(journal, transport, "Q2?")  # reads (and keeps) the first's reply
+        third = post(journal, transport, "Q3?")  # the second's is kept now, not the first's
+        with pytest.raises(ProtocolError, match="not kept for it"):
+            transport.collect(first.token)
+        assert transport.collect(third.token) == "three"
+        with pytest.raises(ProtocolError, match="not kept for it"):
+            transport.collect(second.token)  # the third's read took its place
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_a_posted_query_never_answered_times_out_from_when_it_was_posted(journal):
+    # Collected long after it was posted, a reply that never comes is waited for only
+    # for what is left of the timeout, not a whole timeout again (3 s).
+    instrument, transport = open_transport([None], timeout=3.0)
+    try:
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        time.sleep(owed.due - time.monotonic() - 0.3)
+        started = time.monotonic()
+        with pytest.raises(InstrumentTimeout):
+            transport.collect(owed.token)
+        assert time.monotonic() - started < 2.0  # about 0.3 s; a whole timeout is 3
+        assert not transport.is_open
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_an_owed_reply_that_times_out_under_another_exchange_poisons_the_session(journal):
+    instrument, transport = open_transport([None, b"late\n"])
+    try:
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        with pytest.raises(InstrumentTimeout):
+            ask(journal, transport, "OUTP? (@1)")
+        assert instrument.lines == [b"MEAS:VOLT? (@1)"]  # its own line never went out
+        with pytest.raises(ConnectionLost, match="unusable after a timeout"):
+            transport.collect(owed.token)
+    finally:
+        transport.close()
+        instrument.close()
