@@ -72,6 +72,7 @@ class ChannelSettings:
     ovp: float | None  # None where the supply has no programmable level
     ocp: bool | None  # over-current protection armed; None where it has none
     tripped: bool  # its over-voltage or over-current protection
+    range: str | None = None  # the output range it is in, where it has several
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Going live is: the net's power relay open; the DUT's identity measured again
 when no net is live yet; safe-to-mate (the meter routed to the net, its
 supply disconnected: stray voltage, then resistance); the supply's settings
-read back with the output still off; the relay closed; the output on
+(and its output range, where it has several) read back with the output still
+off; the relay closed; the output on
 (:meth:`~interlock.controller.actuation.Actuation.output_on`); and, once the
 settle time has passed, the measurement put to the engine's live envelope.
 Every measurement is the engine's to judge; a finding trips the bench.
@@ -29,6 +30,7 @@ from interlock.limits.measurements import (
     check_mate_resistance,
     check_mate_stray,
     check_off_before_live,
+    check_range,
 )
 
 
@@ -112,11 +114,17 @@ class Energising:
         if finding is not None:
             self._trip("readback", finding.problem, finding=finding)
             raise ReadbackMismatch(port.supply, f"{net} not off before going live")
+        limits = self._limits()
+        if net in limits.supply_ranges:  # switched behind our back since arming
+            finding = check_range(limits, net, held.range)
+            if finding is not None:
+                self._trip("readback", finding.problem, finding=finding)
+                raise ReadbackMismatch(port.supply, finding.problem)
         expect = self._actuation.expect
         expect(net, "voltage", commanded.voltage, held.voltage)
         expect(net, "current_limit", commanded.current_limit, held.current_limit)
         if held.ovp is not None:  # a supply without a programmable level reports none
-            expect(net, "ovp", self._limits().ovp_levels[net], held.ovp)
+            expect(net, "ovp", limits.ovp_levels[net], held.ovp)
         finding = check_off_before_live(net, output=False, tripped=False, protected=held.ocp)
         if finding is not None:
             self._trip("readback", finding.problem, finding=finding)

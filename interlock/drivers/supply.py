@@ -39,6 +39,7 @@ class DialectSupply(DialectDevice):
         self._trips = [q[k] for k in ("tripped?", "ovp_tripped?", "ocp_tripped?") if k in q]
         self._ocp_state = q.get("ocp_state?") if caps.ocp == "trip" else None
         self._ovp = q.get("ovp?") if caps.ovp == "level" else None
+        self._range = q.get("range?")  # a supply with output ranges
         # An over-current trip at a level of its own follows the current limit.
         separate = caps.ocp == "trip" and caps.ocp_level == "separate"
         self._ocp_level = q["ocp?"] if separate else None
@@ -266,12 +267,15 @@ class DialectSupply(DialectDevice):
             queries.append((self._ovp, chs))
         if self._ocp_state is not None:
             queries.append((self._ocp_state, chs))
+        if self._range is not None:
+            queries.append((self._range, chs))
         queries += [(t, chs) for t in self._trips]
         answers = self.ask_all(queries)
         volts, amps, outputs = answers[0], answers[1], answers[2]
         rest = answers[3:]
         ovps = rest.pop(0) if self._ovp is not None else None
         ocps = rest.pop(0) if self._ocp_state is not None else None
+        ranges = rest.pop(0) if self._range is not None else None
         return [
             ChannelSettings(
                 voltage=self.number(q["voltage?"], volts[i]),
@@ -282,6 +286,7 @@ class DialectSupply(DialectDevice):
                 tripped=any(
                     self.flag(t, found[i]) for t, found in zip(self._trips, rest, strict=True)
                 ),
+                range=ranges[i].strip() if ranges is not None else None,
             )
             for i in range(len(chs))
         ]

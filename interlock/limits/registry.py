@@ -271,11 +271,12 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "readback.range",
         MEASUREMENT,
-        "a supply's output range read back other than the one selected at arming, the first "
-        "of its channel's `ranges` that covers the net's maximum voltage and current",
+        "a supply's output range read back other than the one selected at arming (the first "
+        "of its channel's `ranges` that covers the net's maximum voltage and current), at "
+        "arming or before the net goes live",
         _key(PROFILE, "nets.<net>.max_voltage", "max_current")
         + ", with the model's `ranges` (`interlock/dialects/<family>.toml`)",
-        "`measurements.check_range` (arming)",
+        "`measurements.check_range` (arming; energising, with the output still off)",
     ),
     Rule(
         "readback.ocp",

@@ -205,6 +205,29 @@ def test_the_range_is_journaled_durably_before_it_goes_out_and_read_back(
         close_rig(rig)
 
 
+def test_a_range_switched_since_arming_is_caught_before_the_net_goes_live(
+    sim_bench_factory, tmp_path
+):
+    """Armed in P30V; someone switches the unit to P15V at its panel (a setpoint it holds
+    fits both). Going live reads the range back with the output still off, and trips."""
+    rig = make_rig(sim_bench_factory, tmp_path, bench=bench(tmp_path, "E3632A", "20 V"))
+    try:
+        rig.power_up_logic()
+        rig.power_up_bus()
+        rig.controller.set_voltage("MOTOR", 2.0)
+        with twin(rig).lock:
+            twin(rig).high = False
+        with pytest.raises(InterlockError, match="output range reads back 'P15V', selected P30V"):
+            rig.controller.output_on("MOTOR")
+        assert rig.controller.state == "fault"
+        assert "readback" in rig.controller.fault_cause
+        assert not twin(rig).channels[1].output  # never turned on
+        assert "OUTP ON" not in lines(rig)
+        assert_all_outputs_off(rig)
+    finally:
+        close_rig(rig)
+
+
 class IgnoresTheRange(E3632aSupply):
     """A mutant twin: takes VOLT:RANG and does nothing (stays in P15V)."""
 
