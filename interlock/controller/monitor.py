@@ -4,13 +4,15 @@ A pass reads the live nets of one supply in one exchange (a channel list),
 journals their readings in one entry, and asks the limit engine
 (:func:`~interlock.limits.measurements.check_live`) about each reading; the
 first finding trips the bench. Supplies are polled side by side (each has a
-session of its own): the pass asks every supply first, then reads the replies
-as they arrive (:func:`~interlock.posted.as_answered`), from this one
-thread, with no thread hand-over per supply. A finding trips the bench as soon
-as its supply has answered, whatever the others are doing; a reply still owed
-is read by the next exchange on its session (the safe state's, say) before its
-own line goes out. A pass commits the journal once, so that what it (or
-anyone) staged is on disk within a monitor period.
+session of its own): the pass asks every supply first, then takes the replies
+as they arrive (:meth:`~interlock.controller.side_by_side.SideBySide.as_answered`):
+a reply on a socket or a port is watched from this thread, with no thread
+hand-over per supply; a supply whose poll takes several exchanges is asked in a
+thread of its own. A finding trips the bench as soon as its supply has
+answered, whatever the others are doing; a reply still owed is read by the next
+exchange on its session (the safe state's, say) before its own line goes out.
+A pass commits the journal once, so that what it (or anyone) staged is on disk
+within a monitor period.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from interlock.controller import stop_first
 from interlock.controller.commanded import Commanded
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments
+from interlock.controller.side_by_side import SideBySide
 from interlock.controller.worker import Trip, Worker
 from interlock.errors import InterlockError
 from interlock.journal import Journal
 from interlock.limits import NetState, PinnedLimits
 from interlock.limits.measurements import Finding, check_live, settling
-from interlock.posted import Posted, as_answered
+from interlock.posted import Posted
 from interlock.protocols import Reading
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ class Monitor(Worker):
         self._limits = limits
         self._clock = clock
         self.passes = 0
+        self._side_by_side = SideBySide("interlock-monitor", len(instruments.supplies))
         # Per net: the last reading, for status.
         self._readings: dict[str, NetReading] = {}
 
@@ -96,6 +100,10 @@ class Monitor(Worker):
         if since is not None and journal.clock.monotonic() - since >= self.period:
             journal.flush()
 
+    def stop(self) -> None:
+        super().stop()
+        self._side_by_side.close()
+
     def poll_live_nets(self) -> None:
         """One pass: every live net measured in one exchange per supply."""
         limits = self._limits()
@@ -105,20 +113,23 @@ class Monitor(Worker):
             if net in limits.nets:
                 by_supply.setdefault(ports[net].supply, []).append(net)
         asked = [self.ask_supply(supply, nets, limits) for supply, nets in by_supply.items()]
-        unread = set(map(id, asked))
-        for answered in as_answered(asked):
-            unread.discard(id(answered))
+        # Those whose line went out whole: their replies are owed until read.
+        unread = [p for p in asked if p.fileno is not None]
+        for answered in self._side_by_side.as_answered(asked):
+            if answered in unread:
+                unread.remove(answered)
             found = answered.result()
             if found is not None:
                 net, finding = found
                 self._trip_bench("monitor", f"{net}: {finding.problem}", finding=finding)
-                # The other supplies' replies, read by the safe state's exchanges before
-                # their own lines, go on the record with this pass's (not judged: the
-                # bench is safe now). A session the safe state found dead says so.
-                for rest in asked:
-                    if id(rest) in unread:
-                        with contextlib.suppress(InterlockError):
-                            rest.result()
+                # The other supplies' replies to lines already sent, read by the safe
+                # state's exchanges before their own lines, go on the record with this
+                # pass's (not judged: the bench is safe now); nothing new is asked. A
+                # session the safe state found dead says so. Those asked in threads
+                # finish there.
+                for rest in unread:
+                    with contextlib.suppress(InterlockError):
+                        rest.result()
                 return
 
     def ask_supply(

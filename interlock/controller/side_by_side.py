@@ -1,21 +1,42 @@
-"""A few threads that run one call per instrument side by side.
+"""A few threads that run one call per instrument side by side, and posted questions
+waited on at once.
 
 Each instrument has a session of its own, and an exchange spends its time
-waiting for the instrument, not for the interpreter: the monitor's pass and
-the safe state's steps ask their supplies side by side instead of one after
-the other. One instrument costs no thread hand-over (the caller makes the
-call); more go to threads started when first needed and kept.
+waiting for the instrument, not for the interpreter: the safe state's steps ask
+their supplies side by side instead of one after the other. One instrument
+costs no thread hand-over (the caller makes the call); more go to threads
+started when first needed and kept.
+
+The monitor's pass posts its question to every supply first
+(:class:`~interlock.posted.Posted`); :meth:`SideBySide.as_answered` hands each
+back as its reply arrives. A reply on a socket or a serial port is watched from
+the caller's thread (no hand-over); a question of several exchanges, which
+cannot be posted whole, is asked in one of the threads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import queue
+import select
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from typing import TypeVar
+
+from interlock.posted import Posted
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+# The longest a wait for replies goes without looking again at those another
+# exchange on the session read first (they never show on the descriptor).
+LOOK_AGAIN = 0.005  # s
+# Waiting only on questions asked in threads: each exchange of theirs has a timeout.
+THREADS_ONLY = 0.05  # s
 
 
 class SideBySide:
@@ -26,6 +47,7 @@ class SideBySide:
         self._workers = max(1, workers)
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._wake: tuple[int, int] | None = None  # a pipe a thread's answer rings
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -58,9 +80,98 @@ class SideBySide:
         for future in as_completed([pool.submit(work, item) for item in items]):
             yield future.result()
 
+    def as_answered(self, posted: Sequence[Posted[T]]) -> Iterator[Posted[T]]:
+        """Each of ``posted`` once its answer is in, the first first; its ``result()``
+        then reads it without waiting.
+
+        One whose reply arrives on a descriptor is watched from this thread; one read
+        first by another exchange on its session comes back within LOOK_AGAIN; one
+        still silent when its reply is due comes back then (its result times out). One
+        that cannot be watched (several exchanges) is asked in a thread, and comes back
+        when that is done. Those still under way when the caller stops iterating are
+        left as they are: a reply still owed is read by its session's next exchange.
+        """
+        if len(posted) < 2:
+            yield from posted
+            return
+        watched: dict[int, Posted[T]] = {}
+        aside: list[Posted[T]] = []
+        for p in posted:
+            if p.fileno is None or p.fileno in watched:
+                aside.append(p)
+            else:
+                watched[p.fileno] = p
+        poller = select.poll()
+        for fileno in watched:
+            poller.register(fileno, select.POLLIN)
+        done: queue.SimpleQueue[Posted[T]] = queue.SimpleQueue()
+        if aside:
+            wake = self._wake_pipe()
+            poller.register(wake, select.POLLIN)
+            pool = self._executor()
+            for p in aside:
+                pool.submit(p.result).add_done_callback(
+                    lambda future: (done.put(_handed(future)), self._ring())
+                )
+        left = len(aside)
+        while watched or left:
+            while left:
+                try:
+                    yield done.get_nowait()
+                except queue.Empty:
+                    break
+                left -= 1
+            for fileno, p in list(watched.items()):
+                if p.answered():
+                    poller.unregister(fileno)
+                    yield watched.pop(fileno)
+            if not (watched or left):
+                return
+            timeout = THREADS_ONLY
+            if watched:
+                soonest = min(watched.values(), key=lambda p: p.due)
+                late = soonest.due - time.monotonic()
+                if late <= 0:  # due and silent: its read says so
+                    poller.unregister(soonest.fileno)  # type: ignore[arg-type]
+                    yield watched.pop(soonest.fileno)  # type: ignore[arg-type]
+                    continue
+                timeout = min(LOOK_AGAIN, late)
+            for fileno, _ in poller.poll(math.ceil(timeout * 1000)):
+                if fileno in watched:  # a reply, a hang-up or a closed descriptor alike
+                    poller.unregister(fileno)
+                    yield watched.pop(fileno)
+                elif self._wake is not None and fileno == self._wake[0]:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(fileno, 4096)
+                else:  # the wake pipe, closed by close() meanwhile: threads' answers only
+                    poller.unregister(fileno)
+
+    def _wake_pipe(self) -> int:
+        with self._lock:
+            if self._wake is None:
+                self._wake = os.pipe()
+                for end in self._wake:
+                    os.set_blocking(end, False)
+            return self._wake[0]
+
+    def _ring(self) -> None:
+        with self._lock:
+            if self._wake is not None:
+                with contextlib.suppress(BlockingIOError):  # full: it rings already
+                    os.write(self._wake[1], b".")
+
     def close(self) -> None:
         """Let the threads go once they are idle; a later call starts them again."""
         with self._lock:
             pool, self._pool = self._pool, None
+            wake, self._wake = self._wake, None
         if pool is not None:
             pool.shutdown(wait=False)
+        if wake is not None:
+            for end in wake:
+                os.close(end)
+
+
+def _handed(future: Future[T]) -> Posted[T]:
+    """A question asked in a thread, answered (or failed) there."""
+    return Posted(None, 0.0, future.result)

@@ -54,6 +54,8 @@ class Link(Protocol):
 
     def collect(self, token: int) -> str: ...
 
+    def has_reply(self, token: int) -> bool: ...
+
     def fileno(self) -> int | None: ...
 
 
@@ -151,7 +153,8 @@ class DialectDevice:
             self.journal.answer(intent, text, answer, **context)
             return answer
 
-        return Posted(transport.fileno(), owed.due, reply)
+        token = owed.token
+        return Posted(transport.fileno(), owed.due, reply, lambda: transport.has_reply(token))
 
     def _asking(self, text: str, **context: Any) -> DurableIntent:
         data = text + self._end

@@ -70,10 +70,11 @@ class SerialLink:
             raise ConnectionLost(self.name, f"cannot open {self.resource}: {exc}") from exc
         with contextlib.suppress(serial.SerialException, OSError):
             port.reset_input_buffer()
-        self._port = port
-        self._writer = JournaledWriter(self.name, port.write)
-        self._broken = None
-        self._owed, self._kept = None, None
+        with self._lock:  # a reply owed on the old port is not this one's
+            self._port = port
+            self._writer = JournaledWriter(self.name, port.write)
+            self._broken = None
+            self._owed, self._kept = None, None
         # What an earlier host sent last may still be in the instrument's gap.
         self._ready_at = time.monotonic() + link.min_gap
 
@@ -142,6 +143,12 @@ class SerialLink:
                 raise ProtocolError(self.name, "a posted query's reply was not kept for it")
         return kept[1].decode("latin-1").rstrip("\r\n")
 
+    def has_reply(self, token: int) -> bool:
+        """Whether the posted query ``token``'s reply was read already (by another
+        exchange, before its own line), so :meth:`collect` returns it at once."""
+        kept = self._kept
+        return kept is not None and kept[0] == token
+
     def fileno(self) -> int | None:
         """The port's descriptor a reply arrives on, for waiting on several links at once."""
         try:
@@ -155,7 +162,13 @@ class SerialLink:
             return
         (token, width), self._owed = self._owed, None
         # Asked a while ago: wait only for what is left of its timeout.
-        self._kept = (token, self._reply(width, max(0.001, self._due - time.monotonic())))
+        left = max(0.001, self._due - time.monotonic())
+        try:
+            self._kept = (token, self._reply(width, left))
+        except InstrumentError as error:
+            # Said as the earlier query's: the caller's own line never went out.
+            detail = str(error).removeprefix(f"{self.name}: ")
+            raise type(error)(self.name, f"{detail}, to a query asked before") from error
 
     def _reply(self, width: int | None, timeout: float | None = None) -> bytes:
         try:
@@ -189,7 +202,9 @@ class SerialLink:
         port = self._port
         assert port is not None
         link = self.link
-        deadline = time.monotonic() + timeout
+        # A reply framed by silence, once begun, is read to its end within the whole
+        # timeout: a shorter wait (for an owed reply) would cut it short.
+        deadline = time.monotonic() + max(timeout, self.timeout)
         if width is not None:
             port.timeout = timeout
             data = port.read(width)

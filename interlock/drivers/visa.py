@@ -119,11 +119,12 @@ class VisaTransport:
         # its only reads are _read's, and its writes return neither status.
         scope = contextlib.ExitStack()
         scope.enter_context(session.ignore_warning(*_READ_WARNINGS))
-        self._session = session
-        self._session_scope = scope
-        self._writer = JournaledWriter(self.name, session.write_raw)
-        self._broken = None
-        self._owed, self._kept = None, None
+        with self._lock:  # a reply owed on the old session is not this one's
+            self._session = session
+            self._session_scope = scope
+            self._writer = JournaledWriter(self.name, session.write_raw)
+            self._broken = None
+            self._owed, self._kept = None, None
         # What an earlier host (or session) sent last may still be in the instrument's
         # gap: a service started again, or the guardian taking over, waits it out first.
         self._ready_at = max(self._ready_at, time.monotonic() + self.gap)
@@ -226,6 +227,12 @@ class VisaTransport:
                 raise ProtocolError(self.name, "a posted query's reply was not kept for it")
         return self._text(kept[1])
 
+    def has_reply(self, token: int) -> bool:
+        """Whether the posted query ``token``'s reply was read already (by another
+        exchange, before its own line), so :meth:`collect` returns it at once."""
+        kept = self._kept
+        return kept is not None and kept[0] == token
+
     def fileno(self) -> int | None:
         """The socket a reply arrives on, for waiting on several sessions at once."""
         return self._fileno if self._session is not None else None
@@ -238,7 +245,7 @@ class VisaTransport:
         session = self._session
         try:
             left = self._due - time.monotonic()
-            if left > 0.9 * self.timeout:
+            if left > 0.99 * self.timeout:  # just asked (a reply just in): as any read
                 self._kept = (token, self._read(session))
             else:  # asked a while ago: wait only for what is left of its timeout
                 session.timeout = max(1, int(left * 1000))
@@ -247,7 +254,9 @@ class VisaTransport:
                 finally:
                     session.timeout = int(self.timeout * 1000)
         except Exception as exc:
-            raise self._failure(exc) from exc
+            error = self._failure(exc)
+            # Said as the earlier query's: the caller's own line never went out.
+            raise type(error)(self.name, f"{_detail(error)}, to a query asked before") from exc
         finally:
             self._ready_at = time.monotonic() + self.gap
 
@@ -306,6 +315,11 @@ class VisaTransport:
             return ConnectionLost(self.name, f"connection lost: {exc}")
         self._broken = "an unexpected transport error"
         return ConnectionLost(self.name, f"transport error: {exc!r}")
+
+
+def _detail(error: InstrumentError) -> str:
+    """An instrument error's message without its instrument's name in front."""
+    return str(error).removeprefix(f"{error.instrument}: ")
 
 
 def _socket(session) -> socket.socket | None:

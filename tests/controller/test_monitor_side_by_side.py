@@ -204,3 +204,32 @@ def test_an_output_turned_off_and_on_during_a_pass_waits_for_the_next(tmp_path, 
         monitor.stop()
         journal.close()
     assert trips == []
+
+
+class SeveralExchanges:
+    """A supply whose poll takes several exchanges (no compound line): asked in full
+    when its result is read; each answers only while the other is being asked too."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        self.barrier = barrier
+
+    def post_poll(self, channels):
+        def result():
+            self.barrier.wait()
+            return [Reading(5.0, 0.1, False, True) for _ in channels]
+
+        return Posted(None, 0.0, result)
+
+
+def test_supplies_polled_in_several_exchanges_are_asked_side_by_side_too(tmp_path, monkeypatch):
+    barrier = threading.Barrier(2, timeout=10)
+    supplies = {"korad1": SeveralExchanges(barrier), "korad2": SeveralExchanges(barrier)}
+    trips: list[str] = []
+    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch)
+    try:
+        monitor.poll_live_nets()
+    finally:
+        monitor.stop()
+        journal.close()
+    assert trips == [] and not barrier.broken
+    assert monitor.reading("korad1-net") is not None and monitor.reading("korad2-net") is not None

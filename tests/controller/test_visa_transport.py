@@ -236,3 +236,39 @@ def test_an_owed_reply_that_times_out_under_another_exchange_poisons_the_session
     finally:
         transport.close()
         instrument.close()
+
+
+def test_a_reply_read_by_another_exchange_says_so_before_it_is_collected(journal):
+    instrument, transport = open_transport([b"posted\n", b"asked\n"])
+    try:
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        assert not transport.has_reply(owed.token)
+        ask(journal, transport, "OUTP? (@1)")
+        assert transport.has_reply(owed.token)
+        assert transport.collect(owed.token) == "posted"
+        assert not transport.has_reply(owed.token)
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_a_reply_owed_on_a_session_reopened_since_is_not_waited_for(journal):
+    # A reconnect (the safe state's, after a lost session) opens a fresh session: the old
+    # session's query is not owed on it, and its first exchange is its own.
+    first = ScriptedInstrument([None])
+    second = ScriptedInstrument([b"fresh\n"])
+    transport = VisaTransport("dev", first.resource, timeout=3.0)
+    transport.open()
+    try:
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        transport.resource = second.resource
+        transport.open()
+        started = time.monotonic()
+        assert ask(journal, transport, "OUTP? (@1)") == "fresh"
+        assert time.monotonic() - started < 2.0  # not the old query's 3 s
+        with pytest.raises(ProtocolError, match="not kept for it"):
+            transport.collect(owed.token)
+    finally:
+        transport.close()
+        first.close()
+        second.close()
