@@ -72,7 +72,7 @@ class ChannelSettings:
     ovp: float | None  # None where the supply has no programmable level
     ocp: bool | None  # over-current protection armed; None where it has none
     tripped: bool  # its over-voltage or over-current protection
-    range: str | None = None  # the output range it is in, where it has several
+    range: str | None = None  # the output range it is in, where asked and it has several
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,9 @@ class PowerSupply(Instrument, Protocol):
 
     def post_poll(self, channels: Sequence[int]) -> Posted[list[Reading]]: ...
 
-    def settings(self, channels: Sequence[int]) -> list[ChannelSettings]: ...
+    def settings(
+        self, channels: Sequence[int], *, ranges: bool = False
+    ) -> list[ChannelSettings]: ...
 
 
 @runtime_checkable

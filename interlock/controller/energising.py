@@ -106,7 +106,9 @@ class Energising:
         """What the supply really holds, output still off and relay still open: an output
         turned on behind our back must not reach the DUT when the relay closes."""
         port = self._instruments.ports[net]
-        held = self._instruments.supplies[port.supply].settings([port.channel])[0]
+        limits = self._limits()
+        ranged = net in limits.supply_ranges  # switched behind our back since arming?
+        held = self._instruments.supplies[port.supply].settings([port.channel], ranges=ranged)[0]
         commanded = self._commanded.net(net)
         finding = check_off_before_live(
             net, output=held.output, tripped=held.tripped, protected=True
@@ -114,8 +116,7 @@ class Energising:
         if finding is not None:
             self._trip("readback", finding.problem, finding=finding)
             raise ReadbackMismatch(port.supply, f"{net} not off before going live")
-        limits = self._limits()
-        if net in limits.supply_ranges:  # switched behind our back since arming
+        if ranged:
             finding = check_range(limits, net, held.range)
             if finding is not None:
                 self._trip("readback", finding.problem, finding=finding)

@@ -254,8 +254,10 @@ class DialectSupply(DialectDevice):
 
         return queries, rows
 
-    def settings(self, channels: Sequence[int]) -> list[ChannelSettings]:
-        """Everything the supply holds for these channels (one exchange where it can)."""
+    def settings(self, channels: Sequence[int], *, ranges: bool = False) -> list[ChannelSettings]:
+        """Everything the supply holds for these channels (one exchange where it can);
+        with ``ranges``, the output range each is in too, where the supply has ranges
+        (asked only before a net goes live: the stop's check has no use for it)."""
         q = self.dialect.queries
         chs = list(channels)
         queries: list[tuple[Query, Sequence[int]]] = [
@@ -267,7 +269,8 @@ class DialectSupply(DialectDevice):
             queries.append((self._ovp, chs))
         if self._ocp_state is not None:
             queries.append((self._ocp_state, chs))
-        if self._range is not None:
+        asks_range = ranges and self._range is not None
+        if asks_range:
             queries.append((self._range, chs))
         queries += [(t, chs) for t in self._trips]
         answers = self.ask_all(queries)
@@ -275,7 +278,7 @@ class DialectSupply(DialectDevice):
         rest = answers[3:]
         ovps = rest.pop(0) if self._ovp is not None else None
         ocps = rest.pop(0) if self._ocp_state is not None else None
-        ranges = rest.pop(0) if self._range is not None else None
+        in_range = rest.pop(0) if asks_range else None
         return [
             ChannelSettings(
                 voltage=self.number(q["voltage?"], volts[i]),
@@ -286,7 +289,7 @@ class DialectSupply(DialectDevice):
                 tripped=any(
                     self.flag(t, found[i]) for t, found in zip(self._trips, rest, strict=True)
                 ),
-                range=ranges[i].strip() if ranges is not None else None,
+                range=in_range[i].strip() if in_range is not None else None,
             )
             for i in range(len(chs))
         ]
