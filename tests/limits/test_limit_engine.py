@@ -73,9 +73,12 @@ def test_engine_allows_only_safe_changes_and_refuses_only_unsafe_ones():
 def test_property_catches_broken_engine(broken):
     with pytest.raises(AssertionError):
         # No shrinking: finding the counter-example is the point, not minimising it.
-        # A fixed sequence of examples: a broken engine is caught on every run, not
-        # on most (some breaks show only in a rare combination of state and request).
-        make_property(broken, 3000, shrink=False, derandomize=True)()
+        # The cap is far above what a catch takes: a fixed seed does not fix the
+        # examples (hypothesis also draws on constants of the modules loaded so far,
+        # which the order of the tests changes), and power_order_ignored took from 28
+        # to 2,700 examples over 40 seeds (about 1 run in 30 missed it at 3,000). A
+        # caught engine stops at its catch, so the cap costs only a miss.
+        make_property(broken, 20_000, shrink=False, derandomize=True)()
 
 
 # --- examples against the shipped profile -------------------------------------------------
