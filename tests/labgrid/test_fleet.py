@@ -87,6 +87,13 @@ def alice_bare(lab: Lab) -> dict[str, str]:
     return lab.user(ALICE)
 
 
+def held_by_alice(lab: Lab) -> None:
+    """A holds bench-a. Each test that needs it says so: tests of this module may run
+    in another order, or on another worker with a lab of its own (pytest-xdist)."""
+    result = lab.lg(alice_bare(lab), "-p", "bench-a", "acquire")
+    assert result.returncode == 0 or "already acquired" in result.stderr, result.stderr
+
+
 def test_the_benches_are_exported_as_labgrid_resources(lab):
     listed = lab.lg(lab.env, "resources", check=True).stdout.split()
     assert listed == ["hostA/bench-a/InterlockBench", "hostA/bench-b/InterlockBench"]
@@ -95,7 +102,7 @@ def test_the_benches_are_exported_as_labgrid_resources(lab):
 def test_labgrid_client_powers_a_place_through_the_interlock(lab, lab_env):
     bench = lab.benches["bench-a"]
     user = alice(lab, lab_env)
-    lab.lg(alice_bare(lab), "-p", "bench-a", "acquire", check=True)
+    held_by_alice(lab)
     result = lab.lg(user, "-p", "bench-a", "power", "on")
     assert result.returncode == 0, result.stderr
     seen = status(lab, bench)
@@ -162,6 +169,7 @@ INNER_TESTS = textwrap.dedent('''
 
 def test_labgrids_pytest_plugin_runs_a_sequence_through_the_interlock(lab):
     bench = lab.benches["bench-a"]
+    held_by_alice(lab)
     inner = lab.directory / "inner"
     inner.mkdir()
     (inner / "test_bench_a.py").write_text(INNER_TESTS)
@@ -200,6 +208,7 @@ def test_labgrids_pytest_plugin_runs_a_sequence_through_the_interlock(lab):
 
 def test_another_user_is_refused_while_the_place_is_held_but_may_stop_it(lab, lab_env):
     bench = lab.benches["bench-a"]
+    held_by_alice(lab)
     lab.lg(alice(lab, lab_env), "-p", "bench-a", "power", "on", check=True)
     # labgrid itself refuses B ...
     bob_env = lab.user(BOB, LG_ENV=str(lab_env))
@@ -221,6 +230,7 @@ def test_another_user_is_refused_while_the_place_is_held_but_may_stop_it(lab, la
 def test_releasing_the_place_while_live_drives_the_bench_safe(lab, lab_env):
     bench = lab.benches["bench-a"]
     user = alice(lab, lab_env)
+    held_by_alice(lab)
     lab.lg(user, "-p", "bench-a", "power", "on", check=True)
     assert status(lab, bench)["state"] == "live"
     lab.lg(alice_bare(lab), "-p", "bench-a", "release", check=True)
@@ -284,6 +294,7 @@ def fleet(lab: Lab, *options: str) -> subprocess.CompletedProcess:
 
 
 def test_fleet_status_shows_both_benches_and_a_killed_one_unreachable(lab, lab_env):
+    held_by_alice(lab)
     lab.lg(alice(lab, lab_env), "-p", "bench-a", "power", "on", check=True)
     result = fleet(lab, "--json")
     assert result.returncode == 0, result.stderr
