@@ -85,8 +85,8 @@ class SideBySide:
         then reads it without waiting.
 
         One whose reply arrives on a descriptor is watched from this thread; one read
-        first by another exchange on its session comes back within LOOK_AGAIN; one
-        still silent when its reply is due comes back then (its result times out). One
+        first by another exchange on its session, or still silent when its reply is due
+        (its result then times out), comes back within LOOK_AGAIN of it. One
         that cannot be watched (several exchanges) is asked in a thread, and comes back
         when that is done. Those still under way when the caller stops iterating are
         left as they are: a reply still owed is read by its session's next exchange.
@@ -114,6 +114,7 @@ class SideBySide:
                     lambda future: (done.put(_handed(future)), self._ring())
                 )
         left = len(aside)
+        idle = True  # nothing seen on the last wait: look for replies it cannot show
         while watched or left:
             while left:
                 try:
@@ -121,23 +122,24 @@ class SideBySide:
                 except queue.Empty:
                     break
                 left -= 1
-            for fileno, p in list(watched.items()):
-                if p.answered():
-                    poller.unregister(fileno)
-                    yield watched.pop(fileno)
+            if watched and idle:
+                for fileno, p in list(watched.items()):
+                    if p.answered():  # read by another exchange: nothing comes on it now
+                        poller.unregister(fileno)
+                        yield watched.pop(fileno)
+                if watched:
+                    soonest = min(watched.values(), key=lambda p: p.due)
+                    if soonest.due <= time.monotonic():  # due and silent: its read says so
+                        poller.unregister(soonest.fileno)  # type: ignore[arg-type]
+                        yield watched.pop(soonest.fileno)  # type: ignore[arg-type]
+                        continue
             if not (watched or left):
                 return
-            timeout = THREADS_ONLY
-            if watched:
-                soonest = min(watched.values(), key=lambda p: p.due)
-                late = soonest.due - time.monotonic()
-                if late <= 0:  # due and silent: its read says so
-                    poller.unregister(soonest.fileno)  # type: ignore[arg-type]
-                    yield watched.pop(soonest.fileno)  # type: ignore[arg-type]
-                    continue
-                timeout = min(LOOK_AGAIN, late)
-            for fileno, _ in poller.poll(math.ceil(timeout * 1000)):
+            idle = True
+            wait = LOOK_AGAIN if watched else THREADS_ONLY
+            for fileno, _ in poller.poll(math.ceil(wait * 1000)):
                 if fileno in watched:  # a reply, a hang-up or a closed descriptor alike
+                    idle = False
                     poller.unregister(fileno)
                     yield watched.pop(fileno)
                 elif self._wake is not None and fileno == self._wake[0]:
