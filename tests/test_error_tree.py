@@ -55,7 +55,7 @@ ALLOWED_RAISES = {
         "the stop's own path: main() catches every error and leaves the stop to the full "
         "command, which says what went wrong"
     ),
-    ("interlock/commands/estop.py", "send_stop", "ConnectionError"): "as _ask",
+    ("interlock/commands/estop.py", "ask_service", "ConnectionError"): "as _ask",
     ("interlock/drivers/relay_board.py", "BoardState.parse", "ValueError"): BOARD_STATE,
     ("interlock/drivers/relay_board.py", "BoardState.parse.hexmask", "ValueError"): BOARD_STATE,
     ("interlock/drivers/relay_board.py", "RelayBoard._event", "ValueError"): CAUGHT_WHERE_RAISED,
