@@ -18,7 +18,8 @@ A bench file that is not what the loader takes (being edited, a line cut
 short, a table misspelt) must not keep anyone from stopping a bench whose
 service still answers: the stop then finds the service's socket and tokens
 in the file's lines (:func:`salvage_stop_settings`), stops, and says the
-file needs ``interlock check``.
+file needs ``interlock check``. ``interlock status`` finds and asks the
+service of such a file the same way (:func:`find_service`, :func:`ask_service`).
 """
 
 from __future__ import annotations
