@@ -53,9 +53,10 @@ ALLOWED_RAISES = {
     ),
     ("interlock/commands/estop.py", "_ask", "ConnectionError"): (
         "the stop's own path: main() catches every error and leaves the stop to the full "
-        "command, which says what went wrong"
+        "command, which says what went wrong; `interlock status` of a bench file the loader "
+        "refuses catches it and says the loader's ConfigError"
     ),
-    ("interlock/commands/estop.py", "send_stop", "ConnectionError"): "as _ask",
+    ("interlock/commands/estop.py", "ask_service", "ConnectionError"): "as _ask",
     ("interlock/drivers/relay_board.py", "BoardState.parse", "ValueError"): BOARD_STATE,
     ("interlock/drivers/relay_board.py", "BoardState.parse.hexmask", "ValueError"): BOARD_STATE,
     ("interlock/drivers/relay_board.py", "RelayBoard._event", "ValueError"): CAUGHT_WHERE_RAISED,

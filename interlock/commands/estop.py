@@ -18,7 +18,8 @@ A bench file that is not what the loader takes (being edited, a line cut
 short, a table misspelt) must not keep anyone from stopping a bench whose
 service still answers: the stop then finds the service's socket and tokens
 in the file's lines (:func:`salvage_stop_settings`), stops, and says the
-file needs ``interlock check``.
+file needs ``interlock check``. ``interlock status`` finds and asks the
+service of such a file the same way (:func:`find_service`, :func:`ask_service`).
 """
 
 from __future__ import annotations
@@ -214,8 +215,20 @@ def _ask(conn: socket.socket, request: dict[str, object], buffer: bytearray) -> 
     return reply["ok"]
 
 
-def send_stop(settings: StopSettings, token: str) -> dict[str, object]:
-    """The emergency stop over the command channel; the bench's status after it."""
+def find_service(path: str | Path) -> tuple[StopSettings, bool] | None:
+    """The service's settings in the bench file ``path``, and whether they were found by
+    the file's lines (:func:`salvage_stop_settings`: the strict reader stepped aside);
+    None if neither finds them."""
+    settings = read_stop_settings(path)
+    if settings is not None:
+        return settings, False
+    settings = salvage_stop_settings(path)
+    return None if settings is None else (settings, True)
+
+
+def ask_service(settings: StopSettings, token: str, op: str) -> dict[str, object]:
+    """``op`` (``estop``, ``status``) over the command channel; the bench's status it
+    answers with."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(REPLY_TIMEOUT_S)
         conn.connect(str(settings.channel))
@@ -227,10 +240,20 @@ def send_stop(settings: StopSettings, token: str) -> dict[str, object]:
             "client": f"{Path(sys.argv[0] or 'python').name} pid {os.getpid()}",
         }
         _ask(conn, hello, buffer)
-        status = _ask(conn, {"op": "estop"}, buffer)
+        status = _ask(conn, {"op": op}, buffer)
     if not isinstance(status, dict):
         raise ConnectionError("not a status")
     return status
+
+
+def banner_of(status: dict[str, object], settings: StopSettings) -> str:
+    """The banner of the bench as its service says it is (the file may be half-edited),
+    else as the file gives it."""
+    name, environment = status.get("bench"), status.get("environment")
+    name = name if isinstance(name, str) and BENCH_NAME.fullmatch(name) else settings.name
+    environment = environment if environment in ENVIRONMENTS else settings.environment
+    marker = "  *** FLIGHT HARDWARE ***" if environment == "flight" else ""
+    return f"bench {name} [{environment}]{marker}"
 
 
 def main(argv: list[str]) -> int | None:
@@ -238,25 +261,18 @@ def main(argv: list[str]) -> int | None:
     arguments = _arguments(argv)
     if arguments is None:
         return None
-    settings = read_stop_settings(arguments[0])
-    salvaged = settings is None
-    if salvaged:
-        settings = salvage_stop_settings(arguments[0])
-        if settings is None:
-            return None
+    found = find_service(arguments[0])
+    if found is None:
+        return None
+    settings, salvaged = found
     try:
         from interlock.service.tokens import read_token  # the error tree alone besides
 
-        status = send_stop(settings, read_token(settings.tokens, arguments[1]))
+        status = ask_service(settings, read_token(settings.tokens, arguments[1]), "estop")
         state, fault = status["state"], status.get("fault")
     except Exception:  # whatever it was, the full command tries again and says what
         return None
-    # The bench as the service that stopped says it is: the file may be half-edited.
-    name, environment = status.get("bench"), status.get("environment")
-    name = name if isinstance(name, str) and BENCH_NAME.fullmatch(name) else settings.name
-    environment = environment if environment in ENVIRONMENTS else settings.environment
-    marker = "  *** FLIGHT HARDWARE ***" if environment == "flight" else ""
-    print(f"bench {name} [{environment}]{marker}")
+    print(banner_of(status, settings))
     print(f"emergency stop done: state {state}" + (f" ({fault})" if fault else ""))
     if salvaged:
         print(

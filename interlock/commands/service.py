@@ -9,7 +9,9 @@ and ``tls_key``) anywhere. The other commands talk to that service through
 head their output with the bench's name and environment class.
 
 Only ``serve`` (and ``run``) start a service; the operator commands never
-do: with none answering they say so and exit 4. Exit codes
+do: with none answering they say so and exit 4. ``status`` alone still shows
+a bench whose file the loader refuses (half-way through an edit), from the
+service that answers on it, the loader's error on stderr. Exit codes
 (:mod:`interlock.exits`): 0 done, 2 usage or configuration (a ``serve``
 where one already serves included), 3 refused (access, state, limit), 4
 fault or no service.
@@ -24,7 +26,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from interlock.commands.common import add_bench_argument, banner, bench_file, command_bench
-from interlock.errors import InterlockError
+from interlock.errors import ConfigError, InterlockError
 from interlock.exits import EXIT_FAULT, EXIT_USAGE, request_exit_code
 from interlock.units import CURRENT, VOLTAGE, format_quantity
 
@@ -75,7 +77,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="show the bench's state, nets, relays and lease holder",
         description="Show the state of the bench, as its controller service sees it: each "
         "net's readings only as measured, with their age. Never starts a service: with none "
-        "answering it says so (exit 4).",
+        "answering it says so (exit 4). A bench file that does not load (half-way through an "
+        "edit) still shows the status of the service that answers on it, with the file's "
+        "error on stderr.",
     )
     add_bench_argument(status)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -224,7 +228,13 @@ def _refused(error: InterlockError) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    bench = command_bench(args)
+    try:
+        bench = command_bench(args)
+    except ConfigError as error:
+        shown = _status_despite(args, error)
+        if shown is None:
+            raise
+        return shown
     if not args.json:
         print(banner(bench))
     try:
@@ -236,6 +246,40 @@ def run_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
     else:
         print(render_status(status))
+    return 0
+
+
+def _status_despite(args: argparse.Namespace, error: ConfigError) -> int | None:
+    """The status of a bench whose file the loader refuses (being edited, say), or None.
+
+    Its service runs on the file as it was when it started and needs nothing of it now:
+    it is found as the emergency stop finds it, by the file's lines if need be
+    (:func:`interlock.commands.estop.find_service`). None when that finds no socket and
+    tokens, or nothing answers there: the ConfigError is then all there is to say.
+    """
+    from interlock.commands.estop import ask_service, banner_of, find_service
+    from interlock.service.tokens import read_token
+
+    path = bench_file(args)
+    found = find_service(path)
+    if found is None:
+        return None
+    settings, _ = found
+    try:
+        status = ask_service(settings, read_token(settings.tokens, args.role), "status")
+    except (InterlockError, OSError, ValueError, RecursionError):
+        return None  # no token file, no service, refused, or not an answer
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(banner_of(status, settings))
+        print(render_status(status))
+    print(
+        f"interlock: the bench file does not load: {error}\n"
+        "interlock: its service runs on the file as it was when the service started; "
+        f"`interlock check --bench {path}` shows the problem",
+        file=sys.stderr,
+    )
     return 0
 
 
