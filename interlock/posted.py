@@ -18,10 +18,12 @@ R = TypeVar("R")
 
 class Owed(NamedTuple):
     """A transport's receipt for a posted query: its reply is collected by ``token``
-    (a reply never answers another query) and is late after ``due`` (monotonic)."""
+    (a reply never answers another query), is late after ``due`` (monotonic) and
+    arrives on ``fileno`` (None where the session's descriptor is not at hand)."""
 
     token: int
     due: float
+    fileno: int | None
 
 
 def _not_yet() -> bool:
@@ -31,8 +33,9 @@ def _not_yet() -> bool:
 class Posted(Generic[T]):
     """A question on its way: :meth:`result` reads the answer (once).
 
-    ``fileno`` is the descriptor its reply arrives on; None when it cannot be watched
-    (it takes several exchanges, asked in full by :meth:`result`). ``due`` is the
+    ``fileno`` is the descriptor its reply arrives on; None when it cannot be watched:
+    it takes several exchanges (asked in full by :meth:`result`), or its session's
+    descriptor is not at hand (VISA serial, VXI-11, a vendor's VISA). ``due`` is the
     monotonic time its reply is late by. ``answered`` says whether the reply is in
     hand already: another exchange on the session read it first, before its own line.
     """

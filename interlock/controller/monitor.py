@@ -7,10 +7,13 @@ first finding trips the bench. Supplies are polled side by side (each has a
 session of its own): the pass asks every supply first, then takes the replies
 as they arrive (:meth:`~interlock.controller.side_by_side.SideBySide.as_answered`):
 a reply on a socket or a port is watched from this thread, with no thread
-hand-over per supply; a supply whose poll takes several exchanges is asked in a
-thread of its own. A finding trips the bench as soon as its supply has
-answered, whatever the others are doing; a reply still owed is read by the next
-exchange on its session (the safe state's, say) before its own line goes out.
+hand-over per supply; a supply whose poll takes several exchanges (or whose
+session's descriptor is not at hand) is asked in a thread of its own. A finding
+trips the bench as soon as its supply's reply is in, whatever the others are
+doing (a reply that begins to arrive and stops holds the others for its
+timeout, as a hung supply did its own thread); a reply still owed is read by
+the next exchange on its session (the safe state's, say) before its own line
+goes out.
 A pass commits the journal once, so that what it (or anyone) staged is on disk
 within a monitor period.
 """
@@ -28,7 +31,7 @@ from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments
 from interlock.controller.side_by_side import SideBySide
 from interlock.controller.worker import Trip, Worker
-from interlock.errors import InterlockError
+from interlock.errors import FaultLatched, InterlockError
 from interlock.journal import Journal
 from interlock.limits import NetState, PinnedLimits
 from interlock.limits.measurements import Finding, check_live, settling
@@ -118,19 +121,30 @@ class Monitor(Worker):
         for answered in self._side_by_side.as_answered(asked):
             if answered in unread:
                 unread.remove(answered)
-            found = answered.result()
+            try:
+                found = answered.result()
+            except FaultLatched:  # tripped by someone else meanwhile
+                self._record(unread)
+                return
+            except InterlockError as error:  # a garbled reply, a timeout, a lost session
+                self._trip(str(error))  # first, as the worker would
+                self._record(unread)
+                return
             if found is not None:
                 net, finding = found
                 self._trip_bench("monitor", f"{net}: {finding.problem}", finding=finding)
-                # The other supplies' replies to lines already sent, read by the safe
-                # state's exchanges before their own lines, go on the record with this
-                # pass's (not judged: the bench is safe now); nothing new is asked. A
-                # session the safe state found dead says so. Those asked in threads
-                # finish there.
-                for rest in unread:
-                    with contextlib.suppress(InterlockError):
-                        rest.result()
+                self._record(unread)
                 return
+
+    @staticmethod
+    def _record(unread: list[Posted[tuple[str, Finding] | None]]) -> None:
+        """After a trip: the other supplies' replies to lines already sent, read by the
+        safe state's exchanges before their own lines, go on the record with this pass's
+        (not judged: the bench is safe now); nothing new is asked. A session the safe
+        state found dead says so. Those asked in threads finish there."""
+        for rest in unread:
+            with contextlib.suppress(InterlockError):
+                rest.result()
 
     def ask_supply(
         self, supply: str, nets: list[str], limits: PinnedLimits

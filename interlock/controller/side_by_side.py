@@ -9,9 +9,10 @@ started when first needed and kept.
 
 The monitor's pass posts its question to every supply first
 (:class:`~interlock.posted.Posted`); :meth:`SideBySide.as_answered` hands each
-back as its reply arrives. A reply on a socket or a serial port is watched from
-the caller's thread (no hand-over); a question of several exchanges, which
-cannot be posted whole, is asked in one of the threads.
+back as its reply arrives. A reply on a TCP socket or a raw serial port is
+watched from the caller's thread (no hand-over); a question of several
+exchanges, which cannot be posted whole, or one whose session's descriptor is
+not at hand (VISA serial), is asked in one of the threads.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from interlock.posted import Posted
@@ -68,28 +69,18 @@ class SideBySide:
             wait(futures)
         return [first, *(future.result() for future in futures)]
 
-    def as_done(self, work: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        """Each result as soon as it is in, whichever comes first: a finding on one
-        instrument is acted on without waiting for the others. Calls still under way
-        when the caller stops iterating finish in their threads."""
-        if len(items) < 2:
-            for item in items:
-                yield work(item)
-            return
-        pool = self._executor()
-        for future in as_completed([pool.submit(work, item) for item in items]):
-            yield future.result()
-
     def as_answered(self, posted: Sequence[Posted[T]]) -> Iterator[Posted[T]]:
         """Each of ``posted`` once its answer is in, the first first; its ``result()``
         then reads it without waiting.
 
-        One whose reply arrives on a descriptor is watched from this thread; one read
-        first by another exchange on its session, or still silent when its reply is due
-        (its result then times out), comes back within LOOK_AGAIN of it. One
-        that cannot be watched (several exchanges) is asked in a thread, and comes back
-        when that is done. Those still under way when the caller stops iterating are
-        left as they are: a reply still owed is read by its session's next exchange.
+        One whose reply arrives on a descriptor is watched from this thread, and comes
+        back when its reply begins to arrive (its result reads the rest, within the
+        reply's timeout); one read first by another exchange on its session, or still
+        silent when its reply is due (its result then times out), comes back within
+        a wait or two of LOOK_AGAIN. One that cannot be watched (several exchanges, or
+        no descriptor at hand) is asked in a thread, and comes back when that is done.
+        Those still under way when the caller stops iterating are left as they are: a
+        reply still owed is read by its session's next exchange.
         """
         if len(posted) < 2:
             yield from posted
@@ -105,14 +96,18 @@ class SideBySide:
         for fileno in watched:
             poller.register(fileno, select.POLLIN)
         done: queue.SimpleQueue[Posted[T]] = queue.SimpleQueue()
+        wake = None
         if aside:
             wake = self._wake_pipe()
             poller.register(wake, select.POLLIN)
             pool = self._executor()
             for p in aside:
-                pool.submit(p.result).add_done_callback(
-                    lambda future: (done.put(_handed(future)), self._ring())
-                )
+                try:
+                    future = pool.submit(p.result)
+                except RuntimeError:  # close() meanwhile (the monitor stopping): asked here
+                    done.put(p)
+                    continue
+                future.add_done_callback(lambda f: (done.put(_handed(f)), self._ring()))
         left = len(aside)
         idle = True  # nothing seen on the last wait: look for replies it cannot show
         while watched or left:
@@ -142,10 +137,9 @@ class SideBySide:
                     idle = False
                     poller.unregister(fileno)
                     yield watched.pop(fileno)
-                elif self._wake is not None and fileno == self._wake[0]:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(fileno, 4096)
-                else:  # the wake pipe, closed by close() meanwhile: threads' answers only
+                elif fileno != wake or not self._quiet(fileno):
+                    # The wake pipe, closed by close() meanwhile (its number maybe
+                    # another file's now): the threads' answers are looked for anyway.
                     poller.unregister(fileno)
 
     def _wake_pipe(self) -> int:
@@ -155,6 +149,15 @@ class SideBySide:
                 for end in self._wake:
                     os.set_blocking(end, False)
             return self._wake[0]
+
+    def _quiet(self, fileno: int) -> bool:
+        """Empty the wake pipe ``fileno``; False if it is not the open one any more."""
+        with self._lock:  # close() cannot close it under us
+            if self._wake is None or self._wake[0] != fileno:
+                return False
+            with contextlib.suppress(BlockingIOError):
+                os.read(fileno, 4096)
+            return True
 
     def _ring(self) -> None:
         with self._lock:

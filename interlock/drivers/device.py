@@ -154,7 +154,7 @@ class DialectDevice:
             return answer
 
         token = owed.token
-        return Posted(transport.fileno(), owed.due, reply, lambda: transport.has_reply(token))
+        return Posted(owed.fileno, owed.due, reply, lambda: transport.has_reply(token))
 
     def _asking(self, text: str, **context: Any) -> DurableIntent:
         data = text + self._end

@@ -128,7 +128,7 @@ class SerialLink:
             self._write(intent)
             self._posts += 1
             self._owed, self._due = (self._posts, width), time.monotonic() + self.timeout
-            return Owed(self._posts, self._due)
+            return Owed(self._posts, self._due, self.fileno())
 
     def collect(self, token: int) -> str:
         """The reply to the posted query ``token`` (read now, or already by another
@@ -136,11 +136,12 @@ class SerialLink:
         with self._lock:
             if self._owed is not None and self._owed[0] == token:
                 self._usable()
-                self._read_owed()
-            kept, self._kept = self._kept, None
+                self._read_owed(own=True)
+            kept = self._kept
             if kept is None or kept[0] != token:
                 self._usable()  # a link that died reading it says so
                 raise ProtocolError(self.name, "a posted query's reply was not kept for it")
+            self._kept = None
         return kept[1].decode("latin-1").rstrip("\r\n")
 
     def has_reply(self, token: int) -> bool:
@@ -156,8 +157,9 @@ class SerialLink:
         except (AttributeError, OSError, serial.SerialException):
             return None
 
-    def _read_owed(self) -> None:
-        """Read a posted query's reply before the link's next line, and keep it."""
+    def _read_owed(self, *, own: bool = False) -> None:
+        """Read a posted query's reply before the link's next line (or for its own
+        collect: ``own``), and keep it."""
         if self._owed is None:
             return
         (token, width), self._owed = self._owed, None
@@ -166,6 +168,8 @@ class SerialLink:
         try:
             self._kept = (token, self._reply(width, left))
         except InstrumentError as error:
+            if own:
+                raise
             # Said as the earlier query's: the caller's own line never went out.
             detail = str(error).removeprefix(f"{self.name}: ")
             raise type(error)(self.name, f"{detail}, to a query asked before") from error

@@ -212,7 +212,7 @@ class VisaTransport:
                 self._ready_at = time.monotonic() + self.gap
             self._posts += 1
             self._owed, self._due = self._posts, time.monotonic() + self.timeout
-            return Owed(self._owed, self._due)
+            return Owed(self._owed, self._due, self._fileno)
 
     def collect(self, token: int) -> str:
         """The reply to the posted query ``token`` (read now, or already by another
@@ -220,11 +220,12 @@ class VisaTransport:
         with self._lock:
             if self._owed == token:
                 self._usable()
-                self._read_owed()
-            kept, self._kept = self._kept, None
+                self._read_owed(own=True)
+            kept = self._kept
             if kept is None or kept[0] != token:
                 self._usable()  # a session that died reading it says so
                 raise ProtocolError(self.name, "a posted query's reply was not kept for it")
+            self._kept = None
         return self._text(kept[1])
 
     def has_reply(self, token: int) -> bool:
@@ -237,8 +238,9 @@ class VisaTransport:
         """The socket a reply arrives on, for waiting on several sessions at once."""
         return self._fileno if self._session is not None else None
 
-    def _read_owed(self) -> None:
-        """Read a posted query's reply before the session's next line, and keep it."""
+    def _read_owed(self, *, own: bool = False) -> None:
+        """Read a posted query's reply before the session's next line (or for its own
+        collect: ``own``), and keep it."""
         token, self._owed = self._owed, None
         if token is None:
             return
@@ -255,6 +257,8 @@ class VisaTransport:
                     session.timeout = int(self.timeout * 1000)
         except Exception as exc:
             error = self._failure(exc)
+            if own:
+                raise error from exc
             # Said as the earlier query's: the caller's own line never went out.
             raise type(error)(self.name, f"{_detail(error)}, to a query asked before") from exc
         finally:

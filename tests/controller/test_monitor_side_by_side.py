@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 from interlock.controller import monitor as monitor_module
 from interlock.controller.monitor import Monitor
+from interlock.errors import ProtocolError
 from interlock.journal import Journal
 from interlock.posted import Posted
 from interlock.protocols import Reading
@@ -233,3 +234,37 @@ def test_supplies_polled_in_several_exchanges_are_asked_side_by_side_too(tmp_pat
         journal.close()
     assert trips == [] and not barrier.broken
     assert monitor.reading("korad1-net") is not None and monitor.reading("korad2-net") is not None
+
+
+class Garbled(Supply):
+    """A supply whose reply arrives garbled: reading it raises, as the driver does."""
+
+    def post_poll(self, channels):
+        posted = super().post_poll(channels)
+
+        def result():
+            posted.result()
+            raise ProtocolError("garbled", "MEAS:VOLT?: not a number: 'x'")
+
+        return Posted(posted.fileno, posted.due, result)
+
+
+def test_a_reply_that_fails_trips_first_and_the_others_are_still_recorded(tmp_path, monkeypatch):
+    supplies = {"garbled": Garbled(), "fine": Supply()}
+    supplies["garbled"].answer()
+    at_trip: list[bool] = []
+
+    def on_trip():
+        at_trip.append(supplies["fine"].collected)
+        supplies["fine"].answer()  # as the safe state's exchange reads a reply owed
+
+    trips: list[str] = []
+    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch, on_trip=on_trip)
+    try:
+        monitor.poll_live_nets()  # the failure is the monitor's to trip on, not raised
+    finally:
+        monitor.stop()
+        journal.close()
+    assert trips == ["garbled: MEAS:VOLT?: not a number: 'x'"]
+    assert at_trip == [False]  # tripped before the other reply was read
+    assert supplies["fine"].collected and monitor.reading("fine-net") is not None

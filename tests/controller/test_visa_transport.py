@@ -272,3 +272,28 @@ def test_a_reply_owed_on_a_session_reopened_since_is_not_waited_for(journal):
         transport.close()
         first.close()
         second.close()
+
+
+def test_asking_with_a_wrong_token_leaves_the_kept_reply_for_its_own(journal):
+    instrument, transport = open_transport([b"posted\n", b"asked\n"])
+    try:
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        ask(journal, transport, "OUTP? (@1)")  # reads the posted reply first, and keeps it
+        with pytest.raises(ProtocolError, match="not kept for it"):
+            transport.collect(owed.token + 1)
+        assert transport.collect(owed.token) == "posted"
+    finally:
+        transport.close()
+        instrument.close()
+
+
+def test_a_posted_querys_own_timeout_is_said_as_its_own(journal):
+    instrument, transport = open_transport([None])
+    try:
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        with pytest.raises(InstrumentTimeout) as error:
+            transport.collect(owed.token)
+        assert "asked before" not in str(error.value)
+    finally:
+        transport.close()
+        instrument.close()
