@@ -115,7 +115,11 @@ class Monitor(Worker):
         for net in self._commanded.live_nets:
             if net in limits.nets:
                 by_supply.setdefault(ports[net].supply, []).append(net)
-        asked = [self.ask_supply(supply, nets, limits) for supply, nets in by_supply.items()]
+        asked = []
+        for supply, nets in by_supply.items():
+            if self._gate.cause is not None or stop_first.under_way():
+                break  # a stop began meanwhile: a line more would only make it wait
+            asked.append(self.ask_supply(supply, nets, limits))
         # Those whose line went out whole: their replies are owed until read.
         unread = [p for p in asked if p.fileno is not None]
         for answered in self._side_by_side.as_answered(asked):

@@ -268,3 +268,28 @@ def test_a_reply_that_fails_trips_first_and_the_others_are_still_recorded(tmp_pa
     assert trips == ["garbled: MEAS:VOLT?: not a number: 'x'"]
     assert at_trip == [False]  # tripped before the other reply was read
     assert supplies["fine"].collected and monitor.reading("fine-net") is not None
+
+
+def test_a_pass_asks_no_more_supplies_once_the_bench_is_tripped_meanwhile(tmp_path, monkeypatch):
+    # The first supply's question is posted, then someone trips the bench: the others
+    # are not asked (a line more would only make the safe state wait for its reply).
+    supplies = {name: Supply() for name in ("psu1", "psu2", "psu3")}
+    trips: list[str] = []
+    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch)
+    for supply in supplies.values():
+        supply.answer()
+        posting = supply.post_poll
+
+        def post_then_trip(channels, posting=posting):
+            posted = posting(channels)
+            monitor._gate.cause = "estop"  # as the gate latches a stop
+            return posted
+
+        supply.post_poll = post_then_trip
+    try:
+        monitor.poll_live_nets()
+    finally:
+        monitor.stop()
+        journal.close()
+    assert sum(s.asked.is_set() for s in supplies.values()) == 1
+    assert trips == []  # the reply in is recorded, not judged: the bench is tripped
