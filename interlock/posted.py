@@ -1,16 +1,20 @@
-"""A question sent whose answer is still to be read.
+"""A question sent whose answer is still to be read, and a transport's record of it.
 
 The monitor asks every supply before it reads any reply (no thread hand-over per
 supply): each driver posts its question and returns a :class:`Posted`, which
 :meth:`~interlock.controller.side_by_side.SideBySide.as_answered` hands back as
 its reply arrives, so a finding on one supply is acted on without waiting for a
-slower one.
+slower one. Both transports keep the reply owed, and the reply once read, by its
+token in an :class:`OwedReplies`: a reply never answers another query.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
+
+from interlock.errors import InstrumentError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -61,3 +65,59 @@ class Posted(Generic[T]):
         """The same question, its answer read on by ``read``."""
         result = self._result
         return Posted(self.fileno, self.due, lambda: read(result()), self.answered)
+
+
+class OwedReplies:
+    """A transport's posted query whose reply is still to be read, and that reply once
+    read (by the next exchange on the session, or by its own collect): the bookkeeping
+    the VISA and serial transports share. Their own lock guards every call."""
+
+    def __init__(self) -> None:
+        self._posts = 0
+        self._owed: tuple[int, int | None, float] | None = None  # token, width, due
+        self._kept: tuple[int, bytes] | None = None
+
+    def owe(self, width: int | None, timeout: float, fileno: int | None) -> Owed:
+        """A query just sent: its reply (of ``width`` bytes, where framed so) owed."""
+        self._posts += 1
+        due = time.monotonic() + timeout
+        self._owed = (self._posts, width, due)
+        return Owed(self._posts, due, fileno)
+
+    def is_owed(self, token: int) -> bool:
+        return self._owed is not None and self._owed[0] == token
+
+    def take_owed(self) -> tuple[int, int | None, float] | None:
+        """The reply still owed (token, width, due), now the caller's to read and keep."""
+        owed, self._owed = self._owed, None
+        return owed
+
+    def keep(self, token: int, raw: bytes) -> None:
+        self._kept = (token, raw)
+
+    def has_reply(self, token: int) -> bool:
+        kept = self._kept
+        return kept is not None and kept[0] == token
+
+    def take(self, token: int) -> bytes | None:
+        """The reply kept for ``token`` (handed over once); None if none is: a later
+        post's read took its place, or reading it failed."""
+        kept = self._kept
+        if kept is None or kept[0] != token:
+            return None
+        self._kept = None
+        return kept[1]
+
+    def forget(self) -> None:
+        """A session opened again: nothing of the old one is owed on it."""
+        self._owed = self._kept = None
+
+
+def said_as_earlier(error: InstrumentError) -> InstrumentError:
+    """An owed reply's failure, said as the earlier query's: the line of whoever read it
+    never went out."""
+    detail = str(error).removeprefix(f"{error.instrument}: ")
+    return type(error)(error.instrument, f"{detail}, to a query asked before")
+
+
+NOT_KEPT = "a posted query's reply was not kept for it"

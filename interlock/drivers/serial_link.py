@@ -24,7 +24,7 @@ import serial
 from interlock.dialects.model import Link
 from interlock.errors import ConnectionLost, InstrumentError, InstrumentTimeout, ProtocolError
 from interlock.journal import DurableIntent, JournaledWriter
-from interlock.posted import Owed
+from interlock.posted import NOT_KEPT, Owed, OwedReplies, said_as_earlier
 
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 # The longest reply read from a line that has no framing of its own.
@@ -42,12 +42,7 @@ class SerialLink:
         self._broken: str | None = None
         self._lock = threading.Lock()
         self._ready_at = 0.0  # monotonic time the next line may go out
-        # A posted query's reply, by its token: still to be read (owed: token and width,
-        # late by _due), or read by another exchange and kept for collect().
-        self._posts = 0
-        self._owed: tuple[int, int | None] | None = None
-        self._due = 0.0
-        self._kept: tuple[int, bytes] | None = None
+        self._replies = OwedReplies()  # a posted query's reply, by its token
 
     def open(self) -> None:
         self.close()
@@ -74,7 +69,7 @@ class SerialLink:
             self._port = port
             self._writer = JournaledWriter(self.name, port.write)
             self._broken = None
-            self._owed, self._kept = None, None
+            self._replies.forget()
         # What an earlier host sent last may still be in the instrument's gap.
         self._ready_at = time.monotonic() + link.min_gap
 
@@ -126,29 +121,25 @@ class SerialLink:
             self._usable()
             self._read_owed()
             self._write(intent)
-            self._posts += 1
-            self._owed, self._due = (self._posts, width), time.monotonic() + self.timeout
-            return Owed(self._posts, self._due, self.fileno())
+            return self._replies.owe(width, self.timeout, self.fileno())
 
     def collect(self, token: int) -> str:
         """The reply to the posted query ``token`` (read now, or already by another
         exchange before its own line)."""
         with self._lock:
-            if self._owed is not None and self._owed[0] == token:
+            if self._replies.is_owed(token):
                 self._usable()
                 self._read_owed(own=True)
-            kept = self._kept
-            if kept is None or kept[0] != token:
+            raw = self._replies.take(token)
+            if raw is None:
                 self._usable()  # a link that died reading it says so
-                raise ProtocolError(self.name, "a posted query's reply was not kept for it")
-            self._kept = None
-        return kept[1].decode("latin-1").rstrip("\r\n")
+                raise ProtocolError(self.name, NOT_KEPT)
+        return raw.decode("latin-1").rstrip("\r\n")
 
     def has_reply(self, token: int) -> bool:
         """Whether the posted query ``token``'s reply was read already (by another
         exchange, before its own line), so :meth:`collect` returns it at once."""
-        kept = self._kept
-        return kept is not None and kept[0] == token
+        return self._replies.has_reply(token)
 
     def fileno(self) -> int | None:
         """The port's descriptor a reply arrives on, for waiting on several links at once."""
@@ -160,19 +151,17 @@ class SerialLink:
     def _read_owed(self, *, own: bool = False) -> None:
         """Read a posted query's reply before the link's next line (or for its own
         collect: ``own``), and keep it."""
-        if self._owed is None:
+        owed = self._replies.take_owed()
+        if owed is None:
             return
-        (token, width), self._owed = self._owed, None
+        token, width, due = owed
         # Asked a while ago: wait only for what is left of its timeout.
-        left = max(0.001, self._due - time.monotonic())
         try:
-            self._kept = (token, self._reply(width, left))
+            self._replies.keep(token, self._reply(width, max(0.001, due - time.monotonic())))
         except InstrumentError as error:
             if own:
                 raise
-            # Said as the earlier query's: the caller's own line never went out.
-            detail = str(error).removeprefix(f"{self.name}: ")
-            raise type(error)(self.name, f"{detail}, to a query asked before") from error
+            raise said_as_earlier(error) from error
 
     def _reply(self, width: int | None, timeout: float | None = None) -> bytes:
         try:

@@ -32,7 +32,7 @@ import pyvisa.errors
 
 from interlock.errors import ConnectionLost, InstrumentError, InstrumentTimeout, ProtocolError
 from interlock.journal import DurableIntent, JournaledWriter
-from interlock.posted import Owed
+from interlock.posted import NOT_KEPT, Owed, OwedReplies, said_as_earlier
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,7 @@ class VisaTransport:
         self._session_scope: contextlib.ExitStack | None = None
         self._broken: str | None = None
         self._lock = threading.Lock()
-        # A posted query's reply, by its token: still to be read (owed, and late by
-        # _due), or read by another exchange and kept for collect().
-        self._posts = 0
-        self._owed: int | None = None
-        self._due = 0.0
-        self._kept: tuple[int, bytes] | None = None
+        self._replies = OwedReplies()  # a posted query's reply, by its token
         self._fileno: int | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -124,7 +119,7 @@ class VisaTransport:
             self._session_scope = scope
             self._writer = JournaledWriter(self.name, session.write_raw)
             self._broken = None
-            self._owed, self._kept = None, None
+            self._replies.forget()
         # What an earlier host (or session) sent last may still be in the instrument's
         # gap: a service started again, or the guardian taking over, waits it out first.
         self._ready_at = max(self._ready_at, time.monotonic() + self.gap)
@@ -149,17 +144,7 @@ class VisaTransport:
 
     def send(self, intent: DurableIntent) -> None:
         with self._lock:
-            self._usable()
-            self._read_owed()
-            self._keep_gap()
-            try:
-                self._writer.send(intent)
-            except InstrumentError:
-                raise
-            except Exception as exc:
-                raise self._failure(exc) from exc
-            finally:
-                self._ready_at = time.monotonic() + self.gap
+            self._write(intent)
 
     def send_off(self, data: bytes) -> None:
         """Write an off-only line the journal took with ``safe_off_record`` (or flagged
@@ -180,15 +165,9 @@ class VisaTransport:
         """Send a query and return its reply line (without the terminator); VISA frames
         replies by their terminator, so ``width`` is not needed here."""
         with self._lock:
-            self._usable()
-            self._read_owed()
-            self._keep_gap()
-            session = self._session
+            self._write(intent)
             try:
-                self._writer.send(intent)
-                raw = self._read(session)
-            except InstrumentError:
-                raise
+                raw = self._read(self._session)
             except Exception as exc:
                 raise self._failure(exc) from exc
             finally:
@@ -199,68 +178,66 @@ class VisaTransport:
         """Send a query and leave its reply owed, for :meth:`collect`. VISA frames
         replies by their terminator, so ``width`` is not needed here."""
         with self._lock:
-            self._usable()
-            self._read_owed()
-            self._keep_gap()
-            try:
-                self._writer.send(intent)
-            except InstrumentError:
-                raise
-            except Exception as exc:
-                raise self._failure(exc) from exc
-            finally:
-                self._ready_at = time.monotonic() + self.gap
-            self._posts += 1
-            self._owed, self._due = self._posts, time.monotonic() + self.timeout
-            return Owed(self._owed, self._due, self._fileno)
+            self._write(intent)
+            return self._replies.owe(width, self.timeout, self._fileno)
 
     def collect(self, token: int) -> str:
         """The reply to the posted query ``token`` (read now, or already by another
         exchange before its own line)."""
         with self._lock:
-            if self._owed == token:
+            if self._replies.is_owed(token):
                 self._usable()
                 self._read_owed(own=True)
-            kept = self._kept
-            if kept is None or kept[0] != token:
+            raw = self._replies.take(token)
+            if raw is None:
                 self._usable()  # a session that died reading it says so
-                raise ProtocolError(self.name, "a posted query's reply was not kept for it")
-            self._kept = None
-        return self._text(kept[1])
+                raise ProtocolError(self.name, NOT_KEPT)
+        return self._text(raw)
 
     def has_reply(self, token: int) -> bool:
         """Whether the posted query ``token``'s reply was read already (by another
         exchange, before its own line), so :meth:`collect` returns it at once."""
-        kept = self._kept
-        return kept is not None and kept[0] == token
+        return self._replies.has_reply(token)
 
     def fileno(self) -> int | None:
         """The socket a reply arrives on, for waiting on several sessions at once."""
         return self._fileno if self._session is not None else None
 
+    def _write(self, intent: DurableIntent) -> None:
+        """``intent``'s line out, once a reply still owed is read (under the lock)."""
+        self._usable()
+        self._read_owed()
+        self._keep_gap()
+        try:
+            self._writer.send(intent)
+        except InstrumentError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        finally:
+            self._ready_at = time.monotonic() + self.gap
+
     def _read_owed(self, *, own: bool = False) -> None:
         """Read a posted query's reply before the session's next line (or for its own
         collect: ``own``), and keep it."""
-        token, self._owed = self._owed, None
-        if token is None:
+        owed = self._replies.take_owed()
+        if owed is None:
             return
+        token, _, due = owed
         session = self._session
         try:
-            left = self._due - time.monotonic()
+            left = due - time.monotonic()
             if left > 0.99 * self.timeout:  # just asked (a reply just in): as any read
-                self._kept = (token, self._read(session))
+                self._replies.keep(token, self._read(session))
             else:  # asked a while ago: wait only for what is left of its timeout
                 session.timeout = max(1, int(left * 1000))
                 try:
-                    self._kept = (token, self._read(session))
+                    self._replies.keep(token, self._read(session))
                 finally:
                     session.timeout = int(self.timeout * 1000)
         except Exception as exc:
             error = self._failure(exc)
-            if own:
-                raise error from exc
-            # Said as the earlier query's: the caller's own line never went out.
-            raise type(error)(self.name, f"{_detail(error)}, to a query asked before") from exc
+            raise (error if own else said_as_earlier(error)) from exc
         finally:
             self._ready_at = time.monotonic() + self.gap
 
@@ -319,11 +296,6 @@ class VisaTransport:
             return ConnectionLost(self.name, f"connection lost: {exc}")
         self._broken = "an unexpected transport error"
         return ConnectionLost(self.name, f"transport error: {exc!r}")
-
-
-def _detail(error: InstrumentError) -> str:
-    """An instrument error's message without its instrument's name in front."""
-    return str(error).removeprefix(f"{error.instrument}: ")
 
 
 def _socket(session) -> socket.socket | None:
