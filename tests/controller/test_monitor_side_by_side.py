@@ -89,6 +89,15 @@ def make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on=None, on_tri
     return monitor, journal
 
 
+def one_pass(monitor, journal) -> None:
+    """One pass of ``monitor``; then it is stopped and its journal closed."""
+    try:
+        monitor.poll_live_nets()
+    finally:
+        monitor.stop()
+        journal.close()
+
+
 def test_one_pass_asks_every_supply_at_once(tmp_path, monkeypatch):
     # Each supply answers only once every other has been asked too: one after the other,
     # the first reply would never come (here: an error after 5 s).
@@ -97,10 +106,8 @@ def test_one_pass_asks_every_supply_at_once(tmp_path, monkeypatch):
     trips: list[str] = []
     monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch)
     try:
-        monitor.poll_live_nets()
+        one_pass(monitor, journal)
     finally:
-        monitor.stop()
-        journal.close()
         answering.join()
     assert trips == []
     assert all(monitor.reading(net) is not None for net in ("psu1-net", "psu2-net", "psu3-net"))
@@ -122,11 +129,7 @@ def test_a_finding_trips_without_waiting_for_a_slower_supply(tmp_path, monkeypat
     monitor, journal = make_monitor(
         tmp_path, supplies, trips, monkeypatch, finding_on="fast-net", on_trip=on_trip
     )
-    try:
-        monitor.poll_live_nets()
-    finally:
-        monitor.stop()
-        journal.close()
+    one_pass(monitor, journal)
     assert trips == ["fast-net: out of its envelope"]
     assert at_trip == [False]  # tripped before the slow supply's reply was read
     # ... which was read after, for the record.
@@ -182,11 +185,7 @@ def test_a_setpoint_changed_during_a_pass_does_not_hide_the_reading(tmp_path, mo
     monitor._commanded.net = lambda net: SimpleNamespace(
         output=True, changed_at=float(next(changes)), on_at=0.0
     )
-    try:
-        monitor.poll_live_nets()
-    finally:
-        monitor.stop()
-        journal.close()
+    one_pass(monitor, journal)
     assert trips == ["psu-net: out of its envelope"]
 
 
@@ -199,11 +198,7 @@ def test_an_output_turned_off_and_on_during_a_pass_waits_for_the_next(tmp_path, 
     monitor._commanded.net = lambda net: SimpleNamespace(
         output=True, changed_at=0.0, on_at=float(next(toggles))
     )
-    try:
-        monitor.poll_live_nets()
-    finally:
-        monitor.stop()
-        journal.close()
+    one_pass(monitor, journal)
     assert trips == []
 
 
@@ -227,11 +222,7 @@ def test_supplies_polled_in_several_exchanges_are_asked_side_by_side_too(tmp_pat
     supplies = {"korad1": SeveralExchanges(barrier), "korad2": SeveralExchanges(barrier)}
     trips: list[str] = []
     monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch)
-    try:
-        monitor.poll_live_nets()
-    finally:
-        monitor.stop()
-        journal.close()
+    one_pass(monitor, journal)
     assert trips == [] and not barrier.broken
     assert monitor.reading("korad1-net") is not None and monitor.reading("korad2-net") is not None
 
@@ -260,11 +251,7 @@ def test_a_reply_that_fails_trips_first_and_the_others_are_still_recorded(tmp_pa
 
     trips: list[str] = []
     monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch, on_trip=on_trip)
-    try:
-        monitor.poll_live_nets()  # the failure is the monitor's to trip on, not raised
-    finally:
-        monitor.stop()
-        journal.close()
+    one_pass(monitor, journal)  # the failure is the monitor's to trip on, not raised
     assert trips == ["garbled: MEAS:VOLT?: not a number: 'x'"]
     assert at_trip == [False]  # tripped before the other reply was read
     assert supplies["fine"].collected and monitor.reading("fine-net") is not None
@@ -286,10 +273,6 @@ def test_a_pass_asks_no_more_supplies_once_the_bench_is_tripped_meanwhile(tmp_pa
             return posted
 
         supply.post_poll = post_then_trip
-    try:
-        monitor.poll_live_nets()
-    finally:
-        monitor.stop()
-        journal.close()
+    one_pass(monitor, journal)
     assert sum(s.asked.is_set() for s in supplies.values()) == 1
     assert trips == []  # the reply in is recorded, not judged: the bench is tripped

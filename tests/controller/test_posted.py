@@ -16,11 +16,7 @@ from interlock.drivers.serial_link import SerialLink
 from interlock.errors import ProtocolError
 from interlock.journal import Journal
 from interlock.posted import Posted
-from interlock.sim.electrical import ElectricalBench, Route
-from interlock.sim.instrument import IdentityString
-from interlock.sim.serial_server import SerialTwinServer
-from interlock.sim.truth import GroundTruth
-from interlock.sim.twins.korad import KoradSupply
+from tests.dialects.test_korad_twin import korad_twin
 
 
 @pytest.fixture
@@ -131,21 +127,12 @@ def test_one_or_none_is_handed_back_without_waiting(side_by_side):
 
 @pytest.fixture
 def korad(tmp_path):
-    dialect = dialects()["korad-ka"]
-    truth = GroundTruth(["OUT"])
-    electrical = ElectricalBench(
-        [Route("OUT", ("psu", 1), None, None)], {}, truth, threading.RLock()
-    )
-    twin = KoradSupply(
-        "psu", IdentityString("KORAD", "KA3005P", "", "5.5"), electrical, truth, model="KA3005P"
-    )
-    server = SerialTwinServer(twin, truth, dialect.link, latency=0)
-    link = SerialLink("psu", server.start(), dialect.link, timeout=1.0)
-    link.open()
-    with Journal(tmp_path / "journal.sqlite", bench="serial-test") as journal:
-        yield link, journal
-    link.close()
-    server.close()
+    with korad_twin() as (port, _, _):
+        link = SerialLink("psu", port, dialects()["korad-ka"].link, timeout=1.0)
+        link.open()
+        with Journal(tmp_path / "journal.sqlite", bench="serial-test") as journal:
+            yield link, journal
+        link.close()
 
 
 def test_a_serial_reply_still_owed_is_read_before_the_next_line_and_kept(korad):

@@ -67,11 +67,19 @@ def journal(tmp_path) -> Iterator[Journal]:
         yield journal
 
 
-def open_transport(replies: list[bytes | None], timeout: float = 0.3):
+@contextlib.contextmanager
+def scripted(
+    replies: list[bytes | None], timeout: float = 0.3
+) -> Iterator[tuple[ScriptedInstrument, VisaTransport]]:
+    """A transport opened on a scripted instrument; both closed afterwards."""
     instrument = ScriptedInstrument(replies)
     transport = VisaTransport("dev", instrument.resource, timeout=timeout)
-    transport.open()
-    return instrument, transport
+    try:
+        transport.open()
+        yield instrument, transport
+    finally:
+        transport.close()
+        instrument.close()
 
 
 def ask(journal: Journal, transport: VisaTransport, line: str = "MEAS:VOLT? (@1)") -> str:
@@ -79,80 +87,56 @@ def ask(journal: Journal, transport: VisaTransport, line: str = "MEAS:VOLT? (@1)
 
 
 def test_a_reply_is_read_to_its_terminator(journal):
-    instrument, transport = open_transport([b"3.000\r\n", b"1;2\n"])
-    try:
+    with scripted([b"3.000\r\n", b"1;2\n"]) as (instrument, transport):
         assert ask(journal, transport) == "3.000"
         assert ask(journal, transport, "VOLT? (@1);:CURR? (@1)") == "1;2"
         assert instrument.lines == [b"MEAS:VOLT? (@1)", b"VOLT? (@1);:CURR? (@1)"]
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_a_reply_longer_than_a_chunk_is_read_whole_without_warnings(journal):
     # pytest turns warnings into errors here: pyvisa's "max count read" warning must stay
     # silenced while the reply comes in several chunks, as read_raw() silences it.
     long_reply = b",".join(b"%d" % i for i in range(12000)) + b"\n"
-    instrument, transport = open_transport([long_reply, b"OK\n"])
-    try:
+    with scripted([long_reply, b"OK\n"]) as (_, transport):
         assert len(long_reply) > transport._session.chunk_size
         assert ask(journal, transport) == long_reply.decode().rstrip("\n")
         assert ask(journal, transport) == "OK"
         assert transport.is_open
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_a_timeout_poisons_the_session(journal):
-    instrument, transport = open_transport([None, b"late\n"])
-    try:
+    with scripted([None, b"late\n"]) as (instrument, transport):
         with pytest.raises(InstrumentTimeout, match=r"no reply within 0\.3 s"):
             ask(journal, transport)
         assert not transport.is_open
         with pytest.raises(ConnectionLost, match="unusable after a timeout"):
             ask(journal, transport)
         assert len(instrument.lines) == 1  # nothing more went out
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_a_reply_that_is_not_ascii_poisons_the_session(journal):
-    instrument, transport = open_transport([b"3.0\xff\n", b"3.0\n"])
-    try:
+    with scripted([b"3.0\xff\n", b"3.0\n"]) as (_, transport):
         with pytest.raises(ProtocolError, match="not ASCII"):
             ask(journal, transport)
         with pytest.raises(ConnectionLost, match="unusable after garbage reply"):
             ask(journal, transport)
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_an_intent_sent_twice_poisons_the_session(journal):
-    instrument, transport = open_transport([b"1\n"])
-    try:
+    with scripted([b"1\n"]) as (_, transport):
         intent = journal.query_intent("dev", "MEAS:VOLT? (@1)\n")
         assert transport.exchange(intent) == "1"
         with pytest.raises(ConnectionLost, match="transport error: JournalError"):
             transport.exchange(intent)
         assert not transport.is_open
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_closing_gives_the_read_warnings_back(journal):
-    instrument, transport = open_transport([b"1\n"])
-    session = transport._session
-    visalib, vi = session.visalib, session.session
-    try:
+    with scripted([b"1\n"]) as (_, transport):
+        session = transport._session
+        visalib, vi = session.visalib, session.session
         assert ask(journal, transport) == "1"
         assert visalib._ignore_warning_in_session[vi]
-    finally:
-        transport.close()
-        instrument.close()
     assert not visalib._ignore_warning_in_session[vi]
     with pytest.raises(ConnectionLost, match="not connected"):
         ask(journal, transport)
@@ -166,34 +150,25 @@ def post(journal: Journal, transport: VisaTransport, line: str):
 
 
 def test_a_posted_querys_reply_is_collected_by_its_token(journal):
-    instrument, transport = open_transport([b"1.5\n"])
-    try:
+    with scripted([b"1.5\n"]) as (_, transport):
         owed = post(journal, transport, "MEAS:VOLT? (@1)")
         assert transport.fileno() is not None
         assert transport.collect(owed.token) == "1.5"
         assert transport.is_open
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_a_reply_still_owed_is_read_before_the_next_line_and_kept_for_its_query(journal):
     # Another exchange comes between the post and the collect (a client's, the safe
     # state's): it reads the owed reply first, so each reply answers its own line.
-    instrument, transport = open_transport([b"posted\n", b"asked\n"])
-    try:
+    with scripted([b"posted\n", b"asked\n"]) as (instrument, transport):
         owed = post(journal, transport, "MEAS:VOLT? (@1)")
         assert ask(journal, transport, "OUTP? (@1)") == "asked"
         assert transport.collect(owed.token) == "posted"
         assert instrument.lines == [b"MEAS:VOLT? (@1)", b"OUTP? (@1)"]
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_a_reply_is_never_handed_to_another_posts_token(journal):
-    instrument, transport = open_transport([b"one\n", b"two\n", b"three\n"])
-    try:
+    with scripted([b"one\n", b"two\n", b"three\n"]) as (_, transport):
         first = post(journal, transport, "Q1?")
         second = post(journal, transport, "Q2?")  # reads (and keeps) the first's reply
         third = post(journal, transport, "Q3?")  # the second's is kept now, not the first's
@@ -202,16 +177,12 @@ def test_a_reply_is_never_handed_to_another_posts_token(journal):
         assert transport.collect(third.token) == "three"
         with pytest.raises(ProtocolError, match="not kept for it"):
             transport.collect(second.token)  # the third's read took its place
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_a_posted_query_never_answered_times_out_from_when_it_was_posted(journal):
     # Collected long after it was posted, a reply that never comes is waited for only
     # for what is left of the timeout, not a whole timeout again (3 s).
-    instrument, transport = open_transport([None], timeout=3.0)
-    try:
+    with scripted([None], timeout=3.0) as (_, transport):
         owed = post(journal, transport, "MEAS:VOLT? (@1)")
         time.sleep(owed.due - time.monotonic() - 0.3)
         started = time.monotonic()
@@ -219,37 +190,26 @@ def test_a_posted_query_never_answered_times_out_from_when_it_was_posted(journal
             transport.collect(owed.token)
         assert time.monotonic() - started < 2.0  # about 0.3 s; a whole timeout is 3
         assert not transport.is_open
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_an_owed_reply_that_times_out_under_another_exchange_poisons_the_session(journal):
-    instrument, transport = open_transport([None, b"late\n"])
-    try:
+    with scripted([None, b"late\n"]) as (instrument, transport):
         owed = post(journal, transport, "MEAS:VOLT? (@1)")
         with pytest.raises(InstrumentTimeout):
             ask(journal, transport, "OUTP? (@1)")
         assert instrument.lines == [b"MEAS:VOLT? (@1)"]  # its own line never went out
         with pytest.raises(ConnectionLost, match="unusable after a timeout"):
             transport.collect(owed.token)
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_a_reply_read_by_another_exchange_says_so_before_it_is_collected(journal):
-    instrument, transport = open_transport([b"posted\n", b"asked\n"])
-    try:
+    with scripted([b"posted\n", b"asked\n"]) as (_, transport):
         owed = post(journal, transport, "MEAS:VOLT? (@1)")
         assert not transport.has_reply(owed.token)
         ask(journal, transport, "OUTP? (@1)")
         assert transport.has_reply(owed.token)
         assert transport.collect(owed.token) == "posted"
         assert not transport.has_reply(owed.token)
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_a_reply_owed_on_a_session_reopened_since_is_not_waited_for(journal):
@@ -275,25 +235,17 @@ def test_a_reply_owed_on_a_session_reopened_since_is_not_waited_for(journal):
 
 
 def test_asking_with_a_wrong_token_leaves_the_kept_reply_for_its_own(journal):
-    instrument, transport = open_transport([b"posted\n", b"asked\n"])
-    try:
+    with scripted([b"posted\n", b"asked\n"]) as (_, transport):
         owed = post(journal, transport, "MEAS:VOLT? (@1)")
         ask(journal, transport, "OUTP? (@1)")  # reads the posted reply first, and keeps it
         with pytest.raises(ProtocolError, match="not kept for it"):
             transport.collect(owed.token + 1)
         assert transport.collect(owed.token) == "posted"
-    finally:
-        transport.close()
-        instrument.close()
 
 
 def test_a_posted_querys_own_timeout_is_said_as_its_own(journal):
-    instrument, transport = open_transport([None])
-    try:
+    with scripted([None]) as (_, transport):
         owed = post(journal, transport, "MEAS:VOLT? (@1)")
         with pytest.raises(InstrumentTimeout) as error:
             transport.collect(owed.token)
         assert "asked before" not in str(error.value)
-    finally:
-        transport.close()
-        instrument.close()

@@ -4,8 +4,10 @@ replies, a binary status byte, and a command sent within the gap dropped."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import serial
@@ -20,8 +22,9 @@ from interlock.sim.twins.korad import KoradSupply
 GAP = 0.1  # s: the dialect's own (koradctl's 50 ms, libsigrok's 80 ms, rounded up)
 
 
-@pytest.fixture
-def korad():
+@contextlib.contextmanager
+def korad_twin() -> Iterator[tuple[str, KoradSupply, GroundTruth]]:
+    """A KA3005P twin served on a pseudo-terminal: its port, the twin and its truth."""
     dialect = dialects()["korad-ka"]
     truth = GroundTruth(["OUT"])
     electrical = ElectricalBench(
@@ -31,11 +34,18 @@ def korad():
         "psu", IdentityString("KORAD", "KA3005P", "", "5.5"), electrical, truth, model="KA3005P"
     )
     server = SerialTwinServer(twin, truth, dialect.link, latency=0)
-    port = server.start()
-    link = serial.Serial(port, 9600, timeout=1.0)
-    yield link, twin, truth
-    link.close()
-    server.close()
+    try:
+        yield server.start(), twin, truth
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def korad():
+    with korad_twin() as (port, twin, truth):
+        link = serial.Serial(port, 9600, timeout=1.0)
+        yield link, twin, truth
+        link.close()
 
 
 def exchange(link: serial.Serial, command: str, width: int | None = None) -> bytes:
