@@ -197,7 +197,7 @@ class DialectDevice:
         lines, found = self._lines(queries)
         if self._compound and len(lines) > 1:
             return found(self._parts(self.ask(joined([line for _, line, _ in lines])), lines))
-        return found([self.ask(line, query.width) for query, line, _ in lines])
+        return found(self._ask_each(lines))
 
     def post_all(self, queries: Sequence[tuple[Query, Sequence[int]]]) -> Posted[list[list[str]]]:
         """:meth:`ask_all`, its reply read later where its lines go out as one exchange;
@@ -209,7 +209,11 @@ class DialectDevice:
         if self._compound and lines:
             posted = self.post(joined([line for _, line, _ in lines]))
             return posted.then(lambda reply: found(self._parts(reply, lines)))
-        return Posted(None, 0.0, lambda: self.ask_all(queries))
+        return Posted(None, 0.0, lambda: found(self._ask_each(lines)))
+
+    def _ask_each(self, lines: Sequence[tuple[Query, str, int]]) -> list[str]:
+        """Each line's reply, one exchange each (a dialect that joins none)."""
+        return [self.ask(line, query.width) for query, line, _ in lines]
 
     def _lines(
         self, queries: Sequence[tuple[Query, Sequence[int]]]
