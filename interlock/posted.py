@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Generic, NamedTuple, TypeVar
 
 from interlock.errors import InstrumentError
@@ -40,23 +41,24 @@ class Posted(Generic[T]):
     ``fileno`` is the descriptor its reply arrives on; None when it cannot be watched:
     it takes several exchanges (asked in full by :meth:`result`), or its session's
     descriptor is not at hand (VISA serial, VXI-11, a vendor's VISA). ``due`` is the
-    monotonic time its reply is late by. ``answered`` says whether the reply is in
-    hand already: another exchange on the session read it first, before its own line.
+    monotonic time its reply is late by. ``ready`` says whether the reply is in hand
+    whole, so that :meth:`result` waits for nothing: another exchange on the session
+    read it first (before its own line), or it has arrived to its end.
     """
 
-    __slots__ = ("_result", "answered", "due", "fileno")
+    __slots__ = ("_result", "due", "fileno", "ready")
 
     def __init__(
         self,
         fileno: int | None,
         due: float,
         result: Callable[[], T],
-        answered: Callable[[], bool] = _not_yet,
+        ready: Callable[[], bool] = _not_yet,
     ) -> None:
         self.fileno = fileno
         self.due = due
         self._result = result
-        self.answered = answered
+        self.ready = ready
 
     def result(self) -> T:
         return self._result()
@@ -64,7 +66,14 @@ class Posted(Generic[T]):
     def then(self, read: Callable[[T], R]) -> Posted[R]:
         """The same question, its answer read on by ``read``."""
         result = self._result
-        return Posted(self.fileno, self.due, lambda: read(result()), self.answered)
+        return Posted(self.fileno, self.due, lambda: read(result()), self.ready)
+
+    def read_in(self, submit: Callable[[Callable[[], T]], Future[T]]) -> Future[T]:
+        """Have a thread (``submit``) read the answer; :meth:`result` then gives that
+        thread's answer (waiting for it), and never reads it a second time."""
+        future = submit(self._result)
+        self._result = future.result
+        return future
 
 
 class OwedReplies:
@@ -98,6 +107,11 @@ class OwedReplies:
     def has_reply(self, token: int) -> bool:
         kept = self._kept
         return kept is not None and kept[0] == token
+
+    def owed_width(self, token: int) -> int | None:
+        """The width ``token``'s reply is framed by, while it is owed (None otherwise)."""
+        owed = self._owed
+        return owed[1] if owed is not None and owed[0] == token else None
 
     def take(self, token: int) -> bytes | None:
         """The reply kept for ``token`` (handed over once); None if none is: a later

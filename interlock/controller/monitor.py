@@ -145,7 +145,8 @@ class Monitor(Worker):
         """After a trip: the other supplies' replies to lines already sent, read by the
         safe state's exchanges before their own lines, go on the record with this pass's
         (not judged: the bench is safe now); nothing new is asked. A session the safe
-        state found dead says so. Those asked in threads finish there."""
+        state found dead says so. One whose reply a thread was reading (cut short) is
+        taken from there, within its timeout; those asked in threads finish there."""
         for rest in unread:
             with contextlib.suppress(InterlockError):
                 rest.result()

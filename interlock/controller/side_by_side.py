@@ -10,9 +10,10 @@ started when first needed and kept.
 The monitor's pass posts its question to every supply first
 (:class:`~interlock.posted.Posted`); :meth:`SideBySide.as_answered` hands each
 back as its reply arrives. A reply on a TCP socket or a raw serial port is
-watched from the caller's thread (no hand-over); a question of several
-exchanges, which cannot be posted whole, or one whose session's descriptor is
-not at hand (VISA serial), is asked in one of the threads.
+watched from the caller's thread (no hand-over), and read there once it is in
+whole; one that has begun but is not whole yet is read to its end in one of
+the threads, as is a question of several exchanges, which cannot be posted
+whole, or one whose session's descriptor is not at hand (VISA serial).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from interlock.posted import Posted
@@ -74,13 +75,15 @@ class SideBySide:
         then reads it without waiting.
 
         One whose reply arrives on a descriptor is watched from this thread, and comes
-        back when its reply begins to arrive (its result reads the rest, within the
-        reply's timeout); one read first by another exchange on its session, or still
-        silent when its reply is due (its result then times out), comes back within
-        a wait or two of LOOK_AGAIN. One that cannot be watched (several exchanges, or
-        no descriptor at hand) is asked in a thread, and comes back when that is done.
-        Those still under way when the caller stops iterating are left as they are: a
-        reply still owed is read by its session's next exchange.
+        back when its reply is in whole; one whose reply begins to arrive but is not
+        whole yet (a reply cut short, or one at the speed of a serial line) is read to
+        its end in a thread, so that it holds up no other. One read first by another
+        exchange on its session, or still silent when its reply is due (its result then
+        times out), comes back within a wait or two of LOOK_AGAIN. One that cannot be
+        watched (several exchanges, or no descriptor at hand) is asked in a thread, and
+        comes back when that is done. Those still under way when the caller stops
+        iterating are left as they are: a reply still owed is read by its session's
+        next exchange, one in a thread there (its ``result()`` waits for it).
         """
         if len(posted) < 2:
             yield from posted
@@ -96,19 +99,26 @@ class SideBySide:
         for fileno in watched:
             poller.register(fileno, select.POLLIN)
         done: queue.SimpleQueue[Posted[T]] = queue.SimpleQueue()
-        wake = None
-        if aside:
-            wake = self._wake_pipe()
-            poller.register(wake, select.POLLIN)
-            pool = self._executor()
-            for p in aside:
-                try:
-                    future = pool.submit(p.result)
-                except RuntimeError:  # close() meanwhile (the monitor stopping): asked here
-                    done.put(p)
-                    continue
-                future.add_done_callback(lambda f: (done.put(_handed(f)), self._ring()))
-        left = len(aside)
+        wake: int | None = None
+        left = 0  # in threads
+
+        def in_thread(p: Posted[T]) -> bool:
+            """``p``'s answer read in a thread, ``done`` once in; False if no thread can."""
+            nonlocal wake, left
+            if wake is None:
+                wake = self._wake_pipe()
+                poller.register(wake, select.POLLIN)
+            try:
+                future = p.read_in(self._executor().submit)
+            except RuntimeError:  # close() meanwhile (the monitor stopping)
+                return False
+            future.add_done_callback(lambda _: (done.put(p), self._ring()))
+            left += 1
+            return True
+
+        for p in aside:
+            if not in_thread(p):
+                yield p  # asked here
         idle = True  # nothing seen on the last wait: look for replies it cannot show
         while watched or left:
             while left:
@@ -119,7 +129,7 @@ class SideBySide:
                 left -= 1
             if watched and idle:
                 for fileno, p in list(watched.items()):
-                    if p.answered():  # read by another exchange: nothing comes on it now
+                    if p.ready():  # read by another exchange: nothing shows on it now
                         poller.unregister(fileno)
                         yield watched.pop(fileno)
                 if watched:
@@ -136,7 +146,11 @@ class SideBySide:
                 if fileno in watched:  # a reply, a hang-up or a closed descriptor alike
                     idle = False
                     poller.unregister(fileno)
-                    yield watched.pop(fileno)
+                    p = watched.pop(fileno)
+                    # Not whole yet: its read would wait for the rest, and every other
+                    # reply with it.
+                    if p.ready() or not in_thread(p):
+                        yield p
                 elif fileno != wake or not self._quiet(fileno):
                     # The wake pipe, closed by close() meanwhile (its number maybe
                     # another file's now): the threads' answers are looked for anyway.
@@ -175,8 +189,3 @@ class SideBySide:
         if wake is not None:
             for end in wake:
                 os.close(end)
-
-
-def _handed(future: Future[T]) -> Posted[T]:
-    """A question asked in a thread, answered (or failed) there."""
-    return Posted(None, 0.0, future.result)

@@ -54,7 +54,7 @@ class Link(Protocol):
 
     def collect(self, token: int) -> str: ...
 
-    def has_reply(self, token: int) -> bool: ...
+    def reply_ready(self, token: int) -> bool: ...
 
     def fileno(self) -> int | None: ...
 
@@ -154,7 +154,7 @@ class DialectDevice:
             return answer
 
         token = owed.token
-        return Posted(owed.fileno, owed.due, reply, lambda: transport.has_reply(token))
+        return Posted(owed.fileno, owed.due, reply, lambda: transport.reply_ready(token))
 
     def _asking(self, text: str, **context: Any) -> DurableIntent:
         data = text + self._end

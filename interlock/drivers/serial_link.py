@@ -136,10 +136,22 @@ class SerialLink:
                 raise ProtocolError(self.name, NOT_KEPT)
         return raw.decode("latin-1").rstrip("\r\n")
 
-    def has_reply(self, token: int) -> bool:
-        """Whether the posted query ``token``'s reply was read already (by another
-        exchange, before its own line), so :meth:`collect` returns it at once."""
-        return self._replies.has_reply(token)
+    def reply_ready(self, token: int) -> bool:
+        """Whether the posted query ``token``'s reply is in hand whole, so that
+        :meth:`collect` waits for nothing: read already (by another exchange, before its
+        own line), or, framed by its width, arrived to its last byte. A reply ended by a
+        terminator or by silence cannot be looked at before it is read: not known, so
+        not whole. Asks nothing and takes no lock."""
+        replies = self._replies
+        if replies.has_reply(token):
+            return True
+        width, port = replies.owed_width(token), self._port
+        if width is None or port is None:
+            return False
+        try:
+            return port.in_waiting >= width
+        except (serial.SerialException, OSError, TypeError):  # closed meanwhile
+            return False
 
     def fileno(self) -> int | None:
         """The port's descriptor a reply arrives on, for waiting on several links at once."""

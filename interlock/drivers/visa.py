@@ -25,6 +25,7 @@ import logging
 import socket
 import threading
 import time
+from typing import Any, NamedTuple
 
 import pyvisa
 import pyvisa.constants
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # A read returns this while the reply goes on beyond the chunk it asked for.
 _MORE = pyvisa.constants.StatusCode.success_max_count_read
+# The most of a reply looked at to see whether it has arrived whole: a longer one is
+# read in a thread (as_answered), as one not in whole.
+PEEK_BYTES = 4096
 # The warnings pyvisa's read_raw() silences while it reads (see VisaTransport._read).
 _READ_WARNINGS = (pyvisa.constants.StatusCode.success_device_not_present, _MORE)
 
@@ -89,6 +93,7 @@ class VisaTransport:
         self._lock = threading.Lock()
         self._replies = OwedReplies()  # a posted query's reply, by its token
         self._fileno: int | None = None
+        self._tcp: _Tcp | None = None  # pyvisa-py's socket session, to look at what came
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -104,7 +109,8 @@ class VisaTransport:
             )
         except (pyvisa.errors.VisaIOError, OSError, ValueError) as exc:
             raise ConnectionLost(self.name, f"cannot open {self.resource}: {exc}") from exc
-        sock = _socket(session)
+        tcp = _tcp(session)
+        sock = tcp.socket if tcp is not None else None
         if sock is not None:
             # Without it every write followed by another write or a query stalls about
             # 40 ms (Nagle against delayed ACK); pyvisa-py does not take the attribute.
@@ -117,6 +123,7 @@ class VisaTransport:
         with self._lock:  # a reply owed on the old session is not this one's
             self._session = session
             self._session_scope = scope
+            self._tcp = tcp
             self._writer = JournaledWriter(self.name, session.write_raw)
             self._broken = None
             self._replies.forget()
@@ -126,6 +133,7 @@ class VisaTransport:
 
     def close(self) -> None:
         session, self._session, self._writer = self._session, None, None
+        self._tcp = None
         scope, self._session_scope = self._session_scope, None
         if scope is not None:
             with contextlib.suppress(Exception):  # it only gives the read warnings back
@@ -194,10 +202,31 @@ class VisaTransport:
                 raise ProtocolError(self.name, NOT_KEPT)
         return self._text(raw)
 
-    def has_reply(self, token: int) -> bool:
-        """Whether the posted query ``token``'s reply was read already (by another
-        exchange, before its own line), so :meth:`collect` returns it at once."""
-        return self._replies.has_reply(token)
+    def reply_ready(self, token: int) -> bool:
+        """Whether the posted query ``token``'s reply is in hand whole, so that
+        :meth:`collect` waits for nothing: read already (by another exchange, before its
+        own line), or arrived to its terminator. Asks nothing and takes no lock: a read
+        under way elsewhere makes it at worst say no, and the reply is read as any."""
+        replies = self._replies
+        if replies.has_reply(token):
+            return True
+        tcp = self._tcp
+        if tcp is None or not replies.is_owed(token):
+            return False
+        # pyvisa-py frames a reply by the terminator's last character.
+        end = self.read_termination[-1:].encode("latin-1")
+        if not end:
+            return False
+        ahead = getattr(tcp.session, "_pending_buffer", None)  # read by an earlier read
+        if not isinstance(ahead, bytearray | bytes):
+            return False  # a pyvisa-py that keeps it elsewhere: not known, so not whole
+        if end in ahead:
+            return True
+        try:
+            arrived = tcp.socket.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (OSError, AttributeError):  # nothing yet, or a session closed meanwhile
+            return False
+        return end in arrived
 
     def fileno(self) -> int | None:
         """The socket a reply arrives on, for waiting on several sessions at once."""
@@ -298,15 +327,20 @@ class VisaTransport:
         return ConnectionLost(self.name, f"transport error: {exc!r}")
 
 
-def _socket(session) -> socket.socket | None:
-    """A pyvisa-py socket session's TCP socket (None for any other session): pyvisa-py
-    does not take the VISA attribute for TCP_NODELAY, but its session object holds the
-    socket."""
+class _Tcp(NamedTuple):
+    session: Any  # pyvisa-py's TCPIPSocketSession: what it read ahead is in its buffer
+    socket: socket.socket
+
+
+def _tcp(session) -> _Tcp | None:
+    """A pyvisa-py socket session's own session and TCP socket (None for any other
+    session): pyvisa-py does not take the VISA attribute for TCP_NODELAY, but its
+    session object holds the socket, and the bytes it read beyond a reply."""
     try:
         backend_session = session.visalib.sessions[session.session]
     except (AttributeError, KeyError):
         return None
     sock = getattr(backend_session, "interface", None)
     if isinstance(sock, socket.socket) and sock.type == socket.SOCK_STREAM:
-        return sock
+        return _Tcp(backend_session, sock)
     return None

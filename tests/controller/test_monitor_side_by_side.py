@@ -20,6 +20,7 @@ from interlock.errors import ProtocolError
 from interlock.journal import Journal
 from interlock.posted import Posted
 from interlock.protocols import Reading
+from tests.controller.test_posted import arrived
 
 
 class Supply:
@@ -43,7 +44,7 @@ class Supply:
             self.collected = True
             return [Reading(5.0, 0.1, False, True) for _ in channels]
 
-        return Posted(self._read, time.monotonic() + 5, result)
+        return Posted(self._read, time.monotonic() + 5, result, lambda: arrived(self._read))
 
     def close(self) -> None:
         os.close(self._read)
@@ -237,7 +238,7 @@ class Garbled(Supply):
             posted.result()
             raise ProtocolError("garbled", "MEAS:VOLT?: not a number: 'x'")
 
-        return Posted(posted.fileno, posted.due, result)
+        return Posted(posted.fileno, posted.due, result, posted.ready)
 
 
 def test_a_reply_that_fails_trips_first_and_the_others_are_still_recorded(tmp_path, monkeypatch):
@@ -276,3 +277,50 @@ def test_a_pass_asks_no_more_supplies_once_the_bench_is_tripped_meanwhile(tmp_pa
     one_pass(monitor, journal)
     assert sum(s.asked.is_set() for s in supplies.values()) == 1
     assert trips == []  # the reply in is recorded, not judged: the bench is tripped
+
+
+class CutShort(Supply):
+    """A supply whose reply stops after its first bytes: reading it waits for the rest,
+    which comes once the bench has tripped (as the safe state's exchange ends the read).
+    While it is being read, ``meanwhile`` happens (which makes the order certain)."""
+
+    def __init__(self, meanwhile) -> None:
+        super().__init__()
+        self.meanwhile = meanwhile
+        self.rest = threading.Event()
+        self.read_to_its_end = False
+
+    def post_poll(self, channels):
+        self.asked.set()
+        self.answer()  # its first bytes
+
+        def result():
+            self.meanwhile()
+            self.rest.wait(10)
+            self.read_to_its_end = True
+            return [Reading(5.0, 0.1, False, True) for _ in channels]
+
+        return Posted(self._read, time.monotonic() + 30, result, self.rest.is_set)
+
+
+def test_a_finding_trips_while_another_supplys_reply_is_cut_short(tmp_path, monkeypatch):
+    # Read in the pass's own thread, the reply cut short would hold the finding on the
+    # other supply for as long as its own timeout.
+    fast = Supply()
+    cut_short = CutShort(meanwhile=fast.answer)
+    supplies = {"cut-short": cut_short, "fast": fast}
+    at_trip: list[bool] = []
+
+    def on_trip():
+        at_trip.append(cut_short.read_to_its_end)
+        cut_short.rest.set()
+
+    trips: list[str] = []
+    monitor, journal = make_monitor(
+        tmp_path, supplies, trips, monkeypatch, finding_on="fast-net", on_trip=on_trip
+    )
+    one_pass(monitor, journal)
+    assert trips == ["fast-net: out of its envelope"]
+    assert at_trip == [False]  # tripped while the cut-short reply was still being read
+    # ... which was read to its end after, for the record.
+    assert cut_short.read_to_its_end and monitor.reading("cut-short-net") is not None

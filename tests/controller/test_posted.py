@@ -4,7 +4,11 @@ transport's are in test_visa_transport.py)."""
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
+import select
+import termios
 import threading
 import time
 
@@ -12,6 +16,7 @@ import pytest
 
 from interlock.controller.side_by_side import SideBySide
 from interlock.dialects import dialects
+from interlock.drivers.device import DialectDevice
 from interlock.drivers.serial_link import SerialLink
 from interlock.errors import ProtocolError
 from interlock.journal import Journal
@@ -40,10 +45,17 @@ def side_by_side():
     together.close()
 
 
-def question(read_end: int | None, name: str, due_in: float = 60.0, answered=None) -> Posted[str]:
-    if answered is None:
-        return Posted(read_end, time.monotonic() + due_in, lambda: name)
-    return Posted(read_end, time.monotonic() + due_in, lambda: name, answered)
+def arrived(read_end: int) -> bool:
+    """Whether anything waits in the pipe: each test's reply is one byte, whole."""
+    waiting = array.array("i", [0])
+    fcntl.ioctl(read_end, termios.FIONREAD, waiting)
+    return waiting[0] > 0
+
+
+def question(read_end: int | None, name: str, due_in: float = 60.0, ready=None) -> Posted[str]:
+    if ready is None and read_end is not None:
+        ready = lambda: arrived(read_end)  # noqa: E731
+    return Posted(read_end, time.monotonic() + due_in, lambda: name, ready or (lambda: False))
 
 
 def test_answers_come_back_as_they_arrive_not_as_they_were_asked(pipes, side_by_side):
@@ -75,12 +87,75 @@ def test_a_reply_another_exchange_read_first_comes_back_without_waiting_till_due
     # minute, it comes back at once because it says it is answered.
     (r1, _), (r2, _) = pipes(), pipes()
     kept = threading.Event()
-    asked = [question(r1, "read by another", answered=kept.is_set), question(r2, "silent")]
+    asked = [question(r1, "read by another", ready=kept.is_set), question(r2, "silent")]
     answers = side_by_side.as_answered(asked)
     threading.Timer(0.05, kept.set).start()
     started = time.monotonic()
     assert next(answers).result() == "read by another"
     assert time.monotonic() - started < 30  # well before its due time of 60 s
+
+
+def test_a_reply_begun_but_not_whole_is_read_in_a_thread_and_holds_up_no_other(pipes, side_by_side):
+    # Its first bytes are there, the rest is not: read here, it would hold every other
+    # reply for as long as its own timeout. The other reply arrives while it is being
+    # read (which makes the order certain).
+    (r1, w1), (r2, w2) = pipes(), pipes()
+    release = threading.Event()
+
+    def rest_of_the_reply() -> str:  # as a session's read: it waits for the rest
+        os.write(w2, b"x")
+        assert release.wait(10)
+        return "cut short"
+
+    asked = [
+        Posted(r1, time.monotonic() + 60, rest_of_the_reply, release.is_set),
+        question(r2, "whole"),
+    ]
+    os.write(w1, b"x")  # begun
+    answers = side_by_side.as_answered(asked)
+    first = next(answers)
+    assert first is asked[1] and first.result() == "whole"
+    assert not release.is_set()
+    release.set()
+    assert next(answers) is asked[0]
+    assert asked[0].result() == "cut short"  # the thread's answer, not read a second time
+    assert list(answers) == []
+
+
+def test_a_reply_cut_short_on_a_socket_holds_up_no_other(tmp_path, side_by_side):
+    # Real sessions: the slow instrument's reply stops half way, and only then does the
+    # fast one answer. Both replies show on their sockets; the fast one's comes back
+    # first, while the slow one's is still cut short.
+    from tests.controller.test_visa_transport import scripted
+
+    release, begun = threading.Event(), threading.Event()
+
+    def slow_reply(conn) -> None:
+        conn.sendall(b"1.2")
+        begun.set()
+        if release.wait(10):
+            conn.sendall(b"34\n")
+
+    def fast_reply(conn) -> None:
+        if begun.wait(10):
+            time.sleep(0.05)  # most often after the pass's first look: it is seen arrive
+            conn.sendall(b"5.000\n")
+
+    dialect = dialects()["keysight-e36300"]
+    with (
+        Journal(tmp_path / "journal.sqlite", bench="posted-test") as journal,
+        scripted([slow_reply], timeout=30) as (_, slow_link),
+        scripted([fast_reply], timeout=30) as (_, fast_link),
+    ):
+        # Both sessions are named "dev" by scripted(), as their journal entries are.
+        devices = [DialectDevice("dev", dialect, link, journal) for link in (slow_link, fast_link)]
+        asked = [device.post("MEAS:VOLT? (@1)") for device in devices]
+        answers = side_by_side.as_answered(asked)
+        first = next(answers)
+        assert first is asked[1] and first.result() == "5.000"
+        assert not release.is_set()
+        release.set()
+        assert next(answers) is asked[0] and asked[0].result() == "1.234"
 
 
 def test_questions_of_several_exchanges_are_asked_side_by_side_in_threads(pipes, side_by_side):
@@ -145,3 +220,26 @@ def test_a_serial_reply_still_owed_is_read_before_the_next_line_and_kept(korad):
     with pytest.raises(ProtocolError, match="not kept for it"):
         link.collect(owed.token)  # collected once
     assert link.is_open
+
+
+def test_a_serial_reply_framed_by_its_width_is_ready_once_all_its_bytes_are_in(korad):
+    from tests.controller.test_visa_transport import until
+
+    link, journal = korad
+    link.send(journal.command_intent("psu", "VSET1:04.20"))
+    owed = link.post(journal.query_intent("psu", "VSET1?"), 5)
+    assert until(lambda: link.reply_ready(owed.token))
+    assert link.collect(owed.token) == "04.20"
+    assert not link.reply_ready(owed.token)  # collected once
+
+
+def test_a_serial_reply_ended_by_silence_is_not_known_whole_before_it_is_read(korad):
+    # Its end is the line falling silent: only a read can tell, so the pass reads it in
+    # a thread, where it holds up no other.
+    link, journal = korad
+    owed = link.post(journal.query_intent("psu", "*IDN?"))
+    fileno = link.fileno()
+    assert select.select([fileno], [], [], 10)[0]  # it has begun
+    time.sleep(0.1)  # and, most likely, ended
+    assert not link.reply_ready(owed.token)
+    assert link.collect(owed.token).startswith("KORAD")

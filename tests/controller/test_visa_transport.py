@@ -8,10 +8,11 @@ ASCII poisons the session until it is reopened.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -19,11 +20,14 @@ from interlock.drivers.visa import VisaTransport
 from interlock.errors import ConnectionLost, InstrumentTimeout, ProtocolError
 from interlock.journal import Journal
 
+Reply = bytes | Callable[[socket.socket], None] | None
+
 
 class ScriptedInstrument:
-    """Answers each line it receives with the next scripted reply (None: stay silent)."""
+    """Answers each line it receives with the next scripted reply (None: stay silent; a
+    callable sends it on the connection as it will)."""
 
-    def __init__(self, replies: list[bytes | None]) -> None:
+    def __init__(self, replies: list[Reply]) -> None:
         self.replies = list(replies)
         self.lines: list[bytes] = []
         self.server = socket.create_server(("127.0.0.1", 0))
@@ -51,7 +55,9 @@ class ScriptedInstrument:
                     line, buffer = buffer.split(b"\n", 1)
                     self.lines.append(line)
                     reply = self.replies.pop(0)
-                    if reply is not None:
+                    if callable(reply):
+                        reply(conn)
+                    elif reply is not None:
                         conn.sendall(reply)
             # Script done: hold the connection until the client closes it.
             while conn.recv(4096):
@@ -69,7 +75,7 @@ def journal(tmp_path) -> Iterator[Journal]:
 
 @contextlib.contextmanager
 def scripted(
-    replies: list[bytes | None], timeout: float = 0.3
+    replies: list[Reply], timeout: float = 0.3
 ) -> Iterator[tuple[ScriptedInstrument, VisaTransport]]:
     """A transport opened on a scripted instrument; both closed afterwards."""
     instrument = ScriptedInstrument(replies)
@@ -205,11 +211,55 @@ def test_an_owed_reply_that_times_out_under_another_exchange_poisons_the_session
 def test_a_reply_read_by_another_exchange_says_so_before_it_is_collected(journal):
     with scripted([b"posted\n", b"asked\n"]) as (_, transport):
         owed = post(journal, transport, "MEAS:VOLT? (@1)")
-        assert not transport.has_reply(owed.token)
         ask(journal, transport, "OUTP? (@1)")
-        assert transport.has_reply(owed.token)
+        assert transport.reply_ready(owed.token)
         assert transport.collect(owed.token) == "posted"
-        assert not transport.has_reply(owed.token)
+        assert not transport.reply_ready(owed.token)
+
+
+def cut_short(first: bytes, rest: bytes, release: threading.Event) -> Reply:
+    """A reply that stops after ``first`` and ends with ``rest`` once ``release`` is set."""
+
+    def send(conn: socket.socket) -> None:
+        conn.sendall(first)
+        if release.wait(10):
+            conn.sendall(rest)
+
+    return send
+
+
+def until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_a_posted_reply_is_ready_only_once_it_has_arrived_to_its_terminator(journal):
+    # Ready means its collect waits for nothing: a reply cut short is not, even though
+    # its first bytes are there to be read.
+    release = threading.Event()
+    with scripted([cut_short(b"1.2", b"34\n", release)], timeout=30) as (_, transport):
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        fileno = transport.fileno()
+        assert until(lambda: bool(select.select([fileno], [], [], 0)[0]))  # begun
+        assert not transport.reply_ready(owed.token)
+        release.set()
+        assert until(lambda: transport.reply_ready(owed.token))
+        assert transport.collect(owed.token) == "1.234"
+        assert not transport.reply_ready(owed.token)  # collected once
+
+
+def test_a_reply_whole_in_what_pyvisa_read_ahead_is_ready(journal):
+    # Two lines in one segment: pyvisa-py's read of the first keeps the second in its own
+    # buffer, where the socket no longer shows it.
+    with scripted([b"1\n2\n", None]) as (_, transport):
+        assert ask(journal, transport) == "1"
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        assert transport.reply_ready(owed.token)
+        assert transport.collect(owed.token) == "2"
 
 
 def test_a_reply_owed_on_a_session_reopened_since_is_not_waited_for(journal):
