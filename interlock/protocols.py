@@ -131,7 +131,9 @@ class PowerSupply(Instrument, Protocol):
 
     def poll(self, channels: Sequence[int]) -> list[Reading]: ...
 
-    def post_poll(self, channels: Sequence[int]) -> Posted[list[Reading]]: ...
+    def post_poll(
+        self, channels: Sequence[int], between: Callable[[], None] | None = None
+    ) -> Posted[list[Reading]]: ...
 
     def settings(
         self, channels: Sequence[int], *, ranges: bool = False

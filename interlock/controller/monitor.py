@@ -164,7 +164,16 @@ class Monitor(Worker):
         def judge(readings: list[Reading]) -> tuple[str, Finding] | None:
             return self._judge(supply, nets, readings, before, taken, was, limits)
 
-        return self._instruments.supplies[supply].post_poll(channels).then(judge)
+        posted = self._instruments.supplies[supply].post_poll(channels, self._still_polling)
+        return posted.then(judge)
+
+    def _still_polling(self) -> None:
+        """Between the lines of a poll of several exchanges: FaultLatched once the bench
+        is tripped, and the poll asks no more (its lines would only go before the safe
+        state's next ones)."""
+        cause = self._gate.cause
+        if cause is not None:
+            raise FaultLatched(f"tripped during the pass ({cause}): the poll asks no more")
 
     def _judge(
         self,

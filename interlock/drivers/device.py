@@ -199,9 +199,16 @@ class DialectDevice:
             return found(self._parts(self.ask(joined([line for _, line, _ in lines])), lines))
         return found(self._ask_each(lines))
 
-    def post_all(self, queries: Sequence[tuple[Query, Sequence[int]]]) -> Posted[list[list[str]]]:
+    def post_all(
+        self,
+        queries: Sequence[tuple[Query, Sequence[int]]],
+        between: Callable[[], None] | None = None,
+    ) -> Posted[list[list[str]]]:
         """:meth:`ask_all`, its reply read later where its lines go out as one exchange;
-        else (several exchanges) asked in full when the result is read."""
+        else (several exchanges) asked in full when the result is read, ``between`` called
+        before each line after the first: what it raises ends the asking there (the
+        monitor's, once a stop is under way: a line more would only make the stop's lines
+        wait behind it)."""
         lines, found = self._lines(queries)
         if len(lines) == 1:
             query, line, _ = lines[0]
@@ -209,11 +216,19 @@ class DialectDevice:
         if self._compound and lines:
             posted = self.post(joined([line for _, line, _ in lines]))
             return posted.then(lambda reply: found(self._parts(reply, lines)))
-        return Posted(None, 0.0, lambda: found(self._ask_each(lines)))
+        return Posted(None, 0.0, lambda: found(self._ask_each(lines, between)))
 
-    def _ask_each(self, lines: Sequence[tuple[Query, str, int]]) -> list[str]:
-        """Each line's reply, one exchange each (a dialect that joins none)."""
-        return [self.ask(line, query.width) for query, line, _ in lines]
+    def _ask_each(
+        self, lines: Sequence[tuple[Query, str, int]], between: Callable[[], None] | None = None
+    ) -> list[str]:
+        """Each line's reply, one exchange each (a dialect that joins none); ``between``
+        called before each line after the first."""
+        replies = []
+        for query, line, _ in lines:
+            if replies and between is not None:
+                between()
+            replies.append(self.ask(line, query.width))
+        return replies
 
     def _lines(
         self, queries: Sequence[tuple[Query, Sequence[int]]]

@@ -200,11 +200,14 @@ class DialectSupply(DialectDevice):
         """Measured volts, amps and protection state of each channel (the monitor's pass)."""
         return [Reading(*row) for row in self._read(channels, trips=True, armed=True)]
 
-    def post_poll(self, channels: Sequence[int]) -> Posted[list[Reading]]:
+    def post_poll(
+        self, channels: Sequence[int], between: Callable[[], None] | None = None
+    ) -> Posted[list[Reading]]:
         """:meth:`poll` asked now, its reply read from the result: the monitor asks every
-        supply before it reads any."""
+        supply before it reads any. ``between``: see :meth:`post_all`."""
         queries, rows = self._reading(channels, trips=True, armed=True)
-        return self.post_all(queries).then(lambda found: [Reading(*row) for row in rows(found)])
+        posted = self.post_all(queries, between)
+        return posted.then(lambda found: [Reading(*row) for row in rows(found)])
 
     def _read(self, channels: Sequence[int], *, trips: bool, armed: bool) -> list[tuple]:
         queries, rows = self._reading(channels, trips=trips, armed=armed)

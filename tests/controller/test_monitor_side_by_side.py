@@ -34,7 +34,7 @@ class Supply:
     def answer(self) -> None:
         os.write(self._write, b"x")
 
-    def post_poll(self, channels):
+    def post_poll(self, channels, between=None):
         self.asked.set()
 
         def result():
@@ -210,7 +210,7 @@ class SeveralExchanges:
     def __init__(self, barrier: threading.Barrier) -> None:
         self.barrier = barrier
 
-    def post_poll(self, channels):
+    def post_poll(self, channels, between=None):
         def result():
             self.barrier.wait()
             return [Reading(5.0, 0.1, False, True) for _ in channels]
@@ -231,8 +231,8 @@ def test_supplies_polled_in_several_exchanges_are_asked_side_by_side_too(tmp_pat
 class Garbled(Supply):
     """A supply whose reply arrives garbled: reading it raises, as the driver does."""
 
-    def post_poll(self, channels):
-        posted = super().post_poll(channels)
+    def post_poll(self, channels, between=None):
+        posted = super().post_poll(channels, between)
 
         def result():
             posted.result()
@@ -268,8 +268,8 @@ def test_a_pass_asks_no_more_supplies_once_the_bench_is_tripped_meanwhile(tmp_pa
         supply.answer()
         posting = supply.post_poll
 
-        def post_then_trip(channels, posting=posting):
-            posted = posting(channels)
+        def post_then_trip(channels, between=None, posting=posting):
+            posted = posting(channels, between)
             monitor._gate.cause = "estop"  # as the gate latches a stop
             return posted
 
@@ -290,7 +290,7 @@ class CutShort(Supply):
         self.rest = threading.Event()
         self.read_to_its_end = False
 
-    def post_poll(self, channels):
+    def post_poll(self, channels, between=None):
         self.asked.set()
         self.answer()  # its first bytes
 
@@ -324,3 +324,43 @@ def test_a_finding_trips_while_another_supplys_reply_is_cut_short(tmp_path, monk
     assert at_trip == [False]  # tripped while the cut-short reply was still being read
     # ... which was read to its end after, for the record.
     assert cut_short.read_to_its_end and monitor.reading("cut-short-net") is not None
+
+
+class AskedLineByLine:
+    """A supply polled in several exchanges (no compound line); the bench trips while
+    its first line is being answered."""
+
+    def __init__(self, trip) -> None:
+        self.trip = trip
+        self.lines: list[str] = []
+
+    def post_poll(self, channels, between=None):
+        def result():
+            for line in ("VOUT1?", "IOUT1?", "STATUS?"):
+                if self.lines and between is not None:
+                    between()
+                self.lines.append(line)
+                if line == "VOUT1?":
+                    self.trip()
+            return [Reading(5.0, 0.1, False, True) for _ in channels]
+
+        return Posted(None, 0.0, result)
+
+
+def test_a_poll_of_several_exchanges_asks_no_more_lines_once_the_bench_is_tripped(
+    tmp_path, monkeypatch
+):
+    # Each line more would go out before the safe state's next line on that supply.
+    trips: list[str] = []
+    supplies: dict = {}
+    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch)
+
+    def trip():
+        monitor._gate.cause = "estop: emergency stop by operator"  # as the gate latches
+
+    supplies["korad"] = AskedLineByLine(trip)
+    monitor._instruments.ports["korad-net"] = SimpleNamespace(supply="korad", channel=1)
+    monitor._commanded.live_nets.add("korad-net")
+    one_pass(monitor, journal)
+    assert supplies["korad"].lines == ["VOUT1?"]
+    assert trips == []  # tripped by someone else: not the monitor's to trip again

@@ -18,7 +18,7 @@ from interlock.controller.side_by_side import SideBySide
 from interlock.dialects import dialects
 from interlock.drivers.device import DialectDevice
 from interlock.drivers.serial_link import SerialLink
-from interlock.errors import ProtocolError
+from interlock.errors import FaultLatched, ProtocolError
 from interlock.journal import Journal
 from interlock.posted import Posted
 from tests.dialects.test_korad_twin import korad_twin
@@ -243,3 +243,34 @@ def test_a_serial_reply_ended_by_silence_is_not_known_whole_before_it_is_read(ko
     time.sleep(0.1)  # and, most likely, ended
     assert not link.reply_ready(owed.token)
     assert link.collect(owed.token).startswith("KORAD")
+
+
+def test_a_poll_of_several_exchanges_asks_no_line_after_between_raises(tmp_path):
+    # The monitor's between raises once the bench is tripped: the poll's next line would
+    # only go out before the safe state's.
+    from interlock.drivers.supply import DialectSupply
+
+    dialect = dialects()["korad-ka"]
+    assert dialect.poll_exchanges(1) > 1
+    with (
+        korad_twin() as (port, _, truth),
+        Journal(tmp_path / "journal.sqlite", bench="serial-test") as journal,
+    ):
+        link = SerialLink("psu", port, dialect.link, timeout=1.0)
+        supply = DialectSupply("psu", dialect, link, journal)
+        link.open()
+        try:
+            before = len(truth.commands("psu"))
+            calls = []
+
+            def between():
+                calls.append(len(truth.commands("psu")))
+                raise FaultLatched("bench test is in a latched fault: estop")
+
+            posted = supply.post_poll([1], between)
+            with pytest.raises(FaultLatched):
+                posted.result()
+            lines = truth.commands("psu")[before:]
+            assert len(calls) == 1 and len(lines) == 1  # the first line, and no other
+        finally:
+            link.close()
