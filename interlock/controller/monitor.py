@@ -10,8 +10,8 @@ a reply on a socket or a port is watched from this thread, with no thread
 hand-over per supply; a supply whose poll takes several exchanges (or whose
 session's descriptor is not at hand) is asked in a thread of its own. A finding
 trips the bench as soon as its supply's reply is in, whatever the others are
-doing (a reply that begins to arrive and stops holds the others for its
-timeout, as a hung supply did its own thread); a reply still owed is read by
+doing (a reply that begins to arrive and stops is read to its end in a thread,
+where it holds up only itself); a reply still owed is read by
 the next exchange on its session (the safe state's, say) before its own line
 goes out.
 A pass commits the journal once, so that what it (or anyone) staged is on disk

@@ -129,14 +129,18 @@ class SideBySide:
                 left -= 1
             if watched and idle:
                 for fileno, p in list(watched.items()):
-                    if p.ready():  # read by another exchange: nothing shows on it now
+                    if p.ready():  # in hand: read by another exchange, nothing shows
                         poller.unregister(fileno)
                         yield watched.pop(fileno)
                 if watched:
                     soonest = min(watched.values(), key=lambda p: p.due)
                     if soonest.due <= time.monotonic():  # due and silent: its read says so
                         poller.unregister(soonest.fileno)  # type: ignore[arg-type]
-                        yield watched.pop(soonest.fileno)  # type: ignore[arg-type]
+                        late = watched.pop(soonest.fileno)  # type: ignore[arg-type]
+                        # In a thread: its read times out there at once, or waits for
+                        # another exchange on its session, whose own reply may be late.
+                        if late.ready() or not in_thread(late):
+                            yield late
                         continue
             if not (watched or left):
                 return

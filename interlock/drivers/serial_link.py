@@ -141,7 +141,10 @@ class SerialLink:
         :meth:`collect` waits for nothing: read already (by another exchange, before its
         own line), or, framed by its width, arrived to its last byte. A reply ended by a
         terminator or by silence cannot be looked at before it is read: not known, so
-        not whole. Asks nothing and takes no lock."""
+        not whole. Asks nothing and takes no lock; never while another exchange holds
+        the link: collect would wait for it."""
+        if self._lock.locked():
+            return False
         replies = self._replies
         if replies.has_reply(token):
             return True

@@ -206,13 +206,18 @@ class VisaTransport:
         """Whether the posted query ``token``'s reply is in hand whole, so that
         :meth:`collect` waits for nothing: read already (by another exchange, before its
         own line), or arrived to its terminator. Asks nothing and takes no lock: a read
-        under way elsewhere makes it at worst say no, and the reply is read as any."""
+        under way elsewhere makes it at worst say no, and the reply is read as any.
+        Never while another exchange holds the session: collect would wait for it."""
+        if self._lock.locked():
+            return False
         replies = self._replies
         if replies.has_reply(token):
             return True
         tcp = self._tcp
         if tcp is None or not replies.is_owed(token):
             return False
+        if tcp.socket.gettimeout() is not None:
+            return False  # a socket with a timeout of its own would wait out the peek
         # pyvisa-py frames a reply by the terminator's last character.
         end = self.read_termination[-1:].encode("latin-1")
         if not end:

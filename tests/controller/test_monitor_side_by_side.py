@@ -281,7 +281,7 @@ def test_a_pass_asks_no_more_supplies_once_the_bench_is_tripped_meanwhile(tmp_pa
 
 class CutShort(Supply):
     """A supply whose reply stops after its first bytes: reading it waits for the rest,
-    which comes once the bench has tripped (as the safe state's exchange ends the read).
+    which comes here once the bench has tripped (the safe state waits for that read).
     While it is being read, ``meanwhile`` happens (which makes the order certain)."""
 
     def __init__(self, meanwhile) -> None:

@@ -102,7 +102,10 @@ def test_a_reply_begun_but_not_whole_is_read_in_a_thread_and_holds_up_no_other(p
     (r1, w1), (r2, w2) = pipes(), pipes()
     release = threading.Event()
 
+    reads = []
+
     def rest_of_the_reply() -> str:  # as a session's read: it waits for the rest
+        reads.append(1)
         os.write(w2, b"x")
         assert release.wait(10)
         return "cut short"
@@ -119,6 +122,7 @@ def test_a_reply_begun_but_not_whole_is_read_in_a_thread_and_holds_up_no_other(p
     release.set()
     assert next(answers) is asked[0]
     assert asked[0].result() == "cut short"  # the thread's answer, not read a second time
+    assert len(reads) == 1
     assert list(answers) == []
 
 
@@ -274,3 +278,50 @@ def test_a_poll_of_several_exchanges_asks_no_line_after_between_raises(tmp_path)
             assert len(calls) == 1 and len(lines) == 1  # the first line, and no other
         finally:
             link.close()
+
+
+def test_a_serial_reply_framed_by_its_width_is_not_ready_with_only_some_of_its_bytes(tmp_path):
+    dialect = dialects()["korad-ka"]
+    master, slave = os.openpty()
+    link = SerialLink("psu", os.ttyname(slave), dialect.link, timeout=5.0)
+    link.open()
+    try:
+        with Journal(tmp_path / "journal.sqlite", bench="serial-test") as journal:
+            owed = link.post(journal.query_intent("psu", "VSET1?"), 5)
+            assert os.read(master, 64) == b"VSET1?"
+            os.write(master, b"04.")
+            assert select.select([link.fileno()], [], [], 10)[0]
+            time.sleep(0.05)  # all three in, most likely: not ready either way
+            assert not link.reply_ready(owed.token)
+            os.write(master, b"20")
+            deadline = time.monotonic() + 10
+            while not link.reply_ready(owed.token):
+                assert time.monotonic() < deadline, "the whole reply never showed as ready"
+                time.sleep(0.005)
+            assert link.collect(owed.token) == "04.20"
+    finally:
+        link.close()
+        os.close(master)
+        os.close(slave)
+
+
+def test_one_due_but_not_ready_is_read_in_a_thread_and_holds_up_no_other(pipes, side_by_side):
+    # Due, and its session busy with another exchange (whose own reply is the late one):
+    # its collect would wait for that exchange, and every other reply with it.
+    (r1, _), (r2, w2) = pipes(), pipes()
+    release = threading.Event()
+    reads = []
+
+    def waits_for_the_session() -> str:
+        reads.append(1)
+        os.write(w2, b"x")  # the other reply arrives meanwhile (which makes the order certain)
+        assert release.wait(10)
+        return "late"
+
+    asked = [Posted(r1, time.monotonic() + 0.05, waits_for_the_session), question(r2, "whole")]
+    answers = side_by_side.as_answered(asked)
+    first = next(answers)
+    assert first is asked[1] and first.result() == "whole"
+    release.set()
+    assert next(answers) is asked[0] and asked[0].result() == "late"
+    assert len(reads) == 1

@@ -299,3 +299,35 @@ def test_a_posted_querys_own_timeout_is_said_as_its_own(journal):
         with pytest.raises(InstrumentTimeout) as error:
             transport.collect(owed.token)
         assert "asked before" not in str(error.value)
+
+
+def test_a_kept_reply_is_not_ready_while_another_exchange_holds_the_session(journal):
+    # A client's exchange read the posted reply first and kept it, and its own reply
+    # stops half way: the posted one's collect would wait for that exchange (and with
+    # it every reply the monitor's pass has yet to read), so it is not ready till then.
+    release = threading.Event()
+    replies = [b"1.000\n", cut_short(b"OK", b"\n", release)]
+    with scripted(replies, timeout=30) as (instrument, transport):
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        client = threading.Thread(target=ask, args=(journal, transport, "OUTP? (@1)"))
+        client.start()
+        try:
+            assert until(lambda: len(instrument.lines) == 2)  # its line out: the first read
+            assert not transport.reply_ready(owed.token)
+        finally:
+            release.set()
+            client.join(30)
+        assert transport.reply_ready(owed.token)
+        assert transport.collect(owed.token) == "1.000"
+
+
+def test_a_reply_is_not_known_whole_where_pyvisa_keeps_no_read_ahead_buffer(journal, monkeypatch):
+    # A pyvisa-py that keeps what it read ahead elsewhere: a whole line on the socket
+    # may not be the reply (its start may be in that other buffer): not known, not whole.
+    with scripted([b"1.5\n"], timeout=30) as (_, transport):
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        assert until(lambda: transport.reply_ready(owed.token))
+        monkeypatch.delattr(transport._tcp.session, "_pending_buffer")
+        assert not transport.reply_ready(owed.token)
+        monkeypatch.undo()
+        assert transport.collect(owed.token) == "1.5"
