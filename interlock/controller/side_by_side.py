@@ -50,9 +50,14 @@ class SideBySide:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._wake: tuple[int, int] | None = None  # a pipe a thread's answer rings
+        self._closes = 0  # how often close() was called: a pass begun before starts nothing
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self, closes: int | None = None) -> ThreadPoolExecutor:
+        """The threads, started if need be; RuntimeError if ``closes`` (a count a pass
+        took when it began) is out of date: nothing would close what it started."""
         with self._lock:
+            if closes is not None and closes != self._closes:
+                raise RuntimeError(f"{self._name}: closed since")
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
             return self._pool
@@ -101,16 +106,17 @@ class SideBySide:
         done: queue.SimpleQueue[Posted[T]] = queue.SimpleQueue()
         wake: int | None = None
         left = 0  # in threads
+        closes = self._closes
 
         def in_thread(p: Posted[T]) -> bool:
             """``p``'s answer read in a thread, ``done`` once in; False if no thread can."""
             nonlocal wake, left
-            if wake is None:
-                wake = self._wake_pipe()
-                poller.register(wake, select.POLLIN)
             try:
-                future = p.read_in(self._executor().submit)
-            except RuntimeError:  # close() meanwhile (the monitor stopping)
+                if wake is None:
+                    wake = self._wake_pipe(closes)
+                    poller.register(wake, select.POLLIN)
+                future = p.read_in(self._executor(closes).submit)
+            except RuntimeError:  # close() since the pass began (the monitor stopping)
                 return False
             future.add_done_callback(lambda _: (done.put(p), self._ring()))
             left += 1
@@ -160,8 +166,10 @@ class SideBySide:
                     # another file's now): the threads' answers are looked for anyway.
                     poller.unregister(fileno)
 
-    def _wake_pipe(self) -> int:
+    def _wake_pipe(self, closes: int) -> int:
         with self._lock:
+            if closes != self._closes:
+                raise RuntimeError(f"{self._name}: closed since")
             if self._wake is None:
                 self._wake = os.pipe()
                 for end in self._wake:
@@ -184,8 +192,10 @@ class SideBySide:
                     os.write(self._wake[1], b".")
 
     def close(self) -> None:
-        """Let the threads go once they are idle; a later call starts them again."""
+        """Let the threads go once they are idle; a later call starts them again, but
+        not a pass begun before (it reads what it has left in its own thread)."""
         with self._lock:
+            self._closes += 1
             pool, self._pool = self._pool, None
             wake, self._wake = self._wake, None
         if pool is not None:

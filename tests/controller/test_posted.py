@@ -325,3 +325,28 @@ def test_one_due_but_not_ready_is_read_in_a_thread_and_holds_up_no_other(pipes, 
     release.set()
     assert next(answers) is asked[0] and asked[0].result() == "late"
     assert len(reads) == 1
+
+
+def test_a_pass_begun_before_close_starts_no_threads_after_it(pipes):
+    # The monitor stopped (close()) while its pass still waits on a read in a thread: a
+    # reply the pass hands on afterwards is read in the pass's own thread, and nothing
+    # is started that no later close() would end.
+    together = SideBySide("test", 4)
+    (r1, w1), (r2, w2) = pipes(), pipes()
+    release = threading.Event()
+
+    def rest_of_the_reply() -> str:
+        together.close()  # meanwhile, the monitor stops
+        os.write(w2, b"x")  # and the other reply begins, not whole
+        assert release.wait(10)
+        return "cut short"
+
+    begun_not_whole = Posted(r2, time.monotonic() + 60, lambda: "read here", lambda: False)
+    asked = [Posted(r1, time.monotonic() + 60, rest_of_the_reply, release.is_set), begun_not_whole]
+    os.write(w1, b"x")
+    answers = together.as_answered(asked)
+    assert next(answers) is begun_not_whole  # handed back to be read here, not in a thread
+    release.set()
+    assert next(answers) is asked[0] and asked[0].result() == "cut short"
+    assert list(answers) == []
+    assert together._pool is None and together._wake is None  # nothing left running
