@@ -52,15 +52,28 @@ class SideBySide:
         self._wake: tuple[int, int] | None = None  # a pipe a thread's answer rings
         self._closes = 0  # how often close() was called: a pass begun before starts nothing
 
-    def _executor(self, closes: int | None = None) -> ThreadPoolExecutor:
-        """The threads, started if need be; RuntimeError if ``closes`` (a count a pass
-        took when it began) is out of date: nothing would close what it started."""
+    def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
-            if closes is not None and closes != self._closes:
-                raise RuntimeError(f"{self._name}: closed since")
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
-            return self._pool
+            return self._started()
+
+    def _started(self) -> ThreadPoolExecutor:
+        """The threads, started if need be (under the lock)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
+        return self._pool
+
+    def _threads_since(self, closes: int) -> tuple[ThreadPoolExecutor, int] | None:
+        """The threads and the wake pipe (its read end), started if need be; None if
+        close() was called since it was called ``closes`` times (when a pass began):
+        nothing would close what the pass started."""
+        with self._lock:
+            if closes != self._closes:
+                return None
+            if self._wake is None:
+                self._wake = os.pipe()
+                for end in self._wake:
+                    os.set_blocking(end, False)
+            return self._started(), self._wake[0]
 
     def all(self, work: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """Every result, in the order of ``items``; an error is raised once all have ended."""
@@ -111,12 +124,16 @@ class SideBySide:
         def in_thread(p: Posted[T]) -> bool:
             """``p``'s answer read in a thread, ``done`` once in; False if no thread can."""
             nonlocal wake, left
+            started = self._threads_since(closes)
+            if started is None:  # close() since the pass began (the monitor stopping)
+                return False
+            pool, pipe = started
+            if wake is None:
+                wake = pipe
+                poller.register(wake, select.POLLIN)
             try:
-                if wake is None:
-                    wake = self._wake_pipe(closes)
-                    poller.register(wake, select.POLLIN)
-                future = p.read_in(self._executor(closes).submit)
-            except RuntimeError:  # close() since the pass began (the monitor stopping)
+                future = p.read_in(pool.submit)
+            except RuntimeError:  # shut down by a close() just now
                 return False
             future.add_done_callback(lambda _: (done.put(p), self._ring()))
             left += 1
@@ -165,16 +182,6 @@ class SideBySide:
                     # The wake pipe, closed by close() meanwhile (its number maybe
                     # another file's now): the threads' answers are looked for anyway.
                     poller.unregister(fileno)
-
-    def _wake_pipe(self, closes: int) -> int:
-        with self._lock:
-            if closes != self._closes:
-                raise RuntimeError(f"{self._name}: closed since")
-            if self._wake is None:
-                self._wake = os.pipe()
-                for end in self._wake:
-                    os.set_blocking(end, False)
-            return self._wake[0]
 
     def _quiet(self, fileno: int) -> bool:
         """Empty the wake pipe ``fileno``; False if it is not the open one any more."""
