@@ -168,12 +168,13 @@ class Monitor(Worker):
         return posted.then(judge)
 
     def _still_polling(self) -> None:
-        """Between the lines of a poll of several exchanges: FaultLatched once the bench
-        is tripped, and the poll asks no more (its lines would only go before the safe
-        state's next ones)."""
+        """Between the lines of a poll of several exchanges: FaultLatched once a stop is
+        under way or the bench is tripped, and the poll asks no more (its lines would
+        only go before the safe state's next ones)."""
         cause = self._gate.cause
-        if cause is not None:
-            raise FaultLatched(f"tripped during the pass ({cause}): the poll asks no more")
+        if cause is not None or stop_first.under_way():
+            why = f"tripped ({cause})" if cause is not None else "a stop under way"
+            raise FaultLatched(f"{why} during the pass: the poll asks no more")
 
     def _judge(
         self,

@@ -90,19 +90,26 @@ class SideBySide:
 
     def as_answered(self, posted: Sequence[Posted[T]]) -> Iterator[Posted[T]]:
         """Each of ``posted`` once its answer is in, the first first; its ``result()``
-        then reads it without waiting.
+        then reads it without waiting (but for one handed back after a close(), which
+        reads it in the caller's thread).
 
         One whose reply arrives on a descriptor is watched from this thread, and comes
         back when its reply is in whole; one whose reply begins to arrive but is not
         whole yet (a reply cut short, or one at the speed of a serial line) is read to
         its end in a thread, so that it holds up no other. One read first by another
-        exchange on its session, or still silent when its reply is due (its result then
-        times out), comes back within a wait or two of LOOK_AGAIN. One that cannot be
+        exchange on its session comes back within a wait or two of LOOK_AGAIN; one still
+        silent when its reply is due is read in a thread too (where it times out at
+        once, or waits for another exchange holding its session). One that cannot be
         watched (several exchanges, or no descriptor at hand) is asked in a thread, and
         comes back when that is done. Those still under way when the caller stops
         iterating are left as they are: a reply still owed is read by its session's
         next exchange, one in a thread there (its ``result()`` waits for it).
         """
+        # Counted now, not when the caller first asks for an answer: a close() between
+        # the two must still keep this pass from starting threads.
+        return self._answers(posted, self._closes)
+
+    def _answers(self, posted: Sequence[Posted[T]], closes: int) -> Iterator[Posted[T]]:
         if len(posted) < 2:
             yield from posted
             return
@@ -119,7 +126,6 @@ class SideBySide:
         done: queue.SimpleQueue[Posted[T]] = queue.SimpleQueue()
         wake: int | None = None
         left = 0  # in threads
-        closes = self._closes
 
         def in_thread(p: Posted[T]) -> bool:
             """``p``'s answer read in a thread, ``done`` once in; False if no thread can."""

@@ -58,6 +58,8 @@ class Link(Protocol):
 
     def fileno(self) -> int | None: ...
 
+    def wait_gap(self) -> None: ...
+
 
 _PARITY = {"N": "none", "E": "even", "O": "odd"}
 _STOP_BITS = {1: 10, 2: 20}  # pyvisa's StopBits: tenths of a bit
@@ -222,10 +224,12 @@ class DialectDevice:
         self, lines: Sequence[tuple[Query, str, int]], between: Callable[[], None] | None = None
     ) -> list[str]:
         """Each line's reply, one exchange each (a dialect that joins none); ``between``
-        called before each line after the first."""
+        called before each line after the first, once the instrument's gap has passed
+        (a stop that comes during the gap stops the line)."""
         replies = []
         for query, line, _ in lines:
             if replies and between is not None:
+                self.transport.wait_gap()
                 between()
             replies.append(self.ask(line, query.width))
         return replies

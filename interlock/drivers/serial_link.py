@@ -141,8 +141,9 @@ class SerialLink:
         :meth:`collect` waits for nothing: read already (by another exchange, before its
         own line), or, framed by its width, arrived to its last byte. A reply ended by a
         terminator or by silence cannot be looked at before it is read: not known, so
-        not whole. Asks nothing and takes no lock; never while another exchange holds
-        the link: collect would wait for it."""
+        not whole. Asks nothing and takes no lock. Never while another exchange holds
+        the link: collect would wait for it (one that begins just after this looked
+        still makes collect wait, as for any exchange)."""
         if self._lock.locked():
             return False
         replies = self._replies
@@ -189,10 +190,14 @@ class SerialLink:
         finally:
             self._ready_at = time.monotonic() + self.link.min_gap
 
-    def _write(self, intent: DurableIntent) -> None:
+    def wait_gap(self) -> None:
+        """Wait, holding nothing, until the link's next line may go out (its gap)."""
         wait = self._ready_at - time.monotonic()
         if wait > 0:
             time.sleep(wait)
+
+    def _write(self, intent: DurableIntent) -> None:
+        self.wait_gap()
         try:
             assert self._writer is not None
             self._writer.send(intent)

@@ -205,9 +205,9 @@ class VisaTransport:
     def reply_ready(self, token: int) -> bool:
         """Whether the posted query ``token``'s reply is in hand whole, so that
         :meth:`collect` waits for nothing: read already (by another exchange, before its
-        own line), or arrived to its terminator. Asks nothing and takes no lock: a read
-        under way elsewhere makes it at worst say no, and the reply is read as any.
-        Never while another exchange holds the session: collect would wait for it."""
+        own line), or arrived to its terminator. Asks nothing and takes no lock. Never
+        while another exchange holds the session: collect would wait for it (one that
+        begins just after this looked still makes collect wait, as for any exchange)."""
         if self._lock.locked():
             return False
         replies = self._replies
@@ -301,6 +301,10 @@ class VisaTransport:
             chunk, status = read(vi, size)
             parts.append(chunk)
         return b"".join(parts)
+
+    def wait_gap(self) -> None:
+        """Wait, holding nothing, until the session's next line may go out (its gap)."""
+        self._keep_gap()
 
     def _keep_gap(self) -> None:
         if self.gap:

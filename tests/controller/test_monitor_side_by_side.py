@@ -364,3 +364,22 @@ def test_a_poll_of_several_exchanges_asks_no_more_lines_once_the_bench_is_trippe
     one_pass(monitor, journal)
     assert supplies["korad"].lines == ["VOUT1?"]
     assert trips == []  # tripped by someone else: not the monitor's to trip again
+
+
+def test_a_poll_of_several_exchanges_asks_no_more_lines_once_a_stop_is_under_way(
+    tmp_path, monkeypatch
+):
+    # A stop is under way before its trip latches (its record is journaled first): the
+    # poll's lines would already go before the stop's.
+    import contextlib
+
+    from interlock.controller import stop_first
+
+    stopping = contextlib.ExitStack()
+    supplies = {"korad": AskedLineByLine(lambda: stopping.enter_context(stop_first.stopping()))}
+    trips: list[str] = []
+    monitor, journal = make_monitor(tmp_path, supplies, trips, monkeypatch)
+    with stopping:
+        one_pass(monitor, journal)
+    assert supplies["korad"].lines == ["VOUT1?"]
+    assert trips == []

@@ -350,3 +350,61 @@ def test_a_pass_begun_before_close_starts_no_threads_after_it(pipes):
     assert next(answers) is asked[0] and asked[0].result() == "cut short"
     assert list(answers) == []
     assert together._pool is None and together._wake is None  # nothing left running
+
+
+def test_a_poll_of_several_exchanges_asks_between_only_once_the_gap_has_passed(tmp_path):
+    # The Korad takes 100 ms between lines: asked before the gap, a stop that comes
+    # during it would not stop the line that goes out after it.
+    from interlock.drivers.supply import DialectSupply
+
+    dialect = dialects()["korad-ka"]
+    assert dialect.link.min_gap > 0
+    with (
+        korad_twin() as (port, _, truth),
+        Journal(tmp_path / "journal.sqlite", bench="serial-test") as journal,
+    ):
+        link = SerialLink("psu", port, dialect.link, timeout=1.0)
+        supply = DialectSupply("psu", dialect, link, journal)
+        link.open()
+        try:
+            before = len(truth.commands("psu"))
+            asked_at = []
+
+            def between():
+                asked_at.append(time.monotonic())
+                raise FaultLatched("bench test is in a latched fault: estop")
+
+            with pytest.raises(FaultLatched):
+                supply.post_poll([1], between).result()
+            first = truth.commands("psu")[before]
+            # The gap runs from the end of the first reply, which came after its line.
+            assert asked_at[0] - first["monotonic"] >= dialect.link.min_gap
+        finally:
+            link.close()
+
+
+def test_a_pass_counts_the_closes_when_it_is_asked_for_not_when_first_read(pipes):
+    # The monitor stopped between the pass asking for its answers and reading the
+    # first: nothing is started that no later close() would end.
+    together = SideBySide("test", 4)
+    (r1, w1), (r2, w2) = pipes(), pipes()
+    begun_not_whole = Posted(r1, time.monotonic() + 60, lambda: "read here", lambda: False)
+    whole = question(r2, "whole")
+    os.write(w1, b"x")
+    os.write(w2, b"x")
+    answers = together.as_answered([begun_not_whole, whole])
+    together.close()
+    assert sorted(p.result() for p in answers) == ["read here", "whole"]
+    assert together._pool is None and together._wake is None
+
+
+def test_a_serial_reply_is_not_ready_while_another_exchange_holds_the_link(korad):
+    link, journal = korad
+    owed = link.post(journal.query_intent("psu", "VSET1?"), 5)
+    from tests.controller.test_visa_transport import until
+
+    assert until(lambda: link.reply_ready(owed.token))
+    with link._lock:  # as another exchange holds it
+        assert not link.reply_ready(owed.token)
+    assert link.reply_ready(owed.token)
+    assert link.collect(owed.token) != ""

@@ -331,3 +331,17 @@ def test_a_reply_is_not_known_whole_where_pyvisa_keeps_no_read_ahead_buffer(jour
         assert not transport.reply_ready(owed.token)
         monkeypatch.undo()
         assert transport.collect(owed.token) == "1.5"
+
+
+def test_a_socket_with_a_timeout_of_its_own_is_not_looked_at(journal):
+    # A peek on it would wait out its timeout, whatever MSG_DONTWAIT says.
+    with scripted([b"1.5\n"], timeout=30) as (_, transport):
+        owed = post(journal, transport, "MEAS:VOLT? (@1)")
+        assert until(lambda: transport.reply_ready(owed.token))
+        sock = transport._tcp.socket
+        sock.settimeout(5.0)
+        try:
+            assert not transport.reply_ready(owed.token)
+        finally:
+            sock.settimeout(None)
+        assert transport.collect(owed.token) == "1.5"
