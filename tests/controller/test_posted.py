@@ -5,6 +5,7 @@ transport's are in test_visa_transport.py)."""
 from __future__ import annotations
 
 import array
+import contextlib
 import fcntl
 import os
 import select
@@ -249,35 +250,41 @@ def test_a_serial_reply_ended_by_silence_is_not_known_whole_before_it_is_read(ko
     assert link.collect(owed.token).startswith("KORAD")
 
 
-def test_a_poll_of_several_exchanges_asks_no_line_after_between_raises(tmp_path):
-    # The monitor's between raises once the bench is tripped: the poll's next line would
-    # only go out before the safe state's.
+@contextlib.contextmanager
+def korad_supply(tmp_path):
+    """A Korad supply's driver over a pty to its twin: the driver and the twin's truth."""
     from interlock.drivers.supply import DialectSupply
 
     dialect = dialects()["korad-ka"]
-    assert dialect.poll_exchanges(1) > 1
     with (
         korad_twin() as (port, _, truth),
         Journal(tmp_path / "journal.sqlite", bench="serial-test") as journal,
     ):
         link = SerialLink("psu", port, dialect.link, timeout=1.0)
-        supply = DialectSupply("psu", dialect, link, journal)
         link.open()
         try:
-            before = len(truth.commands("psu"))
-            calls = []
-
-            def between():
-                calls.append(len(truth.commands("psu")))
-                raise FaultLatched("bench test is in a latched fault: estop")
-
-            posted = supply.post_poll([1], between)
-            with pytest.raises(FaultLatched):
-                posted.result()
-            lines = truth.commands("psu")[before:]
-            assert len(calls) == 1 and len(lines) == 1  # the first line, and no other
+            yield DialectSupply("psu", dialect, link, journal), truth
         finally:
             link.close()
+
+
+def test_a_poll_of_several_exchanges_asks_no_line_after_between_raises(tmp_path):
+    # The monitor's between raises once the bench is tripped: the poll's next line would
+    # only go out before the safe state's.
+    assert dialects()["korad-ka"].poll_exchanges(1) > 1
+    with korad_supply(tmp_path) as (supply, truth):
+        before = len(truth.commands("psu"))
+        calls = []
+
+        def between():
+            calls.append(len(truth.commands("psu")))
+            raise FaultLatched("bench test is in a latched fault: estop")
+
+        posted = supply.post_poll([1], between)
+        with pytest.raises(FaultLatched):
+            posted.result()
+        lines = truth.commands("psu")[before:]
+        assert len(calls) == 1 and len(lines) == 1  # the first line, and no other
 
 
 def test_a_serial_reply_framed_by_its_width_is_not_ready_with_only_some_of_its_bytes(tmp_path):
@@ -355,32 +362,21 @@ def test_a_pass_begun_before_close_starts_no_threads_after_it(pipes):
 def test_a_poll_of_several_exchanges_asks_between_only_once_the_gap_has_passed(tmp_path):
     # The Korad takes 100 ms between lines: asked before the gap, a stop that comes
     # during it would not stop the line that goes out after it.
-    from interlock.drivers.supply import DialectSupply
+    gap = dialects()["korad-ka"].link.min_gap
+    assert gap > 0
+    with korad_supply(tmp_path) as (supply, truth):
+        before = len(truth.commands("psu"))
+        asked_at = []
 
-    dialect = dialects()["korad-ka"]
-    assert dialect.link.min_gap > 0
-    with (
-        korad_twin() as (port, _, truth),
-        Journal(tmp_path / "journal.sqlite", bench="serial-test") as journal,
-    ):
-        link = SerialLink("psu", port, dialect.link, timeout=1.0)
-        supply = DialectSupply("psu", dialect, link, journal)
-        link.open()
-        try:
-            before = len(truth.commands("psu"))
-            asked_at = []
+        def between():
+            asked_at.append(time.monotonic())
+            raise FaultLatched("bench test is in a latched fault: estop")
 
-            def between():
-                asked_at.append(time.monotonic())
-                raise FaultLatched("bench test is in a latched fault: estop")
-
-            with pytest.raises(FaultLatched):
-                supply.post_poll([1], between).result()
-            first = truth.commands("psu")[before]
-            # The gap runs from the end of the first reply, which came after its line.
-            assert asked_at[0] - first["monotonic"] >= dialect.link.min_gap
-        finally:
-            link.close()
+        with pytest.raises(FaultLatched):
+            supply.post_poll([1], between).result()
+        first = truth.commands("psu")[before]
+        # The gap runs from the end of the first reply, which came after its line.
+        assert asked_at[0] - first["monotonic"] >= gap
 
 
 def test_a_pass_counts_the_closes_when_it_is_asked_for_not_when_first_read(pipes):
