@@ -96,9 +96,7 @@ class SerialLink:
         with self._lock:
             self._usable()
             self._read_owed()
-            wait = self._ready_at - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
+            self.wait_gap()
             try:
                 self._port.write(data)  # type: ignore[union-attr]
             except (serial.SerialException, OSError) as exc:
@@ -191,7 +189,8 @@ class SerialLink:
             self._ready_at = time.monotonic() + self.link.min_gap
 
     def wait_gap(self) -> None:
-        """Wait, holding nothing, until the link's next line may go out (its gap)."""
+        """Wait until the link's next line may go out (its gap). Takes no lock: a caller
+        holding nothing may wait it out too (a poll between its lines)."""
         wait = self._ready_at - time.monotonic()
         if wait > 0:
             time.sleep(wait)

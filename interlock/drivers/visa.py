@@ -161,7 +161,7 @@ class VisaTransport:
         with self._lock:
             self._usable()
             self._read_owed()
-            self._keep_gap()
+            self.wait_gap()
             try:
                 self._session.write_raw(data)
             except Exception as exc:
@@ -241,7 +241,7 @@ class VisaTransport:
         """``intent``'s line out, once a reply still owed is read (under the lock)."""
         self._usable()
         self._read_owed()
-        self._keep_gap()
+        self.wait_gap()
         try:
             self._writer.send(intent)
         except InstrumentError:
@@ -303,10 +303,8 @@ class VisaTransport:
         return b"".join(parts)
 
     def wait_gap(self) -> None:
-        """Wait, holding nothing, until the session's next line may go out (its gap)."""
-        self._keep_gap()
-
-    def _keep_gap(self) -> None:
+        """Wait until the session's next line may go out (its gap). Takes no lock: a
+        caller holding nothing may wait it out too (a poll between its lines)."""
         if self.gap:
             wait = self._ready_at - time.monotonic()
             if wait > 0:
