@@ -22,6 +22,7 @@ from interlock.drivers.serial_link import SerialLink
 from interlock.errors import FaultLatched, ProtocolError
 from interlock.journal import Journal
 from interlock.posted import Posted
+from tests.controller.test_visa_transport import scripted, until
 from tests.dialects.test_korad_twin import korad_twin
 
 
@@ -131,8 +132,6 @@ def test_a_reply_cut_short_on_a_socket_holds_up_no_other(tmp_path, side_by_side)
     # Real sessions: the slow instrument's reply stops half way, and only then does the
     # fast one answer. Both replies show on their sockets; the fast one's comes back
     # first, while the slow one's is still cut short.
-    from tests.controller.test_visa_transport import scripted
-
     release, begun = threading.Event(), threading.Event()
 
     def slow_reply(conn) -> None:
@@ -228,8 +227,6 @@ def test_a_serial_reply_still_owed_is_read_before_the_next_line_and_kept(korad):
 
 
 def test_a_serial_reply_framed_by_its_width_is_ready_once_all_its_bytes_are_in(korad):
-    from tests.controller.test_visa_transport import until
-
     link, journal = korad
     link.send(journal.command_intent("psu", "VSET1:04.20"))
     owed = link.post(journal.query_intent("psu", "VSET1?"), 5)
@@ -301,10 +298,7 @@ def test_a_serial_reply_framed_by_its_width_is_not_ready_with_only_some_of_its_b
             time.sleep(0.05)  # all three in, most likely: not ready either way
             assert not link.reply_ready(owed.token)
             os.write(master, b"20")
-            deadline = time.monotonic() + 10
-            while not link.reply_ready(owed.token):
-                assert time.monotonic() < deadline, "the whole reply never showed as ready"
-                time.sleep(0.005)
+            assert until(lambda: link.reply_ready(owed.token)), "never ready when whole"
             assert link.collect(owed.token) == "04.20"
     finally:
         link.close()
@@ -397,8 +391,6 @@ def test_a_pass_counts_the_closes_when_it_is_asked_for_not_when_first_read(pipes
 def test_a_serial_reply_is_not_ready_while_another_exchange_holds_the_link(korad):
     link, journal = korad
     owed = link.post(journal.query_intent("psu", "VSET1?"), 5)
-    from tests.controller.test_visa_transport import until
-
     assert until(lambda: link.reply_ready(owed.token))
     with link._lock:  # as another exchange holds it
         assert not link.reply_ready(owed.token)
