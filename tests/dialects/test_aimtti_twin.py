@@ -24,7 +24,7 @@ TABLE = [
     ("I2 0.1", None),
     ("I2?", "I2 0.100"),
     ("OP2?", "0"),
-    ("V2O?", "0.000V"),  # off
+    ("V2O?", 0.0),  # off: a reading too, within its noise
     ("OP2 1", None),
     ("OP2?", "1"),
     ("V2O?", 1.2),  # 100 ohm: 12 mA, below the 100 mA limit
