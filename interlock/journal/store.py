@@ -24,6 +24,12 @@ there are.
 After each commit the witness beside the database (:mod:`interlock.journal.witness`)
 is moved to the new head: the head kept where a cut of the database does not
 reach it.
+
+Before each commit the journal asks whether its files are still the ones it
+opened (:class:`~interlock.journal.files.OnDisk`): SQLite writes on, without
+an error, to files removed under it. When one went, the write that found it
+is refused and a thread of the journal puts back what it holds open
+(:meth:`Journal._begin_putting_back`).
 """
 
 from __future__ import annotations
@@ -53,7 +59,15 @@ from interlock.journal.entries import (
     file_digest,
     writable_text,
 )
-from interlock.journal.files import OWNER_ONLY, JournalAccess, apply
+from interlock.journal.files import (
+    OWNER_ONLY,
+    JournalAccess,
+    OnDisk,
+    apply,
+    companions,
+    file_identity,
+    save_open_copy,
+)
 from interlock.journal.intent import (
     _JOURNAL_TOKEN,
     DurableIntent,
@@ -61,7 +75,7 @@ from interlock.journal.intent import (
     is_off_only,
     is_pure_query,
 )
-from interlock.journal.witness import START, Point, Witness, WitnessRecord
+from interlock.journal.witness import START, Point, Witness, WitnessRecord, witness_path
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +293,12 @@ class Journal:
         except BaseException:
             self._conn.close()
             raise
+        # The files as opened, asked again before every commit (see _write_transaction);
+        # and why nothing can be written any more, once a file went and could not be
+        # put back.
+        self._on_disk = self._files_now()
+        self._lost: str | None = None
+        self._putting_back: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -303,6 +323,9 @@ class Journal:
         return Witness.create(self.path, WitnessRecord(START, START), self._access or OWNER_ONLY)
 
     def close(self) -> None:
+        putting_back = self._putting_back
+        if putting_back is not None:  # what it puts back is the record: let it finish
+            putting_back.join()
         with contextlib.suppress(JournalError):
             self.flush()
         with self._lock:
@@ -343,9 +366,16 @@ class Journal:
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             raise JournalError(f"{self.path}: journal busy for {wait:g} s (a write in progress)")
         try:
+            if self._lost is not None:
+                raise JournalError(self._lost)
             conn = self._conn
             if conn is None:
                 raise JournalError(f"{self.path}: journal is closed")
+            if self._putting_back is not None:
+                raise JournalError(f"{self.path}: being put back (a file of it went while in use)")
+            changed = self._on_disk.changed()
+            if changed:
+                raise JournalError(self._begin_putting_back(changed))
             try:
                 # Left as set after the write: the next write sets its own, and a
                 # read (WAL: it waits for no writer) seldom waits at all.
@@ -399,6 +429,166 @@ class Journal:
             self._witness_after_commit(conn, *committed)
         finally:
             self._lock.release()
+
+    def _files_now(self) -> OnDisk:
+        return OnDisk.now((self.path, *companions(self.path), witness_path(self.path)))
+
+    @property
+    def putting_back(self) -> bool:
+        """Whether files that went are being put back (see :meth:`_begin_putting_back`)."""
+        return self._putting_back is not None
+
+    def _begin_putting_back(self, changed: list[tuple[Path, str]]) -> str:
+        """Files of the journal went (or others took their places) while it held them open.
+        Returns why the write that found it is refused: not a commit anyone asked for,
+        and whoever asked (the controller trips on it) must hear of it at once. What the
+        journal holds is put back by a thread of its own: copying a large journal takes
+        seconds, which neither that write nor the trip it starts may wait for. The thread
+        holds the write lock meanwhile: writers wait for it as for any write (the safe
+        state's off commands at most SAFE_OFF_WAIT_S, then they go out unjournaled).
+        Called holding the write lock."""
+        found = "; ".join(f"{path.name} was {how}" for path, how in changed)
+        said = f"{self.path}: {found} while in use"
+        thread = threading.Thread(
+            target=self._put_back, args=(changed, said), name="interlock-journal-put-back"
+        )
+        self._putting_back = thread
+        thread.start()  # it waits for the write lock this write holds
+        message = (
+            f"{said}: being put back from what this journal holds open; the write that "
+            "found it was refused"
+        )
+        log.critical("%s", message)
+        return message
+
+    def _put_back(self, changed: list[tuple[Path, str]], said: str) -> None:
+        with self._lock:
+            try:
+                self._files_changed(changed, said)
+            except Exception as error:  # whatever it was: the journal says so, and stops
+                self._lost = (
+                    f"{said}: not put back ({type(error).__name__}: {error}); nothing more is "
+                    "written to it (start the service again)"
+                )
+                log.critical("%s", self._lost)
+            finally:
+                self._putting_back = None
+
+    def _files_changed(self, changed: list[tuple[Path, str]], said: str) -> None:
+        """What the journal holds, written back where it can be, and the journal on it; or,
+        where it cannot be, saved beside it and nothing more written (``_lost``).
+        Called holding the write lock."""
+        conn = self._conn
+        if conn is None:
+            return
+        gone = {path for path, _ in changed}
+        try:
+            head = self._head(conn)
+        except sqlite3.Error as error:
+            self._lost = f"{said}: unreadable ({error}); nothing more is written to it"
+            log.critical("%s", self._lost)
+            return
+        access = self._access or OWNER_ONLY
+        how = "the witness put back from the one this journal held open"
+        if gone & {self.path, *companions(self.path)}:
+            goes_on, how = self._database_back(conn, head, access)
+            if not goes_on:
+                self._lost = (
+                    f"{said}: {how}; nothing more is written to it (start the service again)"
+                )
+                log.critical("%s", self._lost)
+                return
+        if witness_path(self.path) in gone:
+            self._put_witness_back(access)
+        self._on_disk = self._files_now()
+        found = "; ".join(f"{path.name} was {way}" for path, way in changed)
+        with self._staged_lock:  # on disk with the next commit, to the files put back
+            self._staged.append(
+                self._pending(
+                    Kind.JOURNAL,
+                    {"action": "put back", "found": found, "how": how, "last": head.seq},
+                    None,
+                    "",
+                )
+            )
+        log.critical("%s: %s (entries up to seq %d: nothing lost)", said, how, head.seq)
+
+    def _database_back(
+        self, conn: sqlite3.Connection, head: Point, access: JournalAccess
+    ) -> tuple[bool, str]:
+        """The database where it belongs again, and this journal on it: (True, how), or
+        (False, why not).
+
+        Its place free: written back there from the open connection. Another file there
+        that holds this journal's chain to its head: taken (another writer put it back).
+        Anything else (another file, or the database still there with its -wal or -shm
+        gone, which SQLite cannot share safely with other processes any more): saved
+        beside it."""
+        # The -wal and -shm of the file that went, where they are still ours: SQLite would
+        # read them into whatever file is at the path (its pages are all there).
+        ours = [
+            path
+            for path, held in zip(self._on_disk.paths[1:3], self._on_disk.held[1:3], strict=True)
+            if held is not None and file_identity(path) == held
+        ]
+        replaced = self._on_disk.held[0] != file_identity(self.path) and self.path.exists()
+        if replaced and not ours:
+            other = self._continuing(head)
+            if other is not None:
+                self._reopened(conn, other)
+                return True, "another writer had put it back"
+        try:
+            where, put_back = save_open_copy(conn, self.path, access)
+        except JournalError as error:
+            return False, str(error)
+        if not put_back:
+            return False, f"what this journal held (up to seq {head.seq}) is saved as {where.name}"
+        conn.close()  # SQLite neither checkpoints nor removes anything of a file that went
+        self._conn = None
+        for path in ours:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        try:
+            self._conn = connect(self.path, create=False, busy_timeout=self._busy_timeout)
+        except JournalError as error:
+            return False, f"put back, then {error}"
+        self._busy_ms = None
+        return True, "put back from what this journal held open"
+
+    def _continuing(self, head: Point) -> sqlite3.Connection | None:
+        """A connection to the journal now at the path, if it holds this chain to ``head``."""
+        try:
+            other = connect(self.path, create=False, busy_timeout=self._busy_timeout)
+        except JournalError:
+            return None
+        try:
+            if holds_point(other, *head):
+                return other
+        except sqlite3.Error:
+            pass
+        other.close()
+        return None
+
+    def _reopened(self, conn: sqlite3.Connection, other: sqlite3.Connection) -> None:
+        conn.close()
+        self._conn = other
+        self._busy_ms = None
+
+    def _put_witness_back(self, access: JournalAccess) -> None:
+        """The witness made again from the one still held open, if it went; the one at
+        its path taken as it is, if another took its place (verification judges it)."""
+        held = self._witness
+        if held is None:
+            return
+        try:
+            witness = Witness.open(self.path)
+            if witness is None:
+                witness = Witness.create(self.path, held.read(), access)
+        except JournalError as error:
+            log.critical("%s: witness not put back: %s", held.path, error)
+            return
+        held.close()
+        self._witness = witness
 
     def _witness_after_commit(
         self,

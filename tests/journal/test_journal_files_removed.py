@@ -1,0 +1,223 @@
+"""A journal whose files are removed, or replaced, while it holds them open.
+
+Without a check, SQLite goes on writing to the removed files: every commit after
+that "succeeds", goes nowhere anyone will find it, and is gone when the process
+ends. The journal asks before each commit: it refuses the write that found it,
+puts back what it holds (in a thread of its own) where the place is free, and
+refuses every write when it cannot put the record back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from interlock.errors import JournalError
+from interlock.journal import Journal, JournalReader, verify_journal
+from interlock.journal.files import companions
+from interlock.journal.witness import read_witness, witness_path
+
+
+def append(journal: Journal, count: int) -> None:
+    for i in range(count):
+        journal.measurement("VBUS", voltage=float(i))
+
+
+def kinds_in(path: Path) -> list[str]:
+    """Every entry's kind, read by a connection of its own (as another process would)."""
+    with JournalReader(path) as reader:
+        return [entry.kind for entry in reader.entries()]
+
+
+def settled(journal: Journal) -> None:
+    """Once what the journal puts back is put back (a thread of its own does it)."""
+    deadline = time.monotonic() + 10
+    while journal.putting_back:
+        assert time.monotonic() < deadline, "still putting back"
+        time.sleep(0.001)
+
+
+def put_back_entries(path: Path) -> list:
+    with JournalReader(path) as reader:
+        return [e for e in reader.entries() if e.payload.get("action") == "put back"]
+
+
+def remove(*paths: Path) -> None:
+    for path in paths:
+        os.unlink(path)
+
+
+def every_file(journal: Journal) -> list[Path]:
+    return [journal.path, *companions(journal.path), witness_path(journal.path)]
+
+
+def test_a_journal_removed_with_all_its_files_is_put_back_whole(journal, caplog):
+    append(journal, 20)
+    remove(*every_file(journal))  # rm journal.sqlite*
+    with pytest.raises(JournalError, match=r"journal\.sqlite was removed.*being put back"):
+        append(journal, 1)
+    settled(journal)
+    # The copy is made by a thread of its own, not by the write that found it (nor the
+    # trip it starts): copying a large journal takes seconds.
+    said = [(r.threadName, "being put back" in r.getMessage()) for r in caplog.records]
+    assert said == [("MainThread", True), ("interlock-journal-put-back", False)]
+    report = verify_journal(journal.path)  # the chain and its witness, as put back
+    assert (report.entries, report.last_seq) == (20, 20)
+    assert read_witness(journal.path).record.head.seq == 20
+    # It goes on there: the next write is in the file, after its own record of the event.
+    append(journal, 1)
+    assert kinds_in(journal.path) == ["measurement"] * 20 + ["journal", "measurement"]
+    (put_back,) = put_back_entries(journal.path)
+    assert put_back.kind == "journal"
+    assert put_back.payload["how"] == "put back from what this journal held open"
+    assert put_back.payload["last"] == 20
+    assert "journal.sqlite was removed" in put_back.payload["found"]
+    assert verify_journal(journal.path).entries == 22
+
+
+def test_without_the_check_the_writes_after_a_removal_go_nowhere(tmp_path):
+    """What the check is for: SQLite itself takes the writes without a word."""
+    path = tmp_path / "plain.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (x)")
+    remove(path, *companions(path))
+    conn.execute("INSERT INTO t VALUES (1)")  # no error
+    conn.close()
+    assert not path.exists()
+
+
+def test_the_database_alone_removed_is_put_back_and_its_old_wal_not_replayed(journal):
+    append(journal, 5)
+    remove(journal.path)  # -wal and -shm stay: the connection's own
+    with pytest.raises(JournalError, match="being put back"):
+        append(journal, 1)
+    settled(journal)
+    append(journal, 3)
+    assert kinds_in(journal.path) == ["measurement"] * 5 + ["journal"] + ["measurement"] * 3
+    assert verify_journal(journal.path).entries == 9
+
+
+def test_entries_staged_before_the_removal_are_written_after_it(journal):
+    append(journal, 3)
+    staged = journal.measurement("VBUS", voltage=9.0, durable=False)
+    remove(*every_file(journal))
+    with pytest.raises(JournalError):
+        journal.flush()
+    settled(journal)
+    journal.flush()
+    assert staged.seq == 4
+    assert kinds_in(journal.path) == ["measurement"] * 4 + ["journal"]
+
+
+def test_a_directory_removed_is_made_again_and_the_journal_put_back(tmp_path, clock):
+    run = tmp_path / "run"
+    with Journal(run / "journal.sqlite", bench="sim-bench", clock=clock) as journal:
+        append(journal, 4)
+        shutil.rmtree(run)  # rm -rf run/
+        with pytest.raises(JournalError, match="being put back"):
+            append(journal, 1)
+        settled(journal)
+        append(journal, 1)
+    assert oct(run.stat().st_mode & 0o777) == oct(0o700)
+    assert oct((run / "journal.sqlite").stat().st_mode & 0o777) == oct(0o600)
+    assert verify_journal(run / "journal.sqlite").entries == 6
+
+
+def test_a_journal_replaced_by_another_file_is_saved_beside_it_and_not_written_again(journal):
+    append(journal, 7)
+    other = journal.path.with_name("other.sqlite")
+    other.write_bytes(b"not this journal")
+    os.replace(other, journal.path)
+    with pytest.raises(JournalError, match=r"replaced by another file.*being put back"):
+        append(journal, 1)
+    settled(journal)
+    with pytest.raises(JournalError, match=r"saved as journal\.sqlite\.saved-"):
+        append(journal, 1)
+    assert journal.path.read_bytes() == b"not this journal"  # left as it is
+    (saved,) = journal.path.parent.glob("journal.sqlite.saved-*")
+    with JournalReader(saved) as reader:
+        assert len(list(reader.entries())) == 7
+    # Nothing more: each later write is refused, saying why.
+    for _ in range(2):
+        with pytest.raises(JournalError, match="nothing more is written"):
+            append(journal, 1)
+    assert journal.path.read_bytes() == b"not this journal"
+
+
+def test_a_wal_removed_saves_the_journal_beside_it_and_stops_writing(journal):
+    append(journal, 6)
+    remove(Path(f"{journal.path}-wal"))
+    with pytest.raises(JournalError, match=r"journal\.sqlite-wal was removed"):
+        append(journal, 1)
+    settled(journal)
+    with pytest.raises(JournalError, match=r"journal\.sqlite-wal was removed.*saved as"):
+        append(journal, 1)
+    (saved,) = journal.path.parent.glob("journal.sqlite.saved-*")
+    with JournalReader(saved) as reader:  # what was still in the removed -wal included
+        assert len(list(reader.entries())) == 6
+    with pytest.raises(JournalError, match="nothing more is written"):
+        append(journal, 1)
+
+
+def test_a_witness_removed_is_put_back_at_the_head_it_held(journal):
+    append(journal, 8)
+    remove(witness_path(journal.path))
+    with pytest.raises(JournalError, match=r"journal\.sqlite\.head was removed"):
+        append(journal, 1)
+    settled(journal)
+    assert read_witness(journal.path).record.head.seq == 8
+    append(journal, 2)
+    report = verify_journal(journal.path)
+    assert (report.entries, read_witness(journal.path).record.head.seq) == (11, 11)
+
+
+def test_a_journal_left_alone_is_never_taken_for_removed(journal):
+    # Commits, checkpoints and other processes' connections change none of the files.
+    append(journal, 50)
+    with JournalReader(journal.path) as reader:
+        assert len(list(reader.entries())) == 50
+    other = Journal(journal.path, bench="sim-bench")
+    try:
+        append(other, 5)
+    finally:
+        other.close()
+    conn = sqlite3.connect(journal.path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    append(journal, 5)
+    assert verify_journal(journal.path).entries == 60
+
+
+@pytest.mark.parametrize("removed", ["every file", "the database alone"])
+def test_a_second_writer_goes_on_in_the_journal_the_first_put_back(journal, removed):
+    """The guardian holds the service's journal open too: after the service put it
+    back, the guardian's next write finds another file there, holding its chain, and
+    goes on in it rather than saving a copy of its own. (The -wal and -shm the two
+    shared are not the new file's: the first writer removes them before it opens it.)"""
+    other = Journal(journal.path, bench="sim-bench", actor="guardian")
+    try:
+        append(journal, 4)
+        append(other, 2)
+        remove(*(every_file(journal) if removed == "every file" else [journal.path]))
+        with pytest.raises(JournalError, match="being put back"):
+            append(journal, 1)
+        settled(journal)
+        with pytest.raises(JournalError, match=r"journal\.sqlite was replaced by another file"):
+            append(other, 1)
+        settled(other)
+        append(other, 1)
+        append(journal, 1)
+    finally:
+        other.close()
+    hows = sorted(e.payload["how"] for e in put_back_entries(journal.path))
+    assert hows == ["another writer had put it back", "put back from what this journal held open"]
+    assert not list(journal.path.parent.glob("*.saved-*"))
+    report = verify_journal(journal.path)
+    assert report.entries == 4 + 2 + 2 + 1 + 1  # both writers' entries and each one's record
+    assert read_witness(journal.path).record.head.seq == report.last_seq
