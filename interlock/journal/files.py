@@ -8,8 +8,8 @@ the process's umask. SQLite gives ``-wal`` and ``-shm`` the database's mode
 itself, but the creating process's group: a writer gives them the group after
 opening.
 
-Whether they are still the ones opened: :class:`OnDisk`; and what the writer
-does when one went, :func:`save_open_copy`.
+Whether they are still the ones opened: :class:`OnDisk` (what the writer does
+when one went: :mod:`interlock.journal.putback`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import grp
 import os
-import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from interlock.errors import JournalError
@@ -112,87 +110,53 @@ def sync_directory(path: Path) -> None:
         os.close(fd)
 
 
-# -- the files a connection holds open ---------------------------------------------------
+# -- the files a writer holds open ------------------------------------------------------
 
 
 def file_identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of what is at ``path`` now, or None if nothing is (or it cannot
-    be reached: a directory removed or replaced)."""
+    """(device, inode) of what is at ``path`` now, or None if nothing is there (its
+    directory included). Another error (a permission, an I/O error) is raised: it says
+    nothing of whether the file is the same."""
     try:
         found = os.stat(path)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return found.st_dev, found.st_ino
 
 
 @dataclass(frozen=True)
 class OnDisk:
-    """Files as a writer opened them (the database, ``-wal``, ``-shm``, the witness),
-    each by device and inode.
+    """Files as a writer holds them open (the database, ``-wal``, ``-shm``, the
+    witness), each by device and inode (None: it had none).
 
     A file removed while a writer holds it open, or another file put in its place,
     does not stop the writer: it goes on writing where nobody else, and no later
-    start, will find what it writes. A ``stat`` a file tells (a microsecond or so),
+    start, will find what it writes. A ``stat`` per file tells (about a microsecond),
     so the journal asks before every commit.
     """
 
-    paths: tuple[Path, ...]
-    held: tuple[tuple[int, int] | None, ...]
-
-    @classmethod
-    def now(cls, paths: tuple[Path, ...]) -> OnDisk:
-        return cls(paths, tuple(file_identity(path) for path in paths))
+    held: tuple[tuple[Path, tuple[int, int] | None], ...]
 
     def changed(self) -> list[tuple[Path, str]]:
-        """Each file that is no longer the one opened, and how (``"removed"``, ``"replaced
-        by another file"``). A file that was not there when opened is not asked about."""
+        """Each file that is no longer the one held, and how (``"removed"``, ``"replaced
+        by another file"``). A file it had none of, or one that cannot be looked at now,
+        is not counted."""
         changed = []
-        for path, held in zip(self.paths, self.held, strict=True):
+        for path, held in self.held:
             if held is None:
                 continue
-            now = file_identity(path)
+            try:
+                now = file_identity(path)
+            except OSError:
+                continue  # cannot tell: not a reason to stop writing
             if now != held:
                 changed.append((path, "removed" if now is None else "replaced by another file"))
         return changed
 
-
-def save_open_copy(
-    conn: sqlite3.Connection, path: Path, access: JournalAccess
-) -> tuple[Path, bool]:
-    """Write the database ``conn`` holds to disk again, durably: at ``path`` if nothing
-    is there now (put back), else beside it as ``NAME.saved-TIME``. Returns where it
-    went and whether that is ``path``.
-
-    SQLite's backup reads through ``conn``, so the copy holds every commit the
-    connection made, those still in a ``-wal`` that was removed included. Made under
-    a name of its own first and linked into place, so no file is ever overwritten
-    and no half-written copy ever has the journal's name.
-    """
-    make_directory(path.parent, access)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    partial = path.with_name(f".{path.name}.saving-{os.getpid()}-{stamp}")
-    try:
-        os.close(create_file(partial, access))
-        copy = sqlite3.connect(partial)
+    def holds(self, path: Path) -> bool:
+        """Whether the file at ``path`` now is the one held there."""
+        held = dict(self.held).get(path)
         try:
-            conn.backup(copy)
-        finally:
-            copy.close()
-        fd = os.open(partial, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(partial, path)  # fails if anything is there: nothing is overwritten
-            where, put_back = path, True
-        except FileExistsError:
-            where, put_back = path.with_name(f"{path.name}.saved-{stamp}"), False
-            os.link(partial, where)
-        os.unlink(partial)
-        sync_directory(path.parent)
-    except (OSError, sqlite3.Error) as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise JournalError(f"cannot save the open copy of {path}: {exc}") from exc
-    return where, put_back
+            return held is not None and file_identity(path) == held
+        except OSError:
+            return False

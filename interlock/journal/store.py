@@ -66,7 +66,6 @@ from interlock.journal.files import (
     apply,
     companions,
     file_identity,
-    save_open_copy,
 )
 from interlock.journal.intent import (
     _JOURNAL_TOKEN,
@@ -75,7 +74,8 @@ from interlock.journal.intent import (
     is_off_only,
     is_pure_query,
 )
-from interlock.journal.witness import START, Point, Witness, WitnessRecord, witness_path
+from interlock.journal.putback import put_back
+from interlock.journal.witness import START, Point, Witness, WitnessRecord
 
 log = logging.getLogger(__name__)
 
@@ -323,11 +323,18 @@ class Journal:
         return Witness.create(self.path, WitnessRecord(START, START), self._access or OWNER_ONLY)
 
     def close(self) -> None:
-        putting_back = self._putting_back
-        if putting_back is not None:  # what it puts back is the record: let it finish
-            putting_back.join()
+        self._await_put_back()
         with contextlib.suppress(JournalError):
             self.flush()
+        self._await_put_back()  # one the flush began
+        with self._lock:
+            # Nothing written since found it (nothing was staged): put back now, closing
+            # may wait; or what the connection holds goes with it.
+            went = self._conn is not None and self._lost is None and self._on_disk.changed()
+            if went:
+                self._put_back_now(self._said(went))
+        with contextlib.suppress(JournalError):
+            self.flush()  # what waited for a put-back, and the record of it
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
@@ -335,6 +342,11 @@ class Journal:
             if self._witness is not None:
                 self._witness.close()
                 self._witness = None
+
+    def _await_put_back(self) -> None:
+        putting_back = self._putting_back
+        if putting_back is not None:  # what it puts back is the record: let it finish
+            putting_back.join()
 
     def __enter__(self) -> Journal:
         return self
@@ -431,29 +443,41 @@ class Journal:
             self._lock.release()
 
     def _files_now(self) -> OnDisk:
-        return OnDisk.now((self.path, *companions(self.path), witness_path(self.path)))
+        """The files as held now: the database's by their paths, the witness by the file
+        this journal holds open (so one that goes at any time is seen at the next commit)."""
+        held = tuple((path, file_identity(path)) for path in (self.path, *companions(self.path)))
+        witness = self._witness
+        if witness is not None:
+            held += ((witness.path, witness.identity()),)
+        return OnDisk(held)
 
     @property
     def putting_back(self) -> bool:
         """Whether files that went are being put back (see :meth:`_begin_putting_back`)."""
         return self._putting_back is not None
 
+    def _said(self, changed: list[tuple[Path, str]]) -> str:
+        found = "; ".join(f"{path.name} was {how}" for path, how in changed)
+        return f"{self.path}: {found} while in use"
+
     def _begin_putting_back(self, changed: list[tuple[Path, str]]) -> str:
         """Files of the journal went (or others took their places) while it held them open.
         Returns why the write that found it is refused: not a commit anyone asked for,
         and whoever asked (the controller trips on it) must hear of it at once. What the
-        journal holds is put back by a thread of its own: copying a large journal takes
-        seconds, which neither that write nor the trip it starts may wait for. The thread
-        holds the write lock meanwhile: writers wait for it as for any write (the safe
-        state's off commands at most SAFE_OFF_WAIT_S, then they go out unjournaled).
-        Called holding the write lock."""
-        found = "; ".join(f"{path.name} was {how}" for path, how in changed)
-        said = f"{self.path}: {found} while in use"
+        journal holds is put back (:mod:`interlock.journal.putback`) by a thread of its
+        own: the copy takes time that neither that write nor the trip it starts may wait
+        for. The thread holds the write lock meanwhile; the safe state's off commands do
+        not wait for it (:meth:`_off_intent`). Called holding the write lock."""
+        said = self._said(changed)
         thread = threading.Thread(
-            target=self._put_back, args=(changed, said), name="interlock-journal-put-back"
+            target=self._put_back, args=(said,), name="interlock-journal-put-back"
         )
         self._putting_back = thread
-        thread.start()  # it waits for the write lock this write holds
+        try:
+            thread.start()  # it waits for the write lock this write holds
+        except RuntimeError:  # no thread to be had: put back here, this write waits
+            self._putting_back = None
+            self._put_back_now(said)
         message = (
             f"{said}: being put back from what this journal holds open; the write that "
             "found it was refused"
@@ -461,134 +485,57 @@ class Journal:
         log.critical("%s", message)
         return message
 
-    def _put_back(self, changed: list[tuple[Path, str]], said: str) -> None:
+    def _put_back(self, said: str) -> None:
         with self._lock:
             try:
-                self._files_changed(changed, said)
+                self._put_back_now(said)
             except Exception as error:  # whatever it was: the journal says so, and stops
-                self._lost = (
-                    f"{said}: not put back ({type(error).__name__}: {error}); nothing more is "
-                    "written to it (start the service again)"
-                )
+                self._lost = f"{said}: not put back ({type(error).__name__}: {error})"
                 log.critical("%s", self._lost)
             finally:
                 self._putting_back = None
 
-    def _files_changed(self, changed: list[tuple[Path, str]], said: str) -> None:
-        """What the journal holds, written back where it can be, and the journal on it; or,
-        where it cannot be, saved beside it and nothing more written (``_lost``).
-        Called holding the write lock."""
+    def _put_back_now(self, said: str) -> None:
+        """Called holding the write lock: the files as they are now (more may have gone
+        since the write that found it) put back, or ``_lost`` says why not."""
         conn = self._conn
         if conn is None:
+            self._lost = f"{said}: closed before it could be put back"
+            log.critical("%s", self._lost)
             return
-        gone = {path for path, _ in changed}
+        changed = self._on_disk.changed() or []
         try:
             head = self._head(conn)
         except sqlite3.Error as error:
-            self._lost = f"{said}: unreadable ({error}); nothing more is written to it"
+            self._lost = f"{said}: cannot read what it holds ({error})"
             log.critical("%s", self._lost)
             return
-        access = self._access or OWNER_ONLY
-        how = "the witness put back from the one this journal held open"
-        if gone & {self.path, *companions(self.path)}:
-            goes_on, how = self._database_back(conn, head, access)
-            if not goes_on:
-                self._lost = (
-                    f"{said}: {how}; nothing more is written to it (start the service again)"
-                )
-                log.critical("%s", self._lost)
-                return
-        if witness_path(self.path) in gone:
-            self._put_witness_back(access)
+        outcome = put_back(
+            self.path,
+            conn,
+            self._witness,
+            self._on_disk,
+            head,
+            self._access or OWNER_ONLY,
+            self._busy_timeout,
+        )
+        self._conn, self._witness, self._busy_ms = outcome.conn, outcome.witness, None
+        if not outcome.goes_on:
+            self._lost = f"{said}: {outcome.how}; nothing more is written to it"
+            log.critical("%s", self._lost)
+            return
         self._on_disk = self._files_now()
-        found = "; ".join(f"{path.name} was {way}" for path, way in changed)
+        found = "; ".join(f"{path.name} was {how}" for path, how in changed)
         with self._staged_lock:  # on disk with the next commit, to the files put back
             self._staged.append(
                 self._pending(
                     Kind.JOURNAL,
-                    {"action": "put back", "found": found, "how": how, "last": head.seq},
+                    {"action": "put back", "found": found, "how": outcome.how, "last": head.seq},
                     None,
                     "",
                 )
             )
-        log.critical("%s: %s (entries up to seq %d: nothing lost)", said, how, head.seq)
-
-    def _database_back(
-        self, conn: sqlite3.Connection, head: Point, access: JournalAccess
-    ) -> tuple[bool, str]:
-        """The database where it belongs again, and this journal on it: (True, how), or
-        (False, why not).
-
-        Its place free: written back there from the open connection. Another file there
-        that holds this journal's chain to its head: taken (another writer put it back).
-        Anything else (another file, or the database still there with its -wal or -shm
-        gone, which SQLite cannot share safely with other processes any more): saved
-        beside it."""
-        # The -wal and -shm of the file that went, where they are still ours: SQLite would
-        # read them into whatever file is at the path (its pages are all there).
-        ours = [
-            path
-            for path, held in zip(self._on_disk.paths[1:3], self._on_disk.held[1:3], strict=True)
-            if held is not None and file_identity(path) == held
-        ]
-        replaced = self._on_disk.held[0] != file_identity(self.path) and self.path.exists()
-        if replaced and not ours:
-            other = self._continuing(head)
-            if other is not None:
-                self._reopened(conn, other)
-                return True, "another writer had put it back"
-        try:
-            where, put_back = save_open_copy(conn, self.path, access)
-        except JournalError as error:
-            return False, str(error)
-        if not put_back:
-            return False, f"what this journal held (up to seq {head.seq}) is saved as {where.name}"
-        conn.close()  # SQLite neither checkpoints nor removes anything of a file that went
-        self._conn = None
-        for path in ours:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        try:
-            self._conn = connect(self.path, create=False, busy_timeout=self._busy_timeout)
-        except JournalError as error:
-            return False, f"put back, then {error}"
-        self._busy_ms = None
-        return True, "put back from what this journal held open"
-
-    def _continuing(self, head: Point) -> sqlite3.Connection | None:
-        """A connection to the journal now at the path, if it holds this chain to ``head``."""
-        try:
-            other = connect(self.path, create=False, busy_timeout=self._busy_timeout)
-        except JournalError:
-            return None
-        try:
-            if holds_point(other, *head):
-                return other
-        except sqlite3.Error:
-            pass
-        other.close()
-        return None
-
-    def _reopened(self, conn: sqlite3.Connection, other: sqlite3.Connection) -> None:
-        conn.close()
-        self._conn = other
-        self._busy_ms = None
-
-    def _put_witness_back(self, access: JournalAccess) -> None:
-        """The witness made again from the one still held open, if it went; the one at
-        its path taken as it is, if another took its place (verification judges it)."""
-        held = self._witness
-        if held is None:
-            return
-        try:
-            witness = Witness.open(self.path)
-            if witness is None:
-                witness = Witness.create(self.path, held.read(), access)
-        except JournalError as error:
-            log.critical("%s: witness not put back: %s", held.path, error)
-            return
-        held.close()
-        self._witness = witness
+        log.critical("%s: %s (entries up to seq %d: nothing lost)", said, outcome.how, head.seq)
 
     def _witness_after_commit(
         self,
@@ -938,6 +885,8 @@ class Journal:
 
     def _off_intent(self, instrument: str, raw: bytes, context: dict[str, Any]) -> DurableIntent:
         try:
+            if self._putting_back is not None:  # it holds the write lock while it copies
+                raise JournalError(f"{self.path}: being put back")
             # Not the busy timeout's seconds: a held journal must not hold the safe state.
             with self.waiting_at_most(SAFE_OFF_WAIT_S):
                 return self.command_intent(instrument, raw, **context)

@@ -227,6 +227,11 @@ class Witness:
             raise JournalError(f"{self.path}: witness is closed")
         return self._fd
 
+    def identity(self) -> tuple[int, int]:
+        """(device, inode) of the file this witness holds open, wherever its path points."""
+        found = os.fstat(self._descriptor())
+        return found.st_dev, found.st_ino
+
     def read(self) -> WitnessRecord:
         fd = self._descriptor()
         with _flocked(fd, fcntl.LOCK_SH, EXPLICIT_WAIT_S) as locked:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -64,8 +66,11 @@ def test_a_journal_removed_with_all_its_files_is_put_back_whole(journal, caplog)
     settled(journal)
     # The copy is made by a thread of its own, not by the write that found it (nor the
     # trip it starts): copying a large journal takes seconds.
-    said = [(r.threadName, "being put back" in r.getMessage()) for r in caplog.records]
-    assert said == [("MainThread", True), ("interlock-journal-put-back", False)]
+    threads = {r.threadName for r in caplog.records if "nothing lost" in r.getMessage()}
+    assert threads == {"interlock-journal-put-back"}
+    assert {r.threadName for r in caplog.records if "being put back" in r.getMessage()} == {
+        "MainThread"
+    }
     report = verify_journal(journal.path)  # the chain and its witness, as put back
     assert (report.entries, report.last_seq) == (20, 20)
     assert read_witness(journal.path).record.head.seq == 20
@@ -92,7 +97,7 @@ def test_without_the_check_the_writes_after_a_removal_go_nowhere(tmp_path):
     assert not path.exists()
 
 
-def test_the_database_alone_removed_is_put_back_and_its_old_wal_not_replayed(journal):
+def test_the_database_alone_removed_is_put_back_and_goes_on(journal):
     append(journal, 5)
     remove(journal.path)  # -wal and -shm stay: the connection's own
     with pytest.raises(JournalError, match="being put back"):
@@ -178,7 +183,8 @@ def test_a_witness_removed_is_put_back_at_the_head_it_held(journal):
 
 
 def test_a_journal_left_alone_is_never_taken_for_removed(journal):
-    # Commits, checkpoints and other processes' connections change none of the files.
+    # Commits, checkpoints, other writers and readers, in this process and in others,
+    # change none of the files.
     append(journal, 50)
     with JournalReader(journal.path) as reader:
         assert len(list(reader.entries())) == 50
@@ -187,11 +193,91 @@ def test_a_journal_left_alone_is_never_taken_for_removed(journal):
         append(other, 5)
     finally:
         other.close()
+    another_process = (
+        "import sys; from interlock.journal import Journal, verify_journal\n"
+        "with Journal(sys.argv[1], bench='sim-bench', actor='cli') as j:\n"
+        "    j.measurement('VBUS', voltage=1.0)\n"
+        "print(verify_journal(sys.argv[1]).entries)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", another_process, str(journal.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.split() == ["56"]
     conn = sqlite3.connect(journal.path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     append(journal, 5)
-    assert verify_journal(journal.path).entries == 60
+    assert not journal.putting_back
+    assert verify_journal(journal.path).entries == 61
+
+
+def test_a_journal_closed_after_its_files_went_is_put_back_first(tmp_path, clock):
+    """Nothing written after the removal finds it but the close: the record must not go
+    with the connection (a service stopped, a guardian stood down)."""
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path, bench="sim-bench", clock=clock)
+    append(journal, 5)
+    staged = journal.measurement("VBUS", voltage=9.0, durable=False)
+    remove(*every_file(journal))
+    journal.close()
+    assert staged.seq == 6
+    assert kinds_in(path) == ["measurement"] * 6 + ["journal"]
+    assert verify_journal(path).entries == 7
+
+    journal = Journal(path, bench="sim-bench", clock=clock)
+    append(journal, 2)
+    remove(*every_file(journal))  # nothing staged at all
+    journal.close()
+    assert verify_journal(path).entries == 10
+
+
+def test_a_witness_removed_while_the_database_is_put_back_is_put_back_too(journal):
+    """rm removes the files one by one, and a write may come between two of them: here
+    the witness goes while the database is being copied back (a journal large enough
+    for the copy to take a while). It is noticed at the next write, and put back."""
+    for _ in range(40):
+        for _ in range(999):
+            journal.measurement("VBUS", voltage=1.0, durable=False)
+        journal.flush()
+    remove(journal.path)
+    with pytest.raises(JournalError, match="being put back"):
+        append(journal, 1)
+    copies = journal.path.parent.glob
+    while journal.putting_back and not list(copies(".journal.sqlite.copy-*")):
+        pass  # the copy under way: what was gone has been looked at
+    remove(witness_path(journal.path))
+    settled(journal)
+    for _ in range(2):  # found by the put-back (if it looked after all), or by this write
+        try:
+            append(journal, 1)
+            break
+        except JournalError:
+            settled(journal)
+    assert witness_path(journal.path).exists()
+    report = verify_journal(journal.path)
+    assert read_witness(journal.path).record.head.seq == report.last_seq
+
+
+def test_an_off_command_does_not_wait_for_a_put_back(journal):
+    """The put-back holds the journal's write lock while it copies: the safe state's off
+    command goes out at once, unjournaled, and is journaled (flagged) right after."""
+    append(journal, 3)
+    remove(*every_file(journal))
+    with pytest.raises(JournalError, match="being put back"):
+        append(journal, 1)
+    if journal.putting_back:  # as a rule: the copy has hardly begun
+        intent = journal.safe_off_intent("psu1", "OUTP OFF,(@1)\n")
+        assert intent.seq == 0
+        assert journal.unjournaled == 1
+    settled(journal)
+    journal.flush()
+    with JournalReader(journal.path) as reader:
+        flagged = [e for e in reader.entries() if e.payload.get("unjournaled")]
+    assert len(flagged) == journal.unjournaled
 
 
 @pytest.mark.parametrize("removed", ["every file", "the database alone"])
