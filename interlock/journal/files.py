@@ -48,6 +48,16 @@ class JournalAccess:
 OWNER_ONLY = JournalAccess()
 
 
+def access_of(found: os.stat_result) -> JournalAccess:
+    """The access a file has: its group's, if the group may read it; else the owner's only."""
+    if not found.st_mode & 0o040:
+        return OWNER_ONLY
+    try:
+        return JournalAccess(grp.getgrgid(found.st_gid).gr_name)
+    except KeyError:  # a group without a name: none to give a copy
+        return OWNER_ONLY
+
+
 def companions(path: Path) -> list[Path]:
     """The files SQLite keeps beside a database in WAL mode."""
     return [Path(f"{path}-wal"), Path(f"{path}-shm")]

@@ -34,6 +34,7 @@ from pathlib import Path
 from interlock.errors import JournalError
 from interlock.journal.db import connect, holds_point
 from interlock.journal.files import (
+    OWNER_ONLY,
     JournalAccess,
     OnDisk,
     companions,
@@ -67,22 +68,32 @@ def put_back(
     witness: Witness | None,
     on_disk: OnDisk,
     head: Point,
-    access: JournalAccess,
+    access: JournalAccess | None,
     busy_timeout: float,
 ) -> Outcome:
     """The journal at ``path`` whole again where it can be (see the module's doc):
     ``conn`` and ``witness`` are what the writer holds, ``on_disk`` as it opened
-    them, ``head`` the last entry ``conn`` holds."""
+    them, ``head`` the last entry ``conn`` holds. ``access`` as the writer was opened
+    with it: None leaves the files' modes as they are, and what is made anew takes
+    those of the witness held open (else the owner's only)."""
     gone = {changed for changed, _ in on_disk.changed()}
+    made = access if access is not None else _access_held(witness)
     how = "the witness put back from the one this journal held open"
     if gone & {path, *companions(path)}:
-        outcome = _database_back(path, conn, on_disk, head, access, busy_timeout)
-        if not outcome.goes_on:
+        outcome = _database_back(path, conn, on_disk, head, access, made, busy_timeout)
+        if not outcome.goes_on or outcome.conn is None:
             return Outcome(False, outcome.how, outcome.conn, witness)
-        conn, how = outcome.conn, outcome.how  # type: ignore[assignment]
+        conn, how = outcome.conn, outcome.how
     if witness is not None and witness_path(path) in gone:
-        witness = _witness_back(path, witness, access)
+        witness = _witness_back(path, witness, made)
     return Outcome(True, how, conn, witness)
+
+
+def _access_held(witness: Witness | None) -> JournalAccess:
+    if witness is not None:
+        with contextlib.suppress(OSError, JournalError):
+            return witness.access()
+    return OWNER_ONLY
 
 
 def _database_back(
@@ -90,30 +101,29 @@ def _database_back(
     conn: sqlite3.Connection,
     on_disk: OnDisk,
     head: Point,
-    access: JournalAccess,
+    access: JournalAccess | None,
+    made: JournalAccess,
     busy_timeout: float,
 ) -> Outcome:
-    if on_disk.holds(path):  # the database is still there, its -wal or -shm is not
-        try:
-            where = _saved_beside(path, _copy(conn, path, access))
-        except (OSError, sqlite3.Error) as exc:
-            return Outcome(False, f"cannot save what it holds: {exc}", conn, None)
-        return Outcome(False, _saved_as(where, head), conn, None)
-    # Its -wal and -shm, where they are still there: they go before anything is put
-    # back, or SQLite would read them into whatever file is at the path (they hold all
-    # its pages), and another writer would take them for its own. The copy reads
-    # through the open connection, which needs them no more than a removed database.
-    ours = [companion for companion in companions(path) if on_disk.holds(companion)]
-    if path.exists() and not ours:
-        taken = _continuing(path, head, access, busy_timeout)
-        if taken is not None:
-            conn.close()
-            return Outcome(True, TAKEN, taken, None)
     try:
-        partial = _copy(conn, path, access)
-        for companion in ours:
-            with contextlib.suppress(FileNotFoundError):
-                companion.unlink()
+        if on_disk.holds(path):  # the database is still there, its -wal or -shm is not
+            where = _saved_beside(path, _copy(conn, path, made))
+            return Outcome(False, _saved_as(where, head), conn, None)
+        # Its -wal and -shm, where they are still there, go first: SQLite would read them
+        # into whatever file is at the path (they hold all its pages), and another
+        # writer would take them for its own. Each is looked at again just before: one
+        # another writer made meanwhile is not ours. The copy reads through the open
+        # connection, which needs them no more than it needs the removed database.
+        for companion in companions(path):
+            if on_disk.holds(companion):
+                with contextlib.suppress(FileNotFoundError):
+                    companion.unlink()
+        if path.exists():
+            taken = _continuing(path, head, access, busy_timeout)
+            if taken is not None:
+                conn.close()
+                return Outcome(True, TAKEN, taken, None)
+        partial = _copy(conn, path, made)
         try:
             os.link(partial, path)  # fails if anything is there: nothing is overwritten
         except FileExistsError:
@@ -123,20 +133,17 @@ def _database_back(
                 conn.close()
                 return Outcome(True, TAKEN, taken, None)
             return Outcome(False, _saved_as(_saved_beside(path, partial), head), conn, None)
+    except (OSError, sqlite3.Error, JournalError) as exc:
+        return Outcome(False, f"cannot put back what it holds: {exc}", conn, None)
+    with contextlib.suppress(OSError):  # it is in place: the rest is tidying
         os.unlink(partial)
         sync_directory(path.parent)
-    except (OSError, sqlite3.Error) as exc:
-        return Outcome(False, f"cannot put back what it holds: {exc}", conn, None)
     conn.close()  # of a database that went: SQLite neither checkpoints nor removes anything
     try:
-        return Outcome(
-            True,
-            PUT_BACK,
-            connect(path, create=False, busy_timeout=busy_timeout, access=access),
-            None,
-        )
+        again = connect(path, create=False, busy_timeout=busy_timeout, access=access)
     except JournalError as error:
         return Outcome(False, f"put back, then {error}", None, None)
+    return Outcome(True, PUT_BACK, again, None)
 
 
 def _copy(conn: sqlite3.Connection, path: Path, access: JournalAccess) -> Path:
@@ -176,7 +183,7 @@ def _saved_as(where: Path, head: Point) -> str:
 
 
 def _continuing(
-    path: Path, head: Point, access: JournalAccess, busy_timeout: float
+    path: Path, head: Point, access: JournalAccess | None, busy_timeout: float
 ) -> sqlite3.Connection | None:
     """A connection to the journal now at ``path``, if it holds this chain to ``head``."""
     try:

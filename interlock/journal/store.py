@@ -323,25 +323,32 @@ class Journal:
         return Witness.create(self.path, WitnessRecord(START, START), self._access or OWNER_ONLY)
 
     def close(self) -> None:
-        self._await_put_back()
-        with contextlib.suppress(JournalError):
-            self.flush()
-        self._await_put_back()  # one the flush began
-        with self._lock:
-            # Nothing written since found it (nothing was staged): put back now, closing
-            # may wait; or what the connection holds goes with it.
-            went = self._conn is not None and self._lost is None and self._on_disk.changed()
-            if went:
-                self._put_back_now(self._said(went))
-        with contextlib.suppress(JournalError):
-            self.flush()  # what waited for a put-back, and the record of it
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            if self._witness is not None:
-                self._witness.close()
-                self._witness = None
+        try:
+            while True:
+                self._await_put_back()
+                with contextlib.suppress(JournalError):
+                    self.flush()
+                self._await_put_back()  # one the flush began
+                with self._lock:
+                    if self._putting_back is not None:  # begun meanwhile by another write
+                        continue
+                    # Nothing written since found it (nothing was staged): put back now,
+                    # closing may wait; or what the connection holds goes with it.
+                    if self._conn is not None and self._lost is None:
+                        went = self._on_disk.changed()
+                        if went:
+                            self._put_back_safely(self._said(went))
+                break
+            with contextlib.suppress(JournalError):
+                self.flush()  # what waited for a put-back, and the record of it
+        finally:
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                if self._witness is not None:
+                    self._witness.close()
+                    self._witness = None
 
     def _await_put_back(self) -> None:
         putting_back = self._putting_back
@@ -444,12 +451,19 @@ class Journal:
 
     def _files_now(self) -> OnDisk:
         """The files as held now: the database's by their paths, the witness by the file
-        this journal holds open (so one that goes at any time is seen at the next commit)."""
-        held = tuple((path, file_identity(path)) for path in (self.path, *companions(self.path)))
+        this journal holds open (so one that goes at any time is seen at the next commit).
+        One that cannot be looked at is not watched."""
+        held: list[tuple[Path, tuple[int, int] | None]] = []
+        for path in (self.path, *companions(self.path)):
+            try:
+                held.append((path, file_identity(path)))
+            except OSError:
+                held.append((path, None))
         witness = self._witness
         if witness is not None:
-            held += ((witness.path, witness.identity()),)
-        return OnDisk(held)
+            with contextlib.suppress(OSError, JournalError):
+                held.append((witness.path, witness.identity()))
+        return OnDisk(tuple(held))
 
     @property
     def putting_back(self) -> bool:
@@ -477,7 +491,7 @@ class Journal:
             thread.start()  # it waits for the write lock this write holds
         except RuntimeError:  # no thread to be had: put back here, this write waits
             self._putting_back = None
-            self._put_back_now(said)
+            self._put_back_safely(said)
         message = (
             f"{said}: being put back from what this journal holds open; the write that "
             "found it was refused"
@@ -488,12 +502,21 @@ class Journal:
     def _put_back(self, said: str) -> None:
         with self._lock:
             try:
-                self._put_back_now(said)
-            except Exception as error:  # whatever it was: the journal says so, and stops
-                self._lost = f"{said}: not put back ({type(error).__name__}: {error})"
-                log.critical("%s", self._lost)
+                self._put_back_safely(said)
             finally:
                 self._putting_back = None
+
+    def _put_back_safely(self, said: str) -> None:
+        """:meth:`_put_back_now`, whatever it meets: an error no part is meant to raise
+        stops the journal writing, saying so, rather than reach a writer (or a close)."""
+        try:
+            self._put_back_now(said)
+        except Exception as error:
+            self._lost = (
+                f"{said}: not put back ({type(error).__name__}: {error}); nothing more is "
+                "written to it"
+            )
+            log.critical("%s", self._lost)
 
     def _put_back_now(self, said: str) -> None:
         """Called holding the write lock: the files as they are now (more may have gone
@@ -503,21 +526,17 @@ class Journal:
             self._lost = f"{said}: closed before it could be put back"
             log.critical("%s", self._lost)
             return
-        changed = self._on_disk.changed() or []
+        changed = self._on_disk.changed()
+        if not changed:  # put back meanwhile (by a close, or an earlier round)
+            return
         try:
             head = self._head(conn)
         except sqlite3.Error as error:
-            self._lost = f"{said}: cannot read what it holds ({error})"
+            self._lost = f"{said}: cannot read what it holds ({error}); nothing more is written"
             log.critical("%s", self._lost)
             return
         outcome = put_back(
-            self.path,
-            conn,
-            self._witness,
-            self._on_disk,
-            head,
-            self._access or OWNER_ONLY,
-            self._busy_timeout,
+            self.path, conn, self._witness, self._on_disk, head, self._access, self._busy_timeout
         )
         self._conn, self._witness, self._busy_ms = outcome.conn, outcome.witness, None
         if not outcome.goes_on:
@@ -549,6 +568,7 @@ class Journal:
             record = WitnessRecord(head, checked or head)
             if self._witness is None:
                 self._witness = Witness.create(self.path, record, self._access or OWNER_ONLY)
+                self._on_disk = self._files_now()  # watched from now on, as the others
             try:
                 self._witness.write(record)
             except OSError as exc:

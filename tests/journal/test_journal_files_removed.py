@@ -9,19 +9,22 @@ refuses every write when it cannot put the record back.
 
 from __future__ import annotations
 
+import grp
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from interlock.errors import JournalError
-from interlock.journal import Journal, JournalReader, verify_journal
-from interlock.journal.files import companions
+from interlock.journal import Journal, JournalReader, store, verify_journal
+from interlock.journal.files import JournalAccess, companions
+from interlock.journal.putback import put_back
 from interlock.journal.witness import read_witness, witness_path
 
 
@@ -247,8 +250,9 @@ def test_a_witness_removed_while_the_database_is_put_back_is_put_back_too(journa
     with pytest.raises(JournalError, match="being put back"):
         append(journal, 1)
     copies = journal.path.parent.glob
+    deadline = time.monotonic() + 10
     while journal.putting_back and not list(copies(".journal.sqlite.copy-*")):
-        pass  # the copy under way: what was gone has been looked at
+        assert time.monotonic() < deadline  # the copy under way: what went was looked at
     remove(witness_path(journal.path))
     settled(journal)
     for _ in range(2):  # found by the put-back (if it looked after all), or by this write
@@ -262,22 +266,59 @@ def test_a_witness_removed_while_the_database_is_put_back_is_put_back_too(journa
     assert read_witness(journal.path).record.head.seq == report.last_seq
 
 
-def test_an_off_command_does_not_wait_for_a_put_back(journal):
+def test_an_off_command_does_not_wait_for_a_put_back(journal, monkeypatch):
     """The put-back holds the journal's write lock while it copies: the safe state's off
     command goes out at once, unjournaled, and is journaled (flagged) right after."""
+    copying, go_on = threading.Event(), threading.Event()
+
+    def held_up(*arguments):
+        copying.set()
+        go_on.wait(10)
+        return put_back(*arguments)
+
+    monkeypatch.setattr(store, "put_back", held_up)
     append(journal, 3)
     remove(*every_file(journal))
     with pytest.raises(JournalError, match="being put back"):
         append(journal, 1)
-    if journal.putting_back:  # as a rule: the copy has hardly begun
-        intent = journal.safe_off_intent("psu1", "OUTP OFF,(@1)\n")
-        assert intent.seq == 0
-        assert journal.unjournaled == 1
+    assert copying.wait(10)  # the put-back holds the write lock from here
+    intent = journal.safe_off_intent("psu1", "OUTP OFF,(@1)\n")
+    assert (intent.seq, journal.unjournaled, journal.putting_back) == (0, 1, True)
+    go_on.set()
     settled(journal)
     journal.flush()
     with JournalReader(journal.path) as reader:
-        flagged = [e for e in reader.entries() if e.payload.get("unjournaled")]
-    assert len(flagged) == journal.unjournaled
+        (flagged,) = [e for e in reader.entries() if e.payload.get("unjournaled")]
+    # Not "journal busy for 0.05 s": it did not wait for the lock.
+    assert "being put back" in flagged.payload["unjournaled"]
+
+
+def test_a_writer_opened_without_a_group_keeps_the_journals(tmp_path):
+    """The guardian opens the service's journal without the bench's journal_group: what
+    it puts back, or takes, keeps the group the files had."""
+    group = next(g for g in grp.getgrall() if g.gr_gid != os.getgid())
+    path = tmp_path / "journal.sqlite"
+    service = Journal(path, bench="sim-bench", access=JournalAccess(group.gr_name))
+    guardian = Journal(path, bench="sim-bench", actor="guardian")
+    try:
+        append(service, 2)
+        remove(*every_file(service))
+        with pytest.raises(JournalError):
+            append(guardian, 1)  # the guardian is the one to put it back
+        settled(guardian)
+        append(guardian, 1)
+        with pytest.raises(JournalError):
+            append(service, 1)  # and the service takes it
+        settled(service)
+        append(service, 1)
+    finally:
+        guardian.close()
+        service.close()
+    for file in (path, *companions(path), witness_path(path)):
+        if file.exists():
+            found = file.stat()
+            assert (oct(found.st_mode & 0o777), found.st_gid) == (oct(0o640), group.gr_gid), file
+    assert verify_journal(path).entries == 2 + 1 + 1 + 1 + 1
 
 
 @pytest.mark.parametrize("removed", ["every file", "the database alone"])
