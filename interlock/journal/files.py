@@ -1,11 +1,15 @@
-"""Who may read the journal's files: its owner, or also one group named in bench.toml.
+"""The journal's files: who may read them, and whether they are still the ones opened.
 
-The database, SQLite's ``-wal`` and ``-shm`` beside it and the witness
+Who may read them: its owner, or also one group named in bench.toml. The
+database, SQLite's ``-wal`` and ``-shm`` beside it and the witness
 (:mod:`interlock.journal.witness`) are created ``0600`` (``0640`` and given
 to the group), and a directory made for them ``0700`` (``0750``), whatever
 the process's umask. SQLite gives ``-wal`` and ``-shm`` the database's mode
 itself, but the creating process's group: a writer gives them the group after
 opening.
+
+Whether they are still the ones opened: :class:`OnDisk` (what the writer does
+when one went: :mod:`interlock.journal.putback`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,16 @@ class JournalAccess:
 
 
 OWNER_ONLY = JournalAccess()
+
+
+def access_of(found: os.stat_result) -> JournalAccess:
+    """The access a file has: its group's, if the group may read it; else the owner's only."""
+    if not found.st_mode & 0o040:
+        return OWNER_ONLY
+    try:
+        return JournalAccess(grp.getgrgid(found.st_gid).gr_name)
+    except KeyError:  # a group without a name: none to give a copy
+        return OWNER_ONLY
 
 
 def companions(path: Path) -> list[Path]:
@@ -104,3 +118,55 @@ def sync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# -- the files a writer holds open ------------------------------------------------------
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of what is at ``path`` now, or None if nothing is there (its
+    directory included). Another error (a permission, an I/O error) is raised: it says
+    nothing of whether the file is the same."""
+    try:
+        found = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return found.st_dev, found.st_ino
+
+
+@dataclass(frozen=True)
+class OnDisk:
+    """Files as a writer holds them open (the database, ``-wal``, ``-shm``, the
+    witness), each by device and inode (None: it had none).
+
+    A file removed while a writer holds it open, or another file put in its place,
+    does not stop the writer: it goes on writing where nobody else, and no later
+    start, will find what it writes. A ``stat`` per file tells (about a microsecond),
+    so the journal asks before every commit.
+    """
+
+    held: tuple[tuple[Path, tuple[int, int] | None], ...]
+
+    def changed(self) -> list[tuple[Path, str]]:
+        """Each file that is no longer the one held, and how (``"removed"``, ``"replaced
+        by another file"``). A file it had none of, or one that cannot be looked at now,
+        is not counted."""
+        changed = []
+        for path, held in self.held:
+            if held is None:
+                continue
+            try:
+                now = file_identity(path)
+            except OSError:
+                continue  # cannot tell: not a reason to stop writing
+            if now != held:
+                changed.append((path, "removed" if now is None else "replaced by another file"))
+        return changed
+
+    def holds(self, path: Path) -> bool:
+        """Whether the file at ``path`` now is the one held there."""
+        held = dict(self.held).get(path)
+        try:
+            return held is not None and file_identity(path) == held
+        except OSError:
+            return False

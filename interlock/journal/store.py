@@ -24,6 +24,12 @@ there are.
 After each commit the witness beside the database (:mod:`interlock.journal.witness`)
 is moved to the new head: the head kept where a cut of the database does not
 reach it.
+
+Before each commit the journal asks whether its files are still the ones it
+opened (:class:`~interlock.journal.files.OnDisk`): SQLite writes on, without
+an error, to files removed under it. When one went, the write that found it
+is refused and a thread of the journal puts back what it holds open
+(:meth:`Journal._begin_putting_back`).
 """
 
 from __future__ import annotations
@@ -53,7 +59,14 @@ from interlock.journal.entries import (
     file_digest,
     writable_text,
 )
-from interlock.journal.files import OWNER_ONLY, JournalAccess, apply
+from interlock.journal.files import (
+    OWNER_ONLY,
+    JournalAccess,
+    OnDisk,
+    apply,
+    companions,
+    file_identity,
+)
 from interlock.journal.intent import (
     _JOURNAL_TOKEN,
     DurableIntent,
@@ -61,6 +74,7 @@ from interlock.journal.intent import (
     is_off_only,
     is_pure_query,
 )
+from interlock.journal.putback import put_back
 from interlock.journal.witness import START, Point, Witness, WitnessRecord
 
 log = logging.getLogger(__name__)
@@ -279,6 +293,12 @@ class Journal:
         except BaseException:
             self._conn.close()
             raise
+        # The files as opened, asked again before every commit (see _write_transaction);
+        # and why nothing can be written any more, once a file went and could not be
+        # put back.
+        self._on_disk = self._files_now()
+        self._lost: str | None = None
+        self._putting_back: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -303,15 +323,37 @@ class Journal:
         return Witness.create(self.path, WitnessRecord(START, START), self._access or OWNER_ONLY)
 
     def close(self) -> None:
-        with contextlib.suppress(JournalError):
-            self.flush()
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            if self._witness is not None:
-                self._witness.close()
-                self._witness = None
+        try:
+            while True:
+                self._await_put_back()
+                with contextlib.suppress(JournalError):
+                    self.flush()
+                self._await_put_back()  # one the flush began
+                with self._lock:
+                    if self._putting_back is not None:  # begun meanwhile by another write
+                        continue
+                    # Nothing written since found it (nothing was staged): put back now,
+                    # closing may wait; or what the connection holds goes with it.
+                    if self._conn is not None and self._lost is None:
+                        went = self._on_disk.changed()
+                        if went:
+                            self._put_back_safely(self._said(went))
+                break
+            with contextlib.suppress(JournalError):
+                self.flush()  # what waited for a put-back, and the record of it
+        finally:
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                if self._witness is not None:
+                    self._witness.close()
+                    self._witness = None
+
+    def _await_put_back(self) -> None:
+        putting_back = self._putting_back
+        if putting_back is not None:  # what it puts back is the record: let it finish
+            putting_back.join()
 
     def __enter__(self) -> Journal:
         return self
@@ -343,9 +385,16 @@ class Journal:
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             raise JournalError(f"{self.path}: journal busy for {wait:g} s (a write in progress)")
         try:
+            if self._lost is not None:
+                raise JournalError(self._lost)
             conn = self._conn
             if conn is None:
                 raise JournalError(f"{self.path}: journal is closed")
+            if self._putting_back is not None:
+                raise JournalError(f"{self.path}: being put back (a file of it went while in use)")
+            changed = self._on_disk.changed()
+            if changed:
+                raise JournalError(self._begin_putting_back(changed))
             try:
                 # Left as set after the write: the next write sets its own, and a
                 # read (WAL: it waits for no writer) seldom waits at all.
@@ -400,6 +449,113 @@ class Journal:
         finally:
             self._lock.release()
 
+    def _files_now(self) -> OnDisk:
+        """The files as held now: the database's by their paths, the witness by the file
+        this journal holds open (so one that goes at any time is seen at the next commit).
+        One that cannot be looked at is not watched."""
+        held: list[tuple[Path, tuple[int, int] | None]] = []
+        for path in (self.path, *companions(self.path)):
+            try:
+                held.append((path, file_identity(path)))
+            except OSError:
+                held.append((path, None))
+        witness = self._witness
+        if witness is not None:
+            with contextlib.suppress(OSError, JournalError):
+                held.append((witness.path, witness.identity()))
+        return OnDisk(tuple(held))
+
+    @property
+    def putting_back(self) -> bool:
+        """Whether files that went are being put back (see :meth:`_begin_putting_back`)."""
+        return self._putting_back is not None
+
+    def _said(self, changed: list[tuple[Path, str]]) -> str:
+        found = "; ".join(f"{path.name} was {how}" for path, how in changed)
+        return f"{self.path}: {found} while in use"
+
+    def _begin_putting_back(self, changed: list[tuple[Path, str]]) -> str:
+        """Files of the journal went (or others took their places) while it held them open.
+        Returns why the write that found it is refused: not a commit anyone asked for,
+        and whoever asked (the controller trips on it) must hear of it at once. What the
+        journal holds is put back (:mod:`interlock.journal.putback`) by a thread of its
+        own: the copy takes time that neither that write nor the trip it starts may wait
+        for. The thread holds the write lock meanwhile; the safe state's off commands do
+        not wait for it (:meth:`_off_intent`). Called holding the write lock."""
+        said = self._said(changed)
+        thread = threading.Thread(
+            target=self._put_back, args=(said,), name="interlock-journal-put-back"
+        )
+        self._putting_back = thread
+        try:
+            thread.start()  # it waits for the write lock this write holds
+        except RuntimeError:  # no thread to be had: put back here, this write waits
+            self._putting_back = None
+            self._put_back_safely(said)
+        message = (
+            f"{said}: being put back from what this journal holds open; the write that "
+            "found it was refused"
+        )
+        log.critical("%s", message)
+        return message
+
+    def _put_back(self, said: str) -> None:
+        with self._lock:
+            try:
+                self._put_back_safely(said)
+            finally:
+                self._putting_back = None
+
+    def _put_back_safely(self, said: str) -> None:
+        """:meth:`_put_back_now`, whatever it meets: an error no part is meant to raise
+        stops the journal writing, saying so, rather than reach a writer (or a close)."""
+        try:
+            self._put_back_now(said)
+        except Exception as error:
+            self._lost = (
+                f"{said}: not put back ({type(error).__name__}: {error}); nothing more is "
+                "written to it"
+            )
+            log.critical("%s", self._lost)
+
+    def _put_back_now(self, said: str) -> None:
+        """Called holding the write lock: the files as they are now (more may have gone
+        since the write that found it) put back, or ``_lost`` says why not."""
+        conn = self._conn
+        if conn is None:
+            self._lost = f"{said}: closed before it could be put back"
+            log.critical("%s", self._lost)
+            return
+        changed = self._on_disk.changed()
+        if not changed:  # put back meanwhile (by a close, or an earlier round)
+            return
+        try:
+            head = self._head(conn)
+        except sqlite3.Error as error:
+            self._lost = f"{said}: cannot read what it holds ({error}); nothing more is written"
+            log.critical("%s", self._lost)
+            return
+        outcome = put_back(
+            self.path, conn, self._witness, self._on_disk, head, self._access, self._busy_timeout
+        )
+        self._conn, self._witness, self._busy_ms = outcome.conn, outcome.witness, None
+        if not outcome.goes_on:
+            self._lost = f"{said}: {outcome.how}; nothing more is written to it"
+            log.critical("%s", self._lost)
+            return
+        self._on_disk = self._files_now()
+        found = "; ".join(f"{path.name} was {how}" for path, how in changed)
+        with self._staged_lock:  # on disk with the next commit, to the files put back
+            self._staged.append(
+                self._pending(
+                    Kind.JOURNAL,
+                    {"action": "put back", "found": found, "how": outcome.how, "last": head.seq},
+                    None,
+                    "",
+                )
+            )
+        log.critical("%s: %s (entries up to seq %d: nothing lost)", said, outcome.how, head.seq)
+
     def _witness_after_commit(
         self,
         conn: sqlite3.Connection,
@@ -412,6 +568,7 @@ class Journal:
             record = WitnessRecord(head, checked or head)
             if self._witness is None:
                 self._witness = Witness.create(self.path, record, self._access or OWNER_ONLY)
+                self._on_disk = self._files_now()  # watched from now on, as the others
             try:
                 self._witness.write(record)
             except OSError as exc:
@@ -748,6 +905,8 @@ class Journal:
 
     def _off_intent(self, instrument: str, raw: bytes, context: dict[str, Any]) -> DurableIntent:
         try:
+            if self._putting_back is not None:  # it holds the write lock while it copies
+                raise JournalError(f"{self.path}: being put back")
             # Not the busy timeout's seconds: a held journal must not hold the safe state.
             with self.waiting_at_most(SAFE_OFF_WAIT_S):
                 return self.command_intent(instrument, raw, **context)

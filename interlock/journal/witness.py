@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 from interlock.errors import JournalCorrupt, JournalError
 from interlock.journal.entries import GENESIS_HASH
-from interlock.journal.files import JournalAccess, create_file, sync_directory
+from interlock.journal.files import JournalAccess, access_of, create_file, sync_directory
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,15 @@ class Witness:
         if self._fd is None:
             raise JournalError(f"{self.path}: witness is closed")
         return self._fd
+
+    def identity(self) -> tuple[int, int]:
+        """(device, inode) of the file this witness holds open, wherever its path points."""
+        found = os.fstat(self._descriptor())
+        return found.st_dev, found.st_ino
+
+    def access(self) -> JournalAccess:
+        """Who may read the file this witness holds open (its group, if it may read it)."""
+        return access_of(os.fstat(self._descriptor()))
 
     def read(self) -> WitnessRecord:
         fd = self._descriptor()

@@ -6,18 +6,20 @@ journal, which is changed in between with plain sqlite3.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from interlock.cli import main
-from interlock.errors import FaultLatched, JournalCorrupt
+from interlock.errors import FaultLatched, InterlockError, JournalCorrupt
 from interlock.journal import JournalReader
 from interlock.journal.witness import witness_path
 
-from .conftest import ServeBench, Served
+from .conftest import ServeBench, Served, assert_bench_safe, bring_up
 
 
 def tamper(path: Path, *statements: str) -> None:
@@ -176,3 +178,47 @@ def test_a_break_made_after_the_fault_takes_a_second_reset(serve_bench):
     assert operator.status()["state"] == "safe"
     ack = last_of(path, "acknowledge")
     assert [b["seq"] for b in ack.payload["breaks"]] == [3, 5]
+
+
+def test_a_journal_removed_while_a_net_is_live_trips_and_loses_no_entry(serve_bench, capsys):
+    """``rm journal.sqlite*`` under a live bench: without the journal's check the service
+    goes on, every record after it is lost, and the next start finds a wiped journal."""
+    served = serve_bench()
+    path = journal_of(served)
+    operator, script = served.client("operator"), served.client("script")
+    with script.lease():
+        operator.arm()
+        bring_up(script)
+        with JournalReader(path) as reader:
+            before = reader.last_seq()
+        for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), witness_path(path)):
+            file.unlink(missing_ok=True)  # a pass between two may have put some back
+        # The monitor's next pass, or this request, finds it: either way the bench trips.
+        with contextlib.suppress(InterlockError):
+            script.set_voltage("VLOGIC", 4.5)
+        deadline = time.monotonic() + 10
+        while operator.status()["state"] != "fault" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = operator.status()
+    assert status["state"] == "fault"
+    # Whoever wrote next found it ("journal:" for the request, "monitor:" for a pass).
+    assert f"{path}: journal.sqlite was removed" in status["fault"]
+    assert "being put back from what this journal holds open" in status["fault"]
+    assert_bench_safe(served.truth())
+    served.stop()
+
+    code, out, err = verify_lines(capsys, path)  # the chain whole, and its witness
+    assert out[0].endswith(": chain OK"), out
+    assert (code, err) == (0, [])
+    with JournalReader(path) as reader:
+        entries = list(reader.entries())
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    put_back = next(e for e in entries if e.payload.get("action") == "put back")
+    assert put_back.seq > before
+    assert put_back.payload["how"] == "put back from what this journal held open"
+    after = [e for e in entries if e.seq > before]  # the trip and its safe state, on disk
+    assert any(e.kind == "fault" for e in after)
+    assert any(e.kind == "command" and e.payload.get("purpose") == "safe-state" for e in after)
+
+    served = serve_bench()  # starts on it as on any journal: no break to acknowledge
+    assert served.client("viewer").status()["fault"] is None
