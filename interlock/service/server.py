@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 MAX_SOCKET_PATH = 107
 # Streams poll the stopping flag every 0.25 s; this only bounds a stuck request.
 GRACEFUL_SHUTDOWN = 3
+# How often the service looks whether the files clients find it by are still there.
+KEEP_PERIOD_S = 0.5
 
 
 class AlreadyServing(InterlockError):
@@ -114,6 +116,24 @@ class _Server(uvicorn.Server):
             self.should_exit = True
         return await super().on_tick(counter)
 
+    async def listen_also(self, sock: socket.socket) -> None:
+        """Serve ``sock`` too (its socket file was removed and bound again), as
+        ``startup`` serves the sockets it is given; closed with the others at shutdown."""
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        server = await asyncio.get_running_loop().create_server(
+            create_protocol, sock=sock, ssl=config.ssl, backlog=config.backlog
+        )
+        self.servers.append(server)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         if not self.signals or threading.current_thread() is not threading.main_thread():
@@ -136,6 +156,8 @@ class _Servers:
     """
 
     def __init__(self, service: Service, gate: Gatekeeper, listening: _Listening) -> None:
+        self.service = service
+        self.listening = listening
         app = create_app(service, gate)
         self.sockets = [[listening.unix_socket]]
         self.servers = [_Server(_config(app, None), service)]
@@ -155,9 +177,35 @@ class _Servers:
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
-        await asyncio.gather(
-            *(s.serve(sockets=socks) for s, socks in zip(self.servers, self.sockets, strict=True))
-        )
+        keeping = asyncio.create_task(self._keep())
+        try:
+            await asyncio.gather(
+                *(
+                    s.serve(sockets=socks)
+                    for s, socks in zip(self.servers, self.sockets, strict=True)
+                )
+            )
+        finally:
+            keeping.cancel()
+
+    async def _keep(self) -> None:
+        """Put back what went of the files clients find the service by, every
+        KEEP_PERIOD_S, on this loop (a few stat calls): see :meth:`_Listening.keep`."""
+        while not self.service.stopping.is_set():
+            await asyncio.sleep(KEEP_PERIOD_S)
+            try:
+                for sock in self.listening.keep():
+                    await self.servers[0].listen_also(sock)
+                roles = self.service.tokens.keep()
+            except Exception:  # the next round tries again; the service serves on meanwhile
+                log.exception("putting back the service's files")
+                continue
+            if roles:
+                log.critical(
+                    "token files %s were removed while the service runs: written again "
+                    "(the same tokens)",
+                    ", ".join(roles),
+                )
 
 
 def _config(app: Any, tcp: TcpPlan | None) -> uvicorn.Config:
@@ -195,13 +243,17 @@ class _Listening:
             )
         # Refused before anything is bound: plain TCP beyond loopback, a key others may read.
         self.tcp = tcp_plan(service, *tcp) if tcp is not None else None
-        self.unix_socket = listen_unix(self.path, bench_file)
+        # The files this service made, as it made them: removed at its close only if
+        # they are still those (another service's, made after one went, stay).
+        self._made: dict[Path, tuple[int, int] | None] = {}
+        self.unix_socket = self._listen(self.path, bench_file)
         self.tcp_socket: socket.socket | None = None
         self.channel_socket: socket.socket | None = None
         self.channel: CommandChannel | None = None
-        self._pid_written = False
+        self._bench_file = bench_file
+        self._bound_again: list[socket.socket] = []  # the Unix socket, after its file went
         try:
-            self.channel_socket = listen_unix(self.channel_path, bench_file)
+            self.channel_socket = self._listen(self.channel_path, bench_file)
             if self.tcp is not None:
                 self.tcp_socket = listen_tcp(self.tcp.host, self.tcp.port)
         except BaseException:
@@ -238,7 +290,12 @@ class _Listening:
         with os.fdopen(fd, "w", encoding="ascii") as file:
             os.fchmod(fd, 0o600)
             file.write(f"{os.getpid()}\n")
-        self._pid_written = True
+        self._made[self.pid_file] = _identity(self.pid_file)
+
+    def _listen(self, path: Path, bench_file: str) -> socket.socket:
+        sock = listen_unix(path, bench_file)
+        self._made[path] = _identity(path)
+        return sock
 
     def start_channel(self, service: Service, gate: Gatekeeper) -> None:
         """Serve the command channel (once the service is open: it needs the controller)."""
@@ -250,18 +307,60 @@ class _Listening:
             self.channel.stop()
             self.channel = None
 
+    def keep(self) -> list[socket.socket]:
+        """Put back what went of the files clients find this service by (its directory
+        removed, say, while it runs the bench): each socket bound again where its file
+        went, the pid file written again. Without them nothing reaches a service that
+        still runs the bench, the emergency stop from a shell included (its tokens:
+        :meth:`~interlock.service.tokens.TokenStore.keep`). A file another process put
+        in a place is left alone. Returns the Unix sockets bound again, for the HTTP
+        server to serve too."""
+        again = []
+        if _gone(self.path):
+            sock = self._bind_again(self.path)
+            if sock is not None:
+                self._bound_again.append(sock)
+                again.append(sock)
+        if self.channel is not None and _gone(self.channel_path):
+            sock = self._bind_again(self.channel_path)
+            if sock is not None:
+                self.channel.listen_on(sock)
+                self.channel_socket = sock
+        if self.pid_file in self._made and _gone(self.pid_file):
+            self.write_pid()
+            log.critical("%s was removed while the service runs: written again", self.pid_file)
+        return again
+
+    def _bind_again(self, path: Path) -> socket.socket | None:
+        try:
+            sock = self._listen(path, self._bench_file)
+        except InterlockError as error:  # another service there meanwhile, or no room
+            log.error("%s was removed and cannot be bound again: %s", path, error)
+            return None
+        log.critical("%s was removed while the service runs: bound again", path)
+        return sock
+
     def close(self) -> None:
         """Close and remove what this service made, never another service's files."""
         self.stop_channel()
-        for sock in (self.unix_socket, self.tcp_socket):
+        for sock in (self.unix_socket, self.tcp_socket, self.channel_socket, *self._bound_again):
             if sock is not None:
                 sock.close()
-        self.path.unlink(missing_ok=True)  # bound by this service (the first socket)
-        if self.channel_socket is not None:
-            self.channel_socket.close()
-            self.channel_path.unlink(missing_ok=True)
-        if self._pid_written:
-            self.pid_file.unlink(missing_ok=True)
+        for path, made in self._made.items():
+            if made is not None and _identity(path) == made:
+                path.unlink(missing_ok=True)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _gone(path: Path) -> bool:
+    return not (path.exists() or path.is_symlink())
 
 
 def _gatekeeper(service: Service) -> Gatekeeper:

@@ -158,6 +158,34 @@ class TokenStore:
                 log.info("created the %s token in %s", role, path)
             self._tokens[role] = read_token(self.directory, role).encode("ascii")
 
+    def keep(self) -> list[str]:
+        """Token files that went (their directory removed, say), written again with the
+        tokens this service holds: never a new token, so a client that read one before
+        still has it. Returns the roles put back. A file someone else put in a token's
+        place is left alone: clients reading it are refused, as they would be anyway."""
+        put_back = []
+        for role, token in self._tokens.items():
+            path = token_path(self.directory, role)
+            if path.exists() or path.is_symlink():
+                continue
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Written whole under a name of its own, then linked into place: a client
+            # never reads half a token, and nothing there meanwhile is overwritten.
+            whole = self.directory / f".{role}.{os.getpid()}.new"
+            fd = os.open(
+                whole, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as file:
+                    file.write(token.decode("ascii") + "\n")
+                os.link(whole, path)
+                put_back.append(role)
+            except FileExistsError:
+                continue
+            finally:
+                whole.unlink(missing_ok=True)
+        return put_back
+
     def role_of(self, token: str | None) -> str | None:
         """The role ``token`` belongs to, or None; constant-time per comparison."""
         if not token:
