@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -157,7 +158,7 @@ class _Servers:
 
     def __init__(self, service: Service, gate: Gatekeeper, listening: _Listening) -> None:
         self.service = service
-        self.listening = listening
+        self._loop: asyncio.AbstractEventLoop | None = None
         app = create_app(service, gate)
         self.sockets = [[listening.unix_socket]]
         self.servers = [_Server(_config(app, None), service)]
@@ -177,35 +178,23 @@ class _Servers:
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
-        keeping = asyncio.create_task(self._keep())
-        try:
-            await asyncio.gather(
-                *(
-                    s.serve(sockets=socks)
-                    for s, socks in zip(self.servers, self.sockets, strict=True)
-                )
-            )
-        finally:
-            keeping.cancel()
+        self._loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(s.serve(sockets=socks) for s, socks in zip(self.servers, self.sockets, strict=True))
+        )
 
-    async def _keep(self) -> None:
-        """Put back what went of the files clients find the service by, every
-        KEEP_PERIOD_S, on this loop (a few stat calls): see :meth:`_Listening.keep`."""
-        while not self.service.stopping.is_set():
-            await asyncio.sleep(KEEP_PERIOD_S)
-            try:
-                for sock in self.listening.keep():
-                    await self.servers[0].listen_also(sock)
-                roles = self.service.tokens.keep()
-            except Exception:  # the next round tries again; the service serves on meanwhile
-                log.exception("putting back the service's files")
-                continue
-            if roles:
-                log.critical(
-                    "token files %s were removed while the service runs: written again "
-                    "(the same tokens)",
-                    ", ".join(roles),
-                )
+    def serve_also(self, sock: socket.socket) -> None:
+        """From another thread: the HTTP API served on ``sock`` too (a listening Unix
+        socket bound again after its file went). InterlockError if it cannot be."""
+        loop = self._loop
+        if loop is None or self.service.stopping.is_set():
+            raise InterlockError("the service is not serving")
+        try:
+            asyncio.run_coroutine_threadsafe(self.servers[0].listen_also(sock), loop).result(
+                timeout=5
+            )
+        except Exception as error:  # the socket is not served: the caller lets it go
+            raise InterlockError(f"cannot serve {sock.getsockname()}: {error!r}") from error
 
 
 def _config(app: Any, tcp: TcpPlan | None) -> uvicorn.Config:
@@ -250,8 +239,8 @@ class _Listening:
         self.tcp_socket: socket.socket | None = None
         self.channel_socket: socket.socket | None = None
         self.channel: CommandChannel | None = None
-        self._bench_file = bench_file
         self._bound_again: list[socket.socket] = []  # the Unix socket, after its file went
+        self._told: dict[Path, str] = {}  # what the keeper last logged of each file
         try:
             self.channel_socket = self._listen(self.channel_path, bench_file)
             if self.tcp is not None:
@@ -280,11 +269,16 @@ class _Listening:
             + ([f"command channel unix:{self.channel_path}"] if self.channel_socket else [])
         )
 
-    def write_pid(self) -> None:
+    def write_pid(self, *, exclusive: bool = False) -> None:
         # Owner-only, as the sockets are; O_NOFOLLOW: never written through a planted link.
+        # Exclusive when put back: nothing another process put there since is overwritten.
         fd = os.open(
             self.pid_file,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            os.O_WRONLY
+            | os.O_CREAT
+            | (os.O_EXCL if exclusive else os.O_TRUNC)
+            | os.O_NOFOLLOW
+            | os.O_CLOEXEC,
             0o600,
         )
         with os.fdopen(fd, "w", encoding="ascii") as file:
@@ -307,38 +301,70 @@ class _Listening:
             self.channel.stop()
             self.channel = None
 
-    def keep(self) -> list[socket.socket]:
+    def keep(self, serve_http: Callable[[socket.socket], None]) -> None:
         """Put back what went of the files clients find this service by (its directory
         removed, say, while it runs the bench): each socket bound again where its file
-        went, the pid file written again. Without them nothing reaches a service that
+        went, listening, and the pid file. Without them nothing reaches a service that
         still runs the bench, the emergency stop from a shell included (its tokens:
-        :meth:`~interlock.service.tokens.TokenStore.keep`). A file another process put
-        in a place is left alone. Returns the Unix sockets bound again, for the HTTP
-        server to serve too."""
-        again = []
+        :meth:`~interlock.service.tokens.TokenStore.keep`). Something another process
+        put in a place is left alone. Each file on its own: one that cannot be put
+        back now is tried again at the next round."""
         if _gone(self.path):
-            sock = self._bind_again(self.path)
+            sock = self._bind_listening(self.path)
             if sock is not None:
+                try:
+                    serve_http(sock)
+                except InterlockError:
+                    self._let_go(self.path, sock)
+                    raise
                 self._bound_again.append(sock)
-                again.append(sock)
-        if self.channel is not None and _gone(self.channel_path):
-            sock = self._bind_again(self.channel_path)
+        channel = self.channel
+        if channel is not None and _gone(self.channel_path):
+            sock = self._bind_listening(self.channel_path)
             if sock is not None:
-                self.channel.listen_on(sock)
+                channel.listen_on(sock)
                 self.channel_socket = sock
         if self.pid_file in self._made and _gone(self.pid_file):
-            self.write_pid()
-            log.critical("%s was removed while the service runs: written again", self.pid_file)
-        return again
+            self.write_pid(exclusive=True)
+            self._said(self.pid_file, "was removed while the service runs: written again")
 
-    def _bind_again(self, path: Path) -> socket.socket | None:
+    def _bind_listening(self, path: Path) -> socket.socket | None:
+        """A listening socket bound at ``path`` (owner-only), or None if something is
+        there now (left alone)."""
+        private_directory(path.parent)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock = self._listen(path, self._bench_file)
-        except InterlockError as error:  # another service there meanwhile, or no room
-            log.error("%s was removed and cannot be bound again: %s", path, error)
-            return None
-        log.critical("%s was removed while the service runs: bound again", path)
+            sock.bind(str(path))  # fails if anything is there, a link included
+        except OSError as error:
+            sock.close()
+            if error.errno == errno.EADDRINUSE:
+                self._said(path, "was taken by another file: left alone, nothing listens there")
+                return None
+            raise
+        try:
+            os.chmod(path, 0o600)
+            sock.listen(socket.SOMAXCONN)
+        except OSError:
+            self._let_go(path, sock)
+            raise
+        self._made[path] = _identity(path)
+        self._said(path, "was removed while the service runs: bound again")
         return sock
+
+    def _let_go(self, path: Path, sock: socket.socket) -> None:
+        """A socket bound again but not served: closed, and its file removed, so that the
+        next round tries again."""
+        made = _identity(path)
+        sock.close()
+        if made is not None and made == self._made.get(path, made):
+            path.unlink(missing_ok=True)
+
+    def _said(self, path: Path, what: str) -> None:
+        """Logged once for each thing that happens to a file (the keeper looks every
+        KEEP_PERIOD_S: a place taken for good must not fill the log)."""
+        if self._told.get(path) != what:
+            self._told[path] = what
+            log.critical("%s %s", path, what)
 
     def close(self) -> None:
         """Close and remove what this service made, never another service's files."""
@@ -349,6 +375,56 @@ class _Listening:
         for path, made in self._made.items():
             if made is not None and _identity(path) == made:
                 path.unlink(missing_ok=True)
+
+
+class _Keeper:
+    """A thread that puts back, every KEEP_PERIOD_S, what went of the files clients find
+    the service by (:meth:`_Listening.keep`, :meth:`TokenStore.keep`). A thread of its
+    own: a ``stat`` on a hung file system must not hold up the event loop that serves the
+    HTTP stop."""
+
+    def __init__(self, service: Service, listening: _Listening, servers: _Servers) -> None:
+        self._service, self._listening, self._servers = service, listening, servers
+        self._stop = threading.Event()
+        self._failed: dict[str, str] = {}  # what failed last, logged once each
+        self._thread = threading.Thread(target=self._run, name="interlock-keeper", daemon=True)
+
+    def start(self) -> _Keeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=KEEP_PERIOD_S * 4)
+
+    def _run(self) -> None:
+        while not self._stop.wait(KEEP_PERIOD_S):
+            if self._service.stopping.is_set():
+                return
+            self._once("sockets", lambda: self._listening.keep(self._servers.serve_also))
+            self._once("tokens", self._tokens)
+
+    def _tokens(self) -> None:
+        roles = self._service.tokens.keep()
+        if roles:
+            log.critical(
+                "the tokens directory %s was removed while the service runs: made again, "
+                "with the same tokens (%s)",
+                self._service.tokens.directory,
+                ", ".join(roles),
+            )
+
+    def _once(self, what: str, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception as error:  # the next round tries again; logged once per cause
+            said = f"{type(error).__name__}: {error}"
+            if self._failed.get(what) != said:
+                self._failed[what] = said
+                log.error("putting back the service's %s: %s", what, said)
+        else:
+            self._failed.pop(what, None)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -414,7 +490,12 @@ def serve(
             listening.start_channel(service, gate)
             if ready is not None:
                 ready(listening.addresses)
-            _Servers(service, gate, listening).run()
+            servers = _Servers(service, gate, listening)
+            keeper = _Keeper(service, listening, servers).start()
+            try:
+                servers.run()
+            finally:
+                keeper.stop()
         finally:
             listening.stop_channel()
             gate.refusals.stop()
@@ -436,6 +517,7 @@ class ServiceThread:
         self._tcp = tcp
         self._listening: _Listening | None = None
         self._servers: _Servers | None = None
+        self._keeper: _Keeper | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -457,6 +539,7 @@ class ServiceThread:
             self.service.open()
             self._listening.start_channel(self.service, self.gate)
             self._servers = _Servers(self.service, self.gate, self._listening)
+            self._keeper = _Keeper(self.service, self._listening, self._servers).start()
             self._thread = threading.Thread(target=self._run, name="interlock-service", daemon=True)
             self._thread.start()
             deadline = time.monotonic() + timeout
@@ -477,6 +560,9 @@ class ServiceThread:
 
     def stop(self) -> None:
         self.service.stopping.set()
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
         if self._servers is not None:
             self._servers.exit()
         if self._thread is not None:

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import stat
+import tempfile
 from pathlib import Path
 
 from interlock.errors import ConfigError
@@ -159,31 +160,29 @@ class TokenStore:
             self._tokens[role] = read_token(self.directory, role).encode("ascii")
 
     def keep(self) -> list[str]:
-        """Token files that went (their directory removed, say), written again with the
-        tokens this service holds: never a new token, so a client that read one before
-        still has it. Returns the roles put back. A file someone else put in a token's
-        place is left alone: clients reading it are refused, as they would be anyway."""
+        """The tokens directory, if it went (wiped with the service's directory, say),
+        made again with the tokens this service holds: never new ones, so a client that
+        read one before still has it. Returns the roles put back. A token file removed
+        on its own is not put back: that is how a token is replaced (a new one is made
+        at the next start). The directory made again is checked as at start."""
+        if self.directory.exists() or self.directory.is_symlink():
+            return []
+        self.directory.mkdir(mode=0o700, parents=True)
+        check_directory(self.directory)
         put_back = []
         for role, token in self._tokens.items():
-            path = token_path(self.directory, role)
-            if path.exists() or path.is_symlink():
-                continue
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Written whole under a name of its own, then linked into place: a client
-            # never reads half a token, and nothing there meanwhile is overwritten.
-            whole = self.directory / f".{role}.{os.getpid()}.new"
-            fd = os.open(
-                whole, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-            )
+            # never reads half a token, and nothing put there meanwhile is overwritten.
+            fd, whole = tempfile.mkstemp(prefix=f".{role}.", dir=self.directory)
             try:
                 with os.fdopen(fd, "w", encoding="ascii") as file:
                     file.write(token.decode("ascii") + "\n")
-                os.link(whole, path)
+                os.link(whole, token_path(self.directory, role))
                 put_back.append(role)
             except FileExistsError:
                 continue
             finally:
-                whole.unlink(missing_ok=True)
+                os.unlink(whole)
         return put_back
 
     def role_of(self, token: str | None) -> str | None:

@@ -77,8 +77,9 @@ def test_sockets_and_tokens_removed_are_put_back_and_anyone_can_still_stop(serve
 
 def test_a_file_another_process_put_in_a_sockets_place_is_left_alone(served):
     channel = channel_path(served.service.settings.socket)
-    os.unlink(channel)
-    channel.write_text("not the service's\n")
+    planted = channel.with_name("planted")
+    planted.write_text("not the service's\n")
+    os.replace(planted, channel)  # in one step: no round of the keeper between
     time.sleep(4 * KEEP_PERIOD_S)  # rounds of the keeper, which must leave it
     assert channel.read_text() == "not the service's\n"
     assert http_status(served)["state"] == "safe"  # the service serves on
@@ -118,3 +119,16 @@ def test_everything_the_service_made_removed_while_live(served, capsys):
     assert main(["journal", "verify", "--journal", str(settings.journal)]) == 0
     out, _ = capsys.readouterr()
     assert "chain OK" in out
+
+
+def test_a_token_file_removed_on_its_own_is_not_put_back(serve_bench):
+    """That is how a token is replaced: removed, a new one is made at the next start."""
+    served = serve_bench()
+    tokens = served.service.settings.tokens
+    old = token_path(tokens, "operator").read_text()
+    token_path(tokens, "operator").unlink()
+    time.sleep(4 * KEEP_PERIOD_S)  # rounds of the keeper, which must not write it again
+    assert not token_path(tokens, "operator").exists()
+    served.stop()
+    serve_bench()
+    assert token_path(tokens, "operator").read_text() not in ("", old)
