@@ -63,6 +63,13 @@ def registry() -> pint.UnitRegistry:
     return pint.UnitRegistry()
 
 
+# What an error shows of a value that is no quantity: one level of a table or an array,
+# a few items, each cut (reprlib's). Its default goes six levels deep: tables nested in
+# tables filled a screen of one error line.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = 1
+
+
 def _article(name: str) -> str:
     return "an" if name[0] in "aeiou" else "a"
 
@@ -76,11 +83,11 @@ def parse_quantity(text: object, dimension: Dimension) -> float:
     """
     expected = f"expected {_article(dimension.name)} {dimension.name}"
     if isinstance(text, bool) or not isinstance(text, str | int | float):
-        raise QuantityError(f"{expected} with its unit, got {reprlib.repr(text)}")
+        raise QuantityError(f"{expected} with its unit, got {_SHOWN.repr(text)}")
     if not isinstance(text, str):
         # A TOML number: shown as written, and how to write it with its unit.
         raise QuantityError(
-            f"{expected}, got {reprlib.repr(text)} (a bare number: add its unit, as a text "
+            f"{expected}, got {_SHOWN.repr(text)} (a bare number: add its unit, as a text "
             f"such as {dimension.examples})"
         )
     if len(text) > MAX_QUANTITY_TEXT:

@@ -134,3 +134,16 @@ def test_the_examples_a_refusal_gives_are_quantities_of_its_dimension(dimension)
     assert str(bare.value).endswith(
         f"got 25 (a bare number: add its unit, as a text such as {dimension.examples})"
     )
+
+
+def test_a_table_nested_deep_is_shown_short_in_the_refusal():
+    """A fuzzed profile put tables six deep where a voltage goes: the error, one line of
+    the CLI's output, showed all of it (over 1000 characters)."""
+    value: object = 1e308
+    for level in range(8):
+        value = {f"key{level}-{i}" * 5: value for i in range(6)} | {"x" * 200: [value] * 9}
+    with pytest.raises(QuantityError) as refused:
+        parse_quantity(value, VOLTAGE)
+    text = str(refused.value)
+    assert text.startswith("expected a voltage with its unit, got {")
+    assert text.isprintable() and len(text) < 300, text

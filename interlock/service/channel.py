@@ -172,6 +172,7 @@ class CommandChannel:
         self._peers: dict[socket.socket, int] = {}  # the pid of each connection's process
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next: socket.socket | None = None  # bound again: accepted on from the next poll
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -182,6 +183,13 @@ class CommandChannel:
         self._thread.start()
         return self
 
+    def listen_on(self, listening: socket.socket) -> None:
+        """Accept on ``listening`` from the next poll on (the socket's file was removed and
+        bound again): connections already made go on."""
+        listening.listen(MAX_CONNECTIONS)
+        listening.settimeout(ACCEPT_POLL_S)
+        self._next = listening
+
     def stop(self) -> None:
         """Stop accepting, then end every connection once its request under way is answered."""
         self._stopping.set()
@@ -189,6 +197,8 @@ class CommandChannel:
             self._thread.join(timeout=ACCEPT_POLL_S * 4)
             self._thread = None
         self._listening.close()  # from now on a client is refused at once, not queued
+        if self._next is not None:
+            self._next.close()
         with self._lock:
             connections = dict(self._connections)
         for conn in connections:
@@ -200,6 +210,9 @@ class CommandChannel:
 
     def _accept(self) -> None:
         while not self._stopping.is_set():
+            if self._next is not None:  # taken here, so that no accept is under way on it
+                previous, self._listening, self._next = self._listening, self._next, None
+                previous.close()
             try:
                 conn, _ = self._listening.accept()
             except TimeoutError:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 MAX_SOCKET_PATH = 107
 # Streams poll the stopping flag every 0.25 s; this only bounds a stuck request.
 GRACEFUL_SHUTDOWN = 3
+# How often the service looks whether the files clients find it by are still there.
+KEEP_PERIOD_S = 0.5
 
 
 class AlreadyServing(InterlockError):
@@ -114,6 +117,24 @@ class _Server(uvicorn.Server):
             self.should_exit = True
         return await super().on_tick(counter)
 
+    async def listen_also(self, sock: socket.socket) -> None:
+        """Serve ``sock`` too (its socket file was removed and bound again), as
+        ``startup`` serves the sockets it is given; closed with the others at shutdown."""
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        server = await asyncio.get_running_loop().create_server(
+            create_protocol, sock=sock, ssl=config.ssl, backlog=config.backlog
+        )
+        self.servers.append(server)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         if not self.signals or threading.current_thread() is not threading.main_thread():
@@ -136,6 +157,8 @@ class _Servers:
     """
 
     def __init__(self, service: Service, gate: Gatekeeper, listening: _Listening) -> None:
+        self.service = service
+        self._loop: asyncio.AbstractEventLoop | None = None
         app = create_app(service, gate)
         self.sockets = [[listening.unix_socket]]
         self.servers = [_Server(_config(app, None), service)]
@@ -155,9 +178,23 @@ class _Servers:
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await asyncio.gather(
             *(s.serve(sockets=socks) for s, socks in zip(self.servers, self.sockets, strict=True))
         )
+
+    def serve_also(self, sock: socket.socket) -> None:
+        """From another thread: the HTTP API served on ``sock`` too (a listening Unix
+        socket bound again after its file went). InterlockError if it cannot be."""
+        loop = self._loop
+        if loop is None or self.service.stopping.is_set():
+            raise InterlockError("the service is not serving")
+        try:
+            asyncio.run_coroutine_threadsafe(self.servers[0].listen_also(sock), loop).result(
+                timeout=5
+            )
+        except Exception as error:  # the socket is not served: the caller lets it go
+            raise InterlockError(f"cannot serve {sock.getsockname()}: {error!r}") from error
 
 
 def _config(app: Any, tcp: TcpPlan | None) -> uvicorn.Config:
@@ -195,13 +232,17 @@ class _Listening:
             )
         # Refused before anything is bound: plain TCP beyond loopback, a key others may read.
         self.tcp = tcp_plan(service, *tcp) if tcp is not None else None
-        self.unix_socket = listen_unix(self.path, bench_file)
+        # The files this service made, as it made them: removed at its close only if
+        # they are still those (another service's, made after one went, stay).
+        self._made: dict[Path, tuple[int, int] | None] = {}
+        self.unix_socket = self._listen(self.path, bench_file)
         self.tcp_socket: socket.socket | None = None
         self.channel_socket: socket.socket | None = None
         self.channel: CommandChannel | None = None
-        self._pid_written = False
+        self._bound_again: list[socket.socket] = []  # the Unix socket, after its file went
+        self._told: dict[Path, str] = {}  # what the keeper last logged of each file
         try:
-            self.channel_socket = listen_unix(self.channel_path, bench_file)
+            self.channel_socket = self._listen(self.channel_path, bench_file)
             if self.tcp is not None:
                 self.tcp_socket = listen_tcp(self.tcp.host, self.tcp.port)
         except BaseException:
@@ -228,17 +269,27 @@ class _Listening:
             + ([f"command channel unix:{self.channel_path}"] if self.channel_socket else [])
         )
 
-    def write_pid(self) -> None:
+    def write_pid(self, *, exclusive: bool = False) -> None:
         # Owner-only, as the sockets are; O_NOFOLLOW: never written through a planted link.
+        # Exclusive when put back: nothing another process put there since is overwritten.
         fd = os.open(
             self.pid_file,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            os.O_WRONLY
+            | os.O_CREAT
+            | (os.O_EXCL if exclusive else os.O_TRUNC)
+            | os.O_NOFOLLOW
+            | os.O_CLOEXEC,
             0o600,
         )
         with os.fdopen(fd, "w", encoding="ascii") as file:
             os.fchmod(fd, 0o600)
             file.write(f"{os.getpid()}\n")
-        self._pid_written = True
+        self._made[self.pid_file] = _identity(self.pid_file)
+
+    def _listen(self, path: Path, bench_file: str) -> socket.socket:
+        sock = listen_unix(path, bench_file)
+        self._made[path] = _identity(path)
+        return sock
 
     def start_channel(self, service: Service, gate: Gatekeeper) -> None:
         """Serve the command channel (once the service is open: it needs the controller)."""
@@ -250,18 +301,142 @@ class _Listening:
             self.channel.stop()
             self.channel = None
 
+    def keep(self, serve_http: Callable[[socket.socket], None]) -> None:
+        """Put back what went of the files clients find this service by (its directory
+        removed, say, while it runs the bench): each socket bound again where its file
+        went, listening, and the pid file. Without them nothing reaches a service that
+        still runs the bench, the emergency stop from a shell included (its tokens:
+        :meth:`~interlock.service.tokens.TokenStore.keep`). Something another process
+        put in a place is left alone. Each file on its own: one that cannot be put
+        back now is tried again at the next round."""
+        if _gone(self.path):
+            sock = self._bind_listening(self.path)
+            if sock is not None:
+                try:
+                    serve_http(sock)
+                except InterlockError:
+                    self._let_go(self.path, sock)
+                    raise
+                self._bound_again.append(sock)
+        channel = self.channel
+        if channel is not None and _gone(self.channel_path):
+            sock = self._bind_listening(self.channel_path)
+            if sock is not None:
+                channel.listen_on(sock)
+                self.channel_socket = sock
+        if self.pid_file in self._made and _gone(self.pid_file):
+            self.write_pid(exclusive=True)
+            self._said(self.pid_file, "was removed while the service runs: written again")
+
+    def _bind_listening(self, path: Path) -> socket.socket | None:
+        """A listening socket bound at ``path`` (owner-only), or None if something is
+        there now (left alone)."""
+        private_directory(path.parent)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(str(path))  # fails if anything is there, a link included
+        except OSError as error:
+            sock.close()
+            if error.errno == errno.EADDRINUSE:
+                self._said(path, "was taken by another file: left alone, nothing listens there")
+                return None
+            raise
+        try:
+            os.chmod(path, 0o600)
+            sock.listen(socket.SOMAXCONN)
+        except OSError:
+            self._let_go(path, sock)
+            raise
+        self._made[path] = _identity(path)
+        self._said(path, "was removed while the service runs: bound again")
+        return sock
+
+    def _let_go(self, path: Path, sock: socket.socket) -> None:
+        """A socket bound again but not served: closed, and its file removed, so that the
+        next round tries again."""
+        made = _identity(path)
+        sock.close()
+        if made is not None and made == self._made.get(path, made):
+            path.unlink(missing_ok=True)
+
+    def _said(self, path: Path, what: str) -> None:
+        """Logged once for each thing that happens to a file (the keeper looks every
+        KEEP_PERIOD_S: a place taken for good must not fill the log)."""
+        if self._told.get(path) != what:
+            self._told[path] = what
+            log.critical("%s %s", path, what)
+
     def close(self) -> None:
         """Close and remove what this service made, never another service's files."""
         self.stop_channel()
-        for sock in (self.unix_socket, self.tcp_socket):
+        for sock in (self.unix_socket, self.tcp_socket, self.channel_socket, *self._bound_again):
             if sock is not None:
                 sock.close()
-        self.path.unlink(missing_ok=True)  # bound by this service (the first socket)
-        if self.channel_socket is not None:
-            self.channel_socket.close()
-            self.channel_path.unlink(missing_ok=True)
-        if self._pid_written:
-            self.pid_file.unlink(missing_ok=True)
+        for path, made in self._made.items():
+            if made is not None and _identity(path) == made:
+                path.unlink(missing_ok=True)
+
+
+class _Keeper:
+    """A thread that puts back, every KEEP_PERIOD_S, what went of the files clients find
+    the service by (:meth:`_Listening.keep`, :meth:`TokenStore.keep`). A thread of its
+    own: a ``stat`` on a hung file system must not hold up the event loop that serves the
+    HTTP stop."""
+
+    def __init__(self, service: Service, listening: _Listening, servers: _Servers) -> None:
+        self._service, self._listening, self._servers = service, listening, servers
+        self._stop = threading.Event()
+        self._failed: dict[str, str] = {}  # what failed last, logged once each
+        self._thread = threading.Thread(target=self._run, name="interlock-keeper", daemon=True)
+
+    def start(self) -> _Keeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=KEEP_PERIOD_S * 4)
+
+    def _run(self) -> None:
+        while not self._stop.wait(KEEP_PERIOD_S):
+            if self._service.stopping.is_set():
+                return
+            self._once("sockets", lambda: self._listening.keep(self._servers.serve_also))
+            self._once("tokens", self._tokens)
+
+    def _tokens(self) -> None:
+        roles = self._service.tokens.keep()
+        if roles:
+            log.critical(
+                "the tokens directory %s was removed while the service runs: made again, "
+                "with the same tokens (%s)",
+                self._service.tokens.directory,
+                ", ".join(roles),
+            )
+
+    def _once(self, what: str, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception as error:  # the next round tries again; logged once per cause
+            said = f"{type(error).__name__}: {error}"
+            if self._failed.get(what) != said:
+                self._failed[what] = said
+                log.error("putting back the service's %s: %s", what, said)
+        else:
+            self._failed.pop(what, None)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _gone(path: Path) -> bool:
+    return not (path.exists() or path.is_symlink())
 
 
 def _gatekeeper(service: Service) -> Gatekeeper:
@@ -315,7 +490,12 @@ def serve(
             listening.start_channel(service, gate)
             if ready is not None:
                 ready(listening.addresses)
-            _Servers(service, gate, listening).run()
+            servers = _Servers(service, gate, listening)
+            keeper = _Keeper(service, listening, servers).start()
+            try:
+                servers.run()
+            finally:
+                keeper.stop()
         finally:
             listening.stop_channel()
             gate.refusals.stop()
@@ -337,6 +517,7 @@ class ServiceThread:
         self._tcp = tcp
         self._listening: _Listening | None = None
         self._servers: _Servers | None = None
+        self._keeper: _Keeper | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -358,6 +539,7 @@ class ServiceThread:
             self.service.open()
             self._listening.start_channel(self.service, self.gate)
             self._servers = _Servers(self.service, self.gate, self._listening)
+            self._keeper = _Keeper(self.service, self._listening, self._servers).start()
             self._thread = threading.Thread(target=self._run, name="interlock-service", daemon=True)
             self._thread.start()
             deadline = time.monotonic() + timeout
@@ -378,6 +560,9 @@ class ServiceThread:
 
     def stop(self) -> None:
         self.service.stopping.set()
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
         if self._servers is not None:
             self._servers.exit()
         if self._thread is not None:

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import stat
+import tempfile
 from pathlib import Path
 
 from interlock.errors import ConfigError
@@ -157,6 +158,32 @@ class TokenStore:
                     file.write(secrets.token_urlsafe(32) + "\n")
                 log.info("created the %s token in %s", role, path)
             self._tokens[role] = read_token(self.directory, role).encode("ascii")
+
+    def keep(self) -> list[str]:
+        """The tokens directory, if it went (wiped with the service's directory, say),
+        made again with the tokens this service holds: never new ones, so a client that
+        read one before still has it. Returns the roles put back. A token file removed
+        on its own is not put back: that is how a token is replaced (a new one is made
+        at the next start). The directory made again is checked as at start."""
+        if self.directory.exists() or self.directory.is_symlink():
+            return []
+        self.directory.mkdir(mode=0o700, parents=True)
+        check_directory(self.directory)
+        put_back = []
+        for role, token in self._tokens.items():
+            # Written whole under a name of its own, then linked into place: a client
+            # never reads half a token, and nothing put there meanwhile is overwritten.
+            fd, whole = tempfile.mkstemp(prefix=f".{role}.", dir=self.directory)
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as file:
+                    file.write(token.decode("ascii") + "\n")
+                os.link(whole, token_path(self.directory, role))
+                put_back.append(role)
+            except FileExistsError:
+                continue
+            finally:
+                os.unlink(whole)
+        return put_back
 
     def role_of(self, token: str | None) -> str | None:
         """The role ``token`` belongs to, or None; constant-time per comparison."""
