@@ -67,16 +67,17 @@ def put_back(
     conn: sqlite3.Connection,
     witness: Witness | None,
     on_disk: OnDisk,
+    gone: set[Path],
     head: Point,
     access: JournalAccess | None,
     busy_timeout: float,
 ) -> Outcome:
     """The journal at ``path`` whole again where it can be (see the module's doc):
     ``conn`` and ``witness`` are what the writer holds, ``on_disk`` as it opened
-    them, ``head`` the last entry ``conn`` holds. ``access`` as the writer was opened
-    with it: None leaves the files' modes as they are, and what is made anew takes
-    those of the witness held open (else the owner's only)."""
-    gone = {changed for changed, _ in on_disk.changed()}
+    them, ``gone`` those of them no longer there (:meth:`OnDisk.changed`), ``head``
+    the last entry ``conn`` holds. ``access`` as the writer was opened with it: None
+    leaves the files' modes as they are, and what is made anew takes those of the
+    witness held open (else the owner's only)."""
     made = access if access is not None else _access_held(witness)
     how = "the witness put back from the one this journal held open"
     if gone & {path, *companions(path)}:
@@ -149,8 +150,7 @@ def _database_back(
 def _copy(conn: sqlite3.Connection, path: Path, access: JournalAccess) -> Path:
     """What ``conn`` holds, durably, in a new file beside ``path`` under a name of its own."""
     make_directory(path.parent, access)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    partial = path.with_name(f".{path.name}.copy-{os.getpid()}-{stamp}")
+    partial = path.with_name(f".{path.name}.copy-{os.getpid()}-{_stamp()}")
     os.close(create_file(partial, access))
     try:
         copy = sqlite3.connect(partial)
@@ -171,11 +171,16 @@ def _copy(conn: sqlite3.Connection, path: Path, access: JournalAccess) -> Path:
 
 
 def _saved_beside(path: Path, partial: Path) -> Path:
-    where = path.with_name(f"{path.name}.saved-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}")
+    where = path.with_name(f"{path.name}.saved-{_stamp()}")
     os.link(partial, where)
     os.unlink(partial)
     sync_directory(path.parent)
     return where
+
+
+def _stamp() -> str:
+    """Now, in a file name: UTC to the microsecond, so names sort by time."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def _saved_as(where: Path, head: Point) -> str:

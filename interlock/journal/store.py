@@ -178,6 +178,11 @@ def format_wall(moment: datetime) -> str:
     return utc.strftime(WALL_FORMAT)
 
 
+def _found(changed: list[tuple[Path, str]]) -> str:
+    """What became of a journal's files (``"journal.sqlite was removed; ..."``)."""
+    return "; ".join(f"{path.name} was {how}" for path, how in changed)
+
+
 def new_run_id(moment: datetime) -> str:
     # Time first so run ids sort by start; random tail so two benches (or two
     # arms in one second) never collide.
@@ -471,8 +476,7 @@ class Journal:
         return self._putting_back is not None
 
     def _said(self, changed: list[tuple[Path, str]]) -> str:
-        found = "; ".join(f"{path.name} was {how}" for path, how in changed)
-        return f"{self.path}: {found} while in use"
+        return f"{self.path}: {_found(changed)} while in use"
 
     def _begin_putting_back(self, changed: list[tuple[Path, str]]) -> str:
         """Files of the journal went (or others took their places) while it held them open.
@@ -535,8 +539,16 @@ class Journal:
             self._lost = f"{said}: cannot read what it holds ({error}); nothing more is written"
             log.critical("%s", self._lost)
             return
+        gone = {path for path, _ in changed}
         outcome = put_back(
-            self.path, conn, self._witness, self._on_disk, head, self._access, self._busy_timeout
+            self.path,
+            conn,
+            self._witness,
+            self._on_disk,
+            gone,
+            head,
+            self._access,
+            self._busy_timeout,
         )
         self._conn, self._witness, self._busy_ms = outcome.conn, outcome.witness, None
         if not outcome.goes_on:
@@ -544,12 +556,16 @@ class Journal:
             log.critical("%s", self._lost)
             return
         self._on_disk = self._files_now()
-        found = "; ".join(f"{path.name} was {how}" for path, how in changed)
         with self._staged_lock:  # on disk with the next commit, to the files put back
             self._staged.append(
                 self._pending(
                     Kind.JOURNAL,
-                    {"action": "put back", "found": found, "how": outcome.how, "last": head.seq},
+                    {
+                        "action": "put back",
+                        "found": _found(changed),
+                        "how": outcome.how,
+                        "last": head.seq,
+                    },
                     None,
                     "",
                 )

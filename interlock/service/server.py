@@ -85,13 +85,28 @@ def listen_unix(path: Path, bench_file: str = "bench.toml") -> socket.socket:
             raise AlreadyServing(f"a service already answers on {path}: stop it first")
         finally:
             probe.close()
+    try:
+        return _bound(path)
+    except OSError as exc:
+        raise ConfigError(bench_file, "service.socket", f"cannot listen on {path}: {exc}") from exc
+
+
+def _bound(path: Path) -> socket.socket:
+    """A Unix socket bound at ``path``, owner-only (only the owner, who can read the
+    tokens, may connect); OSError if it cannot be, anything at ``path`` included (a
+    file it bound but could not make owner-only is removed again)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(str(path))
-        os.chmod(path, 0o600)  # only the owner (who can read the tokens) may connect
-    except OSError as exc:
+    except OSError:
         sock.close()
-        raise ConfigError(bench_file, "service.socket", f"cannot listen on {path}: {exc}") from exc
+        raise
+    try:
+        os.chmod(path, 0o600)
+    except OSError:
+        sock.close()
+        path.unlink(missing_ok=True)
+        raise
     return sock
 
 
@@ -332,17 +347,14 @@ class _Listening:
         """A listening socket bound at ``path`` (owner-only), or None if something is
         there now (left alone)."""
         private_directory(path.parent)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.bind(str(path))  # fails if anything is there, a link included
+            sock = _bound(path)  # fails if anything is there, a link included
         except OSError as error:
-            sock.close()
             if error.errno == errno.EADDRINUSE:
                 self._said(path, "was taken by another file: left alone, nothing listens there")
                 return None
             raise
         try:
-            os.chmod(path, 0o600)
             sock.listen(socket.SOMAXCONN)
         except OSError:
             self._let_go(path, sock)

@@ -22,8 +22,9 @@ from interlock.drivers.serial_link import SerialLink
 from interlock.errors import FaultLatched, ProtocolError
 from interlock.journal import Journal
 from interlock.posted import Posted
-from tests.controller.test_visa_transport import scripted, until
+from tests.controller.test_visa_transport import scripted
 from tests.dialects.test_korad_twin import korad_twin
+from tests.waiting import until
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 from interlock.drivers.visa import VisaTransport
 from interlock.errors import ConnectionLost, InstrumentTimeout, ProtocolError
 from interlock.journal import Journal
+from tests.waiting import until
 
 Reply = bytes | Callable[[socket.socket], None] | None
 
@@ -226,15 +227,6 @@ def cut_short(first: bytes, rest: bytes, release: threading.Event) -> Reply:
             conn.sendall(rest)
 
     return send
-
-
-def until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def test_a_posted_reply_is_ready_only_once_it_has_arrived_to_its_terminator(journal):

@@ -26,6 +26,7 @@ from interlock.journal import Journal, JournalReader, store, verify_journal
 from interlock.journal.files import JournalAccess, companions
 from interlock.journal.putback import put_back
 from interlock.journal.witness import read_witness, witness_path
+from tests.waiting import until
 
 
 def append(journal: Journal, count: int) -> None:
@@ -41,10 +42,7 @@ def kinds_in(path: Path) -> list[str]:
 
 def settled(journal: Journal) -> None:
     """Once what the journal puts back is put back (a thread of its own does it)."""
-    deadline = time.monotonic() + 10
-    while journal.putting_back:
-        assert time.monotonic() < deadline, "still putting back"
-        time.sleep(0.001)
+    assert until(lambda: not journal.putting_back), "still putting back"
 
 
 def put_back_entries(path: Path) -> list:

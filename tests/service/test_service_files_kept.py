@@ -21,15 +21,7 @@ from interlock.service.server import KEEP_PERIOD_S
 from interlock.service.tokens import ROLES, token_path
 from interlock.service.wire import channel_path
 from tests.service.conftest import Served, assert_bench_safe, bring_up
-
-
-def until(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+from tests.waiting import until
 
 
 def http_status(served: Served) -> dict:
