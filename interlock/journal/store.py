@@ -397,9 +397,6 @@ class Journal:
                 raise JournalError(f"{self.path}: journal is closed")
             if self._putting_back is not None:
                 raise JournalError(f"{self.path}: being put back (a file of it went while in use)")
-            changed = self._on_disk.changed()
-            if changed:
-                raise JournalError(self._begin_putting_back(changed))
             try:
                 # Left as set after the write: the next write sets its own, and a
                 # read (WAL: it waits for no writer) seldom waits at all.
@@ -414,6 +411,13 @@ class Journal:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise JournalError(f"{self.path}: cannot start a write: {exc}") from exc
+            # Once the write lock is had, not before: a BEGIN that waited for another
+            # writer may have waited while the files went and that writer put them back.
+            changed = self._on_disk.changed()
+            if changed:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise JournalError(self._begin_putting_back(changed))
             with self._staged_lock:
                 staged = self._staged[:]
                 self._writing = len(staged)  # these are this transaction's now

@@ -216,6 +216,39 @@ def test_a_journal_left_alone_is_never_taken_for_removed(journal):
     assert verify_journal(journal.path).entries == 61
 
 
+def test_a_write_that_waited_for_another_writer_while_the_files_went_is_refused(journal):
+    """The check is made once the write lock is had: a write that waited for another
+    process's transaction, and the files went meanwhile, would otherwise commit into
+    the removed files (its check made before the wait found them in place)."""
+    append(journal, 3)
+    holder = sqlite3.connect(journal.path, isolation_level=None)  # another process's write
+    holder.execute("BEGIN IMMEDIATE")
+    refused: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            append(journal, 1)
+        except JournalError as error:
+            refused.append(error)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert until(journal._lock.locked), "the write did not start"
+        time.sleep(0.2)  # into its BEGIN, waiting for the holder (a write lasts 30 s)
+        remove(*every_file(journal))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        writer.join(timeout=60)
+    assert not writer.is_alive()
+    assert refused and "being put back" in str(refused[0])
+    settled(journal)
+    append(journal, 1)
+    assert kinds_in(journal.path) == ["measurement"] * 3 + ["journal", "measurement"]
+    assert verify_journal(journal.path).entries == 5
+
+
 def test_a_journal_closed_after_its_files_went_is_put_back_first(tmp_path, clock):
     """Nothing written after the removal finds it but the close: the record must not go
     with the connection (a service stopped, a guardian stood down)."""
