@@ -24,6 +24,7 @@ with from then on (:class:`Outcome`), and reaches into nothing here.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import sqlite3
@@ -176,6 +177,13 @@ def _saved_beside(path: Path, partial: Path) -> Path:
     os.unlink(partial)
     sync_directory(path.parent)
     return where
+
+
+def saved_copies(path: Path) -> list[str]:
+    """The names of the copies saved beside the journal at ``path`` (oldest first): what
+    a writer held when its files went and it could not put them back. Moving one away
+    is for an operator, once it has been looked at."""
+    return sorted(p.name for p in path.parent.glob(f"{glob.escape(path.name)}.saved-*"))
 
 
 def _stamp() -> str:

@@ -30,6 +30,7 @@ from typing import Any
 
 from interlock.errors import FaultLatched, JournalCorrupt, JournalError
 from interlock.journal.entries import Entry
+from interlock.journal.putback import saved_copies
 from interlock.journal.store import Journal
 from interlock.journal.verify import Acknowledged, ChainBreak, Inspection, inspect_file
 
@@ -47,6 +48,7 @@ class StartCheck:
     acknowledged: tuple[Acknowledged, ...]
     seconds: float
     entry: int | None  # the journal entry that records the check (None: not written)
+    saved: tuple[str, ...] = ()  # copies saved beside it when its files went (their names)
 
     @property
     def ok(self) -> bool:
@@ -57,6 +59,13 @@ def describe(breaks: Sequence[ChainBreak]) -> str:
     """The first break, and how many more."""
     more = len(breaks) - 1
     return breaks[0].problem + (f" (and {more} more break(s))" if more > 0 else "")
+
+
+def _with_saved(text: str, saved: Sequence[str]) -> str:
+    """``text``, and where the record may be whole when a break follows files that went."""
+    if not saved:
+        return text
+    return f"{text}; saved beside it when its files went: {', '.join(saved)}"
 
 
 def _listed(breaks: Sequence[ChainBreak]) -> list[dict[str, Any]]:
@@ -81,9 +90,14 @@ def check_at_start(journal: Journal) -> StartCheck:
             last=found.end.seq,
             acknowledged=[{"seq": a.brk.seq, "entry": a.entry} for a in found.report.acknowledged],
         )
+    saved = tuple(saved_copies(journal.path))
+    if saved:
+        payload["saved"] = list(saved)
     if breaks:
         payload["breaks"] = _listed(breaks)
-        log.critical("journal %s: %s", journal.path, describe(breaks))
+        log.critical("journal %s: %s", journal.path, _with_saved(describe(breaks), saved))
+    elif saved:
+        log.warning("journal %s: copies saved beside it: %s", journal.path, ", ".join(saved))
     try:
         entry: Entry | None = journal.upkeep(
             payload,
@@ -103,6 +117,7 @@ def check_at_start(journal: Journal) -> StartCheck:
         acknowledged=found.report.acknowledged if found is not None else (),
         seconds=seconds,
         entry=entry.seq if entry is not None else None,
+        saved=saved,
     )
 
 
@@ -151,6 +166,7 @@ class ChainGuard:
     def __init__(self, journal: Journal, check: StartCheck) -> None:
         self._journal = journal
         self._pending = check.breaks
+        self._saved = check.saved
         self._shown = False  # the operator has been told of the breaks
         self._lock = threading.Lock()
 
@@ -161,7 +177,7 @@ class ChainGuard:
     def latch(self, trip: Callable[[str, str], object]) -> None:
         """Trip with cause ``journal-chain`` if a break is waiting for its acknowledgement."""
         if self._pending:
-            trip(CAUSE, describe(self._pending))
+            trip(CAUSE, _with_saved(describe(self._pending), self._saved))
 
     def before_reset(self, operator: str, fault: str | None) -> None:
         """Journal ``operator``'s acknowledgement of the pending breaks before a reset

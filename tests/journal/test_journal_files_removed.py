@@ -25,6 +25,7 @@ from interlock.errors import JournalError
 from interlock.journal import Journal, JournalReader, store, verify_journal
 from interlock.journal.files import JournalAccess, companions
 from interlock.journal.putback import put_back
+from interlock.journal.startup import ChainGuard, check_at_start
 from interlock.journal.witness import read_witness, witness_path
 from tests.waiting import until
 
@@ -169,6 +170,41 @@ def test_a_wal_removed_saves_the_journal_beside_it_and_stops_writing(journal):
         assert len(list(reader.entries())) == 6
     with pytest.raises(JournalError, match="nothing more is written"):
         append(journal, 1)
+
+
+def test_the_next_start_names_the_copy_saved_beside_the_journal(journal_path, clock, caplog):
+    # A writer that could not put its files back saved what it held beside them: every
+    # later start says so (in its check's entry, and in the fault of a break, which is
+    # when the copy may hold what the journal lacks) until an operator moves it away.
+    journal = Journal(journal_path, bench="sim-bench", clock=clock)
+    append(journal, 6)
+    remove(Path(f"{journal.path}-wal"))
+    with pytest.raises(JournalError, match=r"journal\.sqlite-wal was removed"):
+        append(journal, 1)
+    settled(journal)
+    journal.close()
+    (saved,) = (p.name for p in journal_path.parent.glob("journal.sqlite.saved-*"))
+    with Journal(journal_path, bench="sim-bench", clock=clock) as restarted:
+        check = check_at_start(restarted)
+    assert check.saved == (saved,)
+    assert f"copies saved beside it: {saved}" in caplog.text
+    with JournalReader(journal_path) as reader:
+        (entry,) = [e for e in reader.entries() if e.payload.get("action") == "check"]
+    assert entry.payload["saved"] == [saved]
+    conn = sqlite3.connect(journal_path)  # and a break found at the next start
+    conn.execute("UPDATE entries SET actor = 'mallory' WHERE seq = ?", (entry.seq,))
+    conn.commit()
+    conn.close()
+    trips: list[tuple[str, str]] = []
+    with Journal(journal_path, bench="sim-bench", clock=clock) as restarted:
+        ChainGuard(restarted, check_at_start(restarted)).latch(lambda *trip: trips.append(trip))
+    assert trips == [
+        (
+            "journal-chain",
+            f"entry {entry.seq}: content does not match its hash (edited); "
+            f"saved beside it when its files went: {saved}",
+        )
+    ]
 
 
 def test_a_witness_removed_is_put_back_at_the_head_it_held(journal):
