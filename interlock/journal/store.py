@@ -277,6 +277,8 @@ class Journal:
         self._busy_ms: int | None = None
         # Off commands sent without their record on disk (see safe_off_intent).
         self.unjournaled = 0
+        # Entries staged once it could no longer write, and not kept (see _stage).
+        self.not_kept = 0
         self._tx_head: Point | None = None  # the chain's head inside a write transaction
         self._tx_start: Point | None = None
         # Set inside a write transaction: the witness's checkpoint moves here with
@@ -764,9 +766,18 @@ class Journal:
         # commit), and the payload is recorded as it is now.
         pending = self._pending(kind, payload, actor, None)
         with self._staged_lock:
+            if self._lost is not None and len(self._staged) >= MAX_STAGED:
+                # Nothing staged is written again (until the journal is opened again): a
+                # flood of requests must not grow this list, nor the log, without end.
+                self.not_kept += 1
+                if self.not_kept == 1:
+                    log.critical(
+                        "%s; %d entries wait unwritten, no more are kept", self._lost, MAX_STAGED
+                    )
+                return pending
             self._staged.append(pending)
             backlog = len(self._staged)
-        if backlog >= MAX_STAGED:
+        if backlog >= MAX_STAGED and self._lost is None:
             # Whoever stages this much writes it, so nothing piles up in memory while
             # the journal works; without waiting for a busy one (a trip may be staging):
             # then it stays staged, for the next commit that succeeds.

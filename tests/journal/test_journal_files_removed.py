@@ -207,6 +207,25 @@ def test_the_next_start_names_the_copy_saved_beside_the_journal(journal_path, cl
     ]
 
 
+def test_a_journal_that_writes_no_more_keeps_no_more_than_a_backlog(journal, caplog):
+    # Nothing staged is written again: a client flooding a bench whose journal went must
+    # not grow the staged entries, nor the log, without end.
+    append(journal, 2)
+    remove(Path(f"{journal.path}-wal"))
+    with pytest.raises(JournalError, match="being put back"):
+        append(journal, 1)
+    settled(journal)
+    with pytest.raises(JournalError, match="nothing more is written"):
+        append(journal, 1)
+    caplog.clear()
+    for i in range(3 * store.MAX_STAGED):
+        journal.stage("request", {"action": "set", "value": i})
+    assert journal.staged == store.MAX_STAGED
+    assert journal.not_kept == 2 * store.MAX_STAGED
+    assert len(caplog.records) == 1
+    assert "no more are kept" in caplog.records[0].getMessage()
+
+
 def test_a_witness_removed_is_put_back_at_the_head_it_held(journal):
     append(journal, 8)
     remove(witness_path(journal.path))
