@@ -321,6 +321,14 @@ class SimulatedBench:
     def running(self) -> bool:
         return self._running
 
+    def keep_control(self) -> str:
+        """Bind the control socket again if its file went; what was made again, or ""."""
+        control = self.control
+        if not self._running or control is None or not control.gone():
+            return ""
+        self._loop.run(control.listen_again())
+        return control.address
+
     @property
     def control_address(self) -> str | None:
         return self.control.address if self._running and self.control else None

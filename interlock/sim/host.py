@@ -17,8 +17,10 @@ service to find an in-process simulator::
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -34,6 +36,11 @@ from interlock.sim.client import (
     write_state,
 )
 from interlock.sim.process import run_lock
+
+log = logging.getLogger(__name__)
+
+# How often the simulator looks for its files (the service looks as often for its own).
+KEEP_PERIOD_S = 0.5
 
 
 class SimulatorHost:
@@ -64,6 +71,8 @@ class SimulatorHost:
         self._socket = control_socket
         self.simulator: SimulatedBench | None = None
         self.state: SimulatorState | None = None
+        self._stopping = threading.Event()
+        self._keeper: threading.Thread | None = None
 
     def start(self) -> SimulatorHost:
         sock = self._socket
@@ -87,10 +96,45 @@ class SimulatorHost:
         except OSError as exc:
             self.stop()
             raise SimulatorError(f"cannot write {state_path(self.bench)}: {exc}") from exc
+        self._stopping.clear()
+        self._keeper = threading.Thread(target=self._keep, name="sim-keeper", daemon=True)
+        self._keeper.start()
         return self
+
+    def _keep(self) -> None:
+        """Every KEEP_PERIOD_S, put back the files the service and the tools find this
+        simulator by, should they go (``rm -rf`` of the run directory): without them
+        ``interlock sim stop`` cannot find it, and the next service starts a second
+        simulator of the bench beside it. A file another process put there is left alone."""
+        failed = ""
+        while not self._stopping.wait(KEEP_PERIOD_S):
+            simulator, state = self.simulator, self.state
+            if simulator is None or state is None:
+                return
+            try:
+                for what in simulator.keep_control(), self._keep_state(state):
+                    if what:
+                        log.warning("%s went while the simulator runs: made again", what)
+            except (OSError, SimulatorError) as error:  # tried again next round
+                if str(error) != failed:
+                    failed = str(error)
+                    log.error("putting back the simulator's files: %s", error)
+            else:
+                failed = ""
+
+    def _keep_state(self, state: SimulatorState) -> str:
+        path = state_path(self.bench)
+        if path.exists() or path.is_symlink():
+            return ""
+        write_state(path, state)
+        return str(path)
 
     def stop(self) -> None:
         """Stop the instruments (the relays open, the ports close) and remove the state file."""
+        self._stopping.set()
+        keeper = self._keeper
+        if keeper is not None and keeper is not threading.current_thread():
+            keeper.join(timeout=KEEP_PERIOD_S * 4)  # so it writes no state file after this
         simulator, self.simulator = self.simulator, None
         if simulator is None:
             return
