@@ -321,10 +321,15 @@ class SimulatedBench:
     def running(self) -> bool:
         return self._running
 
+    def control_gone(self) -> bool:
+        """Whether the control socket's file went (see :meth:`keep_control`)."""
+        control = self.control
+        return self._running and control is not None and control.gone()
+
     def keep_control(self) -> str:
         """Bind the control socket again if its file went; what was made again, or ""."""
         control = self.control
-        if not self._running or control is None or not control.gone():
+        if not self.control_gone() or control is None:
             return ""
         self._loop.run(control.listen_again())
         return control.address

@@ -133,14 +133,28 @@ class ControlServer:
         if self._server is None:
             return
         sock = bind_control(self.path)
-        self._again.append(
-            await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_REQUEST)
-        )
-        self._inode = _inode(self.path)
+        bound = _inode(self.path)
+        try:
+            again = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_REQUEST)
+        except BaseException:
+            sock.close()
+            if bound is not None and _inode(self.path) == bound:
+                self.path.unlink(missing_ok=True)  # bound, never served: free for the next try
+            raise
+        if self._server is None:  # closed meanwhile
+            again.close()
+            if bound is not None and _inode(self.path) == bound:
+                self.path.unlink(missing_ok=True)
+            return
+        for before in self._again:  # their files went: nobody reaches them any more
+            before.close()
+        self._again = [again]
+        self._inode = bound
 
     async def close(self) -> None:
         for again in self._again:
             again.close()
+        self._again = []
         server, self._server = self._server, None
         if server is not None:
             server.close()
