@@ -100,7 +100,10 @@ def test_its_run_directory_removed_the_simulator_is_still_found_and_stopped(benc
     assert code == 0
     state = read_state(run_dir / "sim.json")
     assert state is not None
-    shutil.rmtree(run_dir)
+    # Moved away whole first: the keeper may make a file again while rmtree works.
+    gone = run_dir.with_name("run.gone")
+    run_dir.rename(gone)
+    shutil.rmtree(gone)
     assert until(lambda: (run_dir / "sim.json").exists() and (run_dir / "sim.sock").exists())
     for name in ("sim.sock", "sim.json"):
         assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o600, name
