@@ -27,6 +27,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -183,7 +184,10 @@ def saved_copies(path: Path) -> list[str]:
     """The names of the copies saved beside the journal at ``path`` (oldest first): what
     a writer held when its files went and it could not put them back. Moving one away
     is for an operator, once it has been looked at."""
-    return sorted(p.name for p in path.parent.glob(f"{glob.escape(path.name)}.saved-*"))
+    stamped = re.compile(re.escape(path.name) + r"\.saved-\d{8}T\d{6}\.\d{6}Z")
+    # By their stamp (_stamp): not the -wal and -shm a reader of a copy leaves beside it.
+    found = path.parent.glob(f"{glob.escape(path.name)}.saved-*")
+    return sorted(p.name for p in found if stamped.fullmatch(p.name))
 
 
 def _stamp() -> str:

@@ -88,6 +88,10 @@ SAFE_OFF_WAIT_S = 0.05
 # How long the writing of a staged backlog waits for a busy journal.
 BACKLOG_WAIT_S = 0.01
 
+# A BEGIN that took longer waited for another writer (SQLite's busy handler sleeps
+# 1 ms first): the files are looked at again once it has the lock.
+WAITED_S = 0.0005
+
 # Staged entries beyond this many are written at once, whoever staged them.
 MAX_STAGED = 1000
 
@@ -277,6 +281,8 @@ class Journal:
         self._busy_ms: int | None = None
         # Off commands sent without their record on disk (see safe_off_intent).
         self.unjournaled = 0
+        # Entries staged once it could no longer write, and not kept (see _stage).
+        self.not_kept = 0
         self._tx_head: Point | None = None  # the chain's head inside a write transaction
         self._tx_start: Point | None = None
         # Set inside a write transaction: the witness's checkpoint moves here with
@@ -397,6 +403,7 @@ class Journal:
                 raise JournalError(f"{self.path}: journal is closed")
             if self._putting_back is not None:
                 raise JournalError(f"{self.path}: being put back (a file of it went while in use)")
+            self._refuse_if_changed(conn, began=False)
             try:
                 # Left as set after the write: the next write sets its own, and a
                 # read (WAL: it waits for no writer) seldom waits at all.
@@ -408,16 +415,14 @@ class Journal:
                     self._busy_ms = None  # unknown, should the PRAGMA fail
                     conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
                     self._busy_ms = busy_ms
+                asked = time.monotonic()
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise JournalError(f"{self.path}: cannot start a write: {exc}") from exc
-            # Once the write lock is had, not before: a BEGIN that waited for another
-            # writer may have waited while the files went and that writer put them back.
-            changed = self._on_disk.changed()
-            if changed:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise JournalError(self._begin_putting_back(changed))
+            if time.monotonic() - asked > WAITED_S:
+                # A BEGIN that waited for another writer may have waited while the files
+                # went and that writer put them back: asked again, once the lock is had.
+                self._refuse_if_changed(conn, began=True)
             with self._staged_lock:
                 staged = self._staged[:]
                 self._writing = len(staged)  # these are this transaction's now
@@ -457,6 +462,15 @@ class Journal:
             self._witness_after_commit(conn, *committed)
         finally:
             self._lock.release()
+
+    def _refuse_if_changed(self, conn: sqlite3.Connection, *, began: bool) -> None:
+        """JournalError, and the put-back begun, if a file is no longer the one held."""
+        changed = self._on_disk.changed()
+        if changed:
+            if began:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise JournalError(self._begin_putting_back(changed))
 
     def _files_now(self) -> OnDisk:
         """The files as held now: the database's by their paths, the witness by the file
@@ -764,9 +778,18 @@ class Journal:
         # commit), and the payload is recorded as it is now.
         pending = self._pending(kind, payload, actor, None)
         with self._staged_lock:
+            if self._lost is not None and len(self._staged) >= MAX_STAGED:
+                # Nothing staged is written again (until the journal is opened again): a
+                # flood of requests must not grow this list, nor the log, without end.
+                self.not_kept += 1
+                if self.not_kept == 1:
+                    log.critical(
+                        "%s; %d entries wait unwritten, no more are kept", self._lost, MAX_STAGED
+                    )
+                return pending
             self._staged.append(pending)
             backlog = len(self._staged)
-        if backlog >= MAX_STAGED:
+        if backlog >= MAX_STAGED and self._lost is None:
             # Whoever stages this much writes it, so nothing piles up in memory while
             # the journal works; without waiting for a busy one (a trip may be staging):
             # then it stays staged, for the next commit that succeeds.

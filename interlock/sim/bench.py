@@ -321,6 +321,19 @@ class SimulatedBench:
     def running(self) -> bool:
         return self._running
 
+    def control_gone(self) -> bool:
+        """Whether the control socket's file went (see :meth:`keep_control`)."""
+        control = self.control
+        return self._running and control is not None and control.gone()
+
+    def keep_control(self) -> str:
+        """Bind the control socket again if its file went; what was made again, or ""."""
+        control = self.control
+        if not self.control_gone() or control is None:
+            return ""
+        self._loop.run(control.listen_again())
+        return control.address
+
     @property
     def control_address(self) -> str | None:
         return self.control.address if self._running and self.control else None

@@ -110,6 +110,7 @@ class ControlServer:
         # Remove at close only the file this socket is bound to, never a successor's.
         self._inode = _inode(self.path)
         self._server: asyncio.Server | None = None
+        self._again: list[asyncio.Server] = []  # the socket bound again after its file went
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     @property
@@ -121,7 +122,39 @@ class ControlServer:
             self._serve, sock=self._sock, limit=MAX_REQUEST
         )
 
+    def gone(self) -> bool:
+        """Whether the socket file went (``rm -rf`` of the run directory): nothing there.
+        Another file in its place is not gone: it is left alone."""
+        return not (self.path.exists() or self.path.is_symlink())
+
+    async def listen_again(self) -> None:
+        """Bind the socket file again (it went) and serve it too, so that the tools and
+        the service find the simulator there; closed with the first at close."""
+        if self._server is None:
+            return
+        sock = bind_control(self.path)
+        bound = _inode(self.path)
+        try:
+            again = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_REQUEST)
+        except BaseException:
+            sock.close()
+            if bound is not None and _inode(self.path) == bound:
+                self.path.unlink(missing_ok=True)  # bound, never served: free for the next try
+            raise
+        if self._server is None:  # closed meanwhile
+            again.close()
+            if bound is not None and _inode(self.path) == bound:
+                self.path.unlink(missing_ok=True)
+            return
+        for before in self._again:  # their files went: nobody reaches them any more
+            before.close()
+        self._again = [again]
+        self._inode = bound
+
     async def close(self) -> None:
+        for again in self._again:
+            again.close()
+        self._again = []
         server, self._server = self._server, None
         if server is not None:
             server.close()

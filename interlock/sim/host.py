@@ -17,8 +17,10 @@ service to find an in-process simulator::
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -34,6 +36,11 @@ from interlock.sim.client import (
     write_state,
 )
 from interlock.sim.process import run_lock
+
+log = logging.getLogger(__name__)
+
+# How often the simulator looks for its files (the service looks as often for its own).
+KEEP_PERIOD_S = 0.5
 
 
 class SimulatorHost:
@@ -64,6 +71,8 @@ class SimulatorHost:
         self._socket = control_socket
         self.simulator: SimulatedBench | None = None
         self.state: SimulatorState | None = None
+        self._stopping = threading.Event()
+        self._keeping = threading.Lock()  # held by a round of the keeper
 
     def start(self) -> SimulatorHost:
         sock = self._socket
@@ -87,11 +96,59 @@ class SimulatorHost:
         except OSError as exc:
             self.stop()
             raise SimulatorError(f"cannot write {state_path(self.bench)}: {exc}") from exc
+        self._stopping = stopping = threading.Event()  # this start's: a restart has its own
+        threading.Thread(
+            target=self._keep, args=(stopping,), name="sim-keeper", daemon=True
+        ).start()
         return self
+
+    def _keep(self, stopping: threading.Event) -> None:
+        """Every KEEP_PERIOD_S, put back the files the service and the tools find this
+        simulator by, should they go (``rm -rf`` of the run directory): without them
+        ``interlock sim stop`` cannot find it, and the next service starts a second
+        simulator of the bench beside it. A file another process put there is left alone,
+        and a starter holding the bench's simulator lock is let be (next round)."""
+        failed: dict[str, str] = {}  # what failed last, logged once each
+        while not stopping.wait(KEEP_PERIOD_S):
+            for what, work in (("control socket", self._keep_control), ("state", self._keep_state)):
+                # Under the round's lock: stop() removes the state file only after it.
+                with self._keeping:
+                    if stopping.is_set():
+                        return
+                    try:
+                        made = work()
+                    except Exception as error:  # tried again next round, logged once
+                        said = f"{type(error).__name__}: {error}"
+                        if failed.get(what) != said:
+                            failed[what] = said
+                            log.error("putting back the simulator's %s: %s", what, said)
+                        continue
+                failed.pop(what, None)
+                if made:
+                    log.warning("%s went while the simulator runs: made again", made)
+
+    def _keep_control(self) -> str:
+        simulator = self.simulator
+        if simulator is None or not simulator.control_gone():
+            return ""
+        with run_lock(self.bench, timeout=0):
+            return simulator.keep_control()
+
+    def _keep_state(self) -> str:
+        path, state = state_path(self.bench), self.state
+        if state is None or path.exists() or path.is_symlink():
+            return ""
+        with run_lock(self.bench, timeout=0):
+            if path.exists() or path.is_symlink():
+                return ""
+            write_state(path, state)
+        return str(path)
 
     def stop(self) -> None:
         """Stop the instruments (the relays open, the ports close) and remove the state file."""
-        simulator, self.simulator = self.simulator, None
+        self._stopping.set()
+        with self._keeping:  # a round of the keeper in progress ends first
+            simulator, self.simulator = self.simulator, None
         if simulator is None:
             return
         with contextlib.suppress(OSError):

@@ -172,6 +172,24 @@ def test_a_wal_removed_saves_the_journal_beside_it_and_stops_writing(journal):
         append(journal, 1)
 
 
+def test_files_removed_under_another_writers_transaction_are_found_without_waiting(journal):
+    # Another process in a transaction on the removed files: the write looks before it
+    # waits for that process's lock (up to the busy timeout) as well as after.
+    append(journal, 3)
+    holder = sqlite3.connect(journal.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        remove(*every_file(journal))
+        with journal.waiting_at_most(0.5), pytest.raises(JournalError, match="being put back"):
+            append(journal, 1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    settled(journal)
+    append(journal, 1)
+    assert kinds_in(journal.path) == ["measurement"] * 3 + ["journal", "measurement"]
+
+
 def test_the_next_start_names_the_copy_saved_beside_the_journal(journal_path, clock, caplog):
     # A writer that could not put its files back saved what it held beside them: every
     # later start says so (in its check's entry, and in the fault of a break, which is
@@ -184,6 +202,8 @@ def test_the_next_start_names_the_copy_saved_beside_the_journal(journal_path, cl
     settled(journal)
     journal.close()
     (saved,) = (p.name for p in journal_path.parent.glob("journal.sqlite.saved-*"))
+    for beside in ("-wal", "-shm"):  # what a reader of the copy leaves beside it
+        (journal_path.parent / f"{saved}{beside}").touch()
     with Journal(journal_path, bench="sim-bench", clock=clock) as restarted:
         check = check_at_start(restarted)
     assert check.saved == (saved,)
@@ -205,6 +225,25 @@ def test_the_next_start_names_the_copy_saved_beside_the_journal(journal_path, cl
             f"saved beside it when its files went: {saved}",
         )
     ]
+
+
+def test_a_journal_that_writes_no_more_keeps_no_more_than_a_backlog(journal, caplog):
+    # Nothing staged is written again: a client flooding a bench whose journal went must
+    # not grow the staged entries, nor the log, without end.
+    append(journal, 2)
+    remove(Path(f"{journal.path}-wal"))
+    with pytest.raises(JournalError, match="being put back"):
+        append(journal, 1)
+    settled(journal)
+    with pytest.raises(JournalError, match="nothing more is written"):
+        append(journal, 1)
+    caplog.clear()
+    for i in range(3 * store.MAX_STAGED):
+        journal.stage("request", {"action": "set", "value": i})
+    assert journal.staged == store.MAX_STAGED
+    assert journal.not_kept == 2 * store.MAX_STAGED
+    assert len(caplog.records) == 1
+    assert "no more are kept" in caplog.records[0].getMessage()
 
 
 def test_a_witness_removed_is_put_back_at_the_head_it_held(journal):

@@ -23,6 +23,7 @@ from interlock.sim.client import SimulatorClient, SimulatorState, read_state, wr
 from interlock.sim.process import ensure_simulator, find_simulator, stop_simulator
 from tests.service.conftest import stop_simulators
 from tests.sim.conftest import write_bench
+from tests.waiting import until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,6 +89,33 @@ def test_start_in_the_background_find_it_and_stop_it(bench_file, capsys):
     assert out[1] == "no simulator is running for bench sim-bench-01"
     code, _, err = run(capsys, "sim", "truth", "--bench", str(bench_file))
     assert code == 4 and "no running simulator for bench sim-bench-01" in err
+
+
+def test_its_run_directory_removed_the_simulator_is_still_found_and_stopped(bench_file, capsys):
+    # rm -rf run/ under a running simulator: it makes its socket and its state file again,
+    # so that `interlock sim stop` (and the next service) finds it rather than starting
+    # a second simulator of the bench beside it.
+    run_dir = bench_file.parent / "run"
+    code, _, _ = run(capsys, "sim", "start", "--background", "--bench", str(bench_file))
+    assert code == 0
+    state = read_state(run_dir / "sim.json")
+    assert state is not None
+    # Moved away whole first: the keeper may make a file again while rmtree works.
+    gone = run_dir.with_name("run.gone")
+    run_dir.rename(gone)
+    shutil.rmtree(gone)
+    assert until(lambda: (run_dir / "sim.json").exists() and (run_dir / "sim.sock").exists())
+    for name in ("sim.sock", "sim.json"):
+        assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o600, name
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    assert read_state(run_dir / "sim.json") == state
+    assert SimulatorClient.of_bench(load_bench(bench_file)).describe().pid == state.pid
+    code, _, err = run(capsys, "sim", "start", "--bench", str(bench_file), "--ports", "free")
+    assert code == 4 and "a simulator already answers on" in err
+    code, out, _ = run(capsys, "sim", "stop", "--bench", str(bench_file))
+    assert (code, out[1]) == (0, f"simulator stopped (pid {state.pid}); its instruments are gone")
+    assert not alive(state.pid)
+    assert not (run_dir / "sim.json").exists() and not (run_dir / "sim.sock").exists()
 
 
 def test_two_starters_racing_end_with_one_simulator(bench_file):
