@@ -52,6 +52,18 @@ def run(capsys, *argv: str) -> tuple[int, list[str], str]:
     return code, out.splitlines(), err
 
 
+def refused_then_stopped(capsys, bench_file: Path, pid: int) -> None:
+    """A second simulator of the bench is refused before it opens anything; ``interlock
+    sim stop`` stops the one running (``pid``), and its files go with it."""
+    code, _, err = run(capsys, "sim", "start", "--bench", str(bench_file), "--ports", "free")
+    assert code == 4 and "a simulator already answers on" in err
+    code, out, _ = run(capsys, "sim", "stop", "--bench", str(bench_file))
+    assert (code, out[1]) == (0, f"simulator stopped (pid {pid}); its instruments are gone")
+    assert not alive(pid)
+    run_dir = bench_file.parent / "run"
+    assert not (run_dir / "sim.json").exists() and not (run_dir / "sim.sock").exists()
+
+
 def test_start_in_the_background_find_it_and_stop_it(bench_file, capsys):
     run_dir = bench_file.parent / "run"
     code, out, _ = run(
@@ -77,14 +89,7 @@ def test_start_in_the_background_find_it_and_stop_it(bench_file, capsys):
     code, _, err = run(capsys, "sim", "start", "--background", "--bench", str(bench_file),
                        "--fault", "short:VBUS")  # fmt: skip
     assert code == 4 and "already running for this bench: inject faults into it" in err
-    # A second simulator of the same bench is refused before it opens anything.
-    code, _, err = run(capsys, "sim", "start", "--bench", str(bench_file), "--ports", "free")
-    assert code == 4 and "a simulator already answers on" in err
-
-    code, out, _ = run(capsys, "sim", "stop", "--bench", str(bench_file))
-    assert (code, out[1]) == (0, f"simulator stopped (pid {state.pid}); its instruments are gone")
-    assert not alive(state.pid)
-    assert not (run_dir / "sim.json").exists() and not (run_dir / "sim.sock").exists()
+    refused_then_stopped(capsys, bench_file, state.pid)
     code, out, _ = run(capsys, "sim", "stop", "--bench", str(bench_file))
     assert out[1] == "no simulator is running for bench sim-bench-01"
     code, _, err = run(capsys, "sim", "truth", "--bench", str(bench_file))
@@ -110,12 +115,7 @@ def test_its_run_directory_removed_the_simulator_is_still_found_and_stopped(benc
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
     assert read_state(run_dir / "sim.json") == state
     assert SimulatorClient.of_bench(load_bench(bench_file)).describe().pid == state.pid
-    code, _, err = run(capsys, "sim", "start", "--bench", str(bench_file), "--ports", "free")
-    assert code == 4 and "a simulator already answers on" in err
-    code, out, _ = run(capsys, "sim", "stop", "--bench", str(bench_file))
-    assert (code, out[1]) == (0, f"simulator stopped (pid {state.pid}); its instruments are gone")
-    assert not alive(state.pid)
-    assert not (run_dir / "sim.json").exists() and not (run_dir / "sim.sock").exists()
+    refused_then_stopped(capsys, bench_file, state.pid)
 
 
 def test_two_starters_racing_end_with_one_simulator(bench_file):
