@@ -93,13 +93,23 @@ def read_state(path: Path) -> SimulatorState | None:
         return None
 
 
-def write_state(path: Path, state: SimulatorState) -> None:
-    """Write the state file owner-only, whole or not at all (a reader never sees half)."""
+def write_state(path: Path, state: SimulatorState, *, exclusive: bool = False) -> bool:
+    """Write the state file owner-only, whole or not at all (a reader never sees half).
+    ``exclusive``: only where nothing is (False, and nothing written, if something is)."""
     temporary = Path(path).with_name(f".{Path(path).name}.{os.getpid()}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(json.dumps(state.as_dict(), indent=2) + "\n")
-    os.replace(temporary, path)
+    if not exclusive:
+        os.replace(temporary, path)
+        return True
+    try:
+        os.link(temporary, path)  # never over a file another process put there
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temporary)
+    return True
 
 
 class SimulatorClient:

@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from interlock.errors import SimulatorError
@@ -131,18 +131,29 @@ class SimulatorHost:
         simulator = self.simulator
         if simulator is None or not simulator.control_gone():
             return ""
-        with run_lock(self.bench, timeout=0):
-            return simulator.keep_control()
+        with self._unless_starting() as free:
+            return simulator.keep_control() if free else ""
 
     def _keep_state(self) -> str:
         path, state = state_path(self.bench), self.state
-        if state is None or path.exists() or path.is_symlink():
+        if self.simulator is None or state is None or path.exists() or path.is_symlink():
             return ""
-        with run_lock(self.bench, timeout=0):
-            if path.exists() or path.is_symlink():
-                return ""
-            write_state(path, state)
-        return str(path)
+        with self._unless_starting() as free:
+            if free and write_state(path, state, exclusive=True):
+                return str(path)
+        return ""
+
+    @contextlib.contextmanager
+    def _unless_starting(self) -> Iterator[bool]:
+        """The bench's simulator lock, unless a starter holds it (then False: let be)."""
+        control.private_directory(state_path(self.bench).parent)  # an error: logged
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(run_lock(self.bench, timeout=0))
+                free = True
+            except SimulatorError:  # held: a starter is binding, it goes first
+                free = False
+            yield free
 
     def stop(self) -> None:
         """Stop the instruments (the relays open, the ports close) and remove the state file."""

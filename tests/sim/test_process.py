@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from interlock.cli import main
 from interlock.config import load_bench
 from interlock.errors import SimulatorError
 from interlock.sim.client import SimulatorClient, SimulatorState, read_state, write_state
+from interlock.sim.host import KEEP_PERIOD_S, SimulatorHost
 from interlock.sim.process import ensure_simulator, find_simulator, stop_simulator
 from tests.service.conftest import stop_simulators
 from tests.sim.conftest import write_bench
@@ -105,10 +107,7 @@ def test_its_run_directory_removed_the_simulator_is_still_found_and_stopped(benc
     assert code == 0
     state = read_state(run_dir / "sim.json")
     assert state is not None
-    # Moved away whole first: the keeper may make a file again while rmtree works.
-    gone = run_dir.with_name("run.gone")
-    run_dir.rename(gone)
-    shutil.rmtree(gone)
+    remove_whole(run_dir)
     assert until(lambda: (run_dir / "sim.json").exists() and (run_dir / "sim.sock").exists())
     for name in ("sim.sock", "sim.json"):
         assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o600, name
@@ -116,6 +115,55 @@ def test_its_run_directory_removed_the_simulator_is_still_found_and_stopped(benc
     assert read_state(run_dir / "sim.json") == state
     assert SimulatorClient.of_bench(load_bench(bench_file)).describe().pid == state.pid
     refused_then_stopped(capsys, bench_file, state.pid)
+
+
+def remove_whole(run_dir: Path) -> None:
+    """``rm -rf run/``, moved away first: the keeper may make a file again under rmtree."""
+    gone = run_dir.with_name("run.gone")
+    run_dir.rename(gone)
+    shutil.rmtree(gone)
+
+
+def test_the_keeper_outlives_an_error_it_did_not_expect(bench_file, monkeypatch, caplog):
+    import interlock.sim.host as host_module
+
+    failures = iter([RuntimeError("a defect")])
+    written = host_module.write_state
+
+    def write_state(*args, **kwargs):
+        if kwargs.get("exclusive"):  # the keeper's, not the start's
+            for failure in failures:
+                raise failure
+        return written(*args, **kwargs)
+
+    monkeypatch.setattr(host_module, "write_state", write_state)
+    host = SimulatorHost(load_bench(bench_file)).start()
+    run_dir = bench_file.parent / "run"
+    try:
+        remove_whole(run_dir)
+        # The round that met it logged it; a later one put the file back.
+        assert until(lambda: (run_dir / "sim.json").exists())
+        assert "putting back the simulator's state: RuntimeError: a defect" in caplog.text
+        assert read_state(run_dir / "sim.json") == host.state
+    finally:
+        host.stop()
+    time.sleep(3 * KEEP_PERIOD_S)  # and after its stop, nothing comes back
+    assert not (run_dir / "sim.json").exists() and not (run_dir / "sim.sock").exists()
+
+
+def test_a_state_file_another_process_put_there_is_left_alone(bench_file):
+    host = SimulatorHost(load_bench(bench_file)).start()
+    run_dir = bench_file.parent / "run"
+    try:
+        remove_whole(run_dir)
+        run_dir.mkdir(mode=0o700)
+        (run_dir / "sim.json").write_text("another simulator's\n")
+        assert until(lambda: (run_dir / "sim.sock").exists())  # the keeper went round
+        time.sleep(3 * KEEP_PERIOD_S)
+        assert (run_dir / "sim.json").read_text() == "another simulator's\n"
+    finally:
+        host.stop()
+    assert (run_dir / "sim.json").read_text() == "another simulator's\n"  # not its to remove
 
 
 def test_two_starters_racing_end_with_one_simulator(bench_file):
