@@ -797,7 +797,8 @@ class Journal:
                 with self.waiting_at_most(BACKLOG_WAIT_S):
                     self.flush()
             except JournalError as error:
-                log.warning("%d entries staged, not written yet: %s", backlog, error)
+                if backlog % MAX_STAGED == 0:  # a line a thousand entries, not one each
+                    log.warning("%d entries staged, not written yet: %s", backlog, error)
         return pending
 
     def _pending(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from interlock.errors import JournalError
@@ -98,6 +100,28 @@ def test_staged_entries_never_pile_up_unbounded(tmp_path):
             journal.measurement("VBUS", voltage=float(i), durable=False)
         assert journal.staged < MAX_STAGED
         assert len(kinds(path)) >= MAX_STAGED
+
+
+def test_a_backlog_a_busy_journal_cannot_take_is_logged_once_a_thousand(tmp_path, caplog):
+    # Each entry staged past the backlog tries a write (waiting 10 ms at most, which is
+    # what slows a flood); another process holding the journal refuses each one. Said
+    # once a thousand entries, not once each: the log is not flooded too.
+    from interlock.journal.store import MAX_STAGED
+
+    path = tmp_path / "j.sqlite"
+    with Journal(path, bench="b") as journal:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            for i in range(MAX_STAGED + 40):
+                journal.measurement("VBUS", voltage=float(i), durable=False)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        said = [r for r in caplog.records if "not written yet" in r.getMessage()]
+        assert [r.getMessage().split()[0] for r in said] == [str(MAX_STAGED)]
+        journal.flush()
+    assert len(kinds(path)) == MAX_STAGED + 40
 
 
 def test_text_that_is_not_unicode_is_refused_at_staging_and_poisons_nothing(journal):
