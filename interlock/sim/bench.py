@@ -329,7 +329,7 @@ class SimulatedBench:
     def keep_control(self) -> str:
         """Bind the control socket again if its file went; what was made again, or ""."""
         control = self.control
-        if not self.control_gone() or control is None:
+        if control is None or not self.control_gone():
             return ""
         self._loop.run(control.listen_again())
         return control.address

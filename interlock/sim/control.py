@@ -138,13 +138,11 @@ class ControlServer:
             again = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_REQUEST)
         except BaseException:
             sock.close()
-            if bound is not None and _inode(self.path) == bound:
-                self.path.unlink(missing_ok=True)  # bound, never served: free for the next try
+            _remove_if(self.path, bound)  # bound, never served: free for the next try
             raise
         if self._server is None:  # closed meanwhile
             again.close()
-            if bound is not None and _inode(self.path) == bound:
-                self.path.unlink(missing_ok=True)
+            _remove_if(self.path, bound)
             return
         for before in self._again:  # their files went: nobody reaches them any more
             before.close()
@@ -165,8 +163,7 @@ class ControlServer:
             await server.wait_closed()
         else:
             self._sock.close()
-        if self._inode is not None and _inode(self.path) == self._inode:
-            self.path.unlink(missing_ok=True)
+        _remove_if(self.path, self._inode)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -210,6 +207,12 @@ class ControlServer:
             # A bug must not end the simulator nor hand its traceback to the client.
             log.exception("control request %.200r failed", request)
             return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+
+
+def _remove_if(path: Path, inode: int | None) -> None:
+    """Remove the file at ``path`` if it is still the one with ``inode``, never another's."""
+    if inode is not None and _inode(path) == inode:
+        path.unlink(missing_ok=True)
 
 
 def _inode(path: Path) -> int | None:
