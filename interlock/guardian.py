@@ -46,6 +46,7 @@ from pathlib import Path
 from interlock.config import Configuration, Identity, load_configuration
 from interlock.errors import InterlockError, JournalError
 from interlock.limits.measurements import same_instrument
+from interlock.output_file import OutputFile
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench", required=True, help="bench.toml the service runs")
     parser.add_argument("--resources", default="{}", help="JSON: instrument -> resource")
     parser.add_argument("--service-pid", type=int, default=0, help="for the record")
+    parser.add_argument("--log", type=Path, help="its standard error's file, kept there")
     args = parser.parse_args(argv)
+    # Known now, while the file is where the service opened it: removed by the time the
+    # guardian acts (rm -rf run/), its report goes where it is looked for.
+    output = OutputFile(args.log) if args.log is not None else None
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s guardian: %(message)s")
     # Nothing but end-of-file or a stand-down ends the wait: not a terminal's Ctrl-C.
@@ -279,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         who = f"service pid {args.service_pid}" if args.service_pid else "the service"
         report = act(plan, journal, why=f"{who} died")
+        if output is not None:  # after the outputs are off: nothing slows them
+            with contextlib.suppress(OSError):
+                output.keep()
         outcome = "verified" if report.verified else "NOT verified: " + "; ".join(report.problems)
         print(
             f"guardian: {who} died; outputs off in {report.finished - report.started:.3f} s "
@@ -317,6 +325,7 @@ class Guardian:
             "--bench", str(self.bench_path.resolve()),
             "--resources", json.dumps(self.resources),
             "--service-pid", str(os.getpid()),
+            "--log", str(self.log_file.resolve()),
         ]  # fmt: skip
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         try:

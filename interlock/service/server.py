@@ -38,9 +38,10 @@ from typing import Any
 import uvicorn
 
 from interlock.errors import ConfigError, InterlockError
+from interlock.output_file import OutputFile
 from interlock.service.access import Gatekeeper
 from interlock.service.app import create_app
-from interlock.service.background import pid_path, private_directory
+from interlock.service.background import log_path, pid_path, private_directory
 from interlock.service.channel import CommandChannel
 from interlock.service.protocol import MAX_HEAD, DeadlineH11Protocol
 from interlock.service.refusals import RefusalLog
@@ -391,12 +392,14 @@ class _Listening:
 
 class _Keeper:
     """A thread that puts back, every KEEP_PERIOD_S, what went of the files clients find
-    the service by (:meth:`_Listening.keep`, :meth:`TokenStore.keep`). A thread of its
-    own: a ``stat`` on a hung file system must not hold up the event loop that serves the
-    HTTP stop."""
+    the service by (:meth:`_Listening.keep`, :meth:`TokenStore.keep`), and of its log
+    (started in the background: :class:`~interlock.output_file.OutputFile`). A thread of
+    its own: a ``stat`` on a hung file system must not hold up the event loop that serves
+    the HTTP stop."""
 
     def __init__(self, service: Service, listening: _Listening, servers: _Servers) -> None:
         self._service, self._listening, self._servers = service, listening, servers
+        self._output = OutputFile(log_path(service.settings.socket))
         self._stop = threading.Event()
         self._failed: dict[str, str] = {}  # what failed last, logged once each
         self._thread = threading.Thread(target=self._run, name="interlock-keeper", daemon=True)
@@ -416,6 +419,11 @@ class _Keeper:
                 return
             self._once("sockets", lambda: self._listening.keep(self._servers.serve_also))
             self._once("tokens", self._tokens)
+            self._once("log", self._log)
+
+    def _log(self) -> None:
+        if self._output.keep():
+            log.critical("%s went while the service runs: made again", self._output.path)
 
     def _tokens(self) -> None:
         roles = self._service.tokens.keep()

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from interlock.errors import SimulatorError
+from interlock.output_file import OutputFile
 from interlock.sim import control
 from interlock.sim.bench import SimulatedBench
 from interlock.sim.client import (
@@ -35,7 +36,7 @@ from interlock.sim.client import (
     state_path,
     write_state,
 )
-from interlock.sim.process import run_lock
+from interlock.sim.process import log_path, run_lock
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class SimulatorHost:
         except OSError as exc:
             self.stop()
             raise SimulatorError(f"cannot write {state_path(self.bench)}: {exc}") from exc
+        self._output = OutputFile(log_path(self.bench))  # started in the background: sim.log
         self._stopping = stopping = threading.Event()  # this start's: a restart has its own
         threading.Thread(
             target=self._keep, args=(stopping,), name="sim-keeper", daemon=True
@@ -106,11 +108,16 @@ class SimulatorHost:
         """Every KEEP_PERIOD_S, put back the files the service and the tools find this
         simulator by, should they go (``rm -rf`` of the run directory): without them
         ``interlock sim stop`` cannot find it, and the next service starts a second
-        simulator of the bench beside it. A file another process put there is left alone,
-        and a starter holding the bench's simulator lock is let be (next round)."""
+        simulator of the bench beside it; its log too, if it writes one. A file another
+        process put there is left alone, and a starter holding the bench's simulator lock
+        is let be (next round)."""
         failed: dict[str, str] = {}  # what failed last, logged once each
         while not stopping.wait(KEEP_PERIOD_S):
-            for what, work in (("control socket", self._keep_control), ("state", self._keep_state)):
+            for what, work in (
+                ("control socket", self._keep_control),
+                ("state", self._keep_state),
+                ("log", self._keep_log),
+            ):
                 # Under the round's lock: stop() removes the state file only after it.
                 with self._keeping:
                     if stopping.is_set():
@@ -142,6 +149,9 @@ class SimulatorHost:
             if free and write_state(path, state, exclusive=True):
                 return str(path)
         return ""
+
+    def _keep_log(self) -> str:
+        return str(self._output.path) if self._output.keep() else ""
 
     @contextlib.contextmanager
     def _unless_starting(self) -> Iterator[bool]:

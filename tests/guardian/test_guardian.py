@@ -8,6 +8,7 @@ whole-process test (kill -9 of a real ``interlock serve``) is in the service tes
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pytest
@@ -88,6 +89,24 @@ def test_the_guardian_turns_every_output_off_when_the_service_dies(live_bench, t
     assert "VLOGIC" in faults[-1].payload["detail"] and faults[-1].payload["verified"]
     # Journaled before it went out, as every command is.
     assert commands and commands[-1].payload["data"].startswith("OUTP OFF,(@3,2,1)")
+
+
+def test_its_log_removed_before_it_acts_the_guardian_reports_where_it_was(live_bench, tmp_path):
+    sim, configuration, controller = live_bench
+    log = tmp_path / "run" / "guardian.log"
+    guardian = Guardian(configuration.bench.path, sim.resources, log)
+    guardian.start()
+    shutil.rmtree(log.parent)  # rm -rf run/ while the service runs
+    die(controller)
+    os.close(guardian._pipe)
+    guardian._pipe = None
+    deadline = time.monotonic() + 30
+    while guardian.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(outputs(sim, configuration).values())
+    guardian.stand_down()  # reaps it
+    assert "outputs off in" in log.read_text() and "(verified)" in log.read_text()
+    assert oct(log.stat().st_mode & 0o777) == oct(0o600)
 
 
 def test_a_guardian_stood_down_does_nothing(live_bench, tmp_path):

@@ -17,6 +17,7 @@ import pytest
 from interlock.cli import main
 from interlock.service.background import answers, pid_path
 from tests.service.conftest import ROOT, bring_up, write_bench
+from tests.waiting import until
 
 BANNER = "bench sim-bench-01 [simulation]"
 USER = getpass.getuser()
@@ -171,6 +172,31 @@ def test_stop_ends_a_background_service_once_the_bench_is_safe(short_dir, capsys
         os.waitpid(pid, 0)  # started by this process: reap it
     code, out, _ = run(capsys, "stop", "--bench", bench)  # nothing left to stop
     assert (code, out[1]) == (0, f"no service is running on {socket_path}")
+
+
+def test_a_background_services_log_moved_aside_is_written_again_where_it_was(short_dir, capsys):
+    # A log rotation (or rm): what the service says from then on, its stop included, is
+    # found at service.log again, not in a file moved away or removed.
+    bench = str(write_bench(short_dir))
+    socket_path = short_dir / "interlock.sock"
+    log, rotated = short_dir / "service.log", short_dir / "service.log.1"
+    code, _, _ = run(capsys, "serve", "--bench", bench, "--background")
+    assert code == 0 and answers(socket_path)
+    pid = int(pid_path(socket_path).read_text())
+    try:
+        log.rename(rotated)
+        assert until(lambda: log.exists(), 30)
+        assert oct(log.stat().st_mode & 0o777) == oct(0o600)
+        code, _, _ = run(capsys, "stop", "--bench", bench)
+        assert code == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # started by this process: reap it
+    now = log.read_text()
+    assert f"{log} went while the service runs: made again" in now
+    assert "service stopped; the bench was driven to the safe state" in now
+    assert "service stopped" not in rotated.read_text()
 
 
 def test_stop_never_signals_a_process_that_is_not_the_service(short_dir, capsys):

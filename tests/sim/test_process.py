@@ -108,13 +108,22 @@ def test_its_run_directory_removed_the_simulator_is_still_found_and_stopped(benc
     state = read_state(run_dir / "sim.json")
     assert state is not None
     remove_whole(run_dir)
-    assert until(lambda: (run_dir / "sim.json").exists() and (run_dir / "sim.sock").exists())
-    for name in ("sim.sock", "sim.json"):
+    assert until(lambda: all((run_dir / name).exists() for name in ("sim.json", "sim.sock")))
+    # Its log too: what it says from now on is found where it was.
+    assert until(lambda: "went while the simulator runs" in read_log(run_dir / "sim.log"))
+    for name in ("sim.sock", "sim.json", "sim.log"):
         assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o600, name
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
     assert read_state(run_dir / "sim.json") == state
     assert SimulatorClient.of_bench(load_bench(bench_file)).describe().pid == state.pid
     refused_then_stopped(capsys, bench_file, state.pid)
+
+
+def read_log(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
 
 
 def remove_whole(run_dir: Path) -> None:
