@@ -318,6 +318,19 @@ def _fault_suffix(status: dict[str, Any]) -> str:
     return f" ({status['fault']})" if status.get("fault") else ""
 
 
+def _journal_text(journal: dict[str, Any]) -> str:
+    """``writing``, or why not and what waits unwritten; then what went unrecorded."""
+    lost = journal.get("not_writing")
+    said = ["writing"] if lost is None else [f"NOT WRITING: {lost}"]
+    if lost is not None and journal.get("staged"):  # while it writes, a few always wait
+        said.append(f"{journal['staged']} entries wait unwritten")
+    if journal.get("not_kept"):
+        said.append(f"{journal['not_kept']} entries not kept (the journal could not take them)")
+    if journal.get("unjournaled"):
+        said.append(f"{journal['unjournaled']} off commands went out without their record")
+    return "; ".join(said)
+
+
 def render_status(status: dict[str, Any]) -> str:
     lease = status.get("lease")
     service = status.get("service") or {}
@@ -333,6 +346,8 @@ def render_status(status: dict[str, Any]) -> str:
             else "none"
         ),
     ]
+    if status.get("journal"):  # from a service older than the line: none
+        lines.append(f"journal   {_journal_text(status['journal'])}")
     if service.get("connect_error"):
         lines.append(f"connect   {service['connect_error']}")
     rows = [["net", "supply", "setpoint", "current limit", "output", "measured"]]

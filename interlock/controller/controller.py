@@ -211,6 +211,7 @@ class Controller:
                 "sha256": self.configuration.profile.sha256,
             },
             "run": self.journal.run_id,
+            "journal": self.journal.condition(),
             "nets": nets,
             "relays": {r: r in self.commanded.closed_relays for r in sorted(self.bench.relays)},
         }

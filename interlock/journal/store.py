@@ -835,6 +835,21 @@ class Journal:
         """How many entries wait for the next commit."""
         return len(self._staged)
 
+    def condition(self) -> dict[str, Any]:
+        """What a status shows of the journal: why it writes nothing (None: it writes),
+        how many entries wait for a commit, how many were not kept since it could no
+        longer write (see _stage), and how many off commands went out without their
+        record on disk (see safe_off_intent)."""
+        lost, putting_back = self._lost, self._putting_back
+        if lost is None and putting_back is not None:
+            lost = f"{self.path}: being put back (a file of it went while in use)"
+        return {
+            "not_writing": lost,
+            "staged": len(self._staged),
+            "not_kept": self.not_kept,
+            "unjournaled": self.unjournaled,
+        }
+
     def staged_since(self) -> float | None:
         """When (monotonic clock) the oldest entry waiting for a commit was staged, or None."""
         with self._staged_lock:

@@ -244,6 +244,24 @@ def test_a_journal_that_writes_no_more_keeps_no_more_than_a_backlog(journal, cap
     assert journal.not_kept == 2 * store.MAX_STAGED
     assert len(caplog.records) == 1
     assert "no more are kept" in caplog.records[0].getMessage()
+    # What a status shows of it: why it writes nothing, and what it could not keep.
+    condition = journal.condition()
+    assert "nothing more is written" in condition["not_writing"]
+    assert (condition["staged"], condition["not_kept"]) == (store.MAX_STAGED, 2 * store.MAX_STAGED)
+
+
+def test_a_journal_that_writes_says_so_in_its_condition(journal):
+    append(journal, 2)
+    assert journal.condition() == {
+        "not_writing": None,
+        "staged": 0,
+        "not_kept": 0,
+        "unjournaled": 0,
+    }
+    remove(Path(f"{journal.path}-wal"))
+    with pytest.raises(JournalError, match="being put back"):
+        append(journal, 1)
+    assert journal.condition()["not_writing"] is not None  # until it is settled
 
 
 def test_a_witness_removed_is_put_back_at_the_head_it_held(journal):

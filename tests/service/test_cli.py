@@ -36,6 +36,7 @@ def test_status_heads_with_the_bench_and_shows_the_state(served, capsys):
     assert out[0] == BANNER
     assert out[1] == "state     safe"
     assert "lease     none" in out
+    assert "journal   writing" in out
     assert any(line.startswith("VLOGIC  psu CH1") for line in out)
     assert out[-1] == "relays: all open"
     code, out, _ = run(capsys, "status", "--bench", bench, "--json")
@@ -48,6 +49,32 @@ def test_status_heads_with_the_bench_and_shows_the_state(served, capsys):
         "safe",
     )
     assert status["you"]["role"] == "viewer"
+    assert status["journal"]["not_writing"] is None
+
+
+def test_status_says_why_the_journal_writes_nothing_and_what_it_lost():
+    from interlock.commands.service import render_status
+
+    status = {
+        "state": "fault",
+        "fault": "journal: gone",
+        "profile": {"name": "p", "path": "p.toml"},
+        "journal": {
+            "not_writing": "j.sqlite: gone",
+            "staged": 1000,
+            "not_kept": 7,
+            "unjournaled": 2,
+        },
+        "nets": {},
+        "relays": {},
+    }
+    shown = render_status(status).splitlines()
+    assert shown[4] == (
+        "journal   NOT WRITING: j.sqlite: gone; 1000 entries wait unwritten; 7 entries not kept "
+        "(the journal could not take them); 2 off commands went out without their record"
+    )
+    del status["journal"]  # a service older than the line
+    assert not any(line.startswith("journal") for line in render_status(status).splitlines())
 
 
 def test_arm_estop_reset_disarm_and_their_exit_codes(served, capsys):
