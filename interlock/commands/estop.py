@@ -210,9 +210,20 @@ def _ask(conn: socket.socket, request: dict[str, object], buffer: bytearray) -> 
     line, _, rest = bytes(buffer).partition(b"\n")
     buffer[:] = rest
     reply = json.loads(line)
+    if isinstance(reply, dict) and "ok" not in reply and isinstance(reply.get("error"), str):
+        raise Refused(reply)
     if not isinstance(reply, dict) or "ok" not in reply:
         raise ConnectionError("not an answer")  # an error: the full command says which
     return reply["ok"]
+
+
+class Refused(ConnectionError):
+    """The service answered with an error; ``body`` is its wire form
+    (:func:`interlock.service.wire.error_from_wire` makes the error of it)."""
+
+    def __init__(self, body: dict[str, object]) -> None:
+        super().__init__(f"{body['error']}: {body.get('message', '')}")
+        self.body = body
 
 
 def find_service(path: str | Path) -> tuple[StopSettings, bool] | None:

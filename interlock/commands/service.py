@@ -255,31 +255,37 @@ def _status_despite(args: argparse.Namespace, error: ConfigError) -> int | None:
     Its service runs on the file as it was when it started and needs nothing of it now:
     it is found as the emergency stop finds it, by the file's lines if need be
     (:func:`interlock.commands.estop.find_service`). None when that finds no socket and
-    tokens, or nothing answers there: the ConfigError is then all there is to say.
+    tokens, or nothing answers there: the ConfigError is then all there is to say. A
+    service that answers with a refusal (a token it does not take) is a refusal, as with
+    a file that loads, with the loader's error beside it.
     """
-    from interlock.commands.estop import ask_service, banner_of, find_service
+    from interlock.commands.estop import Refused, ask_service, banner_of, find_service
     from interlock.service.tokens import read_token
+    from interlock.service.wire import error_from_wire
 
     path = bench_file(args)
     found = find_service(path)
     if found is None:
         return None
     settings, _ = found
+    note = (
+        f"interlock: the bench file does not load: {error}\n"
+        "interlock: its service runs on the file as it was when the service started; "
+        f"`interlock check --bench {path}` shows the problem"
+    )
     try:
         status = ask_service(settings, read_token(settings.tokens, args.role), "status")
+    except Refused as refused:  # the service is there, and says no: say what it said
+        print(note, file=sys.stderr)
+        return _refused(error_from_wire(refused.body, 0))
     except (InterlockError, OSError, ValueError, RecursionError):
-        return None  # no token file, no service, refused, or not an answer
+        return None  # no token file, no service, or not an answer
     if args.json:
         print(json.dumps(status, indent=2))
     else:
         print(banner_of(status, settings))
         print(render_status(status))
-    print(
-        f"interlock: the bench file does not load: {error}\n"
-        "interlock: its service runs on the file as it was when the service started; "
-        f"`interlock check --bench {path}` shows the problem",
-        file=sys.stderr,
-    )
+    print(note, file=sys.stderr)
     return 0
 
 

@@ -139,11 +139,19 @@ def test_a_broken_file_whose_service_is_not_found_is_the_config_error(served, ca
     assert (code, out, err) == (2, "", f"ConfigError: {error}\n")
 
 
-def test_a_service_that_refuses_the_token_is_the_config_error(served, capsys):
+@pytest.mark.parametrize("json_option", [[], ["--json"]], ids=["text", "json"])
+def test_a_service_that_refuses_the_token_says_so_beside_the_config_error(
+    served, capsys, json_option
+):
+    # As with a file that loads: the service is there and says no, and that is what
+    # the user must fix first (exit 3, a refusal), with what the loader said beside it.
     path, error = broken_copy(served, BREAKS["a table misspelt"])
     token_path(served.service.settings.tokens, "viewer").write_text("not-the-token\n")
-    code, out, err = run(capsys, "status", "--bench", path)
-    assert (code, out, err) == (2, "", f"ConfigError: {error}\n")
+    code, out, err = run(capsys, "status", "--bench", path, *json_option)
+    assert (code, out) == (3, "")
+    lines = err.splitlines()
+    assert warned("\n".join(lines[:2]), path, error), err
+    assert len(lines) == 3 and lines[2].startswith("AccessDenied: "), err
 
 
 # Each action from a state where it would be done: a file that does not load stops it.
