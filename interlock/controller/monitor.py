@@ -31,7 +31,7 @@ from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments
 from interlock.controller.side_by_side import SideBySide
 from interlock.controller.worker import Trip, Worker
-from interlock.errors import FaultLatched, InterlockError
+from interlock.errors import FaultLatched, InterlockError, JournalError
 from interlock.journal import Journal
 from interlock.limits import NetState, PinnedLimits
 from interlock.limits.measurements import Finding, check_live, settling
@@ -78,6 +78,7 @@ class Monitor(Worker):
         self._side_by_side = SideBySide("interlock-monitor", len(instruments.supplies))
         # Per net: the last reading, for status.
         self._readings: dict[str, NetReading] = {}
+        self._flush_failed: str | None = None  # why the journal last failed, once tripped
 
     def note_reading(self, net: str, reading: NetReading) -> None:
         self._readings[net] = reading
@@ -100,8 +101,23 @@ class Monitor(Worker):
         # its next command; written here only once it has waited a whole period, so a
         # client commanding back to back never waits behind this thread's fsync.
         since = journal.staged_since()
-        if since is not None and journal.clock.monotonic() - since >= self.period:
+        if since is None or journal.clock.monotonic() - since < self.period:
+            return
+        if self._gate.cause is None:
+            journal.flush()  # a journal that cannot be written trips the bench
+            return
+        # Tripped already, the bench driven safe: a journal that still cannot take the
+        # record (its disk full, say) is no new fault. Tripping again would drive the
+        # safe state again every period, each time staging more that it cannot take; the
+        # record waits for the next commit that succeeds, tried each period.
+        try:
             journal.flush()
+        except JournalError as error:
+            if self._flush_failed != str(error):
+                self._flush_failed = str(error)
+                log.error("tripped, and the journal still cannot take the record: %s", error)
+        else:
+            self._flush_failed = None
 
     def stop(self) -> None:
         super().stop()

@@ -85,8 +85,10 @@ WALL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # lock (another thread's or process's write) before it goes out unjournaled.
 SAFE_OFF_WAIT_S = 0.05
 
-# How long the writing of a staged backlog waits for a busy journal.
+# How long the writing of a staged backlog waits for a busy journal; and, when it could
+# not be written, how long before a stager tries again (the monitor flushes meanwhile).
 BACKLOG_WAIT_S = 0.01
+BACKLOG_RETRY_S = 0.1
 
 # A BEGIN that took longer waited for another writer (SQLite's busy handler sleeps
 # 1 ms first): the files are looked at again once it has the lock.
@@ -94,6 +96,13 @@ WAITED_S = 0.0005
 
 # Staged entries beyond this many are written at once, whoever staged them.
 MAX_STAGED = 1000
+
+# No more are kept waiting than this (about 1 KiB each) while the journal cannot take
+# them (its disk full, say, or held by another process for good): beyond, each is
+# counted (not_kept) and let go, so that a flood meeting such a journal cannot grow the
+# service's memory without end. The first ones, the trip's among them, are kept. A
+# journal that writes no more at all keeps MAX_STAGED.
+MAX_HELD = 20 * MAX_STAGED
 
 _INSERT = f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_HEAD = (
@@ -283,6 +292,10 @@ class Journal:
         self.unjournaled = 0
         # Entries staged once it could no longer write, and not kept (see _stage).
         self.not_kept = 0
+        # A backlog's write failed: no stager tries again before this (monotonic clock);
+        # and the thousands of entries it had when that was last logged.
+        self._backlog_retry_at = 0.0
+        self._backlog_said = 0
         self._tx_head: Point | None = None  # the chain's head inside a write transaction
         self._tx_start: Point | None = None
         # Set inside a write transaction: the witness's checkpoint moves here with
@@ -778,27 +791,43 @@ class Journal:
         # commit), and the payload is recorded as it is now.
         pending = self._pending(kind, payload, actor, None)
         with self._staged_lock:
-            if self._lost is not None and len(self._staged) >= MAX_STAGED:
-                # Nothing staged is written again (until the journal is opened again): a
-                # flood of requests must not grow this list, nor the log, without end.
+            lost = self._lost
+            # Nothing staged is written again once it is lost (until the journal is
+            # opened again): a flood of requests must not grow this list, nor the log,
+            # without end; nor while it cannot take them for long (see MAX_HELD).
+            held = MAX_STAGED if lost is not None else MAX_HELD
+            if len(self._staged) >= held:
                 self.not_kept += 1
-                if self.not_kept == 1:
+                if self.not_kept % MAX_HELD == 1:  # a line, then one each MAX_HELD let go
                     log.critical(
-                        "%s; %d entries wait unwritten, no more are kept", self._lost, MAX_STAGED
+                        "%s; %d entries wait unwritten, no more are kept (%d let go)",
+                        lost or f"{self.path}: the journal cannot take them",
+                        held,
+                        self.not_kept,
                     )
                 return pending
             self._staged.append(pending)
             backlog = len(self._staged)
-        if backlog >= MAX_STAGED and self._lost is None:
-            # Whoever stages this much writes it, so nothing piles up in memory while
-            # the journal works; without waiting for a busy one (a trip may be staging):
-            # then it stays staged, for the next commit that succeeds.
-            try:
-                with self.waiting_at_most(BACKLOG_WAIT_S):
-                    self.flush()
-            except JournalError as error:
-                if backlog % MAX_STAGED == 0:  # a line a thousand entries, not one each
-                    log.warning("%d entries staged, not written yet: %s", backlog, error)
+        if backlog < MAX_STAGED or self._lost is not None:
+            return pending
+        if time.monotonic() < self._backlog_retry_at:
+            return pending  # it failed just now: the stagers of a flood do not each try
+        # Whoever stages this much writes it, so nothing piles up in memory while the
+        # journal works; without waiting for a busy one (a trip may be staging): then it
+        # stays staged, for the next commit that succeeds.
+        try:
+            with self.waiting_at_most(BACKLOG_WAIT_S):
+                self.flush()
+        except JournalError as error:
+            # Each try writes the whole backlog (a full disk refuses it at the end) or
+            # waits: not again before BACKLOG_RETRY_S, by anyone.
+            self._backlog_retry_at = time.monotonic() + BACKLOG_RETRY_S
+            level = backlog // MAX_STAGED
+            if level > self._backlog_said:  # a line a thousand entries, not one each try
+                self._backlog_said = level
+                log.warning("%d entries staged, not written yet: %s", backlog, error)
+        else:
+            self._backlog_said = 0
         return pending
 
     def _pending(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
@@ -103,9 +104,9 @@ def test_staged_entries_never_pile_up_unbounded(tmp_path):
 
 
 def test_a_backlog_a_busy_journal_cannot_take_is_logged_once_a_thousand(tmp_path, caplog):
-    # Each entry staged past the backlog tries a write (waiting 10 ms at most, which is
-    # what slows a flood); another process holding the journal refuses each one. Said
-    # once a thousand entries, not once each: the log is not flooded too.
+    # An entry staged past the backlog tries a write (waiting 10 ms at most); another
+    # process holding the journal refuses it. Said once a thousand entries, not once
+    # each: the log is not flooded too.
     from interlock.journal.store import MAX_STAGED
 
     path = tmp_path / "j.sqlite"
@@ -122,6 +123,40 @@ def test_a_backlog_a_busy_journal_cannot_take_is_logged_once_a_thousand(tmp_path
         assert [r.getMessage().split()[0] for r in said] == [str(MAX_STAGED)]
         journal.flush()
     assert len(kinds(path)) == MAX_STAGED + 40
+
+
+def test_a_journal_that_cannot_take_a_flood_tries_now_and_then_and_keeps_a_bound(tmp_path, caplog):
+    """Held by another process for long: the stagers past the backlog do not each try a
+    write (each waits, and a full disk's refuses the whole backlog at its end), and no
+    more than MAX_HELD entries are kept; the rest are counted, said once."""
+    from interlock.journal.store import BACKLOG_RETRY_S, MAX_HELD
+
+    path = tmp_path / "j.sqlite"
+    began: list[str] = []
+    with Journal(path, bench="b") as journal:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        # Each write's BEGIN, as SQLite runs it (the journal's own connection, traced).
+        journal._conn.set_trace_callback(
+            lambda sql: began.append(sql) if sql.startswith("BEGIN") else None
+        )
+        try:
+            started = time.monotonic()
+            for i in range(MAX_HELD + 50):
+                journal.measurement("VBUS", voltage=float(i), durable=False)
+            took = time.monotonic() - started
+        finally:
+            journal._conn.set_trace_callback(None)
+            holder.execute("ROLLBACK")
+            holder.close()
+        # One try, then one each BACKLOG_RETRY_S at most (not one per entry: 19,050).
+        assert 1 <= len(began) <= 2 + took / BACKLOG_RETRY_S, (len(began), took)
+        assert (journal.staged, journal.not_kept) == (MAX_HELD, 50)
+        let_go = [r for r in caplog.records if "no more are kept" in r.getMessage()]
+        assert len(let_go) == 1
+        assert journal.condition()["not_kept"] == 50
+        journal.flush()  # once it is let go, all that was kept is written
+    assert len(kinds(path)) == MAX_HELD
 
 
 def test_text_that_is_not_unicode_is_refused_at_staging_and_poisons_nothing(journal):

@@ -1,0 +1,93 @@
+"""The journal's disk full, for real: a small file system of its own, filled up.
+
+The change that meets it is refused before anything goes out (journal before
+acting), the bench trips once to its safe state, and stays there without driving
+it again every monitor period (each time staging more that the disk cannot take);
+once there is room again, the record is written whole, the off commands that went
+out without theirs flagged.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from interlock.errors import JournalError
+from interlock.journal import JournalReader, verify_journal
+from tests.controller.support import assert_all_outputs_off, close_rig, make_rig
+from tests.waiting import until
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs (needs the right to mount: skipped where there is none)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write ``path`` until the file system has no room left, to the last byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (1 << 16, 1 << 12, 1 << 9, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
+    sim_bench_factory, small_disk
+):
+    rig = make_rig(sim_bench_factory, small_disk)
+    try:
+        rig.power_up_logic()
+        filler = small_disk / "filler"
+        fill(filler)
+        with pytest.raises(JournalError, match="full"):
+            rig.controller.set_voltage("VLOGIC", 4.0)
+        assert rig.controller.state == "fault"
+        assert rig.truth()["supplies"]["psu"]["1"]["setpoint"] == 5.0  # 4.0 never went out
+        assert_all_outputs_off(rig)
+        # Twenty monitor periods and more: the safe state is not driven again each one.
+        periods = 20
+        time.sleep(periods * rig.controller.monitor.period)
+        # Two off commands (the supply's, the relay board's) went out unjournaled per
+        # safe state: the trip's, and the relay board's watchdog trip (its heartbeat
+        # stops when the safe state cannot be journaled) at most.
+        assert rig.journal.unjournaled <= 4, rig.journal.unjournaled
+        assert rig.journal.condition()["not_kept"] == 0
+        filler.unlink()
+        # The monitor writes what waits within a period or so once there is room.
+        assert until(lambda: rig.journal.condition()["staged"] == 0, 30)
+    finally:
+        close_rig(rig)
+    assert verify_journal(rig.journal.path).entries > 0  # raises on a broken chain
+    with JournalReader(rig.journal.path) as reader:
+        entries = list(reader.entries())
+    flagged = [e.payload for e in entries if e.kind == "command" and "unjournaled" in e.payload]
+    assert any(p["data"].startswith("OUTP OFF") for p in flagged)
+    trips = [e for e in entries if e.kind == "state" and e.payload.get("trigger") == "trip"]
+    assert len(trips) == 1 and trips[0].payload["cause"] == "journal", [t.payload for t in trips]
+    refused = [e for e in entries if e.kind == "request" and e.payload.get("value") == 4.0]
+    assert refused, "the refused request is on the record"
