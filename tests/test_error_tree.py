@@ -58,6 +58,10 @@ ALLOWED_RAISES = {
         "error it stands for, beside the loader's)"
     ),
     ("interlock/commands/estop.py", "ask_service", "ConnectionError"): "as _ask",
+    ("interlock/output_file.py", "OutputFile.keep", "OSError"): (
+        "as the OSError of the open it stands beside: the keepers catch every error, log "
+        "it once per cause and try again next round; the guardian lets it go"
+    ),
     ("interlock/drivers/relay_board.py", "BoardState.parse", "ValueError"): BOARD_STATE,
     ("interlock/drivers/relay_board.py", "BoardState.parse.hexmask", "ValueError"): BOARD_STATE,
     ("interlock/drivers/relay_board.py", "RelayBoard._event", "ValueError"): CAUGHT_WHERE_RAISED,
