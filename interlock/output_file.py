@@ -11,6 +11,7 @@ place and points the output there.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 OUTPUTS = (1, 2)  # stdout, stderr
@@ -48,13 +49,20 @@ class OutputFile:
         return bool(self._fds)
 
     def keep(self) -> bool:
-        """Open the log again at ``path`` (owner-only, appended to) if what the output
-        goes to is no longer the file there; True if it was. OSError if it cannot be."""
+        """Open the log again at ``path`` if what the output goes to is no longer the file
+        there; True if it was. Made owner-only where nothing is; a regular file put there
+        (a log rotation's new one) is appended to as it is; anything else (a link, a
+        pipe) is left alone: OSError, as when it cannot be opened."""
         if not self._fds or _held(self._fds[0]) == _at(self.path):
             return False
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        # Not through a link, and never waiting on a pipe for a reader.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK
+        fd = os.open(self.path, flags | os.O_CLOEXEC, 0o600)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{self.path} is not a regular file: left alone")
+            os.set_blocking(fd, True)
             for out in self._fds:
                 os.dup2(fd, out)  # what is buffered and written from now on goes there
         finally:

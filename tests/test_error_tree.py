@@ -54,9 +54,14 @@ ALLOWED_RAISES = {
     ("interlock/commands/estop.py", "_ask", "ConnectionError"): (
         "the stop's own path: main() catches every error and leaves the stop to the full "
         "command, which says what went wrong; `interlock status` of a bench file the loader "
-        "refuses catches it and says the loader's ConfigError"
+        "refuses catches it and says the loader's ConfigError (an error reply, Refused: the "
+        "error it stands for, beside the loader's)"
     ),
     ("interlock/commands/estop.py", "ask_service", "ConnectionError"): "as _ask",
+    ("interlock/output_file.py", "OutputFile.keep", "OSError"): (
+        "as the OSError of the open it stands beside: the keepers catch every error, log "
+        "it once per cause and try again next round; the guardian lets it go"
+    ),
     ("interlock/drivers/relay_board.py", "BoardState.parse", "ValueError"): BOARD_STATE,
     ("interlock/drivers/relay_board.py", "BoardState.parse.hexmask", "ValueError"): BOARD_STATE,
     ("interlock/drivers/relay_board.py", "RelayBoard._event", "ValueError"): CAUGHT_WHERE_RAISED,
@@ -103,6 +108,9 @@ ALLOWED_CLASSES = {
         "the driver's own: always caught, its InstrumentError raised instead"
     ),
     ("interlock/service/guard.py", "_Refused"): "the guard's own: answered with its status",
+    ("interlock/commands/estop.py", "Refused"): (
+        "a ConnectionError of the stop's own path (see _ask): caught by its callers"
+    ),
     ("interlock/sim/scpi.py", "ScpiError"): (
         "the SCPI simulator's: queued as the instrument's error (SYST:ERR?), never raised out"
     ),

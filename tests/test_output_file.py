@@ -6,6 +6,7 @@ user) pointed it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +23,20 @@ output = OutputFile(log)
 print("before", output.kept, flush=True)
 for gone in sys.argv[2:]:
     os.unlink(gone) if gone == str(log) else os.rename(log, gone)
-print("kept again", output.keep(), output.keep(), flush=True)
+    if os.environ.get("PUT") == "fifo":
+        os.mkfifo(log)
+    elif os.environ.get("PUT") == "link":
+        os.symlink(gone + ".elsewhere", log)
+try:
+    print("kept again", output.keep(), output.keep(), flush=True)
+except OSError as error:
+    print("refused", type(error).__name__, flush=True)
 print("after", flush=True)
 print("on stderr", file=sys.stderr, flush=True)
 """
 
 
-def run(log: Path, output: Path, *gone: Path) -> None:
+def run(log: Path, output: Path, *gone: Path, put: str = "") -> None:
     with open(output, "ab") as out:
         subprocess.run(
             [sys.executable, "-c", PROGRAM, str(log), *map(str, gone)],
@@ -36,6 +44,7 @@ def run(log: Path, output: Path, *gone: Path) -> None:
             stderr=subprocess.STDOUT,
             check=True,
             timeout=60,
+            env={**os.environ, "PUT": put},
         )
 
 
@@ -57,3 +66,12 @@ def test_output_that_is_not_that_file_is_never_touched(tmp_path):
     run(log, users, log)  # the file at the log's place removed: not what the output goes to
     assert users.read_text() == "before False\nkept again False False\nafter\non stderr\n"
     assert not log.exists()
+
+
+@pytest.mark.parametrize("put", ["fifo", "link"])
+def test_what_is_not_a_regular_file_at_the_logs_place_is_left_alone(tmp_path, put):
+    # Never written through a link, never waited on as a pipe with no reader: refused at
+    # once, and the output stays where it went.
+    log, aside = tmp_path / "service.log", tmp_path / "service.log.1"
+    run(log, log, aside, put=put)
+    assert aside.read_text() == "before True\nrefused OSError\nafter\non stderr\n"

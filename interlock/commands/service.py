@@ -256,8 +256,8 @@ def _status_despite(args: argparse.Namespace, error: ConfigError) -> int | None:
     it is found as the emergency stop finds it, by the file's lines if need be
     (:func:`interlock.commands.estop.find_service`). None when that finds no socket and
     tokens, or nothing answers there: the ConfigError is then all there is to say. A
-    service that answers with a refusal (a token it does not take) is a refusal, as with
-    a file that loads, with the loader's error beside it.
+    service that answers with an error (a token it does not take, say) is that error, as
+    with a file that loads, with the loader's error beside it.
     """
     from interlock.commands.estop import Refused, ask_service, banner_of, find_service
     from interlock.service.tokens import read_token

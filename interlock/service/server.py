@@ -417,9 +417,10 @@ class _Keeper:
         while not self._stop.wait(KEEP_PERIOD_S):
             if self._service.stopping.is_set():
                 return
+            # The log first: what the others say of this round goes where it is found.
+            self._once("log", self._log)
             self._once("sockets", lambda: self._listening.keep(self._servers.serve_also))
             self._once("tokens", self._tokens)
-            self._once("log", self._log)
 
     def _log(self) -> None:
         if self._output.keep():

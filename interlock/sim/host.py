@@ -113,10 +113,11 @@ class SimulatorHost:
         is let be (next round)."""
         failed: dict[str, str] = {}  # what failed last, logged once each
         while not stopping.wait(KEEP_PERIOD_S):
+            # The log first: what the others say of this round goes where it is found.
             for what, work in (
+                ("log", self._keep_log),
                 ("control socket", self._keep_control),
                 ("state", self._keep_state),
-                ("log", self._keep_log),
             ):
                 # Under the round's lock: stop() removes the state file only after it.
                 with self._keeping:

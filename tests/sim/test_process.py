@@ -109,8 +109,9 @@ def test_its_run_directory_removed_the_simulator_is_still_found_and_stopped(benc
     assert state is not None
     remove_whole(run_dir)
     assert until(lambda: all((run_dir / name).exists() for name in ("sim.json", "sim.sock")))
-    # Its log too: what it says from now on is found where it was.
-    assert until(lambda: "went while the simulator runs" in read_log(run_dir / "sim.log"))
+    # Its log too, first: what it says of the files it made again is found where it was.
+    said = [f"{run_dir / name} went while the simulator runs" for name in ("sim.log", "sim.json")]
+    assert until(lambda: all(line in read_log(run_dir / "sim.log") for line in said))
     for name in ("sim.sock", "sim.json", "sim.log"):
         assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o600, name
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
