@@ -20,6 +20,7 @@ fault or no service.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -188,16 +189,19 @@ def run_serve(args: argparse.Namespace) -> int:
     def ready(addresses: list[str]) -> None:
         where = " and ".join(addresses)
         print(
-            f"serving on {where}; tokens in {settings.tokens}; SIGINT or SIGTERM stops", flush=True
+            f"serving on {where}; tokens in {settings.tokens}; SIGINT, SIGTERM or SIGHUP stops",
+            flush=True,
         )
 
     try:
         serve(Service(bench_file(args), guardian=True), tcp=args.tcp, ready=ready)
     except AlreadyServing:
         return _already_serving(settings.socket)
-    print("service stopped; the bench was driven to the safe state", flush=True)
-    if bench.environment == "simulation":
-        print("its simulator keeps running (`interlock sim stop` ends it)", flush=True)
+    # Stopped by SIGHUP, its terminal is gone: nothing to say it to, and the stop is done.
+    with contextlib.suppress(OSError):
+        print("service stopped; the bench was driven to the safe state", flush=True)
+        if bench.environment == "simulation":
+            print("its simulator keeps running (`interlock sim stop` ends it)", flush=True)
     return 0
 
 

@@ -1,7 +1,7 @@
 """``interlock sim``: the simulated bench, a process of its own, and acting on it while it runs.
 
 ``interlock sim start`` serves the bench's instruments (by default on the
-ports its resource strings name) until SIGINT or SIGTERM; ``--background``
+ports its resource strings name) until SIGINT, SIGTERM or SIGHUP; ``--background``
 starts the simulator detached on free ports, as the bench's service does
 when it finds none, or finds the one running. Either way the simulator
 writes ``sim.json`` in the bench's run directory (next to the service
@@ -14,6 +14,7 @@ bench's service uses (or on ``--control SOCKET``); ``stop`` ends it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import signal
@@ -151,8 +152,9 @@ def run_start(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise SimulatorError(f"--control-fd {args.control_fd}: {exc}") from exc
     stop = threading.Event()
+    # SIGHUP: its terminal closed (a remote session ended): stopped, as by the others.
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         with SimulatorHost(bench, faults=args.fault, ports=args.ports or "bench",
                            seed=args.seed, control_socket=sock) as host:
@@ -169,7 +171,8 @@ def run_start(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not args.json:
-        print("simulator stopped; its instruments are gone", flush=True)
+        with contextlib.suppress(OSError):  # stopped by SIGHUP: its terminal is gone
+            print("simulator stopped; its instruments are gone", flush=True)
     return 0
 
 

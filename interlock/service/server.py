@@ -156,7 +156,9 @@ class _Server(uvicorn.Server):
         if not self.signals or threading.current_thread() is not threading.main_thread():
             yield
             return
-        handled = (signal.SIGINT, signal.SIGTERM)
+        # SIGHUP: the terminal of a service run in the foreground closed (a remote session
+        # ended, say): stopped as cleanly as by the others, not killed.
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
         try:
             yield

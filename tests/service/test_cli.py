@@ -15,9 +15,12 @@ import time
 import pytest
 
 from interlock.cli import main
+from interlock.config import load_bench
+from interlock.journal import JournalReader
 from interlock.service.background import answers, pid_path
 from interlock.service.wire import channel_path
 from tests.service.conftest import ROOT, bring_up, write_bench
+from tests.terminal import in_a_terminal, read_until
 from tests.waiting import until
 
 BANNER = "bench sim-bench-01 [simulation]"
@@ -161,7 +164,7 @@ def test_serve_runs_until_sigterm_and_leaves_the_bench_safe(short_dir):
         rf"serving on unix:{socket_path} and tcp:127\.0\.0\.1:(\d+) as http://127\.0\.0\.1:\1 "
         r"\(plain HTTP: loopback only\) and command channel "
         rf"unix:{socket_path.with_suffix('.cmd.sock')}; tokens in {short_dir}/tokens; "
-        "SIGINT or SIGTERM stops",
+        "SIGINT, SIGTERM or SIGHUP stops",
         lines[1],
     )
     assert serving, lines[1]
@@ -179,6 +182,33 @@ def test_serve_refuses_a_bad_tcp_address(tcp, capsys):
         main(["serve", "--tcp", tcp])
     assert exited.value.code == 2
     assert "expected HOST:PORT" in capsys.readouterr().err
+
+
+def test_serve_whose_terminal_closes_stops_cleanly(short_dir):
+    # A service run in the foreground of a remote session that ends: hung up (SIGHUP), it
+    # drives the bench safe and stops as for SIGTERM, not killed with its record staged
+    # in memory and its guardian left to turn the outputs off.
+    bench = write_bench(short_dir)
+    socket_path = short_dir / "interlock.sock"
+    server, master, slave = in_a_terminal("-m", "interlock", "serve", "--bench", str(bench))
+    try:
+        read_until(master, b"SIGHUP stops")
+        assert until(lambda: answers(socket_path), 30)
+        os.close(master)  # the session ends
+        master = -1
+        assert server.wait(timeout=30) == 0  # not killed by the signal
+    finally:
+        os.close(slave)
+        if master >= 0:
+            os.close(master)
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert not socket_path.exists()
+    with JournalReader(load_bench(bench).service.journal) as journal:
+        entries = list(journal.entries())
+    assert entries[-1].kind == "state" and entries[-1].payload.get("stop") == "clean"
+    assert not [e for e in entries if e.actor == "guardian"]  # stood down, never acted
 
 
 def test_stop_ends_a_background_service_once_the_bench_is_safe(short_dir, capsys):
