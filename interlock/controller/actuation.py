@@ -11,6 +11,7 @@ relays are switched and their contacts polled until they follow the coils.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 from interlock.controller.commanded import Commanded
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments
-from interlock.errors import FaultLatched, InstrumentError, ReadbackMismatch
+from interlock.errors import FaultLatched, InstrumentError, JournalError, ReadbackMismatch
 from interlock.journal import Journal, Pending
 from interlock.limits import (
     BenchState,
@@ -119,7 +120,11 @@ class Actuation:
             durable=False,
             **details,
         )
-        self._journal.flush()  # a refusal is on the record before the caller hears of it
+        # On the record before the caller hears of it; a journal that cannot take it now
+        # (the refusal is for its fault, say) keeps it staged, and the caller hears the
+        # refusal itself, not the journal's error.
+        with contextlib.suppress(JournalError):
+            self._journal.flush()
         self._notify("refused", rule=verdict.rule, where=verdict.where, reason=verdict.reason)
 
     # -- voltages ------------------------------------------------------------------
