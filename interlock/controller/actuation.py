@@ -11,7 +11,6 @@ relays are switched and their contacts polled until they follow the coils.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -120,11 +119,14 @@ class Actuation:
             durable=False,
             **details,
         )
-        # On the record before the caller hears of it; a journal that cannot take it now
-        # (the refusal is for its fault, say) keeps it staged, and the caller hears the
-        # refusal itself, not the journal's error.
-        with contextlib.suppress(JournalError):
+        # On the record before the caller hears of it: a journal that cannot take it trips
+        # the bench (the caller's JournalError). Once tripped, the caller hears the
+        # refusal itself (for the latched fault, say), and it waits staged for the record.
+        try:
             self._journal.flush()
+        except JournalError:
+            if self._gate.cause is None:
+                raise
         self._notify("refused", rule=verdict.rule, where=verdict.where, reason=verdict.reason)
 
     # -- voltages ------------------------------------------------------------------

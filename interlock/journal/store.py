@@ -426,7 +426,7 @@ class Journal:
         """
         until, why = self._failed
         if until and time.monotonic() < until:
-            raise JournalError(f"{why} (not tried again within {FAILED_WAIT_S:g} s)")
+            raise JournalError(why)  # the same error, not tried again yet
         wait = getattr(self._bound, "seconds", None)
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             raise JournalError(f"{self.path}: journal busy for {wait:g} s (a write in progress)")
@@ -501,7 +501,9 @@ class Journal:
     def _failure(self, why: str, error: sqlite3.Error) -> JournalError:
         """The JournalError of a write SQLite refused; unless it only found the journal
         busy, no write is tried again for FAILED_WAIT_S."""
-        if getattr(error, "sqlite_errorname", "") not in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        # The primary code: SQLite's busy handler ends on any SQLITE_BUSY_* as on SQLITE_BUSY.
+        primary = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        if primary not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             self._failed = (time.monotonic() + FAILED_WAIT_S, why)
         return JournalError(why)
 
@@ -1027,9 +1029,9 @@ class Journal:
             if self._putting_back is not None:  # it holds the write lock while it copies
                 raise JournalError(f"{self.path}: being put back")
             backlog = len(self._staged)
-            if backlog > MAX_STAGED:
-                # Behind (it has failed to write for a while): a try would write the whole
-                # backlog first, and the off command must not wait for that.
+            if backlog > MAX_STAGED and time.monotonic() < self._backlog_retry_at:
+                # Behind, and its backlog could not be written just now: a try would write
+                # the whole backlog first, and the off command must not wait for that.
                 raise JournalError(f"{self.path}: {backlog} entries wait unwritten")
             # Not the busy timeout's seconds: a held journal must not hold the safe state.
             with self.waiting_at_most(SAFE_OFF_WAIT_S):

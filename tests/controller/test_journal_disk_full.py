@@ -61,7 +61,7 @@ def fill(path: Path) -> None:
 
 
 def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
-    sim_bench_factory, small_disk
+    sim_bench_factory, small_disk, caplog
 ):
     rig = make_rig(sim_bench_factory, small_disk)
     try:
@@ -77,13 +77,16 @@ def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
             rig.controller.set_voltage("VLOGIC", 4.0)
         assert rig.truth()["supplies"]["psu"]["1"]["setpoint"] == 5.0  # 4.0 never went out
         assert_all_outputs_off(rig)
-        # Twenty monitor periods and more: the safe state is not driven again each one.
-        periods = 20
+        # Forty monitor periods and more (the journal tries again each FAILED_WAIT_S): the
+        # safe state is not driven again each one.
+        periods = 40
         time.sleep(periods * rig.controller.monitor.period)
         # Two off commands (the supply's, the relay board's) went out unjournaled per
         # safe state: the trip's, and the relay board's watchdog trip (its heartbeat
         # stops when the safe state cannot be journaled) at most.
         assert rig.journal.unjournaled <= 4, rig.journal.unjournaled
+        said = [r for r in caplog.records if "still cannot take the record" in r.getMessage()]
+        assert len(said) <= 1  # said once, not once a try
         assert rig.journal.condition()["not_kept"] == 0
         filler.unlink()
         # The monitor writes what waits within a period or so once there is room.
@@ -120,7 +123,7 @@ def test_after_a_failed_write_none_is_tried_for_a_while_and_off_commands_do_not_
         journal._conn.set_trace_callback(
             lambda sql: began.append(sql) if sql.startswith("BEGIN") else None
         )
-        with pytest.raises(JournalError, match="not tried again"):
+        with pytest.raises(JournalError, match="full"):  # the same error, not tried
             journal.flush()
         off = journal.safe_off_intent("psu", "OUTP OFF,(@1)\n", purpose="safe-state")
         assert (off.seq, journal.unjournaled, began) == (0, 1, [])
@@ -137,3 +140,18 @@ def test_after_a_failed_write_none_is_tried_for_a_while_and_off_commands_do_not_
     with JournalReader(journal.path) as reader:
         kinds = [(e.kind, "unjournaled" in e.payload) for e in reader.entries()]
     assert ("measurement", False) in kinds and ("command", True) in kinds
+
+
+def test_a_refusal_the_full_disk_cannot_record_trips_the_bench(sim_bench_factory, small_disk):
+    """A refusal is on the record before its client hears of it: one the journal cannot
+    take trips the bench (the client hears the journal's error), as a command would."""
+    rig = make_rig(sim_bench_factory, small_disk)
+    try:
+        rig.power_up_logic()
+        fill(small_disk / "filler")
+        with pytest.raises(JournalError, match="full"):
+            rig.controller.set_voltage("VLOGIC", 1000.0)  # beyond its limit: refused
+        assert rig.controller.state == "fault"
+        assert_all_outputs_off(rig)
+    finally:
+        close_rig(rig)
