@@ -224,6 +224,8 @@ def act(plan: GuardPlan, journal, *, why: str) -> GuardReport:
             journal.fault("service-died", detail, verified=report.verified)
     except JournalError as error:
         log.critical("guardian: cannot journal what it did (%s): %s", error, detail)
+        with contextlib.suppress(JournalError):  # staged: its close tries once more
+            journal.fault("service-died", detail, verified=report.verified, durable=False)
     return report
 
 

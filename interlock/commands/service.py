@@ -188,10 +188,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     def ready(addresses: list[str]) -> None:
         where = " and ".join(addresses)
-        print(
-            f"serving on {where}; tokens in {settings.tokens}; SIGINT, SIGTERM or SIGHUP stops",
-            flush=True,
-        )
+        stops = "SIGINT, SIGTERM or SIGHUP stops"
+        with contextlib.suppress(OSError):  # hung up already: its terminal is gone
+            print(f"serving on {where}; tokens in {settings.tokens}; {stops}", flush=True)
 
     try:
         serve(Service(bench_file(args), guardian=True), tcp=args.tcp, ready=ready)

@@ -164,7 +164,8 @@ def run_start(args: argparse.Namespace) -> int:
                 print(json.dumps(description), flush=True)
             else:
                 _print_description(bench, description)
-                print("running; Ctrl-C to stop", flush=True)
+                with contextlib.suppress(OSError):  # hung up already: its terminal is gone
+                    print("running; Ctrl-C to stop", flush=True)
             while not stop.wait(0.5):
                 pass
     finally:

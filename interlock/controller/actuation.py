@@ -20,7 +20,7 @@ from typing import Any
 from interlock.controller.commanded import Commanded
 from interlock.controller.gate import Gate
 from interlock.controller.instruments import BenchInstruments
-from interlock.errors import FaultLatched, InstrumentError, ReadbackMismatch
+from interlock.errors import FaultLatched, InstrumentError, JournalError, ReadbackMismatch
 from interlock.journal import Journal, Pending
 from interlock.limits import (
     BenchState,
@@ -119,7 +119,14 @@ class Actuation:
             durable=False,
             **details,
         )
-        self._journal.flush()  # a refusal is on the record before the caller hears of it
+        # On the record before the caller hears of it: a journal that cannot take it trips
+        # the bench (the caller's JournalError). Once tripped, the caller hears the
+        # refusal itself (for the latched fault, say), and it waits staged for the record.
+        try:
+            self._journal.flush()
+        except JournalError:
+            if self._gate.cause is None:
+                raise
         self._notify("refused", rule=verdict.rule, where=verdict.where, reason=verdict.reason)
 
     # -- voltages ------------------------------------------------------------------

@@ -95,24 +95,26 @@ class Monitor(Worker):
             self.passes += 1
             # One commit per pass at most: what the pass (or anyone) staged is on
             # disk within a monitor period, and what is held in memory stays bounded.
-            journal.flush()
+            self._flush()
             return
         # Nothing live: what a client staged (readbacks, measurements) goes to disk with
         # its next command; written here only once it has waited a whole period, so a
         # client commanding back to back never waits behind this thread's fsync.
         since = journal.staged_since()
-        if since is None or journal.clock.monotonic() - since < self.period:
-            return
-        if self._gate.cause is None:
-            journal.flush()  # a journal that cannot be written trips the bench
-            return
-        # Tripped already, the bench driven safe: a journal that still cannot take the
-        # record (its disk full, say) is no new fault. Tripping again would drive the
-        # safe state again every period, each time staging more that it cannot take; the
-        # record waits for the next commit that succeeds, tried each period.
+        if since is not None and journal.clock.monotonic() - since >= self.period:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write what is staged. A journal that cannot be written trips the bench; once it
+        is tripped (by that, or meanwhile by anything), it is no new fault: tripping again
+        would drive the safe state again every period, each time staging more that the
+        journal cannot take. The record waits for the next commit that succeeds (the
+        journal itself tries again no sooner than FAILED_WAIT_S after a failure)."""
         try:
-            journal.flush()
+            self._journal.flush()
         except JournalError as error:
+            if self._gate.cause is None:  # asked after the failure: a reset may clear it
+                raise
             if self._flush_failed != str(error):
                 self._flush_failed = str(error)
                 log.error("tripped, and the journal still cannot take the record: %s", error)

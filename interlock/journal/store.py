@@ -97,12 +97,22 @@ WAITED_S = 0.0005
 # Staged entries beyond this many are written at once, whoever staged them.
 MAX_STAGED = 1000
 
-# No more are kept waiting than this (about 1 KiB each) while the journal cannot take
-# them (its disk full, say, or held by another process for good): beyond, each is
-# counted (not_kept) and let go, so that a flood meeting such a journal cannot grow the
-# service's memory without end. The first ones, the trip's among them, are kept. A
-# journal that writes no more at all keeps MAX_STAGED.
+# No more routine entries (ROUTINE_KINDS: requests, verdicts, readings, queries) are
+# kept waiting than this (about 1 KiB each) while the journal cannot take them (its disk
+# full, say, or held by another process for good): beyond, each is counted (not_kept)
+# and let go, so that a flood meeting such a journal cannot grow the service's memory
+# without end. A journal that writes no more at all keeps MAX_STAGED of them. The others
+# (faults, state changes, off commands sent unjournaled, an operator's notes) have
+# RESERVE more places, so that a later stop's record is not let go for a flood's.
 MAX_HELD = 20 * MAX_STAGED
+RESERVE = MAX_STAGED
+ROUTINE_KINDS = frozenset({"request", "verdict", "measurement", "readback"})
+
+# After a write failed (not busy: a full disk, an I/O error), none is tried for this
+# long: each is refused at once with the same error. Trying costs as much as writing
+# the whole backlog, and nothing that waits for the journal (an off command of the
+# safe state above all) should wait for a try that will fail.
+FAILED_WAIT_S = 0.5
 
 _INSERT = f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_HEAD = (
@@ -243,6 +253,12 @@ def _command_payload(
     return {**context, "instrument": instrument, **flags, **data_fields(raw)}
 
 
+def _routine(kind: str, payload: Mapping[str, Any] | None) -> bool:
+    """Whether an entry is of what a flood is made of (see MAX_HELD): not a fault, a
+    state change, an off command sent unjournaled or an operator's note."""
+    return kind in ROUTINE_KINDS or (kind == "command" and bool((payload or {}).get("query")))
+
+
 def _resolve(encoded: str, refs: tuple[tuple[str, Pending], ...]) -> str:
     """Put each referred entry's seq (JSON null if it has none) where its marker is."""
     for quoted, pending in refs:
@@ -296,6 +312,8 @@ class Journal:
         # and the thousands of entries it had when that was last logged.
         self._backlog_retry_at = 0.0
         self._backlog_said = 0
+        # The last write that failed (not busy), and until when none is tried again.
+        self._failed: tuple[float, str] = (0.0, "")
         self._tx_head: Point | None = None  # the chain's head inside a write transaction
         self._tx_start: Point | None = None
         # Set inside a write transaction: the witness's checkpoint moves here with
@@ -347,6 +365,7 @@ class Journal:
         return Witness.create(self.path, WitnessRecord(START, START), self._access or OWNER_ONLY)
 
     def close(self) -> None:
+        self._failed = (0.0, "")  # the last chance: tried, whenever the last one failed
         try:
             while True:
                 self._await_put_back()
@@ -405,6 +424,9 @@ class Journal:
         ``last`` makes one more entry, written after what was staged and in the same
         statement: made once the lock is held, so its times come after theirs.
         """
+        until, why = self._failed
+        if until and time.monotonic() < until:
+            raise JournalError(why)  # the same error, not tried again yet
         wait = getattr(self._bound, "seconds", None)
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             raise JournalError(f"{self.path}: journal busy for {wait:g} s (a write in progress)")
@@ -431,7 +453,7 @@ class Journal:
                 asked = time.monotonic()
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise JournalError(f"{self.path}: cannot start a write: {exc}") from exc
+                raise self._failure(f"{self.path}: cannot start a write: {exc}", exc) from exc
             if time.monotonic() - asked > WAITED_S:
                 # A BEGIN that waited for another writer may have waited while the files
                 # went and that writer put them back: asked again, once the lock is had.
@@ -465,7 +487,7 @@ class Journal:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise JournalError(f"{self.path}: write failed: {exc}") from exc
+                    raise self._failure(f"{self.path}: write failed: {exc}", exc) from exc
                 raise
             finally:
                 self._tx_head = None
@@ -475,6 +497,15 @@ class Journal:
             self._witness_after_commit(conn, *committed)
         finally:
             self._lock.release()
+
+    def _failure(self, why: str, error: sqlite3.Error) -> JournalError:
+        """The JournalError of a write SQLite refused; unless it only found the journal
+        busy, no write is tried again for FAILED_WAIT_S."""
+        # The primary code: SQLite's busy handler ends on any SQLITE_BUSY_* as on SQLITE_BUSY.
+        primary = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        if primary not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            self._failed = (time.monotonic() + FAILED_WAIT_S, why)
+        return JournalError(why)
 
     def _refuse_if_changed(self, conn: sqlite3.Connection, *, began: bool) -> None:
         """JournalError, and the put-back begun, if a file is no longer the one held."""
@@ -796,6 +827,8 @@ class Journal:
             # opened again): a flood of requests must not grow this list, nor the log,
             # without end; nor while it cannot take them for long (see MAX_HELD).
             held = MAX_STAGED if lost is not None else MAX_HELD
+            if not _routine(kind, payload):
+                held += RESERVE
             if len(self._staged) >= held:
                 self.not_kept += 1
                 if self.not_kept % MAX_HELD == 1:  # a line, then one each MAX_HELD let go
@@ -995,6 +1028,11 @@ class Journal:
         try:
             if self._putting_back is not None:  # it holds the write lock while it copies
                 raise JournalError(f"{self.path}: being put back")
+            backlog = len(self._staged)
+            if backlog > MAX_STAGED and time.monotonic() < self._backlog_retry_at:
+                # Behind, and its backlog could not be written just now: a try would write
+                # the whole backlog first, and the off command must not wait for that.
+                raise JournalError(f"{self.path}: {backlog} entries wait unwritten")
             # Not the busy timeout's seconds: a held journal must not hold the safe state.
             with self.waiting_at_most(SAFE_OFF_WAIT_S):
                 return self.command_intent(instrument, raw, **context)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from interlock.errors import JournalError
-from interlock.journal import JournalReader, verify_journal
+from interlock.errors import FaultLatched, JournalError
+from interlock.journal import Journal, JournalReader, verify_journal
+from interlock.journal.store import FAILED_WAIT_S
 from tests.controller.support import assert_all_outputs_off, close_rig, make_rig
 from tests.waiting import until
 
@@ -28,11 +29,14 @@ def small_disk(tmp_path):
     """A 4 MiB tmpfs (needs the right to mount: skipped where there is none)."""
     where = tmp_path / "disk"
     where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
+    except OSError as error:  # no mount(8) at all
+        pytest.skip(f"cannot mount a small file system here: {error}")
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small file system here: {done.stderr.strip()}")
     try:
@@ -57,7 +61,7 @@ def fill(path: Path) -> None:
 
 
 def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
-    sim_bench_factory, small_disk
+    sim_bench_factory, small_disk, caplog
 ):
     rig = make_rig(sim_bench_factory, small_disk)
     try:
@@ -67,15 +71,22 @@ def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
         with pytest.raises(JournalError, match="full"):
             rig.controller.set_voltage("VLOGIC", 4.0)
         assert rig.controller.state == "fault"
+        # Asked again, the client hears why it is refused (the latched fault), not the
+        # journal's error: the refusal waits staged for the record.
+        with pytest.raises(FaultLatched, match="latched fault"):
+            rig.controller.set_voltage("VLOGIC", 4.0)
         assert rig.truth()["supplies"]["psu"]["1"]["setpoint"] == 5.0  # 4.0 never went out
         assert_all_outputs_off(rig)
-        # Twenty monitor periods and more: the safe state is not driven again each one.
-        periods = 20
+        # Forty monitor periods and more (the journal tries again each FAILED_WAIT_S): the
+        # safe state is not driven again each one.
+        periods = 40
         time.sleep(periods * rig.controller.monitor.period)
         # Two off commands (the supply's, the relay board's) went out unjournaled per
         # safe state: the trip's, and the relay board's watchdog trip (its heartbeat
         # stops when the safe state cannot be journaled) at most.
         assert rig.journal.unjournaled <= 4, rig.journal.unjournaled
+        said = [r for r in caplog.records if "still cannot take the record" in r.getMessage()]
+        assert len(said) <= 1  # said once, not once a try
         assert rig.journal.condition()["not_kept"] == 0
         filler.unlink()
         # The monitor writes what waits within a period or so once there is room.
@@ -91,3 +102,56 @@ def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
     assert len(trips) == 1 and trips[0].payload["cause"] == "journal", [t.payload for t in trips]
     refused = [e for e in entries if e.kind == "request" and e.payload.get("value") == 4.0]
     assert refused, "the refused request is on the record"
+
+
+def test_after_a_failed_write_none_is_tried_for_a_while_and_off_commands_do_not_wait(
+    small_disk,
+):
+    """Each try writes the whole backlog before the disk refuses it: for FAILED_WAIT_S after
+    a failure every write is refused at once, the safe state's off commands go out
+    unjournaled without trying, and once there is room the record is written whole."""
+    journal = Journal(small_disk / "journal.sqlite", bench="b")
+    began: list[str] = []
+    try:
+        journal.begin_run()
+        filler = small_disk / "filler"
+        fill(filler)
+        journal.measurement("VBUS", voltage=1.0, durable=False)
+        with pytest.raises(JournalError, match="full"):
+            journal.flush()
+        # Each write's BEGIN, as SQLite runs it (the journal's own connection, traced).
+        journal._conn.set_trace_callback(
+            lambda sql: began.append(sql) if sql.startswith("BEGIN") else None
+        )
+        with pytest.raises(JournalError, match="full"):  # the same error, not tried
+            journal.flush()
+        off = journal.safe_off_intent("psu", "OUTP OFF,(@1)\n", purpose="safe-state")
+        assert (off.seq, journal.unjournaled, began) == (0, 1, [])
+        time.sleep(FAILED_WAIT_S)
+        with pytest.raises(JournalError, match="full"):  # tried again, and refused again
+            journal.flush()
+        assert began == ["BEGIN IMMEDIATE"]
+        filler.unlink()
+        time.sleep(FAILED_WAIT_S)
+        journal.flush()
+    finally:
+        journal._conn.set_trace_callback(None)
+        journal.close()
+    with JournalReader(journal.path) as reader:
+        kinds = [(e.kind, "unjournaled" in e.payload) for e in reader.entries()]
+    assert ("measurement", False) in kinds and ("command", True) in kinds
+
+
+def test_a_refusal_the_full_disk_cannot_record_trips_the_bench(sim_bench_factory, small_disk):
+    """A refusal is on the record before its client hears of it: one the journal cannot
+    take trips the bench (the client hears the journal's error), as a command would."""
+    rig = make_rig(sim_bench_factory, small_disk)
+    try:
+        rig.power_up_logic()
+        fill(small_disk / "filler")
+        with pytest.raises(JournalError, match="full"):
+            rig.controller.set_voltage("VLOGIC", 1000.0)  # beyond its limit: refused
+        assert rig.controller.state == "fault"
+        assert_all_outputs_off(rig)
+    finally:
+        close_rig(rig)

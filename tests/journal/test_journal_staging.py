@@ -159,6 +159,41 @@ def test_a_journal_that_cannot_take_a_flood_tries_now_and_then_and_keeps_a_bound
     assert len(kinds(path)) == MAX_HELD
 
 
+def test_past_the_bound_a_stops_record_is_still_kept_and_its_off_commands_do_not_wait(
+    tmp_path,
+):
+    """A flood's entries fill MAX_HELD; a stop after it (its fault, its off command sent
+    unjournaled, its state change) has places of its own, and its off command does not
+    try to write a backlog the journal is behind with."""
+    from interlock.journal.store import MAX_HELD
+
+    path = tmp_path / "j.sqlite"
+    began: list[str] = []
+    with Journal(path, bench="b") as journal:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            for i in range(MAX_HELD + 10):
+                journal.request("script", "c", "set", durable=False, value=float(i))
+            assert journal.not_kept == 10
+            journal._conn.set_trace_callback(
+                lambda sql: began.append(sql) if sql.startswith("BEGIN") else None
+            )
+            journal.fault("estop", "by the operator", first=False, durable=False)
+            off = journal.safe_off_intent("psu", "OUTP OFF,(@1)\n", purpose="safe-state")
+            journal.state("live", "fault", "trip", durable=False)
+            assert (off.seq, began) == (0, [])  # out at once, unjournaled, nothing tried
+            assert (journal.staged, journal.not_kept) == (MAX_HELD + 3, 10)
+        finally:
+            journal._conn.set_trace_callback(None)
+            holder.execute("ROLLBACK")
+            holder.close()
+        journal.flush()
+    with JournalReader(path) as reader:
+        last = [(e.kind, e.payload.get("unjournaled") is not None) for e in reader.entries()]
+    assert last[-3:] == [("fault", False), ("command", True), ("state", False)]
+
+
 def test_text_that_is_not_unicode_is_refused_at_staging_and_poisons_nothing(journal):
     """A lone surrogate (JSON's "\\udcff", an undecodable file name) cannot be stored
     as UTF-8: refused when staged or appended, and the journal writes on."""
