@@ -17,17 +17,10 @@ from pathlib import Path
 OUTPUTS = (1, 2)  # stdout, stderr
 
 
-def _held(fd: int) -> tuple[int, int] | None:
+def _identity(where: int | Path) -> tuple[int, int] | None:
+    """(device, inode) of the file a descriptor holds or a path names; None if none."""
     try:
-        found = os.fstat(fd)
-    except OSError:
-        return None
-    return found.st_dev, found.st_ino
-
-
-def _at(path: Path) -> tuple[int, int] | None:
-    try:
-        found = os.stat(path)
+        found = os.stat(where)
     except OSError:
         return None
     return found.st_dev, found.st_ino
@@ -40,8 +33,8 @@ class OutputFile:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        here = _at(self.path)
-        self._fds = tuple(fd for fd in OUTPUTS if here is not None and _held(fd) == here)
+        here = _identity(self.path)
+        self._fds = tuple(fd for fd in OUTPUTS if here is not None and _identity(fd) == here)
 
     @property
     def kept(self) -> bool:
@@ -53,7 +46,7 @@ class OutputFile:
         there; True if it was. Made owner-only where nothing is; a regular file put there
         (a log rotation's new one) is appended to as it is; anything else (a link, a
         pipe) is left alone: OSError, as when it cannot be opened."""
-        if not self._fds or _held(self._fds[0]) == _at(self.path):
+        if not self._fds or _identity(self._fds[0]) == _identity(self.path):
             return False
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Not through a link, and never waiting on a pipe for a reader.

@@ -3,11 +3,13 @@ hangs the command up (SIGHUP), as the end of a remote session does."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,26 +26,51 @@ os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
 """
 
 
-def in_a_terminal(*argv: str) -> tuple[subprocess.Popen, int, int]:
-    """``python argv`` in a terminal of its own; the terminal's two sides (the slave kept
-    open here until the child has it: reading the master fails once no one has it)."""
+class Terminal:
+    """The command's process, and the terminal's side the test holds."""
+
+    def __init__(self, process: subprocess.Popen, master: int) -> None:
+        self.process = process
+        self._master: int | None = master
+
+    def hang_up(self, timeout: float = 30) -> int:
+        """Close the terminal (the session ends); the command's exit status."""
+        if self._master is not None:
+            os.close(self._master)
+            self._master = None
+        return self.process.wait(timeout=timeout)
+
+
+@contextlib.contextmanager
+def in_a_terminal(*argv: str, ready: bytes, timeout: float = 30) -> Iterator[Terminal]:
+    """``python argv`` in a terminal of its own, once it has written ``ready`` there. The
+    slave side is kept open here until the end: reading the master fails once no one
+    has it. A command still running at the end is killed."""
     master, slave = os.openpty()
-    child = subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-c", IN_A_TERMINAL, os.ttyname(slave), *argv],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    return child, master, slave
-
-
-def read_until(master: int, text: bytes, timeout: float = 30) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while text not in seen:
-        assert time.monotonic() < deadline, seen
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            seen += os.read(master, 4096)
-    return seen
+    terminal = Terminal(process, master)
+    try:
+        seen = b""
+        deadline = time.monotonic() + timeout
+        while ready not in seen:
+            assert time.monotonic() < deadline, seen
+            readable, _, _ = select.select([master], [], [], 0.1)
+            if readable:
+                seen += os.read(master, 4096)
+        yield terminal
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                terminal.hang_up(timeout)  # asked to stop first: killed, it leaves its files
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if terminal._master is not None:
+            os.close(terminal._master)
+        os.close(slave)

@@ -63,6 +63,17 @@ def die(controller: Controller) -> None:
     controller.supervisor.stop()
 
 
+def service_dies(controller: Controller, guardian: Guardian, within: float = 30) -> None:
+    """The service's process ends (the kernel closes its end of the pipe); the guardian
+    acts and ends within ``within`` seconds."""
+    die(controller)
+    os.close(guardian._pipe)
+    guardian._pipe = None
+    deadline = time.monotonic() + within
+    while guardian.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_the_guardian_turns_every_output_off_when_the_service_dies(live_bench, tmp_path):
     sim, configuration, controller = live_bench
     guardian = Guardian(configuration.bench.path, sim.resources, tmp_path / "guardian.log")
@@ -97,12 +108,7 @@ def test_its_log_removed_before_it_acts_the_guardian_reports_where_it_was(live_b
     guardian = Guardian(configuration.bench.path, sim.resources, log)
     guardian.start()
     shutil.rmtree(log.parent)  # rm -rf run/ while the service runs
-    die(controller)
-    os.close(guardian._pipe)
-    guardian._pipe = None
-    deadline = time.monotonic() + 30
-    while guardian.running and time.monotonic() < deadline:
-        time.sleep(0.01)
+    service_dies(controller, guardian)
     assert not any(outputs(sim, configuration).values())
     guardian.stand_down()  # reaps it
     assert "outputs off in" in log.read_text() and "(verified)" in log.read_text()
@@ -126,12 +132,7 @@ def test_the_guardian_leaves_a_supply_that_is_not_the_one_named_alone(live_bench
     guardian = Guardian(configuration.bench.path, sim.resources, tmp_path / "guardian.log")
     guardian.start()
     sim.inject("identity:psu=Keysight Technologies,E36312A,MY59009999")
-    die(controller)
-    os.close(guardian._pipe)
-    guardian._pipe = None
-    deadline = time.monotonic() + 10
-    while guardian.running and time.monotonic() < deadline:
-        time.sleep(0.01)
+    service_dies(controller, guardian)
     assert all(outputs(sim, configuration).values()), "an unknown instrument was commanded"
     assert "not commanded" in (tmp_path / "guardian.log").read_text()
 

@@ -20,7 +20,7 @@ from interlock.journal import JournalReader
 from interlock.service.background import answers, pid_path
 from interlock.service.wire import channel_path
 from tests.service.conftest import ROOT, bring_up, write_bench
-from tests.terminal import in_a_terminal, read_until
+from tests.terminal import in_a_terminal
 from tests.waiting import until
 
 BANNER = "bench sim-bench-01 [simulation]"
@@ -190,20 +190,10 @@ def test_serve_whose_terminal_closes_stops_cleanly(short_dir):
     # in memory and its guardian left to turn the outputs off.
     bench = write_bench(short_dir)
     socket_path = short_dir / "interlock.sock"
-    server, master, slave = in_a_terminal("-m", "interlock", "serve", "--bench", str(bench))
-    try:
-        read_until(master, b"SIGHUP stops")
+    serve = ("-m", "interlock", "serve", "--bench", str(bench))
+    with in_a_terminal(*serve, ready=b"SIGHUP stops") as terminal:
         assert until(lambda: answers(socket_path), 30)
-        os.close(master)  # the session ends
-        master = -1
-        assert server.wait(timeout=30) == 0  # not killed by the signal
-    finally:
-        os.close(slave)
-        if master >= 0:
-            os.close(master)
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        assert terminal.hang_up() == 0  # not killed by the signal
     assert not socket_path.exists()
     with JournalReader(load_bench(bench).service.journal) as journal:
         entries = list(journal.entries())

@@ -25,7 +25,7 @@ from interlock.sim.host import KEEP_PERIOD_S, SimulatorHost
 from interlock.sim.process import ensure_simulator, find_simulator, stop_simulator
 from tests.service.conftest import stop_simulators
 from tests.sim.conftest import write_bench
-from tests.terminal import in_a_terminal, read_until
+from tests.terminal import in_a_terminal
 from tests.waiting import until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -303,21 +303,8 @@ def test_sigterm_stops_the_simulator_in_the_foreground(bench_file):
 def test_the_simulator_in_a_terminal_that_closes_stops(bench_file):
     # Started in the foreground of a remote session that ends: hung up (SIGHUP), it stops
     # as for SIGTERM, and takes its files with it; killed, it would leave them behind.
-    process, master, slave = in_a_terminal(
-        "-m", "interlock", "sim", "start", "--bench", str(bench_file), "--ports", "free"
-    )
-    state = bench_file.parent / "run" / "sim.json"
-    try:
-        read_until(master, b"Ctrl-C to stop")
-        assert find_simulator(load_bench(bench_file)).pid == process.pid
-        os.close(master)  # the session ends
-        master = -1
-        assert process.wait(timeout=30) == 0  # not killed by the signal
-    finally:
-        os.close(slave)
-        if master >= 0:
-            os.close(master)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert not state.exists()
+    start = ("-m", "interlock", "sim", "start", "--bench", str(bench_file), "--ports", "free")
+    with in_a_terminal(*start, ready=b"Ctrl-C to stop") as terminal:
+        assert find_simulator(load_bench(bench_file)).pid == terminal.process.pid
+        assert terminal.hang_up() == 0  # not killed by the signal
+    assert not (bench_file.parent / "run" / "sim.json").exists()
