@@ -72,14 +72,17 @@ def test_checks_catch_a_controller_that_trusts_every_readback(rig_factory, monke
     assert rig.controller.measure("VLOGIC")["voltage"] == pytest.approx(5.0, abs=0.05)
 
 
-def test_checks_catch_commands_sent_without_intent(rig_factory):
+@pytest.mark.parametrize("line", ["VOLT 1,(@1)", "OUTP OFF,(@1)"])
+def test_checks_catch_commands_sent_without_intent(rig_factory, line):
+    # An off line too: only the safe state's may go out before its record, and only with
+    # its record flagged unjournaled.
     rig = rig_factory()
     psu = rig.controller.instruments.supplies["psu"]
     # Bypass the journal: write straight to the socket session, as a careless driver would.
-    psu.transport._session.write_raw(b"VOLT 1,(@1)\n")
+    psu.transport._session.write_raw(f"{line}\n".encode())
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline and not any(
-        c["line"] == "VOLT 1,(@1)" for c in rig.truth()["instruments"]["psu"]["commands"]
+        c["line"] == line for c in rig.truth()["instruments"]["psu"]["commands"]
     ):
         time.sleep(0.005)
     with pytest.raises(AssertionError, match="with no intent"):
