@@ -411,6 +411,7 @@ class Controller:
     def arm(self, operator: str, *, confirm: str | None = None, client: str = "") -> None:
         """Pin the limits, check the DUT and that all is off, program the protections."""
         with self._operation:
+            self.journal.try_again_now()  # the operator's action gets the journal's answer now
             try:
                 self._require("safe")
                 if self.bench.environment == "flight" and confirm != self.bench.name:
@@ -476,6 +477,7 @@ class Controller:
     def reset(self, operator: str, client: str = "") -> None:
         """Clear a latched fault after verifying the safe state. Never energises."""
         with self._operation:
+            self.journal.try_again_now()  # the operator's action gets the journal's answer now
             self.journal.operator(operator, "reset", client=client, fault=self.fault_cause)
             if self.state != "fault":
                 raise StateError(f"nothing to reset ({self.state})")

@@ -365,7 +365,7 @@ class Journal:
         return Witness.create(self.path, WitnessRecord(START, START), self._access or OWNER_ONLY)
 
     def close(self) -> None:
-        self._failed = (0.0, "")  # the last chance: tried, whenever the last one failed
+        self.try_again_now()  # the last chance: tried, whenever the last one failed
         try:
             while True:
                 self._await_put_back()
@@ -497,6 +497,12 @@ class Journal:
             self._witness_after_commit(conn, *committed)
         finally:
             self._lock.release()
+
+    def try_again_now(self) -> None:
+        """The next write is tried, however recently one failed: for an operator's action,
+        which must get the journal's answer now (space freed meanwhile, say), not the
+        error of a failure that may be gone."""
+        self._failed = (0.0, "")
 
     def _failure(self, why: str, error: sqlite3.Error) -> JournalError:
         """The JournalError of a write SQLite refused; unless it only found the journal

@@ -104,6 +104,28 @@ def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
     assert refused, "the refused request is on the record"
 
 
+def test_an_operators_reset_once_there_is_room_gets_the_journals_answer_now(
+    sim_bench_factory, small_disk
+):
+    """The back-off after a failed write refuses writes with that failure's error; an
+    operator who has just freed space and resets gets a real try, not that stale error."""
+    rig = make_rig(sim_bench_factory, small_disk)
+    try:
+        rig.power_up_logic()
+        filler = small_disk / "filler"
+        fill(filler)
+        with pytest.raises(JournalError, match="full"):
+            rig.controller.set_voltage("VLOGIC", 4.0)
+        time.sleep(FAILED_WAIT_S)
+        with pytest.raises(JournalError, match="full"):  # a try, or the monitor's just now
+            rig.journal.flush()
+        filler.unlink()  # within the back-off's half second that follows
+        rig.controller.reset("operator")
+        assert rig.controller.state == "safe"
+    finally:
+        close_rig(rig)
+
+
 def test_after_a_failed_write_none_is_tried_for_a_while_and_off_commands_do_not_wait(
     small_disk,
 ):
