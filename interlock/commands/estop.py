@@ -210,9 +210,9 @@ def _ask(conn: socket.socket, request: dict[str, object], buffer: bytearray) -> 
     line, _, rest = bytes(buffer).partition(b"\n")
     buffer[:] = rest
     reply = json.loads(line)
-    if isinstance(reply, dict) and "ok" not in reply and isinstance(reply.get("error"), str):
-        raise Refused(reply)
     if not isinstance(reply, dict) or "ok" not in reply:
+        if isinstance(reply, dict) and isinstance(reply.get("error"), str):
+            raise Refused(reply)
         raise ConnectionError("not an answer")  # an error: the full command says which
     return reply["ok"]
 

@@ -913,7 +913,7 @@ class Journal:
             lost = f"{self.path}: being put back (a file of it went while in use)"
         return {
             "not_writing": lost,
-            "staged": len(self._staged),
+            "staged": self.staged,
             "not_kept": self.not_kept,
             "unjournaled": self.unjournaled,
         }

@@ -60,39 +60,53 @@ def fill(path: Path) -> None:
         os.close(fd)
 
 
-def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
-    sim_bench_factory, small_disk, caplog
-):
+@pytest.fixture
+def live_rig(sim_bench_factory, small_disk):
+    """A bench with its journal on the small disk, VLOGIC live."""
     rig = make_rig(sim_bench_factory, small_disk)
     try:
         rig.power_up_logic()
-        filler = small_disk / "filler"
-        fill(filler)
-        with pytest.raises(JournalError, match="full"):
-            rig.controller.set_voltage("VLOGIC", 4.0)
-        assert rig.controller.state == "fault"
-        # Asked again, the client hears why it is refused (the latched fault), not the
-        # journal's error: the refusal waits staged for the record.
-        with pytest.raises(FaultLatched, match="latched fault"):
-            rig.controller.set_voltage("VLOGIC", 4.0)
-        assert rig.truth()["supplies"]["psu"]["1"]["setpoint"] == 5.0  # 4.0 never went out
-        assert_all_outputs_off(rig)
-        # Forty monitor periods and more (the journal tries again each FAILED_WAIT_S): the
-        # safe state is not driven again each one.
-        periods = 40
-        time.sleep(periods * rig.controller.monitor.period)
-        # Two off commands (the supply's, the relay board's) went out unjournaled per
-        # safe state: the trip's, and the relay board's watchdog trip (its heartbeat
-        # stops when the safe state cannot be journaled) at most.
-        assert rig.journal.unjournaled <= 4, rig.journal.unjournaled
-        said = [r for r in caplog.records if "still cannot take the record" in r.getMessage()]
-        assert len(said) <= 1  # said once, not once a try
-        assert rig.journal.condition()["not_kept"] == 0
-        filler.unlink()
-        # The monitor writes what waits within a period or so once there is room.
-        assert until(lambda: rig.journal.condition()["staged"] == 0, 30)
+        yield rig
     finally:
         close_rig(rig)
+
+
+def trip_on_a_full_disk(rig, disk: Path) -> Path:
+    """Fill ``disk``; the next setpoint change (4.0 V) meets it and trips. The filler."""
+    filler = disk / "filler"
+    fill(filler)
+    with pytest.raises(JournalError, match="full"):
+        rig.controller.set_voltage("VLOGIC", 4.0)
+    return filler
+
+
+def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
+    live_rig, small_disk, caplog
+):
+    rig = live_rig
+    filler = trip_on_a_full_disk(rig, small_disk)
+    assert rig.controller.state == "fault"
+    # Asked again, the client hears why it is refused (the latched fault), not the
+    # journal's error: the refusal waits staged for the record.
+    with pytest.raises(FaultLatched, match="latched fault"):
+        rig.controller.set_voltage("VLOGIC", 4.0)
+    assert rig.truth()["supplies"]["psu"]["1"]["setpoint"] == 5.0  # 4.0 never went out
+    assert_all_outputs_off(rig)
+    # Forty monitor periods and more (the journal tries again each FAILED_WAIT_S): the
+    # safe state is not driven again each one.
+    periods = 40
+    time.sleep(periods * rig.controller.monitor.period)
+    # Two off commands (the supply's, the relay board's) went out unjournaled per
+    # safe state: the trip's, and the relay board's watchdog trip (its heartbeat
+    # stops when the safe state cannot be journaled) at most.
+    assert rig.journal.unjournaled <= 4, rig.journal.unjournaled
+    said = [r for r in caplog.records if "still cannot take the record" in r.getMessage()]
+    assert len(said) <= 1  # said once, not once a try
+    assert rig.journal.condition()["not_kept"] == 0
+    filler.unlink()
+    # The monitor writes what waits within a period or so once there is room.
+    assert until(lambda: rig.journal.condition()["staged"] == 0, 30)
+    close_rig(rig)  # its last records written: the journal as the next start finds it
     assert verify_journal(rig.journal.path).entries > 0  # raises on a broken chain
     with JournalReader(rig.journal.path) as reader:
         entries = list(reader.entries())
@@ -104,26 +118,16 @@ def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
     assert refused, "the refused request is on the record"
 
 
-def test_an_operators_reset_once_there_is_room_gets_the_journals_answer_now(
-    sim_bench_factory, small_disk
-):
+def test_an_operators_reset_once_there_is_room_gets_the_journals_answer_now(live_rig, small_disk):
     """The back-off after a failed write refuses writes with that failure's error; an
     operator who has just freed space and resets gets a real try, not that stale error."""
-    rig = make_rig(sim_bench_factory, small_disk)
-    try:
-        rig.power_up_logic()
-        filler = small_disk / "filler"
-        fill(filler)
-        with pytest.raises(JournalError, match="full"):
-            rig.controller.set_voltage("VLOGIC", 4.0)
-        time.sleep(FAILED_WAIT_S)
-        with pytest.raises(JournalError, match="full"):  # a try, or the monitor's just now
-            rig.journal.flush()
-        filler.unlink()  # within the back-off's half second that follows
-        rig.controller.reset("operator")
-        assert rig.controller.state == "safe"
-    finally:
-        close_rig(rig)
+    filler = trip_on_a_full_disk(live_rig, small_disk)
+    time.sleep(FAILED_WAIT_S)
+    with pytest.raises(JournalError, match="full"):  # a try, or the monitor's just now
+        live_rig.journal.flush()
+    filler.unlink()  # within the back-off's half second that follows
+    live_rig.controller.reset("operator")
+    assert live_rig.controller.state == "safe"
 
 
 def test_after_a_failed_write_none_is_tried_for_a_while_and_off_commands_do_not_wait(
@@ -164,16 +168,11 @@ def test_after_a_failed_write_none_is_tried_for_a_while_and_off_commands_do_not_
     assert ("measurement", False) in kinds and ("command", True) in kinds
 
 
-def test_a_refusal_the_full_disk_cannot_record_trips_the_bench(sim_bench_factory, small_disk):
+def test_a_refusal_the_full_disk_cannot_record_trips_the_bench(live_rig, small_disk):
     """A refusal is on the record before its client hears of it: one the journal cannot
     take trips the bench (the client hears the journal's error), as a command would."""
-    rig = make_rig(sim_bench_factory, small_disk)
-    try:
-        rig.power_up_logic()
-        fill(small_disk / "filler")
-        with pytest.raises(JournalError, match="full"):
-            rig.controller.set_voltage("VLOGIC", 1000.0)  # beyond its limit: refused
-        assert rig.controller.state == "fault"
-        assert_all_outputs_off(rig)
-    finally:
-        close_rig(rig)
+    fill(small_disk / "filler")
+    with pytest.raises(JournalError, match="full"):
+        live_rig.controller.set_voltage("VLOGIC", 1000.0)  # beyond its limit: refused
+    assert live_rig.controller.state == "fault"
+    assert_all_outputs_off(live_rig)
