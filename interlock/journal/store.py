@@ -314,6 +314,9 @@ class Journal:
         self._backlog_said = 0
         # The last write that failed (not busy), and until when none is tried again.
         self._failed: tuple[float, str] = (0.0, "")
+        # Why the last write failed (not busy), until one succeeds: what a status says,
+        # however long ago the back-off above ended.
+        self._failing: str | None = None
         self._tx_head: Point | None = None  # the chain's head inside a write transaction
         self._tx_start: Point | None = None
         # Set inside a write transaction: the witness's checkpoint moves here with
@@ -475,6 +478,7 @@ class Journal:
                 if self._tx_head != self._tx_start:
                     conn.execute(_UPSERT_HEAD, self._tx_head)
                 conn.execute("COMMIT")
+                self._failing = None
                 with self._staged_lock:
                     del self._staged[: len(staged)]
                     self._writing = 0
@@ -511,6 +515,7 @@ class Journal:
         primary = getattr(error, "sqlite_errorcode", 0) & 0xFF
         if primary not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             self._failed = (time.monotonic() + FAILED_WAIT_S, why)
+            self._failing = why
         return JournalError(why)
 
     def _refuse_if_changed(self, conn: sqlite3.Connection, *, began: bool) -> None:
@@ -907,10 +912,13 @@ class Journal:
         """What a status shows of the journal: why it writes nothing (None: it writes),
         how many entries wait for a commit, how many were not kept since it could no
         longer write (see _stage), and how many off commands went out without their
-        record on disk (see safe_off_intent)."""
+        record on disk (see safe_off_intent). A write SQLite refused (a full disk, say)
+        says why it writes nothing until a write succeeds."""
         lost, putting_back = self._lost, self._putting_back
         if lost is None and putting_back is not None:
             lost = f"{self.path}: being put back (a file of it went while in use)"
+        if lost is None:
+            lost = self._failing
         return {
             "not_writing": lost,
             "staged": self.staged,

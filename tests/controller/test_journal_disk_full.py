@@ -103,9 +103,14 @@ def test_a_full_disk_trips_once_and_the_record_is_written_once_there_is_room(
     said = [r for r in caplog.records if "still cannot take the record" in r.getMessage()]
     assert len(said) <= 1  # said once, not once a try
     assert rig.journal.condition()["not_kept"] == 0
+    # A status says the journal writes nothing, long after the back-off of a failure.
+    journal = rig.controller.status()["journal"]
+    assert "full" in (journal["not_writing"] or ""), journal
+    assert journal["staged"] > 0
     filler.unlink()
     # The monitor writes what waits within a period or so once there is room.
     assert until(lambda: rig.journal.condition()["staged"] == 0, 30)
+    assert rig.controller.status()["journal"]["not_writing"] is None  # it writes again
     close_rig(rig)  # its last records written: the journal as the next start finds it
     assert verify_journal(rig.journal.path).entries > 0  # raises on a broken chain
     with JournalReader(rig.journal.path) as reader:
