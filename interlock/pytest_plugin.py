@@ -10,7 +10,11 @@ enough::
         assert 4.9 < bench.measure("VLOGIC")["voltage"] < 5.1
 
 During the test the fixture holds the bench's lease (if the test process
-dies, the service drives the bench safe). Before the test it arms the bench
+dies, the service drives the bench safe). Meanwhile SIGTERM (a CI system
+cancelling the job) and SIGHUP (the session's end) stop the session as Ctrl-C
+does, so the teardown below returns the bench to safe rather than leave it
+tripped on the lost lease, a latched fault for an operator
+(:mod:`interlock.interrupts`). Before the test it arms the bench
 if it is disarmed and the role may (the default role is ``operator``: a test
 run on one's own bench; a flight bench also needs ``--interlock-confirm``).
 At teardown, whatever the test did, it returns the bench to the safe state:
@@ -56,6 +60,7 @@ import pytest
 
 if TYPE_CHECKING:
     from interlock.client import Client
+    from interlock.interrupts import Stops
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +88,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def bench(request: pytest.FixtureRequest) -> Iterator[Client]:
     """A client of the bench's service, holding the lease; the bench is safe after the test."""
+    from interlock.interrupts import signals_interrupt
+
+    with signals_interrupt() as stops:
+        yield from _bench(request, stops)
+    if stops.by is not None and not stops.raised:  # came during the teardown: stop now
+        pytest.exit(f"interlock: stopped by {stops.by}; the bench was returned to safe", 130)
+
+
+def _bench(request: pytest.FixtureRequest, stops: Stops) -> Iterator[Client]:
     from interlock.client import connect
     from interlock.errors import ConfigError, FaultLatched
     from interlock.lookup import locate_bench
@@ -121,6 +135,7 @@ def bench(request: pytest.FixtureRequest) -> Iterator[Client]:
             )
             yield client
         finally:
+            stops.over()  # a signal now is noted: the return to safe is not cut short
             return_to_safe(client, disarm=role == "operator")
             lease.release()
             if client.environment == "simulation":

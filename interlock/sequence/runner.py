@@ -19,7 +19,8 @@ Outcomes:
   the controller has already driven the bench safe.
 - Ctrl-C (KeyboardInterrupt) stops the run between two requests; the bench
   is powered down as below and the report, marked ``interrupted``, is
-  returned (exit 130).
+  returned (exit 130). So does an :class:`~interlock.interrupts.Interrupted`,
+  the KeyboardInterrupt that SIGTERM and SIGHUP raise in ``interlock run``.
 
 Each step is marked in the run's journal before it begins (a ``note`` with
 its number), so that the post-mortem shows the steps on its time axis; the
@@ -104,7 +105,8 @@ class RunReport:
     environment: str = ""
     profile: dict[str, str] = field(default_factory=dict)  # name, path, sha256 (as pinned)
     started: float = 0.0  # wall time (time.time()) of the first step
-    interrupted: bool = False  # stopped by Ctrl-C
+    interrupted: bool = False  # stopped by Ctrl-C, or by a signal standing for it
+    interrupted_by: str = ""  # "Ctrl-C", "SIGTERM", "SIGHUP" (interlock.interrupts)
 
     @property
     def completed(self) -> bool:
@@ -170,8 +172,12 @@ class SequenceRunner:
         observer: RunObserver | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        finishing: Callable[[], None] | None = None,
     ) -> None:
         self.sequence = sequence
+        # Called as the power-down at the run's end begins: from then on, what stops a
+        # run must not cut it short (see interlock.interrupts.Stops.over).
+        self._finishing = finishing
         self.configuration = configuration
         self.target = target
         self.operator = operator
@@ -210,9 +216,11 @@ class SequenceRunner:
                 self.observer.step_finished(result, total)
                 if result.stops:
                     break
-        except KeyboardInterrupt:
-            # Ctrl-C: power down as at any end, then report what was done (exit 130).
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C, or a signal for it: power down as at any end, then report what was
+            # done (exit 130).
             report.interrupted = True
+            report.interrupted_by = getattr(interrupt, "by", "Ctrl-C")
         finally:
             report.elapsed = self.clock() - started
             self._finish(report, armed_here)
@@ -351,6 +359,8 @@ class SequenceRunner:
     # -- the end -------------------------------------------------------------------
 
     def _finish(self, report: RunReport, armed_here: bool) -> None:
+        if self._finishing is not None:
+            self._finishing()
         try:
             self._power_down()
             status = self.target.status()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from interlock.errors import SimulatorError
 from interlock.journal import JournalReader
 from tests.service.conftest import ROOT, assert_bench_safe
+from tests.waiting import until
 
 EXAMPLE = ROOT / "examples" / "pytest_bench"
 ROGUE = Path(__file__).with_name("rogue_bench_tests.py")
@@ -215,3 +217,48 @@ def test_a_bench_in_a_latched_fault_errors_each_test_at_its_set_up_saying_why(se
     ), said
     assert "Traceback" not in result.stdout
     assert served.controller.state == "fault"  # never reset by the fixture
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_a_session_stopped_by_a_signal_returns_the_bench_to_safe_not_to_a_fault(
+    served, tmp_path, stop
+):
+    """A CI system cancelling the job (SIGTERM), a session that ends (SIGHUP), while a test
+    holds a net live: the session stops as by Ctrl-C, and the fixture's teardown returns
+    the bench to safe, instead of a process killed leaving it tripped on its lost lease."""
+    live = tmp_path / "live"
+    (tmp_path / "test_soak.py").write_text(
+        "import pathlib, time\n\n"
+        "def test_soak(bench):\n"
+        "    bench.set_current_limit('VLOGIC', 0.25)\n"
+        "    bench.set_voltage('VLOGIC', 5.0)\n"
+        "    bench.output_on('VLOGIC')\n"
+        f"    pathlib.Path({str(live)!r}).touch()\n"
+        "    time.sleep(60)\n\n"
+        "def test_after(bench):\n"
+        "    bench.set_voltage('VLOGIC', 1.0)\n"
+    )
+    environment = {**os.environ, "INTERLOCK_BENCH": str(served.bench_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", "test_soak.py"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert until(lambda: live.exists() or process.poll() is not None, 60)
+        assert process.poll() is None, process.communicate()[0]
+        assert served.truth()["nets"]["VLOGIC"]["voltage"] > 4.0  # live
+        process.send_signal(stop)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "test_after" not in out.replace("def test_after", "")  # never started
+    status = served.service.status()
+    assert (status["state"], status["fault"], status["lease"]) == ("safe", None, None), out
+    assert_bench_safe(served.truth())
