@@ -13,7 +13,7 @@ as JUnit XML (``.xml``) or JSON (``.json``), as many as asked for. Ctrl-C
 stops the run: the bench is powered down through the interlock, the summary
 says the run was interrupted, and the reports are written (exit 130). So do
 SIGTERM (a job's end, a CI system cancelling it) and SIGHUP (the session's
-end): see :mod:`interlock.interrupts`.
+end). Each stops the run between two requests (:mod:`interlock.interrupts`).
 """
 
 from __future__ import annotations
@@ -113,25 +113,27 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    with signals_interrupt() as stops, _target(args, configuration) as target:
-        console = _Console(yes=args.yes)
-        runner = SequenceRunner(
-            sequence,
-            configuration,
-            target,
-            operator=getpass.getuser(),
-            confirm=console.confirm,
-            observer=console,
-            finishing=stops.over,  # a signal then is noted: the power-down goes on
-        )
-        result = runner.run()
-    _print_summary(result)
-    for path in args.report:
-        try:
-            print(f"report    {write_report(result, path)}")
-        except OSError as exc:
-            raise InvalidArgument(f"--report {path}: cannot write it: {exc}") from exc
-    print(f"exit {result.exit_code}")  # last: what the shell gets
+    # Until the reports are written: a signal after the run's end is noted, not obeyed.
+    with signals_interrupt() as stops:
+        with _target(args, configuration) as target:
+            console = _Console(yes=args.yes)
+            runner = SequenceRunner(
+                sequence,
+                configuration,
+                target,
+                operator=getpass.getuser(),
+                confirm=console.confirm,
+                observer=console,
+                stops=stops,
+            )
+            result = runner.run()
+        _print_summary(result)
+        for path in args.report:
+            try:
+                print(f"report    {write_report(result, path)}")
+            except OSError as exc:
+                raise InvalidArgument(f"--report {path}: cannot write it: {exc}") from exc
+        print(f"exit {result.exit_code}")  # last: what the shell gets
     return result.exit_code
 
 

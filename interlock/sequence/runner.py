@@ -17,10 +17,12 @@ Outcomes:
 - an operator who declines a prompt stops the run (exit 1).
 - a fault (instrument, readback, monitor, E-stop) stops the run (exit 4);
   the controller has already driven the bench safe.
-- Ctrl-C (KeyboardInterrupt) stops the run between two requests; the bench
-  is powered down as below and the report, marked ``interrupted``, is
-  returned (exit 130). So does an :class:`~interlock.interrupts.Interrupted`,
-  the KeyboardInterrupt that SIGTERM and SIGHUP raise in ``interlock run``.
+- Ctrl-C (KeyboardInterrupt) stops the run; the bench is powered down as
+  below and the report, marked ``interrupted``, is returned (exit 130). Given
+  ``stops`` (:mod:`interlock.interrupts`, as ``interlock run`` does), Ctrl-C,
+  SIGTERM and SIGHUP stop it between two requests: between two steps, in a
+  wait or at a prompt, never while a request's reply is awaited nor once the
+  power-down has begun.
 
 Each step is marked in the run's journal before it begins (a ``note`` with
 its number), so that the post-mortem shows the steps on its time axis; the
@@ -54,6 +56,7 @@ from interlock.exits import (
     EXIT_PASS,
     EXIT_REFUSED,
 )
+from interlock.interrupts import Stops
 from interlock.journal.entries import FAILED_NOTE_PREFIX
 from interlock.limits import ALLOWED, Verdict
 from interlock.sequence.dryrun import (
@@ -172,12 +175,12 @@ class SequenceRunner:
         observer: RunObserver | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        finishing: Callable[[], None] | None = None,
+        stops: Stops | None = None,
     ) -> None:
         self.sequence = sequence
-        # Called as the power-down at the run's end begins: from then on, what stops a
-        # run must not cut it short (see interlock.interrupts.Stops.over).
-        self._finishing = finishing
+        # Where a signal may stop the run: between two steps, in a wait, at a prompt; never
+        # in a request, nor once the power-down has begun (see interlock.interrupts).
+        self.stops = stops or Stops()
         self.configuration = configuration
         self.target = target
         self.operator = operator
@@ -208,6 +211,7 @@ class SequenceRunner:
         total = len(self.sequence.steps)
         try:
             for step in self.sequence.steps:
+                self.stops.stop_here()
                 self.observer.step_started(step, total)
                 began = self.clock()
                 result = self._execute(step)
@@ -296,7 +300,8 @@ class SequenceRunner:
             if step.action == "wait":
                 return self._wait(step)
             if step.action == "prompt":
-                accepted = self.confirm(step)
+                with self.stops.interruptible():
+                    accepted = self.confirm(step)
                 return StepResult(step, OK if accepted else DECLINED, live=self._live())
         except ConfigError:
             raise
@@ -337,7 +342,8 @@ class SequenceRunner:
     def _wait(self, step: Step) -> StepResult:
         deadline = self.clock() + (step.duration or 0.0)
         while (remaining := deadline - self.clock()) > 0:
-            self.sleep(min(remaining, WAIT_POLL))
+            with self.stops.interruptible():
+                self.sleep(min(remaining, WAIT_POLL))
             fault = self.target.status().get("fault")
             if fault:
                 return StepResult(step, FAULT, detail=f"the bench faulted during the wait: {fault}")
@@ -359,8 +365,7 @@ class SequenceRunner:
     # -- the end -------------------------------------------------------------------
 
     def _finish(self, report: RunReport, armed_here: bool) -> None:
-        if self._finishing is not None:
-            self._finishing()
+        self.stops.over()
         try:
             self._power_down()
             status = self.target.status()
