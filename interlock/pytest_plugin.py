@@ -110,15 +110,19 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
-    """No signal cuts a teardown short (another fixture's, powering down, nor the bench
-    fixture's return to safe); one that came meanwhile ends the session after it."""
+    """No signal cuts a teardown short (another fixture's powering down, nor the bench
+    fixture's return to safe): one that came while the bench was held, however the test
+    took it, ends the session once this test's teardown and its report are done."""
     from interlock.interrupts import active
 
     stops = active()  # the bench fixture's: gone once its teardown is over
-    result = yield
-    if stops is not None and stops.by is not None and not stops.raised:
-        pytest.exit(f"interlock: stopped by {stops.by}; the bench was returned to safe")
-    return result
+    try:
+        return (yield)
+    finally:
+        if stops is not None and stops.by is not None:
+            item.session.shouldstop = (
+                f"interlock: stopped by {stops.by}; the bench was returned to safe"
+            )
 
 
 def _bench(request: pytest.FixtureRequest) -> Iterator[Client]:

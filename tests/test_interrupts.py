@@ -87,21 +87,35 @@ def test_a_request_under_way_is_not_interrupted_it_is_once_it_returns():
     assert seen == {"request done": True, "raised": "SIGTERM"}
 
 
-def test_once_over_a_signal_is_only_noted_but_ctrl_c_again_raises_at_once():
-    seen = run_case("""
+@pytest.mark.parametrize(
+    ("first", "again", "forced"),
+    [
+        ("SIGINT", "SIGINT", True),
+        ("SIGTERM", "SIGINT", True),  # an operator after a kill: at once
+        ("SIGTERM", "SIGTERM", True),
+        ("SIGHUP", "SIGTERM", False),  # a session's end sends both
+        ("SIGTERM", "SIGHUP", False),
+    ],
+)
+def test_asked_again_inside_a_request_it_stops_at_once_but_not_for_a_sessions_end(
+    first, again, forced
+):
+    seen = run_case(f"""
         with signals_interrupt() as stops:
-            stops.over()
-            with stops.interruptible():
-                signalled(signal.SIGINT)
-                stops.stop_here()
-            seen["noted"] = [stops.by, stops.raised]
             try:
                 with calling():
-                    signalled(signal.SIGINT)  # whoever presses it again will not wait
+                    signalled(signal.{first})
+                    seen["noted"] = stops.by
+                    signalled(signal.{again})  # a request that does not return, say
+                    seen["waited"] = True
             except KeyboardInterrupt as interrupt:
-                seen["again"] = type(interrupt).__name__
+                seen["raised"] = type(interrupt).__name__
     """)
-    assert seen == {"noted": ["Ctrl-C", False], "again": "KeyboardInterrupt"}
+    name = {"SIGINT": "Ctrl-C"}.get(first, first)
+    if forced:
+        assert seen == {"noted": name, "raised": "KeyboardInterrupt"}
+    else:  # the request ends, then the first signal interrupts
+        assert seen == {"noted": name, "waited": True}
 
 
 @pytest.mark.parametrize("handler", ["default", "ignored"])
@@ -142,6 +156,8 @@ AFTER_A_HANG_UP = """
 import os, signal, sys, time
 from interlock.interrupts import signals_interrupt
 
+other, other_side = os.openpty()  # a terminal of another kind: a DUT's console, say
+console = os.fstat(other_side).st_rdev
 with signals_interrupt() as stops:
     terminal = os.fstat(1).st_rdev
     os.kill(os.getpid(), signal.SIGTERM)  # noted first, as a session manager sends it
@@ -160,12 +176,62 @@ with signals_interrupt() as stops:
     for _ in range(100):  # the summary and the report, after the stop
         print("written after the hang-up", flush=True)
         print("and to stderr", file=sys.stderr, flush=True)
+    if os.fstat(other_side).st_rdev != console or not os.isatty(other_side):
+        sys.exit(4)  # not the controlling terminal: left alone
 """
 
 
 def test_after_a_hang_up_whatever_came_first_the_output_goes_nowhere_without_failing():
     """SIGTERM first, then the terminal hangs up: writing to it fails (EIO) at once, and
     from the SIGHUP's handler on, every descriptor that was the terminal writes to
-    /dev/null, so the summary and the report are written without an error."""
+    /dev/null, so the summary and the report are written without an error. Another
+    terminal the process holds (a console on a pty) is left alone."""
     with in_a_terminal("-c", AFTER_A_HANG_UP, ready=b"ready") as process:
         assert process.hang_up() == 0
+
+
+def test_a_sighup_sent_to_a_terminal_still_there_leaves_it_alone():
+    code = """
+import os, signal, time
+from interlock.interrupts import signals_interrupt
+with signals_interrupt() as stops:
+    terminal = os.fstat(1).st_rdev
+    os.kill(os.getpid(), signal.SIGHUP)  # kill -HUP: the terminal has not hung up
+    while stops.by is None:
+        time.sleep(0.001)
+    if os.fstat(1).st_rdev == terminal and os.isatty(1):
+        print("still the terminal", flush=True)
+"""
+    with in_a_terminal("-c", code, ready=b"still the terminal"):
+        pass
+
+
+def test_a_child_forked_meanwhile_is_ended_by_sigterm_as_before():
+    seen = run_case("""
+        with signals_interrupt():
+            child = os.fork()
+            if child == 0:
+                time.sleep(30)
+                os._exit(0)
+            time.sleep(0.2)  # the child is running
+            os.kill(child, signal.SIGTERM)
+            _, status = os.waitpid(child, 0)
+            seen["child"] = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    """)
+    assert seen == {"child": True}
+
+
+def test_a_signal_an_inner_block_took_is_passed_to_the_outer_one():
+    """A script holding the bench that runs a sequence in process (its own handlers):
+    the outer one hears of the signal once the inner one ends."""
+    seen = run_case("""
+        with signals_interrupt() as outer:
+            with signals_interrupt() as inner:
+                signalled(signal.SIGTERM)
+            seen["inner"], seen["outer"] = inner.by, outer.by
+            try:
+                outer.stop_here()
+            except Interrupted as interrupt:
+                seen["raised"] = interrupt.by
+    """)
+    assert seen == {"inner": "SIGTERM", "outer": "SIGTERM", "raised": "SIGTERM"}

@@ -178,8 +178,8 @@ class SequenceRunner:
         stops: Stops | None = None,
     ) -> None:
         self.sequence = sequence
-        # Where a signal may stop the run: between two steps, in a wait, at a prompt; never
-        # in a request, nor once the power-down has begun (see interlock.interrupts).
+        # Where a signal may stop the run: before it arms, between two steps, in a wait, at
+        # a prompt; never in a request, nor in the power-down (see interlock.interrupts).
         self.stops = stops or Stops()
         self.configuration = configuration
         self.target = target
@@ -204,6 +204,7 @@ class SequenceRunner:
 
     def run(self) -> RunReport:
         self.preflight()
+        self.stops.stop_here()  # a signal while the service started: nothing armed yet
         armed_here = self._arm()
         report = self._new_report()
         self.observer.run_started(report)
@@ -365,7 +366,6 @@ class SequenceRunner:
     # -- the end -------------------------------------------------------------------
 
     def _finish(self, report: RunReport, armed_here: bool) -> None:
-        self.stops.over()
         try:
             self._power_down()
             status = self.target.status()

@@ -9,7 +9,7 @@ import pytest
 
 from interlock.config import load_configuration
 from interlock.errors import FaultLatched, InstrumentError, LimitViolation
-from interlock.interrupts import Stops
+from interlock.interrupts import Interrupted, Stops
 from interlock.limits import SetCurrentLimit, SetOutput, SetRelay, SetVoltage, describe, evaluate
 from interlock.sequence import SequenceRunner, armed_state, bind, load_sequence
 from interlock.sequence.dryrun import ALLOWED_UNEXPECTEDLY
@@ -287,3 +287,14 @@ def test_a_signal_during_a_wait_ends_it_at_once(write_sequence, configuration):
     assert [r.step.action for r in report.results] == ["set", "output"]  # the wait cut short
     assert report.interrupted_by == "SIGHUP"
     assert target.calls[-1] == "disarm" and report.safe_state_forced is None
+
+
+def test_a_signal_before_the_run_arms_nothing(write_sequence, configuration):
+    """SIGTERM while the service started or the lease was taken: nothing is armed."""
+    stops = Stops()
+    stops.handle(signal.SIGTERM, None)  # noted: nothing was interruptible yet
+    target = FakeTarget(configuration)
+    runner = runner_for(write_sequence, configuration, LIVE, target, stops=stops)
+    with pytest.raises(Interrupted):
+        runner.run()
+    assert target.calls == [] and not target.armed

@@ -294,12 +294,35 @@ def test_a_signal_during_another_fixtures_teardown_lets_every_teardown_finish(se
         "def test_one(powered):\n    pass\n\n"
         "def test_two(powered):\n    pass\n"
     )
-    process = start_pytest(tmp_path, served.bench_path, "test_powered.py")
+    process = start_pytest(tmp_path, served.bench_path, "test_powered.py", "--junitxml=r.xml")
     out = signal_when(process, tearing, signal.SIGTERM)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "stopped by SIGTERM" in out
     assert (tmp_path / "off").exists()  # the fixture's own teardown went on to its end
     assert "test_two" not in out.replace("def test_two", "")
+    assert_safe_not_tripped(served, out)
+    # The test's report is whole: the run id that the post-mortem needs is in it.
+    assert 'name="interlock_run"' in (tmp_path / "r.xml").read_text()
+
+
+def test_a_test_that_takes_the_interrupt_itself_still_ends_the_session(served, tmp_path):
+    """A test body that catches KeyboardInterrupt (a sequence run inside a test does):
+    the signal still ends the session once the bench is back to safe."""
+    live = tmp_path / "live"
+    (tmp_path / "test_catches.py").write_text(
+        "import pathlib, time\n\n"
+        "def test_catches(bench):\n" + LIVE_VLOGIC + "    try:\n"
+        f"        pathlib.Path({str(live)!r}).touch()\n"
+        "        time.sleep(60)\n"
+        "    except KeyboardInterrupt:\n"
+        "        pass\n\n"
+        "def test_after(bench):\n"
+        "    bench.set_voltage('VLOGIC', 1.0)\n"
+    )
+    process = start_pytest(tmp_path, served.bench_path, "test_catches.py")
+    out = signal_when(process, live, signal.SIGTERM)
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "test_after" not in out.replace("def test_after", "")
     assert_safe_not_tripped(served, out)
 
 
