@@ -93,8 +93,8 @@ class Stops:
             self.stop_here()
         else:
             _say(
-                f"interlock: {self.by}: stopping once the request under way is answered "
-                "(again to stop at once)"
+                f"interlock: {self.by} noted: stopping between two requests "
+                "(Ctrl-C to stop at once)"
             )
 
     def _interrupt_if_due(self) -> None:
