@@ -2,7 +2,8 @@
 
 0 pass, 1 a measurement failed, 2 config or usage error, 3 refused by the
 interlock, 4 fault (instrument, journal, latched fault, no service), 130
-interrupted (Ctrl-C: the bench driven safe first, where a command had it).
+interrupted (Ctrl-C, or SIGTERM or SIGHUP during a run: the bench driven safe first,
+where a command had it).
 
 One mapping for every command: a refusal is a refusal whether ``arm`` or
 ``run`` met it. Imported by :mod:`interlock.cli`, by the command modules and
@@ -36,7 +37,7 @@ MEANINGS = {
     EXIT_USAGE: "configuration or usage error",
     EXIT_REFUSED: "refused by the interlock (a limit, the state, the role)",
     EXIT_FAULT: "fault (instrument, journal, latched fault, no service)",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C; SIGTERM or SIGHUP during a run)",
 }
 
 

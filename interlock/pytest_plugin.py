@@ -10,7 +10,13 @@ enough::
         assert 4.9 < bench.measure("VLOGIC")["voltage"] < 5.1
 
 During the test the fixture holds the bench's lease (if the test process
-dies, the service drives the bench safe). Before the test it arms the bench
+dies, the service drives the bench safe). Meanwhile Ctrl-C, SIGTERM (a CI
+system cancelling the job) and SIGHUP (the session's end) stop the session:
+they interrupt the test's body, but never a request under way, and never a
+set-up or a teardown (one that comes then ends the session once the teardown
+is done). So the teardown below returns the bench to safe, rather than a
+killed process leave it tripped on the lost lease, a latched fault for an
+operator (:mod:`interlock.interrupts`). Before the test it arms the bench
 if it is disarmed and the role may (the default role is ``operator``: a test
 run on one's own bench; a flight bench also needs ``--interlock-confirm``).
 At teardown, whatever the test did, it returns the bench to the safe state:
@@ -83,6 +89,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def bench(request: pytest.FixtureRequest) -> Iterator[Client]:
     """A client of the bench's service, holding the lease; the bench is safe after the test."""
+    from interlock.interrupts import signals_interrupt
+
+    with signals_interrupt():  # see pytest_runtest_call and pytest_runtest_teardown
+        yield from _bench(request)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A signal noted while the bench is held interrupts the test's body, at once or as it
+    begins; not a request under way (interlock.interrupts), nor set-up and teardown."""
+    from interlock.interrupts import active
+
+    stops = active()
+    if stops is None:
+        return (yield)
+    with stops.interruptible():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """No signal cuts a teardown short (another fixture's powering down, nor the bench
+    fixture's return to safe): one that came while the bench was held, however the test
+    took it, ends the session once this test's teardown and its report are done."""
+    from interlock.interrupts import active
+
+    stops = active()  # the bench fixture's: gone once its teardown is over
+    try:
+        return (yield)
+    finally:
+        if stops is not None and stops.by is not None:
+            item.session.shouldstop = (
+                f"interlock: stopped by {stops.by}; the bench was returned to safe"
+            )
+
+
+def _bench(request: pytest.FixtureRequest) -> Iterator[Client]:
     from interlock.client import connect
     from interlock.errors import ConfigError, FaultLatched
     from interlock.lookup import locate_bench

@@ -42,10 +42,12 @@ class Terminal:
 
 
 @contextlib.contextmanager
-def in_a_terminal(*argv: str, ready: bytes, timeout: float = 30) -> Iterator[Terminal]:
-    """``python argv`` in a terminal of its own, once it has written ``ready`` there. The
-    slave side is kept open here until the end: reading the master fails once no one
-    has it. A command still running at the end is killed."""
+def in_a_terminal(
+    *argv: str, ready: bytes, timeout: float = 30, environment: dict[str, str] | None = None
+) -> Iterator[Terminal]:
+    """``python argv`` in a terminal of its own (``environment`` added to ours), once it
+    has written ``ready`` there. The slave side is kept open here until the end: reading
+    the master fails once no one has it. A command still running at the end is killed."""
     master, slave = os.openpty()
     process = subprocess.Popen(
         [sys.executable, "-c", IN_A_TERMINAL, os.ttyname(slave), *argv],
@@ -53,6 +55,7 @@ def in_a_terminal(*argv: str, ready: bytes, timeout: float = 30) -> Iterator[Ter
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **(environment or {})},
     )
     terminal = Terminal(process, master)
     try:

@@ -31,6 +31,7 @@ from interlock.client._common import (
 )
 from interlock.config import Bench
 from interlock.errors import InterlockError, SimulatorError
+from interlock.interrupts import calling
 from interlock.service.schema import (
     ACQUIRE_LEASE,
     ARM,
@@ -144,12 +145,14 @@ class Client:
 
         The lease held (if any) goes with it: ``lease`` on the channel, its header on HTTP.
         """
-        if operation.channel and self._channel is not None:
-            lease = self._lease
-            if lease is not None and lease.id is not None:
-                arguments["lease"] = lease.id
-            return self._channel.call(operation.channel_request(arguments))
-        return self._request(operation, arguments)
+        # A signal taken as Ctrl-C (interlock.interrupts) interrupts once the reply is in.
+        with calling():
+            if operation.channel and self._channel is not None:
+                lease = self._lease
+                if lease is not None and lease.id is not None:
+                    arguments["lease"] = lease.id
+                return self._channel.call(operation.channel_request(arguments))
+            return self._request(operation, arguments)
 
     def _request(self, operation: Operation, arguments: dict[str, Any]) -> Any:
         call = http_call(operation, arguments)

@@ -11,7 +11,9 @@ The run's id (the journal's, for ``interlock postmortem RUN``) is printed
 when the run starts and in its summary; ``--report FILE`` writes the result
 as JUnit XML (``.xml``) or JSON (``.json``), as many as asked for. Ctrl-C
 stops the run: the bench is powered down through the interlock, the summary
-says the run was interrupted, and the reports are written (exit 130).
+says the run was interrupted, and the reports are written (exit 130). So do
+SIGTERM (a job's end, a CI system cancelling it) and SIGHUP (the session's
+end). Each stops the run between two requests (:mod:`interlock.interrupts`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from interlock.config import Configuration, load_configuration
 from interlock.config.reader import display_path
 from interlock.errors import InvalidArgument
 from interlock.exits import EXIT_PASS, EXIT_REFUSED, EXIT_USAGE
+from interlock.interrupts import signals_interrupt
 from interlock.limits import Verdict
 from interlock.sequence import (
     DryRunReport,
@@ -110,24 +113,27 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    with _target(args, configuration) as target:
-        console = _Console(yes=args.yes)
-        runner = SequenceRunner(
-            sequence,
-            configuration,
-            target,
-            operator=getpass.getuser(),
-            confirm=console.confirm,
-            observer=console,
-        )
-        result = runner.run()
-    _print_summary(result)
-    for path in args.report:
-        try:
-            print(f"report    {write_report(result, path)}")
-        except OSError as exc:
-            raise InvalidArgument(f"--report {path}: cannot write it: {exc}") from exc
-    print(f"exit {result.exit_code}")  # last: what the shell gets
+    # Until the reports are written: a signal after the run's end is noted, not obeyed.
+    with signals_interrupt() as stops:
+        with _target(args, configuration) as target:
+            console = _Console(yes=args.yes)
+            runner = SequenceRunner(
+                sequence,
+                configuration,
+                target,
+                operator=getpass.getuser(),
+                confirm=console.confirm,
+                observer=console,
+                stops=stops,
+            )
+            result = runner.run()
+        _print_summary(result)
+        for path in args.report:
+            try:
+                print(f"report    {write_report(result, path)}")
+            except OSError as exc:
+                raise InvalidArgument(f"--report {path}: cannot write it: {exc}") from exc
+        print(f"exit {result.exit_code}")  # last: what the shell gets
     return result.exit_code
 
 
@@ -260,7 +266,8 @@ def _print_summary(report: RunReport) -> None:
     print()
     print(f"summary   {verdict_word(report)}: {report.sequence.name}")
     print(f"  run           {report.run_id or 'none'}")
-    stopped = ", interrupted (Ctrl-C)" if report.interrupted else ", stopped"
+    by = report.interrupted_by or "Ctrl-C"
+    stopped = f", interrupted ({by})" if report.interrupted else ", stopped"
     print(
         f"  steps         {len(report.results)} of {total} run"
         + ("" if report.completed else stopped)
@@ -286,7 +293,7 @@ def _print_summary(report: RunReport) -> None:
         elif result.outcome == DECLINED:
             print(f"  stopped at step {result.step.number}: the operator declined")
     if report.interrupted:
-        print("  interrupted   by Ctrl-C: the bench was powered down through the interlock")
+        print(f"  interrupted   by {by}: the bench was powered down through the interlock")
     if report.safe_state_forced:
         print(f"  safe state forced: {report.safe_state_forced}")
     elif report.fault and report.fault not in said:

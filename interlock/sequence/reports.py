@@ -71,6 +71,7 @@ def result_dict(report: RunReport) -> dict[str, Any]:
         "exit_code": report.exit_code,
         "exit_meaning": MEANINGS.get(report.exit_code, ""),
         "interrupted": report.interrupted,
+        "interrupted_by": report.interrupted_by or None,
         "started": datetime.fromtimestamp(report.started, UTC).isoformat().replace("+00:00", "Z")
         if report.started
         else None,
@@ -174,7 +175,10 @@ def junit_xml(report: RunReport) -> str:
         _testcase(suite, report.sequence.name, step, total)
     end = []
     if report.interrupted:
-        end.append("interrupted (Ctrl-C): the bench was powered down through the interlock")
+        end.append(
+            f"interrupted ({report.interrupted_by or 'Ctrl-C'}): the bench was powered down "
+            "through the interlock"
+        )
     if report.fault:
         end.append(f"bench fault: {report.fault}")
     if report.safe_state_forced:

@@ -17,9 +17,12 @@ Outcomes:
 - an operator who declines a prompt stops the run (exit 1).
 - a fault (instrument, readback, monitor, E-stop) stops the run (exit 4);
   the controller has already driven the bench safe.
-- Ctrl-C (KeyboardInterrupt) stops the run between two requests; the bench
-  is powered down as below and the report, marked ``interrupted``, is
-  returned (exit 130).
+- Ctrl-C (KeyboardInterrupt) stops the run; the bench is powered down as
+  below and the report, marked ``interrupted``, is returned (exit 130). Given
+  ``stops`` (:mod:`interlock.interrupts`, as ``interlock run`` does), Ctrl-C,
+  SIGTERM and SIGHUP stop it between two requests: between two steps, in a
+  wait or at a prompt, never while a request's reply is awaited nor once the
+  power-down has begun.
 
 Each step is marked in the run's journal before it begins (a ``note`` with
 its number), so that the post-mortem shows the steps on its time axis; the
@@ -53,6 +56,7 @@ from interlock.exits import (
     EXIT_PASS,
     EXIT_REFUSED,
 )
+from interlock.interrupts import Stops
 from interlock.journal.entries import FAILED_NOTE_PREFIX
 from interlock.limits import ALLOWED, Verdict
 from interlock.sequence.dryrun import (
@@ -104,7 +108,8 @@ class RunReport:
     environment: str = ""
     profile: dict[str, str] = field(default_factory=dict)  # name, path, sha256 (as pinned)
     started: float = 0.0  # wall time (time.time()) of the first step
-    interrupted: bool = False  # stopped by Ctrl-C
+    interrupted: bool = False  # stopped by Ctrl-C, or by a signal standing for it
+    interrupted_by: str = ""  # "Ctrl-C", "SIGTERM", "SIGHUP" (interlock.interrupts)
 
     @property
     def completed(self) -> bool:
@@ -170,8 +175,12 @@ class SequenceRunner:
         observer: RunObserver | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        stops: Stops | None = None,
     ) -> None:
         self.sequence = sequence
+        # Where a signal may stop the run: before it arms, between two steps, in a wait, at
+        # a prompt; never in a request, nor in the power-down (see interlock.interrupts).
+        self.stops = stops or Stops()
         self.configuration = configuration
         self.target = target
         self.operator = operator
@@ -195,6 +204,7 @@ class SequenceRunner:
 
     def run(self) -> RunReport:
         self.preflight()
+        self.stops.stop_here()  # a signal while the service started: nothing armed yet
         armed_here = self._arm()
         report = self._new_report()
         self.observer.run_started(report)
@@ -202,6 +212,7 @@ class SequenceRunner:
         total = len(self.sequence.steps)
         try:
             for step in self.sequence.steps:
+                self.stops.stop_here()
                 self.observer.step_started(step, total)
                 began = self.clock()
                 result = self._execute(step)
@@ -210,9 +221,11 @@ class SequenceRunner:
                 self.observer.step_finished(result, total)
                 if result.stops:
                     break
-        except KeyboardInterrupt:
-            # Ctrl-C: power down as at any end, then report what was done (exit 130).
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C, or a signal for it: power down as at any end, then report what was
+            # done (exit 130).
             report.interrupted = True
+            report.interrupted_by = getattr(interrupt, "by", "Ctrl-C")
         finally:
             report.elapsed = self.clock() - started
             self._finish(report, armed_here)
@@ -288,7 +301,8 @@ class SequenceRunner:
             if step.action == "wait":
                 return self._wait(step)
             if step.action == "prompt":
-                accepted = self.confirm(step)
+                with self.stops.interruptible():
+                    accepted = self.confirm(step)
                 return StepResult(step, OK if accepted else DECLINED, live=self._live())
         except ConfigError:
             raise
@@ -329,7 +343,8 @@ class SequenceRunner:
     def _wait(self, step: Step) -> StepResult:
         deadline = self.clock() + (step.duration or 0.0)
         while (remaining := deadline - self.clock()) > 0:
-            self.sleep(min(remaining, WAIT_POLL))
+            with self.stops.interruptible():
+                self.sleep(min(remaining, WAIT_POLL))
             fault = self.target.status().get("fault")
             if fault:
                 return StepResult(step, FAULT, detail=f"the bench faulted during the wait: {fault}")

@@ -24,6 +24,7 @@ from interlock.service.runtime import Service
 from interlock.service.server import ServiceThread
 from tests.sequence.conftest import EXAMPLE, ROOT, WRONG_PROFILE, bench_copy
 from tests.service.conftest import stop_simulators
+from tests.terminal import in_a_terminal
 
 
 class Terminal(io.StringIO):
@@ -210,15 +211,36 @@ def test_a_fault_is_said_once_in_the_summary(capsys):
     assert "bench fault:" not in out.replace("(bench fault:", "")
 
 
-def test_ctrl_c_powers_down_prints_the_summary_and_exits_130(short_bench, write_sequence):
-    steps = (
-        '[[steps]]\naction = "set"\nnet = "VLOGIC"\ncurrent_limit = "250 mA"\n'
-        '[[steps]]\naction = "set"\nnet = "VLOGIC"\nvoltage = "5 V"\n'
-        '[[steps]]\naction = "output"\nnet = "VLOGIC"\nstate = "on"\n'
-        '[[steps]]\nlabel = "soak"\naction = "wait"\nduration = "60 s"\n'
-        '[[steps]]\naction = "output"\nnet = "VLOGIC"\nstate = "off"\n'
-    )
-    sequence = write_sequence(steps)
+SOAK = (
+    '[[steps]]\naction = "set"\nnet = "VLOGIC"\ncurrent_limit = "250 mA"\n'
+    '[[steps]]\naction = "set"\nnet = "VLOGIC"\nvoltage = "5 V"\n'
+    '[[steps]]\naction = "output"\nnet = "VLOGIC"\nstate = "on"\n'
+    '[[steps]]\nlabel = "soak"\naction = "wait"\nduration = "60 s"\n'
+    '[[steps]]\naction = "output"\nnet = "VLOGIC"\nstate = "off"\n'
+)
+
+
+def powered_down_after_the_interrupt(journal: Path, run_id: str) -> None:
+    """VLOGIC powered down through the interlock after the run's last note, and no trip."""
+    with JournalReader(journal) as reader:
+        entries = list(reader.entries(run=run_id))
+    requests = [
+        (entry.payload.get("action"), entry.payload.get("net"), entry.payload.get("value"))
+        for entry in entries
+        if entry.kind == "request"
+    ]
+    assert requests.index(("output", "VLOGIC", False)) > requests.index(("note", None, None))
+    assert requests[-1] == ("output", "VLOGIC", False) or ("set", None, False) in requests
+    trips = [e.payload for e in entries if e.kind == "state" and e.payload.get("to") == "fault"]
+    assert trips == []
+
+
+@pytest.mark.parametrize(("stop", "said"), [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
+def test_ctrl_c_or_sigterm_powers_down_prints_the_summary_and_exits_130(
+    short_bench, write_sequence, stop, said
+):
+    """SIGTERM, as a CI system cancelling the job sends, stops the run as Ctrl-C does."""
+    sequence = write_sequence(SOAK)
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "interlock", "run", str(sequence)),
@@ -238,7 +260,7 @@ def test_ctrl_c_powers_down_prints_the_summary_and_exits_130(short_bench, write_
                 break
         else:
             raise AssertionError("".join(seen) + process.stderr.read())
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -247,17 +269,39 @@ def test_ctrl_c_powers_down_prints_the_summary_and_exits_130(short_bench, write_
     assert process.returncode == 130, err
     lines = "".join(seen).splitlines() + out.splitlines()
     assert "summary   INTERRUPTED: test" in lines
-    assert "  steps         3 of 5 run, interrupted (Ctrl-C)" in lines  # the 4th was cut short
-    assert "  interrupted   by Ctrl-C: the bench was powered down through the interlock" in lines
+    assert f"  steps         3 of 5 run, interrupted ({said})" in lines  # the 4th was cut short
+    assert f"  interrupted   by {said}: the bench was powered down through the interlock" in lines
     assert lines[-2:] == [f"report    {short_bench.parent / 'r.json'}", "exit 130"]
     result = json.loads((short_bench.parent / "r.json").read_text())
     assert result["interrupted"] is True and result["exit_code"] == 130
+    assert result["interrupted_by"] == said
     # Powered down through the interlock, after the interrupt: the journal says so.
-    with JournalReader(short_bench.parent / "journal.sqlite") as reader:
-        requests = [
-            (entry.payload.get("action"), entry.payload.get("net"), entry.payload.get("value"))
-            for entry in reader.entries(run=result["run_id"])
-            if entry.kind == "request"
-        ]
-    assert requests.index(("output", "VLOGIC", False)) > requests.index(("note", None, None))
-    assert requests[-1] == ("output", "VLOGIC", False) or ("set", None, False) in requests
+    powered_down_after_the_interrupt(short_bench.parent / "journal.sqlite", result["run_id"])
+
+
+@pytest.mark.parametrize("first", [None, signal.SIGTERM])
+def test_a_run_whose_terminal_closes_powers_the_bench_down_and_leaves_no_fault(
+    short_bench, write_sequence, first
+):
+    """The remote session running a sequence ends (SIGHUP; a session manager sends SIGTERM
+    first) while a net is live: the run stops as by Ctrl-C, through the bench's service,
+    which is left safe, not tripped on a lost lease; the report is written though its
+    terminal is gone."""
+    sequence = write_sequence(SOAK)
+    report = short_bench.parent / "r.json"
+    with ServiceThread(Service(short_bench)) as served:
+        argv = ("-m", "interlock", "run", str(sequence), "--bench", str(short_bench))
+        with in_a_terminal(*argv, "--report", str(report), ready=b"wait 60 s") as run:
+            assert served.service.controller.state == "live"
+            if first is not None:
+                run.process.send_signal(first)
+            assert run.hang_up(timeout=60) == 130
+        status = served.service.controller.status()
+        truth = served.service.simulator.truth()
+    assert (status["state"], status["fault"]) == ("safe", None)
+    assert not truth["supplies"]["psu"]["1"]["output"]
+    result = json.loads(report.read_text())
+    # Two signals at once are handled in the order of their numbers: SIGHUP first.
+    assert result["exit_code"] == 130
+    assert result["interrupted_by"] in (("SIGHUP", "SIGTERM") if first else ("SIGHUP",))
+    powered_down_after_the_interrupt(short_bench.parent / "journal.sqlite", result["run_id"])

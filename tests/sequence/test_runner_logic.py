@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import signal
 
 import pytest
 
 from interlock.config import load_configuration
 from interlock.errors import FaultLatched, InstrumentError, LimitViolation
+from interlock.interrupts import Interrupted, Stops
 from interlock.limits import SetCurrentLimit, SetOutput, SetRelay, SetVoltage, describe, evaluate
 from interlock.sequence import SequenceRunner, armed_state, bind, load_sequence
 from interlock.sequence.dryrun import ALLOWED_UNEXPECTEDLY
@@ -227,3 +229,72 @@ def test_a_failed_power_down_forces_the_safe_state(write_sequence, configuration
     assert target.calls[-1] == "safe state"
     assert report.safe_state_forced == "InstrumentError: psu: no answer to turn VLOGIC output off"
     assert report.fault and report.exit_code == 4
+
+
+class Signalling(FakeTarget):
+    """A fake target that receives a signal in the middle of one of its calls."""
+
+    def __init__(self, configuration, stops, during: str, sig=signal.SIGTERM):
+        super().__init__(configuration)
+        self.stops, self.during, self.sig = stops, during, sig
+
+    def _do(self, request):
+        if describe(request) == self.during:
+            self.stops.handle(self.sig, None)  # as the handler runs: mid-request
+        return super()._do(request)
+
+
+def test_a_signal_during_a_request_stops_the_run_once_it_is_done_and_powers_down(
+    write_sequence, configuration
+):
+    """The request under way when SIGTERM comes is carried out and answered; the run stops
+    before the next step, and the power-down sees the net that request turned on."""
+    stops = Stops()
+    target = Signalling(configuration, stops, "turn VLOGIC output on")
+    report = runner_for(write_sequence, configuration, LIVE, target, stops=stops).run()
+    assert [r.outcome for r in report.results] == ["ok", "ok"]  # VBUS never set
+    assert (report.interrupted, report.interrupted_by, report.exit_code) == (True, "SIGTERM", 130)
+    assert target.calls[target.calls.index("turn VLOGIC output on") + 1 :] == [
+        "turn VLOGIC output off",
+        "open relay K1",
+        "disarm",
+    ]  # through the interlock: no safe state forced
+    assert report.safe_state_forced is None
+
+
+def test_a_signal_during_the_power_down_does_not_cut_it_short(write_sequence, configuration):
+    stops = Stops()
+    target = Signalling(configuration, stops, "turn VBUS output off")
+    report = runner_for(write_sequence, configuration, LIVE, target, stops=stops).run()
+    assert report.exit_code == 0 and not report.interrupted  # every step had run
+    assert target.calls[-1] == "disarm" and report.safe_state_forced is None
+
+
+def test_a_signal_during_a_wait_ends_it_at_once(write_sequence, configuration):
+    stops = Stops()
+    target = FakeTarget(configuration)
+    steps = LIVE.split("[[steps]]")
+    sequence = "[[steps]]".join(steps[:3]) + (
+        '[[steps]]\naction = "wait"\nduration = "10 s"\n[[steps]]' + steps[3]
+    )
+
+    def sleep(seconds: float) -> None:
+        stops.handle(signal.SIGHUP, None)  # the wait is where a signal interrupts at once
+
+    runner = runner_for(write_sequence, configuration, sequence, target, stops=stops)
+    runner.sleep = sleep
+    report = runner.run()
+    assert [r.step.action for r in report.results] == ["set", "output"]  # the wait cut short
+    assert report.interrupted_by == "SIGHUP"
+    assert target.calls[-1] == "disarm" and report.safe_state_forced is None
+
+
+def test_a_signal_before_the_run_arms_nothing(write_sequence, configuration):
+    """SIGTERM while the service started or the lease was taken: nothing is armed."""
+    stops = Stops()
+    stops.handle(signal.SIGTERM, None)  # noted: nothing was interruptible yet
+    target = FakeTarget(configuration)
+    runner = runner_for(write_sequence, configuration, LIVE, target, stops=stops)
+    with pytest.raises(Interrupted):
+        runner.run()
+    assert target.calls == [] and not target.armed

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
+import signal
 import socket
 import stat
 import threading
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 import interlock
 from interlock.errors import FaultLatched, LimitViolation, StateError
+from interlock.interrupts import Interrupted, signals_interrupt
 from interlock.journal import JournalReader
 from interlock.service import channel
 from interlock.service.runtime import Service
@@ -555,3 +558,31 @@ def test_a_setpoint_written_with_its_unit_is_refused_saying_the_wire_takes_si_nu
     with pytest.raises(InvalidRequest) as refused:
         script.set_voltage("VLOGIC", None)  # type: ignore[arg-type]
     assert str(refused.value).endswith("volts: expected a plain number of volts (5.0, 0.25)")
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(),
+    reason="signal handlers are the main thread's",
+)
+def test_a_signal_taken_as_ctrl_c_interrupts_once_the_requests_reply_is_in(served, monkeypatch):
+    """Within interlock.interrupts' handlers, SIGTERM during a request does not cut the
+    client off its reply (the service carries the request out anyway, and whoever
+    powers the bench down after needs to know it was): it interrupts once it is in."""
+    controller = served.controller
+    carry_out = controller.set_voltage
+
+    def set_voltage(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # the client's main thread awaits the reply now
+        time.sleep(0.2)
+        return carry_out(*args, **kwargs)
+
+    monkeypatch.setattr(controller, "set_voltage", set_voltage)
+    client = served.client("operator")
+    client.arm()
+    with (
+        signals_interrupt() as stops,
+        pytest.raises(Interrupted, match="SIGTERM"),
+        stops.interruptible(),
+    ):
+        client.set_voltage("VLOGIC", 1.5)
+    assert client.status()["nets"]["VLOGIC"]["setpoint"] == 1.5  # carried out and answered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 from interlock.errors import SimulatorError
 from interlock.journal import JournalReader
 from tests.service.conftest import ROOT, assert_bench_safe
+from tests.terminal import in_a_terminal
+from tests.waiting import until
 
 EXAMPLE = ROOT / "examples" / "pytest_bench"
 ROGUE = Path(__file__).with_name("rogue_bench_tests.py")
@@ -215,3 +218,129 @@ def test_a_bench_in_a_latched_fault_errors_each_test_at_its_set_up_saying_why(se
     ), said
     assert "Traceback" not in result.stdout
     assert served.controller.state == "fault"  # never reset by the fixture
+
+
+def start_pytest(directory: Path, bench: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", *args],
+        cwd=directory,
+        env={**os.environ, "INTERLOCK_BENCH": str(bench)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def signal_when(process: subprocess.Popen[str], marker: Path, stop: int) -> str:
+    """Send ``stop`` once ``marker`` exists; the session's output."""
+    try:
+        assert until(lambda: marker.exists() or process.poll() is not None, 60)
+        assert process.poll() is None, process.communicate()[0]
+        process.send_signal(stop)
+        return process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def assert_safe_not_tripped(served, out: str) -> None:
+    status = served.service.status()
+    assert (status["state"], status["fault"], status["lease"]) == ("safe", None, None), out
+    assert_bench_safe(served.truth())
+
+
+LIVE_VLOGIC = (
+    "    bench.set_current_limit('VLOGIC', 0.25)\n"
+    "    bench.set_voltage('VLOGIC', 5.0)\n"
+    "    bench.output_on('VLOGIC')\n"
+)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_session_stopped_by_a_signal_returns_the_bench_to_safe_not_to_a_fault(
+    served, tmp_path, stop
+):
+    """A CI system cancelling the job (SIGTERM), a session that ends (SIGHUP), Ctrl-C, while
+    a test holds a net live: the session stops, and the fixture's teardown returns the
+    bench to safe, instead of a process killed leaving it tripped on its lost lease."""
+    live = tmp_path / "live"
+    (tmp_path / "test_soak.py").write_text(
+        "import pathlib, time\n\n"
+        "def test_soak(bench):\n" + LIVE_VLOGIC + f"    pathlib.Path({str(live)!r}).touch()\n"
+        "    time.sleep(60)\n\n"
+        "def test_after(bench):\n"
+        "    bench.set_voltage('VLOGIC', 1.0)\n"
+    )
+    process = start_pytest(tmp_path, served.bench_path, "test_soak.py")
+    out = signal_when(process, live, stop)
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "test_after" not in out.replace("def test_after", "")  # never started
+    assert_safe_not_tripped(served, out)
+
+
+def test_a_signal_during_another_fixtures_teardown_lets_every_teardown_finish(served, tmp_path):
+    """SIGTERM while a fixture built on the bench powers down in its teardown: that
+    teardown and the bench fixture's run whole, then the session ends."""
+    tearing = tmp_path / "tearing"
+    (tmp_path / "test_powered.py").write_text(
+        "import pathlib, time\nimport pytest\n\n"
+        "@pytest.fixture\n"
+        "def powered(bench):\n" + LIVE_VLOGIC + "    yield bench\n"
+        f"    pathlib.Path({str(tearing)!r}).touch()\n"
+        "    time.sleep(1)\n"
+        "    bench.output_off('VLOGIC')\n"
+        "    pathlib.Path('off').touch()\n\n"
+        "def test_one(powered):\n    pass\n\n"
+        "def test_two(powered):\n    pass\n"
+    )
+    process = start_pytest(tmp_path, served.bench_path, "test_powered.py", "--junitxml=r.xml")
+    out = signal_when(process, tearing, signal.SIGTERM)
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "stopped by SIGTERM" in out
+    assert (tmp_path / "off").exists()  # the fixture's own teardown went on to its end
+    assert "test_two" not in out.replace("def test_two", "")
+    assert_safe_not_tripped(served, out)
+    # The test's report is whole: the run id that the post-mortem needs is in it.
+    assert 'name="interlock_run"' in (tmp_path / "r.xml").read_text()
+
+
+def test_a_test_that_takes_the_interrupt_itself_still_ends_the_session(served, tmp_path):
+    """A test body that catches KeyboardInterrupt (a sequence run inside a test does):
+    the signal still ends the session once the bench is back to safe."""
+    live = tmp_path / "live"
+    (tmp_path / "test_catches.py").write_text(
+        "import pathlib, time\n\n"
+        "def test_catches(bench):\n" + LIVE_VLOGIC + "    try:\n"
+        f"        pathlib.Path({str(live)!r}).touch()\n"
+        "        time.sleep(60)\n"
+        "    except KeyboardInterrupt:\n"
+        "        pass\n\n"
+        "def test_after(bench):\n"
+        "    bench.set_voltage('VLOGIC', 1.0)\n"
+    )
+    process = start_pytest(tmp_path, served.bench_path, "test_catches.py")
+    out = signal_when(process, live, signal.SIGTERM)
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "test_after" not in out.replace("def test_after", "")
+    assert_safe_not_tripped(served, out)
+
+
+def test_a_session_in_a_terminal_that_closes_leaves_the_bench_safe_and_exits_interrupted(
+    served, tmp_path
+):
+    """pytest in a remote session that ends, its output captured (it writes to a copy of
+    the terminal): every descriptor on the terminal goes to /dev/null, so pytest ends as
+    interrupted rather than failing on the terminal that is gone."""
+    live = tmp_path / "live"
+    (tmp_path / "test_soak.py").write_text(
+        "import pathlib, time\n\n"
+        "def test_soak(bench):\n" + LIVE_VLOGIC + f"    pathlib.Path({str(live)!r}).touch()\n"
+        "    time.sleep(60)\n"
+    )
+    argv = ("-m", "pytest", "-p", "no:cacheprovider", str(tmp_path / "test_soak.py"))
+    environment = {"INTERLOCK_BENCH": str(served.bench_path)}
+    with in_a_terminal(*argv, ready=b"test_soak.py", environment=environment) as session:
+        assert until(lambda: live.exists() or session.process.poll() is not None, 60)
+        assert session.hang_up(timeout=60) == pytest.ExitCode.INTERRUPTED
+    assert_safe_not_tripped(served, "")
