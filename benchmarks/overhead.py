@@ -31,6 +31,13 @@ process of its own, 1 ms response latency, loopback TCP):
   one durable commit before the set line goes out, the entries after it
   staged for the next. No limit check, no state, no staging machinery, no
   witness file. ``b - e`` is the interlock's own work beyond its record;
+- **f, the design's floor**: e plus the rest of what the design asks of each
+  change, each done once and flat with the interlock's own functions: the
+  limit engine's plan for the request, the check that the journal's files
+  are still the ones held, the witness moved after the commit, the engine's
+  readback rule. ``f - c+`` is the least such an interlock costs in Python,
+  ``b - f`` what the interlock's structure (controller, drivers, gate,
+  staging) adds;
 - **r, minimal relay**: the same two calls through a small process of its
   own (:mod:`benchmarks.relay`: one JSON line each way on a Unix socket, one
   durable commit, the same two exchanges, nothing else): c+ with a process
@@ -175,6 +182,7 @@ class RecordFloor:
         self.db = connect(path, create=True)
         self._insert = f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 10)})"
         self._head = 0  # seq of the last row written (the only writer)
+        self._prev = "0" * 64  # and its hash
         self._staged: list[tuple[str, str, float, str]] = []  # kind, wall, mono, payload
 
     def stage(self, kind: str, payload: dict[str, Any]) -> None:
@@ -206,7 +214,7 @@ class RecordFloor:
         )
         db.execute("COMMIT")
         self._staged.clear()
-        self._head = seq
+        self._head, self._prev = seq, prev
 
     def change(self, volts: float) -> None:
         line = SET.format(v=volts)
@@ -229,6 +237,70 @@ class RecordFloor:
 
     def close(self) -> None:
         self.db.close()
+
+
+class DesignFloor(RecordFloor):
+    """Variant f: :class:`RecordFloor` plus the rest of what the design asks of every
+    change, each done once, flat, with the interlock's own functions: the limit
+    engine's plan for the request (the one the controller decides a voltage by), the
+    file check before the commit (the journal's files still the ones held), the
+    witness moved after it, and the engine's readback rule. No controller, drivers,
+    gate, staging machinery or layers. ``f - c+`` is the least an interlock that
+    does all this costs in Python; ``b - f`` is what the interlock's structure adds.
+    """
+
+    def __init__(self, raw: RawVisa, path: Path, configuration: Any) -> None:
+        from interlock.journal.files import OWNER_ONLY, OnDisk, companions, file_identity
+        from interlock.journal.witness import START, Witness, WitnessRecord
+        from interlock.sequence import armed_state
+
+        super().__init__(raw, path)
+        self.limits = configuration.limits
+        self.state = armed_state(configuration)
+        self.witness = Witness.create(path, WitnessRecord(START, START), OWNER_ONLY)
+        held = [(p, file_identity(p)) for p in (path, *companions(path))]
+        self.on_disk = OnDisk((*held, (self.witness.path, self.witness.identity())))
+
+    def commit(self) -> None:
+        from interlock.journal.witness import Point
+
+        if self.on_disk.changed():
+            raise RuntimeError("a file of the journal went")
+        start = Point(self._head, self._prev)
+        super().commit()
+        self.witness.advance(start, Point(self._head, self._prev), lambda point: True)
+
+    def change(self, volts: float) -> None:
+        from interlock.limits import SetVoltage
+        from interlock.limits.measurements import check_readback
+        from interlock.limits.ramps import plan_voltage
+
+        plan = plan_voltage(self.limits, self.state, SetVoltage(NET, volts), time.monotonic())
+        if not plan.verdict.allowed:
+            raise RuntimeError(plan.verdict.reason)
+        line = SET.format(v=volts)
+        setpoint = {"net": NET, "quantity": "voltage", "value": volts}
+        self.stage("request", {**setpoint, "client": "", "action": "set"})
+        request = self._head + len(self._staged)
+        self.stage("verdict", {"allowed": True, "request": request, "steps": len(plan.steps)})
+        self.stage("command", {**setpoint, "instrument": "psu1", "data": line + "\n"})
+        self.commit()
+        reply = self.raw.psu.query(line)
+        self.state = plan.steps[-1].decision.state
+        if check_readback(self.limits, NET, "voltage", volts, float(reply)) is not None:
+            raise RuntimeError(f"readback {reply}, set {volts:g} V")
+        self.stage("readback", {**setpoint, "instrument": "psu1", "query": line, "reply": reply})
+        reply = self.raw.psu.query(MEASURE)
+        voltage, current = (float(x) for x in reply.split(";"))
+        self.stage(
+            "readback",
+            {"instrument": "psu1", "query": MEASURE, "reply": reply, "data": MEASURE + "\n"},
+        )
+        self.stage("measurement", {"net": NET, "voltage": voltage, "current": current})
+
+    def close(self) -> None:
+        self.witness.close()
+        super().close()
 
 
 def pymeasure_supply(resource: str):  # type: ignore[no-untyped-def]
@@ -330,6 +402,10 @@ def variants(directory: Path) -> Iterator[Variants]:
         stack.callback(recording.close)
         record = RecordFloor(recording, directory / "record-floor.sqlite")
         stack.callback(record.close)
+        designed = RawVisa(resource)
+        stack.callback(designed.close)
+        floor = DesignFloor(designed, directory / "design-floor.sqlite", configuration)
+        stack.callback(floor.close)
         try:
             pm = pymeasure_supply(resource)
         except ImportError:
@@ -378,6 +454,7 @@ def variants(directory: Path) -> Iterator[Variants]:
             "c": raw.change,
             "c+": durable.change,
             "e": record.change,
+            "f": floor.change,
             "r": relay.change,
         }
         if pm is not None:
@@ -394,6 +471,7 @@ LABELS = {
     "c": "c. raw pyvisa-py",
     "c+": "c+. raw + 1 durable commit",
     "e": "e. the record's floor (c + the interlock's rows, 1 commit)",
+    "f": "f. the design's floor (e + limit plan, file check, witness, readback rule)",
     "r": "r. minimal relay process (c+ through a socket)",
     "d": "d. PyMeasure strict_range",
 }
@@ -503,6 +581,13 @@ def report(
         print(
             f"Its record alone (e - c+): {record - durable:+.2f} ms. The interlock's own work "
             f"beyond its record, in process (b - e): {median(ms['b']) - record:+.2f} ms."
+        )
+    if "f" in ms:
+        designed = median(ms["f"])
+        print(
+            f"All the design asks of a change, flat (f - c+): {designed - durable:+.2f} ms "
+            f"(the in-process bar is {BAR_OWN_IN_PROCESS_MS} ms). What the interlock's "
+            f"structure adds to it (b - f): {median(ms['b']) - designed:+.2f} ms."
         )
     entries, commits = journal_per_change
     print(

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.common import BOARD_RELAYS, RELAY_NETS, load_generated, make_bench, percentile
 from benchmarks.time_to_safe import _all_off_at
 from interlock.config import load_bench
@@ -115,18 +117,20 @@ def test_the_time_to_safe_bench_orders_its_power_off_or_leaves_it_to_one_step(tm
 
 
 def test_the_record_floor_writes_the_rows_the_interlock_writes(tmp_path):
-    """Variant e of the overhead benchmark records a change as the interlock does: the same
-    kinds, in the same order, with the same payload keys, on a chain that verifies."""
+    """Variants e and f of the overhead benchmark record a change as the interlock does:
+    the same kinds, in the same order, with the same payload keys, on a chain that
+    verifies; f checks and witnesses it as the design asks."""
     import contextlib
     import json
     import sqlite3
 
     from benchmarks.common import SimProcess, served_bench
-    from benchmarks.overhead import NET, RawVisa, RecordFloor
+    from benchmarks.overhead import NET, DesignFloor, RawVisa, RecordFloor
     from interlock.config import load_configuration
     from interlock.controller import Controller
     from interlock.journal import Journal
     from interlock.journal.verify import verify_connection
+    from interlock.journal.witness import read_witness
 
     def change_rows(path):
         """Kinds and payload keys of the rows from the request to set 3.0 V on."""
@@ -154,13 +158,28 @@ def test_the_record_floor_writes_the_rows_the_interlock_writes(tmp_path):
                 controller.close()
         raw = RawVisa(sim.resources["psu1"])
         floor = RecordFloor(raw, tmp_path / "floor.sqlite")
+        designed = DesignFloor(raw, tmp_path / "design.sqlite", configuration)
         try:
             for volts in (3.3, 3.0, 3.3):
                 floor.change(volts)
-            with contextlib.closing(sqlite3.connect(tmp_path / "floor.sqlite")) as db:
-                # Six rows a change; the last three wait for the next commit. Raises at a break.
-                assert verify_connection(db).entries == 15
+                designed.change(volts)
+            for name in ("floor.sqlite", "design.sqlite"):
+                with contextlib.closing(sqlite3.connect(tmp_path / name)) as db:
+                    # Six rows a change; the last three wait for the next commit. Raises
+                    # at a break.
+                    assert verify_connection(db).entries == 15
+            # f does what the design asks: the witness holds the head, the limit engine
+            # refuses before anything is sent, a journal file gone stops the commit.
+            assert read_witness(tmp_path / "design.sqlite").record.head.seq == 15
+            sent = sim.truth()["supplies"]["psu1"]["1"]["setpoint"]
+            with pytest.raises(RuntimeError, match="above the maximum"):
+                designed.change(1000.0)
+            assert sim.truth()["supplies"]["psu1"]["1"]["setpoint"] == sent
+            (tmp_path / "design.sqlite-wal").rename(tmp_path / "moved-wal")
+            with pytest.raises(RuntimeError, match="went"):
+                designed.change(3.0)
         finally:
+            designed.close()
             floor.close()
             raw.close()
     interlock = change_rows(journal_path)
@@ -168,3 +187,4 @@ def test_the_record_floor_writes_the_rows_the_interlock_writes(tmp_path):
         "request", "verdict", "command", "readback", "readback", "measurement",
     ]  # fmt: skip
     assert change_rows(tmp_path / "floor.sqlite") == interlock
+    assert change_rows(tmp_path / "design.sqlite") == interlock
