@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import queue
 import signal
 import sys
 import threading
@@ -227,35 +228,55 @@ def _stop_asked_while_starting() -> Iterator[Callable[[Service], Service]]:
     opened, the instruments connected, the guardian spawned: a second or more) stops
     the service as soon as it serves, cleanly, rather than kill it half started (its
     guardian would then act, and the next start find it did not stop cleanly). Ctrl-C
-    again stops at once, as before. The yielded function hands the service over once
-    made; the server's handlers replace these while it serves, and these are put back
-    after."""
-    asked: list[int] = []
+    after any of them stops the start at once, as before. The yielded function hands
+    the service over once made; the server's handlers replace these while it serves,
+    and these are put back after (they take the stop during the close, too)."""
+    noted: list[int] = []
+    asked: queue.SimpleQueue[int | None] = queue.SimpleQueue()
     made: list[Service] = []
 
     def note(signum: int, frame: object) -> None:
-        if signum == signal.SIGINT and signal.SIGINT in asked:
-            raise KeyboardInterrupt  # Ctrl-C again: whoever presses it will not wait
-        asked.append(signum)
-        for service in made:
-            service.stopping.set()
+        # No lock here (the stopping flag's would deadlock with the main thread setting
+        # it as the close begins): a queue's put may be called from a handler.
+        if signum == signal.SIGINT and noted:
+            raise KeyboardInterrupt  # whoever presses Ctrl-C now will not wait
+        noted.append(signum)
+        name = signal.Signals(signum).name
+        with contextlib.suppress(OSError):  # no print in a handler: it may interrupt one
+            os.write(
+                2,
+                f"interlock: {name} noted: the service stops cleanly as soon as it "
+                "serves (Ctrl-C to stop at once)\n".encode(),
+            )
+        asked.put(signum)
+
+    def stop_them() -> None:
+        while asked.get() is not None:
+            for service in made:
+                service.stopping.set()
 
     def started(service: Service) -> Service:
         made.append(service)
-        if asked:
+        if noted:
             service.stopping.set()
         return service
 
+    if threading.current_thread() is not threading.main_thread():
+        yield started
+        return
+    stopper = threading.Thread(target=stop_them, name="interlock-stop-asked", daemon=True)
+    stopper.start()
     previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            if signal.getsignal(sig) is not signal.SIG_IGN:
-                previous[sig] = signal.signal(sig, note)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, note)
     try:
         yield started
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        asked.put(None)
+        stopper.join()
 
 
 def _is_alive(pid: int) -> bool:
