@@ -23,7 +23,11 @@ import argparse
 import contextlib
 import json
 import os
+import queue
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from interlock.commands.common import add_bench_argument, banner, bench_file, command_bench
@@ -33,6 +37,7 @@ from interlock.units import CURRENT, VOLTAGE, format_quantity
 
 if TYPE_CHECKING:
     from interlock.client import Client
+    from interlock.service.runtime import Service
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -167,21 +172,34 @@ def _already_serving(socket: Any) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if args.background:
+        return _serve_in_the_background(args)
+    with _stop_asked_while_starting() as started:
+        return _serve_here(args, started)
+
+
+def _serve_in_the_background(args: argparse.Namespace) -> int:
+    from interlock.service.background import answers, log_path, start_background
+
     bench = command_bench(args)
     print(banner(bench), flush=True)
     settings = bench.service
-    if args.background:
-        from interlock.service.background import answers, log_path, start_background
+    if answers(settings.socket):
+        return _already_serving(settings.socket)
+    tcp = f"{args.tcp[0]}:{args.tcp[1]}" if args.tcp else None
+    pid = start_background(bench.path, settings.socket, tcp=tcp)
+    if not _is_alive(pid):  # another starter won the race: its service is the one serving
+        return _already_serving(settings.socket)
+    print(f"service started in the background: pid {pid}, socket {settings.socket}")
+    print(f"log {log_path(settings.socket)}")
+    return 0
 
-        if answers(settings.socket):
-            return _already_serving(settings.socket)
-        tcp = f"{args.tcp[0]}:{args.tcp[1]}" if args.tcp else None
-        pid = start_background(bench.path, settings.socket, tcp=tcp)
-        if not _is_alive(pid):  # another starter won the race: its service is the one serving
-            return _already_serving(settings.socket)
-        print(f"service started in the background: pid {pid}, socket {settings.socket}")
-        print(f"log {log_path(settings.socket)}")
-        return 0
+
+def _serve_here(args: argparse.Namespace, started: Callable[[Service], Service]) -> int:
+    bench = command_bench(args)
+    with contextlib.suppress(OSError):  # hung up already: its terminal is gone
+        print(banner(bench), flush=True)
+    settings = bench.service
 
     from interlock.service.runtime import Service
     from interlock.service.server import AlreadyServing, serve
@@ -193,7 +211,7 @@ def run_serve(args: argparse.Namespace) -> int:
             print(f"serving on {where}; tokens in {settings.tokens}; {stops}", flush=True)
 
     try:
-        serve(Service(bench_file(args), guardian=True), tcp=args.tcp, ready=ready)
+        serve(started(Service(bench_file(args), guardian=True)), tcp=args.tcp, ready=ready)
     except AlreadyServing:
         return _already_serving(settings.socket)
     # Stopped by SIGHUP, its terminal is gone: nothing to say it to, and the stop is done.
@@ -202,6 +220,63 @@ def run_serve(args: argparse.Namespace) -> int:
         if bench.environment == "simulation":
             print("its simulator keeps running (`interlock sim stop` ends it)", flush=True)
     return 0
+
+
+@contextlib.contextmanager
+def _stop_asked_while_starting() -> Iterator[Callable[[Service], Service]]:
+    """SIGINT, SIGTERM or SIGHUP before the server's own handlers are in (the journal
+    opened, the instruments connected, the guardian spawned: a second or more) stops
+    the service as soon as it serves, cleanly, rather than kill it half started (its
+    guardian would then act, and the next start find it did not stop cleanly). Ctrl-C
+    after any of them stops the start at once, as before. The yielded function hands
+    the service over once made; the server's handlers replace these while it serves,
+    and these are put back after (they take the stop during the close, too)."""
+    noted: list[int] = []
+    asked: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+    made: list[Service] = []
+
+    def note(signum: int, frame: object) -> None:
+        # No lock here (the stopping flag's would deadlock with the main thread setting
+        # it as the close begins): a queue's put may be called from a handler.
+        if signum == signal.SIGINT and noted:
+            raise KeyboardInterrupt  # whoever presses Ctrl-C now will not wait
+        noted.append(signum)
+        name = signal.Signals(signum).name
+        with contextlib.suppress(OSError):  # no print in a handler: it may interrupt one
+            os.write(
+                2,
+                f"interlock: {name} noted: the service stops cleanly as soon as it "
+                "serves (Ctrl-C to stop at once)\n".encode(),
+            )
+        asked.put(signum)
+
+    def stop_them() -> None:
+        while asked.get() is not None:
+            for service in made:
+                service.stopping.set()
+
+    def started(service: Service) -> Service:
+        made.append(service)
+        if noted:
+            service.stopping.set()
+        return service
+
+    if threading.current_thread() is not threading.main_thread():
+        yield started
+        return
+    stopper = threading.Thread(target=stop_them, name="interlock-stop-asked", daemon=True)
+    stopper.start()
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, note)
+    try:
+        yield started
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        asked.put(None)
+        stopper.join()
 
 
 def _is_alive(pid: int) -> bool:

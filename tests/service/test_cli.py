@@ -201,6 +201,21 @@ def test_serve_whose_terminal_closes_stops_cleanly(short_dir):
     assert not [e for e in entries if e.actor == "guardian"]  # stood down, never acted
 
 
+def test_serve_hung_up_while_it_starts_stops_cleanly_once_it_serves(short_dir):
+    # Hung up right after its banner: the journal, the instruments and the guardian are
+    # still being opened, before the server's own handlers are in. It finishes starting
+    # and stops at once, cleanly, rather than die half started for its guardian to find.
+    bench = write_bench(short_dir)
+    serve = ("-m", "interlock", "serve", "--bench", str(bench))
+    with in_a_terminal(*serve, ready=b"[simulation]") as terminal:
+        assert terminal.hang_up() == 0  # not killed by the signal
+    assert not (short_dir / "interlock.sock").exists()
+    with JournalReader(load_bench(bench).service.journal) as journal:
+        entries = list(journal.entries())
+    assert entries[-1].kind == "state" and entries[-1].payload.get("stop") == "clean"
+    assert not [e for e in entries if e.actor == "guardian"]  # stood down, never acted
+
+
 def test_stop_ends_a_background_service_once_the_bench_is_safe(short_dir, capsys):
     bench = str(write_bench(short_dir))
     socket_path = short_dir / "interlock.sock"
