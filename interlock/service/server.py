@@ -507,8 +507,8 @@ def serve(
     try:
         gc.collect()  # start-up's garbage, while nothing waits on this process yet
         service.open()
-        _ready_for_the_stop()
-        try:
+        try:  # from the very next line: whatever comes (a second Ctrl-C) closes it
+            _ready_for_the_stop()
             listening.write_pid()
             listening.start_channel(service, gate)
             if ready is not None:
