@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -305,3 +307,63 @@ def test_a_run_whose_terminal_closes_powers_the_bench_down_and_leaves_no_fault(
     assert result["exit_code"] == 130
     assert result["interrupted_by"] in (("SIGHUP", "SIGTERM") if first else ("SIGHUP",))
     powered_down_after_the_interrupt(short_bench.parent / "journal.sqlite", result["run_id"])
+
+
+def test_sigterm_at_any_moment_of_a_run_leaves_the_bench_safe_and_untripped(short_bench):
+    """The example (28 steps: ramps, relays, outputs, measurements, a refusal) run through
+    the bench's service, SIGTERM sent at moments spread over its whole length (as long as
+    a first run without a signal took, however loaded the machine): each time the run
+    stops between two requests and powers down through the interlock, and the bench is
+    left safe, with no fault, no lease and nothing forced. The steps that were under way
+    when it came are counted: the sweep must have met many of them."""
+    report = short_bench.parent / "r.json"
+    argv = [
+        *(sys.executable, "-m", "interlock", "run", str(EXAMPLE)),
+        *("--bench", str(short_bench), "--yes", "--report", str(report)),
+    ]
+    trials = 10
+    length = 0.0  # from the first step to the end, measured by the first run
+    cut_at: list[int] = []
+    with ServiceThread(Service(short_bench)) as served:
+        for trial in range(trials + 1):
+            process = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            try:
+                assert process.stdout is not None
+                seen = []
+                for line in process.stdout:  # the steps begin
+                    seen.append(line)
+                    if line.startswith("step  1/"):
+                        break
+                began = time.monotonic()
+                if trial > 0:
+                    time.sleep(length * (trial - 0.5) / trials)
+                    process.send_signal(signal.SIGTERM)
+                out = "".join(seen) + process.communicate(timeout=60)[0]
+                if trial == 0:
+                    length = time.monotonic() - began
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate()
+            status = served.service.controller.status()
+            assert (status["state"], status["fault"]) == ("safe", None), out
+            assert served.service.status()["lease"] is None, out
+            result = json.loads(report.read_text())
+            assert result["safe_state_forced"] is None, out
+            if process.returncode == 130:
+                assert result["interrupted_by"] == "SIGTERM", out
+                cut_at.append(len([s for s in result["steps"] if s["outcome"] != "not run"]))
+            else:  # the first run, or one over before the signal came (then maybe killed
+                # by it, once done: nothing held any more)
+                assert process.returncode in (0, -signal.SIGTERM), out
+                assert out.rstrip().endswith("exit 0"), out
+        truth = served.service.simulator.truth()
+    assert truth["contacts"] == []
+    assert len(set(cut_at)) >= 5, cut_at  # interrupted at many different steps
