@@ -221,11 +221,12 @@ class RecordFloor:
         setpoint = {"net": NET, "quantity": "voltage", "value": volts}
         self.stage("request", {**setpoint, "client": "", "action": "set"})
         request = self._head + len(self._staged)
-        self.stage("verdict", {"allowed": True, "request": request, "steps": 1})
+        steps = self.decide(volts)
+        self.stage("verdict", {"allowed": True, "request": request, "steps": steps})
         self.stage("command", {**setpoint, "instrument": "psu1", "data": line + "\n"})
         self.commit()
         reply = self.raw.psu.query(line)
-        _check(volts, float(reply))
+        self.read_back(volts, reply)
         self.stage("readback", {**setpoint, "instrument": "psu1", "query": line, "reply": reply})
         reply = self.raw.psu.query(MEASURE)
         voltage, current = (float(x) for x in reply.split(";"))
@@ -234,6 +235,13 @@ class RecordFloor:
             {"instrument": "psu1", "query": MEASURE, "reply": reply, "data": MEASURE + "\n"},
         )
         self.stage("measurement", {"net": NET, "voltage": voltage, "current": current})
+
+    def decide(self, volts: float) -> int:
+        """The request decided (here: nothing checked); how many steps it takes."""
+        return 1
+
+    def read_back(self, volts: float, reply: str) -> None:
+        _check(volts, float(reply))
 
     def close(self) -> None:
         self.db.close()
@@ -257,6 +265,7 @@ class DesignFloor(RecordFloor):
         super().__init__(raw, path)
         self.limits = configuration.limits
         self.state = armed_state(configuration)
+        self._decided = self.state  # what the last request decided, commanded once sent
         self.witness = Witness.create(path, WitnessRecord(START, START), OWNER_ONLY)
         held = [(p, file_identity(p)) for p in (path, *companions(path))]
         self.on_disk = OnDisk((*held, (self.witness.path, self.witness.identity())))
@@ -270,33 +279,24 @@ class DesignFloor(RecordFloor):
         super().commit()
         self.witness.advance(start, Point(self._head, self._prev), lambda point: True)
 
-    def change(self, volts: float) -> None:
+    def decide(self, volts: float) -> int:
+        """The limit engine's plan for the request, refused before anything is staged."""
         from interlock.limits import SetVoltage
-        from interlock.limits.measurements import check_readback
         from interlock.limits.ramps import plan_voltage
 
         plan = plan_voltage(self.limits, self.state, SetVoltage(NET, volts), time.monotonic())
         if not plan.verdict.allowed:
             raise RuntimeError(plan.verdict.reason)
-        line = SET.format(v=volts)
-        setpoint = {"net": NET, "quantity": "voltage", "value": volts}
-        self.stage("request", {**setpoint, "client": "", "action": "set"})
-        request = self._head + len(self._staged)
-        self.stage("verdict", {"allowed": True, "request": request, "steps": len(plan.steps)})
-        self.stage("command", {**setpoint, "instrument": "psu1", "data": line + "\n"})
-        self.commit()
-        reply = self.raw.psu.query(line)
-        self.state = plan.steps[-1].decision.state
+        self._decided = plan.steps[-1].decision.state
+        return len(plan.steps)
+
+    def read_back(self, volts: float, reply: str) -> None:
+        """The engine's readback rule, once the decided state is the commanded one."""
+        from interlock.limits.measurements import check_readback
+
+        self.state = self._decided
         if check_readback(self.limits, NET, "voltage", volts, float(reply)) is not None:
             raise RuntimeError(f"readback {reply}, set {volts:g} V")
-        self.stage("readback", {**setpoint, "instrument": "psu1", "query": line, "reply": reply})
-        reply = self.raw.psu.query(MEASURE)
-        voltage, current = (float(x) for x in reply.split(";"))
-        self.stage(
-            "readback",
-            {"instrument": "psu1", "query": MEASURE, "reply": reply, "data": MEASURE + "\n"},
-        )
-        self.stage("measurement", {"net": NET, "voltage": voltage, "current": current})
 
     def close(self) -> None:
         self.witness.close()

@@ -30,7 +30,8 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
@@ -56,7 +57,7 @@ class Stops:
         self._allowed = False  # inside interruptible()
         self._calls = 0  # requests under way (main thread)
         self._terminal = _controlling_terminal()
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Any] = {}
 
     def interruptible(self) -> contextlib.AbstractContextManager[None]:
         """Within the block (main thread) a signal interrupts at once, and one that came
@@ -89,13 +90,8 @@ class Stops:
                 raise KeyboardInterrupt  # asked again: at once, wherever it is
             return
         self.by = NAMES[signal.Signals(signum)]
-        if self._allowed and self._calls == 0:
-            self.stop_here()
-        else:
-            _say(
-                f"interlock: {self.by} noted: stopping between two requests "
-                "(Ctrl-C to stop at once)"
-            )
+        self._interrupt_if_due()
+        say(f"interlock: {self.by} noted: stopping between two requests (Ctrl-C to stop at once)")
 
     def _interrupt_if_due(self) -> None:
         if self._allowed and self._calls == 0:
@@ -112,16 +108,14 @@ def signals_interrupt() -> Iterator[Stops]:
     if threading.current_thread() is not threading.main_thread():
         yield stops
         return
-    for sig in HANDLED:
-        if signal.getsignal(sig) is not signal.SIG_IGN:
-            stops._previous[sig] = signal.signal(sig, stops.handle)
+    stops._previous = take(stops.handle)
     _stack.append(stops)
     try:
         yield stops
     finally:
         if stops in _stack:  # not in a forked child, which dropped them all
             _stack.remove(stops)
-            _put_back(stops._previous)
+            put_back(stops._previous)
         outer = active()
         if outer is not None and stops.by is not None and outer.by is None:
             outer.by = stops.by
@@ -149,7 +143,18 @@ def calling() -> Iterator[None]:
         stops._interrupt_if_due()
 
 
-def _put_back(previous: dict[int, object]) -> None:
+def take(handler: Callable[[int, Any], None]) -> dict[int, Any]:
+    """``handler`` for SIGINT, SIGTERM and SIGHUP, but one that whoever started us ignored
+    (``nohup``), which stays ignored; the handlers it replaced, for :func:`put_back`."""
+    previous = {}
+    for sig in HANDLED:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def put_back(previous: dict[int, Any]) -> None:
+    """The handlers :func:`take` replaced."""
     for sig, handler in previous.items():
         # None: installed from outside Python, which cannot be put back.
         signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # type: ignore[arg-type]
@@ -159,7 +164,7 @@ def _in_a_child() -> None:
     """After fork: the child is not the script holding the bench, and gets the handlers
     from before any (a SIGTERM there ends it, as it would have)."""
     if _stack:
-        _put_back(_stack[0]._previous)
+        put_back(_stack[0]._previous)
         _stack.clear()
 
 
@@ -167,8 +172,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_in_a_child)
 
 
-def _say(text: str) -> None:
-    with contextlib.suppress(OSError):  # no print in a handler: it may interrupt one
+def say(text: str) -> None:
+    """A line on stderr from a signal handler (no print: it may interrupt one)."""
+    with contextlib.suppress(OSError):
         os.write(2, text.encode() + b"\n")
 
 

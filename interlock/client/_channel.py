@@ -18,7 +18,6 @@ from typing import Any
 
 from interlock.client._common import HELLO_TIMEOUT, REQUEST_TIMEOUT
 from interlock.errors import InterlockError
-from interlock.interrupts import calling
 from interlock.service.wire import (
     InvalidRequest,
     LineReader,
@@ -101,22 +100,20 @@ class ChannelPool:
         self._pid = os.getpid()
 
     def call(self, request: dict[str, Any]) -> Any:
-        # A signal taken as Ctrl-C (interlock.interrupts) interrupts once the reply is in.
-        with calling():
-            connection = self._take()
-            try:
-                result = connection.call(request)
-            except ServiceUnavailable:
-                connection.close()
-                raise
-            except InterlockError:
-                self._give_back(connection)  # an answer: the connection is in step
-                raise
-            except BaseException:
-                connection.close()  # interrupted mid-call: its reply would answer the next one
-                raise
-            self._give_back(connection)
-            return result
+        connection = self._take()
+        try:
+            result = connection.call(request)
+        except ServiceUnavailable:
+            connection.close()
+            raise
+        except InterlockError:
+            self._give_back(connection)  # an answer: the connection is in step
+            raise
+        except BaseException:
+            connection.close()  # interrupted mid-call: its reply would answer the next one
+            raise
+        self._give_back(connection)
+        return result
 
     def _take(self) -> ChannelConnection:
         with self._lock:

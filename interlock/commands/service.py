@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from interlock.commands.common import add_bench_argument, banner, bench_file, command_bench
 from interlock.errors import ConfigError, InterlockError
 from interlock.exits import EXIT_FAULT, EXIT_USAGE, request_exit_code
+from interlock.interrupts import put_back, say, take
 from interlock.units import CURRENT, VOLTAGE, format_quantity
 
 if TYPE_CHECKING:
@@ -242,12 +243,10 @@ def _stop_asked_while_starting() -> Iterator[Callable[[Service], Service]]:
             raise KeyboardInterrupt  # whoever presses Ctrl-C now will not wait
         noted.append(signum)
         name = signal.Signals(signum).name
-        with contextlib.suppress(OSError):  # no print in a handler: it may interrupt one
-            os.write(
-                2,
-                f"interlock: {name} noted: the service stops cleanly as soon as it "
-                "serves (Ctrl-C to stop at once)\n".encode(),
-            )
+        say(
+            f"interlock: {name} noted: the service stops cleanly as soon as it serves "
+            "(Ctrl-C to stop at once)"
+        )
         asked.put(signum)
 
     def stop_them() -> None:
@@ -266,15 +265,11 @@ def _stop_asked_while_starting() -> Iterator[Callable[[Service], Service]]:
         return
     stopper = threading.Thread(target=stop_them, name="interlock-stop-asked", daemon=True)
     stopper.start()
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:
-            previous[sig] = signal.signal(sig, note)
+    previous = take(note)
     try:
         yield started
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        put_back(previous)
         asked.put(None)
         stopper.join()
 
