@@ -19,6 +19,8 @@ end). Each stops the run between two requests (:mod:`interlock.interrupts`).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import getpass
 import sys
 from typing import Any
@@ -114,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     # Until the reports are written: a signal after the run's end is noted, not obeyed.
-    with signals_interrupt() as stops:
+    with (
+        signals_interrupt() as stops,
+        contextlib.redirect_stdout(_HungUpIsSilent(sys.stdout)),
+        contextlib.redirect_stderr(_HungUpIsSilent(sys.stderr)),
+    ):
         with _target(args, configuration) as target:
             console = _Console(yes=args.yes)
             runner = SequenceRunner(
@@ -135,6 +141,33 @@ def run(args: argparse.Namespace) -> int:
                 raise InvalidArgument(f"--report {path}: cannot write it: {exc}") from exc
         print(f"exit {result.exit_code}")  # last: what the shell gets
     return result.exit_code
+
+
+class _HungUpIsSilent:
+    """``stream``, but what its terminal refuses once hung up (EIO) is dropped: written
+    between the hang-up and its SIGHUP's handler (which points the terminal at /dev/null),
+    a line of the summary must not end the run before its reports are written."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as error:
+            if error.errno != errno.EIO:
+                raise
+            return len(text)  # the terminal is gone: nobody to say it to
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as error:
+            if error.errno != errno.EIO:
+                raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _report_file(text: str) -> str:
