@@ -393,6 +393,17 @@ def _check_capabilities(bench: Bench, profile: Profile) -> None:
                     f"{value:g} {unit} is beyond what the {what} can deliver ({ceiling:g} {unit}); "
                     "a profile may only tighten",
                 )
+        # A contact rated in watts as well switches its full current only at low voltage:
+        # the net's worst case (its highest voltage at its highest current) must fit.
+        switched = limits.max_voltage * limits.max_current
+        if switched > board.contact_max_power:
+            raise ConfigError(
+                profile.shown_path,
+                f"{key}.max_current",
+                f"{limits.max_voltage:g} V at {limits.max_current:g} A is {switched:g} W, beyond "
+                f"what relay {relay.name}'s contacts may switch ({board.contact_max_power:g} W, "
+                f"{board.model}); a profile may only tighten",
+            )
         _check_range(profile, net, f"{model.model} CH{wiring.supply.channel}", channel, limits)
         caps = dialect_of(model.model).capabilities
         _check_required(profile, net, instrument.name, model.model, limits, caps)

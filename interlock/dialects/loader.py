@@ -8,6 +8,7 @@ supplies) and each reply pattern compiled once; a mistake is a
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import tomllib
@@ -34,7 +35,15 @@ from interlock.dialects.model import (
     SwitchModel,
 )
 from interlock.errors import ConfigError
-from interlock.units import CURRENT, DURATION, RESISTANCE, VOLTAGE, Dimension, parse_quantity
+from interlock.units import (
+    CURRENT,
+    DURATION,
+    POWER,
+    RESISTANCE,
+    VOLTAGE,
+    Dimension,
+    parse_quantity,
+)
 
 # The fields each template may use: a channel, a channel list, a value, an on/off word,
 # an output range's name.
@@ -365,6 +374,7 @@ def _models(table: _Table, kind: str, maker: str, dialect: str) -> dict[str, Mod
                 relays=spec.get("relays", int),
                 contact_max_voltage=spec.quantity("contact_max_voltage", VOLTAGE),
                 contact_max_current=spec.quantity("contact_max_current", CURRENT),
+                contact_max_power=spec.quantity("contact_max_power", POWER, math.inf),
                 forbidden_pairs=spec.get("forbidden_pairs", int, 0),
                 contact_settle_time=spec.quantity("contact_settle_time", DURATION, 0.25),
                 watchdog_min=spec.quantity("watchdog_min", DURATION, 0.0),

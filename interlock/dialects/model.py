@@ -11,6 +11,7 @@ not be checked are listed in ``unconfirmed``, per model.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -204,6 +205,9 @@ class SwitchModel:
     relays: int
     contact_max_voltage: float  # V DC
     contact_max_current: float  # A
+    # W a contact may switch, volts times amps, where it is rated below the two together
+    # (a 300 V / 1 A / 50 W relay switches 1 A only up to 50 V); inf: no such rating.
+    contact_max_power: float = math.inf
     forbidden_pairs: int = 0  # size of its own table of forbidden combinations (0: none)
     contact_settle_time: float = 0.25  # s an auxiliary contact may take to follow its coil
     watchdog_min: float = 0.0  # s; a host watchdog of its own (0: none)

@@ -6,6 +6,8 @@ equal to it, so what the README promises is what the files say.
 
 from __future__ import annotations
 
+import math
+
 from interlock.dialects import dialects
 from interlock.dialects.model import MeterModel, SupplyChannel, SupplyModel, SwitchModel
 
@@ -31,6 +33,8 @@ def _ranges(model: object) -> str:
         return f"{model.max_dc_voltage:g} V DC, {model.max_resistance:g} ohm"
     if isinstance(model, SwitchModel):
         contacts = f"{model.contact_max_voltage:g} V / {model.contact_max_current:g} A"
+        if math.isfinite(model.contact_max_power):
+            contacts += f" / {model.contact_max_power:g} W"
         return f"{model.relays} relays, {contacts}"
     return ""
 

@@ -148,3 +148,44 @@ def test_the_guardian_opens_a_unit_without_a_watchdog_when_the_service_dies(
         assert rig.truth()["relay_states"]["K3"]["contact"] is False
     finally:
         close_rig(rig)
+
+
+# The motor fed by an Aim-TTi PL601-P (60 V / 1.5 A) through K3, now on the DAQ970A's
+# actuator: its contacts switch 300 V or 1 A, and at most 50 W.
+PL601_MOTOR = [
+    (
+        "# --- relays: name -> board channel",
+        '[instruments.tti]\ndriver = "supply"\nresource = "TCPIP::127.0.0.1::9221::SOCKET"\n'
+        'identity = { maker = "THURLBY THANDAR", model = "PL601-P", serial = "514710" }\n\n'
+        "# --- relays: name -> board channel",
+    ),
+    (
+        'supply = { instrument = "psu", channel = 3 }',
+        'supply = { instrument = "tti", channel = 1 }',
+    ),
+]
+
+
+def _motor_at(tmp_path, volts: str, amps: str):
+    profile = [('max_voltage = "12 V"', f'max_voltage = "{volts}"'),
+               ('max_current = "600 mA"', f'max_current = "{amps}"')]  # fmt: skip
+    return load_configuration(
+        edited_bench(tmp_path, {"bench.toml": [*DAQ, *PL601_MOTOR], "profiles/mdb24.toml": profile})
+    )
+
+
+@pytest.mark.parametrize(
+    ("volts", "amps", "watts"),
+    [("60 V", "1 A", 60), ("51 V", "1 A", 51), ("50 V", "1 A", 50), ("60 V", "800 mA", 48)],
+)
+def test_a_net_beyond_the_contacts_power_rating_is_refused_though_volts_and_amps_fit(
+    tmp_path, volts, amps, watts
+):
+    if watts <= 50:  # at the rating: loads
+        assert _motor_at(tmp_path, volts, amps).bench.relays["K3"].board == "daq"
+        return
+    with pytest.raises(ConfigError) as error:
+        _motor_at(tmp_path, volts, amps)
+    assert error.value.key == "nets.MOTOR.max_current"
+    assert f"is {watts:g} W" in error.value.problem and "(50 W, DAQ970A)" in error.value.problem
+    assert "relay K3" in error.value.problem
