@@ -292,6 +292,7 @@ def _query(table: _Table, key: str, link: Link) -> Query:
         pattern=compiled,
         count=spec.get("count", int, None),
         fields={str(k): int(v) for k, v in fields.items()},
+        clears_on_read=spec.get("clears_on_read", bool, False),
     )
     spec.finish()
     if query.reply == "bit" and query.bit is None and not query.bits:

@@ -74,6 +74,9 @@ class Query:
     pattern: re.Pattern[str] | None = None  # a group "value" holds the reply's value
     count: int | None = None  # reply "numbers": values per channel
     fields: dict[str, int] = field(default_factory=dict)  # reply "numbers": name -> index
+    # Reading it clears what it reports (an event register): what it said is kept by the
+    # driver until it clears the condition itself.
+    clears_on_read: bool = False
 
     def line(self, **fields: object) -> str:
         return self.template.format(**fields)

@@ -237,8 +237,8 @@ class DialectDevice:
     def _lines(
         self, queries: Sequence[tuple[Query, Sequence[int]]]
     ) -> tuple[list[tuple[Query, str, int]], Callable[[list[str]], list[list[str]]]]:
-        """The lines that ask ``queries`` (query, line, how many channels it answers), and
-        how their replies read as each query's fields."""
+        """The lines that ask ``queries`` (query, line, how many channels it answers), each
+        once, and how their replies read as each query's fields."""
         lines: list[tuple[Query, str, int]] = []
         for query, channels in queries:
             if query.per_channel_list:
@@ -246,14 +246,23 @@ class DialectDevice:
                 lines.append((query, query.line(chs=chs), len(channels)))
             else:
                 lines += [(query, query.line(ch=c), 1) for c in channels]
+        # Two queries reading one line (an OVP bit and an OCP bit of one status register)
+        # ask it once and read the same reply: a second read may find the register
+        # cleared by the first (an event register), or changed since.
+        asked: list[tuple[Query, str, int]] = []
+        at: dict[str, int] = {}
+        for entry in lines:
+            if entry[1] not in at:
+                at[entry[1]] = len(asked)
+                asked.append(entry)
 
         def found(parts: list[str]) -> list[list[str]]:
             fields: dict[int, list[str]] = {}
-            for (query, _, count), part in zip(lines, parts, strict=True):
-                fields.setdefault(id(query), []).extend(self.fields(query, part, count))
+            for query, line, count in lines:
+                fields.setdefault(id(query), []).extend(self.fields(query, parts[at[line]], count))
             return [fields[id(query)] for query, _ in queries]
 
-        return lines, found
+        return asked, found
 
     def _parts(self, reply: str, lines: Sequence[object]) -> list[str]:
         """A compound line's reply, one part per line."""

@@ -37,6 +37,8 @@ class DialectSupply(DialectDevice):
         self._measure_all = q.get("measure?")
         self._measure = [q[k] for k in ("measure_voltage?", "measure_current?") if k in q]
         self._trips = [q[k] for k in ("tripped?", "ovp_tripped?", "ocp_tripped?") if k in q]
+        # Channels whose trip a query that clears on read has told, until cleared here.
+        self._trips_told: set[int] = set()
         self._ocp_state = q.get("ocp_state?") if caps.ocp == "trip" else None
         self._ovp = q.get("ovp?") if caps.ovp == "level" else None
         self._range = q.get("range?")  # a supply with output ranges
@@ -183,6 +185,7 @@ class DialectSupply(DialectDevice):
         """Clear a latched protection trip; the output stays off."""
         for clear in self._clears:
             self.command(clear.line(ch=channel, chs=channel), **context)
+        self._trips_told.discard(channel)
 
     def lock_panel(self, locked: bool, **context: Any) -> None:
         """Lock the front panel (or give it back) where the supply can; else nothing."""
@@ -246,7 +249,7 @@ class DialectSupply(DialectDevice):
             tripped = [False] * len(chs)
             for query in trip_queries:
                 for i, found in enumerate(next(answers)):
-                    tripped[i] = self.flag(query, found) or tripped[i]
+                    tripped[i] = self._tripped(query, found, chs[i]) or tripped[i]
             if by_output:
                 for i, found in enumerate(next(answers)):
                     tripped[i] = not self.flag(self._output, found, chs[i])
@@ -256,6 +259,15 @@ class DialectSupply(DialectDevice):
             return list(zip(volts, amps, tripped, protected, strict=True))
 
         return queries, rows
+
+    def _tripped(self, query: Query, found: str, channel: int) -> bool:
+        """Whether a trip query's reply says ``channel`` tripped. A register its read clears
+        tells a trip once, while the output stays tripped until cleared: kept until then."""
+        if not query.clears_on_read:
+            return self.flag(query, found)
+        if self.flag(query, found):
+            self._trips_told.add(channel)
+        return channel in self._trips_told
 
     def settings(self, channels: Sequence[int], *, ranges: bool = False) -> list[ChannelSettings]:
         """Everything the supply holds for these channels (one exchange where it can);
@@ -289,8 +301,11 @@ class DialectSupply(DialectDevice):
                 output=self.flag(self._output, outputs[i], chs[i]),
                 ovp=self.number(self._ovp, ovps[i]) if ovps is not None else None,
                 ocp=self.flag(self._ocp_state, ocps[i]) if ocps is not None else None,
-                tripped=any(
-                    self.flag(t, found[i]) for t, found in zip(self._trips, rest, strict=True)
+                tripped=any(  # a list: each read is kept (see _tripped), not cut short
+                    [
+                        self._tripped(t, found[i], chs[i])
+                        for t, found in zip(self._trips, rest, strict=True)
+                    ]
                 ),
                 range=in_range[i].strip() if in_range is not None else None,
             )

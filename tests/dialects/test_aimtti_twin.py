@@ -96,9 +96,9 @@ def test_an_over_current_trip_latches_until_triprst_and_leaves_the_output_off(se
         client.write("OCP1 1")
         client.write("OP1 1")
         assert client.query("OP1?") == "0"  # into current limit at the OCP level: tripped
-        assert int(client.query("LSR1?")) & 1 << 3
-        assert int(client.query("LSR1?")) & 1 << 3  # still latched
-        client.write("OP1 1")  # refused while tripped
+        assert int(client.query("LSR1?")) == 1 << 3
+        assert client.query("LSR1?") == "0"  # an event register: read and cleared
+        client.write("OP1 1")  # the trip itself is latched: refused while tripped
         assert client.query("OP1?") == "0"
         client.write("TRIPRST")
         assert client.query("LSR1?") == "0"
@@ -152,6 +152,27 @@ def test_a_trip_reads_back_from_lsr_and_triprst_clears_it_leaving_the_output_off
     (settings,) = driver.settings([1])
     assert not settings.tripped and not settings.output
 
+
+
+def test_a_trip_told_once_by_the_register_is_kept_until_cleared(served, driver):
+    """LSR<n>? clears on read: its OVP and OCP bits come from one read (asked twice, the
+    OCP bit would be gone by the second), and the trip is kept after the register forgets
+    it, for as long as the output is tripped."""
+    driver.program_voltage(1, 5.0)
+    driver.program_current_limit(1, 1.0)  # 2 ohm: 2.5 A wanted, OCP at 1 A
+    driver.set_output(1, True)
+    before = len(served.truth.commands("psu"))
+    assert [r.tripped for r in driver.poll([1])] == [True]
+    asked = [c["line"] for c in served.truth.commands("psu")[before:]]
+    assert asked.count("LSR1?") == 1
+    assert served.twin.limit_events[1] == 0  # told, and cleared by that read
+    assert [r.tripped for r in driver.poll([1])] == [True]
+    (settings,) = driver.settings([1])
+    assert settings.tripped and not settings.output
+    driver.clear_protection(1)
+    assert [r.tripped for r in driver.poll([1])] == [False]
+    (settings,) = driver.settings([1])
+    assert not settings.tripped and not settings.output
 
 def test_an_ocp_without_a_switch_needs_its_level_lines(tmp_path):
     from interlock.dialects.loader import load_dialect

@@ -4,8 +4,9 @@ No SCPI tree: the output's number is in the header (``V1 5``, ``OP2 1``, ``V1O?`
 Setting queries echo a prefix (``V1 5.000``, ``I1 0.500``, ``VP1 12.00``, ``CP1
 1.000``), readbacks carry a unit (``5.000V``, ``0.123A``); replies end ``\\r\\n``
 (the server's terminator). OVP and OCP are always armed at their own levels; a trip
-turns the output off and sets ``LSR<n>?`` bit 2 (OVP) or 3 (OCP) until ``TRIPRST``,
-which leaves the output off. Nothing is answered to a line it does not know (``*ESR?``
+turns the output off, which stays off until ``TRIPRST`` (and off after it), and sets
+bit 2 (OVP) or 3 (OCP) of the limit event status register: ``LSR<n>?`` reads and
+clears it, so each trip is told once. Nothing is answered to a line it does not know (``*ESR?``
 bit 5) or to a value out of range (bit 4, ``EER?`` 100, the setting kept).
 """
 
@@ -45,6 +46,7 @@ class AimTtiSupply(SimulatedSupply):
         for out in self.channels.values():
             out.ovp_enabled = out.ocp_enabled = True  # no switch: armed at their levels
         self.esr = self.eer = 0
+        self.limit_events = dict.fromkeys(self.channels, 0)  # LSR<n>?: read and cleared
         self.interface_locked = False
 
     def _register(self) -> None:
@@ -59,10 +61,12 @@ class AimTtiSupply(SimulatedSupply):
             return None
         if point.voltage > out.ovp:
             out.output, out.ovp_tripped = False, True
+            self.limit_events[channel] |= 1 << OVP_BIT
             return Trip("OVP", min(out.voltage, out.ovp), out.current)
         level = self.ocp_levels[channel]
         if point.current >= level or (point.regulation == "CC" and out.current >= level):
             out.output, out.ocp_tripped = False, True
+            self.limit_events[channel] |= 1 << OCP_BIT
             return Trip("OCP", out.voltage, out.current)
         return None
 
@@ -178,7 +182,8 @@ class AimTtiSupply(SimulatedSupply):
         if key == "IRANGE":
             return str(self.ranges[number])
         if key == "LSR":
-            return str(int(out.ovp_tripped) << OVP_BIT | int(out.ocp_tripped) << OCP_BIT)
+            events, self.limit_events[number] = self.limit_events[number], 0
+            return str(events)
         attribute = _ATTRIBUTE[key]
         if attribute == "ocp":
             value = self.ocp_levels[number]
