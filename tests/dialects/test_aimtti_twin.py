@@ -153,7 +153,6 @@ def test_a_trip_reads_back_from_lsr_and_triprst_clears_it_leaving_the_output_off
     assert not settings.tripped and not settings.output
 
 
-
 def test_a_trip_told_once_by_the_register_is_kept_until_cleared(served, driver):
     """LSR<n>? clears on read: its OVP and OCP bits come from one read (asked twice, the
     OCP bit would be gone by the second), and the trip is kept after the register forgets
@@ -173,6 +172,7 @@ def test_a_trip_told_once_by_the_register_is_kept_until_cleared(served, driver):
     assert [r.tripped for r in driver.poll([1])] == [False]
     (settings,) = driver.settings([1])
     assert not settings.tripped and not settings.output
+
 
 def test_an_ocp_without_a_switch_needs_its_level_lines(tmp_path):
     from interlock.dialects.loader import load_dialect
