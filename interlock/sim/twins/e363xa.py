@@ -314,6 +314,14 @@ class E3632aSupply(_SerialRemote):
             setattr(out, tripped, False)
             if not (out.ovp_tripped or out.ocp_tripped):
                 out.output, self.before_trip = self.before_trip, False  # back as it was
+                if out.output:
+                    self.truth.event(
+                        "output-restored",
+                        f"{self.name}: a protection clear turned the output back on at "
+                        f"{out.voltage:g} V",
+                        instrument=self.name,
+                        volts=out.voltage,
+                    )
         self.electrical.update()
 
     def _regulation(self) -> str:
