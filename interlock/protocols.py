@@ -73,6 +73,7 @@ class ChannelSettings:
     ocp: bool | None  # over-current protection armed; None where it has none
     tripped: bool  # its over-voltage or over-current protection
     range: str | None = None  # the output range it is in, where asked and it has several
+    coupled: bool = False  # tracking on: a setpoint for it changes another channel's too
 
 
 @dataclass(frozen=True)

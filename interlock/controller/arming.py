@@ -37,6 +37,7 @@ class Found:
 
     energised: list[str]  # outputs on, relays closed
     tripped: list[str]  # supply protection trips latched
+    coupled: list[str]  # supply channels tracking another (set at the front panel)
 
 
 class Arming:
@@ -64,7 +65,8 @@ class Arming:
     def found(self) -> Found:
         """What is energised right now, whatever anyone believes, and which supply
         channels have a protection trip latched: one settings exchange per supply."""
-        energised, tripped = [], []
+        energised, tripped, coupled = [], [], []
+        lists = {"all-off.protection": tripped, "all-off.coupling": coupled}
         for name, channels in self._instruments.supply_channels().items():
             settings_of = self._instruments.supplies[name].settings(channels)
             for channel, settings in zip(channels, settings_of, strict=True):
@@ -74,9 +76,9 @@ class Arming:
                     output=settings.output,
                     voltage=settings.voltage,
                     tripped=settings.tripped,
+                    coupled=settings.coupled,
                 ):
-                    found = tripped if finding.rule == "all-off.protection" else energised
-                    found.append(finding.problem)
+                    lists.get(finding.rule, energised).append(finding.problem)
         state = self._instruments.board.get_state()
         relays = set(self._instruments.relays_of(state.commanded | state.contacts))
         for name, unit in self._instruments.units.items():
@@ -85,7 +87,7 @@ class Arming:
         closed = check_relays_open(sorted(relays))
         if closed is not None:
             energised.append(closed.problem)
-        return Found(energised, tripped)
+        return Found(energised, tripped, coupled)
 
     def previous_stop(self) -> str:
         """How the last controller on this journal stopped, as a clause for a finding.
@@ -163,7 +165,7 @@ class Arming:
 
     def verify_all_off(self) -> None:
         found = self.found()
-        problems = found.energised + found.tripped
+        problems = found.energised + found.tripped + found.coupled
         limits = self._limits()
         for name, channels in self._instruments.supply_channels().items():
             readings = self._instruments.supplies[name].measure(channels)

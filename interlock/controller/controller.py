@@ -364,12 +364,18 @@ class Controller:
             self._arming.program_board()
             # Every finding is named in the one fault: a reset clears the supplies'
             # trips and the board's latch, the evidence of what happened before we came.
-            found = there.energised + there.tripped
+            found = there.energised + there.tripped + there.coupled
             if board_state.estop_active or board_state.trip_cause is not None:
                 latched = "E-stop open" if board_state.estop_active else board_state.trip_cause
                 found.append(f"relay board latched {latched}")
             if found:
-                cause = "found-energised" if there.energised else "found-tripped"
+                cause = (
+                    "found-energised"
+                    if there.energised
+                    else "found-tripped"
+                    if there.tripped
+                    else "found-coupled"
+                )
                 self.trip(cause, f"{'; '.join(found)} before we connected{previous_stop}")
             # Started after the start-up findings, so they are reported first and once.
             if self.fault_cause is not None:
@@ -497,7 +503,8 @@ class Controller:
             board.reset_trip()
             self._arming.program_board()
             self._arming.clear_protection_trips()
-            energised = self._arming.found().energised  # trips: cleared just now
+            found = self._arming.found()
+            energised = found.energised + found.coupled  # trips: cleared just now
             if energised:
                 self.safe_state("reset found energised: " + "; ".join(energised))
                 raise StateError("reset refused, found energised: " + "; ".join(energised))

@@ -287,6 +287,9 @@ class DialectSupply(DialectDevice):
         asks_range = ranges and self._range is not None
         if asks_range:
             queries.append((self._range, chs))
+        tracking = q.get("tracking?")
+        if tracking is not None:
+            queries.append((tracking, chs))
         queries += [(t, chs) for t in self._trips]
         answers = self.ask_all(queries)
         volts, amps, outputs = answers[0], answers[1], answers[2]
@@ -294,6 +297,9 @@ class DialectSupply(DialectDevice):
         ovps = rest.pop(0) if self._ovp is not None else None
         ocps = rest.pop(0) if self._ocp_state is not None else None
         in_range = rest.pop(0) if asks_range else None
+        coupled = [False] * len(chs)
+        if tracking is not None:
+            coupled = [self.flag(tracking, found) for found in rest.pop(0)]
         return [
             ChannelSettings(
                 voltage=self.number(q["voltage?"], volts[i]),
@@ -308,6 +314,7 @@ class DialectSupply(DialectDevice):
                     ]
                 ),
                 range=in_range[i].strip() if in_range is not None else None,
+                coupled=coupled[i],
             )
             for i in range(len(chs))
         ]

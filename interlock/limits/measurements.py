@@ -348,10 +348,18 @@ def same_instrument(expected: Identified, seen: Identified) -> bool:
 
 
 def check_channel_off(
-    supply: str, channel: int, *, output: bool, voltage: float, tripped: bool
+    supply: str,
+    channel: int,
+    *,
+    output: bool,
+    voltage: float,
+    tripped: bool,
+    coupled: bool = False,
 ) -> list[Finding]:
     """A supply channel found as it should be with nothing live: output off, no
-    protection trip latched."""
+    protection trip latched, and not tracking another channel (set at its front panel,
+    tracking makes a setpoint for one channel change the other's, which no readback of
+    the one channel shows)."""
     findings = []
     if output:
         findings.append(
@@ -364,6 +372,15 @@ def check_channel_off(
     if tripped:
         findings.append(
             Finding("all-off.protection", BUILT_IN, f"{supply} CH{channel} protection tripped")
+        )
+    if coupled:
+        findings.append(
+            Finding(
+                "all-off.coupling",
+                BUILT_IN,
+                f"{supply} CH{channel} tracks another channel (tracking on): a setpoint for "
+                "one would change the other; turn tracking off at the supply",
+            )
         )
     return findings
 

@@ -345,6 +345,14 @@ RULES: tuple[Rule, ...] = (
         "`measurements.check_channel_off` (start-up and arming)",
     ),
     Rule(
+        "all-off.coupling",
+        MEASUREMENT,
+        "a supply channel found tracking another (a setpoint for one would change the "
+        "other): at connect, arming and reset",
+        "built-in",
+        "`measurements.check_channel_off` (start-up and arming)",
+    ),
+    Rule(
         "all-off.relays",
         MEASUREMENT,
         "a relay found closed (coil or contact) with nothing live",

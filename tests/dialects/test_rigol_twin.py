@@ -81,9 +81,14 @@ TABLE = [
     (":SYST:RWL OFF", None),
     (":SYST:KLOC:STAT?", "OFF"),
     ("*OPC?", "1"),
+    (":OUTP:TRAC? CH1", "OFF"),  # tracking: CH1 and CH2 of a DP832A, off after *RST
+    (":OUTP:TRAC? CH3", "NONE"),  # a channel without it
+    (":OUTP:TRAC CH2,ON", None),
+    (":OUTP:TRAC? CH2", "ON"),
     ("*RST", None),
     (":OUTP? CH1", "OFF"),
     (":OUTP:OVP? CH1", "OFF"),
+    (":OUTP:TRAC? CH2", "OFF"),
     (":SYST:ERR?", '+0,"No error"'),
 ]
 
@@ -121,3 +126,36 @@ def test_an_ovp_trip_is_cleared_as_a_label_or_with_the_output_back_on(rigol):
     psu.write(":APPL CH1,5")
     psu.write(":SOUR1:VOLT:PROT:CLE")  # the guide's warning: this one turns it back on
     assert psu.query(":OUTP? CH1") == "ON"
+
+
+@pytest.mark.parametrize("when", ["before connecting", "before arming"])
+def test_a_channel_tracking_another_is_never_armed(tmp_path, sim_bench_factory, when):
+    """Tracking, set at the front panel, makes a setpoint for CH1 change CH2's: no
+    readback of CH1 shows it. Found at connecting, it is a fault; found at arming, the
+    arm is refused; either way nothing is programmed or energised."""
+    from interlock.errors import InstrumentError
+    from tests.controller.support import close_rig, make_rig
+    from tests.dialects.support import motor_bench
+
+    bench = motor_bench(tmp_path, "rigol-dp800")  # a DP832's CH1 feeds the motor
+    rig = make_rig(sim_bench_factory, tmp_path, bench=bench, connect=False)
+    try:
+        psu = rig.sim.instruments["motor_psu"]
+        if when == "before connecting":
+            psu.execute(":OUTP:TRAC CH1,ON")
+            rig.controller.connect()
+            cause = rig.controller.fault_cause or ""
+            assert cause.startswith("found-coupled: motor_psu CH1 tracks another"), cause
+        else:
+            rig.controller.connect()
+            assert rig.controller.fault_cause is None
+            psu.execute(":OUTP:TRAC CH1,ON")
+            with pytest.raises(InstrumentError, match="motor_psu CH1 tracks another channel"):
+                rig.controller.arm("operator")
+            assert rig.controller.state != "armed"
+        lines = [c["line"] for c in rig.truth()["instruments"]["motor_psu"]["commands"]]
+        settings = [line for line in lines if "?" not in line and not line.endswith(",OFF")]
+        assert not any(line.startswith((":SOUR", ":APPL", ":OUTP")) for line in settings)
+        assert not psu.live_outputs()
+    finally:
+        close_rig(rig)

@@ -114,9 +114,10 @@ def cases():
     yield m.check_identity_stray(LIMITS, 3.3).rule, "stray on the ID net"
     yield m.check_dut_identity(LIMITS, 4700.0).finding.rule, "the SNB-5's resistor"
     yield "identity.instrument", "same_instrument() is a predicate: its rule name is the caller's"
-    on = m.check_channel_off("psu", 1, output=True, voltage=5.0, tripped=True)
+    on = m.check_channel_off("psu", 1, output=True, voltage=5.0, tripped=True, coupled=True)
     yield on[0].rule, "an output found on"
     yield on[1].rule, "a trip found latched"
+    yield on[2].rule, "a channel found tracking another"
     yield m.check_relays_open({"K1"}).rule, "a relay found closed"
     yield m.check_off_voltage(LIMITS, "psu", 2, "VBUS", 3.3).rule, "stray with outputs off"
     yield m.check_contacts(0b11, 0b11, 0b01, channels, 0.25).rule, "a contact left open"

@@ -24,11 +24,18 @@ _PROTECTIONS = {
 }
 
 
+# The channels that can track each other, per model (programming guide 2-36).
+_TRACKING_PAIRS = {"DP832": (1, 2), "DP832A": (1, 2), "DP831": (2, 3), "DP831A": (2, 3)}
+
+
 class RigolSupply(SimulatedSupply):
     """A DP800 (any model of the rigol-dp800 dialect) answering in Rigol's commands."""
 
     def reset(self) -> None:
         super().reset()
+        # :OUTP:TRAC per channel, where the model has a tracking pair (off after *RST). The
+        # twin keeps and answers the state; it does not couple the setpoints.
+        self.tracking = dict.fromkeys(_TRACKING_PAIRS.get(self.model.model, ()), False)
         self.ocp: dict[int, float] = {}
         for number, out in self.channels.items():
             out.ovp_enabled = out.ocp_enabled = False  # both off after *RST
@@ -154,6 +161,8 @@ class RigolSupply(SimulatedSupply):
             c.command(f"{out}:CLEar", lambda p: self._clear_label(p))
         c.command("OUTPut[:STATe]", self._output)
         c.query("OUTPut[:STATe]", lambda p: self._named_word(p, "output"))
+        c.command("OUTPut:TRACk[:STATe]", self._track)
+        c.query("OUTPut:TRACk[:STATe]", self._tracked)
         c.query("OUTPut:MODE", self._mode)
         c.query("OUTPut:CVCC", self._mode)
         c.query("MEASure[:VOLTage][:DC]", lambda p: self._read(p, "voltage"))
@@ -210,6 +219,22 @@ class RigolSupply(SimulatedSupply):
             raise ScpiError(-221)  # a tripped output stays off until its trip is cleared
         out.output = on
         self.electrical.update()
+
+    def _track(self, params: Parameters) -> None:
+        out, rest = self._named(params, extra=1)
+        if not rest:
+            raise ScpiError(-109)
+        number = next(n for n, o in self.channels.items() if o is out)
+        if number not in self.tracking:
+            raise ScpiError(-221)  # no tracking on this channel: settings conflict
+        self.tracking[number] = parse_bool(rest[0])
+
+    def _tracked(self, params: Parameters) -> str:
+        out, _ = self._named(params)
+        number = next(n for n, o in self.channels.items() if o is out)
+        if number not in self.tracking:
+            return "NONE"
+        return _word(self.tracking[number])
 
     def _named_word(self, params: Parameters, attribute: str) -> str:
         out, _ = self._named(params)
