@@ -16,6 +16,7 @@ the link is reopened.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 
@@ -25,6 +26,8 @@ from interlock.dialects.model import Link
 from interlock.errors import ConnectionLost, InstrumentError, InstrumentTimeout, ProtocolError
 from interlock.journal import DurableIntent, JournaledWriter
 from interlock.posted import NOT_KEPT, Owed, OwedReplies, said_as_earlier
+
+log = logging.getLogger(__name__)
 
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 # The longest reply read from a line that has no framing of its own.
@@ -197,6 +200,7 @@ class SerialLink:
 
     def _write(self, intent: DurableIntent) -> None:
         self.wait_gap()
+        self._drop_unasked()
         try:
             assert self._writer is not None
             self._writer.send(intent)
@@ -209,6 +213,26 @@ class SerialLink:
         except (serial.SerialException, OSError) as exc:
             self._broken = "a lost port"
             raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
+
+    def _drop_unasked(self) -> None:
+        """Drop what came after the last reply, answering nothing asked: read as the next
+        reply's first bytes, it would shift every reply after it (a Korad's sixth byte
+        after ISET1?, which libsigrok reads and drops too). Once the gap has passed it
+        has arrived; and every reply owed has been read by then."""
+        port = self._port
+        try:
+            waiting = port.in_waiting  # type: ignore[union-attr]
+            stray = port.read(waiting) if waiting else b""  # type: ignore[union-attr]
+        except (serial.SerialException, OSError) as exc:
+            self._broken = "a lost port"
+            raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
+        if stray:
+            log.warning(
+                "%s: %d byte(s) that answer nothing asked dropped before the next line: %r",
+                self.name,
+                len(stray),
+                stray[:32],
+            )
 
     def _read(self, width: int | None, timeout: float) -> bytes:
         port = self._port

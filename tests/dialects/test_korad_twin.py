@@ -63,7 +63,7 @@ TABLE = [
     ("VSET1:05.00", None, b""),
     ("VSET1?", 5, b"05.00"),
     ("ISET1:0.500", None, b""),
-    ("ISET1?", 5, b"0.500"),
+    ("ISET1?", 6, b"0.500\x00"),  # a sixth byte once *IDN? was asked (libsigrok)
     ("VSET1:12.34", None, b""),
     ("VSET1?", 5, b"12.34"),
     ("VOUT1?", 5, b"00.00"),  # output off

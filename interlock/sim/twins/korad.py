@@ -5,6 +5,8 @@ drops one sent within the dialect's gap of the previous, as the real units
 do), fixed-width replies (``05.00``, ``0.500``), a binary ``STATUS?`` byte
 (bit 0 CV, bit 6 output on), no error reporting: anything it does not know,
 or a value beyond its range, is ignored and the setting keeps its old value.
+Once ``*IDN?`` has been asked, ``ISET1?`` answers a sixth byte after its five
+(libsigrok's "sixth byte from ISET?" workaround; no source gives its value: NUL).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class KoradSupply(SimulatedSupply):
     def _execute(self, command: str) -> str | None:
         out = self.channels[1]
         if command == "*IDN?":
+            self.sixth_byte = True
             identity = self.identity_override or self.identity
             serial = f" SN:{identity.serial}" if identity.serial else ""
             return f"{identity.maker} {identity.model} V{identity.firmware}{serial}"
@@ -47,6 +50,8 @@ class KoradSupply(SimulatedSupply):
             lie = self.lies.get((1, "voltage" if command == "VSET1?" else "current"))
             if lie is not None and command in ("VSET1?", "ISET1?"):
                 reply = f"{lie:05.2f}" if command == "VSET1?" else f"{lie:05.3f}"
+            if command == "ISET1?" and self.sixth_byte:
+                reply += "\x00"
             return reply
         if command == "STATUS?":
             point = self.terminal(1)
@@ -82,6 +87,7 @@ class KoradSupply(SimulatedSupply):
 
     def reset(self) -> None:
         super().reset()
+        self.sixth_byte = False  # ISET1? answers one until *IDN? is asked
         for out in self.channels.values():
             out.ovp_enabled = False  # off until OVP1; its level is the front panel's
             out.ovp = out.rating.max_voltage * 1.1
