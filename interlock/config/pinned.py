@@ -393,9 +393,18 @@ def _check_capabilities(bench: Bench, profile: Profile) -> None:
                     f"{value:g} {unit} is beyond what the {what} can deliver ({ceiling:g} {unit}); "
                     "a profile may only tighten",
                 )
-        # A contact rated in watts as well switches its full current only at low voltage:
-        # the net's worst case (its highest voltage at its highest current) must fit.
+        # A channel or a contact rated in watts as well delivers or switches its full
+        # current only at low voltage: the net's highest voltage at its highest current
+        # must fit.
         switched = limits.max_voltage * limits.max_current
+        if switched > channel.max_power:
+            raise ConfigError(
+                profile.shown_path,
+                f"{key}.max_current",
+                f"{limits.max_voltage:g} V at {limits.max_current:g} A is {switched:g} W, beyond "
+                f"what the {model.model} CH{wiring.supply.channel} can deliver "
+                f"({channel.max_power:g} W); a profile may only tighten",
+            )
         if switched > board.contact_max_power:
             raise ConfigError(
                 profile.shown_path,

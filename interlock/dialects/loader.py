@@ -353,6 +353,7 @@ def _models(table: _Table, kind: str, maker: str, dialect: str) -> dict[str, Mod
                     min_current=ch.quantity("min_current", CURRENT, 0.002),
                     min_voltage=ch.quantity("min_voltage", VOLTAGE, 0.0),
                     ranges=_ranges(ch),
+                    max_power=ch.quantity("max_power", POWER, math.inf),
                 )
                 ch.finish()
                 _check_ranges(ch, channels[int(number)])

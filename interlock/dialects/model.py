@@ -172,6 +172,9 @@ class SupplyChannel:
     min_current: float = 0.002  # lowest current limit it regulates at
     min_voltage: float = 0.0  # a negative output goes below zero
     ranges: tuple[SupplyRange, ...] = ()
+    # W it delivers, where that is less than its volts at its amps (an HMP4040's outputs:
+    # 32 V or 10 A, at most 160 W); inf: no such rating.
+    max_power: float = math.inf
 
     def range_for(self, volts: float, amps: float) -> SupplyRange | None:
         """The first declared range that delivers both ``volts`` and ``amps``: None if

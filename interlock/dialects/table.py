@@ -23,7 +23,8 @@ def _channel(number: int, channel: SupplyChannel) -> str:
     volts = f"{channel.max_voltage:g} V"
     if channel.min_voltage < 0:
         volts = f"{channel.min_voltage:g}..{volts}"
-    return f"CH{number} {volts} / {channel.max_current:g} A"
+    watts = f" / {channel.max_power:g} W" if math.isfinite(channel.max_power) else ""
+    return f"CH{number} {volts} / {channel.max_current:g} A{watts}"
 
 
 def _ranges(model: object) -> str:

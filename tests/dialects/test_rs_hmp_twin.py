@@ -63,3 +63,32 @@ def hmp():
 
 def test_the_twin_answers_as_the_reference_drivers_say(hmp):
     play_table(hmp, TABLE)
+
+
+@pytest.mark.parametrize(
+    ("volts", "amps", "refused"),
+    [("30 V", "6 A", True), ("16 V", "10 A", False), ("30 V", "5.3 A", False)],
+)
+def test_a_net_beyond_the_channels_power_is_refused_though_volts_and_amps_fit(
+    tmp_path, volts, amps, refused
+):
+    """An HMP4040 output delivers 32 V or 10 A, and at most 160 W (the datasheet): a net
+    whose highest voltage at its highest current is more is refused at load."""
+    from interlock.config import load_configuration
+    from interlock.errors import ConfigError
+    from tests.controller.support import edited_bench
+    from tests.dialects.support import motor_edits
+    from tests.dialects.test_switch_units import NUMATO  # contacts of 30 V / 10 A
+
+    profile = [('max_voltage = "12 V"', f'max_voltage = "{volts}"'),
+               ('max_current = "600 mA"', f'max_current = "{amps}"')]  # fmt: skip
+    edits = {"bench.toml": [*motor_edits("rs-hmp"), *NUMATO], "profiles/mdb24.toml": profile}
+    bench = edited_bench(tmp_path, edits)
+    if not refused:
+        assert load_configuration(bench).limits.nets["MOTOR"].max_voltage > 12
+        return
+    with pytest.raises(ConfigError) as error:
+        load_configuration(bench)
+    assert error.value.key == "nets.MOTOR.max_current"
+    assert "is 180 W" in error.value.problem and "HMP4040 CH1" in error.value.problem
+    assert "(160 W)" in error.value.problem
