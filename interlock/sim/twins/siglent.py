@@ -25,7 +25,8 @@ _MEASURE = re.compile(r"MEAS:(VOLT|CURR|POWE)\? CH([12])")
 _SELECT = re.compile(r"INST CH([12])")
 VERSION = "1.01.01.02.05"
 HARDWARE = "V3.0"
-MODE_INDEPENDENT = 1  # bits 3..2 of the status word
+# Bits 3..2 of the status word: the channels' coupling, set at the front panel.
+MODE_INDEPENDENT, MODE_PARALLEL, MODE_SERIES = 1, 2, 3
 
 
 class SiglentSupply(SimulatedSupply):
@@ -39,6 +40,7 @@ class SiglentSupply(SimulatedSupply):
     def reset(self) -> None:
         super().reset()
         self._last = -1e9
+        self.mode = MODE_INDEPENDENT
         for out in self.channels.values():
             out.ovp_enabled = False  # no over-voltage protection to trip
             out.ovp = out.rating.max_voltage
@@ -110,7 +112,7 @@ class SiglentSupply(SimulatedSupply):
         self.electrical.update()
 
     def _status(self) -> int:
-        word = MODE_INDEPENDENT << 2
+        word = self.mode << 2
         for number, out in self.channels.items():
             point = self.electrical.terminal(self.name, number)
             if out.output and point.regulation == "CC":
