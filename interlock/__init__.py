@@ -24,6 +24,7 @@ from interlock.errors import (
     QuantityError,
     ReadbackMismatch,
     ServiceUnavailable,
+    SetupMismatch,
     SimulatorError,
     StateError,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "QuantityError",
     "ReadbackMismatch",
     "ServiceUnavailable",
+    "SetupMismatch",
     "SimulatorError",
     "StateError",
     "__version__",

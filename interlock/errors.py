@@ -12,6 +12,7 @@ tell the kinds apart::
     │   ├── ConnectionLost         transport closed, refused or unplugged
     │   ├── ProtocolError          a reply that is garbage, malformed or NAKed
     │   ├── IdentityMismatch       *IDN? / identify differs from bench.toml
+    │   ├── SetupMismatch          set up otherwise than bench.toml says (a meter's rear inputs)
     │   └── ReadbackMismatch       the instrument does not hold what was commanded
     ├── FaultLatched           the bench is in a latched fault; only an operator reset clears it
     ├── StateError             an operation not allowed in the current state
@@ -100,6 +101,11 @@ class IdentityMismatch(InstrumentError):
         super().__init__(instrument, f"identity mismatch: expected {expected}, seen {seen}")
 
 
+class SetupMismatch(InstrumentError):
+    """The instrument is set up otherwise than bench.toml says (a meter reading the inputs
+    on the other side of its front/rear switch, where nothing is wired)."""
+
+
 class ReadbackMismatch(InstrumentError):
     """The value read back differs from the commanded one beyond tolerance."""
 
@@ -186,6 +192,7 @@ __all__ = [
     "QuantityError",
     "ReadbackMismatch",
     "ServiceUnavailable",
+    "SetupMismatch",
     "SimulatorError",
     "StateError",
 ]

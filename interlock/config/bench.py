@@ -81,6 +81,8 @@ class Instrument:
     port: str | None = None  # serial port (a dialect reached through pyserial)
     kind: str = "supply"  # supply | meter | switch
     dialect: str = ""  # the dialect file its model is in
+    # A meter with a front/rear switch: the inputs the bench wires ("front" or "rear").
+    terminals: str | None = None
 
     @property
     def where(self) -> str:
@@ -371,9 +373,20 @@ def _instruments(root: Table) -> dict[str, Instrument]:
             resource, port = None, table.string("port")
         else:
             resource, port = table.string("resource"), None
+        terminals = table.string("terminals", required=False, choices=("front", "rear"))
+        switched = "terminals?" in dialect.queries
+        if terminals is not None and not switched:
+            raise table.error("terminals", f"the {dialect.title} has no front/rear switch to read")
         table.finish()
         instruments[name] = Instrument(
-            name, driver, identity, resource, port, kind=kind, dialect=dialect.name
+            name,
+            driver,
+            identity,
+            resource,
+            port,
+            kind=kind,
+            dialect=dialect.name,
+            terminals=terminals or ("front" if switched else None),
         )
     if not instruments:
         raise root.error("instruments", "a bench needs at least one instrument")

@@ -50,6 +50,7 @@ class BenchInstruments:
                 journal,
                 timeout,
                 inst.identity.model,
+                inst.terminals or "",
             )
             driver = build(
                 inst.driver, spec, file=bench.shown_path, key=f"instruments.{inst.name}.driver"

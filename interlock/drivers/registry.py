@@ -35,6 +35,7 @@ class DriverSpec:
     journal: Journal
     timeout: float  # s, per exchange
     model: str = ""  # the model bench.toml expects (a switch unit's relay count is its model's)
+    terminals: str = ""  # a meter's inputs the bench wires: "front" or "rear" ("": not asked)
 
 
 class Driver(Protocol):

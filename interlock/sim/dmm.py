@@ -78,6 +78,8 @@ class SimulatedMeter(ScpiInstrument):
         self.samples = 1
         self.nplc = 10.0
         self.fetched: list[float] | None = None
+        # The front/rear switch, a button *RST leaves alone: the bench wires the front.
+        self.terminals = "FRON"
         self.reset()
         self._register()
 
@@ -101,6 +103,7 @@ class SimulatedMeter(ScpiInstrument):
             c.query(f"MEASure[:SCALar]:{node}", lambda p, k=key: self._measure(p, k))
             c.command(f"CONFigure[:SCALar]:{node}", lambda p, k=key: self._configure(p, k))
         c.query("CONFigure", self._configuration)
+        c.query("ROUTe:TERMinals", lambda p: (p.at_most(0), self.terminals)[1])
         c.query("READ", self._read)
         c.command("INITiate[:IMMediate]", self._initiate)
         c.query("FETCh", self._fetch)
@@ -215,6 +218,8 @@ class SimulatedMeter(ScpiInstrument):
     # --- measuring -----------------------------------------------------------
 
     def _true_value(self) -> float:
+        if self.terminals != "FRON":  # nothing is wired to the rear inputs
+            return math.inf if self.function.name in ("RES", "FRES") else 0.0
         seen = self.electrical.meter_input()
         if self.function.name == "VOLT":
             return seen.voltage

@@ -74,3 +74,59 @@ def test_a_dmm6500_in_another_command_set_is_not_trusted(sim_bench_factory, tmp_
         assert received == ["*LANG?"]  # nothing asked of it in a language it does not speak
     finally:
         close_rig(rig)
+
+
+def test_a_meter_switched_to_its_rear_inputs_trips_before_anything_is_energised(
+    sim_bench_factory, tmp_path
+):
+    """Someone pressed the front/rear button: the DUT is wired to the front inputs, and on
+    the rear a live net reads 0 V and any resistance open. The safe-to-mate check asks
+    the switch before it reads, and trips on it by name; the net never goes live."""
+    from interlock.errors import InstrumentError
+
+    rig = make_rig(sim_bench_factory, tmp_path)
+    try:
+        controller = rig.controller
+        assert controller.state == "armed"
+        rig.sim.instruments["dmm"].terminals = "REAR"
+        controller.set_voltage("VLOGIC", 3.3)
+        with pytest.raises(InstrumentError, match="front/rear switch selects REAR"):
+            controller.output_on("VLOGIC")
+        assert "front/rear switch selects REAR" in (controller.fault_cause or "")
+        assert controller.state == "fault"
+        lines = [c["line"] for c in rig.truth()["instruments"]["psu"]["commands"]]
+        assert not any(line.startswith("OUTP ON") for line in lines), lines
+        assert rig.truth()["nets"]["VLOGIC"]["voltage"] == pytest.approx(0.0, abs=0.05)
+    finally:
+        close_rig(rig)
+
+
+@pytest.mark.parametrize("wired", ["front", "rear"])
+def test_the_meter_must_read_the_inputs_bench_toml_wires(sim_bench_factory, tmp_path, wired):
+    """bench.toml says which inputs are wired (front by default): a meter found on the
+    other side at connecting is not trusted, and nothing is read through it."""
+    stanza = KEYSIGHT_DMM + (f'\nterminals = "{wired}"' if wired == "rear" else "")
+    bench = edited_bench(tmp_path, {"bench.toml": [(KEYSIGHT_DMM, stanza)]})
+    rig = make_rig(sim_bench_factory, tmp_path, bench=bench, connect=False)
+    try:
+        assert rig.controller.configuration.bench.instruments["dmm"].terminals == wired
+        rig.sim.instruments["dmm"].terminals = "REAR" if wired == "front" else "FRON"
+        with pytest.raises(Exception) as error:
+            rig.controller.connect()
+        assert f"bench.toml wires its {wired} inputs" in str(error.value)
+        assert not rig.controller.instruments.trusted("dmm")
+        received = [c["line"] for c in rig.truth()["instruments"]["dmm"]["commands"]]
+        assert received == ["ROUT:TERM?"]  # asked first, and nothing after it
+    finally:
+        close_rig(rig)
+
+
+def test_terminals_on_an_instrument_without_the_switch_is_a_config_error(tmp_path):
+    from interlock.config import load_configuration
+    from interlock.errors import ConfigError
+
+    edits = [('serial = "MY59001234" }', 'serial = "MY59001234" }\nterminals = "rear"')]
+    with pytest.raises(ConfigError) as error:
+        load_configuration(edited_bench(tmp_path, {"bench.toml": edits}))
+    assert error.value.key == "instruments.psu.terminals"
+    assert "no front/rear switch" in error.value.problem
