@@ -137,7 +137,7 @@ class PowerSupply(Instrument, Protocol):
     ) -> Posted[list[Reading]]: ...
 
     def settings(
-        self, channels: Sequence[int], *, ranges: bool = False
+        self, channels: Sequence[int], *, ranges: bool = False, coupling: bool = False
     ) -> list[ChannelSettings]: ...
 
 

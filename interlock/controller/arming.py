@@ -68,7 +68,7 @@ class Arming:
         energised, tripped, coupled = [], [], []
         lists = {"all-off.protection": tripped, "all-off.coupling": coupled}
         for name, channels in self._instruments.supply_channels().items():
-            settings_of = self._instruments.supplies[name].settings(channels)
+            settings_of = self._instruments.supplies[name].settings(channels, coupling=True)
             for channel, settings in zip(channels, settings_of, strict=True):
                 for finding in check_channel_off(
                     name,

@@ -372,9 +372,9 @@ class Controller:
                 cause = (
                     "found-energised"
                     if there.energised
-                    else "found-tripped"
-                    if there.tripped
                     else "found-coupled"
+                    if there.coupled
+                    else "found-tripped"  # a trip, or the board's latch alone
                 )
                 self.trip(cause, f"{'; '.join(found)} before we connected{previous_stop}")
             # Started after the start-up findings, so they are reported first and once.
@@ -506,8 +506,8 @@ class Controller:
             found = self._arming.found()
             energised = found.energised + found.coupled  # trips: cleared just now
             if energised:
-                self.safe_state("reset found energised: " + "; ".join(energised))
-                raise StateError("reset refused, found energised: " + "; ".join(energised))
+                self.safe_state("reset found: " + "; ".join(energised))
+                raise StateError("reset refused, found: " + "; ".join(energised))
             for hook in self.before_reset:
                 hook(operator, self.fault_cause)
             panels = self._give_panels_back("reset")

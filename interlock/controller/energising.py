@@ -24,6 +24,7 @@ from interlock.journal import Journal, Pending
 from interlock.limits import PinnedLimits, SetOutput
 from interlock.limits.measurements import (
     Finding,
+    check_channel_off,
     check_dut_identity,
     check_identity_stray,
     check_live,
@@ -108,7 +109,8 @@ class Energising:
         port = self._instruments.ports[net]
         limits = self._limits()
         ranged = net in limits.supply_ranges  # switched behind our back since arming?
-        held = self._instruments.supplies[port.supply].settings([port.channel], ranges=ranged)[0]
+        supply = self._instruments.supplies[port.supply]
+        held = supply.settings([port.channel], ranges=ranged, coupling=True)[0]
         commanded = self._commanded.net(net)
         finding = check_off_before_live(
             net, output=held.output, tripped=held.tripped, protected=True
@@ -116,6 +118,16 @@ class Energising:
         if finding is not None:
             self._trip("readback", finding.problem, finding=finding)
             raise ReadbackMismatch(port.supply, f"{net} not off before going live")
+        for finding in check_channel_off(
+            port.supply,
+            port.channel,
+            output=False,
+            voltage=0.0,
+            tripped=False,
+            coupled=held.coupled,
+        ):  # tracking set at its panel since arming (a supply without a lock)
+            self._trip("readback", finding.problem, finding=finding)
+            raise ReadbackMismatch(port.supply, f"{net}: {finding.problem}")
         if ranged:
             finding = check_range(limits, net, held.range)
             if finding is not None:

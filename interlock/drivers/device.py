@@ -240,12 +240,15 @@ class DialectDevice:
         """The lines that ask ``queries`` (query, line, how many channels it answers), each
         once, and how their replies read as each query's fields."""
         lines: list[tuple[Query, str, int]] = []
+        answering: list[Sequence[int]] = []  # the channels each line answers
         for query, channels in queries:
             if query.per_channel_list:
                 chs = self.dialect.list_separator.join(map(str, channels))
                 lines.append((query, query.line(chs=chs), len(channels)))
+                answering.append(list(channels))
             else:
                 lines += [(query, query.line(ch=c), 1) for c in channels]
+                answering += [[c] for c in channels]
         # Two queries reading one line (an OVP bit and an OCP bit of one status register)
         # ask it once and read the same reply: a second read may find the register
         # cleared by the first (an event register), or changed since.
@@ -257,12 +260,21 @@ class DialectDevice:
                 asked.append(entry)
 
         def found(parts: list[str]) -> list[list[str]]:
+            # What a read cleared is kept first, whatever else of the pass cannot be read.
+            for (query, line, _), channels in zip(lines, answering, strict=True):
+                if query.clears_on_read:
+                    self._told(query, parts[at[line]], channels)
             fields: dict[int, list[str]] = {}
             for query, line, count in lines:
                 fields.setdefault(id(query), []).extend(self.fields(query, parts[at[line]], count))
             return [fields[id(query)] for query, _ in queries]
 
         return asked, found
+
+    def _told(self, query: Query, reply: str, channels: Sequence[int]) -> None:
+        """``reply`` to a query whose read cleared what it reports (``clears_on_read``),
+        for the channels its line answers: given before anything else of its pass is read,
+        for a driver to keep. Nothing here."""
 
     def _parts(self, reply: str, lines: Sequence[object]) -> list[str]:
         """A compound line's reply, one part per line."""

@@ -10,13 +10,14 @@ reported as such (None), never made up: the rules decide what that means.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from interlock.dialects import Dialect, hook_of
 from interlock.dialects.model import Query
 from interlock.drivers.device import DialectDevice, Link, joined
-from interlock.errors import ProtocolError
+from interlock.errors import InstrumentError, ProtocolError
 from interlock.journal import Journal
 from interlock.posted import Posted
 from interlock.protocols import ChannelSettings, Measured, PowerSupply, Reading
@@ -185,7 +186,10 @@ class DialectSupply(DialectDevice):
         """Clear a latched protection trip; the output stays off."""
         for clear in self._clears:
             self.command(clear.line(ch=channel, chs=channel), **context)
-        self._trips_told.discard(channel)
+        if any("{ch" in clear.template for clear in self._clears):
+            self._trips_told.discard(channel)
+        else:
+            self._trips_told.clear()  # a line for every output (TRIPRST): all cleared
 
     def lock_panel(self, locked: bool, **context: Any) -> None:
         """Lock the front panel (or give it back) where the supply can; else nothing."""
@@ -260,6 +264,18 @@ class DialectSupply(DialectDevice):
 
         return queries, rows
 
+    def _told(self, query: Query, reply: str, channels: Sequence[int]) -> None:
+        """A reply of a register its read cleared, kept before anything else of its pass
+        is read: a reply of that pass that cannot be read must not lose the trip it told
+        (the output stays tripped until cleared, and nothing else would show it)."""
+        if query not in self._trips:
+            return
+        with contextlib.suppress(InstrumentError):  # the pass itself says what is unreadable
+            fields = self.fields(query, reply, len(channels))
+            for channel, field in zip(channels, fields, strict=True):
+                if self.flag(query, field, channel):
+                    self._trips_told.add(channel)
+
     def _tripped(self, query: Query, found: str, channel: int) -> bool:
         """Whether a trip query's reply says ``channel`` tripped. A register its read clears
         tells a trip once, while the output stays tripped until cleared: kept until then."""
@@ -269,10 +285,14 @@ class DialectSupply(DialectDevice):
             self._trips_told.add(channel)
         return channel in self._trips_told
 
-    def settings(self, channels: Sequence[int], *, ranges: bool = False) -> list[ChannelSettings]:
+    def settings(
+        self, channels: Sequence[int], *, ranges: bool = False, coupling: bool = False
+    ) -> list[ChannelSettings]:
         """Everything the supply holds for these channels (one exchange where it can);
-        with ``ranges``, the output range each is in too, where the supply has ranges
-        (asked only before a net goes live: the stop's check has no use for it)."""
+        with ``ranges``, the output range each is in too, where the supply has ranges;
+        with ``coupling``, whether each tracks another channel, where the supply says
+        (both asked only before arming or going live: the stop's check has no use for
+        them, and a line more would only make it wait)."""
         q = self.dialect.queries
         chs = list(channels)
         queries: list[tuple[Query, Sequence[int]]] = [
@@ -287,7 +307,7 @@ class DialectSupply(DialectDevice):
         asks_range = ranges and self._range is not None
         if asks_range:
             queries.append((self._range, chs))
-        tracking = q.get("tracking?")
+        tracking = q.get("tracking?") if coupling else None
         if tracking is not None:
             queries.append((tracking, chs))
         queries += [(t, chs) for t in self._trips]
@@ -297,9 +317,20 @@ class DialectSupply(DialectDevice):
         ovps = rest.pop(0) if self._ovp is not None else None
         ocps = rest.pop(0) if self._ocp_state is not None else None
         in_range = rest.pop(0) if asks_range else None
+        # The trips first, as in a poll: a register its read cleared told them once. A
+        # list in any(): each read is kept (see _tripped), none cut short.
+        told = list(zip(self._trips, rest[len(rest) - len(self._trips) :], strict=True))
+        trips = [
+            any([self._tripped(t, found[i], chs[i]) for t, found in told]) for i in range(len(chs))
+        ]
         coupled = [False] * len(chs)
         if tracking is not None:
-            coupled = [self.flag(tracking, found) for found in rest.pop(0)]
+            # A status bit per channel names the channels that can track (the E3631A's
+            # P25V and N25V): another channel tracks nothing.
+            coupled = [
+                (not tracking.bits or ch in tracking.bits) and self.flag(tracking, found, ch)
+                for ch, found in zip(chs, rest.pop(0), strict=True)
+            ]
         return [
             ChannelSettings(
                 voltage=self.number(q["voltage?"], volts[i]),
@@ -307,12 +338,7 @@ class DialectSupply(DialectDevice):
                 output=self.flag(self._output, outputs[i], chs[i]),
                 ovp=self.number(self._ovp, ovps[i]) if ovps is not None else None,
                 ocp=self.flag(self._ocp_state, ocps[i]) if ocps is not None else None,
-                tripped=any(  # a list: each read is kept (see _tripped), not cut short
-                    [
-                        self._tripped(t, found[i], chs[i])
-                        for t, found in zip(self._trips, rest, strict=True)
-                    ]
-                ),
+                tripped=trips[i],
                 range=in_range[i].strip() if in_range is not None else None,
                 coupled=coupled[i],
             )

@@ -378,8 +378,9 @@ def check_channel_off(
             Finding(
                 "all-off.coupling",
                 BUILT_IN,
-                f"{supply} CH{channel} tracks another channel (tracking on): a setpoint for "
-                "one would change the other; turn tracking off at the supply",
+                f"{supply} CH{channel} tracks another channel (tracking, series or "
+                "parallel): a setpoint for one would change the other; set the channels "
+                "independent at the supply",
             )
         )
     return findings

@@ -348,7 +348,7 @@ RULES: tuple[Rule, ...] = (
         "all-off.coupling",
         MEASUREMENT,
         "a supply channel found tracking another (a setpoint for one would change the "
-        "other): at connect, arming and reset",
+        "other): at connect, arming, reset and before a net goes live",
         "built-in",
         "`measurements.check_channel_off` (start-up and arming)",
     ),

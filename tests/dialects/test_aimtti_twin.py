@@ -174,6 +174,31 @@ def test_a_trip_told_once_by_the_register_is_kept_until_cleared(served, driver):
     assert not settings.tripped and not settings.output
 
 
+def test_a_trip_told_in_a_pass_whose_other_reply_is_garbage_is_kept(served, driver):
+    """The register is read (and cleared) in the same pass as the measurements: a reply
+    of the pass that cannot be read fails the pass, and must not take the told trip
+    with it (the output stays tripped until TRIPRST: nothing else would show it)."""
+    from interlock.errors import ProtocolError
+
+    driver.program_voltage(1, 5.0)
+    driver.program_current_limit(1, 1.0)  # 2 ohm: 2.5 A wanted, OCP at 1 A
+    driver.set_output(1, True)
+    twin, answer = served.twin, served.twin.execute
+
+    def garbled(line: str) -> str | None:  # a measurement reply mangled on the wire
+        return "#?!" if line.strip() == "V1O?" else answer(line)
+
+    twin.execute = garbled
+    try:
+        with pytest.raises(ProtocolError):
+            driver.poll([1])
+    finally:
+        twin.execute = answer
+    assert twin.limit_events[1] == 0  # that pass read and cleared the register
+    (settings,) = driver.settings([1])
+    assert settings.tripped and not settings.output
+
+
 def test_an_ocp_without_a_switch_needs_its_level_lines(tmp_path):
     from interlock.dialects.loader import load_dialect
     from interlock.errors import ConfigError

@@ -128,3 +128,30 @@ def test_channels_coupled_at_the_front_panel_are_never_armed(tmp_path, sim_bench
         assert not psu.live_outputs()
     finally:
         close_rig(rig)
+
+
+def test_channels_coupled_after_arming_never_go_live(tmp_path, sim_bench_factory):
+    """The SPD3303X has no panel lock: SER or PARA pressed once the bench is armed is
+    read back before the net goes live, and refused there."""
+    from interlock.errors import InstrumentError
+    from interlock.sim.twins.siglent import MODE_SERIES
+    from tests.controller.support import close_rig, make_rig
+    from tests.dialects.support import motor_bench
+
+    rig = make_rig(sim_bench_factory, tmp_path, bench=motor_bench(tmp_path, "siglent-spd3303x"))
+    try:
+        controller = rig.controller
+        assert controller.state == "armed"
+        rig.power_up_logic()
+        rig.power_up_bus()
+        controller.set_voltage("MOTOR", 3.0)
+        psu = rig.sim.instruments["motor_psu"]
+        psu.mode = MODE_SERIES
+        with pytest.raises(InstrumentError, match="motor_psu CH1 tracks another channel"):
+            controller.output_on("MOTOR")
+        assert controller.state == "fault"
+        assert "tracks another channel" in (controller.fault_cause or "")
+        assert not psu.live_outputs()
+        assert rig.truth()["nets"]["MOTOR"]["voltage"] == pytest.approx(0.0, abs=0.05)
+    finally:
+        close_rig(rig)
