@@ -143,6 +143,10 @@ class PowerSupply(Instrument, Protocol):
 
 @runtime_checkable
 class Meter(Instrument, Protocol):
+    def check_setup(self) -> None:
+        """SetupMismatch unless it is set up as bench.toml says (asked once it is
+        known to be the one named)."""
+
     def measure_voltage(self, **context: Any) -> float: ...
 
     def measure_resistance(self, **context: Any) -> float: ...

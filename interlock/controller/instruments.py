@@ -176,6 +176,8 @@ class BenchInstruments:
         if not ok:
             self.untrusted.add(instrument.name)
             raise IdentityMismatch(instrument.name, str(expected), str(seen))
+        if isinstance(instrument, Meter):  # the one named: now asked how it is set up
+            instrument.check_setup()
         self.untrusted.discard(instrument.name)
 
     def verify_identities(self) -> list[InstrumentError]:

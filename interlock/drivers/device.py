@@ -108,6 +108,9 @@ class DialectDevice:
         self.capabilities = dialect.capabilities
         self._end = dialect.link.write_termination
         self._compound = dialect.capabilities.compound
+        # Each line of a query that clears on read: the channels it answers and every such
+        # query reading it (see _told). As many as those lines times the channels.
+        self._answering: dict[str, tuple[Sequence[int], tuple[Query, ...]]] = {}
 
     @classmethod
     def build(cls, spec: DriverSpec) -> DialectDevice:
@@ -231,7 +234,11 @@ class DialectDevice:
             if replies and between is not None:
                 self.transport.wait_gap()
                 between()
-            replies.append(self.ask(line, query.width))
+            reply = self.ask(line, query.width)
+            channels, readers = self._answering.get(line, ((), ()))
+            for reader in readers:  # kept now: the pass may end before its last line
+                self._told(reader, reply, channels)
+            replies.append(reply)
         return replies
 
     def _lines(
@@ -249,6 +256,11 @@ class DialectDevice:
             else:
                 lines += [(query, query.line(ch=c), 1) for c in channels]
                 answering += [[c] for c in channels]
+        for (query, line, _), channels in zip(lines, answering, strict=True):
+            if query.clears_on_read:
+                readers = self._answering.get(line, (channels, ()))[1]
+                if query not in readers:
+                    self._answering[line] = (channels, (*readers, query))
         # Two queries reading one line (an OVP bit and an OCP bit of one status register)
         # ask it once and read the same reply: a second read may find the register
         # cleared by the first (an event register), or changed since.

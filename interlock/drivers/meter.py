@@ -40,8 +40,7 @@ class DialectMeter(DialectDevice):
     def identify(self) -> Identified:
         """Who it is; first, where the family has several command sets (``command_set?``,
         its true words the set this dialect speaks), that the one in force is that set:
-        in another, every reply means something else. Then that it reads the inputs
-        bench.toml wires (see :meth:`_check_terminals`)."""
+        in another, every reply means something else."""
         check = self.dialect.queries.get("command_set?")
         if check is not None:
             (word,) = self.fields(check, self.ask(check.line()), 1)
@@ -49,8 +48,12 @@ class DialectMeter(DialectDevice):
                 raise IdentityMismatch(
                     self.name, f"the {'/'.join(check.true)} command set", word.strip()
                 )
-        self._check_terminals()
         return super().identify()
+
+    def check_setup(self) -> None:
+        """Asked once it is known to be the meter named: that it reads the inputs
+        bench.toml wires (see :meth:`_check_terminals`)."""
+        self._check_terminals()
 
     def _check_terminals(self, **context: Any) -> None:
         """SetupMismatch unless the front/rear switch selects the inputs the bench wires:

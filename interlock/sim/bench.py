@@ -192,7 +192,8 @@ class SimulatedBench:
                     name, identity, self.electrical, self.ground_truth,
                     model=spec.identity.model, rng=rng)
             else:
-                instrument = twin(name, identity, self.electrical, self.ground_truth, rng=rng)
+                instrument = twin(name, identity, self.electrical, self.ground_truth, rng=rng,
+                                  terminals=spec.terminals or "front")
             link = dialects()[spec.dialect].link
             if link.kind != "visa-socket":  # a serial instrument: its twin on a pty
                 self.instruments[name] = instrument

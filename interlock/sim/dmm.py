@@ -70,6 +70,7 @@ class SimulatedMeter(ScpiInstrument):
         electrical: ElectricalBench,
         truth: GroundTruth,
         rng: random.Random | None = None,
+        terminals: str = "front",
     ) -> None:
         super().__init__(name, identity, electrical, truth, rng)
         self.function = self.functions["VOLT"]
@@ -78,8 +79,10 @@ class SimulatedMeter(ScpiInstrument):
         self.samples = 1
         self.nplc = 10.0
         self.fetched: list[float] | None = None
-        # The front/rear switch, a button *RST leaves alone: the bench wires the front.
-        self.terminals = "FRON"
+        # The front/rear switch, a button *RST leaves alone, and the inputs the bench
+        # wires (bench.toml's terminals): the switch starts on them.
+        self.wired = "REAR" if terminals == "rear" else "FRON"
+        self.terminals = self.wired
         self.reset()
         self._register()
 
@@ -218,7 +221,7 @@ class SimulatedMeter(ScpiInstrument):
     # --- measuring -----------------------------------------------------------
 
     def _true_value(self) -> float:
-        if self.terminals != "FRON":  # nothing is wired to the rear inputs
+        if self.terminals != self.wired:  # nothing is wired to the other inputs
             return math.inf if self.function.name in ("RES", "FRES") else 0.0
         seen = self.electrical.meter_input()
         if self.function.name == "VOLT":

@@ -199,6 +199,29 @@ def test_a_trip_told_in_a_pass_whose_other_reply_is_garbage_is_kept(served, driv
     assert settings.tripped and not settings.output
 
 
+def test_a_trip_told_in_a_pass_cut_short_is_kept(served, driver):
+    """A pass is cut short once a stop is under way (the monitor's ``between`` raises
+    before the next line): a register read before the cut has told its trip, and it is
+    kept though the pass never ends."""
+    from interlock.errors import FaultLatched
+
+    driver.program_voltage(1, 5.0)
+    driver.program_current_limit(1, 1.0)  # 2 ohm: 2.5 A wanted, OCP at 1 A
+    driver.set_output(1, True)
+    calls = []
+
+    def between() -> None:  # before each line after the first: V2O?, I1O?, I2O?, LSR1?, LSR2?
+        calls.append(1)
+        if len(calls) == 5:
+            raise FaultLatched("a stop is under way")
+
+    with pytest.raises(FaultLatched):
+        driver.post_poll([1, 2], between).result()
+    assert served.twin.limit_events[1] == 0  # LSR1? was read, and cleared
+    (settings, _) = driver.settings([1, 2])
+    assert settings.tripped and not settings.output
+
+
 def test_an_ocp_without_a_switch_needs_its_level_lines(tmp_path):
     from interlock.dialects.loader import load_dialect
     from interlock.errors import ConfigError

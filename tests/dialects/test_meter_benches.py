@@ -76,15 +76,17 @@ def test_a_dmm6500_in_another_command_set_is_not_trusted(sim_bench_factory, tmp_
         close_rig(rig)
 
 
+@pytest.mark.parametrize("stanza", [KEYSIGHT_DMM, DMM6500, METERS["hp-34401a"][0]])
 def test_a_meter_switched_to_its_rear_inputs_trips_before_anything_is_energised(
-    sim_bench_factory, tmp_path
+    sim_bench_factory, tmp_path, stanza
 ):
     """Someone pressed the front/rear button: the DUT is wired to the front inputs, and on
     the rear a live net reads 0 V and any resistance open. The safe-to-mate check asks
     the switch before it reads, and trips on it by name; the net never goes live."""
     from interlock.errors import InstrumentError
 
-    rig = make_rig(sim_bench_factory, tmp_path)
+    bench = edited_bench(tmp_path, {"bench.toml": [(KEYSIGHT_DMM, stanza)]})
+    rig = make_rig(sim_bench_factory, tmp_path, bench=bench)
     try:
         controller = rig.controller
         assert controller.state == "armed"
@@ -103,20 +105,28 @@ def test_a_meter_switched_to_its_rear_inputs_trips_before_anything_is_energised(
 
 @pytest.mark.parametrize("wired", ["front", "rear"])
 def test_the_meter_must_read_the_inputs_bench_toml_wires(sim_bench_factory, tmp_path, wired):
-    """bench.toml says which inputs are wired (front by default): a meter found on the
-    other side at connecting is not trusted, and nothing is read through it."""
+    """bench.toml says which inputs are wired (front by default): a bench wired to the
+    rear arms through them; a meter found on the other side at connecting is not trusted
+    once it is known to be the one named, and nothing is read through it."""
     stanza = KEYSIGHT_DMM + (f'\nterminals = "{wired}"' if wired == "rear" else "")
     bench = edited_bench(tmp_path, {"bench.toml": [(KEYSIGHT_DMM, stanza)]})
-    rig = make_rig(sim_bench_factory, tmp_path, bench=bench, connect=False)
+    rig = make_rig(sim_bench_factory, tmp_path, bench=bench)
     try:
         assert rig.controller.configuration.bench.instruments["dmm"].terminals == wired
+        assert rig.sim.instruments["dmm"].terminals == ("REAR" if wired == "rear" else "FRON")
+        assert rig.controller.state == "armed"  # the DUT's ID resistor read through them
+    finally:
+        close_rig(rig)
+    (tmp_path / "again").mkdir()
+    rig = make_rig(sim_bench_factory, tmp_path / "again", bench=bench, connect=False)
+    try:
         rig.sim.instruments["dmm"].terminals = "REAR" if wired == "front" else "FRON"
         with pytest.raises(Exception) as error:
             rig.controller.connect()
         assert f"bench.toml wires its {wired} inputs" in str(error.value)
         assert not rig.controller.instruments.trusted("dmm")
         received = [c["line"] for c in rig.truth()["instruments"]["dmm"]["commands"]]
-        assert received == ["ROUT:TERM?"]  # asked first, and nothing after it
+        assert received == ["*IDN?", "ROUT:TERM?"]  # who it is first; nothing after
     finally:
         close_rig(rig)
 

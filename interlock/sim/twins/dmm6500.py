@@ -63,7 +63,6 @@ class Dmm6500Meter(SimulatedMeter):
             "[SENSe:]FUNCtion[:ON]",
             lambda p: (p.at_most(0), f'"{_SHOWN[self.function.name]}"')[1],
         )
-        c.query("ROUTe:TERMinals", lambda p: (p.at_most(0), "FRON")[1])
         super()._register()
 
     def _idn(self, params: Parameters) -> str:
