@@ -6,6 +6,7 @@ import argparse
 
 from interlock.commands.common import add_bench_argument, banner, bench_file
 from interlock.config import Configuration, load_configuration
+from interlock.config.bench import Instrument
 from interlock.units import (
     CURRENT,
     DURATION,
@@ -57,10 +58,7 @@ def render(configuration: Configuration) -> str:
     ]
     out += _table(
         ["name", "driver", "where", "expected identity"],
-        [
-            [i.name, i.driver, i.resource or i.port or "", str(i.identity)]
-            for i in bench.instruments.values()
-        ],
+        [[i.name, i.driver, _where(i), str(i.identity)] for i in bench.instruments.values()],
     )
     out += ["", "Nets"]
     rows = []
@@ -117,3 +115,9 @@ def render(configuration: Configuration) -> str:
         )
     out += ["", "configuration OK"]
     return "\n".join(out)
+
+
+def _where(instrument: Instrument) -> str:
+    """Where it is reached, and for a meter with a front/rear switch, which inputs."""
+    where = instrument.resource or instrument.port or ""
+    return f"{where} ({instrument.terminals} inputs)" if instrument.terminals else where

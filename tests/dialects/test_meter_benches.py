@@ -140,3 +140,14 @@ def test_terminals_on_an_instrument_without_the_switch_is_a_config_error(tmp_pat
         load_configuration(edited_bench(tmp_path, {"bench.toml": edits}))
     assert error.value.key == "instruments.psu.terminals"
     assert "no front/rear switch" in error.value.problem
+
+
+def test_check_shows_the_inputs_a_meter_is_wired_to(tmp_path):
+    from interlock.commands.check import render
+    from interlock.config import load_configuration
+
+    stanza = KEYSIGHT_DMM + '\nterminals = "rear"'
+    bench = edited_bench(tmp_path, {"bench.toml": [(KEYSIGHT_DMM, stanza)]})
+    shown = render(load_configuration(bench))
+    assert "TCPIP::127.0.0.1::5026::SOCKET (rear inputs)" in shown
+    assert "(front inputs)" not in shown and "5025::SOCKET (" not in shown  # supplies: none
