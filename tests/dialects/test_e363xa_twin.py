@@ -5,6 +5,7 @@ OCP at levels of their own on the E3632A, cleared back to the output's old state
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -128,36 +129,44 @@ def test_the_e3632a_twin_answers_as_its_guide_says():
         run(client, E3632A_TABLE)
 
 
-def test_the_driver_clears_a_trip_and_the_output_stays_off(tmp_path):
-    """The E3632A brings its output back when a trip is cleared: the dialect's clear lines
-    turn it off in the same line, so the interlock's clear leaves it off."""
+@contextlib.contextmanager
+def e3632a_driver(tmp_path, ohms: float):
+    """The generic supply driver speaking the E3632A dialect to its twin, a load of
+    ``ohms`` on the output: (the served twin, the driver)."""
     from interlock.dialects import dialects
     from interlock.drivers.registry import DriverSpec, build
     from interlock.journal import Journal
 
     with (
-        served_twin("keysight-e3632a", E3632A, {"OUT1": Load(resistance=100.0)}) as served,
+        served_twin("keysight-e3632a", E3632A, {"OUT1": Load(resistance=ohms)}) as served,
         Journal(tmp_path / "j.sqlite", bench="b") as journal,
     ):
         spec = DriverSpec("psu", dialects()["keysight-e3632a"], served.resource, journal, 1.0)
         psu = build("supply", spec, file="bench.toml", key="instruments.psu")
         psu.open()
         try:
-            assert psu.program_ovp(1, 6.0) == pytest.approx(6.0)
-            psu.program_current_limit(1, 0.5)
-            assert psu.enable_ocp(1)
-            psu.program_voltage(1, 5.0)
-            assert psu.set_output(1, True)
-            psu.program_voltage(1, 7.0)  # above the OVP level: trips
-            (held,) = psu.settings([1])
-            assert held.tripped and not held.output
-            psu.program_voltage(1, 5.0)
-            psu.clear_protection(1)
-            (held,) = psu.settings([1])
-            assert not held.tripped and not held.output
-            assert not served.twin.live_outputs()
+            yield served, psu
         finally:
             psu.close()
+
+
+def test_the_driver_clears_a_trip_and_the_output_stays_off(tmp_path):
+    """The E3632A brings its output back when a trip is cleared: the dialect's clear lines
+    turn it off in the same line, so the interlock's clear leaves it off."""
+    with e3632a_driver(tmp_path, 100.0) as (served, psu):
+        assert psu.program_ovp(1, 6.0) == pytest.approx(6.0)
+        psu.program_current_limit(1, 0.5)
+        assert psu.enable_ocp(1)
+        psu.program_voltage(1, 5.0)
+        assert psu.set_output(1, True)
+        psu.program_voltage(1, 7.0)  # above the OVP level: trips
+        (held,) = psu.settings([1])
+        assert held.tripped and not held.output
+        psu.program_voltage(1, 5.0)
+        psu.clear_protection(1)
+        (held,) = psu.settings([1])
+        assert not held.tripped and not held.output
+        assert not served.twin.live_outputs()
 
 
 @pytest.mark.parametrize("trip", ["ovp", "ocp"])
@@ -165,37 +174,24 @@ def test_a_cleared_trip_brings_the_output_back_at_0_v_only(tmp_path, trip):
     """The clear restores the output to its state before the trip, at the setpoint that
     tripped it (the guide: lower the voltage first). The interlock clears at a reset,
     setpoints as they were: what comes back must come back at 0 V."""
-    from interlock.dialects import dialects
-    from interlock.drivers.registry import DriverSpec, build
-    from interlock.journal import Journal
-
-    with (
-        served_twin("keysight-e3632a", E3632A, {"OUT1": Load(resistance=5.0)}) as served,
-        Journal(tmp_path / "j.sqlite", bench="b") as journal,
-    ):
-        spec = DriverSpec("psu", dialects()["keysight-e3632a"], served.resource, journal, 1.0)
-        psu = build("supply", spec, file="bench.toml", key="instruments.psu")
-        psu.open()
-        try:
-            psu.program_ovp(1, 6.0)
-            psu.program_current_limit(1, 1.5)
-            assert psu.enable_ocp(1)
-            psu.program_voltage(1, 5.0)
-            assert psu.set_output(1, True)  # 5 ohm: 1 A
-            if trip == "ovp":
-                psu.program_voltage(1, 7.0)  # above the OVP level
-            else:
-                psu.program_current_limit(1, 0.5)  # 1 A wanted, OCP at the limit: trips
-            (held,) = psu.settings([1])
-            assert held.tripped and not held.output
-            psu.clear_protection(1)
-            (held,) = psu.settings([1])
-            assert not held.tripped and not held.output
-            restored = served.truth.events("output-restored")
-            assert restored, "the twin restores the output on a clear, as the guide says"
-            assert all(event["volts"] == 0.0 for event in restored), restored
-        finally:
-            psu.close()
+    with e3632a_driver(tmp_path, 5.0) as (served, psu):
+        psu.program_ovp(1, 6.0)
+        psu.program_current_limit(1, 1.5)
+        assert psu.enable_ocp(1)
+        psu.program_voltage(1, 5.0)
+        assert psu.set_output(1, True)  # 5 ohm: 1 A
+        if trip == "ovp":
+            psu.program_voltage(1, 7.0)  # above the OVP level
+        else:
+            psu.program_current_limit(1, 0.5)  # 1 A wanted, OCP at the limit: trips
+        (held,) = psu.settings([1])
+        assert held.tripped and not held.output
+        psu.clear_protection(1)
+        (held,) = psu.settings([1])
+        assert not held.tripped and not held.output
+        restored = served.truth.events("output-restored")
+        assert restored, "the twin restores the output on a clear, as the guide says"
+        assert all(event["volts"] == 0.0 for event in restored), restored
 
 
 # The E3631A feeds MOTOR from P25V (and, in the second bench, VLOGIC from P6V too).
