@@ -397,22 +397,18 @@ def _check_capabilities(bench: Bench, profile: Profile) -> None:
         # current only at low voltage: the net's highest voltage at its highest current
         # must fit.
         switched = limits.max_voltage * limits.max_current
-        if switched > channel.max_power:
-            raise ConfigError(
-                profile.shown_path,
-                f"{key}.max_current",
-                f"{limits.max_voltage:g} V at {limits.max_current:g} A is {switched:g} W, beyond "
-                f"what the {model.model} CH{wiring.supply.channel} can deliver "
-                f"({channel.max_power:g} W); a profile may only tighten",
-            )
-        if switched > board.contact_max_power:
-            raise ConfigError(
-                profile.shown_path,
-                f"{key}.max_current",
-                f"{limits.max_voltage:g} V at {limits.max_current:g} A is {switched:g} W, beyond "
-                f"what relay {relay.name}'s contacts may switch ({board.contact_max_power:g} W, "
-                f"{board.model}); a profile may only tighten",
-            )
+        for watts, what, whose in (
+            (channel.max_power, f"the {model.model} CH{wiring.supply.channel} can deliver", ""),
+            (board.contact_max_power, f"relay {relay.name}'s contacts may switch", board.model),
+        ):
+            if switched > watts:
+                rating = f"{watts:g} W, {whose}" if whose else f"{watts:g} W"
+                raise ConfigError(
+                    profile.shown_path,
+                    f"{key}.max_current",
+                    f"{limits.max_voltage:g} V at {limits.max_current:g} A is {switched:g} W, "
+                    f"beyond what {what} ({rating}); a profile may only tighten",
+                )
         _check_range(profile, net, f"{model.model} CH{wiring.supply.channel}", channel, limits)
         caps = dialect_of(model.model).capabilities
         _check_required(profile, net, instrument.name, model.model, limits, caps)

@@ -24,7 +24,7 @@ from interlock.journal import Journal, Pending
 from interlock.limits import PinnedLimits, SetOutput
 from interlock.limits.measurements import (
     Finding,
-    check_channel_off,
+    check_coupling,
     check_dut_identity,
     check_identity_stray,
     check_live,
@@ -118,14 +118,8 @@ class Energising:
         if finding is not None:
             self._trip("readback", finding.problem, finding=finding)
             raise ReadbackMismatch(port.supply, f"{net} not off before going live")
-        for finding in check_channel_off(
-            port.supply,
-            port.channel,
-            output=False,
-            voltage=0.0,
-            tripped=False,
-            coupled=held.coupled,
-        ):  # tracking set at its panel since arming (a supply without a lock)
+        finding = check_coupling(port.supply, port.channel, held.coupled)
+        if finding is not None:  # set at its panel since arming (a supply without a lock)
             self._trip("readback", finding.problem, finding=finding)
             raise ReadbackMismatch(port.supply, f"{net}: {finding.problem}")
         if ranged:

@@ -108,9 +108,6 @@ class DialectDevice:
         self.capabilities = dialect.capabilities
         self._end = dialect.link.write_termination
         self._compound = dialect.capabilities.compound
-        # Each line of a query that clears on read: the channels it answers and every such
-        # query reading it (see _told). As many as those lines times the channels.
-        self._answering: dict[str, tuple[Sequence[int], tuple[Query, ...]]] = {}
 
     @classmethod
     def build(cls, spec: DriverSpec) -> DialectDevice:
@@ -199,10 +196,10 @@ class DialectDevice:
     def ask_all(self, queries: Sequence[tuple[Query, Sequence[int]]]) -> list[list[str]]:
         """Each query's fields for its channels: one line per channel list (or per channel),
         all lines in one exchange where the dialect joins them."""
-        lines, found = self._lines(queries)
+        lines, found, tell = self._lines(queries)
         if self._compound and len(lines) > 1:
             return found(self._parts(self.ask(joined([line for _, line, _ in lines])), lines))
-        return found(self._ask_each(lines))
+        return found(self._ask_each(lines, tell=tell))
 
     def post_all(
         self,
@@ -214,53 +211,60 @@ class DialectDevice:
         before each line after the first: what it raises ends the asking there (the
         monitor's, once a stop is under way: a line more would only make the stop's lines
         wait behind it)."""
-        lines, found = self._lines(queries)
+        lines, found, tell = self._lines(queries)
         if len(lines) == 1:
             query, line, _ = lines[0]
             return self.post(line, query.width).then(lambda reply: found([reply]))
         if self._compound and lines:
             posted = self.post(joined([line for _, line, _ in lines]))
             return posted.then(lambda reply: found(self._parts(reply, lines)))
-        return Posted(None, 0.0, lambda: found(self._ask_each(lines, between)))
+        return Posted(None, 0.0, lambda: found(self._ask_each(lines, between, tell)))
 
     def _ask_each(
-        self, lines: Sequence[tuple[Query, str, int]], between: Callable[[], None] | None = None
+        self,
+        lines: Sequence[tuple[Query, str, int]],
+        between: Callable[[], None] | None = None,
+        tell: Callable[[str, str], None] | None = None,
     ) -> list[str]:
         """Each line's reply, one exchange each (a dialect that joins none); ``between``
         called before each line after the first, once the instrument's gap has passed
-        (a stop that comes during the gap stops the line)."""
+        (a stop that comes during the gap stops the line); ``tell`` (see :meth:`_lines`)
+        given each reply as it comes: the pass may end before its last line."""
         replies = []
         for query, line, _ in lines:
             if replies and between is not None:
                 self.transport.wait_gap()
                 between()
             reply = self.ask(line, query.width)
-            channels, readers = self._answering.get(line, ((), ()))
-            for reader in readers:  # kept now: the pass may end before its last line
-                self._told(reader, reply, channels)
+            if tell is not None:
+                tell(line, reply)
             replies.append(reply)
         return replies
 
     def _lines(
         self, queries: Sequence[tuple[Query, Sequence[int]]]
-    ) -> tuple[list[tuple[Query, str, int]], Callable[[list[str]], list[list[str]]]]:
+    ) -> tuple[
+        list[tuple[Query, str, int]],
+        Callable[[list[str]], list[list[str]]],
+        Callable[[str, str], None],
+    ]:
         """The lines that ask ``queries`` (query, line, how many channels it answers), each
-        once, and how their replies read as each query's fields."""
+        once; how their replies read as each query's fields; and ``tell(line, reply)``,
+        which hands the driver (:meth:`_told`), once, the reply to a line whose read cleared
+        what it reports, before anything else of its pass is read (``found`` tells those
+        not told yet)."""
         lines: list[tuple[Query, str, int]] = []
-        answering: list[Sequence[int]] = []  # the channels each line answers
+        clearing: dict[str, list[tuple[Query, Sequence[int]]]] = {}  # line -> its readers
         for query, channels in queries:
             if query.per_channel_list:
                 chs = self.dialect.list_separator.join(map(str, channels))
-                lines.append((query, query.line(chs=chs), len(channels)))
-                answering.append(list(channels))
+                answers = [(query.line(chs=chs), list(channels))]
             else:
-                lines += [(query, query.line(ch=c), 1) for c in channels]
-                answering += [[c] for c in channels]
-        for (query, line, _), channels in zip(lines, answering, strict=True):
-            if query.clears_on_read:
-                readers = self._answering.get(line, (channels, ()))[1]
-                if query not in readers:
-                    self._answering[line] = (channels, (*readers, query))
+                answers = [(query.line(ch=c), [c]) for c in channels]
+            for line, answered in answers:
+                lines.append((query, line, len(answered)))
+                if query.clears_on_read:
+                    clearing.setdefault(line, []).append((query, answered))
         # Two queries reading one line (an OVP bit and an OCP bit of one status register)
         # ask it once and read the same reply: a second read may find the register
         # cleared by the first (an event register), or changed since.
@@ -271,17 +275,20 @@ class DialectDevice:
                 at[entry[1]] = len(asked)
                 asked.append(entry)
 
+        def tell(line: str, reply: str) -> None:
+            for query, channels in clearing.pop(line, ()):
+                self._told(query, reply, channels)
+
         def found(parts: list[str]) -> list[list[str]]:
             # What a read cleared is kept first, whatever else of the pass cannot be read.
-            for (query, line, _), channels in zip(lines, answering, strict=True):
-                if query.clears_on_read:
-                    self._told(query, parts[at[line]], channels)
+            for line in list(clearing):
+                tell(line, parts[at[line]])
             fields: dict[int, list[str]] = {}
             for query, line, count in lines:
                 fields.setdefault(id(query), []).extend(self.fields(query, parts[at[line]], count))
             return [fields[id(query)] for query, _ in queries]
 
-        return asked, found
+        return asked, found, tell
 
     def _told(self, query: Query, reply: str, channels: Sequence[int]) -> None:
         """``reply`` to a query whose read cleared what it reports (``clears_on_read``),

@@ -278,11 +278,10 @@ class DialectSupply(DialectDevice):
 
     def _tripped(self, query: Query, found: str, channel: int) -> bool:
         """Whether a trip query's reply says ``channel`` tripped. A register its read clears
-        tells a trip once, while the output stays tripped until cleared: kept until then."""
+        tells a trip once, while the output stays tripped until cleared: what it told was
+        kept (:meth:`_told`, before any field of its pass was read) until then."""
         if not query.clears_on_read:
             return self.flag(query, found)
-        if self.flag(query, found):
-            self._trips_told.add(channel)
         return channel in self._trips_told
 
     def settings(
@@ -317,12 +316,6 @@ class DialectSupply(DialectDevice):
         ovps = rest.pop(0) if self._ovp is not None else None
         ocps = rest.pop(0) if self._ocp_state is not None else None
         in_range = rest.pop(0) if asks_range else None
-        # The trips first, as in a poll: a register its read cleared told them once. A
-        # list in any(): each read is kept (see _tripped), none cut short.
-        told = list(zip(self._trips, rest[len(rest) - len(self._trips) :], strict=True))
-        trips = [
-            any([self._tripped(t, found[i], chs[i]) for t, found in told]) for i in range(len(chs))
-        ]
         coupled = [False] * len(chs)
         if tracking is not None:
             # A status bit per channel names the channels that can track (the E3631A's
@@ -338,7 +331,10 @@ class DialectSupply(DialectDevice):
                 output=self.flag(self._output, outputs[i], chs[i]),
                 ovp=self.number(self._ovp, ovps[i]) if ovps is not None else None,
                 ocp=self.flag(self._ocp_state, ocps[i]) if ocps is not None else None,
-                tripped=trips[i],
+                tripped=any(
+                    self._tripped(t, found[i], chs[i])
+                    for t, found in zip(self._trips, rest, strict=True)
+                ),
                 range=in_range[i].strip() if in_range is not None else None,
                 coupled=coupled[i],
             )

@@ -357,9 +357,7 @@ def check_channel_off(
     coupled: bool = False,
 ) -> list[Finding]:
     """A supply channel found as it should be with nothing live: output off, no
-    protection trip latched, and not tracking another channel (set at its front panel,
-    tracking makes a setpoint for one channel change the other's, which no readback of
-    the one channel shows)."""
+    protection trip latched, and not tracking another (:func:`check_coupling`)."""
     findings = []
     if output:
         findings.append(
@@ -373,17 +371,25 @@ def check_channel_off(
         findings.append(
             Finding("all-off.protection", BUILT_IN, f"{supply} CH{channel} protection tripped")
         )
-    if coupled:
-        findings.append(
-            Finding(
-                "all-off.coupling",
-                BUILT_IN,
-                f"{supply} CH{channel} tracks another channel (tracking, series or "
-                "parallel): a setpoint for one would change the other; set the channels "
-                "independent at the supply",
-            )
-        )
+    coupling = check_coupling(supply, channel, coupled)
+    if coupling is not None:
+        findings.append(coupling)
     return findings
+
+
+def check_coupling(supply: str, channel: int, coupled: bool) -> Finding | None:
+    """A supply channel not tracking another: set at its front panel, tracking makes a
+    setpoint for one channel change the other's, which no readback of the one channel
+    shows. Checked with the rest at start-up, arming and reset, and alone before a net
+    goes live (a supply without a panel lock may be switched since arming)."""
+    if not coupled:
+        return None
+    return Finding(
+        "all-off.coupling",
+        BUILT_IN,
+        f"{supply} CH{channel} tracks another channel (tracking, series or parallel): a "
+        "setpoint for one would change the other; set the channels independent at the supply",
+    )
 
 
 def check_relays_open(closed: Iterable[str]) -> Finding | None:

@@ -350,7 +350,7 @@ RULES: tuple[Rule, ...] = (
         "a supply channel found tracking another (a setpoint for one would change the "
         "other): at connect, arming, reset and before a net goes live",
         "built-in",
-        "`measurements.check_channel_off` (start-up and arming)",
+        "`measurements.check_coupling` (start-up, arming, before going live)",
     ),
     Rule(
         "all-off.relays",

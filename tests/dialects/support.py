@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from interlock.dialects import SupplyModel, dialects
+from interlock.errors import InstrumentError
 from tests.controller.support import edited_bench
 
 # The default bench's own supply: its dialect is what bench.toml already holds.
@@ -58,3 +63,18 @@ def motor_bench(directory: Path, dialect: str) -> Path:
     if dialect == DEFAULT:
         return edited_bench(directory, {})
     return edited_bench(directory, {"bench.toml": motor_edits(dialect)})
+
+
+def assert_coupled_never_armed(
+    rig: Any, supply: str, channel: int, couple: Callable[[Any], None]
+) -> None:
+    """``couple(twin)`` sets ``supply``'s channels tracking at its front panel, on a bench
+    connected without a fault: the arm is refused, naming ``channel``, and nothing is
+    live."""
+    assert rig.controller.fault_cause is None
+    twin = rig.sim.instruments[supply]
+    couple(twin)
+    with pytest.raises(InstrumentError, match=f"{supply} CH{channel} tracks another channel"):
+        rig.controller.arm("operator")
+    assert rig.controller.state != "armed"
+    assert not twin.live_outputs()

@@ -237,19 +237,16 @@ def test_one_net_per_shared_output_switch(tmp_path):
 def test_an_e3631a_tracking_found_on_is_never_armed(tmp_path, sim_bench_factory):
     """With OUTP:TRAC on (the front panel's Track key; off after *RST, which the interlock
     never sends), every P25V setpoint drives N25V too: found before arming, refused."""
-    from interlock.errors import InstrumentError
     from tests.controller.support import close_rig, make_rig
+    from tests.dialects.support import assert_coupled_never_armed
+
+    def track(hp) -> None:  # at its panel (the twin listens in remote only)
+        hp.execute("SYST:REM")
+        hp.execute("OUTP:TRAC ON")
 
     bench = edited_bench(tmp_path, {"bench.toml": TWO_NETS})
     rig = make_rig(sim_bench_factory, tmp_path, bench=bench, arm=False)
     try:
-        assert rig.controller.fault_cause is None
-        hp = rig.sim.instruments["hp"]
-        hp.execute("SYST:REM")
-        hp.execute("OUTP:TRAC ON")
-        with pytest.raises(InstrumentError, match="hp CH2 tracks another channel"):
-            rig.controller.arm("operator")
-        assert rig.controller.state != "armed"
-        assert not hp.live_outputs()
+        assert_coupled_never_armed(rig, "hp", 2, track)
     finally:
         close_rig(rig)

@@ -133,9 +133,8 @@ def test_a_channel_tracking_another_is_never_armed(tmp_path, sim_bench_factory, 
     """Tracking, set at the front panel, makes a setpoint for CH1 change CH2's: no
     readback of CH1 shows it. Found at connecting, it is a fault; found at arming, the
     arm is refused; either way nothing is programmed or energised."""
-    from interlock.errors import InstrumentError
     from tests.controller.support import close_rig, make_rig
-    from tests.dialects.support import motor_bench
+    from tests.dialects.support import assert_coupled_never_armed, motor_bench
 
     bench = motor_bench(tmp_path, "rigol-dp800")  # a DP832's CH1 feeds the motor
     rig = make_rig(sim_bench_factory, tmp_path, bench=bench, connect=False)
@@ -148,11 +147,9 @@ def test_a_channel_tracking_another_is_never_armed(tmp_path, sim_bench_factory, 
             assert cause.startswith("found-coupled: motor_psu CH1 tracks another"), cause
         else:
             rig.controller.connect()
-            assert rig.controller.fault_cause is None
-            psu.execute(":OUTP:TRAC CH1,ON")
-            with pytest.raises(InstrumentError, match="motor_psu CH1 tracks another channel"):
-                rig.controller.arm("operator")
-            assert rig.controller.state != "armed"
+            assert_coupled_never_armed(
+                rig, "motor_psu", 1, lambda twin: twin.execute(":OUTP:TRAC CH1,ON")
+            )
         lines = [c["line"] for c in rig.truth()["instruments"]["motor_psu"]["commands"]]
         settings = [line for line in lines if "?" not in line and not line.endswith(",OFF")]
         assert not any(line.startswith((":SOUR", ":APPL", ":OUTP")) for line in settings)

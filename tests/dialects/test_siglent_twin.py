@@ -110,22 +110,18 @@ def test_a_new_session_waits_out_the_gap_of_the_host_before_it(siglent, tmp_path
 def test_channels_coupled_at_the_front_panel_are_never_armed(tmp_path, sim_bench_factory, mode):
     """In series or parallel (bits 3..2 of SYST:STAT?), CH1 and CH2 are one output: a
     setpoint for one is the other's too. Found before arming, the arm is refused."""
-    from interlock.errors import InstrumentError
     from interlock.sim.twins.siglent import MODE_PARALLEL, MODE_SERIES
     from tests.controller.support import close_rig, make_rig
-    from tests.dialects.support import motor_bench
+    from tests.dialects.support import assert_coupled_never_armed, motor_bench
+
+    def couple(psu) -> None:
+        psu.mode = MODE_SERIES if mode == "series" else MODE_PARALLEL
 
     rig = make_rig(
         sim_bench_factory, tmp_path, bench=motor_bench(tmp_path, "siglent-spd3303x"), arm=False
     )
     try:
-        assert rig.controller.fault_cause is None
-        psu = rig.sim.instruments["motor_psu"]
-        psu.mode = MODE_SERIES if mode == "series" else MODE_PARALLEL
-        with pytest.raises(InstrumentError, match="motor_psu CH1 tracks another channel"):
-            rig.controller.arm("operator")
-        assert rig.controller.state != "armed"
-        assert not psu.live_outputs()
+        assert_coupled_never_armed(rig, "motor_psu", 1, couple)
     finally:
         close_rig(rig)
 

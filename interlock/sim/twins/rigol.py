@@ -224,17 +224,15 @@ class RigolSupply(SimulatedSupply):
         out, rest = self._named(params, extra=1)
         if not rest:
             raise ScpiError(-109)
-        number = next(n for n, o in self.channels.items() if o is out)
-        if number not in self.tracking:
+        if out.number not in self.tracking:
             raise ScpiError(-221)  # no tracking on this channel: settings conflict
-        self.tracking[number] = parse_bool(rest[0])
+        self.tracking[out.number] = parse_bool(rest[0])
 
     def _tracked(self, params: Parameters) -> str:
         out, _ = self._named(params)
-        number = next(n for n, o in self.channels.items() if o is out)
-        if number not in self.tracking:
+        if out.number not in self.tracking:
             return "NONE"
-        return _word(self.tracking[number])
+        return _word(self.tracking[out.number])
 
     def _named_word(self, params: Parameters, attribute: str) -> str:
         out, _ = self._named(params)
