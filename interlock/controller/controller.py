@@ -146,6 +146,7 @@ class Controller:
             limits=lambda: self.limits,
             clock=clock,
             trip=self.trip,
+            journal_failed=self.journal_failed,
             on_trip_failed=self.supervisor.stop_heartbeat,
         )
         # A board event (E-stop, trip, mismatch) is handled at once, not at the next heartbeat.
@@ -264,10 +265,31 @@ class Controller:
         with stop_first.stopping(), self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
             return self._trip(cause, detail, who, finding)
 
+    def journal_failed(self, detail: str) -> SafeStateReport | None:
+        """The journal cannot be written: trip, unless a fault is latched already.
+
+        Every trip drives the safe state, so the latched one has (or is driving it
+        now). Seen again, by another thread a moment later (a client's change and the
+        monitor's commit fail on the same full disk), it is the same fault: driving
+        the safe state again would only send more off commands that the journal
+        cannot take, and stage another record for it. None when nothing is tripped
+        by this call.
+        """
+        with stop_first.stopping(), self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
+            if not self._gate.latch(f"journal: {detail}"):
+                return None
+            return self._tripped("journal", detail, None, None, first=True)
+
     def _trip(
         self, cause: str, detail: str, who: str | None, finding: Finding | None
     ) -> SafeStateReport:
         first = self._gate.latch(f"{cause}: {detail}")
+        return self._tripped(cause, detail, who, finding, first=first)
+
+    def _tripped(
+        self, cause: str, detail: str, who: str | None, finding: Finding | None, *, first: bool
+    ) -> SafeStateReport:
+        """The trip once its fault is latched (``first``: by this call)."""
         extra = {"who": who} if who else {}
         if finding is not None:
             extra.update(rule=finding.rule, where=finding.where)
@@ -547,7 +569,7 @@ class Controller:
             self.trip("instrument", str(error))
             raise
         except JournalError as error:
-            self.trip("journal", str(error))
+            self.journal_failed(str(error))
             raise
         except Exception as error:
             # Not an error any part is meant to raise (a defect): what was recorded may

@@ -65,10 +65,12 @@ class Monitor(Worker):
         limits: Callable[[], PinnedLimits],
         clock: Callable[[], float],
         trip: Trip,
+        journal_failed: Callable[[str], object],
         on_trip_failed: Callable[[str], None],
     ) -> None:
         super().__init__(period, trip, on_trip_failed)
         self._journal = journal
+        self._journal_failed = journal_failed  # a trip, unless a fault is latched already
         self._instruments = instruments
         self._commanded = commanded
         self._gate = gate
@@ -106,15 +108,17 @@ class Monitor(Worker):
 
     def _flush(self) -> None:
         """Write what is staged. A journal that cannot be written trips the bench; once it
-        is tripped (by that, or meanwhile by anything), it is no new fault: tripping again
-        would drive the safe state again every period, each time staging more that the
-        journal cannot take. The record waits for the next commit that succeeds (the
-        journal itself tries again no sooner than FAILED_WAIT_S after a failure)."""
+        is tripped (by that, or meanwhile by anything, even by a client's change failing
+        on the same disk a moment before), it is no new fault: tripping again would drive
+        the safe state again every period, each time staging more that the journal cannot
+        take. The record waits for the next commit that succeeds (the journal itself tries
+        again no sooner than FAILED_WAIT_S after a failure)."""
         try:
             self._journal.flush()
         except JournalError as error:
-            if self._gate.cause is None:  # asked after the failure: a reset may clear it
-                raise
+            # Latched after the failure, in one step with the check: a reset since is seen.
+            if self._journal_failed(str(error)) is not None:
+                return
             if self._flush_failed != str(error):
                 self._flush_failed = str(error)
                 log.error("tripped, and the journal still cannot take the record: %s", error)

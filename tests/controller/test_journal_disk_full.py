@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -181,3 +182,54 @@ def test_a_refusal_the_full_disk_cannot_record_trips_the_bench(live_rig, small_d
         live_rig.controller.set_voltage("VLOGIC", 1000.0)  # beyond its limit: refused
     assert live_rig.controller.state == "fault"
     assert_all_outputs_off(live_rig)
+
+
+def test_the_monitor_finding_the_full_disk_just_after_a_client_drives_nothing_again(
+    live_rig, small_disk, monkeypatch
+):
+    """A client's change and the monitor's commit fail on the same full disk a moment
+    apart: one fault, one safe state. Here the client's trip latches just after the
+    monitor's commit failed and just before the monitor's own trip would (the window a
+    look at the gate, then a trip, leaves open): the monitor drives nothing again."""
+    controller = live_rig.controller
+    driven: list[str] = []
+    safe_state = controller.safe_state
+
+    def counted(reason: str):
+        driven.append(reason)
+        return safe_state(reason)
+
+    monkeypatch.setattr(controller, "safe_state", counted)
+    latch, between = controller._gate.latch, threading.Event()
+
+    def client_first(cause: str) -> bool:
+        # The monitor's thread about to latch: the client's trip comes first.
+        if threading.current_thread().name == "interlock-monitor" and not between.is_set():
+            between.set()
+            controller.trip("journal", "a client's change failed on the same disk")
+        return latch(cause)
+
+    monkeypatch.setattr(controller._gate, "latch", client_first)
+    fill(small_disk / "filler")
+    assert until(between.is_set, 30), "the monitor's commit never failed"
+    time.sleep(10 * controller.monitor.period)  # the monitor's passes after it
+    assert controller.state == "fault"
+    ours = [r for r in driven if not r.startswith("relay-board")]  # the board's watchdog
+    assert ours == ["journal: a client's change failed on the same disk"], driven
+    assert_all_outputs_off(live_rig)
+
+
+def test_the_journal_failing_again_once_tripped_drives_and_stages_nothing(live_rig, small_disk):
+    """The journal's failure seen again (by a client's change racing the monitor, say)
+    while a fault is latched is the same fault: no safe state again, no record staged
+    for it; seen on a bench not tripped, it trips the bench with the journal's cause."""
+    controller = live_rig.controller
+    trip_on_a_full_disk(live_rig, small_disk)
+    # Its heartbeat stopped with the safe state unjournaled, the board's watchdog trips
+    # too: once that is handled, nothing else drives or stages.
+    assert until(lambda: controller.last_safe_state.reason.startswith("relay-board"), 30)
+    unjournaled, staged = live_rig.journal.unjournaled, live_rig.journal.condition()["staged"]
+    assert controller.journal_failed("write failed: database or disk is full") is None
+    assert live_rig.journal.unjournaled == unjournaled
+    assert live_rig.journal.condition()["staged"] == staged
+    assert controller.fault_cause.startswith("journal: ")

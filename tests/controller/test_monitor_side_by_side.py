@@ -85,6 +85,7 @@ def make_monitor(tmp_path, supplies, trips, monkeypatch, finding_on=None, on_tri
         limits=lambda: SimpleNamespace(nets=nets),
         clock=time.monotonic,
         trip=lambda cause, detail, **_: (trips.append(detail), on_trip()),
+        journal_failed=lambda detail: (trips.append(detail), on_trip()),
         on_trip_failed=lambda why: None,
     )
     return monitor, journal
