@@ -109,6 +109,8 @@ class PowerSupply(Instrument, Protocol):
     """A supply of one or more outputs; each setting is read back after it is set."""
 
     capabilities: Capabilities
+    # Its trip register clears on read: a trip told before this process may read as none.
+    trips_told_once: bool
 
     def program_voltage(self, channel: int, volts: float, **context: Any) -> float: ...
 

@@ -228,11 +228,13 @@ class Arming:
     # -- reset and stop ----------------------------------------------------------------------
 
     def clear_protection_trips(self) -> None:
-        """Acknowledging a fault includes a supply's latched OVP/OCP (outputs stay off)."""
+        """Acknowledging a fault includes a supply's latched OVP/OCP (outputs stay off).
+        A supply whose trip register clears on read is cleared whatever it says now: a
+        trip it told a service since restarted is latched in it still, and reads as none."""
         for name, channels in self._instruments.supply_channels().items():
             psu = self._instruments.supplies[name]
             for channel, settings in zip(channels, psu.settings(channels), strict=True):
-                if settings.tripped:
+                if settings.tripped or psu.trips_told_once:
                     psu.clear_protection(channel, purpose="reset")
 
     def release(self, report: SafeStateReport | None, fault: str | None) -> str | None:

@@ -276,6 +276,12 @@ class DialectSupply(DialectDevice):
                 if self.flag(query, field, channel):
                     self._trips_told.add(channel)
 
+    @property
+    def trips_told_once(self) -> bool:
+        """Its trip register clears on read: a trip it told a process before this one (a
+        service since restarted) is still latched in the supply, and reads as none here."""
+        return any(query.clears_on_read for query in self._trips)
+
     def _tripped(self, query: Query, found: str, channel: int) -> bool:
         """Whether a trip query's reply says ``channel`` tripped. A register its read clears
         tells a trip once, while the output stays tripped until cleared: what it told was

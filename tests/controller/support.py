@@ -14,6 +14,8 @@ from interlock.journal.entries import payload_data
 from interlock.sim.bench import SimulatedBench
 
 ROOT = Path(__file__).resolve().parents[2]
+# Comfortably past the board's 500 ms watchdog, even on a loaded machine.
+PAST_THE_WATCHDOG_S = 1.5
 
 
 @dataclass
@@ -85,6 +87,19 @@ def close_rig(rig: Rig) -> None:
     with contextlib.suppress(Exception):
         rig.controller.close()
     rig.journal.close()
+
+
+def restart(rig: Rig) -> Controller:
+    """A new controller on the same instruments and journal, as a restarted service is."""
+    journal = Journal(rig.journal.path, bench=rig.configuration.bench.name)
+    controller = Controller(rig.configuration, journal, resources=rig.sim.resources)
+    controller.connect()
+    return controller
+
+
+def close_restarted(controller: Controller) -> None:
+    controller.close()
+    controller.journal.close()
 
 
 # -- ground truth checks -----------------------------------------------------------

@@ -17,16 +17,19 @@ import time
 
 import pytest
 
-from interlock.controller import Controller
 from interlock.errors import FaultLatched, IdentityMismatch
-from interlock.journal import Journal, JournalReader
+from interlock.journal import JournalReader
 
-from .support import Rig, assert_all_outputs_off
+from .support import (
+    PAST_THE_WATCHDOG_S,
+    Rig,
+    assert_all_outputs_off,
+    close_restarted,
+    restart,
+)
 
 IMPOSTOR_PSU = "identity:psu=Keysight Technologies,E36312A,MY59009999"
 IMPOSTOR_BOARD = "identity:relays=interlock,RB8,RB8-000999"
-# Comfortably past the board's 500 ms watchdog, even on a loaded machine.
-PAST_THE_WATCHDOG_S = 1.5
 
 
 def identity_checks(rig: Rig) -> list[tuple[str, bool]]:
@@ -110,24 +113,11 @@ def test_the_dut_is_not_measured_while_a_net_is_live(rig):
 # -- how the last controller stopped -------------------------------------------------
 
 
-def restart(rig: Rig, tmp_path) -> Controller:
-    """A new controller on the same instruments and journal, as a restarted service is."""
-    journal = Journal(rig.journal.path, bench=rig.configuration.bench.name)
-    controller = Controller(rig.configuration, journal, resources=rig.sim.resources)
-    controller.connect()
-    return controller
-
-
-def close_restarted(controller: Controller) -> None:
-    controller.close()
-    controller.journal.close()
-
-
-def test_a_clean_stop_leaves_nothing_latched_for_the_next_start(rig, tmp_path):
+def test_a_clean_stop_leaves_nothing_latched_for_the_next_start(rig):
     rig.power_up_logic()
     rig.controller.close()
     time.sleep(PAST_THE_WATCHDOG_S)
-    controller = restart(rig, tmp_path)
+    controller = restart(rig)
     try:
         assert controller.state == "safe", controller.fault_cause
         assert controller.fault_cause is None
@@ -136,14 +126,14 @@ def test_a_clean_stop_leaves_nothing_latched_for_the_next_start(rig, tmp_path):
     assert_all_outputs_off(rig)
 
 
-def test_a_controller_that_died_is_found_out_and_named(rig, tmp_path):
+def test_a_controller_that_died_is_found_out_and_named(rig):
     rig.power_up_logic()
     # Dies: no safe state, no goodbye; only the board's watchdog acts.
     rig.controller.monitor.stop()
     rig.controller.supervisor.stop()
     rig.controller.instruments.close()
     time.sleep(PAST_THE_WATCHDOG_S)
-    controller = restart(rig, tmp_path)
+    controller = restart(rig)
     try:
         assert controller.state == "fault"
         cause = controller.fault_cause
@@ -154,12 +144,12 @@ def test_a_controller_that_died_is_found_out_and_named(rig, tmp_path):
         close_restarted(controller)
 
 
-def test_a_stop_with_a_fault_latched_keeps_it_latched_across_the_restart(rig, tmp_path):
+def test_a_stop_with_a_fault_latched_keeps_it_latched_across_the_restart(rig):
     rig.power_up_logic()
     rig.controller.emergency_stop("alice")
     rig.controller.close()
     time.sleep(PAST_THE_WATCHDOG_S)
-    controller = restart(rig, tmp_path)
+    controller = restart(rig)
     try:
         assert controller.state == "fault"
         # The board's latch alone: named a trip found, as a supply's would be.

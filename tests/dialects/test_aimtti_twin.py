@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 
 import pytest
 
 from interlock.sim.dut import Load
 from interlock.sim.instrument import IdentityString
+from tests.controller.support import (
+    PAST_THE_WATCHDOG_S,
+    assert_all_outputs_off,
+    close_restarted,
+    close_rig,
+    make_rig,
+    restart,
+)
+from tests.dialects.support import motor_bench, motor_output
 from tests.dialects.twins import served_twin, visa_client
+from tests.waiting import until
 
 IDENTITY = IdentityString("THURLBY THANDAR", "PL303QMD-P", "514710", "3.05-4.06")
 
@@ -238,3 +249,46 @@ def test_an_ocp_without_a_switch_needs_its_level_lines(tmp_path):
     with pytest.raises(ConfigError) as error:
         load_dialect(broken)
     assert error.value.key == "capabilities.ocp" and '"ocp_state?"' in error.value.problem
+
+
+def test_a_trip_told_to_a_service_since_restarted_is_cleared_at_the_reset(
+    sim_bench_factory, tmp_path
+):
+    """LSR<n>? told the trip to the service that stopped: the output is latched off in the
+    supply still, and its register reads 0 for the next service. Its operator's reset
+    clears it all the same (TRIPRST leaves every output off), and the net goes live after
+    arming, as it would have in the service that saw the trip."""
+    rig = make_rig(sim_bench_factory, tmp_path, bench=motor_bench(tmp_path, "aimtti-plp"))
+    twin, (_, channel) = rig.sim.instruments["motor_psu"], motor_output("aimtti-plp")
+    restarted = None
+    try:
+        rig.power_up_logic()
+        rig.power_up_bus()
+        rig.controller.set_voltage("MOTOR", 3.0)
+        rig.controller.output_on("MOTOR")
+        rig.sim.inject("short:MOTOR")  # into its current limit, at the OCP level: tripped
+        assert until(lambda: rig.controller.state == "fault", 30)
+        assert until(lambda: twin.limit_events[channel] == 0, 30)  # told, and cleared
+        assert twin.channels[channel].ocp_tripped  # latched in the supply still
+        rig.sim.clear("short:MOTOR")
+        rig.controller.close()
+        time.sleep(PAST_THE_WATCHDOG_S)  # the board's watchdog latches: no clean stop
+        restarted = restart(rig)
+        assert restarted.state == "fault"
+        assert "motor_psu" not in restarted.fault_cause  # the register tells nothing now
+        restarted.reset("operator")
+        assert not twin.channels[channel].ocp_tripped
+        assert_all_outputs_off(rig)  # the clear turned nothing on
+        restarted.arm("operator")
+        restarted.set_voltage("VLOGIC", 5.0)
+        restarted.output_on("VLOGIC")
+        restarted.set_voltage("VBUS", 4.0)
+        restarted.output_on("VBUS")
+        restarted.set_voltage("MOTOR", 3.0)
+        restarted.output_on("MOTOR")
+        assert restarted.state == "live"
+        assert twin.channels[channel].output
+    finally:
+        if restarted is not None:
+            close_restarted(restarted)
+        close_rig(rig)
