@@ -58,6 +58,7 @@ from interlock.errors import (
     InstrumentError,
     JournalError,
     LimitViolation,
+    SetupMismatch,
     StateError,
 )
 from interlock.journal import Journal, Pending
@@ -376,7 +377,10 @@ class Controller:
                 # not even "off": they may belong to another bench.
                 if self.instruments.trusted(self.instruments.board.name):
                     self.supervisor.start()
-                self.trip("identity", "; ".join(str(f) for f in failures))
+                # The one named, set up otherwise than bench.toml says (a meter reading
+                # the inputs nothing is wired to), is no stranger: named as what it is.
+                setup = all(isinstance(f, SetupMismatch) for f in failures)
+                self.trip("setup" if setup else "identity", "; ".join(str(f) for f in failures))
                 raise failures[0]
             # Fed from here: the board's watchdog is armed by its first frame.
             self.supervisor.start(quiet=True)

@@ -124,6 +124,8 @@ def test_the_meter_must_read_the_inputs_bench_toml_wires(sim_bench_factory, tmp_
         with pytest.raises(Exception) as error:
             rig.controller.connect()
         assert f"bench.toml wires its {wired} inputs" in str(error.value)
+        # The one named, set up otherwise: the fault says so, not "identity".
+        assert rig.controller.fault_cause.startswith("setup: dmm: "), rig.controller.fault_cause
         assert not rig.controller.instruments.trusted("dmm")
         received = [c["line"] for c in rig.truth()["instruments"]["dmm"]["commands"]]
         assert received == ["*IDN?", "ROUT:TERM?"]  # who it is first; nothing after
