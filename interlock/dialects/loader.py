@@ -191,6 +191,7 @@ def _link(table: _Table) -> Link:
         min_gap=table.quantity("min_gap", DURATION, 0.0),
         idle=table.quantity("idle", DURATION, 0.05),
         after_set=table.quantity("after_set", DURATION, 0.0),
+        reached=table.get("reached", str, ""),
     )
     table.finish()
     if kind == "visa-socket" and link.port is None:

@@ -42,6 +42,8 @@ class Link:
     min_gap: float = 0.0  # s between the end of one exchange and the next line
     idle: float = 0.05  # s of silence that ends an "idle"-framed reply
     after_set: float = 0.0  # extra wait after a line that sets something (slow firmware)
+    # How a real unit is reached, where the port above is only the twin's (no LAN).
+    reached: str = ""
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ def supported_models_table() -> str:
         caps = ", ".join(dialect.capabilities.names()) or "-"
         link = dialect.link
         transport = link.kind + (f" :{link.port}" if link.port else f" {link.baud} baud")
+        if link.reached:  # the port is the twin's only: say how a real unit is reached
+            transport = f"{link.reached} (twin: {transport})"
         if link.min_gap:
             transport += f", {link.min_gap * 1000:g} ms gap"
         for name, model in dialect.models.items():

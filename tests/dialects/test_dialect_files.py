@@ -23,6 +23,15 @@ def test_the_readme_lists_the_supported_models_from_the_dialect_files():
     )
 
 
+def test_a_family_without_lan_says_how_a_real_unit_is_reached():
+    """No unit of the Keithley 2200 series has LAN: its rows name USB-TMC and GPIB, and the
+    socket only as the twin's, so no one goes looking for a port the unit does not have."""
+    rows = [r for r in supported_models_table().splitlines() if "`keithley_2230.toml`" in r]
+    assert len(rows) == len(dialects()["keithley-2230"].models)
+    for row in rows:
+        assert "| VISA over USB-TMC (GPIB too on the G models) (twin: visa-socket :5025) |" in row
+
+
 def test_every_model_with_an_unconfirmed_fact_says_so_in_the_table():
     table = supported_models_table()
     for dialect in dialects().values():
