@@ -109,8 +109,6 @@ class PowerSupply(Instrument, Protocol):
     """A supply of one or more outputs; each setting is read back after it is set."""
 
     capabilities: Capabilities
-    # Its trip register clears on read: a trip told before this process may read as none.
-    trips_told_once: bool
 
     def program_voltage(self, channel: int, volts: float, **context: Any) -> float: ...
 
@@ -127,6 +125,8 @@ class PowerSupply(Instrument, Protocol):
     def outputs_off(self, channels: Sequence[int], **context: Any) -> list[bool]: ...
 
     def clear_protection(self, channel: int, **context: Any) -> None: ...
+
+    def clear_trips(self, channels: Sequence[int], **context: Any) -> None: ...
 
     def lock_panel(self, locked: bool, **context: Any) -> None: ...
 

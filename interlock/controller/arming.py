@@ -122,7 +122,8 @@ class Arming:
         """
         failures = self._instruments.verify_identities()
         if failures:
-            self._trip("identity", f"at {when}: " + "; ".join(str(f) for f in failures))
+            cause = self._instruments.failure_cause(failures)
+            self._trip(cause, f"at {when}: " + "; ".join(str(f) for f in failures))
             raise failures[0]
 
     # -- the board's own rules ------------------------------------------------------------
@@ -228,14 +229,9 @@ class Arming:
     # -- reset and stop ----------------------------------------------------------------------
 
     def clear_protection_trips(self) -> None:
-        """Acknowledging a fault includes a supply's latched OVP/OCP (outputs stay off).
-        A supply whose trip register clears on read is cleared whatever it says now: a
-        trip it told a service since restarted is latched in it still, and reads as none."""
+        """Acknowledging a fault includes a supply's latched OVP/OCP (outputs stay off)."""
         for name, channels in self._instruments.supply_channels().items():
-            psu = self._instruments.supplies[name]
-            for channel, settings in zip(channels, psu.settings(channels), strict=True):
-                if settings.tripped or psu.trips_told_once:
-                    psu.clear_protection(channel, purpose="reset")
+            self._instruments.supplies[name].clear_trips(channels, purpose="reset")
 
     def release(self, report: SafeStateReport | None, fault: str | None) -> str | None:
         """Release the board if this stop is clean; else why it is not."""

@@ -58,7 +58,6 @@ from interlock.errors import (
     InstrumentError,
     JournalError,
     LimitViolation,
-    SetupMismatch,
     StateError,
 )
 from interlock.journal import Journal, Pending
@@ -92,6 +91,7 @@ class Controller:
         self.last_safe_state: SafeStateReport | None = None
         self._operation = threading.RLock()
         self._safe_lock = threading.Lock()
+        self._journal_failures: set[str] = set()  # told since the fault latched
         # The safe state's off commands to the supplies of one power-off step, at once.
         self._off_side_by_side = SideBySide(
             "interlock-safe-state", len(self.instruments.supplies) - 1
@@ -273,13 +273,22 @@ class Controller:
         now). Seen again, by another thread a moment later (a client's change and the
         monitor's commit fail on the same full disk), it is the same fault: driving
         the safe state again would only send more off commands that the journal
-        cannot take, and stage another record for it. None when nothing is tripped
-        by this call.
+        cannot take. It waits for that trip to be over, so that a client hears of the
+        failure with the bench safe, and stages one record of each failure it had not
+        told (behind a fault of another cause). None when nothing is tripped by this
+        call.
         """
         with stop_first.stopping(), self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
-            if not self._gate.latch(f"journal: {detail}"):
-                return None
-            return self._tripped("journal", detail, None, None, first=True)
+            if self._gate.latch(f"journal: {detail}"):
+                self._journal_failures.add(detail)
+                return self._tripped("journal", detail, None, None, first=True)
+            self._gate.wait_settled(TRIP_SETTLE_WAIT_S)
+            if detail not in self._journal_failures:  # once: the monitor sees it each try
+                self._journal_failures.add(detail)
+                with contextlib.suppress(JournalError):
+                    self.journal.fault("journal", detail, first=False, durable=False)
+                self._notify("fault", cause="journal", detail=detail, first=False)
+            return None
 
     def _trip(
         self, cause: str, detail: str, who: str | None, finding: Finding | None
@@ -291,6 +300,15 @@ class Controller:
         self, cause: str, detail: str, who: str | None, finding: Finding | None, *, first: bool
     ) -> SafeStateReport:
         """The trip once its fault is latched (``first``: by this call)."""
+        try:
+            return self._drive_tripped(cause, detail, who, finding, first=first)
+        finally:
+            if first:
+                self._gate.settled()
+
+    def _drive_tripped(
+        self, cause: str, detail: str, who: str | None, finding: Finding | None, *, first: bool
+    ) -> SafeStateReport:
         extra = {"who": who} if who else {}
         if finding is not None:
             extra.update(rule=finding.rule, where=finding.where)
@@ -377,10 +395,8 @@ class Controller:
                 # not even "off": they may belong to another bench.
                 if self.instruments.trusted(self.instruments.board.name):
                     self.supervisor.start()
-                # The one named, set up otherwise than bench.toml says (a meter reading
-                # the inputs nothing is wired to), is no stranger: named as what it is.
-                setup = all(isinstance(f, SetupMismatch) for f in failures)
-                self.trip("setup" if setup else "identity", "; ".join(str(f) for f in failures))
+                cause = self.instruments.failure_cause(failures)
+                self.trip(cause, "; ".join(str(f) for f in failures))
                 raise failures[0]
             # Fed from here: the board's watchdog is armed by its first frame.
             self.supervisor.start(quiet=True)
@@ -538,6 +554,7 @@ class Controller:
                 hook(operator, self.fault_cause)
             panels = self._give_panels_back("reset")
             self._gate.clear()
+            self._journal_failures.clear()
             self.commanded = SAFE_STATE
             self.supervisor.clear_seen()
             self.monitor.ensure_running()
@@ -675,6 +692,9 @@ class Controller:
 
 # A trip's own journal writes (a backlog flush, its state change) wait at most this long.
 TRIP_JOURNAL_WAIT_S = 1.0
+# A journal failure seen behind a trip under way waits at most this long for it to be
+# over: longer than any safe state takes; a trip that hangs is the board's watchdog's.
+TRIP_SETTLE_WAIT_S = 30.0
 
 
 __all__ = ["Controller"]

@@ -29,6 +29,9 @@ class Gate:
         # Re-entrant: a procedure holding the gate may itself trip.
         self._lock = threading.RLock()
         self._cause: str | None = None
+        # Clear from the first latch until its trip has driven the bench safe.
+        self._settled = threading.Event()
+        self._settled.set()
 
     @property
     def cause(self) -> str | None:
@@ -41,7 +44,16 @@ class Gate:
             first = self._cause is None
             if first:
                 self._cause = cause
+                self._settled.clear()  # its trip is under way
             return first
+
+    def settled(self) -> None:
+        """The trip of the first fault latched is over (the bench driven safe, or tried)."""
+        self._settled.set()
+
+    def wait_settled(self, timeout: float) -> bool:
+        """Wait for the trip of the fault latched to be over; False if it was not in time."""
+        return self._settled.wait(timeout)
 
     def clear(self) -> None:
         """An operator's reset: the bench was found safe."""

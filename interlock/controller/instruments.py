@@ -10,7 +10,7 @@ from interlock.catalog import RELAY_BOARDS
 from interlock.config import Bench
 from interlock.dialects import Capabilities, dialects
 from interlock.drivers.registry import DriverSpec, build
-from interlock.errors import ConfigError, IdentityMismatch, InstrumentError
+from interlock.errors import ConfigError, IdentityMismatch, InstrumentError, SetupMismatch
 from interlock.journal import Journal
 from interlock.limits.measurements import same_instrument
 from interlock.protocols import Instrument, Meter, PowerSupply, RelayBank, SwitchUnit
@@ -179,6 +179,13 @@ class BenchInstruments:
         if isinstance(instrument, Meter):  # the one named: now asked how it is set up
             instrument.check_setup()
         self.untrusted.discard(instrument.name)
+
+    @staticmethod
+    def failure_cause(failures: list[InstrumentError]) -> str:
+        """The trip's cause for instruments found wanting: "setup" when each is the one
+        named, set up otherwise than bench.toml says (a meter reading the inputs nothing
+        is wired to); else "identity" (a stranger, or no answer)."""
+        return "setup" if all(isinstance(f, SetupMismatch) for f in failures) else "identity"
 
     def verify_identities(self) -> list[InstrumentError]:
         """Check every instrument; return the failures (mismatch or no answer)."""

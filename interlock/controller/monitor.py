@@ -117,7 +117,7 @@ class Monitor(Worker):
             self._journal.flush()
         except JournalError as error:
             # Latched after the failure, in one step with the check: a reset since is seen.
-            if self._journal_failed(str(error)) is not None:
+            if self._trip(str(error), self._journal_failed) is not None:
                 return
             if self._flush_failed != str(error):
                 self._flush_failed = str(error)

@@ -76,13 +76,18 @@ class Worker:
             if self._wake.wait(delay):
                 self._wake.clear()
 
-    def _trip(self, detail: str) -> None:
+    def _trip(self, detail: str, trip: Callable[[str], object] | None = None) -> object:
+        """Trip the bench: ``trip(detail)``, or the trip with this worker's name as its
+        cause. What the trip returned; None if it failed."""
         try:
-            self._trip_bench(self.name, detail)
+            if trip is not None:
+                return trip(detail)
+            return self._trip_bench(self.name, detail)
         except Exception:
             # Even the trip failed: leave the relays to the board's watchdog.
             log.exception("%s could not trip the bench", self.name)
             self._on_trip_failed(f"{self.name} could not trip: {detail}")
+            return None
 
     def wake(self, *_: object) -> None:
         """Run the next pass now (e.g. the board just reported an event)."""

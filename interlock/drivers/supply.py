@@ -191,6 +191,21 @@ class DialectSupply(DialectDevice):
         else:
             self._trips_told.clear()  # a line for every output (TRIPRST): all cleared
 
+    def clear_trips(self, channels: Sequence[int], **context: Any) -> None:
+        """Clear the latched trips of ``channels`` (the outputs stay off). A register that
+        clears on read is cleared whatever it reads now: a trip it told a process before
+        this one (a service since restarted) is latched in the supply still, and reads as
+        none here. A line that clears every output goes out once."""
+        if any(query.clears_on_read for query in self._trips):
+            tripped = list(channels)
+        else:
+            found = self.settings(channels)
+            tripped = [ch for ch, s in zip(channels, found, strict=True) if s.tripped]
+        if not any("{ch" in clear.template for clear in self._clears):
+            tripped = tripped[:1]
+        for channel in tripped:
+            self.clear_protection(channel, **context)
+
     def lock_panel(self, locked: bool, **context: Any) -> None:
         """Lock the front panel (or give it back) where the supply can; else nothing."""
         line = self.dialect.commands.get("lock" if locked else "unlock")
@@ -275,12 +290,6 @@ class DialectSupply(DialectDevice):
             for channel, field in zip(channels, fields, strict=True):
                 if self.flag(query, field, channel):
                     self._trips_told.add(channel)
-
-    @property
-    def trips_told_once(self) -> bool:
-        """Its trip register clears on read: a trip it told a process before this one (a
-        service since restarted) is still latched in the supply, and reads as none here."""
-        return any(query.clears_on_read for query in self._trips)
 
     def _tripped(self, query: Query, found: str, channel: int) -> bool:
         """Whether a trip query's reply says ``channel`` tripped. A register its read clears

@@ -222,14 +222,65 @@ def test_the_monitor_finding_the_full_disk_just_after_a_client_drives_nothing_ag
 def test_the_journal_failing_again_once_tripped_drives_and_stages_nothing(live_rig, small_disk):
     """The journal's failure seen again (by a client's change racing the monitor, say)
     while a fault is latched is the same fault: no safe state again, no record staged
-    for it; seen on a bench not tripped, it trips the bench with the journal's cause."""
+    for it (another failure is staged once, and drives nothing either)."""
     controller = live_rig.controller
     trip_on_a_full_disk(live_rig, small_disk)
+
     # Its heartbeat stopped with the safe state unjournaled, the board's watchdog trips
     # too: once that is handled, nothing else drives or stages.
-    assert until(lambda: controller.last_safe_state.reason.startswith("relay-board"), 30)
+    def board_tripped() -> bool:
+        report = controller.last_safe_state
+        return report is not None and report.reason.startswith("relay-board")
+
+    assert until(board_tripped, 30)
     unjournaled, staged = live_rig.journal.unjournaled, live_rig.journal.condition()["staged"]
-    assert controller.journal_failed("write failed: database or disk is full") is None
+    assert controller.fault_cause.startswith("journal: ")
+    failure = controller.fault_cause.removeprefix("journal: ")
+    assert controller.journal_failed(failure) is None
     assert live_rig.journal.unjournaled == unjournaled
     assert live_rig.journal.condition()["staged"] == staged
-    assert controller.fault_cause.startswith("journal: ")
+    for _ in range(2):
+        assert controller.journal_failed("disk I/O error") is None
+    assert live_rig.journal.unjournaled == unjournaled
+    assert live_rig.journal.condition()["staged"] == staged + 1
+
+
+def test_a_journal_failure_behind_a_trip_under_way_is_told_once_the_bench_is_safe(
+    sim_bench_factory, tmp_path, monkeypatch
+):
+    """Another thread's trip is under way (an emergency stop) when a client's change finds
+    the journal failing: the client hears of it only once the bench is safe, nothing is
+    driven again, and the failure is on the record once, behind the stop."""
+    rig = make_rig(sim_bench_factory, tmp_path)
+    controller = rig.controller
+    try:
+        rig.power_up_logic()
+        safe_state, driving = controller.safe_state, threading.Event()
+        driven: list[str] = []
+
+        def slow(reason: str):  # a safe state that takes its time
+            driven.append(reason)
+            driving.set()
+            time.sleep(0.5)
+            return safe_state(reason)
+
+        monkeypatch.setattr(controller, "safe_state", slow)
+        stop = threading.Thread(target=controller.emergency_stop, args=("alice",))
+        stop.start()
+        try:
+            assert driving.wait(30)
+            assert controller.journal_failed("disk I/O error") is None  # alice's trip
+            assert controller.state == "fault"
+            assert controller.last_safe_state is not None
+            assert_all_outputs_off(rig)
+            controller.journal_failed("disk I/O error")  # the monitor's next try: told
+        finally:
+            stop.join(30)
+        assert driven == ["estop: emergency stop by alice"]
+        rig.journal.flush()
+        with JournalReader(rig.journal.path) as reader:
+            faults = [e.payload for e in reader.entries() if e.kind == "fault"]
+        told = [(f["cause"], f["first"]) for f in faults]
+        assert told == [("estop", True), ("journal", False)], faults
+    finally:
+        close_rig(rig)

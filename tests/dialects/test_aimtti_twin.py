@@ -5,12 +5,17 @@ LSR<n>? until TRIPRST, and nothing answered to what it does not take."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import time
 
 import pytest
 
+from interlock.dialects import dialects
+from interlock.drivers.registry import DriverSpec, build
+from interlock.errors import FaultLatched, ProtocolError
+from interlock.journal import Journal
 from interlock.sim.dut import Load
 from interlock.sim.instrument import IdentityString
 from tests.controller.support import (
@@ -125,21 +130,22 @@ def test_an_over_voltage_trip_sets_its_own_bit(served):
         assert int(client.query("LSR2?")) == 1 << 2
 
 
+@contextlib.contextmanager
+def speaking_to(served, journal):
+    """The generic supply driver speaking the dialect to the twin, opened."""
+    spec = DriverSpec("psu", dialects()["aimtti-plp"], served.resource, journal, 1.0)
+    psu = build("supply", spec, file="bench.toml", key="instruments.psu")
+    psu.open()
+    try:
+        yield psu
+    finally:
+        psu.close()
+
+
 @pytest.fixture
 def driver(served, tmp_path):
-    """The generic supply driver speaking the dialect to the twin."""
-    from interlock.dialects import dialects
-    from interlock.drivers.registry import DriverSpec, build
-    from interlock.journal import Journal
-
-    with Journal(tmp_path / "j.sqlite", bench="b") as journal:
-        spec = DriverSpec("psu", dialects()["aimtti-plp"], served.resource, journal, 1.0)
-        psu = build("supply", spec, file="bench.toml", key="instruments.psu")
-        psu.open()
-        try:
-            yield psu
-        finally:
-            psu.close()
+    with Journal(tmp_path / "j.sqlite", bench="b") as journal, speaking_to(served, journal) as psu:
+        yield psu
 
 
 def test_the_driver_programs_the_ocp_level_with_the_limit_and_reads_it_armed(served, driver):
@@ -185,12 +191,32 @@ def test_a_trip_told_once_by_the_register_is_kept_until_cleared(served, driver):
     assert not settings.tripped and not settings.output
 
 
+def test_a_trip_told_to_a_driver_before_is_cleared_by_the_next_ones_clear_trips(
+    served, driver, tmp_path
+):
+    """The register told its trip to a driver since gone (a service since restarted): the
+    next one reads none, and clears every output all the same, with one TRIPRST (a line
+    for every output)."""
+    driver.program_voltage(1, 5.0)
+    driver.program_current_limit(1, 1.0)  # 2 ohm: 2.5 A wanted, OCP at 1 A
+    driver.set_output(1, True)
+    assert [r.tripped for r in driver.poll([1])] == [True]  # told, and cleared
+    journal = Journal(tmp_path / "next.sqlite", bench="b")
+    with journal, speaking_to(served, journal) as after:
+        assert [s.tripped for s in after.settings([1, 2])] == [False, False]
+        before = len(served.truth.commands("psu"))
+        after.clear_trips([1, 2], purpose="reset")
+        assert [s.tripped for s in after.settings([1, 2])] == [False, False]  # answered
+        sent = [c["line"] for c in served.truth.commands("psu")[before:]]
+    assert sent.count("TRIPRST") == 1 and sent[0] == "TRIPRST", sent
+    assert not served.twin.channels[1].ocp_tripped
+    assert not served.twin.channels[1].output
+
+
 def test_a_trip_told_in_a_pass_whose_other_reply_is_garbage_is_kept(served, driver):
     """The register is read (and cleared) in the same pass as the measurements: a reply
     of the pass that cannot be read fails the pass, and must not take the told trip
     with it (the output stays tripped until TRIPRST: nothing else would show it)."""
-    from interlock.errors import ProtocolError
-
     driver.program_voltage(1, 5.0)
     driver.program_current_limit(1, 1.0)  # 2 ohm: 2.5 A wanted, OCP at 1 A
     driver.set_output(1, True)
@@ -214,8 +240,6 @@ def test_a_trip_told_in_a_pass_cut_short_is_kept(served, driver):
     """A pass is cut short once a stop is under way (the monitor's ``between`` raises
     before the next line): a register read before the cut has told its trip, and it is
     kept though the pass never ends."""
-    from interlock.errors import FaultLatched
-
     driver.program_voltage(1, 5.0)
     driver.program_current_limit(1, 1.0)  # 2 ohm: 2.5 A wanted, OCP at 1 A
     driver.set_output(1, True)

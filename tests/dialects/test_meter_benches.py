@@ -133,6 +133,19 @@ def test_the_meter_must_read_the_inputs_bench_toml_wires(sim_bench_factory, tmp_
         close_rig(rig)
 
 
+def test_a_meter_switched_before_arming_trips_with_the_setup_cause(sim_bench_factory, tmp_path):
+    """Arming asks every instrument again: the meter is the one named, set up otherwise,
+    and the fault says so (not "identity", which names a stranger)."""
+    rig = make_rig(sim_bench_factory, tmp_path, arm=False)
+    try:
+        rig.sim.instruments["dmm"].terminals = "REAR"
+        with pytest.raises(Exception, match="front/rear switch selects REAR"):
+            rig.controller.arm("operator")
+        assert rig.controller.fault_cause.startswith("setup: at arming: dmm: ")
+    finally:
+        close_rig(rig)
+
+
 def test_terminals_on_an_instrument_without_the_switch_is_a_config_error(tmp_path):
     from interlock.config import load_configuration
     from interlock.errors import ConfigError
