@@ -192,10 +192,13 @@ def _link(table: _Table) -> Link:
         idle=table.quantity("idle", DURATION, 0.05),
         after_set=table.quantity("after_set", DURATION, 0.0),
         reached=table.get("reached", str, ""),
+        trailing=table.get("trailing", int, 0),
     )
     table.finish()
     if kind == "visa-socket" and link.port is None:
         raise table.error("port", "a socket link needs its TCP port")
+    if link.trailing < 0 or (link.trailing and kind != "serial"):
+        raise table.error("trailing", "bytes after a reply are dropped on a serial link only")
     if link.framing == "line" and not link.read_termination:
         raise table.error("read_termination", 'line framing needs a terminator (or "fixed")')
     return link

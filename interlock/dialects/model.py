@@ -44,6 +44,9 @@ class Link:
     after_set: float = 0.0  # extra wait after a line that sets something (slow firmware)
     # How a real unit is reached, where the port above is only the twin's (no LAN).
     reached: str = ""
+    # Bytes a reply may be followed by that answer nothing (a Korad's sixth byte after
+    # ISET1?): dropped before the next line quietly; more than these are a warning.
+    trailing: int = 0
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,10 @@ class SerialLink:
         except (serial.SerialException, OSError):
             return  # the line's own write says what became of the port
         if stray:
-            log.warning(
+            # Up to the dialect's trailing bytes are the instrument's habit, not news.
+            level = logging.DEBUG if len(stray) <= self.link.trailing else logging.WARNING
+            log.log(
+                level,
                 "%s: %d byte(s) that answer nothing asked dropped before the next line: %r",
                 self.name,
                 len(stray),

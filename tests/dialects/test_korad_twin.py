@@ -5,6 +5,7 @@ replies, a binary status byte, and a command sent within the gap dropped."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ import pytest
 import serial
 
 from interlock.dialects import dialects
+from interlock.drivers.registry import DriverSpec, build
+from interlock.journal import Journal
 from interlock.sim.electrical import ElectricalBench, Route
 from interlock.sim.instrument import IdentityString
 from interlock.sim.serial_server import SerialTwinServer
@@ -104,3 +107,28 @@ def test_a_command_sent_within_the_gap_is_never_applied(korad):
         c.get("note") == "dropped: sent within the gap" or c["line"] == "VSET1:07.00VSET1:09.00"
         for c in lines
     )
+
+
+@pytest.mark.parametrize(("extra", "level"), [("", logging.DEBUG), ("\x00", logging.WARNING)])
+def test_a_reply_trailed_by_more_than_its_habit_is_a_warning(tmp_path, caplog, extra, level):
+    """ISET1?'s sixth byte is the Korad's habit (the link's trailing): dropped before the
+    next line quietly. A byte more than that answers nothing the link knows of: dropped
+    all the same, with a warning. Either way the next reply is read whole."""
+    with korad_twin() as (port, twin, _), Journal(tmp_path / "j.sqlite", bench="b") as journal:
+        spec = DriverSpec("psu", dialects()["korad-ka"], port, journal, 1.0)
+        psu = build("supply", spec, file="bench.toml", key="instruments.psu")
+        psu.open()
+        try:
+            psu.identify()  # from here, ISET1? answers its sixth byte
+            answer = twin.execute
+            twin.execute = lambda line: (  # type: ignore[method-assign]
+                answer(line) + extra if line.strip() == "ISET1?" else answer(line)
+            )
+            assert psu.program_current_limit(1, 0.5) == pytest.approx(0.5)
+            with caplog.at_level(logging.DEBUG, logger="interlock.drivers.serial_link"):
+                assert psu.program_voltage(1, 5.0) == pytest.approx(5.0)
+        finally:
+            psu.close()
+    dropped = [r for r in caplog.records if "answer nothing asked dropped" in r.getMessage()]
+    assert [r.levelno for r in dropped] == [level], [r.getMessage() for r in dropped]
+    assert f"{1 + len(extra)} byte(s)" in dropped[0].getMessage()
