@@ -39,7 +39,7 @@ from interlock.controller.actuation import Actuation
 from interlock.controller.arming import Arming, limits_summary
 from interlock.controller.commanded import Commanded
 from interlock.controller.energising import Energising
-from interlock.controller.gate import Gate
+from interlock.controller.gate import Gate, Latched
 from interlock.controller.instruments import BenchInstruments, NetPort
 from interlock.controller.machine import SAFE_STATES, ControllerState
 from interlock.controller.monitor import Monitor, NetReading
@@ -91,7 +91,6 @@ class Controller:
         self.last_safe_state: SafeStateReport | None = None
         self._operation = threading.RLock()
         self._safe_lock = threading.Lock()
-        self._journal_failures: set[str] = set()  # told since the fault latched
         # The safe state's off commands to the supplies of one power-off step, at once.
         self._off_side_by_side = SideBySide(
             "interlock-safe-state", len(self.instruments.supplies) - 1
@@ -279,12 +278,12 @@ class Controller:
         call.
         """
         with stop_first.stopping(), self.journal.waiting_at_most(TRIP_JOURNAL_WAIT_S):
-            if self._gate.latch(f"journal: {detail}"):
-                self._journal_failures.add(detail)
-                return self._tripped("journal", detail, None, None, first=True)
+            latched = self._gate.latch(f"journal: {detail}")
+            if latched.first:
+                self._gate.first_told(detail)
+                return self._tripped("journal", detail, None, None, latched)
             self._gate.wait_settled(TRIP_SETTLE_WAIT_S)
-            if detail not in self._journal_failures:  # once: the monitor sees it each try
-                self._journal_failures.add(detail)
+            if self._gate.first_told(detail):  # once: the monitor sees it each try
                 with contextlib.suppress(JournalError):
                     self.journal.fault("journal", detail, first=False, durable=False)
                 self._notify("fault", cause="journal", detail=detail, first=False)
@@ -293,18 +292,18 @@ class Controller:
     def _trip(
         self, cause: str, detail: str, who: str | None, finding: Finding | None
     ) -> SafeStateReport:
-        first = self._gate.latch(f"{cause}: {detail}")
-        return self._tripped(cause, detail, who, finding, first=first)
+        latched = self._gate.latch(f"{cause}: {detail}")
+        return self._tripped(cause, detail, who, finding, latched)
 
     def _tripped(
-        self, cause: str, detail: str, who: str | None, finding: Finding | None, *, first: bool
+        self, cause: str, detail: str, who: str | None, finding: Finding | None, latched: Latched
     ) -> SafeStateReport:
-        """The trip once its fault is latched (``first``: by this call)."""
+        """The trip once its fault is latched (``latched.first``: by this call)."""
         try:
-            return self._drive_tripped(cause, detail, who, finding, first=first)
+            return self._drive_tripped(cause, detail, who, finding, first=latched.first)
         finally:
-            if first:
-                self._gate.settled()
+            if latched.first:
+                self._gate.settled(latched.number)
 
     def _drive_tripped(
         self, cause: str, detail: str, who: str | None, finding: Finding | None, *, first: bool
@@ -554,7 +553,6 @@ class Controller:
                 hook(operator, self.fault_cause)
             panels = self._give_panels_back("reset")
             self._gate.clear()
-            self._journal_failures.clear()
             self.commanded = SAFE_STATE
             self.supervisor.clear_seen()
             self.monitor.ensure_running()

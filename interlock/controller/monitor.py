@@ -117,6 +117,7 @@ class Monitor(Worker):
             self._journal.flush()
         except JournalError as error:
             # Latched after the failure, in one step with the check: a reset since is seen.
+            # None: tripped already (by anyone); else tripped now, or the trip failed.
             if self._trip(str(error), self._journal_failed) is not None:
                 return
             if self._flush_failed != str(error):

@@ -78,7 +78,7 @@ class Worker:
 
     def _trip(self, detail: str, trip: Callable[[str], object] | None = None) -> object:
         """Trip the bench: ``trip(detail)``, or the trip with this worker's name as its
-        cause. What the trip returned; None if it failed."""
+        cause. What the trip returned; False if it failed."""
         try:
             if trip is not None:
                 return trip(detail)
@@ -87,7 +87,7 @@ class Worker:
             # Even the trip failed: leave the relays to the board's watchdog.
             log.exception("%s could not trip the bench", self.name)
             self._on_trip_failed(f"{self.name} could not trip: {detail}")
-            return None
+            return False
 
     def wake(self, *_: object) -> None:
         """Run the next pass now (e.g. the board just reported an event)."""

@@ -197,7 +197,9 @@ def _link(table: _Table) -> Link:
     table.finish()
     if kind == "visa-socket" and link.port is None:
         raise table.error("port", "a socket link needs its TCP port")
-    if link.trailing < 0 or (link.trailing and kind != "serial"):
+    if link.trailing < 0:
+        raise table.error("trailing", f"expected a number of bytes, 0 or more, got {link.trailing}")
+    if link.trailing and kind != "serial":
         raise table.error("trailing", "bytes after a reply are dropped on a serial link only")
     if link.framing == "line" and not link.read_termination:
         raise table.error("read_termination", 'line framing needs a terminator (or "fixed")')

@@ -47,6 +47,8 @@ class DialectSupply(DialectDevice):
         separate = caps.ocp == "trip" and caps.ocp_level == "separate"
         self._ocp_level = q["ocp?"] if separate else None
         self._clears = [c[k] for k in ("clear", "clear_ovp", "clear_ocp") if k in c]
+        # Its clear names no output (TRIPRST): one line clears them all.
+        self._clears_every_output = not any("{ch" in x.template for x in self._clears)
         self._hook = hook_of(dialect)
 
     # -- settings, each read back ---------------------------------------------------------
@@ -186,10 +188,10 @@ class DialectSupply(DialectDevice):
         """Clear a latched protection trip; the output stays off."""
         for clear in self._clears:
             self.command(clear.line(ch=channel, chs=channel), **context)
-        if any("{ch" in clear.template for clear in self._clears):
-            self._trips_told.discard(channel)
+        if self._clears_every_output:
+            self._trips_told.clear()
         else:
-            self._trips_told.clear()  # a line for every output (TRIPRST): all cleared
+            self._trips_told.discard(channel)
 
     def clear_trips(self, channels: Sequence[int], **context: Any) -> None:
         """Clear the latched trips of ``channels`` (the outputs stay off). A register that
@@ -201,7 +203,7 @@ class DialectSupply(DialectDevice):
         else:
             found = self.settings(channels)
             tripped = [ch for ch, s in zip(channels, found, strict=True) if s.tripped]
-        if not any("{ch" in clear.template for clear in self._clears):
+        if self._clears_every_output:
             tripped = tripped[:1]
         for channel in tripped:
             self.clear_protection(channel, **context)

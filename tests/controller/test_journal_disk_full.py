@@ -15,9 +15,11 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from interlock.controller.monitor import Monitor
 from interlock.errors import FaultLatched, JournalError
 from interlock.journal import Journal, JournalReader, verify_journal
 from interlock.journal.store import FAILED_WAIT_S
@@ -284,3 +286,40 @@ def test_a_journal_failure_behind_a_trip_under_way_is_told_once_the_bench_is_saf
         assert told == [("estop", True), ("journal", False)], faults
     finally:
         close_rig(rig)
+
+
+def test_a_journal_trip_that_fails_leaves_the_relays_to_the_boards_watchdog(
+    tmp_path, monkeypatch, caplog
+):
+    """The monitor's commit fails and so does its trip (a defect, say): the heartbeat is
+    stopped at once, as for any trip that fails, so the board's watchdog opens every
+    relay; and nothing says the bench was tripped."""
+    journal = Journal(tmp_path / "journal.sqlite", bench="b")
+    stopped: list[str] = []
+
+    def failing(detail: str) -> None:
+        raise RuntimeError("the safe state itself failed")
+
+    def full() -> None:
+        raise JournalError("write failed: database or disk is full")
+
+    monitor = Monitor(
+        1.0,
+        journal=journal,
+        instruments=SimpleNamespace(ports={}, supplies={}),
+        commanded=SimpleNamespace(live_nets={"VLOGIC"}),
+        gate=SimpleNamespace(cause=None),
+        limits=lambda: SimpleNamespace(nets={}),
+        clock=time.monotonic,
+        trip=lambda *a, **k: pytest.fail("tripped by the monitor's own name"),
+        journal_failed=failing,
+        on_trip_failed=stopped.append,
+    )
+    monkeypatch.setattr(journal, "flush", full)
+    try:
+        monitor.once()  # a pass over the live net (none to poll), then its commit
+    finally:
+        monitor.stop()
+        journal.close()
+    assert stopped == ["monitor could not trip: write failed: database or disk is full"]
+    assert not [r for r in caplog.records if "still cannot take" in r.getMessage()]
