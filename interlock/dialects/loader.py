@@ -192,15 +192,10 @@ def _link(table: _Table) -> Link:
         idle=table.quantity("idle", DURATION, 0.05),
         after_set=table.quantity("after_set", DURATION, 0.0),
         reached=table.get("reached", str, ""),
-        trailing=table.get("trailing", int, 0),
     )
     table.finish()
     if kind == "visa-socket" and link.port is None:
         raise table.error("port", "a socket link needs its TCP port")
-    if link.trailing < 0:
-        raise table.error("trailing", f"expected a number of bytes, 0 or more, got {link.trailing}")
-    if link.trailing and kind != "serial":
-        raise table.error("trailing", "bytes after a reply are dropped on a serial link only")
     if link.framing == "line" and not link.read_termination:
         raise table.error("read_termination", 'line framing needs a terminator (or "fixed")')
     return link
@@ -299,8 +294,13 @@ def _query(table: _Table, key: str, link: Link) -> Query:
         count=spec.get("count", int, None),
         fields={str(k): int(v) for k, v in fields.items()},
         clears_on_read=spec.get("clears_on_read", bool, False),
+        trailing=spec.get("trailing", int, 0),
     )
     spec.finish()
+    if query.trailing < 0:
+        raise spec.error("trailing", f"expected a number of bytes, 0 or more, got {query.trailing}")
+    if query.trailing and link.kind != "serial":
+        raise spec.error("trailing", "bytes after a reply are dropped on a serial link only")
     if query.reply == "bit" and query.bit is None and not query.bits:
         raise spec.error("bit", "a status-bit reply names its bit")
     if query.reply == "numbers" and not query.count:

@@ -44,9 +44,6 @@ class Link:
     after_set: float = 0.0  # extra wait after a line that sets something (slow firmware)
     # How a real unit is reached, where the port above is only the twin's (no LAN).
     reached: str = ""
-    # Bytes a reply may be followed by that answer nothing (a Korad's sixth byte after
-    # ISET1?): dropped before the next line quietly; more than these are a warning.
-    trailing: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +79,9 @@ class Query:
     # Reading it clears what it reports (an event register): what it said is kept by the
     # driver until it clears the condition itself.
     clears_on_read: bool = False
+    # Bytes its reply may be followed by that answer nothing (a Korad's sixth byte after
+    # ISET1?): a serial link drops them before its next line quietly, more with a warning.
+    trailing: int = 0
 
     def line(self, **fields: object) -> str:
         return self.template.format(**fields)

@@ -46,11 +46,13 @@ class Link(Protocol):
 
     def send(self, intent: DurableIntent) -> None: ...
 
-    def exchange(self, intent: DurableIntent, width: int | None = None) -> str: ...
+    def exchange(
+        self, intent: DurableIntent, width: int | None = None, trailing: int = 0
+    ) -> str: ...
 
     def send_off(self, data: bytes) -> None: ...
 
-    def post(self, intent: DurableIntent, width: int | None = None) -> Owed: ...
+    def post(self, intent: DurableIntent, width: int | None = None, trailing: int = 0) -> Owed: ...
 
     def collect(self, token: int) -> str: ...
 
@@ -135,20 +137,22 @@ class DialectDevice:
         intent = self.journal.command_intent(self.name, text + self._end, **context)
         self.transport.send(intent)
 
-    def ask(self, text: str, width: int | None = None, **context: Any) -> str:
+    def ask(self, text: str, width: int | None = None, trailing: int = 0, **context: Any) -> str:
         """A line that only asks: its record staged for the next commit, and the answer
-        in its place while it waits there (see Journal.answer)."""
+        in its place while it waits there (see Journal.answer). ``trailing``: the query's."""
         intent = self._asking(text, **context)
-        reply = self.transport.exchange(intent, width)
+        reply = self.transport.exchange(intent, width, trailing)
         self.journal.answer(intent, text, reply, **context)
         return reply
 
-    def post(self, text: str, width: int | None = None, **context: Any) -> Posted[str]:
+    def post(
+        self, text: str, width: int | None = None, trailing: int = 0, **context: Any
+    ) -> Posted[str]:
         """:meth:`ask`, its reply read later: whatever goes next on this link reads it
         first, so the line's reply still answers it."""
         intent = self._asking(text, **context)
         transport = self.transport
-        owed = transport.post(intent, width)
+        owed = transport.post(intent, width, trailing)
 
         def reply() -> str:
             answer = transport.collect(owed.token)
@@ -214,7 +218,7 @@ class DialectDevice:
         lines, found, tell = self._lines(queries)
         if len(lines) == 1:
             query, line, _ = lines[0]
-            return self.post(line, query.width).then(lambda reply: found([reply]))
+            return self.post(line, query.width, query.trailing).then(lambda r: found([r]))
         if self._compound and lines:
             posted = self.post(joined([line for _, line, _ in lines]))
             return posted.then(lambda reply: found(self._parts(reply, lines)))
@@ -235,7 +239,7 @@ class DialectDevice:
             if replies and between is not None:
                 self.transport.wait_gap()
                 between()
-            reply = self.ask(line, query.width)
+            reply = self.ask(line, query.width, query.trailing)
             if tell is not None:
                 tell(line, reply)
             replies.append(reply)

@@ -63,7 +63,9 @@ class DialectMeter(DialectDevice):
         query = self.dialect.queries.get("terminals?")
         if query is None or not self._terminals:
             return
-        (word,) = self.fields(query, self.ask(query.line(), query.width, **context), 1)
+        (word,) = self.fields(
+            query, self.ask(query.line(), query.width, query.trailing, **context), 1
+        )
         seen = word.strip().upper()
         wanted = TERMINAL_WORDS[self._terminals]
         if not seen.startswith(wanted):
@@ -77,7 +79,9 @@ class DialectMeter(DialectDevice):
     def _reading(self, key: str, **context: Any) -> float:
         self._check_terminals(**context)
         query = self.dialect.queries[key]
-        (text,) = self.fields(query, self.ask(query.line(), query.width, **context), 1)
+        (text,) = self.fields(
+            query, self.ask(query.line(), query.width, query.trailing, **context), 1
+        )
         return self.number(query, text)
 
     def measure_voltage(self, **context: Any) -> float:

@@ -42,6 +42,7 @@ class SerialLink:
         self.timeout = timeout
         self._port: serial.Serial | None = None
         self._writer: JournaledWriter | None = None
+        self._trailing = 0  # bytes the last query's reply may be followed by (its habit)
         self._broken: str | None = None
         self._lock = threading.Lock()
         self._ready_at = 0.0  # monotonic time the next line may go out
@@ -107,21 +108,22 @@ class SerialLink:
                 raise ConnectionLost(self.name, f"connection lost: {exc}") from exc
             self._ready_at = time.monotonic() + self.link.min_gap + self.link.after_set
 
-    def exchange(self, intent: DurableIntent, width: int | None = None) -> str:
-        """Send a query; its reply of ``width`` bytes, or up to the terminator or silence."""
+    def exchange(self, intent: DurableIntent, width: int | None = None, trailing: int = 0) -> str:
+        """Send a query; its reply of ``width`` bytes, or up to the terminator or silence
+        (and then up to ``trailing`` bytes more, dropped before the next line)."""
         with self._lock:
             self._usable()
             self._read_owed()
-            self._write(intent)
+            self._write(intent, trailing)
             raw = self._reply(width)
         return raw.decode("latin-1").rstrip("\r\n")  # latin-1 decodes any byte
 
-    def post(self, intent: DurableIntent, width: int | None = None) -> Owed:
+    def post(self, intent: DurableIntent, width: int | None = None, trailing: int = 0) -> Owed:
         """Send a query and leave its reply (of ``width`` bytes) owed, for :meth:`collect`."""
         with self._lock:
             self._usable()
             self._read_owed()
-            self._write(intent)
+            self._write(intent, trailing)
             return self._replies.owe(width, self.timeout, self.fileno())
 
     def collect(self, token: int) -> str:
@@ -198,9 +200,10 @@ class SerialLink:
         if wait > 0:
             time.sleep(wait)
 
-    def _write(self, intent: DurableIntent) -> None:
+    def _write(self, intent: DurableIntent, trailing: int = 0) -> None:
         self.wait_gap()
         self._drop_unasked()
+        self._trailing = trailing
         try:
             assert self._writer is not None
             self._writer.send(intent)
@@ -226,8 +229,8 @@ class SerialLink:
         except (serial.SerialException, OSError):
             return  # the line's own write says what became of the port
         if stray:
-            # Up to the dialect's trailing bytes are the instrument's habit, not news.
-            level = logging.DEBUG if len(stray) <= self.link.trailing else logging.WARNING
+            # Up to the last query's trailing bytes are the instrument's habit, not news.
+            level = logging.DEBUG if len(stray) <= self._trailing else logging.WARNING
             log.log(
                 level,
                 "%s: %d byte(s) that answer nothing asked dropped before the next line: %r",

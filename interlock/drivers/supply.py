@@ -66,7 +66,7 @@ class DialectSupply(DialectDevice):
             reply = self.set_and_ask(joined([line, readback]), **context)
         else:
             self.command(line, **context)
-            reply = self.ask(readback, ask.width)
+            reply = self.ask(readback, ask.width, ask.trailing)
         return self.fields(ask, reply, 1)[0]
 
     def program_voltage(self, channel: int, volts: float, **context: Any) -> float:
@@ -140,7 +140,8 @@ class DialectSupply(DialectDevice):
             # No switch of its own (Aim-TTi): armed at its level, which was programmed
             # with the current limit and judged then; it must still read back a level.
             query = self._ocp_level
-            reply = self.ask(query.line(ch=channel, chs=channel), query.width, **context)
+            line = query.line(ch=channel, chs=channel)
+            reply = self.ask(line, query.width, query.trailing, **context)
             self.number(query, self.fields(query, reply, 1)[0])
             return True
         if self._ocp_state is None:

@@ -169,9 +169,10 @@ class VisaTransport:
             finally:
                 self._ready_at = time.monotonic() + self.gap
 
-    def exchange(self, intent: DurableIntent, width: int | None = None) -> str:
+    def exchange(self, intent: DurableIntent, width: int | None = None, trailing: int = 0) -> str:
         """Send a query and return its reply line (without the terminator); VISA frames
-        replies by their terminator, so ``width`` is not needed here."""
+        replies by their terminator, so ``width`` is not needed here (nor ``trailing``,
+        which serial links alone drop)."""
         with self._lock:
             self._write(intent)
             try:
@@ -182,9 +183,9 @@ class VisaTransport:
                 self._ready_at = time.monotonic() + self.gap
         return self._text(raw)
 
-    def post(self, intent: DurableIntent, width: int | None = None) -> Owed:
+    def post(self, intent: DurableIntent, width: int | None = None, trailing: int = 0) -> Owed:
         """Send a query and leave its reply owed, for :meth:`collect`. VISA frames
-        replies by their terminator, so ``width`` is not needed here."""
+        replies by their terminator, so ``width`` is not needed here (nor ``trailing``)."""
         with self._lock:
             self._write(intent)
             return self._replies.owe(width, self.timeout, self._fileno)

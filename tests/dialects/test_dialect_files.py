@@ -60,7 +60,14 @@ def test_every_model_with_an_unconfirmed_fact_says_so_in_the_table():
             "models.E36312A.channels.1.max_voltage",
             "voltage",
         ),
-        (("port = 5025", "port = 5025\ntrailing = 1"), "link.trailing", "serial link only"),
+        (
+            (
+                '"voltage?" = "VOLT? (@{chs})"',
+                '"voltage?" = { send = "VOLT? (@{chs})", trailing = 1 }',
+            ),
+            "queries.voltage?.trailing",
+            "serial link only",
+        ),
     ],
 )
 def test_a_mistake_in_a_dialect_file_names_the_file_and_key(tmp_path, edit, key, words):
