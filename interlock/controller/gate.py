@@ -28,7 +28,7 @@ ACTUATING_JOURNAL_WAIT_S = 2.0
 
 class Latched(NamedTuple):
     first: bool  # this call latched the fault
-    number: int  # the fault latched now: the how-manieth since the start
+    number: int  # which fault is latched now: they are counted from the start
 
 
 class Gate:
