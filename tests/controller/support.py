@@ -102,6 +102,17 @@ def close_restarted(controller: Controller) -> None:
     controller.journal.close()
 
 
+def all_live(controller: Controller, motor: float = 3.0) -> None:
+    """Every net of the default bench live, in the profile's power-on order (VLOGIC, VBUS,
+    then MOTOR), as the quick start has them."""
+    controller.set_voltage("VLOGIC", 5.0)
+    controller.output_on("VLOGIC")
+    controller.set_voltage("VBUS", 4.0)
+    controller.output_on("VBUS")
+    controller.set_voltage("MOTOR", motor)
+    controller.output_on("MOTOR")
+
+
 # -- ground truth checks -----------------------------------------------------------
 
 

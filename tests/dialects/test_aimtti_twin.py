@@ -20,6 +20,7 @@ from interlock.sim.dut import Load
 from interlock.sim.instrument import IdentityString
 from tests.controller.support import (
     PAST_THE_WATCHDOG_S,
+    all_live,
     assert_all_outputs_off,
     close_restarted,
     close_rig,
@@ -304,12 +305,7 @@ def test_a_trip_told_to_a_service_since_restarted_is_cleared_at_the_reset(
         assert not twin.channels[channel].ocp_tripped
         assert_all_outputs_off(rig)  # the clear turned nothing on
         restarted.arm("operator")
-        restarted.set_voltage("VLOGIC", 5.0)
-        restarted.output_on("VLOGIC")
-        restarted.set_voltage("VBUS", 4.0)
-        restarted.output_on("VBUS")
-        restarted.set_voltage("MOTOR", 3.0)
-        restarted.output_on("MOTOR")
+        all_live(restarted)
         assert restarted.state == "live"
         assert twin.channels[channel].output
     finally:

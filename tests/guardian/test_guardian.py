@@ -18,7 +18,7 @@ from interlock.controller import Controller
 from interlock.guardian import Guardian, plan_for
 from interlock.journal import Journal, JournalReader
 
-from ..controller.support import ROOT, edited_bench
+from ..controller.support import ROOT, all_live, edited_bench
 
 # The bar: every output off within 1 s of the death. Typically tens of ms.
 BAR_S = 1.0
@@ -44,12 +44,7 @@ def live_bench(sim_bench_factory, tmp_path):
     controller = Controller(configuration, journal, resources=sim.resources)
     controller.connect()
     controller.arm("operator")
-    controller.set_voltage("VLOGIC", 5.0)
-    controller.output_on("VLOGIC")
-    controller.set_voltage("VBUS", 4.0)
-    controller.output_on("VBUS")
-    controller.set_voltage("MOTOR", 3.0)
-    controller.output_on("MOTOR")
+    all_live(controller)
     sim.inject("weld:K1")
     assert all(outputs(sim, configuration).values())
     yield sim, configuration, controller
