@@ -119,5 +119,5 @@ def render(configuration: Configuration) -> str:
 
 def _where(instrument: Instrument) -> str:
     """Where it is reached, and for a meter with a front/rear switch, which inputs."""
-    where = instrument.resource or instrument.port or ""
+    where = instrument.where
     return f"{where} ({instrument.terminals} inputs)" if instrument.terminals else where

@@ -145,6 +145,12 @@ class DialectDevice:
         self.journal.answer(intent, text, reply, **context)
         return reply
 
+    def ask_query(self, query: Query, line: str | None = None, **context: Any) -> str:
+        """:meth:`ask` ``line`` of ``query`` (else its only line), the reply framed as the
+        query says: its width, and the bytes that may trail it."""
+        text = query.line() if line is None else line
+        return self.ask(text, query.width, query.trailing, **context)
+
     def post(
         self, text: str, width: int | None = None, trailing: int = 0, **context: Any
     ) -> Posted[str]:
@@ -239,7 +245,7 @@ class DialectDevice:
             if replies and between is not None:
                 self.transport.wait_gap()
                 between()
-            reply = self.ask(line, query.width, query.trailing)
+            reply = self.ask_query(query, line)
             if tell is not None:
                 tell(line, reply)
             replies.append(reply)

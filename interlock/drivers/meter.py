@@ -43,7 +43,7 @@ class DialectMeter(DialectDevice):
         in another, every reply means something else."""
         check = self.dialect.queries.get("command_set?")
         if check is not None:
-            (word,) = self.fields(check, self.ask(check.line()), 1)
+            (word,) = self.fields(check, self.ask_query(check), 1)
             if not self.flag(check, word):
                 raise IdentityMismatch(
                     self.name, f"the {'/'.join(check.true)} command set", word.strip()
@@ -63,9 +63,7 @@ class DialectMeter(DialectDevice):
         query = self.dialect.queries.get("terminals?")
         if query is None or not self._terminals:
             return
-        (word,) = self.fields(
-            query, self.ask(query.line(), query.width, query.trailing, **context), 1
-        )
+        (word,) = self.fields(query, self.ask_query(query, **context), 1)
         seen = word.strip().upper()
         wanted = TERMINAL_WORDS[self._terminals]
         if not seen.startswith(wanted):
@@ -79,9 +77,7 @@ class DialectMeter(DialectDevice):
     def _reading(self, key: str, **context: Any) -> float:
         self._check_terminals(**context)
         query = self.dialect.queries[key]
-        (text,) = self.fields(
-            query, self.ask(query.line(), query.width, query.trailing, **context), 1
-        )
+        (text,) = self.fields(query, self.ask_query(query, **context), 1)
         return self.number(query, text)
 
     def measure_voltage(self, **context: Any) -> float:

@@ -66,7 +66,7 @@ class DialectSupply(DialectDevice):
             reply = self.set_and_ask(joined([line, readback]), **context)
         else:
             self.command(line, **context)
-            reply = self.ask(readback, ask.width, ask.trailing)
+            reply = self.ask_query(ask, readback)
         return self.fields(ask, reply, 1)[0]
 
     def program_voltage(self, channel: int, volts: float, **context: Any) -> float:
@@ -140,8 +140,7 @@ class DialectSupply(DialectDevice):
             # No switch of its own (Aim-TTi): armed at its level, which was programmed
             # with the current limit and judged then; it must still read back a level.
             query = self._ocp_level
-            line = query.line(ch=channel, chs=channel)
-            reply = self.ask(line, query.width, query.trailing, **context)
+            reply = self.ask_query(query, query.line(ch=channel, chs=channel), **context)
             self.number(query, self.fields(query, reply, 1)[0])
             return True
         if self._ocp_state is None:

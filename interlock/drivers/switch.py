@@ -88,7 +88,7 @@ class DialectSwitch(DialectDevice):
         identified = super().identify()
         check = self.dialect.queries.get("module?")
         if check is not None and self._hook is not None:
-            (model,) = self.fields(check, self.ask(check.line()), 1)
+            (model,) = self.fields(check, self.ask_query(check), 1)
             problem = self._hook.module_problem(model.strip())
             if problem is not None:
                 raise IdentityMismatch(self.name, "an actuator module", problem)
